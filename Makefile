@@ -1,0 +1,50 @@
+# sdc - build everything into build/; `make test` runs the whole suite
+# (regular build, then the same suite under ASan+UBSan).
+CC      ?= cc
+OPT     ?= -O3 -march=native
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fopenmp -Iinclude -Isrc $(OPT) -g
+LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lm -lpthread
+LDFLAGS += -fopenmp
+
+SRC      := $(shell find src -name '*.c' | sort)
+TOOL_SRC := $(shell find tools -name '*.c' | sort)
+TEST_SRC := $(shell find tests -maxdepth 1 -name '*.c' | sort)
+
+B ?= build
+OBJ      := $(SRC:%.c=$(B)/obj/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
+
+.PHONY: all test test-fast asan clean bench
+all: $(B)/sdc $(B)/test_sdc
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libsdc.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/sdc: $(TOOL_OBJ) $(B)/libsdc.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libsdc.a $(LDLIBS)
+
+$(B)/test_sdc: $(TEST_OBJ) $(B)/libsdc.a
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libsdc.a $(LDLIBS)
+
+# The sanitizer build lives in build/asan and runs the same suite against its own CLI.
+asan:
+	$(MAKE) B=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	        LDFLAGS="-fopenmp -fsanitize=address,undefined" build/asan/sdc build/asan/test_sdc
+
+test-fast: all
+	./$(B)/test_sdc
+
+test: all asan
+	./build/test_sdc
+	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
