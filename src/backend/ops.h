@@ -1,0 +1,61 @@
+/* ops.h - the numeric operations the models are built from (float32, NCHW).
+ * One interface; src/backend/cpu/ implements it with OpenBLAS GEMMs and
+ * OpenMP loops. Functions that allocate scratch return sdc_status; pure
+ * loops return nothing. Shapes are in the comments beside each op. */
+#ifndef SDC_BACKEND_OPS_H
+#define SDC_BACKEND_OPS_H
+
+#include <stdint.h>
+
+#include "core/status.h"
+
+/* Threads used by GEMMs and loops (0 = all cores). */
+void op_set_threads(int n);
+int op_threads(void);
+
+/* y[M,N] = x[M,K] . W[N,K]^T + b[N]  (torch Linear; b may be NULL) */
+void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y);
+
+/* y[B,O,Ho,Wo] = conv2d(x[B,C,H,W], w[O,C,k,k], b[O]), square kernel,
+ * Ho = (H + 2*pad - k)/stride + 1. b may be NULL. */
+sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
+                     int stride, int pad, float *y);
+
+/* GroupNorm over x[B,C,HW] with G groups, affine gamma/beta[C]; silu != 0
+ * applies SiLU after the affine (fused GroupNorm+SiLU). y may equal x. */
+void op_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
+                   const float *beta, int silu);
+
+/* LayerNorm over the last dim D of x[rows,D]. y may equal x. */
+void op_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta);
+
+void op_silu(float *x, int64_t n);
+void op_gelu(float *x, int64_t n);       /* exact (erf) GELU */
+void op_quick_gelu(float *x, int64_t n); /* x * sigmoid(1.702 x) */
+/* GEGLU: x[rows, 2D] -> y[rows, D] = x[:, :D] * gelu(x[:, D:]) */
+void op_geglu(const float *x, float *y, int64_t rows, int D);
+
+void op_add(float *y, const float *x, int64_t n);            /* y += x */
+void op_scale(float *y, float s, int64_t n);                  /* y *= s */
+/* y[B,C,HW] += v[B,C] broadcast over HW */
+void op_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW);
+
+/* Multi-head scaled-dot-product attention, never materialising more than a
+ * block of query rows against all keys per thread.
+ * q: [B, Nq, heads*dh] with row stride q_ld; k, v: [B, Nk, heads*dh] with row
+ * stride kv_ld; out: [B, Nq, heads*dh] contiguous. causal masks j > i. */
+sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+                        int Nq, int Nk, int heads, int dh, float scale, int causal, float *out);
+
+/* torch F.interpolate(mode="nearest") from [BC,H,W] to [BC,Ho,Wo]. */
+void op_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo);
+
+/* [B,C,HW] <-> [B,HW,C] */
+void op_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW);
+void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW);
+
+/* Sinusoidal timestep embedding of diffusers' get_timestep_embedding:
+ * out[n, dim] for t[n]; flip_sin_to_cos puts cos first; shift = freq_shift. */
+void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out);
+
+#endif

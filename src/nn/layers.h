@@ -1,0 +1,30 @@
+/* layers.h - the building blocks shared by the text encoder, UNet and VAE:
+ * parameter holders with loaders (by diffusers name prefix) and forwards. */
+#ifndef SDC_NN_LAYERS_H
+#define SDC_NN_LAYERS_H
+
+#include "backend/ops.h"
+#include "nn/weights.h"
+
+typedef struct { const float *w, *b; int in, out; } linear;            /* w (out, in), b (out) or NULL */
+typedef struct { const float *w, *b; int cin, cout, k, stride, pad; } conv2d; /* w (cout, cin, k, k) */
+typedef struct { const float *g, *b; int C, groups; float eps; } group_norm;
+typedef struct { const float *g, *b; int D; float eps; } layer_norm;
+
+/* name is the module path, e.g. "down_blocks.0.resnets.1.conv1" */
+sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const char *name);
+sdc_status conv2d_load(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, const char *name);
+sdc_status group_norm_load(weights *w, group_norm *n, int C, int groups, float eps, const char *name);
+sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const char *name);
+
+/* x[M, in] -> y[M, out] */
+void linear_fwd(const linear *l, const float *x, int64_t M, float *y);
+/* x[B, cin, H, W] -> newly allocated y[B, cout, Ho, Wo] */
+sdc_status conv2d_fwd(const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo);
+void group_norm_fwd(const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu);
+void layer_norm_fwd(const layer_norm *n, const float *x, float *y, int64_t rows);
+
+/* malloc that reports; n floats */
+sdc_status alloc_f32(float **p, int64_t n);
+
+#endif

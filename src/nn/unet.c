@@ -1,0 +1,376 @@
+/* unet.c - UNet2DConditionModel loading and forward pass.
+ * Forward (diffusers UNet2DConditionModel.forward):
+ *   emb = time_embedding(time_proj(t)) [+ add_embedding(cat(text_embeds, time_proj(time_ids)))]
+ *   h = conv_in(x); skips = [h]
+ *   down blocks: (resnet [+ transformer]) x layers, then downsample; every output is a skip
+ *   mid block: resnet, transformer, resnet
+ *   up blocks: (cat(h, skip.pop()) -> resnet [+ transformer]) x (layers+1), then upsample to
+ *              the next skip's size (so odd latent sizes work)
+ *   out = conv_out(silu(conv_norm_out(h))) */
+#include "nn/unet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/json.h"
+#include "io/model_files.h"
+#include "nn/resnet.h"
+#include "nn/transformer2d.h"
+
+typedef struct {
+    int nres, has_attn, out_ch;
+    resnet_block *res;
+    transformer2d *attn; /* nres entries when has_attn */
+    int has_sample;      /* downsampler or upsampler */
+    conv2d sample;
+} unet_block;
+
+struct sdc_unet {
+    unet_config cfg;
+    weights w;
+    linear time_l1, time_l2, add_l1, add_l2, cond_proj;
+    conv2d conv_in, conv_out;
+    group_norm norm_out;
+    unet_block down[UNET_MAX_BLOCKS], up[UNET_MAX_BLOCKS], mid;
+    int has_mid;
+};
+
+static sdc_status block_alloc(unet_block *b, int nres, int attn) {
+    b->nres = nres;
+    b->has_attn = attn;
+    b->res = calloc((size_t)nres, sizeof(resnet_block));
+    b->attn = attn ? calloc((size_t)nres, sizeof(transformer2d)) : NULL;
+    if (!b->res || (attn && !b->attn)) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    return SDC_OK;
+}
+
+static void block_free(unet_block *b) {
+    if (b->attn)
+        for (int i = 0; i < b->nres; i++) transformer2d_free(&b->attn[i]);
+    free(b->res);
+    free(b->attn);
+}
+
+static sdc_status load_all(sdc_unet *u) {
+    const unet_config *c = &u->cfg;
+    weights *w = &u->w;
+    char n[256];
+    int T = c->time_embed_dim, nb = c->nblocks;
+    SDC_TRY(conv2d_load(w, &u->conv_in, c->in_channels, c->block_out[0], c->conv_in_kernel, 1,
+                        (c->conv_in_kernel - 1) / 2, "conv_in"));
+    SDC_TRY(linear_load(w, &u->time_l1, c->block_out[0], T, 1, "time_embedding.linear_1"));
+    SDC_TRY(linear_load(w, &u->time_l2, T, T, 1, "time_embedding.linear_2"));
+    if (c->time_cond_proj_dim)
+        SDC_TRY(linear_load(w, &u->cond_proj, c->time_cond_proj_dim, c->block_out[0], 0, "time_embedding.cond_proj"));
+    if (c->add_text_time) {
+        SDC_TRY(linear_load(w, &u->add_l1, c->add_in_dim, T, 1, "add_embedding.linear_1"));
+        SDC_TRY(linear_load(w, &u->add_l2, T, T, 1, "add_embedding.linear_2"));
+    }
+    int out_ch = c->block_out[0];
+    for (int i = 0; i < nb; i++) {
+        unet_block *b = &u->down[i];
+        int in_ch = out_ch;
+        out_ch = c->block_out[i];
+        b->out_ch = out_ch;
+        SDC_TRY(block_alloc(b, c->layers_per_block[i], c->down_attn[i]));
+        for (int j = 0; j < b->nres; j++) {
+            snprintf(n, sizeof n, "down_blocks.%d.resnets.%d", i, j);
+            SDC_TRY(resnet_load(w, &b->res[j], j ? out_ch : in_ch, out_ch, T, c->groups, c->eps, 1.0f, n));
+            if (b->has_attn) {
+                snprintf(n, sizeof n, "down_blocks.%d.attentions.%d", i, j);
+                SDC_TRY(transformer2d_load(w, &b->attn[j], out_ch, c->heads[i], c->tlayers[i], c->cross_dim[i],
+                                           c->groups, c->linear_proj, n));
+            }
+        }
+        b->has_sample = i < nb - 1;
+        if (b->has_sample) {
+            snprintf(n, sizeof n, "down_blocks.%d.downsamplers.0.conv", i);
+            SDC_TRY(conv2d_load(w, &b->sample, out_ch, out_ch, 3, 2, c->downsample_padding, n));
+        }
+    }
+    int top = c->block_out[nb - 1];
+    u->has_mid = c->mid_attn >= 0;
+    if (u->has_mid) {
+        SDC_TRY(block_alloc(&u->mid, 2, c->mid_attn == 1)); /* one transformer, between the resnets */
+        u->mid.out_ch = top;
+        for (int j = 0; j < 2; j++) {
+            snprintf(n, sizeof n, "mid_block.resnets.%d", j);
+            SDC_TRY(resnet_load(w, &u->mid.res[j], top, top, T, c->groups, c->eps, c->mid_scale, n));
+        }
+        if (c->mid_attn)
+            SDC_TRY(transformer2d_load(w, &u->mid.attn[0], top, c->heads[nb - 1], c->tlayers[nb - 1],
+                                       c->cross_dim[nb - 1], c->groups, c->linear_proj, "mid_block.attentions.0"));
+    }
+    out_ch = top;
+    for (int i = 0; i < nb; i++) {
+        unet_block *b = &u->up[i];
+        int r = nb - 1 - i; /* the down block this one mirrors */
+        int prev = out_ch;
+        out_ch = c->block_out[r];
+        int in_ch = c->block_out[r > 0 ? r - 1 : 0];
+        b->out_ch = out_ch;
+        SDC_TRY(block_alloc(b, c->layers_per_block[r] + 1, c->up_attn[i]));
+        for (int j = 0; j < b->nres; j++) {
+            int skip = j == b->nres - 1 ? in_ch : out_ch;
+            int rin = j == 0 ? prev : out_ch;
+            snprintf(n, sizeof n, "up_blocks.%d.resnets.%d", i, j);
+            SDC_TRY(resnet_load(w, &b->res[j], rin + skip, out_ch, T, c->groups, c->eps, 1.0f, n));
+            if (b->has_attn) {
+                snprintf(n, sizeof n, "up_blocks.%d.attentions.%d", i, j);
+                SDC_TRY(transformer2d_load(w, &b->attn[j], out_ch, c->heads[r], c->rev_tlayers[i], c->cross_dim[r],
+                                           c->groups, c->linear_proj, n));
+            }
+        }
+        b->has_sample = i < nb - 1;
+        if (b->has_sample) {
+            snprintf(n, sizeof n, "up_blocks.%d.upsamplers.0.conv", i);
+            SDC_TRY(conv2d_load(w, &b->sample, out_ch, out_ch, 3, 1, 1, n));
+        }
+    }
+    SDC_TRY(group_norm_load(w, &u->norm_out, c->block_out[0], c->groups, c->eps, "conv_norm_out"));
+    SDC_TRY(conv2d_load(w, &u->conv_out, c->block_out[0], c->out_channels, c->conv_out_kernel, 1,
+                        (c->conv_out_kernel - 1) / 2, "conv_out"));
+    return SDC_OK;
+}
+
+sdc_status unet_load_weights(sdc_unet **out, const unet_config *cfg, weights *w) {
+    *out = NULL;
+    sdc_unet *u = calloc(1, sizeof *u);
+    if (!u) {
+        weights_close(w);
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    u->cfg = *cfg;
+    u->w = *w;
+    memset(w, 0, sizeof *w);
+    sdc_status st = load_all(u);
+    if (st) {
+        unet_free(u);
+        return st;
+    }
+    *out = u;
+    return SDC_OK;
+}
+
+void unet_free(sdc_unet *u) {
+    if (!u) return;
+    for (int i = 0; i < u->cfg.nblocks; i++) {
+        block_free(&u->down[i]);
+        block_free(&u->up[i]);
+    }
+    block_free(&u->mid);
+    weights_close(&u->w);
+    free(u);
+}
+
+const unet_config *unet_get_config(const sdc_unet *u) { return &u->cfg; }
+int64_t unet_num_params(const sdc_unet *u) { return u->w.nparams; }
+
+/* ---- forward ---- */
+
+typedef struct {
+    float *data;
+    int C, H, W;
+} skip_t;
+
+static void dump4(sdc_dump_fn dump, void *ctx, const char *name, const float *d, int B, int C, int H, int W) {
+    if (!dump) return;
+    int64_t s[4] = {B, C, H, W};
+    dump(ctx, name, d, 4, s);
+}
+
+/* silu(time_embedding(t) [+ add_embedding(...)]) -> temb[B, T] */
+static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const unet_extra *ex, float *temb,
+                             sdc_dump_fn dump, void *dctx) {
+    const unet_config *c = &u->cfg;
+    int T = c->time_embed_dim, C0 = c->block_out[0];
+    float *tp = NULL, *h = NULL, *a = NULL, *ai = NULL, *cp = NULL, *ae = NULL;
+    sdc_status st;
+    if ((st = alloc_f32(&tp, (int64_t)B * C0)) || (st = alloc_f32(&h, (int64_t)B * T))) goto done;
+    op_timestep_embedding(t, B, C0, c->flip_sin_to_cos, c->freq_shift, tp);
+    if (dump) dump(dctx, "mid.time_proj", tp, 2, (int64_t[]){B, C0});
+    if (c->time_cond_proj_dim) {
+        if (!ex || !ex->timestep_cond) {
+            st = sdc_fail(SDC_ERR_ARG, "this UNet needs a guidance embedding (time_cond_proj_dim)");
+            goto done;
+        }
+        if ((st = alloc_f32(&cp, (int64_t)B * C0))) goto done;
+        linear_fwd(&u->cond_proj, ex->timestep_cond, B, cp);
+        op_add(tp, cp, (int64_t)B * C0);
+    }
+    linear_fwd(&u->time_l1, tp, B, h);
+    op_silu(h, (int64_t)B * T);
+    linear_fwd(&u->time_l2, h, B, temb);
+    if (dump) dump(dctx, "mid.time_embedding", temb, 2, (int64_t[]){B, T});
+    if (c->add_text_time) {
+        if (!ex || !ex->text_embeds || !ex->time_ids) {
+            st = sdc_fail(SDC_ERR_ARG, "this UNet (SDXL) needs pooled text embeddings and time ids");
+            goto done;
+        }
+        int A = c->add_time_dim, P = c->add_in_dim - 6 * A;
+        if ((st = alloc_f32(&ai, (int64_t)B * c->add_in_dim)) || (st = alloc_f32(&a, (int64_t)B * 6 * A))) goto done;
+        op_timestep_embedding(ex->time_ids, 6 * B, A, c->flip_sin_to_cos, c->freq_shift, a);
+        if (dump) dump(dctx, "mid.add_time_proj", a, 2, (int64_t[]){6 * B, A});
+        for (int b = 0; b < B; b++) {
+            memcpy(ai + (int64_t)b * c->add_in_dim, ex->text_embeds + (int64_t)b * P, (size_t)P * sizeof(float));
+            memcpy(ai + (int64_t)b * c->add_in_dim + P, a + (int64_t)b * 6 * A, (size_t)6 * A * sizeof(float));
+        }
+        linear_fwd(&u->add_l1, ai, B, h);
+        op_silu(h, (int64_t)B * T);
+        if ((st = alloc_f32(&ae, (int64_t)B * T))) goto done;
+        linear_fwd(&u->add_l2, h, B, ae);
+        if (dump) dump(dctx, "mid.add_embedding", ae, 2, (int64_t[]){B, T});
+        op_add(temb, ae, (int64_t)B * T);
+    }
+    op_silu(temb, (int64_t)B * T);
+done:
+    free(tp);
+    free(h);
+    free(a);
+    free(ai);
+    free(cp);
+    free(ae);
+    return st;
+}
+
+/* resnet (+ transformer) on *h in place of the old buffer */
+static sdc_status res_attn(const unet_block *b, int j, float **h, int B, int H, int W, const float *temb,
+                           const float *ctx, int M) {
+    float *y;
+    SDC_TRY(resnet_fwd(&b->res[j], *h, B, H, W, temb, &y));
+    free(*h);
+    *h = y;
+    if (b->has_attn) SDC_TRY(transformer2d_fwd(&b->attn[j], *h, B, H, W, ctx, M));
+    return SDC_OK;
+}
+
+sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
+                        int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dctx) {
+    const unet_config *c = &u->cfg;
+    int nb = c->nblocks, T = c->time_embed_dim;
+    if (B < 1 || H < 1 || W < 1 || M < 1) return sdc_fail(SDC_ERR_ARG, "unet: empty input");
+    skip_t skips[UNET_MAX_BLOCKS * 20];
+    int nskip = 0;
+    float *temb = NULL, *h = NULL, *xin = NULL, *cat = NULL;
+    sdc_status st;
+    char name[64];
+    if ((st = alloc_f32(&temb, (int64_t)B * T))) return st;
+    if ((st = time_embed(u, t, B, extra, temb, dump, dctx))) goto done;
+    const float *x0 = x;
+    if (c->center_input_sample) {
+        int64_t n = (int64_t)B * c->in_channels * H * W;
+        if ((st = alloc_f32(&xin, n))) goto done;
+        for (int64_t i = 0; i < n; i++) xin[i] = 2.0f * x[i] - 1.0f;
+        x0 = xin;
+    }
+    if ((st = conv2d_fwd(&u->conv_in, x0, B, H, W, &h, NULL, NULL))) goto done;
+    int C = c->block_out[0];
+    dump4(dump, dctx, "mid.conv_in", h, B, C, H, W);
+#define PUSH_SKIP()                                                                      \
+    do {                                                                                 \
+        int64_t n_ = (int64_t)B * C * H * W;                                             \
+        if ((st = alloc_f32(&skips[nskip].data, n_))) goto done;                         \
+        memcpy(skips[nskip].data, h, (size_t)n_ * sizeof(float));                        \
+        skips[nskip].C = C; skips[nskip].H = H; skips[nskip].W = W;                      \
+        nskip++;                                                                         \
+    } while (0)
+    PUSH_SKIP();
+    for (int i = 0; i < nb; i++) {
+        const unet_block *b = &u->down[i];
+        for (int j = 0; j < b->nres; j++) {
+            if ((st = res_attn(b, j, &h, B, H, W, temb, ctx, M))) goto done;
+            C = b->out_ch;
+            PUSH_SKIP();
+        }
+        if (b->has_sample) {
+            float *y;
+            int Ho, Wo;
+            if ((st = conv2d_fwd(&b->sample, h, B, H, W, &y, &Ho, &Wo))) goto done;
+            free(h);
+            h = y;
+            H = Ho;
+            W = Wo;
+            PUSH_SKIP();
+        }
+        snprintf(name, sizeof name, "mid.down_blocks.%d", i);
+        dump4(dump, dctx, name, h, B, C, H, W);
+    }
+    if (u->has_mid) {
+        if ((st = res_attn(&u->mid, 0, &h, B, H, W, temb, ctx, M))) goto done;
+        float *y;
+        if ((st = resnet_fwd(&u->mid.res[1], h, B, H, W, temb, &y))) goto done;
+        free(h);
+        h = y;
+        dump4(dump, dctx, "mid.mid_block", h, B, C, H, W);
+    }
+    for (int i = 0; i < nb; i++) {
+        const unet_block *b = &u->up[i];
+        for (int j = 0; j < b->nres; j++) {
+            skip_t *s = &skips[--nskip];
+            int64_t HW = (int64_t)H * W;
+            if ((st = alloc_f32(&cat, (int64_t)B * (C + s->C) * HW))) goto done;
+            for (int n = 0; n < B; n++) {
+                memcpy(cat + (int64_t)n * (C + s->C) * HW, h + (int64_t)n * C * HW, (size_t)(C * HW) * sizeof(float));
+                memcpy(cat + ((int64_t)n * (C + s->C) + C) * HW, s->data + (int64_t)n * s->C * HW,
+                       (size_t)(s->C * HW) * sizeof(float));
+            }
+            free(s->data);
+            s->data = NULL;
+            free(h);
+            h = cat;
+            cat = NULL;
+            if ((st = res_attn(b, j, &h, B, H, W, temb, ctx, M))) goto done;
+            C = b->out_ch;
+        }
+        if (b->has_sample) {
+            /* upsample to the size of the skip the next block consumes first */
+            int Ho = skips[nskip - 1].H, Wo = skips[nskip - 1].W;
+            float *up, *y;
+            if ((st = alloc_f32(&up, (int64_t)B * C * Ho * Wo))) goto done;
+            op_upsample_nearest(h, up, (int64_t)B * C, H, W, Ho, Wo);
+            free(h);
+            h = up;
+            H = Ho;
+            W = Wo;
+            if ((st = conv2d_fwd(&b->sample, h, B, H, W, &y, NULL, NULL))) goto done;
+            free(h);
+            h = y;
+        }
+        snprintf(name, sizeof name, "mid.up_blocks.%d", i);
+        dump4(dump, dctx, name, h, B, C, H, W);
+    }
+    group_norm_fwd(&u->norm_out, h, h, B, (int64_t)H * W, 0);
+    dump4(dump, dctx, "mid.conv_norm_out", h, B, C, H, W);
+    op_silu(h, (int64_t)B * C * H * W);
+    {
+        float *y;
+        if ((st = conv2d_fwd(&u->conv_out, h, B, H, W, &y, NULL, NULL))) goto done;
+        memcpy(out, y, (size_t)B * c->out_channels * H * W * sizeof(float));
+        free(y);
+    }
+    dump4(dump, dctx, "mid.conv_out", out, B, c->out_channels, H, W);
+#undef PUSH_SKIP
+done:
+    for (int i = 0; i < nskip; i++) free(skips[i].data);
+    free(temb);
+    free(h);
+    free(xin);
+    free(cat);
+    return st;
+}
+
+sdc_status unet_load(sdc_unet **out, const char *dir, const char *variant) {
+    char path[4096];
+    cJSON *j;
+    unet_config cfg;
+    weights w;
+    *out = NULL;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    SDC_TRY(json_load(path, &j));
+    sdc_status st = unet_config_from_json(j, path, &cfg);
+    cJSON_Delete(j);
+    if (st) return st;
+    SDC_TRY(component_weights_open(&w, dir, "diffusion_pytorch_model", variant));
+    return unet_load_weights(out, &cfg, &w);
+}

@@ -1,0 +1,64 @@
+/* unet.h - diffusers UNet2DConditionModel, built entirely from its
+ * config.json: down/mid/up block types, channels, layers per block, heads
+ * (attention_head_dim / num_attention_heads as int or per-block list),
+ * transformer layers per block, cross-attention dims, conv or linear
+ * projections, SDXL's text_time additional embedding, LCM's
+ * time_cond_proj_dim. Parameters keep their diffusers names. */
+#ifndef SDC_NN_UNET_H
+#define SDC_NN_UNET_H
+
+#include <cjson/cJSON.h>
+
+#include "nn/weights.h"
+
+#define UNET_MAX_BLOCKS 8
+
+typedef struct {
+    int in_channels, out_channels, sample_size;
+    int nblocks;
+    int block_out[UNET_MAX_BLOCKS];
+    int down_attn[UNET_MAX_BLOCKS]; /* CrossAttnDownBlock2D (1) or DownBlock2D (0) */
+    int up_attn[UNET_MAX_BLOCKS];   /* CrossAttnUpBlock2D (1) or UpBlock2D (0) */
+    int mid_attn;                   /* UNetMidBlock2DCrossAttn (1), UNetMidBlock2D (0), none (-1) */
+    int layers_per_block[UNET_MAX_BLOCKS];
+    int heads[UNET_MAX_BLOCKS];         /* per down block */
+    int tlayers[UNET_MAX_BLOCKS];       /* transformer layers per down block */
+    int rev_tlayers[UNET_MAX_BLOCKS];   /* per up block */
+    int cross_dim[UNET_MAX_BLOCKS];     /* per down block */
+    int linear_proj, groups;
+    float eps;
+    int flip_sin_to_cos;
+    float freq_shift;
+    int time_embed_dim, center_input_sample;
+    float mid_scale;
+    int add_text_time, add_time_dim, add_in_dim; /* SDXL */
+    int time_cond_proj_dim;                       /* LCM distilled UNets, 0 = none */
+    int conv_in_kernel, conv_out_kernel, downsample_padding;
+} unet_config;
+
+sdc_status unet_config_from_json(const cJSON *j, const char *what, unet_config *c);
+
+typedef struct sdc_unet sdc_unet;
+
+/* dir: diffusers unet folder; variant "fp16" or NULL. */
+sdc_status unet_load(sdc_unet **out, const char *dir, const char *variant);
+/* Build from an open weights object (ownership moves to the UNet, even on failure). */
+sdc_status unet_load_weights(sdc_unet **out, const unet_config *cfg, weights *w);
+void unet_free(sdc_unet *u);
+const unet_config *unet_get_config(const sdc_unet *u);
+int64_t unet_num_params(const sdc_unet *u);
+
+typedef struct {
+    const float *text_embeds;   /* [B, add_in_dim - 6*add_time_dim] (SDXL pooled) */
+    const float *time_ids;      /* [B, 6] */
+    const float *timestep_cond; /* [B, time_cond_proj_dim] */
+} unet_extra;
+
+/* Called with intermediate tensors under the golden names (mid.conv_in ...). */
+typedef void (*sdc_dump_fn)(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape);
+
+/* x[B, in_channels, H, W], t[B], ctx[B, M, cross_dim] -> out[B, out_channels, H, W]. */
+sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
+                        int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dump_ctx);
+
+#endif
