@@ -32,6 +32,75 @@ typedef enum {
 const char *sdc_last_error(void);
 const char *sdc_status_name(sdc_status st);
 
+/* ---- models ---- */
+
+typedef struct sdc_model sdc_model;
+
+typedef struct {
+    const char *variant; /* "fp16": load *.fp16.safetensors where a component has them */
+    int threads;         /* 0 = all cores */
+} sdc_load_options;
+
+/* path: a diffusers pipeline folder (model_index.json + components). */
+sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt);
+void sdc_model_free(sdc_model *m);
+
+typedef struct {
+    const char *family;         /* "sd" (SD 1.x/2.x) or "sdxl" */
+    const char *prediction;     /* "epsilon", "v_prediction" or "sample" */
+    const char *scheduler;      /* default scheduler name (ddim, pndm, euler, ...) */
+    int default_width, default_height, default_steps;
+    float default_guidance;
+    int64_t params_unet, params_text, params_vae;
+} sdc_model_info;
+void sdc_model_get_info(const sdc_model *m, sdc_model_info *info);
+
+/* ---- generation ---- */
+
+/* Called after every denoising step; return non-zero to stop (the call
+ * then fails with SDC_ERR_INTERRUPTED). */
+typedef int (*sdc_progress_fn)(void *ctx, int step, int total);
+/* Called with intermediate tensors under the fixture names (input_ids,
+ * prompt_embeds, noise, latents_K, decoded, image ...). is_int: int64 data. */
+typedef void (*sdc_tensor_fn)(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape,
+                              const void *data);
+
+typedef struct {
+    const char *const *prompts; /* one image per prompt, times `batch` */
+    int nprompts;
+    const char *const *negative_prompts; /* NULL: none ("" is encoded); 1 entry: shared; else one per prompt */
+    int nnegative;
+    int batch;               /* images per prompt (default 1) */
+    uint64_t seed;           /* image i uses a generator seeded seed + i */
+    int steps;               /* 0: model default */
+    float guidance;          /* < 0: model default; <= 1 disables classifier-free guidance */
+    int width, height;       /* 0: model default; multiples of 8 */
+    const char *scheduler;   /* NULL: the model's own */
+    const char *timestep_spacing; /* NULL: from the scheduler config */
+    int karras;              /* -1: config, 0/1: use_karras_sigmas */
+    float eta;               /* DDIM eta / TCD gamma (default 0) */
+    int clip_skip;           /* 0/1: last layer; k: k-th layer from the end */
+    sdc_progress_fn progress;
+    void *progress_ctx;
+    sdc_tensor_fn dump;
+    void *dump_ctx;
+} sdc_request;
+
+void sdc_request_init(sdc_request *r);
+
+typedef struct {
+    int width, height;
+    uint8_t *rgb;      /* height * width * 3 */
+    uint64_t seed;
+    char *infotext;    /* A1111 "parameters" text */
+} sdc_image;
+
+sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, int *n);
+void sdc_images_free(sdc_image *images, int n);
+
+/* Write one image as PNG with its infotext (temporary file + rename). */
+sdc_status sdc_image_save_png(const sdc_image *img, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,11 +38,48 @@ sdc_status sdc_read_file(const char *path, char **buf, size_t *len) {
     return SDC_OK;
 }
 
+/* Python's json module writes Infinity, -Infinity and NaN (diffusers configs
+ * carry e.g. "lambda_min_clipped": -Infinity). cJSON knows none of them:
+ * outside strings, rewrite them to numbers strtod reads as +-inf, and null. */
+static char *python_json_literals(const char *in, size_t len, size_t *out_len) {
+    char *o = malloc(len * 2 + 1);
+    if (!o) return NULL;
+    size_t k = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (in_str) {
+            o[k++] = c;
+            if (c == '\\' && i + 1 < len) o[k++] = in[++i];
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        if (len - i >= 8 && !memcmp(in + i, "Infinity", 8)) {
+            memcpy(o + k, "1e999", 5);
+            k += 5;
+            i += 7;
+        } else if (len - i >= 3 && !memcmp(in + i, "NaN", 3)) {
+            memcpy(o + k, "null", 4);
+            k += 4;
+            i += 2;
+        } else {
+            o[k++] = c;
+        }
+    }
+    o[k] = 0;
+    *out_len = k;
+    return o;
+}
+
 sdc_status json_load(const char *path, cJSON **out) {
-    char *buf;
+    char *buf, *raw;
     size_t len;
     *out = NULL;
-    SDC_TRY(sdc_read_file(path, &buf, &len));
+    SDC_TRY(sdc_read_file(path, &raw, &len));
+    buf = python_json_literals(raw, len, &len);
+    free(raw);
+    if (!buf) return sdc_fail(SDC_ERR_NOMEM, "out of memory reading %s", path);
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!j) {

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Install the Debian packages sdc builds against (compiler, OpenBLAS, cJSON,
+# libspng, utf8proc). Skips apt when everything is already there.
+set -e
+PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libspng-dev libutf8proc-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null

@@ -1,0 +1,357 @@
+/* generate.c - text to image: the denoising loop of diffusers'
+ * StableDiffusionPipeline / StableDiffusionXLPipeline.
+ *   noise_i = randn(1,4,h,w; generator seed+i); latents = noise * init_noise_sigma
+ *   per timestep: x = scale_model_input(latents); eps = unet([x, x], t, [neg, pos])
+ *                 eps = eps_neg + g * (eps_pos - eps_neg); latents = step(eps, t, latents)
+ *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/png_io.h"
+#include "nn/layers.h"
+#include "pipeline/infotext.h"
+#include "pipeline/model.h"
+#include "pipeline/text_conditioning.h"
+#include "rng/torch_rng.h"
+#include "sched/scheduler.h"
+
+#define MAX_IMAGES 64
+#define MAX_SIDE 4096
+
+void sdc_request_init(sdc_request *r) {
+    memset(r, 0, sizeof *r);
+    r->batch = 1;
+    r->guidance = -1.0f;
+    r->karras = -1;
+}
+
+void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
+    const unet_config *uc = unet_get_config(m->unet);
+    memset(info, 0, sizeof *info);
+    info->family = m->family == FAMILY_SDXL ? "sdxl" : "sd";
+    sched_config cfg;
+    if (!sched_config_from_json(m->sched_json, NULL, &cfg)) {
+        info->prediction = !strcmp(cfg.prediction_type, "v_prediction") ? "v_prediction"
+                           : !strcmp(cfg.prediction_type, "sample")     ? "sample"
+                                                                         : "epsilon";
+        info->scheduler = sched_kind_name(cfg.kind);
+    }
+    info->default_width = info->default_height = uc->sample_size * m->vae_scale;
+    info->default_steps = 50;
+    info->default_guidance = m->family == FAMILY_SDXL ? 5.0f : 7.5f;
+    info->params_unet = unet_num_params(m->unet);
+}
+
+static void dump(const sdc_request *r, const char *name, int is_int, int ndim, const int64_t *shape, const void *d) {
+    if (r->dump) r->dump(r->dump_ctx, name, is_int, ndim, shape, d);
+}
+
+/* diffusers get_guidance_scale_embedding for UNets with time_cond_proj_dim */
+static void guidance_embedding(float w, int dim, float *out) {
+    int half = dim / 2;
+    float s = logf(10000.0f) / (float)(half - 1);
+    w *= 1000.0f;
+    for (int i = 0; i < half; i++) {
+        float a = w * expf((float)i * -s);
+        out[i] = sinf(a);
+        out[half + i] = cosf(a);
+    }
+    if (dim % 2) out[dim - 1] = 0.0f;
+}
+
+static sdc_status check_request(const sdc_request *r, int W, int H, int steps, float g) {
+    if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
+    for (int i = 0; i < r->nprompts; i++)
+        if (!r->prompts[i]) return sdc_fail(SDC_ERR_ARG, "prompt %d is missing", i);
+    if (r->batch < 1 || (int64_t)r->batch * r->nprompts > MAX_IMAGES)
+        return sdc_fail(SDC_ERR_ARG, "batch of %lld images is out of range (1..%d)",
+                        (long long)r->batch * r->nprompts, MAX_IMAGES);
+    if (r->negative_prompts && r->nnegative != 1 && r->nnegative != r->nprompts)
+        return sdc_fail(SDC_ERR_ARG, "%d negative prompts for %d prompts (give one, or one per prompt)",
+                        r->nnegative, r->nprompts);
+    if (W < 8 || H < 8 || W > MAX_SIDE || H > MAX_SIDE || W % 8 || H % 8)
+        return sdc_fail(SDC_ERR_ARG, "size %dx%d is invalid: width and height must be multiples of 8 in 8..%d", W, H,
+                        MAX_SIDE);
+    if (steps < 1 || steps > 1000) return sdc_fail(SDC_ERR_ARG, "steps %d out of range (1..1000)", steps);
+    if (!isfinite(g) || g < 0 || g > 100) return sdc_fail(SDC_ERR_ARG, "guidance %g out of range (0..100)", (double)g);
+    if (!isfinite(r->eta) || r->eta < 0 || r->eta > 1) return sdc_fail(SDC_ERR_ARG, "eta %g out of range (0..1)", (double)r->eta);
+    if (r->clip_skip < 0 || r->clip_skip > 12) return sdc_fail(SDC_ERR_ARG, "clip skip %d out of range (0..12)", r->clip_skip);
+    return SDC_OK;
+}
+
+typedef struct {
+    sdc_model *m;
+    const sdc_request *r;
+    int B, W, H, h, w, steps, cfg;
+    float g;
+    int64_t per; /* floats per latent image */
+    sdc_scheduler *s;
+    sched_config sc;
+    text_cond pos, neg;
+    float *ctx, *pooled, *time_ids, *tcond; /* UNet conditioning, batch 2B with CFG */
+    torch_gen *gens;
+    float *latents, *model_in, *unet_in, *unet_out, *noise_pred, *step_noise;
+} gen_state;
+
+static void state_free(gen_state *S) {
+    sched_free(S->s);
+    text_cond_free(&S->pos);
+    text_cond_free(&S->neg);
+    free(S->ctx), free(S->pooled), free(S->time_ids), free(S->tcond), free(S->gens);
+    free(S->latents), free(S->model_in), free(S->unet_in), free(S->unet_out), free(S->noise_pred), free(S->step_noise);
+}
+
+static sdc_status setup_scheduler(gen_state *S) {
+    const sdc_request *r = S->r;
+    SDC_TRY(sched_config_from_json(S->m->sched_json, r->scheduler, &S->sc));
+    if (r->timestep_spacing) {
+        if (strcmp(r->timestep_spacing, "leading") && strcmp(r->timestep_spacing, "trailing") &&
+            strcmp(r->timestep_spacing, "linspace"))
+            return sdc_fail(SDC_ERR_ARG, "unknown timestep spacing '%s' (leading, trailing or linspace)",
+                            r->timestep_spacing);
+        snprintf(S->sc.timestep_spacing, sizeof S->sc.timestep_spacing, "%s", r->timestep_spacing);
+    }
+    if (r->karras >= 0) S->sc.use_karras_sigmas = r->karras;
+    return sched_create(&S->s, &S->sc, S->steps);
+}
+
+/* prompts of image i: prompt i / batch (each prompt's images are consecutive, like num_images_per_prompt) */
+static sdc_status setup_text(gen_state *S) {
+    const sdc_request *r = S->r;
+    const char *pos[MAX_IMAGES], *neg[MAX_IMAGES];
+    for (int i = 0; i < S->B; i++) {
+        int p = i / r->batch;
+        pos[i] = r->prompts[p];
+        neg[i] = !r->negative_prompts ? "" : r->negative_prompts[r->nnegative == 1 ? 0 : p];
+    }
+    SDC_TRY(text_cond_encode(S->m, pos, S->B, r->clip_skip, &S->pos));
+    int64_t ids_shape[2] = {S->B, SDC_TOKENS};
+    dump(r, "input_ids", 1, 2, ids_shape, S->pos.ids);
+    if (S->pos.ids2) dump(r, "input_ids_2", 1, 2, ids_shape, S->pos.ids2);
+    int zero_neg = S->m->family == FAMILY_SDXL && !r->negative_prompts && S->m->force_zeros_for_empty_prompt;
+    if (S->cfg) {
+        if (zero_neg) {
+            SDC_TRY(text_cond_zeros(S->m, S->B, &S->neg));
+        } else {
+            SDC_TRY(text_cond_encode(S->m, neg, S->B, r->clip_skip, &S->neg));
+            dump(r, "uncond_input_ids", 1, 2, ids_shape, S->neg.ids);
+            if (S->neg.ids2) dump(r, "uncond_input_ids_2", 1, 2, ids_shape, S->neg.ids2);
+        }
+    }
+    int D = S->pos.D, P = S->pos.P, n = S->cfg ? 2 : 1;
+    int64_t per_ctx = (int64_t)SDC_TOKENS * D, emb_shape[3] = {S->B, SDC_TOKENS, D}, pool_shape[2] = {S->B, P};
+    dump(r, "prompt_embeds", 0, 3, emb_shape, S->pos.embeds);
+    if (S->cfg) dump(r, "negative_prompt_embeds", 0, 3, emb_shape, S->neg.embeds);
+    SDC_TRY(alloc_f32(&S->ctx, n * S->B * per_ctx));
+    if (S->cfg) memcpy(S->ctx, S->neg.embeds, (size_t)(S->B * per_ctx) * sizeof(float));
+    memcpy(S->ctx + (n - 1) * S->B * per_ctx, S->pos.embeds, (size_t)(S->B * per_ctx) * sizeof(float));
+    if (P) {
+        dump(r, "pooled_prompt_embeds", 0, 2, pool_shape, S->pos.pooled);
+        if (S->cfg) dump(r, "negative_pooled_prompt_embeds", 0, 2, pool_shape, S->neg.pooled);
+        SDC_TRY(alloc_f32(&S->pooled, (int64_t)n * S->B * P));
+        if (S->cfg) memcpy(S->pooled, S->neg.pooled, (size_t)S->B * P * sizeof(float));
+        memcpy(S->pooled + (int64_t)(n - 1) * S->B * P, S->pos.pooled, (size_t)S->B * P * sizeof(float));
+        SDC_TRY(alloc_f32(&S->time_ids, (int64_t)n * S->B * 6));
+        for (int i = 0; i < n * S->B; i++) {
+            float *t = S->time_ids + 6 * i; /* original_size, crops_coords_top_left, target_size */
+            t[0] = (float)S->H, t[1] = (float)S->W, t[2] = 0, t[3] = 0, t[4] = (float)S->H, t[5] = (float)S->W;
+        }
+        int64_t as[2] = {n * S->B, P}, ts[2] = {n * S->B, 6};
+        dump(r, "add_text_embeds", 0, 2, as, S->pooled);
+        dump(r, "add_time_ids", 0, 2, ts, S->time_ids);
+    }
+    return SDC_OK;
+}
+
+static sdc_status denoise(gen_state *S) {
+    const sdc_request *r = S->r;
+    int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
+    int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w}, out_shape[4] = {n * B, 4, S->h, S->w};
+    int euler = S->sc.kind == SCHED_EULER || S->sc.kind == SCHED_EULER_A;
+    {
+        int64_t ts[1] = {calls};
+        if (euler) {
+            float tf[1000];
+            for (int i = 0; i < calls; i++) tf[i] = (float)sched_timestep(S->s, i);
+            dump(r, "timesteps", 0, 1, ts, tf);
+        } else {
+            int64_t ti[1001];
+            for (int i = 0; i < calls; i++) ti[i] = (int64_t)sched_timestep(S->s, i);
+            dump(r, "timesteps", 1, 1, ts, ti);
+        }
+        int ns;
+        const double *sig = sched_sigmas(S->s, &ns);
+        if (sig && r->dump) {
+            float *sf = malloc((size_t)ns * sizeof(float));
+            if (!sf) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+            for (int i = 0; i < ns; i++) sf[i] = (float)sig[i];
+            int64_t ss[1] = {ns};
+            dump(r, "sigmas", 0, 1, ss, sf);
+            free(sf);
+        }
+    }
+    dump(r, "noise", 0, 4, lat_shape, S->latents);
+    float sigma0 = sched_init_noise_sigma(S->s);
+    for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
+    dump(r, "latents_0", 0, 4, lat_shape, S->latents);
+    unet_extra ex = {.text_embeds = S->pooled, .time_ids = S->time_ids, .timestep_cond = S->tcond};
+    float tv[2 * MAX_IMAGES];
+    char name[64];
+    for (int k = 0; k < calls; k++) {
+        memcpy(S->model_in, S->latents, (size_t)(B * per) * sizeof(float));
+        sched_scale_model_input(S->s, k, S->model_in, B * per);
+        snprintf(name, sizeof name, "model_input_%d", k + 1);
+        dump(r, name, 0, 4, lat_shape, S->model_in);
+        for (int c = 0; c < n; c++) memcpy(S->unet_in + c * B * per, S->model_in, (size_t)(B * per) * sizeof(float));
+        float t = (float)sched_timestep(S->s, k);
+        for (int i = 0; i < n * B; i++) tv[i] = t;
+        SDC_TRY(unet_forward(S->m->unet, S->unet_in, n * B, S->h, S->w, tv, S->ctx, SDC_TOKENS, &ex, S->unet_out, NULL,
+                             NULL));
+        snprintf(name, sizeof name, "unet_out_%d", k + 1);
+        dump(r, name, 0, 4, out_shape, S->unet_out);
+        if (S->cfg) {
+            const float *u = S->unet_out, *c = S->unet_out + B * per;
+            for (int64_t i = 0; i < B * per; i++) S->noise_pred[i] = u[i] + S->g * (c[i] - u[i]);
+        } else {
+            memcpy(S->noise_pred, S->unet_out, (size_t)(B * per) * sizeof(float));
+        }
+        snprintf(name, sizeof name, "noise_pred_%d", k + 1);
+        dump(r, name, 0, 4, lat_shape, S->noise_pred);
+        int drew = sched_draws_noise(S->s, k, r->eta);
+        SDC_TRY(sched_step(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
+        if (drew) {
+            snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
+            dump(r, name, 0, 4, lat_shape, S->step_noise);
+        }
+        snprintf(name, sizeof name, "latents_%d", k + 1);
+        dump(r, name, 0, 4, lat_shape, S->latents);
+        if (r->progress && r->progress(r->progress_ctx, k + 1, calls))
+            return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
+    }
+    return SDC_OK;
+}
+
+static sdc_status decode(gen_state *S, sdc_image *imgs) {
+    const sdc_request *r = S->r;
+    int B = S->B, H = S->H, W = S->W;
+    int64_t npix = (int64_t)H * W;
+    float sf = vae_scaling_factor(S->m->vae);
+    float *z = NULL, *dec = NULL, *all_dec = NULL, *all_img = NULL;
+    sdc_status st;
+    if ((st = alloc_f32(&z, S->per)) || (st = alloc_f32(&dec, 3 * npix))) goto done;
+    if (r->dump && ((st = alloc_f32(&all_dec, B * 3 * npix)) || (st = alloc_f32(&all_img, B * 3 * npix)))) goto done;
+    for (int b = 0; b < B; b++) { /* one image at a time bounds the VAE's memory */
+        for (int64_t i = 0; i < S->per; i++) z[i] = S->latents[b * S->per + i] / sf;
+        if ((st = vae_decode(S->m->vae, z, 1, S->h, S->w, dec))) goto done;
+        uint8_t *rgb = malloc((size_t)npix * 3);
+        if (!rgb) {
+            st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        imgs[b].rgb = rgb;
+        imgs[b].width = W;
+        imgs[b].height = H;
+        int nonfinite = 0;
+        for (int c = 0; c < 3; c++)
+            for (int64_t p = 0; p < npix; p++) {
+                float v = dec[c * npix + p] / 2.0f + 0.5f;
+                if (!isfinite(v)) nonfinite = 1;
+                v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                if (all_img) all_img[(b * npix + p) * 3 + c] = v;
+                rgb[p * 3 + c] = (uint8_t)nearbyintf(v * 255.0f); /* numpy round: half to even */
+            }
+        if (nonfinite) {
+            st = sdc_fail(SDC_ERR_FORMAT, "image %d decoded to NaN/Inf values (numerical overflow in the model)", b);
+            goto done;
+        }
+        if (all_dec) memcpy(all_dec + b * 3 * npix, dec, (size_t)(3 * npix) * sizeof(float));
+    }
+    int64_t ds[4] = {B, 3, H, W}, is[4] = {B, H, W, 3};
+    dump(r, "decoded", 0, 4, ds, all_dec);
+    dump(r, "image", 0, 4, is, all_img);
+done:
+    free(z), free(dec), free(all_dec), free(all_img);
+    return st;
+}
+
+sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, int *nimages) {
+    *images = NULL;
+    *nimages = 0;
+    const unet_config *uc = unet_get_config(m->unet);
+    gen_state S;
+    memset(&S, 0, sizeof S);
+    S.m = m;
+    S.r = r;
+    S.W = r->width ? r->width : uc->sample_size * m->vae_scale;
+    S.H = r->height ? r->height : uc->sample_size * m->vae_scale;
+    S.steps = r->steps ? r->steps : 50;
+    S.g = r->guidance >= 0 ? r->guidance : (m->family == FAMILY_SDXL ? 5.0f : 7.5f);
+    SDC_TRY(check_request(r, S.W, S.H, S.steps, S.g));
+    if (S.W % m->vae_scale || S.H % m->vae_scale)
+        return sdc_fail(SDC_ERR_ARG, "size %dx%d must be a multiple of %d for this model", S.W, S.H, m->vae_scale);
+    S.B = r->nprompts * r->batch;
+    S.h = S.H / m->vae_scale;
+    S.w = S.W / m->vae_scale;
+    S.per = (int64_t)uc->in_channels * S.h * S.w;
+    S.cfg = S.g > 1.0f && !uc->time_cond_proj_dim;
+    int n = S.cfg ? 2 : 1;
+    sdc_image *imgs = calloc((size_t)S.B, sizeof(sdc_image));
+    sdc_status st = imgs ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st) st = setup_scheduler(&S);
+    if (!st) st = setup_text(&S);
+    if (!st && uc->time_cond_proj_dim) {
+        st = alloc_f32(&S.tcond, (int64_t)S.B * uc->time_cond_proj_dim);
+        for (int b = 0; !st && b < S.B; b++) guidance_embedding(S.g - 1.0f, uc->time_cond_proj_dim, S.tcond + b * uc->time_cond_proj_dim);
+    }
+    if (!st && !(S.gens = calloc((size_t)S.B, sizeof(torch_gen)))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st) st = alloc_f32(&S.latents, S.B * S.per);
+    if (!st) st = alloc_f32(&S.model_in, S.B * S.per);
+    if (!st) st = alloc_f32(&S.unet_in, n * S.B * S.per);
+    if (!st) st = alloc_f32(&S.unet_out, n * S.B * S.per);
+    if (!st) st = alloc_f32(&S.noise_pred, S.B * S.per);
+    if (!st) st = alloc_f32(&S.step_noise, S.B * S.per);
+    if (!st) {
+        for (int b = 0; b < S.B; b++) {
+            torch_gen_seed(&S.gens[b], r->seed + (uint64_t)b);
+            torch_randn(&S.gens[b], S.latents + b * S.per, S.per);
+        }
+        st = denoise(&S);
+    }
+    if (!st) st = decode(&S, imgs);
+    for (int b = 0; !st && b < S.B; b++) {
+        int p = b / r->batch;
+        infotext_fields f = {
+            .prompt = r->prompts[p],
+            .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
+            .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
+            .sampler = infotext_sampler_name(sched_kind_name(S.sc.kind)),
+            .schedule = S.sc.use_karras_sigmas ? "Karras" : NULL,
+            .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
+        };
+        imgs[b].seed = f.seed;
+        if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    state_free(&S);
+    if (st) {
+        sdc_images_free(imgs, S.B);
+        return st;
+    }
+    *images = imgs;
+    *nimages = S.B;
+    return SDC_OK;
+}
+
+void sdc_images_free(sdc_image *images, int n) {
+    if (!images) return;
+    for (int i = 0; i < n; i++) {
+        free(images[i].rgb);
+        free(images[i].infotext);
+    }
+    free(images);
+}
+
+sdc_status sdc_image_save_png(const sdc_image *img, const char *path) {
+    return png_write_rgb(path, img->rgb, img->width, img->height, "parameters", img->infotext);
+}

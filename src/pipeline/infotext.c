@@ -1,0 +1,37 @@
+/* infotext.c - A1111-compatible generation parameters text. */
+#include "pipeline/infotext.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *infotext_sampler_name(const char *n) {
+    static const char *map[][2] = {{"ddim", "DDIM"},         {"pndm", "PLMS"}, {"euler", "Euler"},
+                                   {"euler_a", "Euler a"},   {"dpmpp_2m", "DPM++ 2M"},
+                                   {"lcm", "LCM"},           {"tcd", "TCD"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], n)) return map[i][1];
+    return n;
+}
+
+/* %g that always reads back as the same float */
+static void fmt_num(char *b, size_t n, float v) { snprintf(b, n, "%.9g", (double)v); }
+
+char *infotext_format(const infotext_fields *f) {
+    char g[32], e[32];
+    fmt_num(g, sizeof g, f->guidance);
+    fmt_num(e, sizeof e, f->eta);
+    size_t n = strlen(f->prompt) + (f->negative ? strlen(f->negative) : 0) + strlen(f->model) + 512;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    int o = snprintf(s, n, "%s\n", f->prompt);
+    if (f->negative) o += snprintf(s + o, n - (size_t)o, "Negative prompt: %s\n", f->negative);
+    o += snprintf(s + o, n - (size_t)o, "Steps: %d, Sampler: %s, ", f->steps, f->sampler);
+    if (f->schedule) o += snprintf(s + o, n - (size_t)o, "Schedule type: %s, ", f->schedule);
+    o += snprintf(s + o, n - (size_t)o, "CFG scale: %s, Seed: %llu, Size: %dx%d, Model: %s", g,
+                  (unsigned long long)f->seed, f->width, f->height, f->model);
+    if (f->eta != 0.0f) o += snprintf(s + o, n - (size_t)o, ", Eta: %s", e);
+    if (f->clip_skip > 1) o += snprintf(s + o, n - (size_t)o, ", Clip skip: %d", f->clip_skip);
+    snprintf(s + o, n - (size_t)o, ", Version: sdc");
+    return s;
+}

@@ -1,0 +1,23 @@
+/* infotext.h - the A1111 "parameters" text stored in every PNG:
+ *   <prompt>\nNegative prompt: <neg>\nSteps: 20, Sampler: Euler a, ... */
+#ifndef SDC_PIPELINE_INFOTEXT_H
+#define SDC_PIPELINE_INFOTEXT_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *prompt, *negative; /* negative NULL: line omitted */
+    int steps, width, height, clip_skip;
+    const char *sampler;           /* A1111 spelling, e.g. "DPM++ 2M" */
+    const char *schedule;          /* "Karras" or NULL */
+    float guidance, eta;
+    uint64_t seed;
+    const char *model;
+} infotext_fields;
+
+/* malloc'd string, NULL on allocation failure */
+char *infotext_format(const infotext_fields *f);
+/* A1111 sampler name for an sdc scheduler name */
+const char *infotext_sampler_name(const char *sdc_name);
+
+#endif

@@ -1,0 +1,28 @@
+/* model.h - what a loaded pipeline holds (internal to src/pipeline). One
+ * loaded model serves every request: the CLI, batches and the server. */
+#ifndef SDC_PIPELINE_MODEL_H
+#define SDC_PIPELINE_MODEL_H
+
+#include <cjson/cJSON.h>
+
+#include "nn/unet.h"
+#include "nn/vae.h"
+#include "sdc.h"
+#include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
+
+typedef enum { FAMILY_SD, FAMILY_SDXL } model_family;
+
+struct sdc_model {
+    char *path, *name;
+    model_family family;
+    clip_tokenizer *tok, *tok2;  /* tok2/te2: SDXL's second (OpenCLIP bigG) encoder */
+    clip_text_model *te, *te2;
+    sdc_unet *unet;
+    sdc_vae *vae;
+    cJSON *sched_json;           /* scheduler_config.json as written */
+    int force_zeros_for_empty_prompt;
+    int vae_scale;               /* pixels per latent (8) */
+};
+
+#endif

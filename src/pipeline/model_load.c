@@ -1,0 +1,124 @@
+/* model_load.c - open a diffusers pipeline folder: model_index.json names
+ * the pipeline class and its components; each component loads from its own
+ * subfolder. Anything missing or of an unknown kind is an error that says
+ * which file is at fault. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ops.h"
+#include "io/json.h"
+#include "io/model_files.h"
+#include "pipeline/model.h"
+
+static sdc_status need_dir(const char *root, const char *comp, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", root, comp);
+    if (!dir_exists(out)) return sdc_fail(SDC_ERR_IO, "%s: component '%s' is missing (no folder %s)", root, comp, out);
+    return SDC_OK;
+}
+
+static sdc_status load_components(sdc_model *m, const char *variant) {
+    char d[4096], p[4096];
+    cJSON *idx;
+    snprintf(p, sizeof p, "%s/model_index.json", m->path);
+    SDC_TRY(json_load(p, &idx));
+    const char *cls;
+    sdc_status st = json_get_str(idx, "_class_name", "", &cls, p);
+    if (!st) {
+        if (!strcmp(cls, "StableDiffusionPipeline")) m->family = FAMILY_SD;
+        else if (!strcmp(cls, "StableDiffusionXLPipeline")) m->family = FAMILY_SDXL;
+        else st = sdc_fail(SDC_ERR_UNSUPPORTED,
+                           "%s: pipeline class '%s' is not supported (StableDiffusionPipeline or "
+                           "StableDiffusionXLPipeline expected)", p, cls);
+    }
+    if (!st) st = json_get_bool(idx, "force_zeros_for_empty_prompt", 1, &m->force_zeros_for_empty_prompt, p);
+    cJSON_Delete(idx);
+    SDC_TRY(st);
+
+    SDC_TRY(need_dir(m->path, "tokenizer", d, sizeof d));
+    SDC_TRY(clip_tokenizer_load(&m->tok, d));
+    SDC_TRY(need_dir(m->path, "text_encoder", d, sizeof d));
+    SDC_TRY(clip_text_load(&m->te, d, variant));
+    if (m->family == FAMILY_SDXL) {
+        SDC_TRY(need_dir(m->path, "tokenizer_2", d, sizeof d));
+        SDC_TRY(clip_tokenizer_load(&m->tok2, d));
+        SDC_TRY(need_dir(m->path, "text_encoder_2", d, sizeof d));
+        SDC_TRY(clip_text_load(&m->te2, d, variant));
+        if (!clip_text_projection_dim(m->te2))
+            return sdc_fail(SDC_ERR_FORMAT, "%s: text_encoder_2 has no text_projection (CLIPTextModelWithProjection "
+                            "expected)", d);
+    }
+    SDC_TRY(need_dir(m->path, "unet", d, sizeof d));
+    SDC_TRY(unet_load(&m->unet, d, variant));
+    SDC_TRY(need_dir(m->path, "vae", d, sizeof d));
+    SDC_TRY(vae_load(&m->vae, d, variant));
+    SDC_TRY(need_dir(m->path, "scheduler", d, sizeof d));
+    snprintf(p, sizeof p, "%s/scheduler_config.json", d);
+    SDC_TRY(json_load(p, &m->sched_json));
+
+    /* the pieces must fit together */
+    const unet_config *uc = unet_get_config(m->unet);
+    int ctx = clip_text_hidden_size(m->te) + (m->te2 ? clip_text_hidden_size(m->te2) : 0);
+    if (uc->cross_dim[0] != ctx)
+        return sdc_fail(SDC_ERR_SHAPE, "%s: unet cross_attention_dim %d does not match the text encoder width %d",
+                        m->path, uc->cross_dim[0], ctx);
+    if (m->family == FAMILY_SDXL && uc->add_in_dim != 6 * uc->add_time_dim + clip_text_projection_dim(m->te2))
+        return sdc_fail(SDC_ERR_SHAPE, "%s: unet projection_class_embeddings_input_dim %d does not match "
+                        "6 x %d + text projection %d", m->path, uc->add_in_dim, uc->add_time_dim,
+                        clip_text_projection_dim(m->te2));
+    m->vae_scale = vae_downscale_factor(m->vae);
+    return SDC_OK;
+}
+
+sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
+    *out = NULL;
+    op_set_threads(opt ? opt->threads : 0);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/model_index.json", path);
+    if (!dir_exists(path)) {
+        if (path_exists(path))
+            return sdc_fail(SDC_ERR_UNSUPPORTED,
+                            "%s: single-file checkpoints are not supported yet; pass a diffusers folder "
+                            "(with model_index.json)", path);
+        return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
+    }
+    if (!path_exists(p))
+        return sdc_fail(SDC_ERR_FORMAT, "%s: not a diffusers pipeline folder (no model_index.json)", path);
+    sdc_model *m = calloc(1, sizeof *m);
+    if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    m->path = strdup(path);
+    const char *base = strrchr(path, '/');
+    while (base && !base[1] && base > path) { /* trailing slash: take the folder before it */
+        const char *q = base - 1;
+        while (q > path && *q != '/') q--;
+        base = *q == '/' ? q : NULL;
+        break;
+    }
+    m->name = strdup(base ? base + 1 : path);
+    if (m->name) {
+        size_t n = strlen(m->name);
+        if (n && m->name[n - 1] == '/') m->name[n - 1] = 0;
+    }
+    sdc_status st = (m->path && m->name) ? load_components(m, opt ? opt->variant : NULL)
+                                         : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (st) {
+        sdc_model_free(m);
+        return st;
+    }
+    *out = m;
+    return SDC_OK;
+}
+
+void sdc_model_free(sdc_model *m) {
+    if (!m) return;
+    clip_tokenizer_free(m->tok);
+    clip_tokenizer_free(m->tok2);
+    clip_text_free(m->te);
+    clip_text_free(m->te2);
+    unet_free(m->unet);
+    vae_free(m->vae);
+    cJSON_Delete(m->sched_json);
+    free(m->path);
+    free(m->name);
+    free(m);
+}

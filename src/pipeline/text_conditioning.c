@@ -1,0 +1,105 @@
+/* text_conditioning.c - tokenizer + text encoder(s) -> embeddings. */
+#include "pipeline/text_conditioning.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ops.h"
+#include "nn/layers.h"
+
+int text_cond_width(const sdc_model *m) {
+    return clip_text_hidden_size(m->te) + (m->te2 ? clip_text_hidden_size(m->te2) : 0);
+}
+
+void text_cond_free(text_cond *c) {
+    free(c->embeds);
+    free(c->pooled);
+    free(c->ids);
+    free(c->ids2);
+    memset(c, 0, sizeof *c);
+}
+
+static sdc_status tokenize_all(const clip_tokenizer *tok, const char *const *prompts, int B, int64_t **ids) {
+    *ids = malloc((size_t)B * SDC_TOKENS * sizeof(int64_t));
+    if (!*ids) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    for (int b = 0; b < B; b++)
+        SDC_TRY(clip_encode(tok, prompts[b], strlen(prompts[b]), SDC_TOKENS, *ids + (int64_t)b * SDC_TOKENS, NULL, NULL));
+    return SDC_OK;
+}
+
+/* hidden state `layer` (0 = embeddings .. L) of encoder te into dst rows of
+ * width D_total at column offset col. */
+static sdc_status encoder_layer(const clip_text_model *te, const int64_t *ids, int B, int layer, int final_norm,
+                                float *dst, int D_total, int col, float *pooled_proj) {
+    int L = clip_text_num_layers(te), D = clip_text_hidden_size(te);
+    float *h = NULL;
+    sdc_status st = alloc_f32(&h, (int64_t)B * SDC_TOKENS * D);
+    if (st) return st;
+    float *hs[L + 1];
+    for (int i = 0; i <= L; i++) hs[i] = NULL;
+    if (final_norm && layer == L) {
+        st = clip_text_forward(te, ids, B, SDC_TOKENS, NULL, h, NULL, pooled_proj);
+    } else {
+        hs[layer] = h;
+        st = clip_text_forward(te, ids, B, SDC_TOKENS, hs, NULL, NULL, pooled_proj);
+        if (!st && final_norm) clip_text_final_norm(te, h, (int64_t)B * SDC_TOKENS);
+    }
+    if (!st)
+        for (int64_t r = 0; r < (int64_t)B * SDC_TOKENS; r++)
+            memcpy(dst + r * D_total + col, h + r * D, (size_t)D * sizeof(float));
+    free(h);
+    return st;
+}
+
+sdc_status text_cond_encode(const sdc_model *m, const char *const *prompts, int B, int clip_skip, text_cond *out) {
+    memset(out, 0, sizeof *out);
+    int skip = clip_skip > 1 ? clip_skip - 1 : 0; /* diffusers' clip_skip: layers skipped from the end */
+    out->B = B;
+    out->T = SDC_TOKENS;
+    out->D = text_cond_width(m);
+    sdc_status st = tokenize_all(m->tok, prompts, B, &out->ids);
+    if (!st) st = alloc_f32(&out->embeds, (int64_t)B * SDC_TOKENS * out->D);
+    if (st) goto fail;
+    if (m->family == FAMILY_SD) {
+        int L = clip_text_num_layers(m->te);
+        if (skip >= L) {
+            st = sdc_fail(SDC_ERR_ARG, "clip skip %d exceeds the text encoder's %d layers", clip_skip, L);
+            goto fail;
+        }
+        st = encoder_layer(m->te, out->ids, B, L - skip, 1, out->embeds, out->D, 0, NULL);
+    } else {
+        int L1 = clip_text_num_layers(m->te), L2 = clip_text_num_layers(m->te2);
+        if (skip + 2 > L1 + 1 || skip + 2 > L2 + 1) {
+            st = sdc_fail(SDC_ERR_ARG, "clip skip %d exceeds the text encoders' layers", clip_skip);
+            goto fail;
+        }
+        out->P = clip_text_projection_dim(m->te2);
+        if ((st = tokenize_all(m->tok2, prompts, B, &out->ids2)) || (st = alloc_f32(&out->pooled, (int64_t)B * out->P)))
+            goto fail;
+        /* penultimate layer (hidden_states[-(clip_skip + 2)]), no final norm */
+        st = encoder_layer(m->te, out->ids, B, L1 - 1 - skip, 0, out->embeds, out->D, 0, NULL);
+        if (!st)
+            st = encoder_layer(m->te2, out->ids2, B, L2 - 1 - skip, 0, out->embeds, out->D,
+                               clip_text_hidden_size(m->te), out->pooled);
+    }
+    if (st) goto fail;
+    return SDC_OK;
+fail:
+    text_cond_free(out);
+    return st;
+}
+
+sdc_status text_cond_zeros(const sdc_model *m, int B, text_cond *out) {
+    memset(out, 0, sizeof *out);
+    out->B = B;
+    out->T = SDC_TOKENS;
+    out->D = text_cond_width(m);
+    out->P = m->te2 ? clip_text_projection_dim(m->te2) : 0;
+    out->embeds = calloc((size_t)B * SDC_TOKENS * out->D, sizeof(float));
+    out->pooled = out->P ? calloc((size_t)B * out->P, sizeof(float)) : NULL;
+    if (!out->embeds || (out->P && !out->pooled)) {
+        text_cond_free(out);
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    return SDC_OK;
+}

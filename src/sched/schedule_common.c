@@ -1,0 +1,255 @@
+/* schedule_common.c - betas / alphas_cumprod exactly as torch computes them,
+ * numpy's linspace / arange / round / interp, Karras sigmas, sigma -> t.
+ *
+ * Floating-point contraction must stay off here except where torch's own
+ * build contracts (fmaf below): the project compiles with -std=c11, where
+ * GCC defaults to -ffp-contract=off. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/sched_internal.h"
+
+/* torch 1.13 linspace_kernel on the AVX2 build: step = (end - start) / (n - 1)
+ * in float; chunks of 8 through Vectorized<float>::arange(base, step), two
+ * chunks per iteration, then a scalar tail; base = start + step * idx below
+ * n / 2, else end - step * (n - idx - 1). GCC contracts every a + b * c into an
+ * FMA there (verified: alphas_cumprod matches the golden bit for bit only
+ * this way). */
+void torch_linspace_f32(double start_d, double end_d, int64_t n, float *out) {
+    if (n <= 0) return;
+    const float start = (float)start_d, end = (float)end_d;
+    if (n == 1) {
+        out[0] = start;
+        return;
+    }
+    const float step = (end - start) / (float)(n - 1);
+    const int64_t halfway = n / 2;
+    int64_t i = 0;
+    for (; i <= n - 16; i += 16) {
+        for (int c = 0; c < 2; c++) {
+            int64_t idx = i + 8 * c;
+            float base = idx < halfway ? fmaf(step, (float)idx, start) : fmaf(-step, (float)(n - idx - 1), end);
+            for (int k = 0; k < 8; k++) out[idx + k] = k == 0 ? base : fmaf((float)k, step, base);
+        }
+    }
+    for (; i < n; i++) out[i] = i < halfway ? fmaf(step, (float)i, start) : fmaf(-step, (float)(n - i - 1), end);
+}
+
+/* diffusers betas_for_alpha_bar (cosine), computed in Python floats. */
+static void betas_cosine(int n, float *betas) {
+    for (int i = 0; i < n; i++) {
+        double t1 = (double)i / n, t2 = (double)(i + 1) / n;
+        double c1 = cos((t1 + 0.008) / 1.008 * M_PI / 2), c2 = cos((t2 + 0.008) / 1.008 * M_PI / 2);
+        double a1 = c1 * c1, a2 = c2 * c2;
+        double b = 1 - a2 / a1;
+        betas[i] = (float)(b < 0.999 ? b : 0.999);
+    }
+}
+
+static void cumprod_f32(const float *a, int n, float *out) {
+    double acc = 1.0; /* torch's CPU cumprod accumulates in acc_type<float> = double */
+    for (int i = 0; i < n; i++) {
+        acc *= (double)a[i];
+        out[i] = (float)acc;
+    }
+}
+
+/* diffusers rescale_zero_terminal_snr, float32 torch ops. */
+static void rescale_zero_snr(float *betas, int n) {
+    if (n < 2) return;
+    float *a = malloc((size_t)n * sizeof(float)), *ac = malloc((size_t)n * sizeof(float));
+    if (!a || !ac) {
+        free(a);
+        free(ac);
+        return;
+    }
+    for (int i = 0; i < n; i++) a[i] = 1.0f - betas[i];
+    cumprod_f32(a, n, ac);
+    for (int i = 0; i < n; i++) ac[i] = sqrtf(ac[i]);
+    float s0 = ac[0], sT = ac[n - 1];
+    for (int i = 0; i < n; i++) ac[i] = ac[i] - sT;
+    float scale = s0 / (s0 - sT);
+    for (int i = 0; i < n; i++) ac[i] = ac[i] * scale;
+    for (int i = 0; i < n; i++) ac[i] = ac[i] * ac[i];
+    betas[0] = 1.0f - ac[0];
+    for (int i = n - 1; i >= 1; i--) betas[i] = 1.0f - ac[i] / ac[i - 1];
+    free(a);
+    free(ac);
+}
+
+sdc_status sched_make_alphas_cumprod(const sched_config *cfg, float **out) {
+    int n = cfg->num_train_timesteps;
+    *out = NULL;
+    float *betas = malloc((size_t)n * sizeof(float)), *ac = malloc((size_t)n * sizeof(float));
+    if (!betas || !ac) {
+        free(betas);
+        free(ac);
+        return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory for %d betas", n);
+    }
+    if (!strcmp(cfg->beta_schedule, "linear")) {
+        torch_linspace_f32(cfg->beta_start, cfg->beta_end, n, betas);
+    } else if (!strcmp(cfg->beta_schedule, "scaled_linear")) {
+        torch_linspace_f32(pow(cfg->beta_start, 0.5), pow(cfg->beta_end, 0.5), n, betas);
+        for (int i = 0; i < n; i++) betas[i] = betas[i] * betas[i];
+    } else if (!strcmp(cfg->beta_schedule, "squaredcos_cap_v2")) {
+        betas_cosine(n, betas);
+    } else {
+        free(betas);
+        free(ac);
+        return sdc_fail(SDC_ERR_ARG, "scheduler: beta_schedule '%s' is not implemented (valid: linear, scaled_linear, squaredcos_cap_v2)",
+                        cfg->beta_schedule);
+    }
+    if (cfg->rescale_betas_zero_snr) rescale_zero_snr(betas, n);
+    for (int i = 0; i < n; i++) betas[i] = 1.0f - betas[i]; /* alphas */
+    cumprod_f32(betas, n, ac);
+    free(betas);
+    *out = ac;
+    return SDC_OK;
+}
+
+void np_linspace(double start, double stop, int num, int endpoint, double *out) {
+    if (num <= 0) return;
+    int div = endpoint ? num - 1 : num;
+    double delta = stop - start;
+    if (div > 0) {
+        double step = delta / div;
+        if (step == 0) {
+            for (int i = 0; i < num; i++) out[i] = (double)i / div * delta + start;
+        } else {
+            for (int i = 0; i < num; i++) out[i] = (double)i * step + start;
+        }
+    } else {
+        for (int i = 0; i < num; i++) out[i] = (double)i * delta + start;
+    }
+    if (endpoint && num > 1) out[num - 1] = stop;
+}
+
+/* numpy.arange(start, stop, step) for floats: element 1 is start + step, the
+ * rest start + i * (element1 - start). Returns the length (<= max). */
+int np_arange(double start, double stop, double step, double *out, int max) {
+    double len_d = ceil((stop - start) / step);
+    if (!(len_d > 0)) return 0;
+    int len = len_d > max ? max : (int)len_d;
+    out[0] = start;
+    if (len > 1) {
+        out[1] = start + step;
+        double delta = out[1] - start;
+        for (int i = 2; i < len; i++) out[i] = start + (double)i * delta;
+    }
+    return len;
+}
+
+double np_round(double x) { return nearbyint(x); } /* half to even in the default rounding mode */
+
+double np_interp_index(double x, const float *fp, int len) {
+    if (isnan(x)) return x;
+    if (x < 0) return (double)fp[0];
+    if (x >= (double)(len - 1)) return (double)fp[len - 1];
+    int j = (int)floor(x);
+    if ((double)j == x) return (double)fp[j];
+    double slope = ((double)fp[j + 1] - (double)fp[j]) / (double)((j + 1) - j);
+    double r = slope * (x - (double)j) + (double)fp[j];
+    if (isnan(r)) {
+        r = slope * (x - (double)(j + 1)) + (double)fp[j + 1];
+        if (isnan(r) && fp[j] == fp[j + 1]) r = (double)fp[j];
+    }
+    return r;
+}
+
+void sched_train_sigmas(const float *ac, int n, float *sig) {
+    for (int i = 0; i < n; i++) sig[i] = sqrtf((1.0f - ac[i]) / ac[i]);
+}
+
+void sched_karras(double sigma_min, double sigma_max, int n, double *out) {
+    const double rho = 7.0;
+    double *ramp = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!ramp) return;
+    np_linspace(0, 1, n, 1, ramp);
+    double min_inv_rho = pow(sigma_min, 1 / rho);
+    double max_inv_rho = pow(sigma_max, 1 / rho);
+    for (int i = 0; i < n; i++) out[i] = pow(max_inv_rho + ramp[i] * (min_inv_rho - max_inv_rho), rho);
+    free(ramp);
+}
+
+double sched_sigma_to_t(double sigma, const float *log_sigmas, int n) {
+    double log_sigma = log(sigma > 1e-10 ? sigma : 1e-10);
+    /* low_idx = argmax(cumsum(dists >= 0)), clipped to n - 2 */
+    int64_t cs = 0, best = -1;
+    int low_idx = 0;
+    for (int i = 0; i < n; i++) {
+        if (log_sigma - (double)log_sigmas[i] >= 0) cs++;
+        if (cs > best) {
+            best = cs;
+            low_idx = i;
+        }
+    }
+    if (low_idx > n - 2) low_idx = n - 2;
+    int high_idx = low_idx + 1;
+    double low = (double)log_sigmas[low_idx], high = (double)log_sigmas[high_idx];
+    double w = (low - log_sigma) / (low - high);
+    if (w < 0) w = 0;
+    if (w > 1) w = 1;
+    return (1 - w) * (double)low_idx + w * (double)high_idx;
+}
+
+sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out) {
+    const int T = cfg->num_train_timesteps;
+    if (!strcmp(cfg->timestep_spacing, "linspace")) {
+        double *v = malloc((size_t)n * sizeof(double));
+        if (!v) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
+        np_linspace(0, T - 1, n, 1, v);
+        for (int i = 0; i < n; i++) out[i] = (int64_t)np_round(v[n - 1 - i]);
+        free(v);
+    } else if (!strcmp(cfg->timestep_spacing, "leading")) {
+        int64_t ratio = T / n;
+        for (int i = 0; i < n; i++) out[i] = (int64_t)(n - 1 - i) * ratio + cfg->steps_offset;
+    } else if (!strcmp(cfg->timestep_spacing, "trailing")) {
+        double ratio = (double)T / n;
+        double *v = malloc((size_t)(n + 2) * sizeof(double));
+        if (!v) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
+        int len = np_arange(T, 0, -ratio, v, n + 2);
+        if (len != n) {
+            free(v);
+            return sdc_fail(SDC_ERR_UNSUPPORTED, "scheduler: trailing spacing gives %d timesteps for %d steps", len, n);
+        }
+        for (int i = 0; i < n; i++) out[i] = (int64_t)np_round(v[i]) - 1;
+        free(v);
+    } else {
+        return sdc_fail(SDC_ERR_ARG, "scheduler: timestep_spacing '%s' is not supported (valid: linspace, leading, trailing)",
+                        cfg->timestep_spacing);
+    }
+    return SDC_OK;
+}
+
+int sched_is_eps(const sched_config *c) { return !strcmp(c->prediction_type, "epsilon"); }
+int sched_is_v(const sched_config *c) { return !strcmp(c->prediction_type, "v_prediction"); }
+int sched_is_sample(const sched_config *c) { return !strcmp(c->prediction_type, "sample"); }
+
+sdc_status sched_state_alloc(sdc_scheduler *s, int64_t n) {
+    for (int k = 0; k < 4; k++) {
+        free(s->ets[k]);
+        s->ets[k] = NULL;
+    }
+    for (int k = 0; k < 3; k++) {
+        free(s->model_outputs[k]);
+        s->model_outputs[k] = NULL;
+    }
+    free(s->cur_sample);
+    free(s->cur_model_output);
+    s->cur_sample = s->cur_model_output = NULL;
+    s->state_n = 0;
+    size_t bytes = (size_t)n * sizeof(float);
+    int bad = 0;
+    if (s->cfg.kind == SCHED_PNDM) {
+        for (int k = 0; k < 4; k++) bad |= !(s->ets[k] = malloc(bytes));
+        bad |= !(s->cur_sample = malloc(bytes));
+        bad |= !(s->cur_model_output = calloc((size_t)n, sizeof(float)));
+    } else if (s->cfg.kind == SCHED_DPMPP_2M) {
+        for (int k = 0; k < 3; k++) bad |= !(s->model_outputs[k] = malloc(bytes));
+    }
+    if (bad) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory for the step history (%lld floats)", (long long)n);
+    s->state_n = n;
+    return SDC_OK;
+}

@@ -1,0 +1,327 @@
+/* clip_text_model.c - CLIP text encoder: config, loading and forward.
+ * Follows transformers 4.44 modeling_clip.py (eager attention):
+ *   x = token_embedding[ids] + position_embedding[0..T)
+ *   per layer: x += out_proj(attn(q_proj(ln1 x) * head_dim^-0.5, k, v, causal))
+ *              x += fc2(act(fc1(ln2 x)))
+ *   last = final_layer_norm(x); pooled = last[eos]; embeds = text_projection(pooled) */
+#include "text/clip_text_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/json.h"
+#include "io/model_files.h"
+#include "nn/layers.h"
+
+typedef struct {
+    layer_norm ln1, ln2;
+    linear q, k, v, o; /* (D, D) each, with bias */
+    linear fc1, fc2;   /* (I, D), (D, I) */
+} clip_layer;
+
+struct clip_text_model {
+    clip_text_config cfg;
+    weights own;      /* used when the model opened its own files */
+    int owns_weights;
+    const float *tok_emb; /* (vocab, D) */
+    const float *pos_emb; /* (max_positions, D) */
+    clip_layer *layers;   /* num_layers */
+    layer_norm final_ln;
+    linear proj; /* (proj, D), no bias; only with_projection */
+};
+
+/* ---- config ------------------------------------------------------------ */
+
+sdc_status clip_text_config_check(const clip_text_config *c, const char *what) {
+#define RANGE(v, key, lo, hi)                                                                          \
+    if ((v) < (lo) || (v) > (hi))                                                                         \
+        return sdc_fail(SDC_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]", what, key, (long long)(v), \
+                        (long long)(lo), (long long)(hi));
+    RANGE(c->hidden_size, "hidden_size", 1, 1 << 16);
+    RANGE(c->intermediate_size, "intermediate_size", 1, 1 << 18);
+    RANGE(c->num_layers, "num_hidden_layers", 1, 512);
+    RANGE(c->num_heads, "num_attention_heads", 1, 1024);
+    RANGE(c->max_positions, "max_position_embeddings", 1, 1 << 16);
+    RANGE(c->vocab_size, "vocab_size", 1, 1 << 24);
+    if (c->with_projection) RANGE(c->projection_dim, "projection_dim", 1, 1 << 16);
+#undef RANGE
+    if (c->hidden_size % c->num_heads)
+        return sdc_fail(SDC_ERR_FORMAT, "%s: hidden_size %d is not divisible by num_attention_heads %d", what,
+                        c->hidden_size, c->num_heads);
+    if (!(c->layer_norm_eps > 0.0f) || !isfinite(c->layer_norm_eps))
+        return sdc_fail(SDC_ERR_FORMAT, "%s: layer_norm_eps %g must be a positive number", what,
+                        (double)c->layer_norm_eps);
+    if (c->act != CLIP_ACT_QUICK_GELU && c->act != CLIP_ACT_GELU)
+        return sdc_fail(SDC_ERR_FORMAT, "%s: bad activation %d", what, (int)c->act);
+    return SDC_OK;
+}
+
+static sdc_status get_int_field(const cJSON *o, const char *key, long long def, int *out, const char *what) {
+    long long v;
+    SDC_TRY(json_get_int(o, key, def, &v, what));
+    if (v < -2147483647 || v > 2147483647) return sdc_fail(SDC_ERR_FORMAT, "%s: '%s' = %lld is out of range", what, key, v);
+    *out = (int)v;
+    return SDC_OK;
+}
+
+static sdc_status parse_config(const cJSON *root, clip_text_config *c, const char *what) {
+    /* a full CLIPConfig keeps the text part under "text_config" */
+    const cJSON *o = root;
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    if (!json_has(root, "hidden_size") && tc && cJSON_IsObject(tc)) o = tc;
+    if (!cJSON_IsObject(o)) return sdc_fail(SDC_ERR_FORMAT, "%s: not a JSON object", what);
+    /* defaults: transformers CLIPTextConfig */
+    SDC_TRY(get_int_field(o, "hidden_size", 512, &c->hidden_size, what));
+    SDC_TRY(get_int_field(o, "intermediate_size", 2048, &c->intermediate_size, what));
+    SDC_TRY(get_int_field(o, "num_hidden_layers", 12, &c->num_layers, what));
+    SDC_TRY(get_int_field(o, "num_attention_heads", 8, &c->num_heads, what));
+    SDC_TRY(get_int_field(o, "max_position_embeddings", 77, &c->max_positions, what));
+    SDC_TRY(get_int_field(o, "vocab_size", 49408, &c->vocab_size, what));
+    SDC_TRY(get_int_field(o, "projection_dim", 512, &c->projection_dim, what));
+    long long eos;
+    SDC_TRY(json_get_int(o, "eos_token_id", 49407, &eos, what));
+    c->eos_token_id = eos;
+    double eps;
+    SDC_TRY(json_get_num(o, "layer_norm_eps", 1e-5, &eps, what));
+    c->layer_norm_eps = (float)eps;
+    const char *act;
+    SDC_TRY(json_get_str(o, "hidden_act", "quick_gelu", &act, what));
+    if (!strcmp(act, "quick_gelu"))
+        c->act = CLIP_ACT_QUICK_GELU;
+    else if (!strcmp(act, "gelu"))
+        c->act = CLIP_ACT_GELU;
+    else
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported (quick_gelu, gelu)", what, act);
+    c->with_projection = 0;
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    if (arch && cJSON_IsArray(arch)) {
+        const cJSON *a;
+        cJSON_ArrayForEach(a, arch) {
+            if (cJSON_IsString(a) && !strcmp(a->valuestring, "CLIPTextModelWithProjection")) c->with_projection = 1;
+        }
+    }
+    return SDC_OK;
+}
+
+sdc_status clip_text_config_load(clip_text_config *cfg, const char *config_path) {
+    cJSON *j;
+    memset(cfg, 0, sizeof *cfg);
+    SDC_TRY(json_load(config_path, &j));
+    sdc_status st = parse_config(j, cfg, config_path);
+    cJSON_Delete(j);
+    SDC_TRY(st);
+    return clip_text_config_check(cfg, config_path);
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+static sdc_status load_layer(weights *w, const clip_text_config *c, clip_layer *L, int i) {
+    char n[160];
+    int D = c->hidden_size, I = c->intermediate_size;
+    const char *p = "text_model.encoder.layers";
+#define NAME(suffix) (snprintf(n, sizeof n, "%s.%d.%s", p, i, suffix), n)
+    SDC_TRY(layer_norm_load(w, &L->ln1, D, c->layer_norm_eps, NAME("layer_norm1")));
+    SDC_TRY(linear_load(w, &L->q, D, D, 1, NAME("self_attn.q_proj")));
+    SDC_TRY(linear_load(w, &L->k, D, D, 1, NAME("self_attn.k_proj")));
+    SDC_TRY(linear_load(w, &L->v, D, D, 1, NAME("self_attn.v_proj")));
+    SDC_TRY(linear_load(w, &L->o, D, D, 1, NAME("self_attn.out_proj")));
+    SDC_TRY(layer_norm_load(w, &L->ln2, D, c->layer_norm_eps, NAME("layer_norm2")));
+    SDC_TRY(linear_load(w, &L->fc1, D, I, 1, NAME("mlp.fc1")));
+    SDC_TRY(linear_load(w, &L->fc2, I, D, 1, NAME("mlp.fc2")));
+#undef NAME
+    return SDC_OK;
+}
+
+static sdc_status load_params(clip_text_model *m, weights *w) {
+    const clip_text_config *c = &m->cfg;
+    int64_t tok[2] = {c->vocab_size, c->hidden_size}, pos[2] = {c->max_positions, c->hidden_size};
+    SDC_TRY(weights_get(w, &m->tok_emb, 2, tok, "text_model.embeddings.token_embedding.weight"));
+    SDC_TRY(weights_get(w, &m->pos_emb, 2, pos, "text_model.embeddings.position_embedding.weight"));
+    m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
+    if (!m->layers) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->num_layers; i++) SDC_TRY(load_layer(w, c, &m->layers[i], i));
+    SDC_TRY(layer_norm_load(w, &m->final_ln, c->hidden_size, c->layer_norm_eps, "text_model.final_layer_norm"));
+    if (c->with_projection)
+        SDC_TRY(linear_load(w, &m->proj, c->hidden_size, c->projection_dim, 0, "text_projection"));
+    return SDC_OK;
+}
+
+sdc_status clip_text_load_weights(clip_text_model **out, const clip_text_config *cfg, weights *w) {
+    *out = NULL;
+    const char *file = w->nfiles ? w->files[0].path : "(no file)";
+    SDC_TRY(clip_text_config_check(cfg, file));
+    clip_text_model *m = calloc(1, sizeof *m);
+    if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    m->cfg = *cfg;
+    sdc_status st = load_params(m, w);
+    if (st) {
+        clip_text_free(m);
+        return st;
+    }
+    *out = m;
+    return SDC_OK;
+}
+
+sdc_status clip_text_load(clip_text_model **out, const char *dir, const char *variant) {
+    char cfg_path[1024];
+    clip_text_config cfg;
+    *out = NULL;
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+    SDC_TRY(clip_text_config_load(&cfg, cfg_path));
+    clip_text_model *m = calloc(1, sizeof *m);
+    if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    sdc_status st = component_weights_open(&m->own, dir, "model", variant && *variant ? variant : NULL);
+    if (st) {
+        free(m);
+        return st;
+    }
+    m->owns_weights = 1;
+    /* CLIPTextModelWithProjection is also recognised by its tensor */
+    if (weights_find(&m->own, "text_projection.weight")) cfg.with_projection = 1;
+    if ((st = clip_text_config_check(&cfg, cfg_path))) goto fail;
+    m->cfg = cfg;
+    if ((st = load_params(m, &m->own))) goto fail;
+    *out = m;
+    return SDC_OK;
+fail:
+    clip_text_free(m);
+    return st;
+}
+
+void clip_text_free(clip_text_model *m) {
+    if (!m) return;
+    free(m->layers);
+    if (m->owns_weights) weights_close(&m->own);
+    free(m);
+}
+
+const clip_text_config *clip_text_get_config(const clip_text_model *m) { return &m->cfg; }
+int clip_text_hidden_size(const clip_text_model *m) { return m->cfg.hidden_size; }
+int clip_text_num_layers(const clip_text_model *m) { return m->cfg.num_layers; }
+int clip_text_projection_dim(const clip_text_model *m) { return m->cfg.with_projection ? m->cfg.projection_dim : 0; }
+
+/* ---- forward ----------------------------------------------------------- */
+
+int clip_text_eos_index(const clip_text_model *m, const int64_t *ids, int T) {
+    int best = 0;
+    if (m->cfg.eos_token_id == 2) { /* legacy: argmax(input_ids), first maximum */
+        for (int t = 1; t < T; t++)
+            if (ids[t] > ids[best]) best = t;
+        return best;
+    }
+    for (int t = 0; t < T; t++)
+        if (ids[t] == m->cfg.eos_token_id) return t;
+    return 0; /* argmax of an all-zero mask */
+}
+
+void clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows) {
+    layer_norm_fwd(&m->final_ln, x, x, rows);
+}
+
+static void emit(clip_tap_fn tap, void *ctx, const char *name, int layer, const char *suffix, const float *x, int B,
+                 int T, int D) {
+    char n[160];
+    if (!tap) return;
+    if (layer >= 0)
+        snprintf(n, sizeof n, "text_model.encoder.layers.%d.%s", layer, suffix);
+    else
+        snprintf(n, sizeof n, "%s", name);
+    tap(ctx, n, x, B, T, D);
+}
+
+/* One encoder layer on x[BT, D] in place. ws: h, q, k, v, a [BT, D] and mlp [BT, I]. */
+static sdc_status layer_fwd(const clip_text_model *m, int li, float *x, int B, int T, float *ws, clip_tap_fn tap,
+                            void *ctx) {
+    const clip_text_config *c = &m->cfg;
+    const clip_layer *L = &m->layers[li];
+    int D = c->hidden_size, H = c->num_heads, dh = D / H;
+    int64_t N = (int64_t)B * T, ND = N * D;
+    float *h = ws, *q = h + ND, *k = q + ND, *v = k + ND, *a = v + ND, *mlp = a + ND;
+
+    layer_norm_fwd(&L->ln1, x, h, N);
+    emit(tap, ctx, NULL, li, "layer_norm1", h, B, T, D);
+    linear_fwd(&L->q, h, N, q);
+    op_scale(q, (float)pow((double)dh, -0.5), ND); /* transformers scales q before q.k^T */
+    linear_fwd(&L->k, h, N, k);
+    linear_fwd(&L->v, h, N, v);
+    SDC_TRY(op_attention(q, D, k, v, D, B, T, T, H, dh, 1.0f, 1, a));
+    linear_fwd(&L->o, a, N, h);
+    emit(tap, ctx, NULL, li, "self_attn", h, B, T, D);
+    op_add(x, h, ND);
+
+    layer_norm_fwd(&L->ln2, x, h, N);
+    linear_fwd(&L->fc1, h, N, mlp);
+    if (c->act == CLIP_ACT_QUICK_GELU)
+        op_quick_gelu(mlp, N * c->intermediate_size);
+    else
+        op_gelu(mlp, N * c->intermediate_size);
+    linear_fwd(&L->fc2, mlp, N, h);
+    emit(tap, ctx, NULL, li, "mlp", h, B, T, D);
+    op_add(x, h, ND);
+    return SDC_OK;
+}
+
+sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, int B, int T, float **hidden_states,
+                                 float *last_hidden, float *pooled, float *text_embeds, clip_tap_fn tap,
+                                 void *tap_ctx) {
+    const clip_text_config *c = &m->cfg;
+    int D = c->hidden_size, L = c->num_layers;
+    if (B < 1 || T < 1 || T > c->max_positions)
+        return sdc_fail(SDC_ERR_ARG, "clip text encoder: %d x %d tokens (sequence length must be 1..%d)", B, T,
+                        c->max_positions);
+    if (text_embeds && !c->with_projection)
+        return sdc_fail(SDC_ERR_ARG, "clip text encoder: text_embeds requested from a model without text_projection");
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return sdc_fail(SDC_ERR_ARG, "clip text encoder: token id %lld at [%lld, %lld] is outside the vocabulary (%d)",
+                            (long long)ids[i], (long long)(i / T), (long long)(i % T), c->vocab_size);
+
+    /* how many layers must run */
+    int need = -1;
+    if (last_hidden || pooled || text_embeds) need = L;
+    for (int i = L; hidden_states && i > need; i--)
+        if (hidden_states[i]) need = i;
+    if (need < 0) return SDC_OK;
+
+    int64_t N = (int64_t)B * T, ND = N * D;
+    float *x, *ws;
+    SDC_TRY(alloc_f32(&x, ND));
+    sdc_status st = alloc_f32(&ws, 5 * ND + N * c->intermediate_size);
+    if (st) {
+        free(x);
+        return st;
+    }
+    /* embeddings: x[b, t] = tok[ids[b, t]] + pos[t] */
+    for (int64_t r = 0; r < N; r++) {
+        const float *te = m->tok_emb + ids[r] * D, *pe = m->pos_emb + (r % T) * D;
+        float *xr = x + r * D;
+        for (int d = 0; d < D; d++) xr[d] = te[d] + pe[d];
+    }
+    emit(tap, tap_ctx, "text_model.embeddings", -1, NULL, x, B, T, D);
+    if (hidden_states && hidden_states[0]) memcpy(hidden_states[0], x, (size_t)ND * sizeof(float));
+    for (int li = 0; li < need; li++) {
+        if ((st = layer_fwd(m, li, x, B, T, ws, tap, tap_ctx))) goto done;
+        if (hidden_states && hidden_states[li + 1]) memcpy(hidden_states[li + 1], x, (size_t)ND * sizeof(float));
+    }
+    if (need == L && (last_hidden || pooled || text_embeds)) {
+        float *last = last_hidden ? last_hidden : ws; /* ws is free now */
+        layer_norm_fwd(&m->final_ln, x, last, N);
+        float *pool = pooled ? pooled : x; /* x is dead after the norm */
+        for (int b = 0; b < B; b++) {
+            int e = clip_text_eos_index(m, ids + (int64_t)b * T, T);
+            memmove(pool + (int64_t)b * D, last + ((int64_t)b * T + e) * D, (size_t)D * sizeof(float));
+        }
+        if (text_embeds) linear_fwd(&m->proj, pool, B, text_embeds);
+    }
+done:
+    free(x);
+    free(ws);
+    return st;
+}
+
+sdc_status clip_text_forward(const clip_text_model *m, const int64_t *ids, int B, int T, float **hidden_states,
+                             float *last_hidden, float *pooled, float *text_embeds) {
+    return clip_text_forward_tap(m, ids, B, T, hidden_states, last_hidden, pooled, text_embeds, NULL, NULL);
+}

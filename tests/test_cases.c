@@ -1,0 +1,209 @@
+/* test_cases.c - end-to-end: every tiny-model case in tests/fixtures/cases
+ * run through the library (intermediates compared with diffusers' golden)
+ * and through build/sdc (PNG compared with the golden PNG). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden.h"
+#include "harness.h"
+#include "io/json.h"
+#include "io/png_io.h"
+#include "pipeline/model.h"
+#include "sdc.h"
+
+typedef struct {
+    const char *name;
+    double latents_tol, decoded_tol, image_tol;
+} case_spec;
+
+static const case_spec k_cases[] = {
+    {"sd-pndm-cfg", 2e-2, 2e-3, 1e-3},     {"sd-ddim-trailing", 5e-4, 1e-4, 1e-4},
+    {"sd-euler-a-batch", 5e-4, 1e-4, 1e-4}, {"sd-dpmpp2m-karras", 5e-4, 1e-4, 1e-4},
+    {"sd-fp16-variant", 5e-4, 1e-4, 1e-4},  {"sd-lcm4", 5e-4, 1e-4, 1e-4},
+    {"sdxl-turbo-euler-a", 5e-4, 1e-4, 1e-4}, {"sdxl-euler-cfg", 5e-4, 1e-4, 1e-4},
+    {"sdxl-tcd4-eta03", 5e-4, 1e-4, 1e-4},
+};
+
+static const char *sched_name(const char *cls) {
+    static const char *m[][2] = {{"PNDMScheduler", "pndm"},       {"DDIMScheduler", "ddim"},
+                                 {"EulerDiscreteScheduler", "euler"}, {"EulerAncestralDiscreteScheduler", "euler_a"},
+                                 {"DPMSolverMultistepScheduler", "dpmpp_2m"}, {"LCMScheduler", "lcm"},
+                                 {"TCDScheduler", "tcd"}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(m[i][0], cls)) return m[i][1];
+    return NULL;
+}
+
+/* the request a case describes; strings point into the JSON */
+typedef struct {
+    cJSON *j;
+    const char *model, *variant, *sched, *spacing;
+    const char *prompts[8], *negs[8];
+    int np, nn, steps, W, H, karras;
+    float g, eta;
+    uint64_t seed;
+} case_req;
+
+static int load_case(const char *name, case_req *c) {
+    char p[256];
+    memset(c, 0, sizeof *c);
+    snprintf(p, sizeof p, "cases/%s.json", name);
+    if (json_load(fixture_path(p), &c->j)) return 0;
+    cJSON *j = c->j, *s = cJSON_GetObjectItem(j, "scheduler"), *ov = cJSON_GetObjectItem(s, "overrides");
+    c->model = cJSON_GetObjectItem(j, "model")->valuestring;
+    const cJSON *v = cJSON_GetObjectItem(j, "unet_variant");
+    c->variant = cJSON_IsString(v) ? v->valuestring : NULL;
+    c->sched = sched_name(cJSON_GetObjectItem(s, "class")->valuestring);
+    const cJSON *ts = cJSON_GetObjectItem(ov, "timestep_spacing");
+    c->spacing = cJSON_IsString(ts) ? ts->valuestring : NULL;
+    c->karras = cJSON_IsTrue(cJSON_GetObjectItem(ov, "use_karras_sigmas")) ? 1 : -1;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(j, "prompt")) c->prompts[c->np++] = a->valuestring;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(j, "negative_prompt")) c->negs[c->nn++] = a->valuestring;
+    c->seed = (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(j, "seeds"), 0)->valuedouble;
+    c->steps = cJSON_GetObjectItem(j, "num_inference_steps")->valueint;
+    c->g = (float)cJSON_GetObjectItem(j, "guidance_scale")->valuedouble;
+    c->W = cJSON_GetObjectItem(j, "width")->valueint;
+    c->H = cJSON_GetObjectItem(j, "height")->valueint;
+    c->eta = (float)cJSON_GetObjectItem(j, "eta")->valuedouble;
+    return c->sched != NULL;
+}
+
+typedef struct {
+    st_writer *w;
+} dump_ctx;
+
+static void collect(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape, const void *data) {
+    dump_ctx *d = ctx;
+    if (data) st_writer_add(d->w, name, is_int ? ST_I64 : ST_F32, ndim, shape, data);
+}
+
+/* compare one dumped tensor with the golden; returns the max abs diff (INF if missing/mismatched) */
+static double cmp_tensor(const st_file *mine, const st_file *gold, const char *name) {
+    const st_tensor *a = st_find(mine, name), *b = st_find(gold, name);
+    if (!a || !b || a->numel != b->numel) return INFINITY;
+    if (b->dtype == ST_I64) {
+        int64_t *x, *y;
+        if (st_to_i64(a, &x) || st_to_i64(b, &y)) return INFINITY;
+        double d = memcmp(x, y, (size_t)a->numel * 8) ? INFINITY : 0;
+        free(x), free(y);
+        return d;
+    }
+    float *x, *y;
+    if (st_to_f32(a, &x)) return INFINITY;
+    if (st_to_f32(b, &y)) { free(x); return INFINITY; }
+    double d = max_abs_diff(x, y, a->numel);
+    free(x), free(y);
+    return d;
+}
+
+static void run_case_library(const case_spec *cs) {
+    case_req c;
+    CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
+    sdc_model *m;
+    sdc_load_options lo = {.variant = c.variant};
+    sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
+    if (st) cJSON_Delete(c.j);
+    CHECK(st == SDC_OK, "load: %s", sdc_last_error());
+    sdc_request r;
+    sdc_request_init(&r);
+    r.prompts = c.prompts, r.nprompts = c.np;
+    r.negative_prompts = c.nn ? c.negs : NULL, r.nnegative = c.nn;
+    r.seed = c.seed, r.steps = c.steps, r.guidance = c.g, r.width = c.W, r.height = c.H, r.eta = c.eta;
+    r.scheduler = c.sched, r.timestep_spacing = c.spacing, r.karras = c.karras;
+    dump_ctx d = {.w = st_writer_new()};
+    r.dump = collect, r.dump_ctx = &d;
+    sdc_image *imgs;
+    int n;
+    st = sdc_generate(m, &r, &imgs, &n);
+    char gp[256], mp[256];
+    snprintf(mp, sizeof mp, "%s", tmp_path(cs->name));
+    if (!st) st = st_writer_save(d.w, mp);
+    st_writer_free(d.w);
+    sdc_model_free(m);
+    int ncalls = cJSON_GetObjectItem(c.j, "num_unet_calls")->valueint;
+    cJSON_Delete(c.j);
+    CHECK(st == SDC_OK, "generate: %s", sdc_last_error());
+    sdc_images_free(imgs, n);
+    snprintf(gp, sizeof gp, "cases/%s.safetensors", cs->name);
+    st_file mine, gold;
+    CHECK_OK(st_open(&mine, mp));
+    CHECK_OK(st_open(&gold, fixture_path(gp)));
+    char last[32], first_pred[32];
+    snprintf(last, sizeof last, "latents_%d", ncalls);
+    snprintf(first_pred, sizeof first_pred, "noise_pred_1");
+    struct { const char *name; double tol; } checks[] = {
+        {"input_ids", 0},          {"uncond_input_ids", 0},     {"input_ids_2", 0},
+        {"timesteps", 1e-6},       {"noise", 0},                {"latents_0", 0},
+        {"prompt_embeds", 1e-5},   {"negative_prompt_embeds", 1e-5}, {"pooled_prompt_embeds", 1e-5},
+        {"add_time_ids", 0},       {first_pred, 5e-5},          {last, cs->latents_tol},
+        {"decoded", cs->decoded_tol}, {"image", cs->image_tol},
+    };
+    int compared = 0;
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        if (!st_find(&gold, checks[i].name)) continue;
+        double diff = cmp_tensor(&mine, &gold, checks[i].name);
+        if (!(diff <= checks[i].tol)) {
+            st_close(&mine), st_close(&gold);
+            CHECK(0, "%s: %s differs by %g (tolerance %g)", cs->name, checks[i].name, diff, checks[i].tol);
+        }
+        compared++;
+    }
+    st_close(&mine), st_close(&gold);
+    CHECK(compared >= 8, "%s: only %d tensors compared", cs->name, compared);
+}
+
+static void run_case_cli(const case_spec *cs) {
+    case_req c;
+    CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
+    char cmd[4096], out[512];
+    snprintf(out, sizeof out, "%s", tmp_path(cs->name));
+    int o = snprintf(cmd, sizeof cmd, "%s generate --quiet -m %s --seed %llu --steps %d --guidance %g -W %d -H %d "
+                     "--scheduler %s --eta %g -o '%s-{index}.png'", sdc_binary(), fixture_path(c.model),
+                     (unsigned long long)c.seed, c.steps, (double)c.g, c.W, c.H, c.sched, (double)c.eta, out);
+    if (c.variant) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --variant %s", c.variant);
+    if (c.spacing) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --timestep-spacing %s", c.spacing);
+    if (c.karras == 1) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --karras");
+    for (int i = 0; i < c.np; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -p \"%s\"", c.prompts[i]);
+    for (int i = 0; i < c.nn; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -n \"%s\"", c.negs[i]);
+    snprintf(cmd + o, sizeof cmd - (size_t)o, " > /dev/null");
+    int np = c.np;
+    cJSON_Delete(c.j);
+    CHECK(system(cmd) == 0, "command failed: %s", cmd);
+    for (int i = 0; i < np; i++) {
+        char mine[600], gold[256];
+        snprintf(mine, sizeof mine, "%s-%d.png", out, i);
+        snprintf(gold, sizeof gold, "cases/%s_%d.png", cs->name, i);
+        uint8_t *a, *b;
+        int aw, ah, bw, bh;
+        char *params;
+        CHECK_OK(png_read_rgb(mine, &a, &aw, &ah, &params));
+        CHECK_OK(png_read_rgb(fixture_path(gold), &b, &bw, &bh, NULL));
+        int worst = aw == bw && ah == bh ? 0 : 999;
+        for (int64_t k = 0; worst < 999 && k < (int64_t)aw * ah * 3; k++) {
+            int d = abs((int)a[k] - (int)b[k]);
+            if (d > worst) worst = d;
+        }
+        int has_params = params && strstr(params, "Steps: ") && strstr(params, "Seed: ");
+        free(a), free(b), free(params);
+        CHECK(worst <= 2, "%s image %d: max pixel difference %d/255", cs->name, i, worst);
+        CHECK(has_params, "%s: PNG lacks the parameters infotext", cs->name);
+    }
+}
+
+#define CASE_TESTS(id, idx)                                              \
+    TEST(case_##id##_library) { run_case_library(&k_cases[idx]); }       \
+    TEST(case_##id##_cli_png) { run_case_cli(&k_cases[idx]); }
+
+CASE_TESTS(sd_pndm_cfg, 0)
+CASE_TESTS(sd_ddim_trailing, 1)
+CASE_TESTS(sd_euler_a_batch, 2)
+CASE_TESTS(sd_dpmpp2m_karras, 3)
+CASE_TESTS(sd_fp16_variant, 4)
+CASE_TESTS(sd_lcm4, 5)
+CASE_TESTS(sdxl_turbo_euler_a, 6)
+CASE_TESTS(sdxl_euler_cfg, 7)
+CASE_TESTS(sdxl_tcd4_eta03, 8)

@@ -1,0 +1,20 @@
+/* cli.h - shared pieces of the command-line program: strict number
+ * parsing, usage errors (exit 2) and the subcommands' entry points. */
+#ifndef SDC_TOOLS_CLI_H
+#define SDC_TOOLS_CLI_H
+
+#include <stdint.h>
+
+#define EXIT_USAGE 2
+
+/* Each prints "sdc: ..." to stderr and returns 0 on a bad value. */
+int cli_int(const char *flag, const char *s, long lo, long hi, int *out);
+int cli_u64(const char *flag, const char *s, uint64_t *out);
+int cli_float(const char *flag, const char *s, double lo, double hi, float *out);
+/* Print "sdc: <msg>" and a hint to run --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,283 @@
+/* cmd_generate.c - `sdc generate`: parse flags into an sdc_request, load
+ * the model once, run, write one PNG per image (with its infotext). */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "io/safetensors.h"
+#include "sdc.h"
+
+#define MAX_PROMPTS 64
+
+static void help(void) {
+    printf(
+        "usage: sdc generate -m MODEL -p PROMPT [options]\n"
+        "\n"
+        "Generate images from a text prompt with a Stable Diffusion model (diffusers folder).\n"
+        "The same model, prompt, seed and settings give the image diffusers gives for\n"
+        "torch.Generator(\"cpu\").manual_seed(seed).\n"
+        "\n"
+        "  -m, --model PATH          diffusers pipeline folder (model_index.json + components)\n"
+        "  -p, --prompt TEXT         the prompt; repeat for several prompts (one image each)\n"
+        "  -n, --negative-prompt T   negative prompt; once for all prompts or once per prompt.\n"
+        "                            Without it SD encodes \"\" (SDXL uses zeros when the model\n"
+        "                            says force_zeros_for_empty_prompt); an explicit \"\" is encoded\n"
+        "      --steps N             denoising steps (default 50)\n"
+        "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
+        "                            G <= 1 disables guidance (one UNet pass per step)\n"
+        "      --scheduler NAME      ddim | pndm | euler | euler_a | dpmpp_2m | lcm | tcd\n"
+        "                            (default: the model's scheduler_config.json; settings in that\n"
+        "                            file carry over, others take the scheduler's defaults)\n"
+        "      --timestep-spacing S  leading | trailing | linspace\n"
+        "      --karras              Karras sigmas (dpmpp_2m, euler, euler_a)\n"
+        "      --eta E               DDIM eta / TCD gamma, 0..1 (default 0)\n"
+        "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
+        "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
+        "      --batch N             images per prompt (default 1)\n"
+        "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
+        "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
+        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+        "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
+        "                            expand; with several images and no placeholder \"-{index}\"\n"
+        "                            goes before the extension\n"
+        "      --dump FILE           write intermediates (input_ids, prompt_embeds, noise,\n"
+        "                            latents_K, decoded, image ...) to a .safetensors file\n"
+        "      --device cpu          compute device (this build: cpu)\n"
+        "      --dtype f32           compute precision (the CPU path computes in float32)\n"
+        "      --threads N           CPU threads (default: all cores)\n"
+        "      --quiet               no progress lines\n"
+        "  -h, --help                this text\n"
+        "\n"
+        "Exit status: 0 success, 1 error, 2 usage error.\n");
+}
+
+static volatile sig_atomic_t g_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+typedef struct {
+    int quiet, tty;
+    struct timespec t0;
+} progress_state;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int on_progress(void *ctx, int step, int total) {
+    progress_state *p = ctx;
+    if (!p->quiet) {
+        double el = now_s() - ((double)p->t0.tv_sec + 1e-9 * (double)p->t0.tv_nsec);
+        fprintf(stderr, "%sstep %d/%d  %.2f s/step  %.1f s%s", p->tty ? "\r" : "", step, total, el / step, el,
+                p->tty ? (step == total ? "\n" : "") : "\n");
+        fflush(stderr);
+    }
+    return g_interrupted;
+}
+
+static void on_dump(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape, const void *data) {
+    if (data) st_writer_add(ctx, name, is_int ? ST_I64 : ST_F32, ndim, shape, data);
+}
+
+/* "{index}" / "{seed}" expansion; several images without a placeholder get "-{index}" before the extension */
+static int expand_output(const char *tmpl, int index, uint64_t seed, int many, char *out, size_t n) {
+    char t[PATH_MAX];
+    if (many && !strstr(tmpl, "{index}") && !strstr(tmpl, "{seed}")) {
+        const char *slash = strrchr(tmpl, '/'), *dot = strrchr(tmpl, '.');
+        if (!dot || (slash && dot < slash)) dot = tmpl + strlen(tmpl);
+        snprintf(t, sizeof t, "%.*s-{index}%s", (int)(dot - tmpl), tmpl, dot);
+    } else {
+        snprintf(t, sizeof t, "%s", tmpl);
+    }
+    size_t o = 0;
+    for (const char *p = t; *p && o + 1 < n;) {
+        if (!strncmp(p, "{index}", 7)) {
+            o += (size_t)snprintf(out + o, n - o, "%d", index);
+            p += 7;
+        } else if (!strncmp(p, "{seed}", 6)) {
+            o += (size_t)snprintf(out + o, n - o, "%llu", (unsigned long long)seed);
+            p += 6;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    if (o >= n) return 0;
+    out[o] = 0;
+    return 1;
+}
+
+static int dir_writable(const char *path) {
+    char d[PATH_MAX];
+    snprintf(d, sizeof d, "%s", path);
+    char *s = strrchr(d, '/');
+    if (!s) return access(".", W_OK) == 0;
+    if (s == d) s[1] = 0;
+    else *s = 0;
+    return access(d, W_OK) == 0;
+}
+
+static uint64_t random_seed(void) {
+    uint32_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&v, sizeof v, 1, f) != 1) v = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+    if (f) fclose(f);
+    return v;
+}
+
+enum { O_STEPS = 256, O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_SEED, O_BATCH, O_VARIANT, O_DUMP,
+       O_DEVICE, O_THREADS, O_DTYPE, O_QUIET, O_CLIPSKIP };
+
+int cmd_generate(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
+        {"negative-prompt", required_argument, 0, 'n'}, {"steps", required_argument, 0, O_STEPS},
+        {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
+        {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
+        {"eta", required_argument, 0, O_ETA},      {"seed", required_argument, 0, O_SEED},
+        {"batch", required_argument, 0, O_BATCH},  {"width", required_argument, 0, 'W'},
+        {"height", required_argument, 0, 'H'},     {"variant", required_argument, 0, O_VARIANT},
+        {"output", required_argument, 0, 'o'},     {"dump", required_argument, 0, O_DUMP},
+        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
+        {"dtype", required_argument, 0, O_DTYPE},  {"quiet", no_argument, 0, O_QUIET},
+        {"clip-skip", required_argument, 0, O_CLIPSKIP}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
+    const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
+    int np = 0, nn = 0, have_seed = 0, quiet = 0, threads = 0;
+    sdc_request r;
+    sdc_request_init(&r);
+    sdc_load_options lo = {0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:p:n:W:H:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p':
+            if (np == MAX_PROMPTS) return cli_usage_error("generate", "at most %d prompts", MAX_PROMPTS);
+            prompts[np++] = optarg;
+            break;
+        case 'n':
+            if (nn == MAX_PROMPTS) return cli_usage_error("generate", "at most %d negative prompts", MAX_PROMPTS);
+            negs[nn++] = optarg;
+            break;
+        case O_STEPS: if (!cli_int("--steps", optarg, 1, 1000, &r.steps)) return EXIT_USAGE; break;
+        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &r.guidance)) return EXIT_USAGE; break;
+        case O_SCHED: r.scheduler = optarg; break;
+        case O_SPACING: r.timestep_spacing = optarg; break;
+        case O_KARRAS: r.karras = 1; break;
+        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &r.eta)) return EXIT_USAGE; break;
+        case O_SEED: if (!cli_u64("--seed", optarg, &r.seed)) return EXIT_USAGE; have_seed = 1; break;
+        case O_BATCH: if (!cli_int("--batch", optarg, 1, 64, &r.batch)) return EXIT_USAGE; break;
+        case 'W': if (!cli_int("--width", optarg, 8, 4096, &r.width)) return EXIT_USAGE; break;
+        case 'H': if (!cli_int("--height", optarg, 8, 4096, &r.height)) return EXIT_USAGE; break;
+        case O_VARIANT: lo.variant = optarg; break;
+        case 'o': output = optarg; break;
+        case O_DUMP: dump_path = optarg; break;
+        case O_DEVICE:
+            if (!strcmp(optarg, "cpu")) break;
+            if (!strcmp(optarg, "cuda")) {
+                fprintf(stderr, "sdc: this build of sdc has no CUDA support; use --device cpu\n");
+                return 1;
+            }
+            return cli_usage_error("generate", "--device must be cpu or cuda, got '%s'", optarg);
+        case O_DTYPE:
+            if (!strcmp(optarg, "f32")) break;
+            if (!strcmp(optarg, "f16") || !strcmp(optarg, "bf16")) {
+                fprintf(stderr, "sdc: the CPU path computes in float32 (--dtype f32); %s needs --device cuda\n", optarg);
+                return 1;
+            }
+            return cli_usage_error("generate", "--dtype must be f32, f16 or bf16, got '%s'", optarg);
+        case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
+        case O_QUIET: quiet = 1; break;
+        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &r.clip_skip)) return EXIT_USAGE; break;
+        case 'h': help(); return 0;
+        case ':': return cli_usage_error("generate", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (!model) return cli_usage_error("generate", "no model given (-m MODEL)");
+    if (!np) return cli_usage_error("generate", "no prompt given (-p PROMPT)");
+    if (nn > 1 && nn != np)
+        return cli_usage_error("generate", "%d negative prompts for %d prompts (give one, or one per prompt)", nn, np);
+    if (lo.variant && strcmp(lo.variant, "fp16"))
+        return cli_usage_error("generate", "--variant must be fp16, got '%s'", lo.variant);
+    if (r.width % 8 || r.height % 8)
+        return cli_usage_error("generate", "width and height must be multiples of 8 (got %dx%d)", r.width, r.height);
+    if (!have_seed) r.seed = random_seed();
+    int total = np * r.batch;
+    char path[PATH_MAX];
+    if (!expand_output(output, 0, r.seed, total > 1, path, sizeof path) || !dir_writable(path)) {
+        fprintf(stderr, "sdc: cannot write to '%s': folder missing or not writable\n", output);
+        return 1;
+    }
+    if (dump_path && !dir_writable(dump_path)) {
+        fprintf(stderr, "sdc: cannot write to '%s': folder missing or not writable\n", dump_path);
+        return 1;
+    }
+    r.prompts = prompts;
+    r.nprompts = np;
+    r.negative_prompts = nn ? negs : NULL;
+    r.nnegative = nn;
+    lo.threads = threads;
+
+    sdc_model *m;
+    if (sdc_model_load(&m, model, &lo)) {
+        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+        return 1;
+    }
+    if (!quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)r.seed);
+    progress_state ps = {.quiet = quiet, .tty = isatty(2)};
+    clock_gettime(CLOCK_MONOTONIC, &ps.t0);
+    r.progress = on_progress;
+    r.progress_ctx = &ps;
+    st_writer *dw = NULL;
+    if (dump_path) {
+        dw = st_writer_new();
+        r.dump = on_dump;
+        r.dump_ctx = dw;
+    }
+    struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sdc_image *imgs;
+    int n;
+    int rc = 0;
+    if (sdc_generate(m, &r, &imgs, &n)) {
+        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+        rc = 1;
+    } else {
+        for (int i = 0; i < n; i++) {
+            expand_output(output, i, imgs[i].seed, n > 1, path, sizeof path);
+            if (sdc_image_save_png(&imgs[i], path)) {
+                fprintf(stderr, "sdc: %s\n", sdc_last_error());
+                rc = 1;
+                break;
+            }
+            printf("%s\n", path);
+        }
+        sdc_images_free(imgs, n);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (dw) {
+        if (st_writer_save(dw, dump_path)) {
+            fprintf(stderr, "sdc: %s\n", sdc_last_error());
+            rc = 1;
+        }
+        st_writer_free(dw);
+    }
+    sdc_model_free(m);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* sdc.c - the command-line program: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "sdc - Stable Diffusion text-to-image, numerically faithful to diffusers\n"
+            "\n"
+            "usage: sdc <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  generate   text to image (sdc generate -m MODEL -p PROMPT -o out.png)\n"
+            "  tokenize   print the CLIP token ids of a text\n"
+            "\n"
+            "Run 'sdc <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    fprintf(stderr, "sdc: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
