@@ -161,8 +161,14 @@ TEST(rng_randn_default_kernel_golden) {
     if (getenv("SDC_TEST_VERBOSE"))
         fprintf(stderr, "     default kernel vs its golden: %lld of %lld differ, max abs %.3g\n", (long long)cs.n_diff,
                 (long long)cs.n_values, cs.max_abs);
+#ifdef __GLIBC__
+    /* glibc's logf / sinf / cosf give torch's bits here */
+    CHECK(cs.n_diff == 0, "default kernel: %lld of %lld differ, max abs diff %.3g", (long long)cs.n_diff,
+          (long long)cs.n_values, cs.max_abs);
+#else
     CHECK(cs.max_abs <= 1e-6, "default kernel: %lld of %lld differ, max abs diff %.3g", (long long)cs.n_diff,
           (long long)cs.n_values, cs.max_abs);
+#endif
     /* and our AVX2 emulation is within the documented bound of that golden */
     ok = run_randn(torch_randn, "units/randn_default_cpu_capability.safetensors", 0, &cs, err, sizeof err);
     CHECK(ok, "%s", err);

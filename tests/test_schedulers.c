@@ -60,36 +60,6 @@ static float *gf(const st_file *f, const char *name, int64_t *numel) {
 
 static int verbose(void) { return getenv("SDC_TEST_VERBOSE") ? atoi(getenv("SDC_TEST_VERBOSE")) : 0; }
 
-/* The reference wrote its JSON with Python's json module, which spells
- * lambda_min_clipped as -Infinity; cJSON cannot parse that, so the test reads
- * it as -1e999 (strtod overflows to -inf). */
-static sdc_status load_json_py(const char *path, cJSON **out) {
-    char *buf;
-    size_t len;
-    *out = NULL;
-    SDC_TRY(sdc_read_file(path, &buf, &len));
-    size_t cap = len * 2 + 16, o = 0;
-    char *t = malloc(cap);
-    if (!t) {
-        free(buf);
-        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < len;) {
-        if (!strncmp(buf + i, "-Infinity", 9)) {
-            memcpy(t + o, "-1e999", 6), o += 6, i += 9;
-        } else if (!strncmp(buf + i, "Infinity", 8)) {
-            memcpy(t + o, "1e999", 5), o += 5, i += 8;
-        } else {
-            t[o++] = buf[i++];
-        }
-    }
-    t[o] = 0;
-    free(buf);
-    *out = cJSON_Parse(t);
-    free(t);
-    return *out ? SDC_OK : sdc_fail(SDC_ERR_FORMAT, "%s: invalid JSON", path);
-}
-
 /* ---------- alphas_cumprod ---------- */
 
 TEST(sched_alphas_cumprod_exact) {
@@ -306,7 +276,7 @@ static int run_unit_variant(const st_file *f, const char *vname, const cJSON *va
 
 TEST(sched_unit_goldens_all_variants) {
     cJSON *j;
-    CHECK_OK(load_json_py(fixture_path("units/schedulers.json"), &j));
+    CHECK_OK(json_load(fixture_path("units/schedulers.json"), &j));
     st_file f;
     CHECK_OK(st_open(&f, fixture_path("units/schedulers.safetensors")));
     const cJSON *vars = cJSON_GetObjectItem(j, "variants");
@@ -441,7 +411,7 @@ TEST(sched_from_config_cases) {
         char rel[256];
         snprintf(rel, sizeof rel, "cases/%s.json", case_names[ci]);
         cJSON *cs;
-        CHECK_OK(load_json_py(fixture_path(rel), &cs));
+        CHECK_OK(json_load(fixture_path(rel), &cs));
         cJSON *file = NULL;
         sched_config c;
         sdc_status st = case_config(cs, &file, &c);
@@ -481,6 +451,39 @@ TEST(sched_from_config_cases) {
         cJSON_Delete(cs);
     }
     CHECK(checked_keys > 150, "only %d keys compared", checked_keys);
+}
+
+TEST(sched_class_defaults) {
+    /* from_config with an empty config: each class's own __init__ defaults (diffusers 0.30.3) */
+    cJSON *j = cJSON_CreateObject();
+    sched_config c;
+    CHECK_OK(sched_config_from_json(j, "ddim", &c));
+    CHECK(c.beta_start == 0.0001 && c.beta_end == 0.02 && !strcmp(c.beta_schedule, "linear") && c.clip_sample &&
+              c.set_alpha_to_one && c.steps_offset == 0 && !strcmp(c.timestep_spacing, "leading") &&
+              !strcmp(c.prediction_type, "epsilon") && c.clip_sample_range == 1.0,
+          "DDIM defaults");
+    CHECK(c.n_defaulted == 15, "DDIM takes 15 keys, %d defaulted", c.n_defaulted);
+    CHECK_OK(sched_config_from_json(j, "pndm", &c));
+    CHECK(!c.skip_prk_steps && !c.set_alpha_to_one && c.steps_offset == 0 && c.n_defaulted == 10, "PNDM defaults");
+    CHECK_OK(sched_config_from_json(j, "euler", &c));
+    CHECK(!strcmp(c.timestep_spacing, "linspace") && !c.use_karras_sigmas && !strcmp(c.final_sigmas_type, "zero") &&
+              !strcmp(c.interpolation_type, "linear") && !c.has_sigma_min && c.n_defaulted == 15,
+          "Euler defaults");
+    CHECK_OK(sched_config_from_json(j, "euler_a", &c));
+    CHECK(!strcmp(c.timestep_spacing, "linspace") && c.steps_offset == 0 && c.n_defaulted == 9, "Euler-a defaults");
+    CHECK_OK(sched_config_from_json(j, "dpmpp_2m", &c));
+    CHECK(c.solver_order == 2 && !strcmp(c.algorithm_type, "dpmsolver++") && !strcmp(c.solver_type, "midpoint") &&
+              c.lower_order_final && !c.euler_at_final && !strcmp(c.timestep_spacing, "linspace") &&
+              c.n_defaulted == 22,
+          "DPM defaults");
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(sched_config_from_json(j, k ? "tcd" : "lcm", &c));
+        CHECK(c.beta_start == 0.00085 && c.beta_end == 0.012 && !strcmp(c.beta_schedule, "scaled_linear") &&
+                  c.original_inference_steps == 50 && c.timestep_scaling == 10.0 && c.set_alpha_to_one &&
+                  !c.clip_sample && !strcmp(c.timestep_spacing, "leading") && c.n_defaulted == 17,
+              "%s defaults", k ? "TCD" : "LCM");
+    }
+    cJSON_Delete(j);
 }
 
 TEST(sched_from_config_spacing_defaults) {
@@ -530,7 +533,7 @@ TEST(sched_case_schedules_and_steps) {
         char rel[256];
         snprintf(rel, sizeof rel, "cases/%s.json", cn);
         cJSON *cs;
-        CHECK_OK(load_json_py(fixture_path(rel), &cs));
+        CHECK_OK(json_load(fixture_path(rel), &cs));
         cJSON *file = NULL;
         sched_config c;
         CHECK_OK(case_config(cs, &file, &c));

@@ -35,7 +35,7 @@ static void help(void) {
         "                            (default: the model's scheduler_config.json; settings in that\n"
         "                            file carry over, others take the scheduler's defaults)\n"
         "      --timestep-spacing S  leading | trailing | linspace\n"
-        "      --karras              Karras sigmas (dpmpp_2m, euler, euler_a)\n"
+        "      --karras              Karras sigmas (dpmpp_2m, euler)\n"
         "      --eta E               DDIM eta / TCD gamma, 0..1 (default 0)\n"
         "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
         "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"

@@ -39,6 +39,8 @@ sdc_status resnet_fwd(const resnet_block *r, const float *x, int B, int H, int W
     if ((st = alloc_f32(&t, (int64_t)B * r->cin * HW))) goto done;
     group_norm_fwd(&r->norm1, x, t, B, HW, 1);
     if ((st = conv2d_fwd(&r->conv1, t, B, H, W, &h, NULL, NULL))) goto done;
+    free(t); /* dead from here: at VAE resolutions it is the largest buffer */
+    t = NULL;
     if (r->has_temb && temb_silu) {
         if ((st = alloc_f32(&tp, (int64_t)B * r->cout))) goto done;
         linear_fwd(&r->temb_proj, temb_silu, B, tp);

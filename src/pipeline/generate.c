@@ -113,7 +113,12 @@ static sdc_status setup_scheduler(gen_state *S) {
                             r->timestep_spacing);
         snprintf(S->sc.timestep_spacing, sizeof S->sc.timestep_spacing, "%s", r->timestep_spacing);
     }
-    if (r->karras >= 0) S->sc.use_karras_sigmas = r->karras;
+    if (r->karras >= 0) {
+        if (r->karras && !sched_class_takes_key(S->sc.kind, "use_karras_sigmas"))
+            return sdc_fail(SDC_ERR_ARG, "--karras applies to dpmpp_2m and euler, not to %s",
+                            sched_kind_name(S->sc.kind));
+        S->sc.use_karras_sigmas = r->karras;
+    }
     return sched_create(&S->s, &S->sc, S->steps);
 }
 
@@ -169,21 +174,19 @@ static sdc_status denoise(gen_state *S) {
     const sdc_request *r = S->r;
     int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
     int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w}, out_shape[4] = {n * B, 4, S->h, S->w};
-    int euler = S->sc.kind == SCHED_EULER || S->sc.kind == SCHED_EULER_A;
-    {
+    if (r->dump) {
         int64_t ts[1] = {calls};
-        if (euler) {
-            float tf[1000];
-            for (int i = 0; i < calls; i++) tf[i] = (float)sched_timestep(S->s, i);
-            dump(r, "timesteps", 0, 1, ts, tf);
-        } else {
-            int64_t ti[1001];
-            for (int i = 0; i < calls; i++) ti[i] = (int64_t)sched_timestep(S->s, i);
-            dump(r, "timesteps", 1, 1, ts, ti);
+        int is_float = sched_timesteps_are_float(S->s), ns;
+        void *tb = malloc((size_t)calls * 8);
+        if (!tb) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < calls; i++) {
+            if (is_float) ((float *)tb)[i] = (float)sched_timestep(S->s, i);
+            else ((int64_t *)tb)[i] = (int64_t)sched_timestep(S->s, i);
         }
-        int ns;
+        dump(r, "timesteps", !is_float, 1, ts, tb);
+        free(tb);
         const double *sig = sched_sigmas(S->s, &ns);
-        if (sig && r->dump) {
+        if (sig) {
             float *sf = malloc((size_t)ns * sizeof(float));
             if (!sf) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
             for (int i = 0; i < ns; i++) sf[i] = (float)sig[i];
