@@ -2,7 +2,7 @@
 # (regular build, then the same suite under ASan+UBSan).
 CC      ?= cc
 OPT     ?= -O3 -march=native
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fopenmp -Iinclude -Isrc $(OPT) -g
+CFLAGS  += -std=c11 -Ibench -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fopenmp -Iinclude -Isrc $(OPT) -g
 LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lm -lpthread
 LDFLAGS += -fopenmp
 
@@ -14,6 +14,9 @@ B ?= build
 OBJ      := $(SRC:%.c=$(B)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
+
+BENCH_SRC := $(shell find bench -name '*.c' | sort)
+BENCH_LIB := $(filter-out bench/bench_unet.c,$(BENCH_SRC))
 
 .PHONY: all test test-fast asan clean bench
 all: $(B)/sdc $(B)/test_sdc
@@ -44,7 +47,12 @@ test: all asan
 	./build/test_sdc
 	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
 
+bench: $(B)/bench_unet
+
+$(B)/bench_unet: $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/libsdc.a
+	$(CC) $(LDFLAGS) -o $@ $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/libsdc.a $(LDLIBS)
+
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(B)/obj/%.d)

@@ -13,6 +13,12 @@
 void op_set_threads(int n);
 int op_threads(void);
 
+/* Floating-point operations issued by GEMM-backed ops since the last reset
+ * (2*M*N*K per GEMM): what benchmarks divide by time to report GFLOP/s. */
+void op_flops_reset(void);
+double op_flops(void);
+void op_flops_add(double n);
+
 /* y[M,N] = x[M,K] . W[N,K]^T + b[N]  (torch Linear; b may be NULL) */
 void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y);
 

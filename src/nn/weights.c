@@ -1,6 +1,7 @@
 /* weights.c - parameter lookup across safetensors files. */
 #include "nn/weights.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 
 sdc_status weights_open(weights *w, const char *const *paths, int n) {
     memset(w, 0, sizeof *w);
-    w->files = calloc((size_t)n, sizeof(st_file));
+    w->files = calloc((size_t)(n > 0 ? n : 1), sizeof(st_file));
     if (!w->files) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         sdc_status st = st_open(&w->files[i], paths[i]);
@@ -48,6 +49,44 @@ int weights_has(const weights *w, const char *fmt, ...) {
     return weights_find(w, name) != NULL;
 }
 
+static sdc_status keep_owned(weights *w, float *d) {
+    if (w->nowned == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 64;
+        void **o = realloc(w->owned, (size_t)cap * sizeof(void *));
+        if (!o) {
+            free(d);
+            return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        }
+        w->owned = o;
+        w->cap = cap;
+    }
+    w->owned[w->nowned++] = d;
+    return SDC_OK;
+}
+
+/* Random weights for timing full-size architectures without their files:
+ * uniform in +-1/sqrt(fan_in) for matrices and kernels (activations stay
+ * O(1)), 1 for norm scales, 0 for biases. */
+static sdc_status synthesize(weights *w, const char *name, const float **out, int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *d = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!d) return sdc_fail(SDC_ERR_NOMEM, "out of memory synthesizing '%s'", name);
+    const char *leaf = strrchr(name, '.');
+    int is_norm = strstr(name, "norm") && leaf && !strcmp(leaf, ".weight") && ndim == 1;
+    float a = ndim >= 2 ? 1.0f / sqrtf((float)(n / shape[0])) : 0.0f;
+    if (!w->synth_state) w->synth_state = 0x9e3779b97f4a7c15ull;
+    for (int64_t i = 0; i < n; i++) {
+        w->synth_state = w->synth_state * 6364136223846793005ull + 1442695040888963407ull;
+        float u = (float)(w->synth_state >> 40) / 16777216.0f; /* [0, 1) */
+        d[i] = is_norm ? 1.0f : a * (2.0f * u - 1.0f);
+    }
+    SDC_TRY(keep_owned(w, d));
+    w->nparams += n;
+    *out = d;
+    return SDC_OK;
+}
+
 sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *shape, const char *fmt, ...) {
     char name[400];
     va_list ap;
@@ -57,6 +96,7 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
     *out = NULL;
     const st_tensor *t = weights_find(w, name);
     const char *file = w->nfiles ? w->files[0].path : "(no file)";
+    if (!t && w->synthesize && ndim >= 0) return synthesize(w, name, out, ndim, shape);
     if (!t) return sdc_fail(SDC_ERR_FORMAT, "%s: missing tensor '%s%s'", file, w->prefix, name);
     if (ndim >= 0) {
         int ok = t->ndim == ndim;
@@ -75,16 +115,9 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
         *out = t->data;
         return SDC_OK;
     }
-    if (w->nowned == w->cap) {
-        int cap = w->cap ? 2 * w->cap : 64;
-        void **o = realloc(w->owned, (size_t)cap * sizeof(void *));
-        if (!o) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-        w->owned = o;
-        w->cap = cap;
-    }
     float *d;
     SDC_TRY(st_to_f32(t, &d));
-    w->owned[w->nowned++] = d;
+    SDC_TRY(keep_owned(w, d));
     *out = d;
     return SDC_OK;
 }

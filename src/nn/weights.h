@@ -16,6 +16,8 @@ typedef struct {
     void **owned;
     int nowned, cap;
     int64_t nparams; /* parameters handed out so far */
+    int synthesize;  /* benchmarks: make missing tensors up (random, fixed seed) instead of failing */
+    uint64_t synth_state;
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);

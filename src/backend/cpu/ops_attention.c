@@ -22,6 +22,7 @@ sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const floa
     float *scratch = malloc((size_t)nthr * ATTN_BLOCK * (size_t)Nk * sizeof(float));
     if (!scratch) return sdc_fail(SDC_ERR_NOMEM, "out of memory in attention (%d x %d tokens)", Nq, Nk);
     int64_t out_ld = (int64_t)heads * dh;
+    op_flops_add(4.0 * B * heads * (double)Nq * (double)Nk * dh);
     /* many small GEMMs in parallel: keep OpenBLAS single-threaded inside */
     openblas_set_num_threads(1);
 #pragma omp parallel for schedule(dynamic) num_threads(nthr)

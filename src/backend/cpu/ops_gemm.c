@@ -8,6 +8,11 @@
 #include "backend/ops.h"
 
 static int g_threads;
+static double g_flops; /* counted from the calling thread only, never inside parallel regions */
+
+void op_flops_reset(void) { g_flops = 0; }
+double op_flops(void) { return g_flops; }
+void op_flops_add(double n) { g_flops += n; }
 
 void op_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
@@ -24,6 +29,7 @@ void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K, W, (int)K,
                 b ? 1.0f : 0.0f, y, (int)N);
+    op_flops_add(2.0 * (double)M * (double)N * (double)K);
 }
 
 /* Column buffer budget: 32 Mi floats (128 MiB). */
@@ -33,6 +39,7 @@ sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w,
                      int stride, int pad, float *y) {
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo, CK = (int64_t)C * k * k;
+    op_flops_add(2.0 * B * (double)O * (double)HWo * (double)CK);
     if (k == 1 && stride == 1 && pad == 0) {
         for (int n = 0; n < B; n++) {
             float *yn = y + (int64_t)n * O * HWo;
