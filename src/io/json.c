@@ -80,15 +80,18 @@ sdc_status json_load(const char *path, cJSON **out) {
     buf = python_json_literals(raw, len, &len);
     free(raw);
     if (!buf) return sdc_fail(SDC_ERR_NOMEM, "out of memory reading %s", path);
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!j) {
-        long off = end ? (long)(end - buf) : -1;
-        free(buf);
-        return sdc_fail(SDC_ERR_FORMAT, "%s: invalid JSON near byte %ld", path, off);
-    }
+    sdc_status st = json_parse(buf, len, path, out);
     free(buf);
-    *out = j;
+    return st;
+}
+
+sdc_status json_parse(const char *buf, size_t len, const char *what, cJSON **out) {
+    const char *end = NULL;
+    *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!*out) {
+        long off = end ? (long)(end - buf) : -1;
+        return sdc_fail(SDC_ERR_FORMAT, "%s: invalid JSON near byte %ld", what, off);
+    }
     return SDC_OK;
 }
 

@@ -12,6 +12,8 @@
 /* Read a whole file (NUL-terminated; *len excludes the NUL). Max 256 MiB. */
 sdc_status sdc_read_file(const char *path, char **buf, size_t *len);
 sdc_status json_load(const char *path, cJSON **out);
+/* Parse len bytes; `what` names the source in the error message. */
+sdc_status json_parse(const char *buf, size_t len, const char *what, cJSON **out);
 
 /* Key absent or JSON null -> default. Wrong type -> SDC_ERR_FORMAT naming
  * `what` (usually the file path) and the key. */

@@ -63,15 +63,10 @@ static sdc_status load_vocab(clip_tokenizer *t, const char *path) {
         free(buf);
         return sdc_fail(SDC_ERR_FORMAT, "%s: invalid UTF-8 at byte %zu", path, bad);
     }
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!j) {
-        long off = end ? (long)(end - buf) : -1;
-        free(buf);
-        return sdc_fail(SDC_ERR_FORMAT, "%s: invalid JSON near byte %ld", path, off);
-    }
+    cJSON *j;
+    sdc_status st = json_parse(buf, len, path, &j);
     free(buf);
-    sdc_status st = SDC_OK;
+    if (st) return st;
     if (!cJSON_IsObject(j)) {
         st = sdc_fail(SDC_ERR_FORMAT, "%s: not a JSON object (token -> id)", path);
         goto done;
