@@ -60,11 +60,12 @@ const char *shared_path(const char *rel) {
     return stat(b, &sb) == 0 ? b : NULL;
 }
 
+static char g_bin[1024] = "build/sdc";
+
+/* the sdc program built beside this test binary (SDC_BIN overrides) */
 const char *sdc_binary(void) {
-    static char b[1024];
     const char *e = getenv("SDC_BIN");
-    snprintf(b, sizeof b, "%s", e ? e : "build/sdc");
-    return b;
+    return e ? e : g_bin;
 }
 
 const char *tmp_path(const char *name) {
@@ -88,6 +89,8 @@ static int cmp_test(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    const char *slash = strrchr(argv[0], '/');
+    if (slash) snprintf(g_bin, sizeof g_bin, "%.*s/sdc", (int)(slash - argv[0]), argv[0]);
     int passed = 0, failed = 0, skipped = 0;
     qsort(g_tests, (size_t)g_ntests, sizeof g_tests[0], cmp_test);
     for (int i = 0; i < g_ntests; i++) {

@@ -7,6 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+static sdc_status keep_owned(weights *w, float *d) {
+    if (w->nowned == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 64;
+        void **o = realloc(w->owned, (size_t)cap * sizeof(void *));
+        if (!o) {
+            free(d);
+            return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        }
+        w->owned = o;
+        w->cap = cap;
+    }
+    w->owned[w->nowned++] = d;
+    return SDC_OK;
+}
+
 sdc_status weights_open(weights *w, const char *const *paths, int n) {
     memset(w, 0, sizeof *w);
     w->files = calloc((size_t)(n > 0 ? n : 1), sizeof(st_file));
@@ -23,6 +38,10 @@ sdc_status weights_open(weights *w, const char *const *paths, int n) {
 }
 
 void weights_close(weights *w) {
+    for (int i = 0; i < w->nslots; i++) free(w->slots[i].name);
+    free(w->slots);
+    for (int i = 0; i < w->nviews; i++) free(w->views[i].name);
+    free(w->views);
     for (int i = 0; i < w->nfiles; i++) st_close(&w->files[i]);
     free(w->files);
     for (int i = 0; i < w->nowned; i++) free(w->owned[i]);
@@ -30,7 +49,46 @@ void weights_close(weights *w) {
     memset(w, 0, sizeof *w);
 }
 
+static int cmp_view(const void *a, const void *b) {
+    return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
+}
+
+sdc_status weights_add_view(weights *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                            const void *data, int take_ownership) {
+    if (ndim > ST_MAX_DIMS) return sdc_fail(SDC_ERR_ARG, "view '%s': too many dimensions", name);
+    if (take_ownership) SDC_TRY(keep_owned(w, (float *)data));
+    if (w->nviews == w->views_cap) {
+        int cap = w->views_cap ? 2 * w->views_cap : 256;
+        st_tensor *v = realloc(w->views, (size_t)cap * sizeof(st_tensor));
+        if (!v) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        w->views = v;
+        w->views_cap = cap;
+    }
+    st_tensor *t = &w->views[w->nviews];
+    memset(t, 0, sizeof *t);
+    if (!(t->name = strdup(name))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) t->numel *= (t->shape[i] = shape[i]);
+    t->data = data;
+    t->nbytes = (size_t)t->numel * st_dtype_size(dtype);
+    w->nviews++;
+    w->views_sorted = 0;
+    return SDC_OK;
+}
+
 const st_tensor *weights_find(const weights *w, const char *name) {
+    if (w->nviews) {
+        weights *mw = (weights *)w; /* sorting the view index is not a visible change */
+        if (!mw->views_sorted) {
+            qsort(mw->views, (size_t)mw->nviews, sizeof(st_tensor), cmp_view);
+            mw->views_sorted = 1;
+        }
+        st_tensor key = {.name = (char *)name};
+        const st_tensor *t = bsearch(&key, w->views, (size_t)w->nviews, sizeof(st_tensor), cmp_view);
+        if (t) return t;
+    }
     char full[512];
     snprintf(full, sizeof full, "%s%s", w->prefix, name);
     for (int i = 0; i < w->nfiles; i++) {
@@ -47,21 +105,6 @@ int weights_has(const weights *w, const char *fmt, ...) {
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     return weights_find(w, name) != NULL;
-}
-
-static sdc_status keep_owned(weights *w, float *d) {
-    if (w->nowned == w->cap) {
-        int cap = w->cap ? 2 * w->cap : 64;
-        void **o = realloc(w->owned, (size_t)cap * sizeof(void *));
-        if (!o) {
-            free(d);
-            return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-        }
-        w->owned = o;
-        w->cap = cap;
-    }
-    w->owned[w->nowned++] = d;
-    return SDC_OK;
 }
 
 /* Random weights for timing full-size architectures without their files:
@@ -87,12 +130,76 @@ static sdc_status synthesize(weights *w, const char *name, const float **out, in
     return SDC_OK;
 }
 
+/* copy of the float32 values the model currently reads for t */
+static sdc_status alloc_copy(const st_tensor *t, const float *current, float **out) {
+    float *d = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (!d) return sdc_fail(SDC_ERR_NOMEM, "out of memory copying '%s'", t->name);
+    memcpy(d, current, (size_t)t->numel * sizeof(float));
+    *out = d;
+    return SDC_OK;
+}
+
+static sdc_status add_slot(weights *w, const char *name, const float **slot) {
+    if (w->nslots == w->slots_cap) {
+        int cap = w->slots_cap ? 2 * w->slots_cap : 256;
+        weights_slot *s = realloc(w->slots, (size_t)cap * sizeof(weights_slot));
+        if (!s) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        w->slots = s;
+        w->slots_cap = cap;
+    }
+    weights_slot *s = &w->slots[w->nslots];
+    if (!(s->name = strdup(name))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    s->slot = slot;
+    s->mutable_copy = NULL;
+    w->nslots++;
+    return SDC_OK;
+}
+
+static sdc_status get_param(weights *w, const char *name, const float **out, int ndim, const int64_t *shape);
+
 sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *shape, const char *fmt, ...) {
     char name[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
+    SDC_TRY(get_param(w, name, out, ndim, shape));
+    return add_slot(w, name, out);
+}
+
+int weights_slot_count(const weights *w) { return w->nslots; }
+const char *weights_slot_name(const weights *w, int i) { return i >= 0 && i < w->nslots ? w->slots[i].name : NULL; }
+
+sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim, int64_t *shape) {
+    int first = -1;
+    for (int i = 0; i < w->nslots; i++)
+        if (!strcmp(w->slots[i].name, name)) {
+            first = i;
+            break;
+        }
+    if (first < 0) return sdc_fail(SDC_ERR_ARG, "the model has no parameter '%s'", name);
+    const st_tensor *t = weights_find(w, name);
+    if (ndim) *ndim = t ? t->ndim : 1;
+    if (shape && t)
+        for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
+    if (w->slots[first].mutable_copy) {
+        *data = w->slots[first].mutable_copy;
+        return SDC_OK;
+    }
+    if (!t) return sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor", name);
+    float *d = NULL;
+    SDC_TRY(alloc_copy(t, *w->slots[first].slot, &d));
+    SDC_TRY(keep_owned(w, d));
+    for (int i = first; i < w->nslots; i++)
+        if (!strcmp(w->slots[i].name, name)) {
+            *w->slots[i].slot = d;
+            w->slots[i].mutable_copy = d;
+        }
+    *data = d;
+    return SDC_OK;
+}
+
+static sdc_status get_param(weights *w, const char *name, const float **out, int ndim, const int64_t *shape) {
     *out = NULL;
     const st_tensor *t = weights_find(w, name);
     const char *file = w->nfiles ? w->files[0].path : "(no file)";

@@ -9,6 +9,13 @@
 
 #include "io/safetensors.h"
 
+/* A parameter slot handed out by weights_get: the model reads *slot. */
+typedef struct {
+    char *name;
+    const float **slot;
+    float *mutable_copy; /* set once weights_mutable made the slot point to an owned copy */
+} weights_slot;
+
 typedef struct {
     st_file *files;
     int nfiles;
@@ -18,6 +25,10 @@ typedef struct {
     int64_t nparams; /* parameters handed out so far */
     int synthesize;  /* benchmarks: make missing tensors up (random, fixed seed) instead of failing */
     uint64_t synth_state;
+    st_tensor *views; /* extra tensors by name (single-file key maps): checked before the files */
+    int nviews, views_cap, views_sorted;
+    weights_slot *slots;
+    int nslots, slots_cap;
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
@@ -27,5 +38,20 @@ int weights_has(const weights *w, const char *fmt, ...) __attribute__((format(pr
 /* Look up prefix+name; ndim < 0 skips the shape check. */
 sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* Make `name` (no prefix applied) resolve to a tensor view: data may point into
+ * an open file's mapping (e.g. a row slice of a fused q/k/v matrix) or to a
+ * malloc'd buffer the weights object then owns (take_ownership). */
+sdc_status weights_add_view(weights *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                            const void *data, int take_ownership);
+
+/* Parameters the model has taken (weights_get) and where it keeps them. */
+int weights_slot_count(const weights *w);
+const char *weights_slot_name(const weights *w, int i);
+/* An owned float32 copy of an already-taken parameter that every slot of
+ * that name now points to, for fusing deltas (LoRA) one tensor at a time;
+ * later calls return the same buffer. SDC_ERR_ARG when the model has no
+ * parameter of that name. shape may be NULL. */
+sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim, int64_t *shape);
 
 #endif
