@@ -3,7 +3,7 @@
 CC      ?= cc
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=c11 -Ibench -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fopenmp -Iinclude -Isrc $(OPT) -g
-LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lm -lpthread
+LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lmicrohttpd -lm -lpthread
 LDFLAGS += -fopenmp
 
 SRC      := $(shell find src -name '*.c' | sort)
@@ -16,9 +16,11 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 
 BENCH_SRC := $(shell find bench -name '*.c' | sort)
-BENCH_LIB := $(filter-out bench/bench_unet.c,$(BENCH_SRC))
+# bench/bench_*.c are programs (one main each); the other bench/*.c are shared helpers
+BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
+BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
-.PHONY: all test test-fast asan clean bench
+.PHONY: all test test-fast asan clean bench test-browser
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
@@ -28,6 +30,13 @@ $(B)/obj/%.o: %.c
 $(B)/libsdc.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# `sdc serve`'s web page, embedded as a C array (xxd -i) so the binary is self-contained
+$(B)/gen/page_html.h: tools/server/page.html
+	@mkdir -p $(dir $@)
+	xxd -i $< > $@.tmp && mv $@.tmp $@
+$(B)/obj/tools/server/page.o: $(B)/gen/page_html.h
+$(B)/obj/tools/server/page.o: CFLAGS += -I$(B)/gen
 
 $(B)/sdc: $(TOOL_OBJ) $(B)/libsdc.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libsdc.a $(LDLIBS)
@@ -43,14 +52,21 @@ asan:
 test-fast: all
 	./$(B)/test_sdc
 
+# The browser test runs first so that the suite's summary line closes the output.
 test: all asan
+	$(MAKE) test-browser
 	./build/test_sdc
 	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
 
-bench: $(B)/bench_unet
+# The web page in Debian's headless chromium, driven by playwright-core (tests/browser).
+test-browser: $(B)/sdc
+	cd tests/browser && npm ci --silent --no-audit --no-fund
+	SDC_BIN=$(B)/sdc node tests/browser/web_test.mjs
 
-$(B)/bench_unet: $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/libsdc.a
-	$(CC) $(LDFLAGS) -o $@ $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/libsdc.a $(LDLIBS)
+bench: $(BENCH_PROGS)
+
+$(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/libsdc.a
+	$(CC) $(LDFLAGS) -o $@ $(B)/obj/bench/$*.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/libsdc.a $(LDLIBS)
 
 clean:
 	rm -rf build

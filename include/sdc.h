@@ -36,12 +36,42 @@ const char *sdc_status_name(sdc_status st);
 
 typedef struct sdc_model sdc_model;
 
+/* What one LoRA changed, reported after it was fused (sdc_load_options.lora_report). */
+typedef struct {
+    const char *path;   /* the caller's sdc_load_options.loras[i] */
+    float scale;
+    int modules;        /* modules changed in all components */
+    int unet, te1, te2; /* of which in the UNet, the (first) text encoder, text_encoder_2 */
+} sdc_lora_report;
+typedef void (*sdc_lora_report_fn)(void *ctx, const sdc_lora_report *r);
+
 typedef struct {
     const char *variant; /* "fp16": load *.fp16.safetensors where a component has them */
     int threads;         /* 0 = all cores */
+    /* LoRA files (kohya/A1111 or PEFT/diffusers .safetensors) fused into the
+     * weights after loading, one after another in this order:
+     * W' = W + scale * (alpha / rank) * (up @ down). A LoRA that matches no
+     * module, or whose shapes disagree with the model, fails the load. */
+    const char *const *loras;
+    const float *lora_scales; /* one per LoRA; NULL: all 1.0 */
+    int nloras;
+    sdc_lora_report_fn lora_report; /* called once per fused LoRA; may be NULL */
+    void *lora_report_ctx;
+    /* Single-file checkpoints (path is a .safetensors file in the original
+     * LDM/SGM layout): config_dir is a diffusers pipeline folder whose configs,
+     * tokenizers and scheduler describe the file (NULL: the built-in SD 1.x /
+     * SD 2.x / SDXL ones); tokenizer_dir a CLIP tokenizer folder (vocab.json,
+     * merges.txt, ...) or a folder with tokenizer/ [and tokenizer_2/]. */
+    const char *config_dir;
+    const char *tokenizer_dir;
+    /* "epsilon" or "v_prediction" ("v"): overrides the scheduler config's
+     * prediction_type (any model); NULL: the model's own. */
+    const char *prediction;
 } sdc_load_options;
 
-/* path: a diffusers pipeline folder (model_index.json + components). */
+/* path: a diffusers pipeline folder (model_index.json + components), or a
+ * single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors, original
+ * LDM/SGM key names, as A1111, ComfyUI and Civitai use). */
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt);
 void sdc_model_free(sdc_model *m);
 
@@ -71,6 +101,9 @@ typedef struct {
     const char *const *negative_prompts; /* NULL: none ("" is encoded); 1 entry: shared; else one per prompt */
     int nnegative;
     int batch;               /* images per prompt (default 1) */
+    int batch_size;          /* at most this many images per UNet call (0: all at once; 1..64); the
+                                request then runs as consecutive chunks, image i keeping its prompt
+                                and seed + i (pixels may differ from one big batch by float rounding) */
     uint64_t seed;           /* image i uses a generator seeded seed + i */
     int steps;               /* 0: model default */
     float guidance;          /* < 0: model default; <= 1 disables classifier-free guidance */

@@ -28,6 +28,8 @@ static const case_spec k_cases[] = {
     {"sd-fp16-variant", 5e-4, 1e-4, 1e-4, 1e-4},  {"sd-lcm4", 5e-4, 1e-4, 1e-4, 1e-4},
     {"sdxl-turbo-euler-a", 5e-4, 1e-4, 1e-4, 1e-4}, {"sdxl-euler-cfg", 5e-4, 1e-4, 1e-4, 1e-4},
     {"sdxl-tcd4-eta03", 5e-4, 1e-4, 1e-4, 1e-4},
+    {"sdxl-lora-kohya-ddim2", 5e-4, 1e-4, 1e-4, 1e-4}, {"sdxl-lora-peft-tcd1", 5e-4, 1e-4, 1e-4, 1e-4},
+    {"sd-singlefile", 5e-4, 1e-4, 1e-4, 1e-4},    {"sdxl-singlefile", 5e-4, 1e-4, 1e-4, 1e-4},
 };
 
 static int verbose(void) { return getenv("SDC_TEST_VERBOSE") != NULL; }
@@ -50,6 +52,12 @@ typedef struct {
     int np, nn, steps, W, H, karras;
     float g, eta;
     uint64_t seed;
+    char lora_paths[4][512]; /* "loras": fused in order, paths relative to the fixtures */
+    const char *loras[4];
+    float lora_scales[4];
+    int nloras;
+    int lora_modules[4];     /* checks.lora_modules_fused */
+    char config_dir[512];    /* single-file cases: the folder that gives configs, tokenizers, scheduler */
 } case_req;
 
 static int load_case(const char *name, case_req *c) {
@@ -59,6 +67,11 @@ static int load_case(const char *name, case_req *c) {
     if (json_load(fixture_path(p), &c->j)) return 0;
     cJSON *j = c->j, *s = cJSON_GetObjectItem(j, "scheduler"), *ov = cJSON_GetObjectItem(s, "overrides");
     c->model = cJSON_GetObjectItem(j, "model")->valuestring;
+    const cJSON *sf = cJSON_GetObjectItem(j, "single_file");
+    if (cJSON_IsString(sf)) { /* the weights come from the single file, the rest from the folder */
+        snprintf(c->config_dir, sizeof c->config_dir, "%s", fixture_path(c->model));
+        c->model = sf->valuestring;
+    }
     const cJSON *v = cJSON_GetObjectItem(j, "unet_variant");
     c->variant = cJSON_IsString(v) ? v->valuestring : NULL;
     c->sched = sched_name(cJSON_GetObjectItem(s, "class")->valuestring);
@@ -74,7 +87,35 @@ static int load_case(const char *name, case_req *c) {
     c->W = cJSON_GetObjectItem(j, "width")->valueint;
     c->H = cJSON_GetObjectItem(j, "height")->valueint;
     c->eta = (float)cJSON_GetObjectItem(j, "eta")->valuedouble;
+    const cJSON *fused = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checks"), "lora_modules_fused");
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(j, "loras")) {
+        if (c->nloras == 4) return 0;
+        snprintf(c->lora_paths[c->nloras], sizeof c->lora_paths[0], "%s",
+                 fixture_path(cJSON_GetObjectItem(a, "path")->valuestring));
+        c->loras[c->nloras] = c->lora_paths[c->nloras];
+        c->lora_scales[c->nloras] = (float)cJSON_GetObjectItem(a, "scale")->valuedouble;
+        const cJSON *k = cJSON_GetArrayItem(fused, c->nloras);
+        c->lora_modules[c->nloras++] = k ? k->valueint : -1;
+    }
     return c->sched != NULL;
+}
+
+/* the load options a case asks for (its LoRAs fused in order) */
+static sdc_load_options case_load_options(const case_req *c) {
+    sdc_load_options lo = {.variant = c->variant};
+    lo.loras = c->loras, lo.lora_scales = c->lora_scales, lo.nloras = c->nloras;
+    lo.config_dir = c->config_dir[0] ? c->config_dir : NULL;
+    return lo;
+}
+
+typedef struct {
+    int n, modules[4];
+} lora_seen;
+
+static void on_lora_report(void *ctx, const sdc_lora_report *r) {
+    lora_seen *s = ctx;
+    if (s->n < 4) s->modules[s->n] = r->modules;
+    s->n++;
 }
 
 typedef struct {
@@ -109,10 +150,17 @@ static void run_case_library(const case_spec *cs) {
     case_req c;
     CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
     sdc_model *m;
-    sdc_load_options lo = {.variant = c.variant};
+    sdc_load_options lo = case_load_options(&c);
+    lora_seen seen = {0};
+    lo.lora_report = on_lora_report, lo.lora_report_ctx = &seen;
     sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
     if (st) cJSON_Delete(c.j);
     CHECK(st == SDC_OK, "load: %s", sdc_last_error());
+    int lora_ok = seen.n == c.nloras;
+    for (int i = 0; lora_ok && i < c.nloras; i++) lora_ok = seen.modules[i] == c.lora_modules[i];
+    if (!lora_ok) sdc_model_free(m), cJSON_Delete(c.j);
+    CHECK(lora_ok, "%s: %d LoRA reports, first with %d modules (expected %d with %d)", cs->name, seen.n,
+          seen.modules[0], c.nloras, c.nloras ? c.lora_modules[0] : 0);
     sdc_request r;
     sdc_request_init(&r);
     r.prompts = c.prompts, r.nprompts = c.np;
@@ -173,6 +221,9 @@ static void run_case_cli(const case_spec *cs) {
     if (c.variant) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --variant %s", c.variant);
     if (c.spacing) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --timestep-spacing %s", c.spacing);
     if (c.karras == 1) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --karras");
+    if (c.config_dir[0]) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --config '%s'", c.config_dir);
+    for (int i = 0; i < c.nloras; i++)
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --lora '%s:%g'", c.loras[i], (double)c.lora_scales[i]);
     for (int i = 0; i < c.np; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -p \"%s\"", c.prompts[i]);
     for (int i = 0; i < c.nn; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -n \"%s\"", c.negs[i]);
     snprintf(cmd + o, sizeof cmd - (size_t)o, " > /dev/null");
@@ -207,7 +258,7 @@ static void run_case_unet_calls(const case_spec *cs) {
     case_req c;
     CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
     sdc_model *m;
-    sdc_load_options lo = {.variant = c.variant};
+    sdc_load_options lo = case_load_options(&c);
     sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
     int ncalls = cJSON_GetObjectItem(c.j, "num_unet_calls")->valueint;
     cJSON_Delete(c.j);
@@ -274,3 +325,7 @@ CASE_TESTS(sd_lcm4, 5)
 CASE_TESTS(sdxl_turbo_euler_a, 6)
 CASE_TESTS(sdxl_euler_cfg, 7)
 CASE_TESTS(sdxl_tcd4_eta03, 8)
+CASE_TESTS(sdxl_lora_kohya_ddim2, 9)
+CASE_TESTS(sdxl_lora_peft_tcd1, 10)
+CASE_TESTS(sd_singlefile, 11)
+CASE_TESTS(sdxl_singlefile, 12)

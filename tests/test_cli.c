@@ -69,7 +69,7 @@ TEST(cli_generate_usage_errors_exit_2) {
         CHECK(strstr(out, "sdc: "), "'%s': no message: %s", bad[i], out);
         CHECK(!exists(tmp_path("usage.png")), "'%s' left a PNG", bad[i]);
     }
-    char out[4096], cmd[512];
+    char out[16384], cmd[512];
     snprintf(cmd, sizeof cmd, "%s generate --help", sdc_binary());
     CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "--scheduler") && strstr(out, "--dump"), "--help: %s", out);
     snprintf(cmd, sizeof cmd, "%s frobnicate", sdc_binary());

@@ -16,5 +16,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -10,20 +10,33 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dataset/plan_run.h"
 #include "io/safetensors.h"
+#include "presets.h"
 #include "sdc.h"
 
 #define MAX_PROMPTS 64
+#define MAX_LORAS 16
 
 static void help(void) {
     printf(
         "usage: sdc generate -m MODEL -p PROMPT [options]\n"
         "\n"
-        "Generate images from a text prompt with a Stable Diffusion model (diffusers folder).\n"
+        "Generate images from a text prompt with a Stable Diffusion model (diffusers folder or\n"
+        "single-file checkpoint).\n"
         "The same model, prompt, seed and settings give the image diffusers gives for\n"
         "torch.Generator(\"cpu\").manual_seed(seed).\n"
         "\n"
-        "  -m, --model PATH          diffusers pipeline folder (model_index.json + components)\n"
+        "  -m, --model PATH          diffusers pipeline folder (model_index.json + components), or a\n"
+        "                            single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors in\n"
+        "                            the original layout of A1111, ComfyUI and Civitai)\n"
+        "      --config DIR          single files: take the configs, tokenizers and scheduler from this\n"
+        "                            diffusers folder instead of the built-in SD 1.5 / SD 2.1 / SDXL ones\n"
+        "      --tokenizer DIR       single files: CLIP tokenizer folder (vocab.json, merges.txt ...) or\n"
+        "                            a folder with tokenizer/ [tokenizer_2/]. Otherwise: --config DIR,\n"
+        "                            tokenizer/ beside the file, ~/.cache/sdc/tokenizers/clip-vit-large-patch14\n"
+        "      --prediction P        epsilon | v: what the UNet predicts (default: the model's scheduler\n"
+        "                            config; SD 2.x single files: v unless the file says otherwise)\n"
         "  -p, --prompt TEXT         the prompt; repeat for several prompts (one image each)\n"
         "  -n, --negative-prompt T   negative prompt; once for all prompts or once per prompt.\n"
         "                            Without it SD encodes \"\" (SDXL uses zeros when the model\n"
@@ -40,9 +53,24 @@ static void help(void) {
         "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
         "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
         "      --batch N             images per prompt (default 1)\n"
+        "      --batch-size B        at most B images per UNet call (default: all of a request at\n"
+        "                            once); image i keeps seed S+i either way\n"
+        "      --prompts FILE        prompts from a file instead of -p: one per line, or JSONL lines\n"
+        "                            {\"prompt\", \"negative_prompt\", \"seed\", \"steps\", \"guidance\",\n"
+        "                            \"width\", \"height\", \"scheduler\", \"count\"} (all but prompt\n"
+        "                            optional); the model loads once; {index} counts over the file\n"
         "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
         "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
         "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+        "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
+        "                            into the weights before the first step: W + SCALE * alpha/rank\n"
+        "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
+        "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
+        "                              sdxl-turbo      Euler a, trailing, 1 step, guidance 0, 512x512\n"
+        "                              hyper-sd-2step  DDIM, trailing, 2 steps, guidance 0\n"
+        "                                              (with --lora Hyper-SDXL-2steps-lora.safetensors)\n"
+        "                              hyper-sd-1step  TCD, 1 step, guidance 0, eta 1.0\n"
+        "                                              (with --lora Hyper-SDXL-1step-lora.safetensors)\n"
         "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
         "                            expand; with several images and no placeholder \"-{index}\"\n"
         "                            goes before the extension\n"
@@ -134,8 +162,64 @@ static uint64_t random_seed(void) {
     return v;
 }
 
+enum { O_CONFIG = 512, O_TOKENIZER, O_PREDICTION }; /* single files */
 enum { O_STEPS = 256, O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_SEED, O_BATCH, O_VARIANT, O_DUMP,
-       O_DEVICE, O_THREADS, O_DTYPE, O_QUIET, O_CLIPSKIP };
+       O_DEVICE, O_THREADS, O_DTYPE, O_QUIET, O_CLIPSKIP, O_LORA, O_PRESET };
+
+/* which settings the command line gave (a preset fills the others) */
+static void note_given(preset_given *g, int opt) {
+    switch (opt) {
+    case O_SCHED: g->scheduler = 1; break;
+    case O_SPACING: g->timestep_spacing = 1; break;
+    case O_STEPS: g->steps = 1; break;
+    case O_GUIDANCE: g->guidance = 1; break;
+    case O_ETA: g->eta = 1; break;
+    case 'W': g->width = 1; break;
+    case 'H': g->height = 1; break;
+    default: break;
+    }
+}
+
+/* "PATH[:SCALE]": the text after the last ':' is a scale when it is a number */
+static int parse_lora(const char *arg, char *path, size_t n, float *scale) {
+    const char *colon = strrchr(arg, ':');
+    *scale = 1.0f;
+    if (colon && colon[1]) {
+        char *end;
+        double v = strtod(colon + 1, &end);
+        if (!*end) {
+            if (!(v >= -100.0 && v <= 100.0)) return 0;
+            *scale = (float)v;
+            snprintf(path, n, "%.*s", (int)(colon - arg), arg);
+            return *path != 0;
+        }
+    }
+    snprintf(path, n, "%s", arg);
+    return *path != 0;
+}
+
+static void on_lora(void *ctx, const sdc_lora_report *r) {
+    (void)ctx;
+    fprintf(stderr, "lora %s: %d modules (unet %d, te1 %d, te2 %d)\n", r->path, r->modules, r->unet, r->te1, r->te2);
+}
+
+enum { O_PROMPTS_FILE = 600, O_BATCH_SIZE }; /* --prompts FILE, --batch-size B */
+
+/* --prompts: each image is saved as it comes, named from its index in the whole file */
+typedef struct {
+    const char *output;
+    int many;
+} prompts_out;
+
+static sdc_status save_prompts_image(void *ctx, int64_t index, const sdc_image *img) {
+    const prompts_out *o = ctx;
+    char path[PATH_MAX];
+    if (!expand_output(o->output, (int)index, img->seed, o->many, path, sizeof path))
+        return sdc_fail(SDC_ERR_ARG, "output path for image %lld is too long", (long long)index);
+    SDC_TRY(sdc_image_save_png(img, path));
+    printf("%s\n", path);
+    return SDC_OK;
+}
 
 int cmd_generate(int argc, char **argv) {
     static const struct option opts[] = {
@@ -150,6 +234,10 @@ int cmd_generate(int argc, char **argv) {
         {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
         {"dtype", required_argument, 0, O_DTYPE},  {"quiet", no_argument, 0, O_QUIET},
         {"clip-skip", required_argument, 0, O_CLIPSKIP}, {"help", no_argument, 0, 'h'},
+        {"lora", required_argument, 0, O_LORA},    {"preset", required_argument, 0, O_PRESET},
+        {"config", required_argument, 0, O_CONFIG}, {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"prediction", required_argument, 0, O_PREDICTION},
+        {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
@@ -157,11 +245,35 @@ int cmd_generate(int argc, char **argv) {
     sdc_request r;
     sdc_request_init(&r);
     sdc_load_options lo = {0};
+    static char lora_paths[MAX_LORAS][PATH_MAX];
+    const char *loras[MAX_LORAS];
+    float lora_scales[MAX_LORAS];
+    int nloras = 0;
+    const sdc_preset *preset = NULL;
+    preset_given given = {0};
+    const char *prompts_file = NULL;
+    static prompt_list plist; /* static: early returns below leave them reachable, not leaked */
+    static plan pplan;
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":m:p:n:W:H:o:h", opts, NULL)) != -1) {
+        note_given(&given, c);
         switch (c) {
+        case O_LORA:
+            if (nloras == MAX_LORAS) return cli_usage_error("generate", "at most %d LoRAs", MAX_LORAS);
+            if (!parse_lora(optarg, lora_paths[nloras], PATH_MAX, &lora_scales[nloras]))
+                return cli_usage_error("generate", "--lora expects PATH[:SCALE] with SCALE in [-100, 100], got '%s'",
+                                       optarg);
+            loras[nloras] = lora_paths[nloras];
+            nloras++;
+            break;
+        case O_PRESET:
+            if (!(preset = preset_find(optarg)))
+                return cli_usage_error("generate", "--preset must be %s, got '%s'", preset_names(), optarg);
+            break;
+        case O_PROMPTS_FILE: prompts_file = optarg; break;
+        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, 64, &r.batch_size)) return EXIT_USAGE; break;
         case 'm': model = optarg; break;
         case 'p':
             if (np == MAX_PROMPTS) return cli_usage_error("generate", "at most %d prompts", MAX_PROMPTS);
@@ -182,6 +294,13 @@ int cmd_generate(int argc, char **argv) {
         case 'W': if (!cli_int("--width", optarg, 8, 4096, &r.width)) return EXIT_USAGE; break;
         case 'H': if (!cli_int("--height", optarg, 8, 4096, &r.height)) return EXIT_USAGE; break;
         case O_VARIANT: lo.variant = optarg; break;
+        case O_CONFIG: lo.config_dir = optarg; break;
+        case O_TOKENIZER: lo.tokenizer_dir = optarg; break;
+        case O_PREDICTION:
+            if (strcmp(optarg, "epsilon") && strcmp(optarg, "v") && strcmp(optarg, "v_prediction"))
+                return cli_usage_error("generate", "--prediction must be epsilon or v, got '%s'", optarg);
+            lo.prediction = optarg;
+            break;
         case 'o': output = optarg; break;
         case O_DUMP: dump_path = optarg; break;
         case O_DEVICE:
@@ -207,8 +326,12 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (preset) preset_apply(preset, &given, &r);
     if (!model) return cli_usage_error("generate", "no model given (-m MODEL)");
-    if (!np) return cli_usage_error("generate", "no prompt given (-p PROMPT)");
+    if (!np && !prompts_file) return cli_usage_error("generate", "no prompt given (-p PROMPT or --prompts FILE)");
+    if (np && prompts_file) return cli_usage_error("generate", "-p and --prompts cannot be combined");
+    if (prompts_file && (nn > 1 || dump_path))
+        return cli_usage_error("generate", "with --prompts give at most one -n (lines may set negative_prompt), no --dump");
     if (nn > 1 && nn != np)
         return cli_usage_error("generate", "%d negative prompts for %d prompts (give one, or one per prompt)", nn, np);
     if (lo.variant && strcmp(lo.variant, "fp16"))
@@ -216,7 +339,14 @@ int cmd_generate(int argc, char **argv) {
     if (r.width % 8 || r.height % 8)
         return cli_usage_error("generate", "width and height must be multiples of 8 (got %dx%d)", r.width, r.height);
     if (!have_seed) r.seed = random_seed();
-    int total = np * r.batch;
+    if (prompts_file) { /* the whole file is checked before the model loads */
+        plan_defaults def = {r.steps, r.guidance, r.width, r.height, r.scheduler, nn ? negs[0] : NULL};
+        if (prompts_file_load(prompts_file, &plist) || plan_build(&pplan, &plist, r.batch, r.seed, &def, prompts_file)) {
+            fprintf(stderr, "sdc: %s\n", sdc_last_error());
+            return 1;
+        }
+    }
+    int64_t total = prompts_file ? pplan.total : np * r.batch;
     char path[PATH_MAX];
     if (!expand_output(output, 0, r.seed, total > 1, path, sizeof path) || !dir_writable(path)) {
         fprintf(stderr, "sdc: cannot write to '%s': folder missing or not writable\n", output);
@@ -231,6 +361,10 @@ int cmd_generate(int argc, char **argv) {
     r.negative_prompts = nn ? negs : NULL;
     r.nnegative = nn;
     lo.threads = threads;
+    lo.loras = loras;
+    lo.lora_scales = lora_scales;
+    lo.nloras = nloras;
+    if (!quiet) lo.lora_report = on_lora;
 
     sdc_model *m;
     if (sdc_model_load(&m, model, &lo)) {
@@ -254,7 +388,15 @@ int cmd_generate(int argc, char **argv) {
     sdc_image *imgs;
     int n;
     int rc = 0;
-    if (sdc_generate(m, &r, &imgs, &n)) {
+    if (prompts_file) {
+        prompts_out po = {output, total > 1};
+        if (plan_run(m, &r, &pplan, save_prompts_image, &po)) {
+            fprintf(stderr, "sdc: %s\n", sdc_last_error());
+            rc = 1;
+        }
+        plan_free(&pplan);
+        prompts_free(&plist);
+    } else if (sdc_generate(m, &r, &imgs, &n)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());
         rc = 1;
     } else {

@@ -13,6 +13,9 @@ static void usage(FILE *f) {
             "commands:\n"
             "  generate   text to image (sdc generate -m MODEL -p PROMPT -o out.png)\n"
             "  tokenize   print the CLIP token ids of a text\n"
+            "  info       what a model is: family, prediction, components, sizes (sdc info -m MODEL)\n"
+            "  dataset    many images from a prompts file, resumable and sharded (sdc dataset --help)\n"
+            "  serve      HTTP server: AUTOMATIC1111-compatible API and a web page (sdc serve -m MODEL)\n"
             "\n"
             "Run 'sdc <command> --help' for the options of a command.\n");
 }
@@ -28,6 +31,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "dataset")) return cmd_dataset(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "sdc: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

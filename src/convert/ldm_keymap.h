@@ -1,4 +1,4 @@
-/* ldm_keymap.h - names of UNet parameters in the original LDM/SGM layout
+/* ldm_keymap.h - names of UNet, VAE and OpenCLIP parameters in the original LDM/SGM layout
  * (A1111/ComfyUI single files, kohya LoRAs) against diffusers' names, derived
  * from the UNet's config the way diffusers' conversion scripts do:
  *   conv_in                       <-> input_blocks.0.0
@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "nn/unet.h"
+#include "nn/vae.h"
 
 /* Called once per module prefix pair; a diffusers name that starts with
  * `diffusers` followed by "." or the end maps to `ldm` + the same rest. */
@@ -29,5 +30,42 @@ void ldm_unet_prefixes(const unet_config *c, keymap_fn fn, void *ctx);
  * "down_blocks.1.attentions.0.proj_in.weight") to its LDM name; 0 when the
  * name is outside every mapped module. */
 int ldm_unet_name(const unet_config *c, const char *diffusers, char *out, size_t n);
+/* The other direction: an LDM UNet name (e.g. "input_blocks.1.1.proj_in.weight")
+ * to its diffusers name; 0 when the name is outside every mapped module. */
+int ldm_unet_to_diffusers(const unet_config *c, const char *ldm, char *out, size_t n);
+
+/* ---- AutoencoderKL (first_stage_model.*, prefix not included) ----
+ *   encoder.down.i.block.j            <-> encoder.down_blocks.i.resnets.j
+ *   encoder.down.i.downsample.conv    <-> encoder.down_blocks.i.downsamplers.0.conv
+ *   decoder.up.k.block.j              <-> decoder.up_blocks.(n-1-k).resnets.j   (LDM counts
+ *   decoder.up.k.upsample.conv        <-> decoder.up_blocks.(n-1-k).upsamplers.0.conv  from the top)
+ *   *.mid.block_1/2 <-> *.mid_block.resnets.0/1;  nin_shortcut <-> conv_shortcut
+ *   *.mid.attn_1.norm/q/k/v/proj_out <-> *.mid_block.attentions.0.group_norm/to_q/to_k/to_v/to_out.0
+ *                                       (stored as 1x1 convs (C, C, 1, 1); the VAE takes either shape)
+ *   *.norm_out <-> *.conv_norm_out; conv_in, conv_out, quant_conv, post_quant_conv keep their names */
+void ldm_vae_prefixes(const vae_config *c, keymap_fn fn, void *ctx);
+int ldm_vae_name(const vae_config *c, const char *diffusers, char *out, size_t n);
+int ldm_vae_to_diffusers(const vae_config *c, const char *ldm, char *out, size_t n);
+
+/* ---- OpenCLIP text transformer (cond_stage_model.model.*, conditioner.embedders.1.model.*) ----
+ *   token_embedding.weight            -> text_model.embeddings.token_embedding.weight
+ *   positional_embedding              -> text_model.embeddings.position_embedding.weight
+ *   transformer.resblocks.i.ln_1/ln_2 -> text_model.encoder.layers.i.layer_norm1/layer_norm2
+ *   ...attn.in_proj_weight/bias (3D rows: q, k, v) -> self_attn.{q,k,v}_proj.weight/bias
+ *   ...attn.out_proj                  -> self_attn.out_proj
+ *   ...mlp.c_fc / mlp.c_proj          -> mlp.fc1 / mlp.fc2
+ *   ln_final                          -> text_model.final_layer_norm
+ *   text_projection (D, P), used as x @ P -> text_projection.weight (P, D): transposed */
+typedef enum {
+    OPENCLIP_UNMAPPED, /* not a parameter of the HF model (logit_scale, attn_mask ...) */
+    OPENCLIP_RENAME,   /* same tensor under another name */
+    OPENCLIP_QKV,      /* in_proj_weight/bias: rows [0,D) q, [D,2D) k, [2D,3D) v; out gets the q name,
+                        * the k and v names replace "q_proj" with "k_proj" / "v_proj" */
+    OPENCLIP_TRANSPOSE /* text_projection */
+} openclip_kind;
+/* *layer: the resblock index (-1 outside the resblocks). */
+openclip_kind openclip_to_hf(const char *oc, char *out, size_t n, int *layer);
+/* HF name -> OpenCLIP name (q/k/v_proj all map to in_proj_*); 0 if unknown. */
+int openclip_name(const char *hf, char *out, size_t n);
 
 #endif

@@ -1,4 +1,8 @@
-/* png_io.c - PNG encode/decode with libspng. */
+/* png_io.c - PNG encode/decode with libspng. Everything is encoded in
+ * memory first; files are written from that buffer to a temporary name,
+ * fsync'd and renamed into place. The infotext goes into tEXt when it is
+ * plain ASCII and into iTXt (UTF-8) otherwise, as A1111/PIL do, since tEXt
+ * is Latin-1 by definition. */
 #include "io/png_io.h"
 
 #include <errno.h>
@@ -9,15 +13,21 @@
 #include <string.h>
 #include <unistd.h>
 
-sdc_status png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, const char *text_key,
-                         const char *text_value) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return sdc_fail(SDC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+#include "io/json.h"
+
+static int is_ascii(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return 0;
+    return 1;
+}
+
+sdc_status png_encode_rgb_mem(const uint8_t *rgb, int w, int h, const char *text_key, const char *text_value,
+                              void **png, size_t *png_size) {
+    *png = NULL;
+    *png_size = 0;
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
     int err = ctx ? 0 : SPNG_EMEM;
-    if (!err) err = spng_set_png_file(ctx, fp);
+    if (!err) err = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
     struct spng_ihdr ihdr = {.width = (uint32_t)w, .height = (uint32_t)h, .bit_depth = 8,
                              .color_type = SPNG_COLOR_TYPE_TRUECOLOR};
     if (!err) err = spng_set_ihdr(ctx, &ihdr);
@@ -25,31 +35,57 @@ sdc_status png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, con
     memset(&text, 0, sizeof text);
     if (!err && text_key && text_value) {
         snprintf(text.keyword, sizeof text.keyword, "%s", text_key);
-        text.type = SPNG_TEXT;
+        text.type = is_ascii(text_value) ? SPNG_TEXT : SPNG_ITXT;
+        text.language_tag = "";
+        text.translated_keyword = "";
         text.length = strlen(text_value);
         text.text = (char *)text_value;
         err = spng_set_text(ctx, &text, 1);
     }
     if (!err) err = spng_encode_image(ctx, rgb, (size_t)w * h * 3, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+    void *buf = NULL;
+    size_t n = 0;
+    if (!err) buf = spng_get_png_buffer(ctx, &n, &err); /* ownership passes to us (malloc'd) */
     spng_ctx_free(ctx);
-    int close_err = fclose(fp);
-    if (err || close_err) {
+    if (err) {
+        free(buf);
+        return sdc_fail(SDC_ERR_IO, "PNG encoding (%dx%d) failed: %s", w, h, spng_strerror(err));
+    }
+    *png = buf;
+    *png_size = n;
+    return SDC_OK;
+}
+
+sdc_status png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, const char *text_key,
+                         const char *text_value) {
+    void *png;
+    size_t n;
+    SDC_TRY(png_encode_rgb_mem(rgb, w, h, text_key, text_value, &png, &n));
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        free(png);
+        return sdc_fail(SDC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    int ok = fwrite(png, 1, n, fp) == n && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    int e = errno;
+    free(png);
+    if (fclose(fp) || !ok) {
         unlink(tmp);
-        return sdc_fail(SDC_ERR_IO, "%s: PNG encoding failed: %s", path, err ? spng_strerror(err) : strerror(errno));
+        return sdc_fail(SDC_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
     if (rename(tmp, path)) {
-        int e = errno;
+        e = errno;
         unlink(tmp);
         return sdc_fail(SDC_ERR_IO, "%s: cannot write: %s", path, strerror(e));
     }
     return SDC_OK;
 }
 
-sdc_status png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, char **params) {
+sdc_status png_read_rgb_mem(const void *png, size_t png_size, uint8_t **rgb, int *w, int *h, char **params) {
     *rgb = NULL;
     if (params) *params = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return sdc_fail(SDC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     spng_ctx *ctx = spng_ctx_new(0);
     struct spng_ihdr ihdr;
     size_t size = 0;
@@ -58,7 +94,7 @@ sdc_status png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, char **
         spng_set_crc_action(ctx, SPNG_CRC_ERROR, SPNG_CRC_ERROR);
         spng_set_image_limits(ctx, 16384, 16384);
         spng_set_chunk_limits(ctx, 64u << 20, 256u << 20);
-        err = spng_set_png_file(ctx, fp);
+        err = spng_set_png_buffer(ctx, png, png_size);
     }
     if (!err) err = spng_get_ihdr(ctx, &ihdr);
     if (!err) err = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size);
@@ -76,13 +112,24 @@ sdc_status png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, char **
         }
     }
     spng_ctx_free(ctx);
-    fclose(fp);
     if (err) {
         free(buf);
-        return sdc_fail(SDC_ERR_FORMAT, "%s: not a readable PNG: %s", path, spng_strerror(err));
+        return sdc_fail(SDC_ERR_FORMAT, "not a readable PNG (%zu bytes): %s", png_size, spng_strerror(err));
     }
     *rgb = buf;
     *w = (int)ihdr.width;
     *h = (int)ihdr.height;
+    return SDC_OK;
+}
+
+sdc_status png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, char **params) {
+    char *buf;
+    size_t n;
+    *rgb = NULL;
+    if (params) *params = NULL;
+    SDC_TRY(sdc_read_file(path, &buf, &n));
+    sdc_status st = png_read_rgb_mem(buf, n, rgb, w, h, params);
+    free(buf);
+    if (st) return sdc_wrap(st, "%s", path);
     return SDC_OK;
 }

@@ -166,6 +166,7 @@ void unet_free(sdc_unet *u) {
 
 const unet_config *unet_get_config(const sdc_unet *u) { return &u->cfg; }
 int64_t unet_num_params(const sdc_unet *u) { return u->w.nparams; }
+weights *unet_weights(sdc_unet *u) { return &u->w; }
 
 /* ---- forward ---- */
 

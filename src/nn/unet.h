@@ -47,6 +47,8 @@ sdc_status unet_load_weights(sdc_unet **out, const unet_config *cfg, weights *w)
 void unet_free(sdc_unet *u);
 const unet_config *unet_get_config(const sdc_unet *u);
 int64_t unet_num_params(const sdc_unet *u);
+/* The UNet's parameters (for fusing LoRAs into them: weights_mutable). */
+weights *unet_weights(sdc_unet *u);
 
 typedef struct {
     const float *text_embeds;   /* [B, add_in_dim - 6*add_time_dim] (SDXL pooled) */

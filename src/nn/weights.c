@@ -187,9 +187,16 @@ sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim
         return SDC_OK;
     }
     if (!t) return sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor", name);
+    /* a tensor already widened into a buffer of ours (f16/bf16 files) is
+     * updated in place: a second float32 copy would double its memory */
     float *d = NULL;
-    SDC_TRY(alloc_copy(t, *w->slots[first].slot, &d));
-    SDC_TRY(keep_owned(w, d));
+    const float *cur = *w->slots[first].slot;
+    for (int i = 0; i < w->nowned && !d; i++)
+        if (w->owned[i] == cur) d = (float *)cur;
+    if (!d) {
+        SDC_TRY(alloc_copy(t, cur, &d));
+        SDC_TRY(keep_owned(w, d));
+    }
     for (int i = first; i < w->nslots; i++)
         if (!strcmp(w->slots[i].name, name)) {
             *w->slots[i].slot = d;

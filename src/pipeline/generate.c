@@ -279,9 +279,77 @@ done:
     return st;
 }
 
+/* ---- batch_size: a request as consecutive chunks of at most batch_size images ---- */
+
+#define MAX_CHUNKED_IMAGES 4096
+
+typedef struct {
+    const sdc_request *r;
+    int chunk, nchunks;
+} chunk_progress;
+
+/* steps of chunk c count after those of the chunks before it */
+static int chunk_on_progress(void *ctx, int step, int total) {
+    const chunk_progress *c = ctx;
+    return c->r->progress(c->r->progress_ctx, c->chunk * total + step, c->nchunks * total);
+}
+
+static sdc_status generate_chunked(sdc_model *m, const sdc_request *r, sdc_image **images, int *nimages) {
+    if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
+    if (r->batch < 1 || (int64_t)r->batch * r->nprompts > MAX_CHUNKED_IMAGES)
+        return sdc_fail(SDC_ERR_ARG, "%lld images are out of range (1..%d)", (long long)r->batch * r->nprompts,
+                        MAX_CHUNKED_IMAGES);
+    if (r->negative_prompts && r->nnegative != 1 && r->nnegative != r->nprompts)
+        return sdc_fail(SDC_ERR_ARG, "%d negative prompts for %d prompts (give one, or one per prompt)",
+                        r->nnegative, r->nprompts);
+    if (r->dump)
+        return sdc_fail(SDC_ERR_ARG, "dumping intermediates needs all %d images in one UNet batch (batch size 0)",
+                        r->batch * r->nprompts);
+    int total = r->batch * r->nprompts, bs = r->batch_size, done = 0;
+    const char **pos = malloc((size_t)total * sizeof *pos), **neg = malloc((size_t)total * sizeof *neg);
+    sdc_image *all = calloc((size_t)total, sizeof *all);
+    sdc_status st = pos && neg && all ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < total; i++) { /* image i: prompt i / batch, as in one big batch */
+        int p = i / r->batch;
+        pos[i] = r->prompts[p];
+        neg[i] = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL;
+    }
+    chunk_progress cp = {.r = r, .nchunks = (total + bs - 1) / bs};
+    for (int a = 0; !st && a < total; a += bs, cp.chunk++) {
+        sdc_request sub = *r;
+        int n = total - a < bs ? total - a : bs;
+        sub.prompts = pos + a;
+        sub.nprompts = n;
+        sub.batch = 1;
+        sub.batch_size = 0;
+        sub.negative_prompts = r->negative_prompts ? neg + a : NULL;
+        sub.nnegative = r->negative_prompts ? n : 0;
+        sub.seed = r->seed + (uint64_t)a;
+        if (r->progress) sub.progress = chunk_on_progress, sub.progress_ctx = &cp;
+        sdc_image *imgs;
+        int got;
+        if ((st = sdc_generate(m, &sub, &imgs, &got))) break;
+        memcpy(all + a, imgs, (size_t)got * sizeof *imgs);
+        free(imgs); /* the pixels and infotexts moved to all[] */
+        done = a + got;
+    }
+    free(pos);
+    free(neg);
+    if (st) {
+        sdc_images_free(all, done);
+        return st;
+    }
+    *images = all;
+    *nimages = total;
+    return SDC_OK;
+}
+
 sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, int *nimages) {
     *images = NULL;
     *nimages = 0;
+    if (r->batch_size < 0 || r->batch_size > MAX_IMAGES)
+        return sdc_fail(SDC_ERR_ARG, "batch size %d out of range (0..%d)", r->batch_size, MAX_IMAGES);
+    if (r->batch_size && (int64_t)r->batch * r->nprompts > r->batch_size) return generate_chunked(m, r, images, nimages);
     const unet_config *uc = unet_get_config(m->unet);
     gen_state S;
     memset(&S, 0, sizeof S);

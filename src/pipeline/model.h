@@ -23,6 +23,7 @@ struct sdc_model {
     cJSON *sched_json;           /* scheduler_config.json as written */
     int force_zeros_for_empty_prompt;
     int vae_scale;               /* pixels per latent (8) */
+    struct single_file_weights *sf; /* single-file checkpoints: what te/te2/vae borrow (single_file.h) */
 };
 
 #endif

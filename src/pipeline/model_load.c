@@ -1,7 +1,8 @@
 /* model_load.c - open a diffusers pipeline folder: model_index.json names
  * the pipeline class and its components; each component loads from its own
  * subfolder. Anything missing or of an unknown kind is an error that says
- * which file is at fault. */
+ * which file is at fault. A regular file is a single-file checkpoint
+ * (single_file.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,9 @@
 #include "backend/ops.h"
 #include "io/json.h"
 #include "io/model_files.h"
+#include "lora/lora.h"
 #include "pipeline/model.h"
+#include "pipeline/single_file.h"
 
 static sdc_status need_dir(const char *root, const char *comp, char *out, size_t n) {
     snprintf(out, n, "%s/%s", root, comp);
@@ -76,10 +79,15 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!dir_exists(path)) {
-        if (path_exists(path))
-            return sdc_fail(SDC_ERR_UNSUPPORTED,
-                            "%s: single-file checkpoints are not supported yet; pass a diffusers folder "
-                            "(with model_index.json)", path);
+        if (path_exists(path)) { /* a single-file checkpoint */
+            SDC_TRY(single_file_load(out, path, opt));
+            sdc_status st = lora_apply_to_model(*out, opt); /* fused before any request runs */
+            if (st) {
+                sdc_model_free(*out);
+                *out = NULL;
+            }
+            return st;
+        }
         return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
     }
     if (!path_exists(p))
@@ -101,6 +109,8 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     }
     sdc_status st = (m->path && m->name) ? load_components(m, opt ? opt->variant : NULL)
                                          : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st && opt && opt->prediction) st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
+    if (!st) st = lora_apply_to_model(m, opt); /* fused before any request runs */
     if (st) {
         sdc_model_free(m);
         return st;
@@ -117,6 +127,7 @@ void sdc_model_free(sdc_model *m) {
     clip_text_free(m->te2);
     unet_free(m->unet);
     vae_free(m->vae);
+    single_file_release(m); /* after the components that borrow its weights */
     cJSON_Delete(m->sched_json);
     free(m->path);
     free(m->name);

@@ -25,6 +25,7 @@ struct clip_text_model {
     clip_text_config cfg;
     weights own;      /* used when the model opened its own files */
     int owns_weights;
+    weights *src;     /* where the parameters came from: &own or the borrowed object */
     const float *tok_emb; /* (vocab, D) */
     const float *pos_emb; /* (max_positions, D) */
     clip_layer *layers;   /* num_layers */
@@ -155,6 +156,7 @@ sdc_status clip_text_load_weights(clip_text_model **out, const clip_text_config 
     clip_text_model *m = calloc(1, sizeof *m);
     if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     m->cfg = *cfg;
+    m->src = w;
     sdc_status st = load_params(m, w);
     if (st) {
         clip_text_free(m);
@@ -178,6 +180,7 @@ sdc_status clip_text_load(clip_text_model **out, const char *dir, const char *va
         return st;
     }
     m->owns_weights = 1;
+    m->src = &m->own;
     /* CLIPTextModelWithProjection is also recognised by its tensor */
     if (weights_find(&m->own, "text_projection.weight")) cfg.with_projection = 1;
     if ((st = clip_text_config_check(&cfg, cfg_path))) goto fail;
@@ -201,6 +204,7 @@ const clip_text_config *clip_text_get_config(const clip_text_model *m) { return 
 int clip_text_hidden_size(const clip_text_model *m) { return m->cfg.hidden_size; }
 int clip_text_num_layers(const clip_text_model *m) { return m->cfg.num_layers; }
 int clip_text_projection_dim(const clip_text_model *m) { return m->cfg.with_projection ? m->cfg.projection_dim : 0; }
+weights *clip_text_weights(clip_text_model *m) { return m->src; }
 
 /* ---- forward ----------------------------------------------------------- */
 

@@ -78,5 +78,8 @@ const clip_text_config *clip_text_get_config(const clip_text_model *m);
 int clip_text_hidden_size(const clip_text_model *m);
 int clip_text_num_layers(const clip_text_model *m);
 int clip_text_projection_dim(const clip_text_model *m); /* 0 without projection */
+/* The weights object the model took its parameters from (its own files or
+ * the borrowed one), for fusing LoRAs into them (weights_mutable). */
+weights *clip_text_weights(clip_text_model *m);
 
 #endif

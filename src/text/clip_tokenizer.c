@@ -154,7 +154,7 @@ static sdc_status add_token(clip_tokenizer *t, const tok_spec *s, int32_t id) {
     return SDC_OK;
 }
 
-static sdc_status load_config(clip_tokenizer *t, const char *dir) {
+static sdc_status load_config(clip_tokenizer *t, const char *dir, const char *pad_override) {
     char cfg_path[4096], stm_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", dir);
     snprintf(stm_path, sizeof stm_path, "%s/special_tokens_map.json", dir);
@@ -185,6 +185,8 @@ static sdc_status load_config(clip_tokenizer *t, const char *dir) {
         if ((st = parse_spec(v, &spec[k], what, keys[k]))) goto done;
         if (!spec[k].content) spec[k].content = defs[k];
     }
+    /* from_pretrained(dir, pad_token=...): the argument wins over the files */
+    if (pad_override) spec[4] = (tok_spec){.content = pad_override};
 
     /* added_tokens_decoder: {"<id>": {"content": ...}, ...} */
     if (decoder) {
@@ -266,6 +268,10 @@ done:
 }
 
 sdc_status clip_tokenizer_load(clip_tokenizer **out, const char *dir) {
+    return clip_tokenizer_load_pad(out, dir, NULL);
+}
+
+sdc_status clip_tokenizer_load_pad(clip_tokenizer **out, const char *dir, const char *pad_token) {
     *out = NULL;
     clip_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
@@ -276,7 +282,7 @@ sdc_status clip_tokenizer_load(clip_tokenizer **out, const char *dir) {
         snprintf(path, sizeof path, "%s/merges.txt", dir);
         st = tok_bpe_load(&t->bpe, path, CLIP_MERGE_LINES);
     }
-    if (!st) st = load_config(t, dir);
+    if (!st) st = load_config(t, dir, pad_token);
     if (!st) {
         t->sid_id = malloc((size_t)t->bpe.nsym * sizeof *t->sid_id);
         if (!t->sid_id) st = sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");

@@ -28,6 +28,10 @@ typedef struct clip_tokenizer clip_tokenizer;
  * pad). model_max_length from tokenizer_config.json (default 77; huge values
  * are capped at INT32_MAX). */
 sdc_status clip_tokenizer_load(clip_tokenizer **out, const char *dir);
+/* Same with the pad token given (transformers' from_pretrained(dir,
+ * pad_token=...)): OpenCLIP-based encoders (SD 2.x, SDXL's second) pad with
+ * "!" while a plain CLIP ViT-L folder says "<|endoftext|>". NULL: the files'. */
+sdc_status clip_tokenizer_load_pad(clip_tokenizer **out, const char *dir, const char *pad_token);
 void clip_tokenizer_free(clip_tokenizer *t);
 
 int clip_tokenizer_bos(const clip_tokenizer *t);

@@ -1,60 +1,215 @@
-/* ops_attention.c - blocked multi-head attention. Each task takes one
- * (batch, head, block of query rows) and computes its scores against all
- * keys, so memory stays at threads x block x Nk floats however large the
- * image. Matches diffusers' AttnProcessor: scores = scale * q k^T (scale as
- * the GEMM alpha), float32 softmax, then scores v. */
-#include <cblas.h>
+/* ops_attention.c - multi-head attention, blocked flash-style: memory stays
+ * at a (keys block x queries block) tile per thread at any image size.
+ *
+ * Each task takes one (batch, head, block of queries) and walks the keys in
+ * blocks, computing the scores transposed, S^T[keys, queries] = K . Q^T, so
+ * that each query is a vector lane: the softmax max/sum run down columns
+ * with no horizontal reductions, and S^T is written by the GEMM directly in
+ * the packed-panel layout the second GEMM, O^T[dh, queries] += V^T . P^T,
+ * reads. The online softmax (running max m, sum l, rescale of O^T by
+ * exp(m_old - m_new)) is exactly the two-pass softmax when the keys fit in
+ * one block (all cross-attention and the lower UNet levels). As diffusers'
+ * AttnProcessor: float32 scores scaled by `scale`, float32 softmax. */
 #include <math.h>
 #include <omp.h>
-#include <stdlib.h>
+#include <string.h>
 
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
 
-#define ATTN_BLOCK 128
+#define KEYS_BLOCK 512
+#define QUERY_SLIVERS 4 /* queries per task = 4 x the kernel's NR */
+
+/* One block of keys for NR-wide slivers of queries:
+ * s[nsl][nk][NR] (scores, replaced by exp(scale*s - m_new)); m, l, corr per
+ * query lane. first: no earlier block (corr unused). */
+typedef void (*softmax_fn)(float *s, int nsl, int nk, int NR, float scale, float *m, float *l, float *corr,
+                           int first);
+
+static void softmax_generic(float *s, int nsl, int nk, int NR, float scale, float *m, float *l, float *corr,
+                            int first) {
+    for (int q = 0; q < nsl * NR; q++) {
+        float *col = s + (int64_t)(q / NR) * nk * NR + q % NR;
+        float mx = -INFINITY;
+        for (int r = 0; r < nk; r++) mx = fmaxf(mx, col[(int64_t)r * NR]);
+        mx *= scale;
+        float mn = first ? mx : fmaxf(m[q], mx), c = first ? 1.0f : expf(m[q] - mn), sum = 0.0f;
+        for (int r = 0; r < nk; r++) {
+            float p = col[(int64_t)r * NR] * scale - mn;
+            p = p < -87.3f ? 0.0f : expf(p);
+            col[(int64_t)r * NR] = p;
+            sum += p;
+        }
+        l[q] = first ? sum : l[q] * c + sum;
+        m[q] = mn;
+        corr[q] = c;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void softmax_avx512(float *s, int nsl, int nk, int NR, float scale,
+                                                              float *m, float *l, float *corr, int first) {
+    __m512 vs = _mm512_set1_ps(scale);
+    for (int q = 0; q < nsl * NR; q += 16) {
+        float *col = s + (int64_t)(q / NR) * nk * NR + q % NR;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int r = 0; r < nk; r++) mx = _mm512_max_ps(mx, _mm512_loadu_ps(col + (int64_t)r * NR));
+        mx = _mm512_mul_ps(mx, vs);
+        __m512 mo = _mm512_loadu_ps(m + q);
+        __m512 mn = first ? mx : _mm512_max_ps(mo, mx);
+        __m512 c = first ? _mm512_set1_ps(1.0f) : vexp512(_mm512_sub_ps(mo, mn));
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* 4 partial sums: shorter rounding chains */
+        int r = 0;
+        for (; r + 4 <= nk; r += 4) {
+            float *p = col + (int64_t)r * NR;
+            __m512 e0 = vexp512(_mm512_fmsub_ps(_mm512_loadu_ps(p), vs, mn));
+            __m512 e1 = vexp512(_mm512_fmsub_ps(_mm512_loadu_ps(p + NR), vs, mn));
+            __m512 e2 = vexp512(_mm512_fmsub_ps(_mm512_loadu_ps(p + 2 * NR), vs, mn));
+            __m512 e3 = vexp512(_mm512_fmsub_ps(_mm512_loadu_ps(p + 3 * NR), vs, mn));
+            _mm512_storeu_ps(p, e0);
+            _mm512_storeu_ps(p + NR, e1);
+            _mm512_storeu_ps(p + 2 * NR, e2);
+            _mm512_storeu_ps(p + 3 * NR, e3);
+            a0 = _mm512_add_ps(a0, e0);
+            a1 = _mm512_add_ps(a1, e1);
+            a2 = _mm512_add_ps(a2, e2);
+            a3 = _mm512_add_ps(a3, e3);
+        }
+        for (; r < nk; r++) {
+            float *p = col + (int64_t)r * NR;
+            __m512 e = vexp512(_mm512_fmsub_ps(_mm512_loadu_ps(p), vs, mn));
+            _mm512_storeu_ps(p, e);
+            a0 = _mm512_add_ps(a0, e);
+        }
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        __m512 lv = first ? sum : _mm512_fmadd_ps(_mm512_loadu_ps(l + q), c, sum);
+        _mm512_storeu_ps(l + q, lv);
+        _mm512_storeu_ps(m + q, mn);
+        _mm512_storeu_ps(corr + q, c);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *s, int nsl, int nk, int NR, float scale,
+                                                             float *m, float *l, float *corr, int first) {
+    __m256 vs = _mm256_set1_ps(scale);
+    for (int q = 0; q < nsl * NR; q += 8) {
+        float *col = s + (int64_t)(q / NR) * nk * NR + q % NR;
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        for (int r = 0; r < nk; r++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(col + (int64_t)r * NR));
+        mx = _mm256_mul_ps(mx, vs);
+        __m256 mo = _mm256_loadu_ps(m + q);
+        __m256 mn = first ? mx : _mm256_max_ps(mo, mx);
+        __m256 c = first ? _mm256_set1_ps(1.0f) : vexp256(_mm256_sub_ps(mo, mn));
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int r = 0;
+        for (; r + 2 <= nk; r += 2) {
+            float *p = col + (int64_t)r * NR;
+            __m256 e0 = vexp256(_mm256_fmsub_ps(_mm256_loadu_ps(p), vs, mn));
+            __m256 e1 = vexp256(_mm256_fmsub_ps(_mm256_loadu_ps(p + NR), vs, mn));
+            _mm256_storeu_ps(p, e0);
+            _mm256_storeu_ps(p + NR, e1);
+            a0 = _mm256_add_ps(a0, e0);
+            a1 = _mm256_add_ps(a1, e1);
+        }
+        for (; r < nk; r++) {
+            float *p = col + (int64_t)r * NR;
+            __m256 e = vexp256(_mm256_fmsub_ps(_mm256_loadu_ps(p), vs, mn));
+            _mm256_storeu_ps(p, e);
+            a0 = _mm256_add_ps(a0, e);
+        }
+        __m256 sum = _mm256_add_ps(a0, a1);
+        __m256 lv = first ? sum : _mm256_fmadd_ps(_mm256_loadu_ps(l + q), c, sum);
+        _mm256_storeu_ps(l + q, lv);
+        _mm256_storeu_ps(m + q, mn);
+        _mm256_storeu_ps(corr + q, c);
+    }
+}
+#endif
+
+static softmax_fn pick_softmax(const gemm_arch *ar) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (!strcmp(ar->name, "avx512")) return softmax_avx512;
+    if (!strcmp(ar->name, "avx2")) return softmax_avx2;
+#endif
+    return softmax_generic;
+}
+
+typedef struct {
+    const float *q, *k, *v;
+    int64_t q_ld, kv_ld, out_ld;
+    int Nq, Nk, dh, causal;
+    float scale;
+    float *out;
+    const gemm_arch *ar;
+    softmax_fn softmax;
+} attn_job;
+
+/* One (batch b, head h, queries [q0, q0+nq)) task; returns nonzero on OOM. */
+static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
+    const gemm_arch *ar = J->ar;
+    int NR = ar->nr, nsl = (nq + NR - 1) / NR, nqp = nsl * NR, dh = J->dh;
+    int nkb = (J->Nk + KEYS_BLOCK - 1) / KEYS_BLOCK, BK = (J->Nk + nkb - 1) / nkb;
+    if (J->causal && q0 + nq < J->Nk) { /* keys past the last query are masked for every query */
+        nkb = (q0 + nq + KEYS_BLOCK - 1) / KEYS_BLOCK;
+        BK = (q0 + nq + nkb - 1) / nkb;
+    }
+    float *S = cpu_scratch(2, (int64_t)BK * nqp);
+    float *O = cpu_scratch(3, (int64_t)dh * nqp + 3 * nqp);
+    if (!S || !O) return 1;
+    float *m = O + (int64_t)dh * nqp, *l = m + nqp, *corr = l + nqp;
+    const float *qb = J->q + ((int64_t)b * J->Nq + q0) * J->q_ld + (int64_t)h * dh;
+    gemm_strided qt = {qb, J->q_ld, 1};
+    for (int kb = 0; kb < nkb; kb++) {
+        int k0 = kb * BK, nk = J->Nk - k0 < BK ? J->Nk - k0 : BK;
+        if (J->causal && k0 + nk > q0 + nq) nk = q0 + nq - k0;
+        if (nk <= 0) break;
+        const float *kbase = J->k + ((int64_t)b * J->Nk + k0) * J->kv_ld + (int64_t)h * dh;
+        const float *vbase = J->v + ((int64_t)b * J->Nk + k0) * J->kv_ld + (int64_t)h * dh;
+        /* S^T[nk, nq] = K . Q^T, written as NR-wide panels (sliver s at S + s*NR*nk) */
+        if (nq % NR) memset(S + (int64_t)(nsl - 1) * NR * nk, 0, (size_t)NR * nk * sizeof(float));
+        gemm_strided ka = {kbase, J->kv_ld, 1};
+        gemm_desc ds = {.M = nk, .N = nq, .K = dh, .pack_a = gemm_pack_strided, .a_ctx = &ka, .a_direct = kbase,
+                        .lda = J->kv_ld, .pack_b = gemm_pack_strided, .b_ctx = &qt, .C = S, .ldc = NR,
+                        .c_cols = NR, .c_batch_stride = (int64_t)NR * nk};
+        if (gemm_serial(&ds, ar, 0, nk, 0, nq)) return 1;
+        if (J->causal)
+            for (int i = 0; i < nq; i++)
+                for (int r = q0 + i + 1 - k0; r < nk; r++)
+                    if (r >= 0) S[(int64_t)(i / NR) * NR * nk + (int64_t)r * NR + i % NR] = -INFINITY;
+        J->softmax(S, nsl, nk, NR, J->scale, m, l, corr, kb == 0);
+        if (kb > 0)
+            for (int d = 0; d < dh; d++)
+                for (int i = 0; i < nq; i++) O[(int64_t)d * nqp + i] *= corr[i];
+        /* O^T[dh, nq] (+)= V^T . P^T with P^T the panels just written */
+        gemm_strided vt = {vbase, 1, J->kv_ld};
+        gemm_desc dp = {.M = dh, .N = nq, .K = nk, .pack_a = gemm_pack_strided, .a_ctx = &vt, .b_packed = S,
+                        .C = O, .ldc = nqp, .accumulate = kb > 0};
+        if (gemm_serial(&dp, ar, 0, dh, 0, nq)) return 1;
+    }
+    float *ob = J->out + ((int64_t)b * J->Nq + q0) * J->out_ld + (int64_t)h * dh;
+    for (int i = 0; i < nq; i++) {
+        float inv = 1.0f / l[i];
+        for (int d = 0; d < dh; d++) ob[(int64_t)i * J->out_ld + d] = O[(int64_t)d * nqp + i] * inv;
+    }
+    return 0;
+}
 
 sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                         int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
-    int nblk = (Nq + ATTN_BLOCK - 1) / ATTN_BLOCK;
-    int64_t tasks = (int64_t)B * heads * nblk;
-    int nthr = op_threads();
-    if (nthr > tasks) nthr = (int)tasks;
-    if (nthr < 1) nthr = 1;
-    float *scratch = malloc((size_t)nthr * ATTN_BLOCK * (size_t)Nk * sizeof(float));
-    if (!scratch) return sdc_fail(SDC_ERR_NOMEM, "out of memory in attention (%d x %d tokens)", Nq, Nk);
-    int64_t out_ld = (int64_t)heads * dh;
+    const gemm_arch *ar = gemm_arch_get();
+    attn_job J = {q, k, v, q_ld, kv_ld, (int64_t)heads * dh, Nq, Nk, dh, causal, scale, out, ar, pick_softmax(ar)};
+    int BQ = QUERY_SLIVERS * ar->nr, nqb = (Nq + BQ - 1) / BQ;
+    int64_t tasks = (int64_t)B * heads * nqb;
     op_flops_add(4.0 * B * heads * (double)Nq * (double)Nk * dh);
-    /* many small GEMMs in parallel: keep OpenBLAS single-threaded inside */
-    openblas_set_num_threads(1);
-#pragma omp parallel for schedule(dynamic) num_threads(nthr)
-    for (int64_t task = 0; task < tasks; task++) {
-        int blk = (int)(task % nblk);
-        int h = (int)(task / nblk % heads);
-        int b = (int)(task / nblk / heads);
-        int i0 = blk * ATTN_BLOCK, rows = Nq - i0 < ATTN_BLOCK ? Nq - i0 : ATTN_BLOCK;
-        float *S = scratch + (size_t)omp_get_thread_num() * ATTN_BLOCK * Nk;
-        const float *qb = q + ((int64_t)b * Nq + i0) * q_ld + (int64_t)h * dh;
-        const float *kb = k + (int64_t)b * Nk * kv_ld + (int64_t)h * dh;
-        const float *vb = v + (int64_t)b * Nk * kv_ld + (int64_t)h * dh;
-        float *ob = out + ((int64_t)b * Nq + i0) * out_ld + (int64_t)h * dh;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, Nk, dh, scale, qb, (int)q_ld, kb, (int)kv_ld,
-                    0.0f, S, Nk);
-        for (int r = 0; r < rows; r++) {
-            float *s = S + (int64_t)r * Nk;
-            int lim = causal ? i0 + r + 1 : Nk;
-            float m = -INFINITY;
-            for (int j = 0; j < lim; j++) m = s[j] > m ? s[j] : m;
-            float sum = 0.0f;
-            for (int j = 0; j < lim; j++) {
-                s[j] = expf(s[j] - m);
-                sum += s[j];
-            }
-            for (int j = 0; j < lim; j++) s[j] /= sum;
-            for (int j = lim; j < Nk; j++) s[j] = 0.0f;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dh, Nk, 1.0f, S, Nk, vb, (int)kv_ld, 0.0f, ob,
-                    (int)out_ld);
+    int nthr = omp_in_parallel() ? 1 : op_threads(), failed = 0;
+    if (nthr > tasks) nthr = (int)tasks;
+#pragma omp parallel for schedule(dynamic) num_threads(nthr) reduction(| : failed)
+    for (int64_t t = 0; t < tasks; t++) {
+        int qb = (int)(t % nqb), h = (int)(t / nqb % heads), b = (int)(t / nqb / heads);
+        int q0 = qb * BQ, nq = Nq - q0 < BQ ? Nq - q0 : BQ;
+        failed |= attn_task(&J, b, h, q0, nq);
     }
-    openblas_set_num_threads(op_threads());
-    free(scratch);
+    if (failed) return sdc_fail(SDC_ERR_NOMEM, "out of memory in attention (%d x %d tokens)", Nq, Nk);
     return SDC_OK;
 }

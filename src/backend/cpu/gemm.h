@@ -1,0 +1,83 @@
+/* gemm.h - the CPU backend's own single-precision GEMM (internal to
+ * src/backend/cpu). C[M,N] = A[M,K] . B[K,N] (+ bias) (+ C), float32
+ * products accumulated in float32 registers.
+ *
+ * Operands are never read in place: a packer copies a block of A (rows) or
+ * B (columns) into "slivers" of R indices x kc (for each k, R consecutive
+ * floats, zero-padded), which is where layouts are absorbed (transposes,
+ * strided matrices, f16 weights, implicit im2col). The driver blocks for the
+ * caches, splits the output between threads (one OpenMP team, no BLAS
+ * threads) and calls an MR x NR register-tile micro-kernel picked once at run
+ * time from the CPU's features (AVX-512, AVX2+FMA, or portable C). */
+#ifndef SDC_BACKEND_CPU_GEMM_H
+#define SDC_BACKEND_CPU_GEMM_H
+
+#include <stdint.h>
+
+#include "core/status.h"
+
+/* Write slivers for outer indices [x0, x0+n) and k in [k0, k0+kc) into dst:
+ * sliver s (indices x0+s*R ...) occupies dst[s*R*kc ...], element (x, k) at
+ * [(k-k0)*R + (x - x0 - s*R)]; indices past n are zero. */
+typedef void (*gemm_pack_fn)(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst);
+
+/* Micro-kernel: tile c[MR][NR] (row stride ldc) from packed a (kc x MR) and
+ * b (kc x NR). Starts from c when load_c, else from rb[i] + cb[j] (either
+ * may be NULL = 0). */
+typedef void (*gemm_kernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int load_c,
+                               const float *rb, const float *cb);
+
+/* The same reading A in place: element (i, k) at a[i * lda + k]. */
+typedef void (*gemm_kernel_direct_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                                      int64_t ldc, int load_c, const float *rb, const float *cb);
+
+typedef struct {
+    const char *name;
+    int mr, nr;           /* register tile */
+    int kc, mc, nc;       /* cache blocks: k depth, rows of A per block, columns of B per block */
+    gemm_kernel_fn kernel;
+    gemm_kernel_direct_fn kernel_direct; /* NULL: always pack A */
+} gemm_arch;
+
+/* The kernel set for this CPU (SDC_GEMM_ISA=avx512|avx2|generic overrides for
+ * testing; an unsupported choice falls back to the best available). */
+const gemm_arch *gemm_arch_get(void);
+const gemm_arch *gemm_arch_named(const char *name); /* NULL when this CPU cannot run it */
+
+typedef struct {
+    int64_t M, N, K;
+    gemm_pack_fn pack_a;  /* A rows   (R = mr) */
+    const void *a_ctx;
+    const float *a_direct; /* or A row-major in place: (i, k) at a_direct[i * lda + k] */
+    int64_t lda;
+    gemm_pack_fn pack_b;  /* B columns (R = nr) */
+    const void *b_ctx;
+    const float *b_packed; /* or B already packed for all of K: sliver s at b_packed + s * nr * K */
+    float *C;
+    int64_t ldc;
+    /* Column j of C lives at C + (j / c_cols) * c_batch_stride + j % c_cols
+     * when c_cols > 0 (convolutions over a batch: N = B * H*W). */
+    int64_t c_cols, c_batch_stride;
+    const float *row_bias; /* [M] or NULL */
+    const float *col_bias; /* [N] or NULL (with c_cols > 0: indexed j % c_cols) */
+    int accumulate;        /* C += A.B instead of C = A.B */
+} gemm_desc;
+
+/* Run on op_threads() threads (or inline, single-threaded, when called from
+ * inside a parallel region). Fails only when scratch cannot be allocated. */
+sdc_status gemm_run(const gemm_desc *d, const gemm_arch *arch);
+/* The same on one thread, on the sub-block rows [m0,m1) x columns [n0,n1). */
+sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *arch, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+/* Packers for plain strided float32 matrices: element (x, k) at
+ * p[x * sx + k * sk]. */
+typedef struct {
+    const float *p;
+    int64_t sx, sk;
+} gemm_strided;
+void gemm_pack_strided(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst);
+
+/* Per-thread scratch that lives as long as the thread (grown on demand). */
+float *cpu_scratch(int slot, int64_t nfloats);
+
+#endif

@@ -1,0 +1,87 @@
+/* ops_conv.c - 2-D convolution as an implicit GEMM: C[O, B*Ho*Wo] =
+ * W[O, C*k*k] . col[C*k*k, B*Ho*Wo], where the im2col matrix is never built:
+ * the B packer copies each kc x nr panel of it straight from the NCHW input
+ * (row runs of contiguous pixels, zeros where the kernel overhangs the
+ * border). The weights are read in place, the bias seeds the accumulators
+ * and the output is written once, in NCHW, for the whole batch. */
+#include <string.h>
+
+#include "backend/cpu/gemm.h"
+#include "backend/ops.h"
+
+typedef struct {
+    const float *x; /* [B, C, H, W] */
+    int C, H, W, k, stride, pad, Ho, Wo;
+} conv_src;
+
+/* Pixels of one sliver split into runs along output rows. */
+typedef struct {
+    int r0, len, oy, ox0;
+    int64_t img; /* offset of the image in x */
+} pixel_run;
+
+static void pack_conv(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst) {
+    const conv_src *cs = ctx;
+    int64_t HWo = (int64_t)cs->Ho * cs->Wo, HW = (int64_t)cs->H * cs->W;
+    int kk = cs->k * cs->k, s = cs->stride;
+    pixel_run runs[64];
+    for (int64_t s0 = 0; s0 < n; s0 += R, dst += R * kc) {
+        int w = (int)(n - s0 < R ? n - s0 : R), nruns = 0;
+        for (int r = 0; r < w;) {
+            int64_t j = x0 + s0 + r, b = j / HWo, p = j % HWo;
+            int oy = (int)(p / cs->Wo), ox = (int)(p % cs->Wo);
+            int len = cs->Wo - ox < w - r ? cs->Wo - ox : w - r;
+            runs[nruns++] = (pixel_run){r, len, oy, ox, b * cs->C * HW};
+            r += len;
+        }
+        int64_t k = k0;
+        int c = (int)(k / kk), ki = (int)(k % kk / cs->k), kj = (int)(k % cs->k);
+        for (int64_t kr = 0; kr < kc; kr++) {
+            float *d = dst + kr * R;
+            const float *xc = cs->x + (int64_t)c * HW;
+            for (int q = 0; q < nruns; q++) {
+                const pixel_run *ru = &runs[q];
+                float *o = d + ru->r0;
+                int iy = ru->oy * s - cs->pad + ki;
+                if (iy < 0 || iy >= cs->H) {
+                    for (int t = 0; t < ru->len; t++) o[t] = 0.0f;
+                    continue;
+                }
+                const float *row = xc + ru->img + (int64_t)iy * cs->W;
+                int ix0 = ru->ox0 * s - cs->pad + kj;
+                if (s == 1) {
+                    int lo = ix0 < 0 ? -ix0 : 0, hi = cs->W - ix0 < ru->len ? cs->W - ix0 : ru->len;
+                    if (hi < lo) hi = lo;
+                    for (int t = 0; t < lo; t++) o[t] = 0.0f;
+                    for (int t = lo; t < hi; t++) o[t] = row[ix0 + t];
+                    for (int t = hi; t < ru->len; t++) o[t] = 0.0f;
+                } else {
+                    for (int t = 0; t < ru->len; t++) {
+                        int ix = ix0 + t * s;
+                        o[t] = ix >= 0 && ix < cs->W ? row[ix] : 0.0f;
+                    }
+                }
+            }
+            for (int r = w; r < R; r++) d[r] = 0.0f;
+            if (++kj == cs->k) {
+                kj = 0;
+                if (++ki == cs->k) ki = 0, c++;
+            }
+        }
+    }
+}
+
+sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
+                     int stride, int pad, float *y) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    int64_t HWo = (int64_t)Ho * Wo, CK = (int64_t)C * k * k;
+    op_flops_add(2.0 * B * (double)O * (double)HWo * (double)CK);
+    conv_src cs = {x, C, H, W, k, stride, pad, Ho, Wo};
+    if (k == 1 && stride == 1 && pad == 0) /* pointwise: each image is one long row */
+        cs = (conv_src){x, C, 1, H * W, 1, 1, 0, 1, H * W};
+    gemm_strided wa = {w, CK, 1};
+    gemm_desc d = {.M = O, .N = (int64_t)B * HWo, .K = CK, .pack_a = gemm_pack_strided, .a_ctx = &wa,
+                   .a_direct = w, .lda = CK, .pack_b = pack_conv, .b_ctx = &cs, .C = y, .ldc = HWo,
+                   .c_cols = HWo, .c_batch_stride = (int64_t)O * HWo, .row_bias = b};
+    return gemm_run(&d, gemm_arch_get());
+}

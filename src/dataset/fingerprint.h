@@ -1,0 +1,19 @@
+/* fingerprint.h - a model's identity for a data set: a digest of the files
+ * that decide its images (model_index.json, component configs, scheduler
+ * config, tokenizer files, and of each weight file the loader would open: its
+ * size, safetensors header and sampled contents). The folder's path is left
+ * out, so copies of one model on different machines agree. A single-file
+ * checkpoint is digested the same way as one weight file. */
+#ifndef SDC_DATASET_FINGERPRINT_H
+#define SDC_DATASET_FINGERPRINT_H
+
+#include <stdint.h>
+
+#include "core/status.h"
+
+/* model: a diffusers folder or a .safetensors file; variant, config_dir and
+ * tokenizer_dir (NULL when not given) as given to sdc_model_load. */
+sdc_status model_fingerprint(const char *model_dir, const char *variant, const char *config_dir,
+                             const char *tokenizer_dir, uint64_t *out);
+
+#endif

@@ -1,0 +1,27 @@
+/* lora_model.c - the LoRAs of sdc_load_options fused into a loaded model:
+ * the glue between sdc_model's components and lora_apply. */
+#include <math.h>
+
+#include "lora/lora.h"
+#include "pipeline/model.h"
+
+sdc_status lora_apply_to_model(sdc_model *m, const sdc_load_options *opt) {
+    if (!opt || opt->nloras <= 0) return SDC_OK;
+    if (!opt->loras) return sdc_fail(SDC_ERR_ARG, "%d LoRAs requested but no paths given", opt->nloras);
+    lora_targets t = {.w = {unet_weights(m->unet), m->te ? clip_text_weights(m->te) : NULL,
+                            m->te2 ? clip_text_weights(m->te2) : NULL},
+                      .unet_cfg = unet_get_config(m->unet)};
+    for (int i = 0; i < opt->nloras; i++) {
+        const char *path = opt->loras[i];
+        float scale = opt->lora_scales ? opt->lora_scales[i] : 1.0f;
+        if (!path) return sdc_fail(SDC_ERR_ARG, "LoRA %d has no path", i + 1);
+        lora_counts c;
+        SDC_TRY(lora_apply(&t, path, scale, &c));
+        if (opt->lora_report) {
+            sdc_lora_report r = {.path = path, .scale = scale, .modules = c.total, .unet = c.comp[LORA_UNET],
+                                 .te1 = c.comp[LORA_TE1], .te2 = c.comp[LORA_TE2]};
+            opt->lora_report(opt->lora_report_ctx, &r);
+        }
+    }
+    return SDC_OK;
+}

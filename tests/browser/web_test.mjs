@@ -1,0 +1,145 @@
+// web_test.mjs - `sdc serve`'s web page in a real browser: Debian's chromium,
+// headless, driven by playwright-core. Starts the server with the tiny model on
+// a free loopback port, loads the page, types a prompt, clicks Generate, waits
+// for the images, checks their captions and download links, that the page asked
+// nothing of any other host and fits a phone-width screen, saves a screenshot to
+// build/screenshot-web.png (SDC_SCREENSHOT overrides; docs/ keeps a copy for README), and stops the server (which must exit 0).
+// Prints one "browser test: PASS|FAIL ..." line; exits non-zero on failure.
+//   SDC_BIN (default build/sdc), CHROMIUM (default /usr/bin/chromium)
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const sdcBin = path.resolve(root, process.env.SDC_BIN || "build/sdc");
+const chromiumBin = process.env.CHROMIUM || "/usr/bin/chromium";
+const model = path.join(root, "tests/fixtures/models/tiny-sd");
+const screenshotPath = process.env.SDC_SCREENSHOT || path.join(root, "build/screenshot-web.png");
+const TIMEOUT_MS = 240000;
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(sdcBin, ["serve", "-m", model, "--port", "0", "--threads", "2", "--quiet"],
+                       { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    proc.stderr.on("data", (d) => { err += d; });
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+\/)/);
+      if (m) resolve({ proc, url: m[1], stderr: () => err });
+    });
+    proc.on("error", reject);
+    proc.on("exit", (code) => reject(new Error(`sdc serve exited ${code} before listening: ${err.trim()}`)));
+  });
+}
+
+function stopServer(server) {
+  return new Promise((resolve) => {
+    if (server.proc.exitCode !== null) return resolve(server.proc.exitCode);
+    server.proc.removeAllListeners("exit");
+    server.proc.on("exit", (code, signal) => resolve(signal ? signal : code));
+    server.proc.kill("SIGTERM");
+  });
+}
+
+async function run() {
+  if (!existsSync(sdcBin)) throw new Error(`${sdcBin} not found (build it first)`);
+  if (!existsSync(chromiumBin)) throw new Error(`${chromiumBin} not found (apt-get install chromium)`);
+  const server = await startServer();
+  const profile = mkdtempSync(path.join(tmpdir(), "sdc-chromium-"));
+  let context = null;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: chromiumBin,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      viewport: { width: 1100, height: 720 },
+      colorScheme: "light",
+    });
+    const page = context.pages()[0] || await context.newPage();
+    const foreign = [];
+    page.on("request", (req) => {
+      const u = req.url();
+      if (!u.startsWith(server.url) && !u.startsWith("data:")) foreign.push(u);
+    });
+    const pageErrors = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+
+    await page.goto(server.url);
+    await page.waitForFunction(() => document.querySelectorAll("#sampler option").length > 1);
+    const model = await page.textContent("#model");
+    if (!model.includes("tiny-sd")) throw new Error(`model name not shown: '${model}'`);
+
+    await page.fill("#prompt", "a lighthouse on a cliff at dawn, watercolor");
+    await page.fill("#negative", "blurry");
+    await page.fill("#width", "64");
+    await page.fill("#height", "64");
+    await page.fill("#steps", "2");
+    await page.fill("#cfg", "7");
+    await page.selectOption("#sampler", "Euler a");
+    await page.fill("#seed", "42");
+    await page.fill("#batch", "2");
+    await page.click("#generate");
+    await page.waitForSelector("#results figure:nth-child(2) img", { timeout: 180000 });
+    await page.waitForFunction(() => [...document.querySelectorAll("#results img")].every((i) => i.complete && i.naturalWidth > 0));
+    const err = (await page.textContent("#error")).trim();
+    if (err) throw new Error(`the page shows an error: ${err}`);
+
+    const figs = await page.$$eval("#results figure", (fs) => fs.map((f) => ({
+      w: f.querySelector("img").naturalWidth,
+      h: f.querySelector("img").naturalHeight,
+      caption: f.querySelector("pre").textContent,
+      href: f.querySelector("a").getAttribute("href"),
+      download: f.querySelector("a").getAttribute("download"),
+    })));
+    if (figs.length !== 2) throw new Error(`${figs.length} images shown, want 2`);
+    for (const [i, f] of figs.entries()) {
+      const seed = 42 + i;
+      if (f.w !== 64 || f.h !== 64) throw new Error(`image ${i} is ${f.w}x${f.h}, want 64x64`);
+      if (!f.caption.startsWith("a lighthouse on a cliff") || !f.caption.includes(`Seed: ${seed},`) ||
+          !f.caption.includes("Sampler: Euler a") || !f.caption.includes("Negative prompt: blurry"))
+        throw new Error(`image ${i} caption: ${f.caption}`);
+      if (!f.href.startsWith("data:image/png;base64,") || f.download !== `sdc-${seed}.png`)
+        throw new Error(`image ${i} download link: ${f.download} ${f.href.slice(0, 40)}`);
+    }
+    const status = await page.textContent("#status");
+    if (!/2 images in/.test(status)) throw new Error(`status line: '${status}'`);
+    await page.waitForTimeout(500); // the progress bar's width transition
+    await page.screenshot({ path: screenshotPath });
+    if (process.env.SDC_PHONE_SHOT) {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: process.env.SDC_PHONE_SHOT, fullPage: true });
+    }
+
+    // a phone-width screen: nothing wider than the viewport
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) throw new Error(`at 390 px wide the page is ${overflow} px too wide`);
+
+    if (foreign.length) throw new Error(`the page fetched other hosts: ${foreign.slice(0, 3).join(", ")}`);
+    if (pageErrors.length) throw new Error(`script errors: ${pageErrors.join("; ")}`);
+  } finally {
+    if (context) await context.close();
+    rmSync(profile, { recursive: true, force: true });
+    const code = await stopServer(server);
+    if (code !== 0) throw new Error(`sdc serve exited ${code} after SIGTERM: ${server.stderr().trim()}`);
+  }
+}
+
+const timer = setTimeout(() => {
+  console.log(`browser test: FAIL timed out after ${TIMEOUT_MS / 1000} s`);
+  process.exit(1);
+}, TIMEOUT_MS);
+const t0 = Date.now();
+run().then(() => {
+  clearTimeout(timer);
+  console.log(`browser test: PASS page loaded, 2 images generated and shown, screenshot ${path.relative(root, screenshotPath)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}, (e) => {
+  clearTimeout(timer);
+  console.log(`browser test: FAIL ${e.message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,456 @@
+/* test_dataset.c - batching, `generate --prompts` and `sdc dataset` end to
+ * end through the built sdc on the tiny model (64x64, 2 steps, one thread):
+ * batched == one by one, kill -9 at many points then resume == an
+ * uninterrupted run byte for byte, slices (flags, Slurm and Kubernetes
+ * variables) == one run, tar and metadata contents, refused conflicts and
+ * malformed input. Kills use SDC_TEST_KILL_AFTER=N:POINT (test-only: the
+ * dataset command SIGKILLs itself at POINT of its N-th image), so nothing
+ * depends on timing. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "io/json.h"
+#include "io/png_io.h"
+
+#define FAST "--steps 2 -W 64 -H 64 --threads 1 --quiet"
+
+/* sh -c cmd (stdout+stderr into out); exit code, or 128 + signal */
+static int sh(const char *cmd, char *out, size_t n) {
+    char full[8192];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t k = 0;
+    int c;
+    while ((c = fgetc(p)) != EOF)
+        if (out && k + 1 < n) out[k++] = (char)c;
+    if (out) out[k] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+static int exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* 7 images: a cat x3 (seed 0..2), a dog x1 with its own seed 50, a bird x3 with its own negative prompt */
+static const char *PROMPTS = "{\"prompt\": \"a cat\", \"count\": 3}\n"
+                             "{\"prompt\": \"a dog \\\"on\\\" a hill\", \"seed\": 50, \"count\": 1}\n"
+                             "{\"prompt\": \"a bird\", \"negative_prompt\": \"blurry\", \"count\": 3}\n";
+
+static const char *prompts_file(void) {
+    static char p[600];
+    if (!p[0]) {
+        snprintf(p, sizeof p, "%s", tmp_path("dataset-prompts.jsonl"));
+        write_text(p, PROMPTS);
+    }
+    return p;
+}
+
+/* `sdc dataset` on the tiny model into dir with extra flags, optionally under env assignments */
+static int dataset(const char *env, const char *dir, const char *flags, char *out, size_t n) {
+    char cmd[4096];
+    /* a test suite run inside a cluster job must not pick up its slice */
+    snprintf(cmd, sizeof cmd, "env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX %s %s dataset -m '%s' --prompts '%s' "
+             "--out '%s' " FAST " %s", env ? env : "",
+             sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir, flags);
+    return sh(cmd, out, n);
+}
+
+static int same_tree(const char *a, const char *b, const char *exclude, char *out, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "diff -r %s%s '%s' '%s'", exclude ? "-x " : "", exclude ? exclude : "", a, b);
+    return sh(cmd, out, n) == 0;
+}
+
+/* a finished reference data set per layout, made once */
+static const char *reference(const char *name, const char *flags) {
+    static char dirs[4][600];
+    static const char *names[4];
+    for (int i = 0; i < 4; i++)
+        if (names[i] && !strcmp(names[i], name)) return dirs[i];
+    for (int i = 0; i < 4; i++)
+        if (!names[i]) {
+            char out[4096];
+            snprintf(dirs[i], sizeof dirs[i], "%s", tmp_path(name));
+            if (dataset(NULL, dirs[i], flags, out, sizeof out) != 0) {
+                fprintf(stderr, "reference %s failed: %s\n", name, out);
+                return NULL;
+            }
+            names[i] = name;
+            return dirs[i];
+        }
+    return NULL;
+}
+
+#define IMAGEFOLDER "--batch-size 2"
+#define WEBDATASET "--batch-size 2 --format webdataset --shard-size 3"
+
+static void max_pixel_diff(const char *a, const char *b, int *maxd, long *ndiff, int *ok) {
+    uint8_t *x, *y;
+    int w1, h1, w2, h2;
+    *ok = 0;
+    if (png_read_rgb(a, &x, &w1, &h1, NULL)) return;
+    if (png_read_rgb(b, &y, &w2, &h2, NULL)) {
+        free(x);
+        return;
+    }
+    if (w1 == w2 && h1 == h2) {
+        *ok = 1;
+        for (long i = 0; i < (long)w1 * h1 * 3; i++) {
+            int d = abs((int)x[i] - (int)y[i]);
+            if (d > *maxd) *maxd = d;
+            *ndiff += d != 0;
+        }
+    }
+    free(x);
+    free(y);
+}
+
+/* --batch-size 1 (chunks of one image) == each image made alone, byte for byte;
+ * one UNet batch of 4 == those within 1/255 (float summation order differs) */
+TEST(dataset_batched_equals_one_by_one) {
+    char cmd[4096], out[4096];
+    const char *dir = tmp_path("batching");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    CHECK(sh(cmd, out, sizeof out) == 0, "mkdir");
+    const char *model = fixture_path("models/tiny-sd");
+    snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p 'a cat' -n 'ugly' --seed 3 --batch 4 --batch-size 4 " FAST
+             " -o '%s/all-{index}.png'", sdc_binary(), model, dir);
+    CHECK(sh(cmd, out, sizeof out) == 0, "batch 4: %s", out);
+    snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p 'a cat' -n 'ugly' --seed 3 --batch 4 --batch-size 1 " FAST
+             " -o '%s/one-{index}.png'", sdc_binary(), model, dir);
+    CHECK(sh(cmd, out, sizeof out) == 0, "batch-size 1: %s", out);
+    int maxd = 0;
+    long ndiff = 0;
+    for (int i = 0; i < 4; i++) {
+        char a[700], b[700], c[700];
+        snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p 'a cat' -n 'ugly' --seed %d " FAST " -o '%s/alone-%d.png'",
+                 sdc_binary(), model, 3 + i, dir, i);
+        CHECK(sh(cmd, out, sizeof out) == 0, "alone %d: %s", i, out);
+        snprintf(a, sizeof a, "%s/one-%d.png", dir, i);
+        snprintf(b, sizeof b, "%s/alone-%d.png", dir, i);
+        snprintf(c, sizeof c, "%s/all-%d.png", dir, i);
+        snprintf(cmd, sizeof cmd, "cmp '%s' '%s'", a, b);
+        CHECK(sh(cmd, out, sizeof out) == 0, "image %d: --batch-size 1 differs from the image made alone: %s", i, out);
+        int ok;
+        max_pixel_diff(a, c, &maxd, &ndiff, &ok);
+        CHECK(ok, "image %d unreadable", i);
+        char *pa, *pc;
+        uint8_t *ra, *rc;
+        int w, h;
+        CHECK_OK(png_read_rgb(a, &ra, &w, &h, &pa));
+        CHECK_OK(png_read_rgb(c, &rc, &w, &h, &pc));
+        int same_text = pa && pc && !strcmp(pa, pc);
+        free(ra), free(rc), free(pa), free(pc);
+        CHECK(same_text, "image %d: infotext differs between batch sizes", i);
+    }
+    printf("     batch of 4 vs one by one: max |diff| %d/255, %ld of %d channel values differ\n", maxd, ndiff,
+           4 * 64 * 64 * 3);
+    CHECK(maxd <= 1, "batched images differ by %d/255 from one-by-one ones", maxd);
+    /* dumps need one batch; a chunked request refuses them */
+    snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p cat --seed 3 --batch 2 --batch-size 1 " FAST
+             " -o '%s/d.png' --dump '%s/d.safetensors'", sdc_binary(), model, dir, dir);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "batch size"), "dump with chunks: %s", out);
+}
+
+/* generate --prompts names images by index over the file and makes the same PNGs as the data set */
+TEST(dataset_generate_prompts_matches_dataset) {
+    char cmd[4096], out[8192];
+    const char *dir = tmp_path("genprompts"), *ds = tmp_path("genprompts-ds");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && %s generate -m '%s' --prompts '%s' --seed 0 --batch-size 1 " FAST
+             " -o '%s/img-{index}.png'", dir, sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir);
+    CHECK(sh(cmd, out, sizeof out) == 0, "generate --prompts: %s", out);
+    CHECK(dataset(NULL, ds, "--batch-size 1", out, sizeof out) == 0, "dataset: %s", out);
+    for (int i = 0; i < 7; i++) {
+        snprintf(cmd, sizeof cmd, "cmp '%s/img-%d.png' '%s/train/%08d.png'", dir, i, ds, i);
+        CHECK(sh(cmd, out, sizeof out) == 0, "image %d differs: %s", i, out);
+    }
+    snprintf(cmd, sizeof cmd, "%s/img-7.png", dir);
+    CHECK(!exists(cmd), "an eighth image was made");
+    /* without --batch-size each line runs as its own batch; seeds still follow the index */
+    snprintf(cmd, sizeof cmd, "%s generate -m '%s' --prompts '%s' --seed 0 " FAST " -o '%s/b-{seed}.png'",
+             sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir);
+    CHECK(sh(cmd, out, sizeof out) == 0, "generate --prompts: %s", out);
+    const int seeds[7] = {0, 1, 2, 50, 4, 5, 6};
+    for (int i = 0; i < 7; i++) {
+        snprintf(cmd, sizeof cmd, "%s/b-%d.png", dir, seeds[i]);
+        CHECK(exists(cmd), "missing %s", cmd);
+    }
+    snprintf(cmd, sizeof cmd, "%s generate -m x -p a --prompts '%s' " FAST, sdc_binary(), prompts_file());
+    CHECK(sh(cmd, out, sizeof out) == 2 && strstr(out, "cannot be combined"), "-p with --prompts: %s", out);
+}
+
+/* kill -9 at each point of several images, then rerun: the folder equals an uninterrupted run */
+static void kill_and_resume(const char *name, const char *ref, const char *flags, const char *const *kills,
+                            int nkills) {
+    for (int k = 0; k < nkills; k++) {
+        char dir[600], env[128], out[4096], diff[8192];
+        snprintf(dir, sizeof dir, "%s-%d", tmp_path(name), k);
+        const char *s = kills[k];
+        int runs = 0;
+        while (*s) { /* "3:write" or "2:file,1:line": one killed run per item */
+            size_t len = strcspn(s, ",");
+            snprintf(env, sizeof env, "SDC_TEST_KILL_AFTER=%.*s", (int)len, s);
+            int rc = dataset(env, dir, flags, out, sizeof out);
+            CHECK(rc == 128 + 9 || rc == 137, "%s (%s): exit %d, want SIGKILL: %s", env, flags, rc, out);
+            s += len + (s[len] == ',');
+            runs++;
+        }
+        int rc = dataset(NULL, dir, flags, out, sizeof out);
+        CHECK(rc == 0, "resume after %s (%s): exit %d: %s", kills[k], flags, rc, out);
+        CHECK(same_tree(ref, dir, NULL, diff, sizeof diff), "after kills %s (%s) the folder differs:\n%s", kills[k],
+              flags, diff);
+        CHECK(runs > 0, "no kill");
+    }
+}
+
+TEST(dataset_imagefolder_kill_resume_byte_for_byte) {
+    const char *ref = reference("ref-imagefolder", IMAGEFOLDER);
+    CHECK(ref, "reference run failed");
+    static const char *const kills[] = {"1:write", "2:file", "3:line", "4:done", "7:write", "7:line",
+                                        "2:line,1:write,3:file"};
+    kill_and_resume("killed-if", ref, IMAGEFOLDER, kills, (int)(sizeof kills / sizeof kills[0]));
+}
+
+TEST(dataset_webdataset_kill_resume_byte_for_byte) {
+    const char *ref = reference("ref-webdataset", WEBDATASET);
+    CHECK(ref, "reference run failed");
+    static const char *const kills[] = {"1:write", "2:line", "3:file", "3:close", "5:write", "7:close",
+                                        "4:write,3:close,1:line"};
+    kill_and_resume("killed-wds", ref, WEBDATASET, kills, (int)(sizeof kills / sizeof kills[0]));
+}
+
+/* slices from --shard, Slurm's and Kubernetes' variables; resumed with another slicing: the union is one run */
+TEST(dataset_three_shards_equal_one_run) {
+    char out[4096], diff[8192];
+    const char *ref = reference("ref-imagefolder", IMAGEFOLDER);
+    CHECK(ref, "reference run failed");
+    const char *dir = tmp_path("sliced");
+    CHECK(dataset(NULL, dir, IMAGEFOLDER " --shard 0/3", out, sizeof out) == 0, "slice 0: %s", out);
+    CHECK(dataset("SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=4", dir, IMAGEFOLDER, out,
+                  sizeof out) == 0, "Slurm slice 1: %s", out);
+    CHECK(!same_tree(ref, dir, "manifests", diff, sizeof diff), "two slices already equal the whole set");
+    CHECK(dataset("JOB_COMPLETION_INDEX=2", dir, IMAGEFOLDER " --shards 3", out, sizeof out) == 0, "k8s slice 2: %s",
+          out);
+    CHECK(same_tree(ref, dir, "manifests", diff, sizeof diff), "3 slices differ from one run:\n%s", diff);
+
+    const char *wref = reference("ref-webdataset", WEBDATASET), *wdir = tmp_path("sliced-wds");
+    CHECK(wref, "reference run failed");
+    CHECK(dataset("SDC_TEST_KILL_AFTER=2:write", wdir, WEBDATASET, out, sizeof out) == 137, "killed run: %s", out);
+    for (int i = 0; i < 3; i++) { /* a killed 1-slice run finished by 3 slices */
+        char flags[128];
+        snprintf(flags, sizeof flags, WEBDATASET " --shard %d/3", i);
+        CHECK(dataset(NULL, wdir, flags, out, sizeof out) == 0, "slice %d: %s", i, out);
+    }
+    CHECK(same_tree(wref, wdir, "manifests", diff, sizeof diff), "3 webdataset slices differ from one run:\n%s", diff);
+}
+
+TEST(dataset_webdataset_tars_readable) {
+    char cmd[4096], out[8192];
+    const char *wds = tmp_path("tars"), *img = tmp_path("tars-images"), *x = tmp_path("tars-x");
+    CHECK(dataset(NULL, wds, "--batch-size 1 --format webdataset --shard-size 3", out, sizeof out) == 0, "wds: %s",
+          out);
+    CHECK(dataset(NULL, img, "--batch-size 1", out, sizeof out) == 0, "imagefolder: %s", out);
+    for (int s = 0; s < 3; s++) {
+        snprintf(cmd, sizeof cmd, "tar -tf '%s/shard-%06d.tar'", wds, s);
+        CHECK(sh(cmd, out, sizeof out) == 0, "tar -tf shard %d: %s", s, out);
+        char want[1024] = "";
+        for (int j = 3 * s; j < 3 * s + 3 && j < 7; j++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%08d.png\n%08d.txt\n%08d.json\n", j, j, j);
+        CHECK(!strcmp(out, want), "shard %d lists\n%swant\n%s", s, out, want);
+    }
+    snprintf(cmd, sizeof cmd, "%s/shard-000003.tar", wds);
+    CHECK(!exists(cmd), "a fourth shard");
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c part", wds);
+    CHECK(sh(cmd, out, sizeof out) == 1, "a .part file is left: %s", out);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && tar -xf '%s/shard-000001.tar' -C '%s'", x, wds, x);
+    CHECK(sh(cmd, out, sizeof out) == 0, "extract: %s", out);
+    snprintf(cmd, sizeof cmd, "cmp '%s/00000004.png' '%s/train/00000004.png'", x, img);
+    CHECK(sh(cmd, out, sizeof out) == 0, "tar PNG differs from the imagefolder PNG: %s", out);
+    snprintf(cmd, sizeof cmd, "cat '%s/00000003.txt'", x);
+    CHECK(sh(cmd, out, sizeof out) == 0 && !strcmp(out, "a dog \"on\" a hill"), "caption: '%s'", out);
+    snprintf(cmd, sizeof cmd, "cat '%s/00000003.json'; echo; sed -n 4p '%s/train/metadata.jsonl'", x, img);
+    CHECK(sh(cmd, out, sizeof out) == 0, "json");
+    char *nl = strchr(out, '\n');
+    CHECK(nl && !strncmp(out, nl + 1, (size_t)(nl - out)), "the .json member is not the metadata line:\n%s", out);
+}
+
+/* every metadata.jsonl line is JSON with the Hugging Face ImageFolder keys and the right values */
+TEST(dataset_metadata_lines_valid_json) {
+    const char *ref = reference("ref-imagefolder", IMAGEFOLDER);
+    CHECK(ref, "reference run failed");
+    char p[700], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/train/metadata.jsonl", ref);
+    CHECK_OK(sdc_read_file(p, &text, &len));
+    const int seeds[7] = {0, 1, 2, 50, 4, 5, 6};
+    int n = 0;
+    for (char *s = text, *e; *s; s = e + 1, n++) {
+        e = strchr(s, '\n');
+        if (!e) {
+            free(text);
+            CHECK(0, "line %d has no newline", n + 1);
+        }
+        *e = 0;
+        cJSON *j = cJSON_Parse(s);
+        char name[32];
+        snprintf(name, sizeof name, "%08d.png", n);
+        const char *keys[] = {"file_name", "text", "seed", "steps", "guidance", "scheduler", "width", "height", "model"};
+        int ok = j != NULL && n < 7;
+        for (size_t k = 0; ok && k < sizeof keys / sizeof keys[0]; k++) ok = cJSON_GetObjectItem(j, keys[k]) != NULL;
+        ok = ok && !strcmp(cJSON_GetObjectItem(j, "file_name")->valuestring, name) &&
+             cJSON_GetObjectItem(j, "seed")->valuedouble == seeds[n] &&
+             cJSON_GetObjectItem(j, "steps")->valuedouble == 2 && cJSON_GetObjectItem(j, "width")->valuedouble == 64 &&
+             cJSON_GetObjectItem(j, "guidance")->valuedouble == 7.5 &&
+             !strcmp(cJSON_GetObjectItem(j, "scheduler")->valuestring, "pndm") &&
+             !strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "tiny-sd") &&
+             cJSON_IsString(cJSON_GetObjectItem(j, "text"));
+        if (ok && n >= 4) ok = !strcmp(cJSON_GetObjectItem(j, "negative_prompt")->valuestring, "blurry");
+        if (ok && n == 3) ok = !strcmp(cJSON_GetObjectItem(j, "text")->valuestring, "a dog \"on\" a hill");
+        cJSON_Delete(j);
+        if (!ok) {
+            CHECK(0, "metadata line %d is wrong: %s", n + 1, s);
+        }
+        char img[700];
+        snprintf(img, sizeof img, "%s/train/%s", ref, name);
+        if (!exists(img)) {
+            free(text);
+            CHECK(0, "metadata lists %s, which is missing", img);
+        }
+    }
+    free(text);
+    CHECK(n == 7, "%d lines, want 7", n);
+}
+
+/* arguments that would mix two data sets are refused, and nothing in the folder changes */
+TEST(dataset_conflicting_rerun_refused) {
+    char cmd[4096], out[4096], diff[8192], copy[600], other[600], mdir[600], model[600], foreign[600];
+    const char *ref = reference("ref-imagefolder", IMAGEFOLDER);
+    CHECK(ref, "reference run failed");
+    snprintf(copy, sizeof copy, "%s", tmp_path("conflict-copy")); /* (tmp_path reuses a ring of buffers) */
+    snprintf(other, sizeof other, "%s", tmp_path("other-prompts.txt"));
+    snprintf(mdir, sizeof mdir, "%s", tmp_path("othermodel"));
+    snprintf(model, sizeof model, "%s/tiny-sd", mdir);
+    snprintf(foreign, sizeof foreign, "%s", tmp_path("foreign"));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, ref, copy);
+    CHECK(sh(cmd, out, sizeof out) == 0, "copy");
+    struct {
+        const char *flags, *expect;
+    } cases[] = {
+        {IMAGEFOLDER " --seed 1", "it was made with seed 0, this run has 1"},
+        {"--batch-size 4", "batch_size 2, this run has 4"},
+        {IMAGEFOLDER " --guidance 3", "guidance null, this run has 3"},
+        {WEBDATASET, "format \"imagefolder\", this run has \"webdataset\""},
+        {IMAGEFOLDER " -n ugly", "negative_prompt null"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = dataset(NULL, copy, cases[i].flags, out, sizeof out);
+        CHECK(rc == 1 && strstr(out, "holds a different data set") && strstr(out, cases[i].expect),
+              "'%s': exit %d: %s", cases[i].flags, rc, out);
+    }
+    /* other prompts */
+    write_text(other, "a cat\n");
+    snprintf(cmd, sizeof cmd, "%s dataset -m '%s' --prompts '%s' --out '%s' " FAST " " IMAGEFOLDER, sdc_binary(),
+             fixture_path("models/tiny-sd"), other, copy);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "prompts_digest"), "other prompts: %s", out);
+    /* the same model name with other weights */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s' '%s' && chmod -R u+w '%s' && "
+             "printf 'x' | dd of='%s/vae/diffusion_pytorch_model.safetensors' bs=1 seek=20000 conv=notrunc 2>/dev/null",
+             mdir, fixture_path("models/tiny-sd"), mdir, mdir, model);
+    CHECK(sh(cmd, out, sizeof out) == 0, "model copy: %s", out);
+    snprintf(cmd, sizeof cmd, "%s dataset -m '%s' --prompts '%s' --out '%s' " FAST " " IMAGEFOLDER, sdc_binary(), model,
+             prompts_file(), copy);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "model_fingerprint"), "other weights: %s", out);
+    CHECK(same_tree(ref, copy, NULL, diff, sizeof diff), "a refused run changed the folder:\n%s", diff);
+    /* a folder that is not a data set */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && touch '%s/notes.txt'", foreign, foreign);
+    CHECK(sh(cmd, out, sizeof out) == 0, "mkdir");
+    CHECK(dataset(NULL, foreign, IMAGEFOLDER, out, sizeof out) == 1 && strstr(out, "not empty") &&
+              strstr(out, "notes.txt"),
+          "foreign folder: %s", out);
+    /* a finished data set reruns as a no-op */
+    CHECK(dataset(NULL, copy, IMAGEFOLDER, out, sizeof out) == 0, "rerun: %s", out);
+    CHECK(same_tree(ref, copy, NULL, diff, sizeof diff), "a no-op rerun changed the folder:\n%s", diff);
+}
+
+TEST(dataset_bad_input_messages) {
+    char cmd[4096], out[4096];
+    struct {
+        const char *text, *expect;
+    } files[] = {
+        {"", ": no prompts"},
+        {"{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"count\": 0}\n", ":2: \"count\" must be an integer"},
+        {"{\"prompt\": \"a\"}\n{oops}\n", ":2: invalid JSON"},
+        {"{\"prompt\": \"a\", \"colour\": \"red\"}\n", ":1: unknown key \"colour\""},
+        {"{\"prompt\": \"a\"}\n\n{\"prompt\": \"a\", \"count\": 2000000}\n", ":3: \"count\" must be an integer in 1..1000000"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *pf = tmp_path("bad-prompts.jsonl"), *dir = tmp_path("bad-out");
+        write_text(pf, files[i].text);
+        snprintf(cmd, sizeof cmd, "%s dataset -m '%s' --prompts '%s' --out '%s' " FAST, sdc_binary(),
+                 fixture_path("models/tiny-sd"), pf, dir);
+        int rc = sh(cmd, out, sizeof out);
+        CHECK(rc == 1 && strstr(out, "bad-prompts.jsonl") && strstr(out, files[i].expect), "case %zu: exit %d: %s", i,
+              rc, out);
+        CHECK(!exists(dir), "case %zu: the output folder was created", i);
+        snprintf(cmd, sizeof cmd, "%s generate -m '%s' --prompts '%s' " FAST " -o '%s.png'", sdc_binary(),
+                 fixture_path("models/tiny-sd"), pf, dir);
+        rc = sh(cmd, out, sizeof out);
+        CHECK(rc == 1 && strstr(out, files[i].expect), "generate case %zu: exit %d: %s", i, rc, out);
+    }
+    const char *usage[] = {"--shard 3/3", "--shard x", "--shards 2", "--batch-size 0", "--batch-size 65",
+                           "--format zip", "--images-per-prompt 0", "-W 65", "--bogus"};
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        int rc = dataset(NULL, tmp_path("usage-out"), usage[i], out, sizeof out);
+        CHECK(rc == 2 && strstr(out, "sdc: "), "'%s': exit %d: %s", usage[i], rc, out);
+    }
+    CHECK(dataset("JOB_COMPLETION_INDEX=1", tmp_path("usage-out"), "", out, sizeof out) == 2 && strstr(out, "--shards"),
+          "index without --shards: %s", out);
+    snprintf(cmd, sizeof cmd, "%s dataset --prompts x --out y", sdc_binary());
+    CHECK(sh(cmd, out, sizeof out) == 2 && strstr(out, "-m MODEL"), "no model: %s", out);
+    snprintf(cmd, sizeof cmd, "%s dataset --help", sdc_binary());
+    CHECK(sh(cmd, out, sizeof out) == 0 && strstr(out, "--shard I/N") && strstr(out, "webdataset"), "help: %s", out);
+    /* a slice whose manifest is locked by a live process is refused */
+    const char *ref = reference("ref-imagefolder", IMAGEFOLDER);
+    CHECK(ref, "reference run failed");
+    snprintf(cmd, sizeof cmd, "flock '%s/manifests/slice-0-of-1.jsonl' %s dataset -m '%s' --prompts '%s' --out '%s' "
+             FAST " " IMAGEFOLDER, ref, sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), ref);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "another process"), "locked slice: %s", out);
+}
+
+/* docs/slurm-array.sh runs as three array tasks; the Kubernetes manifest hands --shards its completions */
+TEST(dataset_cluster_docs_work) {
+    char cmd[4096], out[4096], diff[8192];
+    const char *ref = reference("ref-imagefolder", IMAGEFOLDER), *dir = tmp_path("slurm-doc");
+    CHECK(ref, "reference run failed");
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "SLURM_ARRAY_TASK_ID=%d SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=0 SDC='%s' "
+                 "MODEL='%s' PROMPTS='%s' OUT='%s' EXTRA='" FAST " " IMAGEFOLDER "' bash docs/slurm-array.sh",
+                 i, sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir);
+        CHECK(sh(cmd, out, sizeof out) == 0, "task %d: %s", i, out);
+    }
+    CHECK(same_tree(ref, dir, "manifests", diff, sizeof diff), "the Slurm script's data set differs:\n%s", diff);
+    char *y;
+    size_t n;
+    CHECK_OK(sdc_read_file("docs/k8s-indexed-job.yaml", &y, &n));
+    int ok = strstr(y, "completionMode: Indexed") && strstr(y, "completions: 4") && strstr(y, "--shards") &&
+             strstr(y, "\"4\"") && strstr(y, "dataset");
+    free(y);
+    CHECK(ok, "docs/k8s-indexed-job.yaml lacks the Indexed Job settings");
+}

@@ -1,0 +1,855 @@
+/* test_server.c - `sdc serve` end to end: the server is started on a free
+ * loopback port (--port 0) with the tiny model and spoken to over plain
+ * sockets. Endpoint shapes are checked against AUTOMATIC1111's API, images
+ * against `sdc generate` with the same parameters, bad requests against
+ * their 4xx answers (and the server keeps serving), the queue (503 when
+ * full), /interrupt, basic auth, graceful shutdown (exit 0, leak-free under
+ * ASan) and a bounded load (8 clients x 5 requests: every request answered
+ * 200 or 503, RSS flat). Images are 64x64 with 1-2 steps to stay fast. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "io/png_io.h"
+#include "sdc.h"
+
+/* ---- the server process ---- */
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char log[1024]; /* its stderr */
+} server_proc;
+
+/* Start `sdc serve` with the tiny model; 0 on failure (message in *why). */
+static int server_start(server_proc *s, const char *extra, char *why, size_t why_n) {
+    static int n;
+    memset(s, 0, sizeof *s);
+    snprintf(s->log, sizeof s->log, "%s", tmp_path(n++ % 2 ? "server-b.log" : "server-a.log"));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s' --port 0 --threads 2 --quiet %s 2>'%s'", sdc_binary(),
+             fixture_path("models/tiny-sd"), extra ? extra : "", s->log);
+    int fd[2];
+    if (pipe(fd)) return snprintf(why, why_n, "pipe: %s", strerror(errno)), 0;
+    pid_t pid = fork();
+    if (pid < 0) return snprintf(why, why_n, "fork: %s", strerror(errno)), 0;
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    s->pid = pid;
+    /* the first stdout line says where it listens */
+    char line[512];
+    size_t k = 0;
+    struct pollfd p = {.fd = fd[0], .events = POLLIN};
+    while (k + 1 < sizeof line && poll(&p, 1, 120000) == 1) {
+        char c;
+        if (read(fd[0], &c, 1) != 1 || c == '\n') break;
+        line[k++] = c;
+    }
+    line[k] = 0;
+    close(fd[0]);
+    const char *colon = strstr(line, "127.0.0.1:");
+    if (!colon || (s->port = atoi(colon + 10)) <= 0) {
+        snprintf(why, why_n, "server did not start: '%s' (log %s)", line, s->log);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return 0;
+    }
+    return 1;
+}
+
+/* SIGTERM and wait; returns the exit status (-1: killed by a signal or hung) */
+static int server_stop(server_proc *s) {
+    if (s->pid <= 0) return -1;
+    kill(s->pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 1200; i++) { /* 120 s at most */
+        pid_t r = waitpid(s->pid, &st, WNOHANG);
+        if (r == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+        usleep(100000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+static long server_rss_kb(const server_proc *s) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* ---- a minimal HTTP/1.1 client ---- */
+
+typedef struct {
+    int status;
+    char *head; /* status line + headers */
+    char *body;
+    size_t len;
+} http_resp;
+
+static void resp_free(http_resp *r) {
+    free(r->head);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static int connect_to(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {.tv_sec = 120};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return; /* the server may refuse early (413): read its answer anyway */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* send a request (Connection: close); the answer is read by http_read */
+static int http_send(int port, const char *method, const char *path, const char *body, const char *extra_headers) {
+    int fd = connect_to(port);
+    if (fd < 0) return -1;
+    char head[2048];
+    size_t n = body ? strlen(body) : 0;
+    int o = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method, path);
+    if (body)
+        o += snprintf(head + o, sizeof head - (size_t)o, "Content-Type: application/json\r\nContent-Length: %zu\r\n", n);
+    snprintf(head + o, sizeof head - (size_t)o, "%s\r\n", extra_headers ? extra_headers : "");
+    send_all(fd, head, strlen(head));
+    if (body) send_all(fd, body, n);
+    return fd;
+}
+
+/* read to EOF and split; status 0 when nothing parseable came back */
+static void http_read(int fd, http_resp *r) {
+    memset(r, 0, sizeof *r);
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 4096 > cap) buf = realloc(buf, cap *= 2);
+        ssize_t k = recv(fd, buf + len, cap - len - 1, 0);
+        if (k <= 0) break;
+        len += (size_t)k;
+    }
+    close(fd);
+    buf[len] = 0;
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.", 7) || !sep) {
+        free(buf);
+        return;
+    }
+    r->status = atoi(buf + 9);
+    *sep = 0;
+    r->head = strdup(buf);
+    r->len = len - (size_t)(sep + 4 - buf);
+    r->body = malloc(r->len + 1);
+    memcpy(r->body, sep + 4, r->len);
+    r->body[r->len] = 0;
+    free(buf);
+}
+
+static void http(int port, const char *method, const char *path, const char *body, http_resp *r) {
+    int fd = http_send(port, method, path, body, NULL);
+    if (fd < 0) {
+        memset(r, 0, sizeof *r);
+        return;
+    }
+    http_read(fd, r);
+}
+
+static cJSON *json_of(const http_resp *r) { return r->body ? cJSON_Parse(r->body) : NULL; }
+
+/* ---- helpers ---- */
+
+static int b64_val(int c) {
+    const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c ? strchr(t, c) : NULL;
+    return p ? (int)(p - t) : -1;
+}
+
+/* base64 -> file; 0 on bad input */
+static int b64_to_file(const char *s, const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    uint32_t acc = 0;
+    int bits = 0, ok = 1;
+    for (; *s && *s != '='; s++) {
+        int v = b64_val((unsigned char)*s);
+        if (v < 0) {
+            ok = 0;
+            break;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        if ((bits += 6) >= 8) fputc((int)(acc >> (bits -= 8)) & 255, f);
+    }
+    fclose(f);
+    return ok;
+}
+
+static int run_cmd(const char *cmd, char *out, size_t n) {
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t k = 0;
+    int c;
+    while ((c = fgetc(p)) != EOF)
+        if (k + 1 < n) out[k++] = (char)c;
+    out[k] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int has_keys(const cJSON *o, const char *const *keys, const char **missing) {
+    for (; *keys; keys++)
+        if (!cJSON_HasObjectItem(o, *keys)) {
+            *missing = *keys;
+            return 0;
+        }
+    return 1;
+}
+
+/* compare the PNG in base64 `b64` with the PNG file `cli_png`: pixels and infotext */
+static int same_image(const char *b64, const char *cli_png, char *why, size_t n) {
+    const char *api_png = tmp_path("api.png");
+    if (!b64_to_file(b64, api_png)) return snprintf(why, n, "image is not base64"), 0;
+    uint8_t *a = NULL, *b = NULL;
+    char *ta = NULL, *tb = NULL;
+    int aw, ah, bw, bh, ok = 0;
+    if (png_read_rgb(api_png, &a, &aw, &ah, &ta)) snprintf(why, n, "API image: %s", sdc_last_error());
+    else if (png_read_rgb(cli_png, &b, &bw, &bh, &tb)) snprintf(why, n, "CLI image: %s", sdc_last_error());
+    else if (aw != bw || ah != bh) snprintf(why, n, "size %dx%d vs CLI %dx%d", aw, ah, bw, bh);
+    else if (memcmp(a, b, (size_t)aw * ah * 3)) snprintf(why, n, "pixels differ from the CLI's");
+    else if (!ta || !tb || strcmp(ta, tb)) snprintf(why, n, "infotext '%s' vs CLI '%s'", ta ? ta : "-", tb ? tb : "-");
+    else ok = 1;
+    free(a), free(b), free(ta), free(tb);
+    return ok;
+}
+
+/* ---- tests ---- */
+
+TEST(server_usage_errors) {
+    const char *bad[] = {"", "-m x --port 70000", "-m x --api-auth nocolon", "-m x --queue 0", "-m x --bogus",
+                         "-m x extra"};
+    char cmd[1024], out[2048];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s serve %s", sdc_binary(), bad[i]);
+        int rc = run_cmd(cmd, out, sizeof out);
+        CHECK(rc == 2 && strstr(out, "sdc: "), "'serve %s' exited %d, want 2: %s", bad[i], rc, out);
+    }
+    snprintf(cmd, sizeof cmd, "%s serve -m /nonexistent/model --port 0", sdc_binary());
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "sdc: "), "missing model: %s", out);
+    snprintf(cmd, sizeof cmd, "%s serve -m %s --port 0 --host 999.1.2.3", sdc_binary(), fixture_path("models/tiny-sd"));
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "--host"), "bad host: %s", out);
+    snprintf(cmd, sizeof cmd, "%s serve --help", sdc_binary());
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "--api-auth"), "--help: %s", out);
+}
+
+TEST(server_endpoint_shapes) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, NULL, why, sizeof why), "%s", why);
+    http_resp r;
+    const char *miss = NULL;
+    int fail = 0;
+#define EXPECT(cond, ...)                           \
+    if (!(cond)) {                                  \
+        test_fail_at(__FILE__, __LINE__, __VA_ARGS__); \
+        fail = 1;                                   \
+        goto out;                                   \
+    }
+    cJSON *j = NULL;
+    http(s.port, "GET", "/sdapi/v1/sd-models", NULL, &r);
+    j = json_of(&r);
+    static const char *model_keys[] = {"title", "model_name", "hash", "sha256", "filename", "config", NULL};
+    EXPECT(r.status == 200 && cJSON_GetArraySize(j) == 1 && has_keys(cJSON_GetArrayItem(j, 0), model_keys, &miss),
+           "sd-models: %d %s", r.status, r.body);
+    EXPECT(!strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "model_name")->valuestring, "tiny-sd"), "model name");
+    cJSON_Delete(j), resp_free(&r);
+
+    http(s.port, "GET", "/sdapi/v1/samplers", NULL, &r);
+    j = json_of(&r);
+    static const char *sampler_keys[] = {"name", "aliases", "options", NULL};
+    static const char *want_samplers[] = {"Euler a", "Euler", "DDIM", "DPM++ 2M", "LCM", "PLMS", "TCD"};
+    EXPECT(r.status == 200 && cJSON_IsArray(j), "samplers: %d %s", r.status, r.body);
+    for (size_t w = 0; w < sizeof want_samplers / sizeof *want_samplers; w++) {
+        int found = 0;
+        cJSON *it;
+        cJSON_ArrayForEach(it, j) {
+            EXPECT(has_keys(it, sampler_keys, &miss) && cJSON_IsArray(cJSON_GetObjectItem(it, "aliases")) &&
+                       cJSON_IsObject(cJSON_GetObjectItem(it, "options")),
+                   "sampler entry lacks '%s': %s", miss, r.body);
+            found |= !strcmp(cJSON_GetObjectItem(it, "name")->valuestring, want_samplers[w]);
+        }
+        EXPECT(found, "sampler '%s' missing: %s", want_samplers[w], r.body);
+    }
+    cJSON_Delete(j), resp_free(&r);
+
+    http(s.port, "GET", "/sdapi/v1/schedulers", NULL, &r);
+    j = json_of(&r);
+    static const char *sched_keys[] = {"name", "label", "aliases", "default_rho", "need_inner_model", NULL};
+    EXPECT(r.status == 200 && cJSON_GetArraySize(j) >= 2, "schedulers: %d %s", r.status, r.body);
+    int karras = 0;
+    for (int i = 0; i < cJSON_GetArraySize(j); i++) {
+        EXPECT(has_keys(cJSON_GetArrayItem(j, i), sched_keys, &miss), "scheduler entry lacks '%s'", miss);
+        karras |= !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(j, i), "label")->valuestring, "Karras");
+    }
+    EXPECT(karras, "no Karras schedule: %s", r.body);
+    cJSON_Delete(j), resp_free(&r);
+
+    http(s.port, "GET", "/sdapi/v1/options", NULL, &r);
+    j = json_of(&r);
+    EXPECT(r.status == 200 && cJSON_IsString(cJSON_GetObjectItem(j, "sd_model_checkpoint")) &&
+               !strcmp(cJSON_GetObjectItem(j, "sd_model_checkpoint")->valuestring, "tiny-sd"),
+           "options: %d %s", r.status, r.body);
+    cJSON_Delete(j), resp_free(&r);
+    http(s.port, "POST", "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"tiny-sd\"}", &r);
+    EXPECT(r.status == 200 && r.body && !strcmp(r.body, "null"), "options POST: %d %s", r.status, r.body);
+    resp_free(&r);
+
+    http(s.port, "GET", "/sdapi/v1/progress", NULL, &r);
+    j = json_of(&r);
+    static const char *prog_keys[] = {"progress", "eta_relative", "state", "current_image", "textinfo", NULL};
+    static const char *state_keys[] = {"skipped", "interrupted", "job", "job_count", "job_timestamp", "job_no",
+                                       "sampling_step", "sampling_steps", NULL};
+    EXPECT(r.status == 200 && has_keys(j, prog_keys, &miss) && has_keys(cJSON_GetObjectItem(j, "state"), state_keys, &miss),
+           "progress lacks '%s': %s", miss, r.body);
+    EXPECT(cJSON_GetObjectItem(j, "progress")->valuedouble == 0 &&
+               cJSON_GetObjectItem(cJSON_GetObjectItem(j, "state"), "job_count")->valuedouble == 0,
+           "idle progress: %s", r.body);
+    cJSON_Delete(j), resp_free(&r);
+    j = NULL;
+
+    http(s.port, "POST", "/sdapi/v1/interrupt", "", &r);
+    EXPECT(r.status == 200 && r.body && !strcmp(r.body, "{}"), "interrupt while idle: %d %s", r.status, r.body);
+    resp_free(&r);
+
+    /* the page: HTML with its controls, nothing fetched from elsewhere */
+    http(s.port, "GET", "/", NULL, &r);
+    EXPECT(r.status == 200 && strstr(r.head, "text/html") && strstr(r.body, "id=\"generate\"") &&
+               strstr(r.body, "/sdapi/v1/progress") && strstr(r.body, "name=\"viewport\""),
+           "page: %d", r.status);
+    EXPECT(!strstr(r.body, "http://") && !strstr(r.body, "https://") && !strstr(r.body, "//cdn"),
+           "the page references an outside URL");
+    resp_free(&r);
+    http(s.port, "HEAD", "/sdapi/v1/samplers", NULL, &r);
+    EXPECT(r.status == 200 && r.len == 0, "HEAD: %d, %zu body bytes", r.status, r.len);
+    resp_free(&r);
+    http(s.port, "GET", "/internal/ping", NULL, &r);
+    EXPECT(r.status == 200 && r.body && !strcmp(r.body, "{}"), "ping: %d %s", r.status, r.body);
+    resp_free(&r);
+    http(s.port, "GET", "/sdapi/v1/upscalers", NULL, &r);
+    EXPECT(r.status == 200 && r.body && !strcmp(r.body, "[]"), "upscalers: %d %s", r.status, r.body);
+
+    /* a second server on the same port fails clearly */
+    char cmd[1024], out[2048];
+    snprintf(cmd, sizeof cmd, "%s serve -m '%s' --port %d", sdc_binary(), fixture_path("models/tiny-sd"), s.port);
+    int busy_rc = run_cmd(cmd, out, sizeof out);
+    EXPECT(busy_rc == 1 && strstr(out, "cannot listen"), "port in use: exit %d: %s", busy_rc, out);
+out:
+    cJSON_Delete(j);
+    resp_free(&r);
+    int rc = server_stop(&s);
+    if (!fail) CHECK(rc == 0, "server exited %d after SIGTERM (log %s)", rc, s.log);
+#undef EXPECT
+}
+
+/* the API's images are the CLI's images, bit for bit, with the same infotext */
+TEST(server_txt2img_matches_cli) {
+    server_proc s;
+    char why[1024], cmd[2048], out[4096];
+    CHECK(server_start(&s, NULL, why, sizeof why), "%s", why);
+    struct {
+        const char *json, *cli;
+        int nimg;
+    } cases[] = {
+        {"{\"prompt\": \"a red cube\", \"negative_prompt\": \"blurry\", \"steps\": 2, \"width\": 64, \"height\": 64,"
+         " \"seed\": 7, \"sampler_name\": \"Euler a\", \"cfg_scale\": 7, \"batch_size\": 2, \"unknown_field\": [1]}",
+         "-p 'a red cube' -n blurry --steps 2 -W 64 -H 64 --seed 7 --scheduler euler_a --guidance 7 --batch 2", 2},
+        {"{\"prompt\": \"a red cube\", \"steps\": 2, \"width\": 64, \"height\": 64, \"seed\": 11,"
+         " \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Karras\", \"cfg_scale\": 5.5}",
+         "-p 'a red cube' --steps 2 -W 64 -H 64 --seed 11 --scheduler dpmpp_2m --karras --guidance 5.5", 1},
+        /* A1111's defaults (sampler "Euler", CFG 7); n_iter batches of one: seeds 5, 6 like --batch 2 */
+        {"{\"prompt\": \"cat\", \"steps\": 2, \"width\": 64, \"height\": 64, \"seed\": 5, \"n_iter\": 2}",
+         "-p cat --steps 2 -W 64 -H 64 --seed 5 --scheduler euler --guidance 7 --batch 2", 2},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        http_resp r;
+        http(s.port, "POST", "/sdapi/v1/txt2img", cases[c].json, &r);
+        cJSON *j = json_of(&r), *info = NULL;
+        const cJSON *images = cJSON_GetObjectItem(j, "images"), *params = cJSON_GetObjectItem(j, "parameters");
+        const cJSON *info_s = cJSON_GetObjectItem(j, "info");
+        int ok = r.status == 200 && cJSON_GetArraySize(images) == cases[c].nimg && cJSON_IsObject(params) &&
+                 cJSON_IsString(info_s) && (info = cJSON_Parse(info_s->valuestring));
+        if (!ok) {
+            test_fail_at(__FILE__, __LINE__, "case %zu: %d %.300s", c, r.status, r.body ? r.body : "");
+            cJSON_Delete(j), resp_free(&r), server_stop(&s);
+            return;
+        }
+        static const char *info_keys[] = {"prompt", "all_prompts", "negative_prompt", "seed", "all_seeds", "width",
+                                          "height", "sampler_name", "cfg_scale", "steps", "batch_size",
+                                          "sd_model_name", "infotexts", NULL};
+        const char *miss = "";
+        double seed0 = cJSON_GetObjectItem(info, "seed") ? cJSON_GetObjectItem(info, "seed")->valuedouble : -1;
+        const cJSON *seeds = cJSON_GetObjectItem(info, "all_seeds"), *its = cJSON_GetObjectItem(info, "infotexts");
+        ok = has_keys(info, info_keys, &miss) && cJSON_GetArraySize(seeds) == cases[c].nimg &&
+             cJSON_GetArraySize(its) == cases[c].nimg && cJSON_HasObjectItem(params, "prompt") &&
+             cJSON_GetObjectItem(params, "seed")->valuedouble == seed0 &&
+             !cJSON_HasObjectItem(params, "unknown_field");
+        for (int i = 0; ok && i < cases[c].nimg; i++) ok = cJSON_GetArrayItem(seeds, i)->valuedouble == seed0 + i;
+        snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' %s -o '%s'", sdc_binary(),
+                 fixture_path("models/tiny-sd"), cases[c].cli, tmp_path("cli-{index}.png"));
+        int rc = ok ? run_cmd(cmd, out, sizeof out) : 0;
+        for (int i = 0; ok && rc == 0 && i < cases[c].nimg; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "cli-%d.png", i);
+            ok = same_image(cJSON_GetArrayItem(images, i)->valuestring, tmp_path(name), why, sizeof why);
+            if (ok) {
+                /* the infotext the info carries is the PNG's */
+                uint8_t *px;
+                int w, h;
+                char *t = NULL;
+                ok = !png_read_rgb(tmp_path(name), &px, &w, &h, &t) && t &&
+                     !strcmp(t, cJSON_GetArrayItem(its, i)->valuestring);
+                free(px), free(t);
+                if (!ok) snprintf(why, sizeof why, "info.infotexts[%d] is not the PNG's infotext", i);
+            }
+        }
+        if (!ok || rc) {
+            test_fail_at(__FILE__, __LINE__, "case %zu: %s%s %s", c, miss, rc ? out : "", why);
+            cJSON_Delete(info), cJSON_Delete(j), resp_free(&r), server_stop(&s);
+            return;
+        }
+        /* png-info reads the infotext back */
+        if (c == 0) {
+            char *body = malloc(strlen(cJSON_GetArrayItem(images, 0)->valuestring) + 64);
+            sprintf(body, "{\"image\": \"data:image/png;base64,%s\"}", cJSON_GetArrayItem(images, 0)->valuestring);
+            http_resp pr;
+            http(s.port, "POST", "/sdapi/v1/png-info", body, &pr);
+            free(body);
+            cJSON *pj = json_of(&pr), *pp = cJSON_GetObjectItem(pj, "parameters");
+            const char *want[][2] = {{"Prompt", "a red cube"}, {"Negative prompt", "blurry"}, {"Steps", "2"},
+                                     {"Sampler", "Euler a"},   {"CFG scale", "7"},          {"Seed", "7"},
+                                     {"Size-1", "64"},         {"Size-2", "64"},            {"Model", "tiny-sd"}};
+            ok = pr.status == 200 && cJSON_IsString(cJSON_GetObjectItem(pj, "info")) && cJSON_IsObject(pp) &&
+                 cJSON_IsObject(cJSON_GetObjectItem(pj, "items"));
+            for (size_t k = 0; ok && k < sizeof want / sizeof want[0]; k++) {
+                const cJSON *v = cJSON_GetObjectItem(pp, want[k][0]);
+                ok = cJSON_IsString(v) && !strcmp(v->valuestring, want[k][1]);
+                if (!ok) snprintf(why, sizeof why, "png-info %s: want '%s': %s", want[k][0], want[k][1], pr.body);
+            }
+            cJSON_Delete(pj), resp_free(&pr);
+            if (!ok) {
+                test_fail_at(__FILE__, __LINE__, "%s", why);
+                cJSON_Delete(info), cJSON_Delete(j), resp_free(&r), server_stop(&s);
+                return;
+            }
+        }
+        cJSON_Delete(info), cJSON_Delete(j), resp_free(&r);
+    }
+    int rc = server_stop(&s);
+    CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
+static char *file_to_b64(const char *path) {
+    static const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 3);
+    char *o = malloc((size_t)n / 3 * 4 + 8), *p = o;
+    size_t got = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    b[got] = b[got + 1] = 0;
+    for (size_t i = 0; i < got; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+        *p++ = t[v >> 18], *p++ = t[v >> 12 & 63];
+        *p++ = i + 1 < got ? t[v >> 6 & 63] : '=';
+        *p++ = i + 2 < got ? t[v & 63] : '=';
+    }
+    *p = 0;
+    free(b);
+    return o;
+}
+
+/* png-info reads A1111 infotexts back the way A1111's parse_generation_parameters does */
+TEST(server_png_info_parses_infotext) {
+    static const uint8_t px[2 * 2 * 3] = {0};
+    struct {
+        const char *text;
+        const char *want[14][2];
+    } cases[] = {
+        {"line one\nline two\nNegative prompt: bad, ugly\nmore negative\n"
+         "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 965400086, Size: 512x768, "
+         "Model hash: 45dee52b, Lora hashes: \"a: 1, b: 2\", Note: \"say \\\"hi\\\"\", Version: v1.10.1",
+         {{"Prompt", "line one\nline two"}, {"Negative prompt", "bad, ugly\nmore negative"}, {"Steps", "20"},
+          {"Sampler", "DPM++ 2M"}, {"Schedule type", "Karras"}, {"CFG scale", "7"}, {"Seed", "965400086"},
+          {"Size-1", "512"}, {"Size-2", "768"}, {"Model hash", "45dee52b"}, {"Lora hashes", "a: 1, b: 2"},
+          {"Note", "say \"hi\""}, {"Clip skip", "1"}, {NULL, NULL}}},
+        /* fewer than three "Key: value" pairs on the last line: it is prompt text */
+        {"just a prompt\nwith: a colon, and more",
+         {{"Prompt", "just a prompt\nwith: a colon, and more"}, {"Negative prompt", ""}, {"Schedule type", "Automatic"},
+          {NULL, NULL}}},
+        {NULL, {{"Prompt", ""}, {"Negative prompt", ""}, {NULL, NULL}}}, /* no parameters chunk */
+    };
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, NULL, why, sizeof why), "%s", why);
+    int failed = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0] && !failed; c++) {
+        const char *png = tmp_path("infotext.png");
+        char *b64 = NULL, *body = NULL;
+        if (!png_write_rgb(png, px, 2, 2, cases[c].text ? "parameters" : NULL, cases[c].text) &&
+            (b64 = file_to_b64(png)) && (body = malloc(strlen(b64) + 32)))
+            sprintf(body, "{\"image\": \"%s\"}", b64);
+        http_resp r;
+        memset(&r, 0, sizeof r);
+        if (body) http(s.port, "POST", "/sdapi/v1/png-info", body, &r);
+        cJSON *j = json_of(&r), *pp = cJSON_GetObjectItem(j, "parameters");
+        const cJSON *info = cJSON_GetObjectItem(j, "info");
+        if (r.status != 200 || !cJSON_IsString(info) || strcmp(info->valuestring, cases[c].text ? cases[c].text : "")) {
+            test_fail_at(__FILE__, __LINE__, "case %zu: %d %s", c, r.status, r.body ? r.body : "");
+            failed = 1;
+        }
+        for (int k = 0; !failed && cases[c].want[k][0]; k++) {
+            const cJSON *v = cJSON_GetObjectItem(pp, cases[c].want[k][0]);
+            if (!cJSON_IsString(v) || strcmp(v->valuestring, cases[c].want[k][1])) {
+                test_fail_at(__FILE__, __LINE__, "case %zu: %s is %s, want '%s'", c, cases[c].want[k][0],
+                             cJSON_IsString(v) ? v->valuestring : "missing", cases[c].want[k][1]);
+                failed = 1;
+            }
+        }
+        cJSON_Delete(j);
+        resp_free(&r);
+        free(b64);
+        free(body);
+    }
+    int rc = server_stop(&s);
+    if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
+/* each bad request gets its 4xx with A1111's error body, and the server keeps serving */
+TEST(server_bad_requests) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, "--max-body-mb 1 --max-size 512", why, sizeof why), "%s", why);
+    struct {
+        const char *method, *path, *body;
+        int status;
+    } bad[] = {
+        {"POST", "/sdapi/v1/txt2img", "{\"prompt\": ", 422},                /* malformed JSON */
+        {"POST", "/sdapi/v1/txt2img", "", 422},                             /* empty body */
+        {"POST", "/sdapi/v1/txt2img", "[1, 2]", 422},                        /* not an object */
+        {"POST", "/sdapi/v1/txt2img", "{\"prompt\": 5}", 422},               /* wrong types */
+        {"POST", "/sdapi/v1/txt2img", "{\"steps\": \"many\"}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"steps\": 2.5}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"cfg_scale\": \"high\"}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"send_images\": 1}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"steps\": 0}", 422},                /* out of range */
+        {"POST", "/sdapi/v1/txt2img", "{\"steps\": 100000}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"width\": 65}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"width\": 4096}", 422},             /* over --max-size */
+        {"POST", "/sdapi/v1/txt2img", "{\"height\": -8}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"cfg_scale\": 1e308}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"eta\": 3}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"seed\": -5}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"seed\": 1e30}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"batch_size\": 8, \"n_iter\": 8}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"UniPC\"}", 400},  /* unknown sampler */
+        {"POST", "/sdapi/v1/txt2img", "{\"scheduler\": \"Exponential\"}", 400},
+        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"DDIM\", \"scheduler\": \"Karras\"}", 422},
+        {"POST", "/sdapi/v1/txt2img", "{\"override_settings\": {\"CLIP_stop_at_last_layers\": 99}}", 422},
+        {"POST", "/sdapi/v1/png-info", "{}", 422},
+        {"POST", "/sdapi/v1/png-info", "{\"image\": \"%%%not base64\"}", 422},
+        {"POST", "/sdapi/v1/png-info", "{\"image\": \"aGVsbG8gd29ybGQ=\"}", 422}, /* "hello world" */
+        {"POST", "/sdapi/v1/png-info", "{\"image\": \"iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAIAAAAlC+aJAAAA\"}", 422},
+        {"POST", "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"sd_xl_base_1.0\"}", 422},
+        {"POST", "/sdapi/v1/options", "17", 422},
+        {"GET", "/sdapi/v1/nothing-here", NULL, 404},                       /* unknown path */
+        {"GET", "/sdapi/v1/txt2img", NULL, 405},                            /* wrong method */
+        {"DELETE", "/sdapi/v1/progress", NULL, 405},
+        {"PUT", "/", "{}", 405},
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0] && !failed; i++) {
+        http_resp r;
+        http(s.port, bad[i].method, bad[i].path, bad[i].body, &r);
+        cJSON *j = json_of(&r);
+        const cJSON *e = cJSON_GetObjectItem(j, "error"), *d = cJSON_GetObjectItem(j, "detail");
+        if (r.status != bad[i].status || !cJSON_IsString(e) || !cJSON_IsString(d) || !*d->valuestring ||
+            !cJSON_HasObjectItem(j, "errors")) {
+            test_fail_at(__FILE__, __LINE__, "%s %s '%s': got %d %s, want %d with error/detail", bad[i].method,
+                         bad[i].path, bad[i].body ? bad[i].body : "", r.status, r.body ? r.body : "", bad[i].status);
+            failed = 1;
+        }
+        if (!failed && r.status == 405 && !strstr(r.head, "Allow:")) {
+            test_fail_at(__FILE__, __LINE__, "405 without an Allow header");
+            failed = 1;
+        }
+        cJSON_Delete(j);
+        resp_free(&r);
+    }
+    /* a body over the limit is refused from its Content-Length alone */
+    if (!failed) {
+        int fd = http_send(s.port, "POST", "/sdapi/v1/txt2img", NULL, "Content-Length: 5000000\r\n");
+        http_resp r;
+        if (fd >= 0) http_read(fd, &r);
+        else memset(&r, 0, sizeof r);
+        if (r.status != 413 || !r.body || !strstr(r.body, "\"detail\"")) {
+            test_fail_at(__FILE__, __LINE__, "oversized body: %d %s", r.status, r.body ? r.body : "");
+            failed = 1;
+        }
+        resp_free(&r);
+    }
+    /* not HTTP at all: libmicrohttpd answers 400 and the server lives on */
+    if (!failed) {
+        int fd = connect_to(s.port);
+        http_resp r;
+        memset(&r, 0, sizeof r);
+        if (fd >= 0) {
+            send_all(fd, "\x01\x02garbage\r\n\r\n", 13);
+            http_read(fd, &r);
+        }
+        if (r.status && (r.status < 400 || r.status > 499)) {
+            test_fail_at(__FILE__, __LINE__, "garbage request: status %d", r.status);
+            failed = 1;
+        }
+        resp_free(&r);
+    }
+    /* still serving: a real generation works after all that */
+    if (!failed) {
+        http_resp r;
+        http(s.port, "POST", "/sdapi/v1/txt2img",
+             "{\"prompt\": \"ok\", \"steps\": 1, \"width\": 64, \"height\": 64, \"seed\": 3, \"cfg_scale\": 1}", &r);
+        if (r.status != 200) {
+            test_fail_at(__FILE__, __LINE__, "after the bad requests: %d %s", r.status, r.body ? r.body : "");
+            failed = 1;
+        }
+        resp_free(&r);
+    }
+    int rc = server_stop(&s);
+    if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
+TEST(server_basic_auth) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, "--api-auth 'alice:s3cret,bob:pw'", why, sizeof why), "%s", why);
+    http_resp r;
+    int fd;
+    const char *paths[] = {"/", "/sdapi/v1/options", "/sdapi/v1/nothing"};
+    int failed = 0;
+    for (size_t i = 0; i < 3 && !failed; i++) {
+        http(s.port, "GET", paths[i], NULL, &r);
+        if (r.status != 401 || !strstr(r.head, "WWW-Authenticate: Basic")) {
+            test_fail_at(__FILE__, __LINE__, "%s without credentials: %d", paths[i], r.status);
+            failed = 1;
+        }
+        resp_free(&r);
+    }
+    /* alice:wrong, then bob:pw */
+    if (!failed && (fd = http_send(s.port, "GET", "/sdapi/v1/options", NULL, "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n")) >= 0) {
+        http_read(fd, &r);
+        if (r.status != 401) test_fail_at(__FILE__, __LINE__, "wrong password: %d", r.status), failed = 1;
+        resp_free(&r);
+    }
+    if (!failed && (fd = http_send(s.port, "GET", "/sdapi/v1/options", NULL, "Authorization: Basic Ym9iOnB3\r\n")) >= 0) {
+        http_read(fd, &r);
+        if (r.status != 200) test_fail_at(__FILE__, __LINE__, "right password: %d %s", r.status, r.body), failed = 1;
+        resp_free(&r);
+    }
+    int rc = server_stop(&s);
+    if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
+/* wait until /progress says `key` in state reaches at least `value` (20 s at most) */
+static int wait_state(int port, const char *key, double value) {
+    for (int i = 0; i < 400; i++) {
+        http_resp r;
+        http(port, "GET", "/sdapi/v1/progress", NULL, &r);
+        cJSON *j = json_of(&r);
+        const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "state"), key);
+        int ok = cJSON_IsNumber(v) && v->valuedouble >= value;
+        cJSON_Delete(j);
+        resp_free(&r);
+        if (ok) return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+#define LONG_JOB "{\"prompt\": \"long\", \"steps\": 1000, \"width\": 64, \"height\": 64, \"seed\": 1, \"cfg_scale\": 1}"
+#define SHORT_JOB "{\"prompt\": \"short\", \"steps\": 1, \"width\": 64, \"height\": 64, \"seed\": 2, \"cfg_scale\": 1}"
+
+/* one job at a time: a second waits, a third finds the queue full (503);
+ * /interrupt stops the running one at its next step */
+TEST(server_queue_and_interrupt) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, "--queue 1 --max-steps 1000", why, sizeof why), "%s", why);
+    int a = http_send(s.port, "POST", "/sdapi/v1/txt2img", LONG_JOB, NULL);
+    int ok = a >= 0 && wait_state(s.port, "sampling_step", 1);
+    int b = ok ? http_send(s.port, "POST", "/sdapi/v1/txt2img", SHORT_JOB, NULL) : -1;
+    ok = ok && b >= 0 && wait_state(s.port, "queue_waiting", 1);
+    http_resp rc_, ra, rb, rp;
+    memset(&rc_, 0, sizeof rc_), memset(&ra, 0, sizeof ra), memset(&rb, 0, sizeof rb), memset(&rp, 0, sizeof rp);
+    if (ok) {
+        /* a full queue answers at once: a few seconds, not the long job's minutes */
+        int c = http_send(s.port, "POST", "/sdapi/v1/txt2img", SHORT_JOB, NULL);
+        struct timeval tv = {.tv_sec = 15};
+        if (c >= 0) setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), http_read(c, &rc_);
+        http(s.port, "GET", "/sdapi/v1/progress", NULL, &rp);
+        http_resp ri;
+        http(s.port, "POST", "/sdapi/v1/interrupt", "", &ri);
+        resp_free(&ri);
+    }
+    if (a >= 0) http_read(a, &ra);
+    if (b >= 0) http_read(b, &rb);
+    int stop = server_stop(&s);
+    cJSON *jp = json_of(&rp), *ja = json_of(&ra), *jb = json_of(&rb), *jc = json_of(&rc_);
+    cJSON *ia = cJSON_Parse(cJSON_GetStringValue(cJSON_GetObjectItem(ja, "info")) ? cJSON_GetObjectItem(ja, "info")->valuestring : "");
+    double prog = cJSON_GetNumberValue(cJSON_GetObjectItem(jp, "progress"));
+    const char *ti = cJSON_GetStringValue(cJSON_GetObjectItem(jp, "textinfo"));
+    char msg[600];
+    snprintf(msg, sizeof msg, "A %d, B %d, C %d (%.120s), progress %.200s", ra.status, rb.status, rc_.status,
+             rc_.body ? rc_.body : "", rp.body ? rp.body : "");
+    int good = ok && rc_.status == 503 && cJSON_IsString(cJSON_GetObjectItem(jc, "detail")) && prog > 0 &&
+               prog < 1 && ti && strstr(ti, "1 waiting") && ra.status == 200 &&
+               cJSON_GetArraySize(cJSON_GetObjectItem(ja, "images")) == 0 && cJSON_IsTrue(cJSON_GetObjectItem(ia, "interrupted")) &&
+               rb.status == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(jb, "images")) == 1;
+    cJSON_Delete(jp), cJSON_Delete(ja), cJSON_Delete(jb), cJSON_Delete(jc), cJSON_Delete(ia);
+    resp_free(&ra), resp_free(&rb), resp_free(&rc_), resp_free(&rp);
+    CHECK(good, "%s", msg);
+    CHECK(stop == 0, "server exited %d (log %s)", stop, s.log);
+}
+
+/* SIGTERM during a job: the job stops, its client gets an answer, the waiting one a 503, exit 0 */
+TEST(server_graceful_shutdown) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, "--max-steps 1000", why, sizeof why), "%s", why);
+    int a = http_send(s.port, "POST", "/sdapi/v1/txt2img", LONG_JOB, NULL);
+    int ok = a >= 0 && wait_state(s.port, "sampling_step", 1);
+    int b = ok ? http_send(s.port, "POST", "/sdapi/v1/txt2img", SHORT_JOB, NULL) : -1;
+    ok = ok && b >= 0 && wait_state(s.port, "queue_waiting", 1);
+    int stop = server_stop(&s);
+    http_resp ra, rb;
+    memset(&ra, 0, sizeof ra), memset(&rb, 0, sizeof rb);
+    if (a >= 0) http_read(a, &ra);
+    if (b >= 0) http_read(b, &rb);
+    int good = ok && ra.status == 503 && rb.status == 503 && ra.body && strstr(ra.body, "shutting down");
+    char msg[400];
+    snprintf(msg, sizeof msg, "running job: %d %.100s; waiting job: %d %.100s", ra.status, ra.body ? ra.body : "",
+             rb.status, rb.body ? rb.body : "");
+    resp_free(&ra), resp_free(&rb);
+    CHECK(good, "%s", msg);
+    CHECK(stop == 0, "server exited %d after SIGTERM (log %s)", stop, s.log);
+}
+
+/* ---- bounded load: 8 clients x 5 requests ---- */
+
+#define LOAD_CLIENTS 8
+#define LOAD_REQUESTS 5
+
+typedef struct {
+    int port, ok, busy, other, other_status;
+} load_client;
+
+static void *load_main(void *arg) {
+    load_client *c = arg;
+    for (int i = 0; i < LOAD_REQUESTS; i++) {
+        http_resp r;
+        http(c->port, "POST", "/sdapi/v1/txt2img", SHORT_JOB, &r);
+        if (r.status == 200 && r.body && strstr(r.body, "\"images\":[\"")) c->ok++;
+        else if (r.status == 503) c->busy++;
+        else c->other++, c->other_status = r.status;
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+TEST(server_load_bounded) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, "--queue 1", why, sizeof why), "%s", why);
+    /* one request first, so the baseline holds the model's working buffers */
+    http_resp r;
+    http(s.port, "POST", "/sdapi/v1/txt2img", SHORT_JOB, &r);
+    resp_free(&r);
+    long rss0 = server_rss_kb(&s);
+    int ok = 0, busy = 0, other = 0, other_status = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    load_client cl[LOAD_CLIENTS];
+    pthread_t th[LOAD_CLIENTS];
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        cl[i] = (load_client){.port = s.port};
+        pthread_create(&th[i], NULL, load_main, &cl[i]);
+    }
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        ok += cl[i].ok, busy += cl[i].busy, other += cl[i].other;
+        if (cl[i].other) other_status = cl[i].other_status;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long rss1 = server_rss_kb(&s);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    http(s.port, "GET", "/sdapi/v1/progress", NULL, &r);
+    int alive = r.status == 200;
+    resp_free(&r);
+    int stop = server_stop(&s);
+    printf("     load: %d clients x %d requests: %d ok, %d busy (503), %d other in %.1f s; server RSS %ld -> %ld KiB\n",
+           LOAD_CLIENTS, LOAD_REQUESTS, ok, busy, other, secs, rss0, rss1);
+    CHECK(other == 0, "%d requests got neither 200 nor 503 (e.g. %d)", other, other_status);
+    CHECK(ok + busy == LOAD_CLIENTS * LOAD_REQUESTS && ok > 0, "%d ok + %d busy", ok, busy);
+    CHECK(alive, "the server stopped answering after the load");
+    /* flat: nothing worth speaking of kept per request (ASan's quarantine grows by design) */
+    if (!getenv("SDC_SANITIZED"))
+        CHECK(rss1 - rss0 < 16 * 1024, "server RSS grew from %ld to %ld KiB under the load", rss0, rss1);
+    CHECK(stop == 0, "server exited %d after the load (log %s)", stop, s.log);
+}

@@ -1,0 +1,234 @@
+/* cmd_dataset.c - `sdc dataset`: flags and cluster variables into
+ * ds_options, a progress bar (terminal) or periodic lines (logs), the
+ * closing summary. The work itself is src/dataset/dataset.c. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dataset/dataset.h"
+#include "dataset/shard.h"
+#include "sdc.h"
+
+#define LOG_EVERY_S 30.0
+
+static void help(void) {
+    printf(
+        "usage: sdc dataset -m MODEL --prompts FILE --out DIR [options]\n"
+        "\n"
+        "Make a data set of images for training: image j (counting over the whole prompts file) has\n"
+        "seed BASE + j and the name %%08d.png, so any run, machine or slice makes the same image for the\n"
+        "same j. Rerunning the same command resumes an interrupted run (even after kill -9) and ends\n"
+        "with exactly the files of an uninterrupted one; a folder made with other arguments is refused.\n"
+        "\n"
+        "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint\n"
+        "      --config DIR  --tokenizer DIR   for single files, as in sdc generate\n"
+        "      --prompts FILE        one prompt per line, or JSONL: {\"prompt\": ..., \"negative_prompt\",\n"
+        "                            \"seed\", \"steps\", \"guidance\", \"width\", \"height\", \"scheduler\",\n"
+        "                            \"count\"} (all but prompt optional)\n"
+        "  -o, --out DIR             output folder (created; see docs/dataset.md for its layout)\n"
+        "      --images-per-prompt K images of each line without \"count\" (default 1)\n"
+        "      --seed BASE           image j uses seed BASE + j (default 0); a line's \"seed\" S gives\n"
+        "                            its k-th image S + k\n"
+        "      --format F            imagefolder (DIR/train/*.png + metadata.jsonl, default) or\n"
+        "                            webdataset (DIR/shard-NNNNNN.tar of .png/.txt/.json members)\n"
+        "      --shard-size N        images per webdataset tar (default 1000)\n"
+        "      --batch-size B        images per UNet call, 1..64 (default 1); part of the data set's\n"
+        "                            identity, since batching changes pixels by float rounding\n"
+        "      --shard I/N           make slice I of N (0-based); without it the slice comes from\n"
+        "                            SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (Slurm job arrays)\n"
+        "                            or JOB_COMPLETION_INDEX with --shards N (Kubernetes Indexed Jobs)\n"
+        "      --shards N            number of slices when JOB_COMPLETION_INDEX gives the index\n"
+        "  -n, --negative-prompt T   negative prompt of lines without their own\n"
+        "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
+        "      --karras  --eta E  --clip-skip K   as in sdc generate (a JSONL line's values win)\n"
+        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+        "      --threads N           CPU threads (default: all cores)\n"
+        "      --quiet               no progress or summary lines\n"
+        "  -h, --help                this text\n"
+        "\n"
+        "Exit status: 0 when the slice is complete, 1 on an error, failed images or an interruption\n"
+        "(rerun to resume), 2 on a usage error.\n");
+}
+
+static volatile int g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+typedef struct {
+    int quiet, tty;
+    double last_log;
+    int64_t made_at_start;
+} ui_state;
+
+static void fmt_eta(char *b, size_t n, double s) {
+    if (s < 0 || s > 1e8) snprintf(b, n, "?");
+    else if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static void on_progress(void *ctx, const ds_progress *p) {
+    ui_state *u = ctx;
+    if (p->error)
+        fprintf(stderr, "sdc: images %lld..%lld failed: %s\n", (long long)p->error_first, (long long)p->error_end - 1,
+                p->error);
+    if (u->quiet) return;
+    double rate = p->seconds > 0 ? (double)p->made / p->seconds : 0;
+    int64_t left = p->total - p->done - p->failures;
+    char eta[32];
+    fmt_eta(eta, sizeof eta, rate > 0 ? (double)left / rate : -1);
+    double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
+    if (u->tty) {
+        char bar[31];
+        int fill = (int)(pct * 30 / 100);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r[%s] %lld/%lld %5.1f%%  %.2f images/s  ETA %s   ", bar, (long long)p->done,
+                (long long)p->total, pct, rate, eta);
+        fflush(stderr);
+    } else if (p->seconds - u->last_log >= LOG_EVERY_S || p->done + p->failures == p->total) {
+        u->last_log = p->seconds;
+        fprintf(stderr, "dataset: %lld/%lld images (%.1f%%), %.2f images/s, ETA %s\n", (long long)p->done,
+                (long long)p->total, pct, rate, eta);
+    }
+}
+
+/* SDC_TEST_KILL_AFTER=N[:POINT] (tests only): SIGKILL this process at POINT
+ * (write, file, line, done (default), close) of the N-th image it writes. */
+static long g_kill_n;
+static char g_kill_point[16] = "done";
+static void on_hook(void *ctx, const char *point, int64_t nth) {
+    (void)ctx;
+    if (g_kill_n && nth == g_kill_n && !strcmp(point, g_kill_point)) raise(SIGKILL);
+}
+
+enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_STEPS,
+       O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG,
+       O_TOKENIZER };
+
+int cmd_dataset(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},          {"prompts", required_argument, 0, O_PROMPTS},
+        {"out", required_argument, 0, 'o'},            {"images-per-prompt", required_argument, 0, O_IPP},
+        {"seed", required_argument, 0, O_SEED},        {"format", required_argument, 0, O_FORMAT},
+        {"shard-size", required_argument, 0, O_SHARD_SIZE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
+        {"shard", required_argument, 0, O_SHARD},      {"shards", required_argument, 0, O_SHARDS},
+        {"negative-prompt", required_argument, 0, 'n'}, {"steps", required_argument, 0, O_STEPS},
+        {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
+        {"width", required_argument, 0, 'W'},          {"height", required_argument, 0, 'H'},
+        {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
+        {"eta", required_argument, 0, O_ETA},          {"clip-skip", required_argument, 0, O_CLIPSKIP},
+        {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
+        {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
+        {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {0, 0, 0, 0}};
+    ds_options o;
+    ds_options_init(&o);
+    const char *shard = NULL;
+    int shards = 0, quiet = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:o:n:W:H:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case O_PROMPTS: o.prompts = optarg; break;
+        case 'o': o.out = optarg; break;
+        case O_IPP: if (!cli_int("--images-per-prompt", optarg, 1, 1000000, &o.images_per_prompt)) return EXIT_USAGE; break;
+        case O_SEED: if (!cli_u64("--seed", optarg, &o.seed)) return EXIT_USAGE; break;
+        case O_FORMAT:
+            if (!strcmp(optarg, "imagefolder")) o.format = DS_IMAGEFOLDER;
+            else if (!strcmp(optarg, "webdataset")) o.format = DS_WEBDATASET;
+            else return cli_usage_error("dataset", "--format must be imagefolder or webdataset, got '%s'", optarg);
+            break;
+        case O_SHARD_SIZE: if (!cli_int("--shard-size", optarg, 1, 1000000, &o.shard_size)) return EXIT_USAGE; break;
+        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, 64, &o.batch_size)) return EXIT_USAGE; break;
+        case O_SHARD: shard = optarg; break;
+        case O_SHARDS: if (!cli_int("--shards", optarg, 1, SHARD_MAX, &shards)) return EXIT_USAGE; break;
+        case 'n': o.def.negative = optarg; break;
+        case O_STEPS: if (!cli_int("--steps", optarg, 1, 1000, &o.def.steps)) return EXIT_USAGE; break;
+        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &o.def.guidance)) return EXIT_USAGE; break;
+        case O_SCHED: o.def.scheduler = optarg; break;
+        case 'W': if (!cli_int("--width", optarg, 8, 4096, &o.def.width)) return EXIT_USAGE; break;
+        case 'H': if (!cli_int("--height", optarg, 8, 4096, &o.def.height)) return EXIT_USAGE; break;
+        case O_SPACING: o.timestep_spacing = optarg; break;
+        case O_KARRAS: o.karras = 1; break;
+        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &o.eta)) return EXIT_USAGE; break;
+        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &o.clip_skip)) return EXIT_USAGE; break;
+        case O_VARIANT: o.variant = optarg; break;
+        case O_CONFIG: o.config_dir = optarg; break;
+        case O_TOKENIZER: o.tokenizer_dir = optarg; break;
+        case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &o.threads)) return EXIT_USAGE; break;
+        case O_QUIET: quiet = 1; break;
+        case 'h': help(); return 0;
+        case ':': return cli_usage_error("dataset", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("dataset", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("dataset", "unexpected argument '%s'", argv[optind]);
+    if (!o.model) return cli_usage_error("dataset", "no model given (-m MODEL)");
+    if (!o.prompts) return cli_usage_error("dataset", "no prompts file given (--prompts FILE)");
+    if (!o.out) return cli_usage_error("dataset", "no output folder given (--out DIR)");
+    if (o.variant && strcmp(o.variant, "fp16"))
+        return cli_usage_error("dataset", "--variant must be fp16, got '%s'", o.variant);
+    if (o.def.width % 8 || o.def.height % 8)
+        return cli_usage_error("dataset", "width and height must be multiples of 8 (got %dx%d)", o.def.width,
+                               o.def.height);
+    if (o.timestep_spacing && strcmp(o.timestep_spacing, "leading") && strcmp(o.timestep_spacing, "trailing") &&
+        strcmp(o.timestep_spacing, "linspace"))
+        return cli_usage_error("dataset", "--timestep-spacing must be leading, trailing or linspace, got '%s'",
+                               o.timestep_spacing);
+    shard_env env = {getenv("SLURM_ARRAY_TASK_ID"), getenv("SLURM_ARRAY_TASK_COUNT"), getenv("SLURM_ARRAY_TASK_MIN"),
+                     getenv("SLURM_ARRAY_TASK_STEP"), getenv("JOB_COMPLETION_INDEX")};
+    const char *source;
+    if (shard_select(shard, shards, &env, &o.slice, &o.nslices, &source))
+        return cli_usage_error("dataset", "%s", sdc_last_error());
+
+    const char *kill = getenv("SDC_TEST_KILL_AFTER");
+    if (kill && *kill) {
+        char *end;
+        g_kill_n = strtol(kill, &end, 10);
+        if (*end == ':') snprintf(g_kill_point, sizeof g_kill_point, "%s", end + 1);
+        o.hook = on_hook;
+    }
+    ui_state ui = {.quiet = quiet, .tty = isatty(2)};
+    o.progress = on_progress;
+    o.progress_ctx = &ui;
+    o.stop = &g_stop;
+    if (!quiet && o.nslices > 1) fprintf(stderr, "dataset: slice %d/%d (from %s)\n", o.slice, o.nslices, source);
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    ds_summary s;
+    sdc_status st = ds_run(&o, &s);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (!quiet && ui.tty) fprintf(stderr, "\n");
+    if (st && st != SDC_ERR_INTERRUPTED) {
+        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+        return 1;
+    }
+    if (!quiet && s.slice_end == s.slice_first && !st)
+        fprintf(stderr, "dataset: slice %d/%d has no images (more slices than work units)\n", o.slice, o.nslices);
+    else if (!quiet)
+        fprintf(stderr,
+                "dataset: slice %d/%d, images %lld..%lld: %lld made, %lld already there, %lld failed; "
+                "%.1f s, %.2f images/s\n",
+                o.slice, o.nslices, (long long)s.slice_first, (long long)s.slice_end - 1, (long long)s.made,
+                (long long)s.present, (long long)s.failures, s.seconds,
+                s.seconds > 0 ? (double)s.made / s.seconds : 0.0);
+    if (st) {
+        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+        return 1;
+    }
+    if (s.failures) {
+        fprintf(stderr, "sdc: %lld images failed; run the same command again to retry them\n", (long long)s.failures);
+        return 1;
+    }
+    return 0;
+}

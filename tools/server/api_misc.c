@@ -1,0 +1,222 @@
+/* api_misc.c - the small A1111 endpoints: sd-models, samplers, schedulers,
+ * options (GET, and a POST that accepts only this server's own model),
+ * progress, png-info and interrupt. Shapes follow A1111's
+ * modules/api/models.py. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "infotext_parse.h"
+#include "io/png_io.h"
+#include "json_util.h"
+#include "sampler_map.h"
+#include "server.h"
+
+void api_sd_models(api_ctx *a, http_reply *r) {
+    cJSON *list = cJSON_CreateArray(), *m = cJSON_CreateObject();
+    if (list && m) {
+        cJSON_AddStringToObject(m, "title", a->model_name);
+        cJSON_AddStringToObject(m, "model_name", a->model_name);
+        cJSON_AddNullToObject(m, "hash");
+        cJSON_AddNullToObject(m, "sha256");
+        cJSON_AddStringToObject(m, "filename", a->model_path);
+        cJSON_AddNullToObject(m, "config");
+        cJSON_AddItemToArray(list, m);
+        m = NULL;
+    }
+    cJSON_Delete(m);
+    reply_json(r, 200, list);
+}
+
+void api_samplers(api_ctx *a, http_reply *r) {
+    (void)a;
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; list && i < sampler_count(); i++) {
+        const a1111_sampler *s = sampler_at(i);
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddStringToObject(o, "name", s->name);
+        cJSON *al = cJSON_AddArrayToObject(o, "aliases");
+        for (int k = 0; s->aliases[k]; k++) cJSON_AddItemToArray(al, cJSON_CreateString(s->aliases[k]));
+        cJSON *opt = cJSON_AddObjectToObject(o, "options");
+        if (s->option_key) cJSON_AddBoolToObject(opt, s->option_key, !strcmp(s->option_value, "true"));
+        cJSON_AddItemToArray(list, o);
+    }
+    reply_json(r, 200, list);
+}
+
+void api_schedulers(api_ctx *a, http_reply *r) {
+    (void)a;
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; list && i < SCHEDULE_COUNT; i++) {
+        const a1111_schedule *s = schedule_at(i);
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddStringToObject(o, "name", s->name);
+        cJSON_AddStringToObject(o, "label", s->label);
+        cJSON_AddNullToObject(o, "aliases");
+        if (s->default_rho >= 0) cJSON_AddNumberToObject(o, "default_rho", s->default_rho);
+        else cJSON_AddNumberToObject(o, "default_rho", -1);
+        cJSON_AddFalseToObject(o, "need_inner_model");
+        cJSON_AddItemToArray(list, o);
+    }
+    reply_json(r, 200, list);
+}
+
+void api_options_get(api_ctx *a, http_reply *r) {
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddStringToObject(o, "sd_model_checkpoint", a->model_name);
+        cJSON_AddNullToObject(o, "sd_checkpoint_hash");
+        cJSON_AddStringToObject(o, "sd_vae", "Automatic");
+        cJSON_AddStringToObject(o, "samples_format", "png");
+        cJSON_AddNumberToObject(o, "CLIP_stop_at_last_layers", 1);
+        cJSON_AddNumberToObject(o, "eta_ddim", 0);
+        cJSON_AddNumberToObject(o, "eta_ancestral", 1);
+        cJSON_AddTrueToObject(o, "enable_pnginfo");
+    }
+    reply_json(r, 200, o);
+}
+
+/* Clients (Open WebUI, SillyTavern) POST the checkpoint they want; this
+ * server holds one model, so only that one is accepted, other keys are ignored. */
+void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
+    cJSON *req = req_json_parse(body, len, NULL);
+    if (!req || !cJSON_IsObject(req)) {
+        cJSON_Delete(req);
+        reply_invalid(r, "the body must be a JSON object of option names and values");
+        return;
+    }
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(req, "sd_model_checkpoint");
+    if (ck && !cJSON_IsNull(ck)) {
+        const char *want = cJSON_IsString(ck) ? ck->valuestring : NULL;
+        size_t n = strlen(a->model_name);
+        /* A1111 titles look like "name [hash]"; the name part is what counts */
+        if (!want || strncmp(want, a->model_name, n) || (want[n] && want[n] != ' ' && want[n] != '.')) {
+            cJSON_Delete(req);
+            reply_invalid(r, "model not found: this server holds only '%s'", a->model_name);
+            return;
+        }
+    }
+    cJSON_Delete(req);
+    reply_json(r, 200, cJSON_CreateNull());
+}
+
+/* A1111's progressapi: 0.01 + job_no/job_count + step/steps/job_count, eta from the elapsed time */
+void api_progress(api_ctx *a, http_reply *r) {
+    jq_progress p;
+    jq_get_progress(a->queue, &p);
+    double progress = 0, eta = 0;
+    char text[160];
+    int has_text = 0;
+    if (p.busy && p.job_count > 0) {
+        progress = 0.01 + (double)p.job_no / p.job_count;
+        if (p.sampling_steps > 0) progress += (double)p.sampling_step / p.sampling_steps / p.job_count;
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        double elapsed = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - p.time_start;
+        eta = elapsed / progress - elapsed;
+        if (progress > 1) progress = 1;
+        int o = snprintf(text, sizeof text, "Batch %d of %d, step %d of %d", p.job_no + 1, p.job_count,
+                         p.sampling_step, p.sampling_steps);
+        if (p.waiting) snprintf(text + o, sizeof text - (size_t)o, ", %d waiting", p.waiting);
+        has_text = 1;
+    } else if (p.waiting) {
+        snprintf(text, sizeof text, "%d waiting", p.waiting);
+        has_text = 1;
+    }
+    cJSON *o = cJSON_CreateObject(), *s = o ? cJSON_CreateObject() : NULL;
+    if (!s) {
+        cJSON_Delete(o);
+        reply_json(r, 500, NULL);
+        return;
+    }
+    cJSON_AddNumberToObject(o, "progress", progress);
+    cJSON_AddNumberToObject(o, "eta_relative", isfinite(eta) ? eta : 0);
+    cJSON_AddFalseToObject(s, "skipped");
+    cJSON_AddBoolToObject(s, "interrupted", p.interrupted);
+    cJSON_AddFalseToObject(s, "stopping_generation");
+    cJSON_AddStringToObject(s, "job", p.busy ? "txt2img" : "");
+    cJSON_AddNumberToObject(s, "job_count", p.busy ? p.job_count : 0);
+    cJSON_AddStringToObject(s, "job_timestamp", p.job_timestamp[0] ? p.job_timestamp : "0");
+    cJSON_AddNumberToObject(s, "job_no", p.busy ? p.job_no : 0);
+    cJSON_AddNumberToObject(s, "sampling_step", p.busy ? p.sampling_step : 0);
+    cJSON_AddNumberToObject(s, "sampling_steps", p.busy ? p.sampling_steps : 0);
+    cJSON_AddNumberToObject(s, "queue_waiting", p.waiting);
+    cJSON_AddItemToObject(o, "state", s);
+    cJSON_AddNullToObject(o, "current_image");
+    if (has_text) cJSON_AddStringToObject(o, "textinfo", text);
+    else cJSON_AddNullToObject(o, "textinfo");
+    cJSON_AddNullToObject(o, "current_task");
+    reply_json(r, 200, o);
+}
+
+/* IHDR width/height straight from the bytes, to refuse a huge image before decoding it */
+static int png_dims(const uint8_t *b, size_t n, uint32_t *w, uint32_t *h) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 24 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4)) return 0;
+    *w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+    *h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+    return 1;
+}
+
+void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
+    cJSON *req = req_json_parse(body, len, NULL);
+    const char *img = NULL;
+    if (!req || !cJSON_IsObject(req)) {
+        cJSON_Delete(req);
+        reply_invalid(r, "the body must be a JSON object {\"image\": \"<base64 PNG>\"}");
+        return;
+    }
+    if (!field_string(req, "image", &img, r)) {
+        cJSON_Delete(req);
+        return;
+    }
+    if (!img) {
+        cJSON_Delete(req);
+        reply_invalid(r, "image: field required");
+        return;
+    }
+    if (!strncmp(img, "data:", 5)) { /* data:image/png;base64,.... */
+        const char *comma = strchr(img, ',');
+        img = comma ? comma + 1 : img + strlen(img);
+    }
+    uint8_t *png = NULL;
+    size_t png_n = 0;
+    uint32_t w, h;
+    uint8_t *rgb = NULL;
+    char *params = NULL;
+    int iw, ih;
+    if (b64_decode(img, strlen(img), &png, &png_n)) {
+        reply_invalid(r, "image: not valid base64");
+    } else if (!png_dims(png, png_n, &w, &h)) {
+        reply_invalid(r, "image: not a PNG (this server reads PNG infotexts only)");
+    } else if (!w || !h || w > (uint32_t)a->cfg->max_side * 4 || h > (uint32_t)a->cfg->max_side * 4) {
+        reply_invalid(r, "image: %ux%u is larger than this server reads (%d per side)", w, h, a->cfg->max_side * 4);
+    } else if (png_read_rgb_mem(png, png_n, &rgb, &iw, &ih, &params)) {
+        reply_invalid(r, "image: %s", sdc_last_error());
+    } else {
+        cJSON *o = cJSON_CreateObject(), *parsed = infotext_parse(params ? params : "");
+        if (o && parsed) {
+            cJSON_AddStringToObject(o, "info", params ? params : "");
+            cJSON_AddItemToObject(o, "items", cJSON_CreateObject());
+            cJSON_AddItemToObject(o, "parameters", parsed);
+            parsed = NULL;
+        }
+        cJSON_Delete(parsed);
+        reply_json(r, 200, o);
+    }
+    free(rgb);
+    free(params);
+    free(png);
+    cJSON_Delete(req);
+}
+
+void api_empty(int list, http_reply *r) { reply_json(r, 200, list ? cJSON_CreateArray() : cJSON_CreateObject()); }
+
+void api_interrupt(api_ctx *a, http_reply *r) {
+    jq_interrupt(a->queue);
+    reply_json(r, 200, cJSON_CreateObject());
+}

@@ -1,0 +1,292 @@
+/* api_txt2img.c - POST /sdapi/v1/txt2img: AUTOMATIC1111's request
+ * (StableDiffusionTxt2ImgProcessingAPI: its fields and defaults; unknown
+ * fields are ignored) -> one queued job -> A1111's TextToImageResponse
+ * {images: [base64 PNG with the "parameters" infotext], parameters: the
+ * request with defaults filled in, info: a JSON string (Processed.js())}. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/png_io.h"
+#include "json_util.h"
+#include "sampler_map.h"
+#include "server.h"
+
+#define SEED_MAX 9007199254740991.0 /* 2^53 - 1: the largest integer a JSON number carries exactly */
+
+/* A1111's defaults (modules/processing.py, modules/api/models.py) */
+static cJSON *default_parameters(void) {
+    cJSON *p = cJSON_CreateObject();
+    if (!p) return NULL;
+    cJSON_AddStringToObject(p, "prompt", "");
+    cJSON_AddStringToObject(p, "negative_prompt", "");
+    cJSON_AddNullToObject(p, "styles");
+    cJSON_AddNumberToObject(p, "seed", -1);
+    cJSON_AddNumberToObject(p, "subseed", -1);
+    cJSON_AddNumberToObject(p, "subseed_strength", 0);
+    cJSON_AddNumberToObject(p, "seed_resize_from_h", -1);
+    cJSON_AddNumberToObject(p, "seed_resize_from_w", -1);
+    cJSON_AddNullToObject(p, "sampler_name");
+    cJSON_AddNullToObject(p, "scheduler");
+    cJSON_AddNumberToObject(p, "batch_size", 1);
+    cJSON_AddNumberToObject(p, "n_iter", 1);
+    cJSON_AddNumberToObject(p, "steps", 50);
+    cJSON_AddNumberToObject(p, "cfg_scale", 7.0);
+    cJSON_AddNumberToObject(p, "width", 512);
+    cJSON_AddNumberToObject(p, "height", 512);
+    cJSON_AddNullToObject(p, "restore_faces");
+    cJSON_AddNullToObject(p, "tiling");
+    cJSON_AddFalseToObject(p, "do_not_save_samples");
+    cJSON_AddFalseToObject(p, "do_not_save_grid");
+    cJSON_AddNullToObject(p, "eta");
+    cJSON_AddNullToObject(p, "override_settings");
+    cJSON_AddStringToObject(p, "sampler_index", "Euler");
+    cJSON_AddNullToObject(p, "script_name");
+    cJSON_AddItemToObject(p, "script_args", cJSON_CreateArray());
+    cJSON_AddTrueToObject(p, "send_images");
+    cJSON_AddFalseToObject(p, "save_images");
+    cJSON_AddItemToObject(p, "alwayson_scripts", cJSON_CreateObject());
+    return p;
+}
+
+/* the request as A1111 echoes it: every field, the sent value where there is one */
+static cJSON *echo_parameters(const cJSON *req) {
+    cJSON *p = default_parameters();
+    if (!p) return NULL;
+    for (cJSON *f = p->child; f; f = f->next) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, f->string);
+        if (!v || cJSON_IsNull(v)) continue;
+        cJSON *copy = cJSON_Duplicate(v, 1);
+        if (copy) cJSON_ReplaceItemViaPointer(p, f, copy), f = copy;
+    }
+    return p;
+}
+
+static uint64_t random_seed(void) {
+    uint32_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&v, sizeof v, 1, f) != 1) v = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+    if (f) fclose(f);
+    return v % 4294967294u; /* A1111: random.randrange(4294967294) */
+}
+
+typedef struct {
+    const char *prompt, *negative, *sampler_name, *schedule_name;
+    double seed;
+    int steps, width, height, batch, n_iter, send_images, clip_skip;
+    float cfg, eta;
+    const a1111_sampler *sampler;
+    int schedule;
+} t2i_request;
+
+/* every field checked before anything is queued; 0 with a 4xx reply on the first bad one */
+static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, http_reply *r) {
+    const server_config *c = a->cfg;
+    *t = (t2i_request){.prompt = "", .negative = "", .seed = -1, .steps = 50, .width = 512, .height = 512,
+                       .batch = 1, .n_iter = 1, .send_images = 1, .cfg = 7.0f, .eta = 0.0f};
+    const char *sampler_index = NULL;
+    if (!field_string(req, "prompt", &t->prompt, r) || !field_string(req, "negative_prompt", &t->negative, r) ||
+        !field_int(req, "steps", 1, c->max_steps, &t->steps, r) ||
+        !field_number(req, "cfg_scale", 0, 100, &t->cfg, r) ||
+        !field_int(req, "width", 8, c->max_side, &t->width, r) ||
+        !field_int(req, "height", 8, c->max_side, &t->height, r) ||
+        !field_int(req, "batch_size", 1, c->max_images, &t->batch, r) ||
+        !field_int(req, "n_iter", 1, c->max_images, &t->n_iter, r) ||
+        !field_number(req, "eta", 0, 1, &t->eta, r) || !field_bool(req, "send_images", &t->send_images, r) ||
+        !field_string(req, "sampler_name", &t->sampler_name, r) ||
+        !field_string(req, "sampler_index", &sampler_index, r) ||
+        !field_string(req, "scheduler", &t->schedule_name, r))
+        return 0;
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(req, "seed");
+    if (seed && !cJSON_IsNull(seed)) {
+        double d = cJSON_IsNumber(seed) ? seed->valuedouble : NAN;
+        if (!isfinite(d) || d != floor(d) || d < -1 || d > SEED_MAX) {
+            reply_invalid(r, "seed: expected -1 (random) or an integer in 0..%.0f", SEED_MAX);
+            return 0;
+        }
+        t->seed = d;
+    }
+    if (t->width % 8 || t->height % 8) {
+        reply_invalid(r, "width and height must be multiples of 8, got %dx%d", t->width, t->height);
+        return 0;
+    }
+    if ((long)t->batch * t->n_iter > c->max_images) {
+        reply_invalid(r, "batch_size x n_iter = %d images, more than this server's limit of %d",
+                      t->batch * t->n_iter, c->max_images);
+        return 0;
+    }
+    const cJSON *ovr = cJSON_GetObjectItemCaseSensitive(req, "override_settings");
+    if (ovr && !cJSON_IsNull(ovr)) {
+        if (!cJSON_IsObject(ovr)) {
+            reply_invalid(r, "override_settings: expected an object");
+            return 0;
+        }
+        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, 12, &t->clip_skip, r)) return 0;
+    }
+    /* A1111: sampler_name, else sampler_index (default "Euler"); a schedule in the name is the legacy spelling */
+    const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
+                        : sampler_index && *sampler_index   ? sampler_index
+                                                            : "Euler";
+    t->schedule = SCHEDULE_AUTOMATIC;
+    if (!(t->sampler = sampler_find(sname, &t->schedule))) {
+        reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
+        return 0;
+    }
+    if (t->schedule_name && *t->schedule_name) {
+        int s = schedule_find(t->schedule_name);
+        if (s < 0) {
+            reply_error(r, 400, "HTTPException", "Scheduler not found: '%.100s' (see /sdapi/v1/schedulers)",
+                        t->schedule_name);
+            return 0;
+        }
+        if (s != SCHEDULE_AUTOMATIC) t->schedule = s;
+    }
+    if (t->schedule == SCHEDULE_KARRAS && !t->sampler->karras_ok) {
+        reply_invalid(r, "scheduler Karras applies to the DPM++ 2M and Euler samplers, not to %s", t->sampler->name);
+        return 0;
+    }
+    return 1;
+}
+
+static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *j, int nimg, char **infotexts,
+                          const char *timestamp) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    int total = t->batch * t->n_iter;
+    cJSON *all_prompts = cJSON_AddArrayToObject(o, "all_prompts");
+    cJSON *all_neg = cJSON_AddArrayToObject(o, "all_negative_prompts");
+    cJSON *all_seeds = cJSON_AddArrayToObject(o, "all_seeds");
+    cJSON *all_sub = cJSON_AddArrayToObject(o, "all_subseeds");
+    for (int i = 0; i < total; i++) {
+        cJSON_AddItemToArray(all_prompts, cJSON_CreateString(t->prompt));
+        cJSON_AddItemToArray(all_neg, cJSON_CreateString(t->negative));
+        cJSON_AddItemToArray(all_seeds, cJSON_CreateNumber((double)(j->seed + (uint64_t)i)));
+        cJSON_AddItemToArray(all_sub, cJSON_CreateNumber((double)(j->seed + (uint64_t)i)));
+    }
+    cJSON_AddStringToObject(o, "prompt", t->prompt);
+    cJSON_AddStringToObject(o, "negative_prompt", t->negative);
+    cJSON_AddNumberToObject(o, "seed", (double)j->seed);
+    cJSON_AddNumberToObject(o, "subseed", (double)j->seed);
+    cJSON_AddNumberToObject(o, "subseed_strength", 0);
+    cJSON_AddNumberToObject(o, "width", t->width);
+    cJSON_AddNumberToObject(o, "height", t->height);
+    cJSON_AddStringToObject(o, "sampler_name", t->sampler->name);
+    cJSON_AddNumberToObject(o, "cfg_scale", t->cfg);
+    cJSON_AddNumberToObject(o, "steps", t->steps);
+    cJSON_AddNumberToObject(o, "batch_size", t->batch);
+    cJSON_AddFalseToObject(o, "restore_faces");
+    cJSON_AddNullToObject(o, "face_restoration_model");
+    cJSON_AddStringToObject(o, "sd_model_name", a->model_name);
+    cJSON_AddNullToObject(o, "sd_model_hash");
+    cJSON_AddNullToObject(o, "sd_vae_name");
+    cJSON_AddNullToObject(o, "sd_vae_hash");
+    cJSON_AddNumberToObject(o, "seed_resize_from_w", -1);
+    cJSON_AddNumberToObject(o, "seed_resize_from_h", -1);
+    cJSON_AddNullToObject(o, "denoising_strength");
+    cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
+    if (t->schedule == SCHEDULE_KARRAS) cJSON_AddStringToObject(extra, "Schedule type", "Karras");
+    cJSON_AddNumberToObject(o, "index_of_first_image", 0);
+    cJSON *its = cJSON_AddArrayToObject(o, "infotexts");
+    for (int i = 0; i < nimg; i++) cJSON_AddItemToArray(its, cJSON_CreateString(infotexts[i]));
+    cJSON_AddItemToObject(o, "styles", cJSON_CreateArray());
+    cJSON_AddStringToObject(o, "job_timestamp", timestamp);
+    cJSON_AddNumberToObject(o, "clip_skip", t->clip_skip ? t->clip_skip : 1);
+    cJSON_AddFalseToObject(o, "is_using_inpainting_conditioning");
+    cJSON_AddStringToObject(o, "version", "sdc");
+    cJSON_AddBoolToObject(o, "interrupted", j->interrupted);
+    return o;
+}
+
+/* the finished job -> A1111's response (PNG encoding happens here, off the worker) */
+static void build_response(const api_ctx *a, const cJSON *req, const t2i_request *t, jq_job *j, http_reply *r) {
+    char *infotexts[64];
+    int nimg = 0;
+    cJSON *out = cJSON_CreateObject(), *images = out ? cJSON_AddArrayToObject(out, "images") : NULL;
+    if (!images) goto oom;
+    for (int it = 0; it < j->iterations_done; it++)
+        for (int k = 0; k < j->nimages[it]; k++) {
+            const sdc_image *im = &j->images[it][k];
+            infotexts[nimg++] = im->infotext;
+            if (!t->send_images) continue;
+            void *png;
+            size_t png_n;
+            if (png_encode_rgb_mem(im->rgb, im->width, im->height, "parameters", im->infotext, &png, &png_n)) {
+                cJSON_Delete(out);
+                reply_error(r, 500, "RuntimeError", "%s", sdc_last_error());
+                return;
+            }
+            char *b64 = b64_encode(png, png_n);
+            free(png);
+            cJSON *s = b64 ? cJSON_CreateString(b64) : NULL;
+            free(b64);
+            if (!s) goto oom;
+            cJSON_AddItemToArray(images, s);
+        }
+    cJSON_AddItemToObject(out, "parameters", echo_parameters(req));
+    cJSON *info = info_object(a, t, j, nimg, infotexts, j->job_timestamp);
+    char *info_s = info ? cJSON_PrintUnformatted(info) : NULL;
+    cJSON_Delete(info);
+    if (!info_s) goto oom;
+    cJSON_AddStringToObject(out, "info", info_s);
+    free(info_s);
+    reply_json(r, 200, out);
+    return;
+oom:
+    cJSON_Delete(out);
+    reply_error(r, 500, "MemoryError", "out of memory while building the response");
+}
+
+void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
+    size_t err_at;
+    cJSON *req = req_json_parse(body, len, &err_at);
+    if (!req) {
+        reply_invalid(r, "the body is not valid JSON (error at byte %zu)", err_at);
+        return;
+    }
+    if (!cJSON_IsObject(req)) {
+        cJSON_Delete(req);
+        reply_invalid(r, "the body must be a JSON object");
+        return;
+    }
+    t2i_request t;
+    if (!parse_request(a, req, &t, r)) {
+        cJSON_Delete(req);
+        return;
+    }
+    jq_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        cJSON_Delete(req);
+        reply_error(r, 500, "MemoryError", "out of memory");
+        return;
+    }
+    j->prompt = t.prompt;
+    j->negative = *t.negative ? t.negative : NULL; /* "" is what sdc encodes without a negative prompt */
+    j->seed = t.seed < 0 ? random_seed() : (uint64_t)t.seed;
+    j->steps = t.steps;
+    j->width = t.width;
+    j->height = t.height;
+    j->batch = t.batch;
+    j->n_iter = t.n_iter;
+    j->cfg = t.cfg;
+    j->eta = t.eta;
+    j->scheduler = t.sampler->sdc;
+    j->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
+    j->clip_skip = t.clip_skip;
+    int res = jq_run(a->queue, j);
+    if (res == JQ_FULL) {
+        reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later", a->cfg->queue);
+    } else if (res == JQ_SHUTDOWN || (j->interrupted && !j->iterations_done && jq_stopping(a->queue))) {
+        reply_error(r, 503, "HTTPException", "the server is shutting down");
+    } else if (j->st) {
+        int client = j->st == SDC_ERR_ARG || j->st == SDC_ERR_UNSUPPORTED;
+        reply_error(r, client ? 422 : 500, client ? "HTTPException" : "RuntimeError", "%s", j->error);
+    } else {
+        build_response(a, req, &t, j, r);
+    }
+    jq_job_free_images(j);
+    free(j);
+    cJSON_Delete(req);
+}

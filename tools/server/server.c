@@ -1,0 +1,327 @@
+/* server.c - the libmicrohttpd side of `sdc serve`: one thread per
+ * connection, a request body limit, optional HTTP basic auth on every
+ * route, routing to the API handlers (404 unknown path, 405 wrong method),
+ * and the shutdown on SIGINT/SIGTERM: stop accepting, interrupt the running
+ * job, answer every request still in flight, then stop. */
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json_util.h"
+#include "server.h"
+
+#define MAX_USERS 16
+#define DRAIN_SECONDS 10 /* how long shutdown waits for in-flight requests */
+
+typedef struct {
+    const server_config *cfg;
+    api_ctx api;
+    char *users[MAX_USERS]; /* "user:pass" */
+    int nusers;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int in_flight; /* requests begun and not yet completed */
+} server;
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    struct timespec t0;
+    int replied; /* a response was queued before the body arrived */
+} request;
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+/* ---- routing ---- */
+
+enum { M_GET = 1, M_POST = 2 };
+
+typedef struct {
+    const char *path;
+    int methods;
+} route;
+
+static const route k_routes[] = {
+    {"/", M_GET},
+    {"/sdapi/v1/txt2img", M_POST},
+    {"/sdapi/v1/sd-models", M_GET},
+    {"/sdapi/v1/samplers", M_GET},
+    {"/sdapi/v1/schedulers", M_GET},
+    {"/sdapi/v1/options", M_GET | M_POST},
+    {"/sdapi/v1/progress", M_GET},
+    {"/sdapi/v1/png-info", M_POST},
+    {"/sdapi/v1/interrupt", M_POST},
+    /* probed by clients (SillyTavern, Open WebUI); this server has none of these */
+    {"/internal/ping", M_GET},
+    {"/sdapi/v1/upscalers", M_GET},
+    {"/sdapi/v1/latent-upscale-modes", M_GET},
+    {"/sdapi/v1/sd-vae", M_GET},
+    {"/sdapi/v1/loras", M_GET},
+};
+
+static void dispatch(server *s, const char *url, const char *method, const char *body, size_t len, http_reply *r) {
+    const route *rt = NULL;
+    for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
+        if (!strcmp(k_routes[i].path, url)) rt = &k_routes[i];
+    if (!rt) {
+        reply_error(r, 404, "HTTPException", "Not Found");
+        return;
+    }
+    int m = !strcmp(method, "GET") || !strcmp(method, "HEAD") ? M_GET : !strcmp(method, "POST") ? M_POST : 0;
+    if (!(rt->methods & m)) {
+        r->allow = rt->methods == M_GET ? "GET, HEAD" : rt->methods == M_POST ? "POST" : "GET, HEAD, POST";
+        reply_error(r, 405, "HTTPException", "Method Not Allowed");
+        return;
+    }
+    api_ctx *a = &s->api;
+    if (!strcmp(url, "/")) {
+        r->status = 200;
+        r->body = (char *)page_html(&r->len);
+        r->persistent_body = 1;
+        r->content_type = "text/html; charset=utf-8";
+    } else if (!strcmp(url, "/sdapi/v1/txt2img")) {
+        api_txt2img(a, body, len, r);
+    } else if (!strcmp(url, "/sdapi/v1/sd-models")) {
+        api_sd_models(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/samplers")) {
+        api_samplers(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/schedulers")) {
+        api_schedulers(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/options")) {
+        if (m == M_GET) api_options_get(a, r);
+        else api_options_post(a, body, len, r);
+    } else if (!strcmp(url, "/sdapi/v1/progress")) {
+        api_progress(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/png-info")) {
+        api_png_info(a, body, len, r);
+    } else if (!strcmp(url, "/sdapi/v1/interrupt")) {
+        api_interrupt(a, r);
+    } else {
+        api_empty(strcmp(url, "/internal/ping") != 0, r);
+    }
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static enum MHD_Result send_reply(server *s, struct MHD_Connection *c, const char *method, const char *url,
+                                  request *q, http_reply *r, int auth_fail) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->len, r->body, r->persistent_body || !r->body ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        if (!r->persistent_body) free(r->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    enum MHD_Result ok = auth_fail ? MHD_queue_basic_auth_fail_response(c, "sdc", resp)
+                                   : MHD_queue_response(c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    if (!s->cfg->quiet)
+        fprintf(stderr, "%s %s %d %.3fs\n", method, url, auth_fail ? 401 : r->status, seconds_since(&q->t0));
+    q->replied = 1;
+    return ok;
+}
+
+/* constant-time comparison of the offered "user:pass" with each allowed one */
+static int authorized(server *s, struct MHD_Connection *c) {
+    if (!s->nusers) return 1;
+    char *pass = NULL, *user = MHD_basic_auth_get_username_password(c, &pass);
+    int ok = 0;
+    if (user && pass) {
+        char offered[512];
+        int n = snprintf(offered, sizeof offered, "%s:%s", user, pass);
+        for (int i = 0; i < s->nusers && n > 0 && (size_t)n < sizeof offered; i++) {
+            size_t len = strlen(s->users[i]);
+            unsigned diff = (size_t)n != len;
+            for (size_t k = 0; k < len; k++) diff |= (unsigned)(s->users[i][k] ^ offered[k < (size_t)n ? k : 0]);
+            ok |= !diff;
+        }
+    }
+    MHD_free(user);
+    MHD_free(pass);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    server *s = cls;
+    request *q = *con_cls;
+    if (!q) { /* first call: headers only */
+        if (!(q = calloc(1, sizeof *q))) return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &q->t0);
+        *con_cls = q;
+        pthread_mutex_lock(&s->mu);
+        s->in_flight++;
+        pthread_mutex_unlock(&s->mu);
+        http_reply r = {0};
+        if (!authorized(s, c)) {
+            reply_error(&r, 401, "HTTPException", "Incorrect username or password");
+            return send_reply(s, c, method, url, q, &r, 1);
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body) {
+            reply_error(&r, 413, "HTTPException", "the request body (%s bytes) is larger than this server's limit of %zu",
+                        cl, s->cfg->max_body);
+            return send_reply(s, c, method, url, q, &r, 0);
+        }
+        return MHD_YES;
+    }
+    if (q->replied) { /* the rest of a refused body */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        if (q->len + n > s->cfg->max_body) return MHD_NO; /* a chunked body past the limit: drop the connection */
+        if (q->len + n + 1 > q->cap) {
+            size_t cap = q->cap ? q->cap : 4096;
+            while (cap < q->len + n + 1) cap *= 2;
+            char *b = realloc(q->body, cap);
+            if (!b) return MHD_NO;
+            q->body = b;
+            q->cap = cap;
+        }
+        memcpy(q->body + q->len, upload, n);
+        q->len += n;
+        q->body[q->len] = 0;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    http_reply r = {0};
+    dispatch(s, url, method, q->body ? q->body : "", q->len, &r);
+    return send_reply(s, c, method, url, q, &r, 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)c, (void)toe;
+    server *s = cls;
+    request *q = *con_cls;
+    if (!q) return;
+    free(q->body);
+    free(q);
+    *con_cls = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (--s->in_flight == 0) pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    fprintf(stderr, "sdc serve: ");
+    vfprintf(stderr, fmt, ap);
+}
+
+/* ---- run ---- */
+
+static int parse_users(server *s, const char *auth) {
+    if (!auth) return 1;
+    char *copy = strdup(auth), *save = NULL;
+    if (!copy) return 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strchr(t, ':') || s->nusers == MAX_USERS) {
+            free(copy);
+            return 0;
+        }
+        s->users[s->nusers++] = strdup(t);
+    }
+    free(copy);
+    return s->nusers > 0;
+}
+
+static void drain(server *s) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DRAIN_SECONDS;
+    pthread_mutex_lock(&s->mu);
+    while (s->in_flight > 0)
+        if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
+    server s = {.cfg = cfg};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.idle, NULL);
+    int rc = 1;
+    struct addrinfo *ai = NULL;
+    struct MHD_Daemon *d = NULL;
+    char *abs_path = realpath(model_path, NULL);
+    const char *slash;
+    char name[256];
+    snprintf(name, sizeof name, "%s", model_path);
+    for (size_t n = strlen(name); n > 1 && name[n - 1] == '/';) name[--n] = 0;
+    slash = strrchr(name, '/');
+    s.api = (api_ctx){.cfg = cfg, .model = m, .model_name = slash ? slash + 1 : name,
+                      .model_path = abs_path ? abs_path : model_path};
+    sdc_model_get_info(m, &s.api.info);
+    if (!parse_users(&s, cfg->auth)) {
+        fprintf(stderr, "sdc: --api-auth expects user:pass[,user:pass...] (at most %d)\n", MAX_USERS);
+        goto done;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->port);
+    int gai = getaddrinfo(cfg->host, port, &hints, &ai);
+    if (gai) {
+        fprintf(stderr, "sdc: cannot use --host '%s': %s\n", cfg->host, gai_strerror(gai));
+        goto done;
+    }
+    if (jq_start(&s.api.queue, m, cfg->queue)) {
+        fprintf(stderr, "sdc: cannot start the worker thread\n");
+        goto done;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
+                         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "sdc: cannot listen on %s:%d: %s\n", cfg->host, cfg->port, strerror(errno));
+        jq_stop(s.api.queue);
+        goto done;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    int bound = info ? info->port : cfg->port;
+    printf("sdc serve: listening on http://%s%s%s:%d/ (model %s, API at /sdapi/v1/)\n",
+           ai->ai_family == AF_INET6 ? "[" : "", cfg->host, ai->ai_family == AF_INET6 ? "]" : "", bound,
+           s.api.model_name);
+    fflush(stdout);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "sdc serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    MHD_socket ls = MHD_quiesce_daemon(d); /* no new connections */
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    jq_stop(s.api.queue); /* the running job stops at its next step; waiting ones get 503 */
+    drain(&s);            /* every request in flight gets its answer */
+    MHD_stop_daemon(d);
+    rc = 0;
+done:
+    if (s.api.queue) jq_free(s.api.queue);
+    if (ai) freeaddrinfo(ai);
+    for (int i = 0; i < s.nusers; i++) free(s.users[i]);
+    free(abs_path);
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.idle);
+    return rc;
+}
