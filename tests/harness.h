@@ -6,6 +6,7 @@
 #ifndef SDC_TESTS_HARNESS_H
 #define SDC_TESTS_HARNESS_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef void (*test_fn)(void);
@@ -19,6 +20,9 @@ const char *fixture_path(const char *rel); /* tests/fixtures/<rel>; static buffe
 const char *shared_path(const char *rel);  /* ../shared/<rel> or NULL when absent */
 const char *sdc_binary(void);              /* build/sdc (env SDC_BIN overrides) */
 const char *tmp_path(const char *name);    /* a fresh per-run temp dir + name */
+/* sh -c cmd with stdout+stderr captured into out[n] (out may be NULL);
+ * returns the exit code, 128 + signal when killed, -1 when it cannot run. */
+int run_cmd(const char *cmd, char *out, size_t n);
 
 #define TEST(name)                                                                  \
     static void test_##name(void);                                                  \

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +80,23 @@ const char *tmp_path(const char *name) {
     char *b = ring[k++ & 7];
     snprintf(b, 1024, "%s/%s", dir, name);
     return b;
+}
+
+int run_cmd(const char *cmd, char *out, size_t n) {
+    size_t len = strlen(cmd) + 8;
+    char *full = malloc(len);
+    if (!full) return -1;
+    snprintf(full, len, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    if (!p) return -1;
+    size_t k = 0;
+    int c;
+    while ((c = fgetc(p)) != EOF)
+        if (out && k + 1 < n) out[k++] = (char)c;
+    if (out && n) out[k] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
 }
 
 static int cmp_test(const void *a, const void *b) {

@@ -12,21 +12,6 @@
 #include "harness.h"
 #include "io/json.h"
 
-/* Run a shell command; capture stdout+stderr into out (truncated), return the exit code. */
-static int run(const char *cmd, char *out, size_t n) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t k = 0;
-    int c;
-    while ((c = fgetc(p)) != EOF)
-        if (k + 1 < n) out[k++] = (char)c;
-    out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
@@ -64,16 +49,16 @@ TEST(cli_generate_usage_errors_exit_2) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char cmd[1024], out[4096];
         snprintf(cmd, sizeof cmd, GEN "%s -o %s", sdc_binary(), bad[i], tmp_path("usage.png"));
-        int rc = run(cmd, out, sizeof out);
+        int rc = run_cmd(cmd, out, sizeof out);
         CHECK(rc == 2, "'%s' exited %d, want 2: %s", bad[i], rc, out);
         CHECK(strstr(out, "sdc: "), "'%s': no message: %s", bad[i], out);
         CHECK(!exists(tmp_path("usage.png")), "'%s' left a PNG", bad[i]);
     }
     char out[16384], cmd[512];
     snprintf(cmd, sizeof cmd, "%s generate --help", sdc_binary());
-    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "--scheduler") && strstr(out, "--dump"), "--help: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "--scheduler") && strstr(out, "--dump"), "--help: %s", out);
     snprintf(cmd, sizeof cmd, "%s frobnicate", sdc_binary());
-    CHECK(run(cmd, out, sizeof out) == 2, "unknown command accepted");
+    CHECK(run_cmd(cmd, out, sizeof out) == 2, "unknown command accepted");
 }
 
 /* each broken model must fail with exit 1, a message naming the problem, and no PNG */
@@ -107,7 +92,7 @@ TEST(cli_generate_bad_models_exit_1) {
         CHECK(system(prep) == 0, "prep failed: %s", prep);
         snprintf(png, sizeof png, "%s", tmp_path("broken.png"));
         snprintf(cmd, sizeof cmd, GEN "-m '%s' -o '%s'", sdc_binary(), m, png);
-        int rc = run(cmd, out, sizeof out);
+        int rc = run_cmd(cmd, out, sizeof out);
         CHECK(rc == 1, "%s: exit %d, want 1: %s", cases[i].what, rc, out);
         CHECK(strstr(out, cases[i].expect), "%s: message lacks '%s': %s", cases[i].what, cases[i].expect, out);
         CHECK(!strchr(out, '\n') || strchr(out, '\n') == out + strlen(out) - 1, "%s: more than one line: %s",
@@ -131,7 +116,7 @@ TEST(cli_generate_bad_requests_exit_1) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char cmd[2048], out[4096];
         snprintf(cmd, sizeof cmd, GEN "-m '%s' -o '%s' %s", sdc_binary(), model, tmp_path("req.png"), cases[i].flags);
-        int rc = run(cmd, out, sizeof out);
+        int rc = run_cmd(cmd, out, sizeof out);
         CHECK(rc == 1 || rc == 2, "'%s': exit %d: %s", cases[i].flags, rc, out);
         CHECK(strstr(out, cases[i].expect), "'%s': message lacks '%s': %s", cases[i].flags, cases[i].expect, out);
         CHECK(!exists(tmp_path("req.png")), "'%s' left a PNG", cases[i].flags);
@@ -143,7 +128,7 @@ TEST(cli_generate_output_names_and_dump) {
     const char *dir = tmp_path("names");
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && " GEN "--batch 2 -m '%s' -o '%s/img.png' --dump '%s/d.safetensors'",
              dir, sdc_binary(), fixture_path("models/tiny-sd"), dir, dir);
-    CHECK(run(cmd, out, sizeof out) == 0, "failed: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "failed: %s", out);
     char p[600];
     snprintf(p, sizeof p, "%s/img-0.png", dir);
     CHECK(exists(p), "missing %s", p);
@@ -152,7 +137,7 @@ TEST(cli_generate_output_names_and_dump) {
     snprintf(p, sizeof p, "%s/d.safetensors", dir);
     CHECK(exists(p), "missing %s", p);
     snprintf(cmd, sizeof cmd, GEN "-m '%s' -o '%s/s{seed}-{index}.png'", sdc_binary(), fixture_path("models/tiny-sd"), dir);
-    CHECK(run(cmd, out, sizeof out) == 0, "failed: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "failed: %s", out);
     snprintf(p, sizeof p, "%s/s1-0.png", dir);
     CHECK(exists(p), "missing %s", p);
 }
@@ -176,7 +161,7 @@ TEST(cli_tokenize_matches_goldens) {
         fputs(text, f);
         fclose(f);
         snprintf(cmd, sizeof cmd, "%s tokenize -m '%s' --json - < '%s'", sdc_binary(), fixture_path("models/tiny-sd"), tf);
-        int rc = run(cmd, out, sizeof out);
+        int rc = run_cmd(cmd, out, sizeof out);
         cJSON *got = cJSON_Parse(out);
         char *have = got ? cJSON_PrintUnformatted(cJSON_GetObjectItem(got, "input_ids")) : NULL;
         int same = have && !strcmp(have, want);
@@ -194,10 +179,10 @@ TEST(cli_tokenize_matches_goldens) {
     char cmd[1024], out[4096];
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer '%s' 'a photo of a cat'", sdc_binary(),
              fixture_path("vocab-tiny"));
-    CHECK(run(cmd, out, sizeof out) == 0 && !strncmp(out, "1112 320 600 538 320 565 339 1113 1113 ", 39),
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && !strncmp(out, "1112 320 600 538 320 565 339 1113 1113 ", 39),
           "plain output: %s", out);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /nonexistent cat", sdc_binary());
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"), "missing tokenizer: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"), "missing tokenizer: %s", out);
     snprintf(cmd, sizeof cmd, "%s tokenize cat", sdc_binary());
-    CHECK(run(cmd, out, sizeof out) == 2, "no tokenizer accepted: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2, "no tokenizer accepted: %s", out);
 }

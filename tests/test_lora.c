@@ -672,20 +672,6 @@ TEST(lora_for_sd1_does_not_apply_to_sdxl) {
 
 /* ---- command line -------------------------------------------------------- */
 
-static int run(const char *cmd, char *out, size_t n) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t k = 0;
-    int c;
-    while ((c = fgetc(p)) != EOF)
-        if (k + 1 < n) out[k++] = (char)c;
-    out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 #define SDXL_GEN "%s generate -m '%s' -p cat --seed 3 -W 64 -H 64 "
 
 TEST(lora_cli_reports_modules_and_errors) {
@@ -693,7 +679,7 @@ TEST(lora_cli_reports_modules_and_errors) {
     snprintf(png, sizeof png, "%s", tmp_path("cli-lora.png"));
     snprintf(cmd, sizeof cmd, SDXL_GEN "--steps 1 --lora '%s' --lora '%s:0.5' -o '%s'", sdc_binary(),
              fixture_path("models/tiny-sdxl"), fixture_path(KOHYA), fixture_path(PEFT), png);
-    CHECK(run(cmd, out, sizeof out) == 0, "failed: %s\n%s", cmd, out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "failed: %s\n%s", cmd, out);
     char want[2048];
     snprintf(want, sizeof want, "lora %s: 332 modules (unet 302, te1 12, te2 18)\n", lora_file(KOHYA));
     CHECK(strstr(out, want), "no report line '%s' in:\n%s", want, out);
@@ -702,11 +688,11 @@ TEST(lora_cli_reports_modules_and_errors) {
     /* --quiet: no report */
     snprintf(cmd, sizeof cmd, SDXL_GEN "--steps 1 --quiet --lora '%s' -o '%s'", sdc_binary(),
              fixture_path("models/tiny-sdxl"), lora_file(KOHYA), png);
-    CHECK(run(cmd, out, sizeof out) == 0 && !strstr(out, "lora "), "quiet run printed:\n%s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && !strstr(out, "lora "), "quiet run printed:\n%s", out);
     /* a missing file: exit 1, one line naming it */
     snprintf(cmd, sizeof cmd, SDXL_GEN "--quiet --lora /nonexistent/l.safetensors:0.7 -o '%s'", sdc_binary(),
              fixture_path("models/tiny-sdxl"), tmp_path("never.png"));
-    int rc = run(cmd, out, sizeof out);
+    int rc = run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "/nonexistent/l.safetensors") && !strstr(out, "0.7") && strchr(out, '\n') ==
                                                                                               out + strlen(out) - 1,
           "missing LoRA: exit %d, output:\n%s", rc, out);
@@ -714,7 +700,7 @@ TEST(lora_cli_reports_modules_and_errors) {
     const char *bad[] = {"--lora ''", "--lora x:1e9", "--preset turbo", "--lora"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s generate -m x -p cat %s", sdc_binary(), bad[i]);
-        rc = run(cmd, out, sizeof out);
+        rc = run_cmd(cmd, out, sizeof out);
         CHECK(rc == 2, "'%s': exit %d, output:\n%s", bad[i], rc, out);
     }
 }
@@ -760,7 +746,7 @@ static int gen_dump(const char *args, char *info, size_t n, double *ts, int *nts
     snprintf(dump, sizeof dump, "%s", tmp_path("preset.safetensors"));
     snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' -p cat --seed 3 %s -o '%s' --dump '%s'", sdc_binary(),
              fixture_path("models/tiny-sdxl"), args, png, dump);
-    int rc = run(cmd, out, sizeof out);
+    int rc = run_cmd(cmd, out, sizeof out);
     if (rc) return rc;
     uint8_t *rgb;
     int w, h;

@@ -229,20 +229,6 @@ static int b64_to_file(const char *s, const char *path) {
     return ok;
 }
 
-static int run_cmd(const char *cmd, char *out, size_t n) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t k = 0;
-    int c;
-    while ((c = fgetc(p)) != EOF)
-        if (k + 1 < n) out[k++] = (char)c;
-    out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int has_keys(const cJSON *o, const char *const *keys, const char **missing) {
     for (; *keys; keys++)
         if (!cJSON_HasObjectItem(o, *keys)) {

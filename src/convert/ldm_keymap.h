@@ -26,6 +26,19 @@
 typedef void (*keymap_fn)(void *ctx, const char *diffusers, const char *ldm);
 void ldm_unet_prefixes(const unet_config *c, keymap_fn fn, void *ctx);
 
+/* A name lookup over prefix pairs: pass keymap_match as the keymap_fn with a
+ * keymap_query as ctx; afterwards `found` says whether `out` holds the name
+ * translated by the longest matching prefix (reverse: name is an LDM name). */
+typedef struct {
+    const char *name;
+    int reverse;
+    size_t best;
+    char *out;
+    size_t n;
+    int found;
+} keymap_query;
+void keymap_match(void *ctx, const char *diffusers, const char *ldm);
+
 /* Translate a diffusers UNet parameter or module name (e.g.
  * "down_blocks.1.attentions.0.proj_in.weight") to its LDM name; 0 when the
  * name is outside every mapped module. */

@@ -69,47 +69,14 @@ void ldm_unet_prefixes(const unet_config *c, keymap_fn fn, void *ctx) {
     }
 }
 
-typedef struct {
-    const char *name;
-    size_t best;
-    char *out;
-    size_t n;
-    int found;
-} lookup;
-
-static void match(void *ctx, const char *d, const char *l) {
-    lookup *q = ctx;
-    size_t k = strlen(d);
-    if (k <= q->best || strncmp(q->name, d, k) || (q->name[k] != '.' && q->name[k] != 0)) return;
-    q->best = k;
-    q->found = snprintf(q->out, q->n, "%s%s", l, q->name + k) < (int)q->n;
-}
-
 int ldm_unet_name(const unet_config *c, const char *diffusers, char *out, size_t n) {
-    lookup q = {.name = diffusers, .out = out, .n = n};
-    ldm_unet_prefixes(c, match, &q);
+    keymap_query q = {.name = diffusers, .out = out, .n = n};
+    ldm_unet_prefixes(c, keymap_match, &q);
     return q.found;
 }
 
-/* longest LDM prefix that `name` starts with (followed by "." or the end) */
-typedef struct {
-    const char *name;
-    size_t best;
-    char *out;
-    size_t n;
-    int found;
-} rlookup;
-
-static void rmatch(void *ctx, const char *d, const char *l) {
-    rlookup *q = ctx;
-    size_t k = strlen(l);
-    if (k <= q->best || strncmp(q->name, l, k) || (q->name[k] != '.' && q->name[k] != 0)) return;
-    q->best = k;
-    q->found = snprintf(q->out, q->n, "%s%s", d, q->name + k) < (int)q->n;
-}
-
 int ldm_unet_to_diffusers(const unet_config *c, const char *ldm, char *out, size_t n) {
-    rlookup q = {.name = ldm, .out = out, .n = n};
-    ldm_unet_prefixes(c, rmatch, &q);
+    keymap_query q = {.name = ldm, .reverse = 1, .out = out, .n = n};
+    ldm_unet_prefixes(c, keymap_match, &q);
     return q.found;
 }

@@ -76,32 +76,14 @@ void ldm_vae_prefixes(const vae_config *c, keymap_fn fn, void *ctx) {
     }
 }
 
-typedef struct {
-    const char *name;
-    int reverse; /* name is an LDM name */
-    size_t best;
-    char *out;
-    size_t n;
-    int found;
-} lookup;
-
-static void match(void *ctx, const char *d, const char *l) {
-    lookup *q = ctx;
-    const char *from = q->reverse ? l : d, *to = q->reverse ? d : l;
-    size_t k = strlen(from);
-    if (k <= q->best || strncmp(q->name, from, k) || (q->name[k] != '.' && q->name[k] != 0)) return;
-    q->best = k;
-    q->found = snprintf(q->out, q->n, "%s%s", to, q->name + k) < (int)q->n;
-}
-
 int ldm_vae_name(const vae_config *c, const char *diffusers, char *out, size_t n) {
-    lookup q = {.name = diffusers, .out = out, .n = n};
-    ldm_vae_prefixes(c, match, &q);
+    keymap_query q = {.name = diffusers, .out = out, .n = n};
+    ldm_vae_prefixes(c, keymap_match, &q);
     return q.found;
 }
 
 int ldm_vae_to_diffusers(const vae_config *c, const char *ldm, char *out, size_t n) {
-    lookup q = {.name = ldm, .reverse = 1, .out = out, .n = n};
-    ldm_vae_prefixes(c, match, &q);
+    keymap_query q = {.name = ldm, .reverse = 1, .out = out, .n = n};
+    ldm_vae_prefixes(c, keymap_match, &q);
     return q.found;
 }
