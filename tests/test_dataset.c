@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -19,21 +18,6 @@
 #include "io/png_io.h"
 
 #define FAST "--steps 2 -W 64 -H 64 --threads 1 --quiet"
-
-/* sh -c cmd (stdout+stderr into out); exit code, or 128 + signal */
-static int sh(const char *cmd, char *out, size_t n) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t k = 0;
-    int c;
-    while ((c = fgetc(p)) != EOF)
-        if (out && k + 1 < n) out[k++] = (char)c;
-    if (out) out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-}
 
 static int exists(const char *p) {
     struct stat sb;
@@ -48,10 +32,11 @@ static void write_text(const char *path, const char *text) {
     }
 }
 
-/* 7 images: a cat x3 (seed 0..2), a dog x1 with its own seed 50, a bird x3 with its own negative prompt */
+/* 7 images: a cat x3 (seed 0..2), a dog x1 with its own seed 50, a bird x3 with its own negative prompt
+ * (and a non-ASCII prompt: its infotext goes into an iTXt chunk) */
 static const char *PROMPTS = "{\"prompt\": \"a cat\", \"count\": 3}\n"
                              "{\"prompt\": \"a dog \\\"on\\\" a hill\", \"seed\": 50, \"count\": 1}\n"
-                             "{\"prompt\": \"a bird\", \"negative_prompt\": \"blurry\", \"count\": 3}\n";
+                             "{\"prompt\": \"a bird near a caf\u00e9\", \"negative_prompt\": \"blurry\", \"count\": 3}\n";
 
 static const char *prompts_file(void) {
     static char p[600];
@@ -69,13 +54,13 @@ static int dataset(const char *env, const char *dir, const char *flags, char *ou
     snprintf(cmd, sizeof cmd, "env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX %s %s dataset -m '%s' --prompts '%s' "
              "--out '%s' " FAST " %s", env ? env : "",
              sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir, flags);
-    return sh(cmd, out, n);
+    return run_cmd(cmd, out, n);
 }
 
 static int same_tree(const char *a, const char *b, const char *exclude, char *out, size_t n) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "diff -r %s%s '%s' '%s'", exclude ? "-x " : "", exclude ? exclude : "", a, b);
-    return sh(cmd, out, n) == 0;
+    return run_cmd(cmd, out, n) == 0;
 }
 
 /* a finished reference data set per layout, made once */
@@ -128,26 +113,26 @@ TEST(dataset_batched_equals_one_by_one) {
     char cmd[4096], out[4096];
     const char *dir = tmp_path("batching");
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-    CHECK(sh(cmd, out, sizeof out) == 0, "mkdir");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "mkdir");
     const char *model = fixture_path("models/tiny-sd");
     snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p 'a cat' -n 'ugly' --seed 3 --batch 4 --batch-size 4 " FAST
              " -o '%s/all-{index}.png'", sdc_binary(), model, dir);
-    CHECK(sh(cmd, out, sizeof out) == 0, "batch 4: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "batch 4: %s", out);
     snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p 'a cat' -n 'ugly' --seed 3 --batch 4 --batch-size 1 " FAST
              " -o '%s/one-{index}.png'", sdc_binary(), model, dir);
-    CHECK(sh(cmd, out, sizeof out) == 0, "batch-size 1: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "batch-size 1: %s", out);
     int maxd = 0;
     long ndiff = 0;
     for (int i = 0; i < 4; i++) {
         char a[700], b[700], c[700];
         snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p 'a cat' -n 'ugly' --seed %d " FAST " -o '%s/alone-%d.png'",
                  sdc_binary(), model, 3 + i, dir, i);
-        CHECK(sh(cmd, out, sizeof out) == 0, "alone %d: %s", i, out);
+        CHECK(run_cmd(cmd, out, sizeof out) == 0, "alone %d: %s", i, out);
         snprintf(a, sizeof a, "%s/one-%d.png", dir, i);
         snprintf(b, sizeof b, "%s/alone-%d.png", dir, i);
         snprintf(c, sizeof c, "%s/all-%d.png", dir, i);
         snprintf(cmd, sizeof cmd, "cmp '%s' '%s'", a, b);
-        CHECK(sh(cmd, out, sizeof out) == 0, "image %d: --batch-size 1 differs from the image made alone: %s", i, out);
+        CHECK(run_cmd(cmd, out, sizeof out) == 0, "image %d: --batch-size 1 differs from the image made alone: %s", i, out);
         int ok;
         max_pixel_diff(a, c, &maxd, &ndiff, &ok);
         CHECK(ok, "image %d unreadable", i);
@@ -166,7 +151,7 @@ TEST(dataset_batched_equals_one_by_one) {
     /* dumps need one batch; a chunked request refuses them */
     snprintf(cmd, sizeof cmd, "%s generate -m '%s' -p cat --seed 3 --batch 2 --batch-size 1 " FAST
              " -o '%s/d.png' --dump '%s/d.safetensors'", sdc_binary(), model, dir, dir);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "batch size"), "dump with chunks: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "batch size"), "dump with chunks: %s", out);
 }
 
 /* generate --prompts names images by index over the file and makes the same PNGs as the data set */
@@ -175,25 +160,25 @@ TEST(dataset_generate_prompts_matches_dataset) {
     const char *dir = tmp_path("genprompts"), *ds = tmp_path("genprompts-ds");
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && %s generate -m '%s' --prompts '%s' --seed 0 --batch-size 1 " FAST
              " -o '%s/img-{index}.png'", dir, sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir);
-    CHECK(sh(cmd, out, sizeof out) == 0, "generate --prompts: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "generate --prompts: %s", out);
     CHECK(dataset(NULL, ds, "--batch-size 1", out, sizeof out) == 0, "dataset: %s", out);
     for (int i = 0; i < 7; i++) {
         snprintf(cmd, sizeof cmd, "cmp '%s/img-%d.png' '%s/train/%08d.png'", dir, i, ds, i);
-        CHECK(sh(cmd, out, sizeof out) == 0, "image %d differs: %s", i, out);
+        CHECK(run_cmd(cmd, out, sizeof out) == 0, "image %d differs: %s", i, out);
     }
     snprintf(cmd, sizeof cmd, "%s/img-7.png", dir);
     CHECK(!exists(cmd), "an eighth image was made");
     /* without --batch-size each line runs as its own batch; seeds still follow the index */
     snprintf(cmd, sizeof cmd, "%s generate -m '%s' --prompts '%s' --seed 0 " FAST " -o '%s/b-{seed}.png'",
              sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir);
-    CHECK(sh(cmd, out, sizeof out) == 0, "generate --prompts: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "generate --prompts: %s", out);
     const int seeds[7] = {0, 1, 2, 50, 4, 5, 6};
     for (int i = 0; i < 7; i++) {
         snprintf(cmd, sizeof cmd, "%s/b-%d.png", dir, seeds[i]);
         CHECK(exists(cmd), "missing %s", cmd);
     }
     snprintf(cmd, sizeof cmd, "%s generate -m x -p a --prompts '%s' " FAST, sdc_binary(), prompts_file());
-    CHECK(sh(cmd, out, sizeof out) == 2 && strstr(out, "cannot be combined"), "-p with --prompts: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "cannot be combined"), "-p with --prompts: %s", out);
 }
 
 /* kill -9 at each point of several images, then rerun: the folder equals an uninterrupted run */
@@ -269,7 +254,7 @@ TEST(dataset_webdataset_tars_readable) {
     CHECK(dataset(NULL, img, "--batch-size 1", out, sizeof out) == 0, "imagefolder: %s", out);
     for (int s = 0; s < 3; s++) {
         snprintf(cmd, sizeof cmd, "tar -tf '%s/shard-%06d.tar'", wds, s);
-        CHECK(sh(cmd, out, sizeof out) == 0, "tar -tf shard %d: %s", s, out);
+        CHECK(run_cmd(cmd, out, sizeof out) == 0, "tar -tf shard %d: %s", s, out);
         char want[1024] = "";
         for (int j = 3 * s; j < 3 * s + 3 && j < 7; j++)
             snprintf(want + strlen(want), sizeof want - strlen(want), "%08d.png\n%08d.txt\n%08d.json\n", j, j, j);
@@ -278,15 +263,15 @@ TEST(dataset_webdataset_tars_readable) {
     snprintf(cmd, sizeof cmd, "%s/shard-000003.tar", wds);
     CHECK(!exists(cmd), "a fourth shard");
     snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c part", wds);
-    CHECK(sh(cmd, out, sizeof out) == 1, "a .part file is left: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1, "a .part file is left: %s", out);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && tar -xf '%s/shard-000001.tar' -C '%s'", x, wds, x);
-    CHECK(sh(cmd, out, sizeof out) == 0, "extract: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "extract: %s", out);
     snprintf(cmd, sizeof cmd, "cmp '%s/00000004.png' '%s/train/00000004.png'", x, img);
-    CHECK(sh(cmd, out, sizeof out) == 0, "tar PNG differs from the imagefolder PNG: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "tar PNG differs from the imagefolder PNG: %s", out);
     snprintf(cmd, sizeof cmd, "cat '%s/00000003.txt'", x);
-    CHECK(sh(cmd, out, sizeof out) == 0 && !strcmp(out, "a dog \"on\" a hill"), "caption: '%s'", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && !strcmp(out, "a dog \"on\" a hill"), "caption: '%s'", out);
     snprintf(cmd, sizeof cmd, "cat '%s/00000003.json'; echo; sed -n 4p '%s/train/metadata.jsonl'", x, img);
-    CHECK(sh(cmd, out, sizeof out) == 0, "json");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "json");
     char *nl = strchr(out, '\n');
     CHECK(nl && !strncmp(out, nl + 1, (size_t)(nl - out)), "the .json member is not the metadata line:\n%s", out);
 }
@@ -321,7 +306,9 @@ TEST(dataset_metadata_lines_valid_json) {
              !strcmp(cJSON_GetObjectItem(j, "scheduler")->valuestring, "pndm") &&
              !strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "tiny-sd") &&
              cJSON_IsString(cJSON_GetObjectItem(j, "text"));
-        if (ok && n >= 4) ok = !strcmp(cJSON_GetObjectItem(j, "negative_prompt")->valuestring, "blurry");
+        if (ok && n >= 4)
+            ok = !strcmp(cJSON_GetObjectItem(j, "negative_prompt")->valuestring, "blurry") &&
+                 !strcmp(cJSON_GetObjectItem(j, "text")->valuestring, "a bird near a caf\xc3\xa9");
         if (ok && n == 3) ok = !strcmp(cJSON_GetObjectItem(j, "text")->valuestring, "a dog \"on\" a hill");
         cJSON_Delete(j);
         if (!ok) {
@@ -349,7 +336,7 @@ TEST(dataset_conflicting_rerun_refused) {
     snprintf(model, sizeof model, "%s/tiny-sd", mdir);
     snprintf(foreign, sizeof foreign, "%s", tmp_path("foreign"));
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, ref, copy);
-    CHECK(sh(cmd, out, sizeof out) == 0, "copy");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "copy");
     struct {
         const char *flags, *expect;
     } cases[] = {
@@ -368,19 +355,19 @@ TEST(dataset_conflicting_rerun_refused) {
     write_text(other, "a cat\n");
     snprintf(cmd, sizeof cmd, "%s dataset -m '%s' --prompts '%s' --out '%s' " FAST " " IMAGEFOLDER, sdc_binary(),
              fixture_path("models/tiny-sd"), other, copy);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "prompts_digest"), "other prompts: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "prompts_digest"), "other prompts: %s", out);
     /* the same model name with other weights */
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s' '%s' && chmod -R u+w '%s' && "
              "printf 'x' | dd of='%s/vae/diffusion_pytorch_model.safetensors' bs=1 seek=20000 conv=notrunc 2>/dev/null",
              mdir, fixture_path("models/tiny-sd"), mdir, mdir, model);
-    CHECK(sh(cmd, out, sizeof out) == 0, "model copy: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "model copy: %s", out);
     snprintf(cmd, sizeof cmd, "%s dataset -m '%s' --prompts '%s' --out '%s' " FAST " " IMAGEFOLDER, sdc_binary(), model,
              prompts_file(), copy);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "model_fingerprint"), "other weights: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "model_fingerprint"), "other weights: %s", out);
     CHECK(same_tree(ref, copy, NULL, diff, sizeof diff), "a refused run changed the folder:\n%s", diff);
     /* a folder that is not a data set */
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && touch '%s/notes.txt'", foreign, foreign);
-    CHECK(sh(cmd, out, sizeof out) == 0, "mkdir");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "mkdir");
     CHECK(dataset(NULL, foreign, IMAGEFOLDER, out, sizeof out) == 1 && strstr(out, "not empty") &&
               strstr(out, "notes.txt"),
           "foreign folder: %s", out);
@@ -405,13 +392,13 @@ TEST(dataset_bad_input_messages) {
         write_text(pf, files[i].text);
         snprintf(cmd, sizeof cmd, "%s dataset -m '%s' --prompts '%s' --out '%s' " FAST, sdc_binary(),
                  fixture_path("models/tiny-sd"), pf, dir);
-        int rc = sh(cmd, out, sizeof out);
+        int rc = run_cmd(cmd, out, sizeof out);
         CHECK(rc == 1 && strstr(out, "bad-prompts.jsonl") && strstr(out, files[i].expect), "case %zu: exit %d: %s", i,
               rc, out);
         CHECK(!exists(dir), "case %zu: the output folder was created", i);
         snprintf(cmd, sizeof cmd, "%s generate -m '%s' --prompts '%s' " FAST " -o '%s.png'", sdc_binary(),
                  fixture_path("models/tiny-sd"), pf, dir);
-        rc = sh(cmd, out, sizeof out);
+        rc = run_cmd(cmd, out, sizeof out);
         CHECK(rc == 1 && strstr(out, files[i].expect), "generate case %zu: exit %d: %s", i, rc, out);
     }
     const char *usage[] = {"--shard 3/3", "--shard x", "--shards 2", "--batch-size 0", "--batch-size 65",
@@ -423,15 +410,15 @@ TEST(dataset_bad_input_messages) {
     CHECK(dataset("JOB_COMPLETION_INDEX=1", tmp_path("usage-out"), "", out, sizeof out) == 2 && strstr(out, "--shards"),
           "index without --shards: %s", out);
     snprintf(cmd, sizeof cmd, "%s dataset --prompts x --out y", sdc_binary());
-    CHECK(sh(cmd, out, sizeof out) == 2 && strstr(out, "-m MODEL"), "no model: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "-m MODEL"), "no model: %s", out);
     snprintf(cmd, sizeof cmd, "%s dataset --help", sdc_binary());
-    CHECK(sh(cmd, out, sizeof out) == 0 && strstr(out, "--shard I/N") && strstr(out, "webdataset"), "help: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "--shard I/N") && strstr(out, "webdataset"), "help: %s", out);
     /* a slice whose manifest is locked by a live process is refused */
     const char *ref = reference("ref-imagefolder", IMAGEFOLDER);
     CHECK(ref, "reference run failed");
     snprintf(cmd, sizeof cmd, "flock '%s/manifests/slice-0-of-1.jsonl' %s dataset -m '%s' --prompts '%s' --out '%s' "
              FAST " " IMAGEFOLDER, ref, sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), ref);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "another process"), "locked slice: %s", out);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "another process"), "locked slice: %s", out);
 }
 
 /* docs/slurm-array.sh runs as three array tasks; the Kubernetes manifest hands --shards its completions */
@@ -443,7 +430,7 @@ TEST(dataset_cluster_docs_work) {
         snprintf(cmd, sizeof cmd, "SLURM_ARRAY_TASK_ID=%d SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=0 SDC='%s' "
                  "MODEL='%s' PROMPTS='%s' OUT='%s' EXTRA='" FAST " " IMAGEFOLDER "' bash docs/slurm-array.sh",
                  i, sdc_binary(), fixture_path("models/tiny-sd"), prompts_file(), dir);
-        CHECK(sh(cmd, out, sizeof out) == 0, "task %d: %s", i, out);
+        CHECK(run_cmd(cmd, out, sizeof out) == 0, "task %d: %s", i, out);
     }
     CHECK(same_tree(ref, dir, "manifests", diff, sizeof diff), "the Slurm script's data set differs:\n%s", diff);
     char *y;

@@ -20,9 +20,9 @@
 #include "dataset/durable_io.h"
 #include "dataset/fingerprint.h"
 #include "dataset/manifest.h"
-#include "dataset/png_mem.h"
 #include "dataset/shard.h"
 #include "dataset/tar_writer.h"
+#include "io/png_io.h"
 #include "sched/scheduler.h"
 
 #define MAX_BATCH 64
@@ -263,7 +263,7 @@ static sdc_status record(run_state *S, int64_t j, const image_meta *m) {
     return SDC_OK;
 }
 
-static sdc_status write_png_file(run_state *S, int64_t j, const unsigned char *png, size_t n) {
+static sdc_status write_png_file(run_state *S, int64_t j, const void *png, size_t n) {
     char tmp[PATH_MAX], final[PATH_MAX];
     image_path(S, j, ".tmp", tmp, sizeof tmp);
     image_path(S, j, "", final, sizeof final);
@@ -282,8 +282,8 @@ static sdc_status write_png_file(run_state *S, int64_t j, const unsigned char *p
     return SDC_OK;
 }
 
-static sdc_status append_tar_image(run_state *S, int fd, const char *part, int64_t j, const unsigned char *png,
-                                   size_t n, const image_meta *m) {
+static sdc_status append_tar_image(run_state *S, int fd, const char *part, int64_t j, const void *png, size_t n,
+                                   const image_meta *m) {
     jbuf js = {0};
     manifest_line(&js, m);
     if (js.oom) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
@@ -388,12 +388,13 @@ static sdc_status make_batch(run_state *S, int64_t g, int64_t gend, int tar_fd, 
     }
     for (int64_t j = g; j < gend && !st; j++) {
         if (S->done[j - S->first]) continue;
-        unsigned char *png;
+        void *png;
         size_t pn;
         image_meta m;
         meta_of(S, j, &m);
         S->nth++;
-        st = png_encode_mem(&imgs[j - g], &png, &pn);
+        const sdc_image *im = &imgs[j - g]; /* the bytes sdc_image_save_png writes */
+        st = png_encode_rgb_mem(im->rgb, im->width, im->height, "parameters", im->infotext, &png, &pn);
         if (!st) {
             st = S->o->format == DS_IMAGEFOLDER ? write_png_file(S, j, png, pn)
                                                 : append_tar_image(S, tar_fd, part, j, png, pn, &m);
