@@ -73,9 +73,13 @@ typedef struct {
  * single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors, original
  * LDM/SGM key names, as A1111, ComfyUI and Civitai use). */
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt);
+/* The name a model goes by (infotexts, the server, data sets): a folder's
+ * name, or a single file's name without its extension. */
+void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n);
 void sdc_model_free(sdc_model *m);
 
 typedef struct {
+    const char *name;           /* see sdc_model_name_from_path */
     const char *family;         /* "sd" (SD 1.x/2.x) or "sdxl" */
     const char *prediction;     /* "epsilon", "v_prediction" or "sample" */
     const char *scheduler;      /* default scheduler name (ddim, pndm, euler, ...) */

@@ -73,21 +73,6 @@ static void report(run_state *S) {
     S->prog.error = NULL;
 }
 
-/* the name sdc_model_load gives a model (it goes into every PNG): a folder's
- * name, or a single file's name without its extension */
-static void model_basename(const char *path, char *out, size_t n) {
-    size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/') len--;
-    size_t s = len;
-    while (s > 0 && path[s - 1] != '/') s--;
-    struct stat sb;
-    if (!stat(path, &sb) && S_ISREG(sb.st_mode)) {
-        const char *dot = memrchr(path + s, '.', len - s);
-        if (dot && dot != path + s) len = (size_t)(dot - path);
-    }
-    snprintf(out, n, "%.*s", (int)(len - s), path + s);
-}
-
 static void image_path(const run_state *S, int64_t j, const char *suffix, char *out, size_t n) {
     char name[40];
     manifest_name(name, sizeof name, j, ".png");
@@ -454,7 +439,9 @@ static sdc_status run(run_state *S, ds_summary *sum) {
     }
     SDC_TRY(prompts_file_load(o->prompts, &S->pl));
     SDC_TRY(plan_build(&S->p, &S->pl, o->images_per_prompt, o->seed, &def, o->prompts));
-    model_basename(o->model, S->model_name, sizeof S->model_name);
+    struct stat msb;
+    sdc_model_name_from_path(o->model, !stat(o->model, &msb) && S_ISREG(msb.st_mode), S->model_name,
+                             sizeof S->model_name);
     snprintf(S->dir, sizeof S->dir, "%s", o->out);
     snprintf(S->train, sizeof S->train, "%s/train", o->out);
     snprintf(S->mdir, sizeof S->mdir, "%s/manifests", o->out);

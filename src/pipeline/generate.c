@@ -30,6 +30,7 @@ void sdc_request_init(sdc_request *r) {
 void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
     const unet_config *uc = unet_get_config(m->unet);
     memset(info, 0, sizeof *info);
+    info->name = m->name;
     info->family = m->family == FAMILY_SDXL ? "sdxl" : "sd";
     sched_config cfg;
     if (!sched_config_from_json(m->sched_json, NULL, &cfg)) {

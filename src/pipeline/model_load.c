@@ -73,6 +73,18 @@ static sdc_status load_components(sdc_model *m, const char *variant) {
     return SDC_OK;
 }
 
+void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t b = len;
+    while (b > 0 && path[b - 1] != '/') b--;
+    if (is_file) {
+        const char *dot = memrchr(path + b, '.', len - b);
+        if (dot && dot != path + b) len = (size_t)(dot - path);
+    }
+    snprintf(out, n, "%.*s", (int)(len - b), path + b);
+}
+
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
     op_set_threads(opt ? opt->threads : 0);
@@ -95,18 +107,9 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     sdc_model *m = calloc(1, sizeof *m);
     if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     m->path = strdup(path);
-    const char *base = strrchr(path, '/');
-    while (base && !base[1] && base > path) { /* trailing slash: take the folder before it */
-        const char *q = base - 1;
-        while (q > path && *q != '/') q--;
-        base = *q == '/' ? q : NULL;
-        break;
-    }
-    m->name = strdup(base ? base + 1 : path);
-    if (m->name) {
-        size_t n = strlen(m->name);
-        if (n && m->name[n - 1] == '/') m->name[n - 1] = 0;
-    }
+    char name[256];
+    sdc_model_name_from_path(path, 0, name, sizeof name);
+    m->name = strdup(name);
     sdc_status st = (m->path && m->name) ? load_components(m, opt ? opt->variant : NULL)
                                          : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st && opt && opt->prediction) st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");

@@ -442,20 +442,6 @@ static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_option
     return SDC_OK;
 }
 
-/* "dir/name.safetensors" -> "name" (A1111's "Model:" infotext field) */
-static char *stem(const char *path) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    const char *dot = strrchr(b, '.');
-    size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
-    char *s = malloc(n + 1);
-    if (s) {
-        memcpy(s, b, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
 sdc_status single_file_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
     op_set_threads(opt ? opt->threads : 0);
@@ -466,7 +452,9 @@ sdc_status single_file_load(sdc_model **out, const char *path, const sdc_load_op
     sdc_model *m = calloc(1, sizeof *m);
     if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     m->path = strdup(path);
-    m->name = stem(path);
+    char name[256];
+    sdc_model_name_from_path(path, 1, name, sizeof name);
+    m->name = strdup(name);
     m->sf = calloc(1, sizeof *m->sf);
     sdc_status st = m->path && m->name && m->sf ? load_all(m, path, opt) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (st) {

@@ -261,14 +261,9 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
     struct addrinfo *ai = NULL;
     struct MHD_Daemon *d = NULL;
     char *abs_path = realpath(model_path, NULL);
-    const char *slash;
-    char name[256];
-    snprintf(name, sizeof name, "%s", model_path);
-    for (size_t n = strlen(name); n > 1 && name[n - 1] == '/';) name[--n] = 0;
-    slash = strrchr(name, '/');
-    s.api = (api_ctx){.cfg = cfg, .model = m, .model_name = slash ? slash + 1 : name,
-                      .model_path = abs_path ? abs_path : model_path};
+    s.api = (api_ctx){.cfg = cfg, .model = m, .model_path = abs_path ? abs_path : model_path};
     sdc_model_get_info(m, &s.api.info);
+    s.api.model_name = s.api.info.name;
     if (!parse_users(&s, cfg->auth)) {
         fprintf(stderr, "sdc: --api-auth expects user:pass[,user:pass...] (at most %d)\n", MAX_USERS);
         goto done;
