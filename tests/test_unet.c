@@ -1,6 +1,7 @@
 /* test_unet.c - one UNet call of the tiny SD and SDXL models against
  * diffusers, intermediate by intermediate. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,9 @@ static void run_unet_golden(const char *model, const char *golden, int sdxl) {
     st_close(&g);
     unet_free(u);
     CHECK(st == SDC_OK, "forward failed: %s", sdc_last_error());
+    if (getenv("SDC_TEST_VERBOSE"))
+        printf("     %s: out.sample diff %.3g, worst of %d intermediates %.3g (%s)\n", golden, d, dc.compared, dc.worst,
+               dc.worst_name);
     CHECK(dc.compared >= 10, "only %d intermediates compared", dc.compared);
     CHECK(dc.worst < 1e-4, "intermediate %s differs by %g", dc.worst_name, dc.worst);
     CHECK(d < 1e-4, "out.sample differs by %g", d);
