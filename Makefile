@@ -16,8 +16,8 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 
 BENCH_SRC := $(shell find bench -name '*.c' | sort)
-# bench/bench_*.c are programs (one main each); the other bench/*.c are shared helpers
-BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
+# bench/bench_*.c and bench/make_random_model.c are programs (one main each); the other bench/*.c are helpers
+BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
 .PHONY: all test test-fast asan clean bench test-browser

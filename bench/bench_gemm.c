@@ -30,9 +30,10 @@ int main(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dtype")) op_set_compute(!strcmp(argv[i + 1], "bf16") ? OP_BF16 : OP_F32);
     }
     op_set_threads(threads);
-    printf("threads: %d\n", op_threads());
+    printf("threads: %d, compute %s\n", op_threads(), op_compute() == OP_BF16 ? "bf16" : "f32");
     const char *isas[] = {"avx512", "avx2", "avx512", "avx2", "generic"};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const shape *sh = &shapes[s];
@@ -71,6 +72,38 @@ int main(int argc, char **argv) {
         }
         printf("\n");
         free(a), free(b), free(c), free(r);
+    }
+    /* op_linear (y = x W^T + b, W as stored [N, K]) against cblas NT */
+    static const shape lin[] = {{"linear 8192x2560<-320", 8192, 2560, 320}, {"linear 2048x5120<-640", 2048, 5120, 640},
+                                {"linear 4096x320<-320", 4096, 320, 320},   {"linear 4096x2560<-320", 4096, 2560, 320},
+                                {"linear 4096x320<-1280", 4096, 320, 1280}, {"linear 1024x640<-640", 1024, 640, 640},
+                                {"linear 256x10240<-1280", 256, 10240, 1280}, {"linear 77x3072<-768", 77, 3072, 768},
+                                {"linear 154x320<-768", 154, 320, 768},   {"linear 77x5120<-1280", 77, 5120, 1280},
+                                {"linear 77x1280<-5120", 77, 1280, 5120}};
+    for (size_t s = 0; s < sizeof lin / sizeof lin[0]; s++) {
+        int M = lin[s].M, N = lin[s].N, K = lin[s].K;
+        float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *bias = calloc((size_t)N, 4),
+              *y = malloc((size_t)M * N * 4);
+        for (long i = 0; i < (long)M * K; i++) x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+        for (long i = 0; i < (long)N * K; i++) w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+        uint16_t *wh = malloc((size_t)N * K * 2);
+        for (long i = 0; i < (long)N * K; i++) wh[i] = 0x3c00 ^ (uint16_t)(i & 0x83ff); /* some halves */
+        double fl = 2.0 * M * N * (double)K, bo = 1e30, bs = 1e30, bh = 1e30;
+        for (int k = 0; k <= reps; k++) {
+            double t0 = bench_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+            double t1 = bench_now();
+            op_linear(x, M, K, w, bias, N, y);
+            double t2 = bench_now();
+            op_linear_t(x, M, K, wh, OP_F16, bias, N, y);
+            double t3 = bench_now();
+            if (k && t1 - t0 < bo) bo = t1 - t0;
+            if (k && t2 - t1 < bs) bs = t2 - t1;
+            if (k && t3 - t2 < bh) bh = t3 - t2;
+        }
+        printf("%-28s openblas %6.1f GFLOP/s  op_linear %6.1f  f16 weights %6.1f\n", lin[s].what, fl / bo / 1e9,
+               fl / bs / 1e9, fl / bh / 1e9);
+        free(x), free(w), free(bias), free(y), free(wh);
     }
     return 0;
 }

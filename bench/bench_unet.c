@@ -13,12 +13,12 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_unet (-m MODEL_DIR | --config UNET_DIR) [-W 512] [-H 512] [--batch 2] "
-                    "[--calls 3] [--threads N]\n");
+                    "[--calls 3] [--threads N] [--profile 1]\n");
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *config = NULL;
-    int W = 0, H = 0, B = 2, calls = 3, threads = 0;
+    int W = 0, H = 0, B = 2, calls = 3, threads = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { usage(); return 2; }
@@ -29,6 +29,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) B = atoi(v);
         else if (!strcmp(a, "--calls")) calls = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--profile")) profile = atoi(v);
         else { usage(); return 2; }
         i++;
     }
@@ -82,11 +83,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B; i++) ti[6 * i] = ti[6 * i + 4] = (float)H, ti[6 * i + 1] = ti[6 * i + 5] = (float)W;
     unet_extra ex = {.text_embeds = te, .time_ids = ti, .timestep_cond = tc};
     double best = 1e30, total = 0, flops = 0;
+    op_profile_enable(profile);
     for (int k = 0; k < calls; k++) {
         op_flops_reset();
-        double s0 = bench_now();
+        op_profile_reset();
+        double s0 = bench_now(), c0 = bench_cpu_seconds();
         st = unet_forward(u, x, B, h, w, t, ctx, M, &ex, out, NULL, NULL);
-        double s = bench_now() - s0;
+        double s = bench_now() - s0, cpu = bench_cpu_seconds() - c0;
         if (st) {
             fprintf(stderr, "bench_unet: %s\n", sdc_last_error());
             return 1;
@@ -94,7 +97,8 @@ int main(int argc, char **argv) {
         flops = op_flops();
         total += s;
         if (s < best) best = s;
-        printf("call %d: %.3f s\n", k + 1, s);
+        printf("call %d: %.3f s (%.3f CPU s)\n", k + 1, s, cpu);
+        if (profile) bench_print_profile(s, cpu);
     }
     printf("UNet call: best %.3f s, mean %.3f s, %.1f GFLOP per call, %.1f GFLOP/s (%.0f%% of SGEMM peak)\n", best,
            total / calls, flops / 1e9, flops / best / 1e9, 100.0 * flops / best / 1e9 / peak);

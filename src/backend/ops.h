@@ -13,11 +13,28 @@
 void op_set_threads(int n);
 int op_threads(void);
 
+/* Make the C allocator keep freed large blocks for reuse (glibc: mmap and
+ * trim thresholds raised to 1 GiB) instead of unmapping them: the models
+ * allocate and free activations of up to hundreds of MiB every layer, and
+ * each fresh mapping costs a page fault per 4 KiB (measured: VAE decode at
+ * 512x512 7.5 s -> 5.7 s, peak RSS +2%). Process-wide, so the program (sdc's
+ * model load, a benchmark) decides; a no-op without glibc. */
+void op_tune_allocator(void);
+
 /* Floating-point operations issued by GEMM-backed ops since the last reset
  * (2*M*N*K per GEMM): what benchmarks divide by time to report GFLOP/s. */
 void op_flops_reset(void);
 double op_flops(void);
 void op_flops_add(double n);
+
+/* Benchmarks: wall time, FLOPs and calls per kind of op (linear, conv3x3,
+ * attention, group_norm, ...) while enabled. op_profile_get returns 0 past
+ * the last kind. Not for concurrent callers. */
+void op_profile_enable(int on);
+void op_profile_reset(void);
+int op_profile_get(int i, const char **name, double *seconds, double *flops, long *calls);
+/* The same kind's CPU seconds (all threads of the process). */
+double op_profile_cpu_seconds(int i);
 
 /* y[M,N] = x[M,K] . W[N,K]^T + b[N]  (torch Linear; b may be NULL) */
 void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y);
@@ -26,6 +43,26 @@ void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float
  * Ho = (H + 2*pad - k)/stride + 1. b may be NULL. */
 sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
                      int stride, int pad, float *y);
+
+/* The same two with the weight matrix or kernel kept in the 16-bit format it
+ * is stored in (IEEE half or bfloat16, 2-byte aligned, as mapped from a
+ * .safetensors file) and widened to float32 while GEMM panels are packed:
+ * results equal widening first, at half the weight memory and bandwidth.
+ * OP_F32 takes const float * and is op_linear / op_conv2d. */
+typedef enum { OP_F32 = 0, OP_F16 = 1, OP_BF16 = 2 } op_dtype;
+void op_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
+                 float *y);
+sdc_status op_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
+                       int k, int stride, int pad, float *y);
+
+/* Opt-in reduced precision (--dtype bf16): with OP_BF16 every GEMM-backed op
+ * (linear, conv, attention) rounds its operands to bfloat16 and accumulates
+ * in float32 with the CPU's BF16 dot-product instructions (AVX512_BF16),
+ * about twice the float32 rate; results move by ~1e-2 relative, so the
+ * float32 default is what matches diffusers. Ignored (stays OP_F32) on CPUs
+ * without AVX512_BF16; op_compute() says which is in force. Process-wide. */
+void op_set_compute(op_dtype dt);
+op_dtype op_compute(void);
 
 /* GroupNorm over x[B,C,HW] with G groups, affine gamma/beta[C]; silu != 0
  * applies SiLU after the affine (fused GroupNorm+SiLU). y may equal x. */

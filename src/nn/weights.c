@@ -210,6 +210,11 @@ static sdc_status get_param(weights *w, const char *name, const float **out, int
     *out = NULL;
     const st_tensor *t = weights_find(w, name);
     const char *file = w->nfiles ? w->files[0].path : "(no file)";
+    if (!t && w->synthesize == 2 && ndim >= 0) {
+        SDC_TRY(weights_add_view(w, name, ST_F32, ndim, shape, NULL, 0));
+        w->nparams += weights_find(w, name)->numel;
+        return SDC_OK;
+    }
     if (!t && w->synthesize && ndim >= 0) return synthesize(w, name, out, ndim, shape);
     if (!t) return sdc_fail(SDC_ERR_FORMAT, "%s: missing tensor '%s%s'", file, w->prefix, name);
     if (ndim >= 0) {

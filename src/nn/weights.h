@@ -23,7 +23,9 @@ typedef struct {
     void **owned;
     int nowned, cap;
     int64_t nparams; /* parameters handed out so far */
-    int synthesize;  /* benchmarks: make missing tensors up (random, fixed seed) instead of failing */
+    int synthesize;  /* benchmarks: make missing tensors up (random, fixed seed) instead of failing;
+                        2: only record each one's name and shape as a view without data (tools that
+                        write random-weight model files; the model must not be run) */
     uint64_t synth_state;
     st_tensor *views; /* extra tensors by name (single-file key maps): checked before the files */
     int nviews, views_cap, views_sorted;

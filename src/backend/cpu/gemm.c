@@ -1,5 +1,6 @@
-/* gemm.c - the GEMM driver: cache blocking, packing, edge tiles, the split of
- * one GEMM between the threads of one OpenMP team, and per-thread scratch.
+/* gemm.c - the GEMM driver: cache blocking, edge tiles, the split of one GEMM
+ * between the threads of one OpenMP team, and per-thread scratch (the
+ * packers are in gemm_pack.c).
  * Loop order (per thread): rows in blocks of mc, k in blocks of kc (pack the
  * A block), columns in blocks of nc (pack the B block), then every A sliver
  * against every B sliver. */
@@ -12,7 +13,7 @@
 #include "backend/ops.h"
 
 /* ---- per-thread scratch, freed when the thread ends */
-#define SCRATCH_SLOTS 4
+#define SCRATCH_SLOTS 10
 typedef struct {
     float *p[SCRATCH_SLOTS];
     int64_t n[SCRATCH_SLOTS];
@@ -47,31 +48,6 @@ float *cpu_scratch(int slot, int64_t nfloats) {
         s->n[slot] = nfloats;
     }
     return s->p[slot];
-}
-
-/* ---- packers for strided float32 matrices */
-void gemm_pack_strided(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst) {
-    const gemm_strided *m = ctx;
-    for (int64_t s = 0; s < n; s += R, dst += R * kc) {
-        int64_t w = n - s < R ? n - s : R;
-        const float *src = m->p + (x0 + s) * m->sx + k0 * m->sk;
-        if (m->sx == 1) { /* k-major source: each k row is R contiguous floats */
-            for (int64_t k = 0; k < kc; k++) {
-                memcpy(dst + k * R, src + k * m->sk, (size_t)w * sizeof(float));
-                for (int64_t r = w; r < R; r++) dst[k * R + r] = 0.0f;
-            }
-        } else if (m->sk == 1) { /* x-major source: transpose while copying */
-            for (int64_t r = 0; r < w; r++) {
-                const float *row = src + r * m->sx;
-                for (int64_t k = 0; k < kc; k++) dst[k * R + r] = row[k];
-            }
-            for (int64_t r = w; r < R; r++)
-                for (int64_t k = 0; k < kc; k++) dst[k * R + r] = 0.0f;
-        } else {
-            for (int64_t k = 0; k < kc; k++)
-                for (int64_t r = 0; r < R; r++) dst[k * R + r] = r < w ? src[r * m->sx + k * m->sk] : 0.0f;
-        }
-    }
 }
 
 /* ---- one thread's block of C */
@@ -114,7 +90,7 @@ sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int6
     /* A read in place (rows whose stride is not a multiple of 2 KiB, which
      * would pile them into the same L1 sets): no row blocking needed, so B
      * is packed once per (k, column) block */
-    int direct = d->a_direct && ar->kernel_direct && d->lda % 512;
+    int direct = !d->a_packed && d->a_direct && ar->kernel_direct && d->lda % 512;
     int64_t KC = ar->kc, MC = direct ? m1 - m0 : ar->mc, NC = ar->nc;
     if (m1 <= m0 || n1 <= n0) return SDC_OK;
     if (d->K == 0) { /* C = bias (or unchanged) */
@@ -125,11 +101,12 @@ sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int6
                                      (d->col_bias ? *col_bias_at(d, j) : 0.0f);
         return SDC_OK;
     }
+    if (!d->f32_only && gemm_use_bf16(ar)) return gemm_serial_bf16(d, ar, m0, m1, n0, n1);
     int64_t mc_max = MC < m1 - m0 ? MC : m1 - m0, nc_max = NC < n1 - n0 ? NC : n1 - n0;
     int64_t kc_max = KC < d->K ? KC : d->K;
-    float *ap = cpu_scratch(0, (direct ? MR : (mc_max + MR - 1) / MR * MR) * kc_max);
+    float *ap = d->a_packed ? NULL : cpu_scratch(0, (direct ? MR : (mc_max + MR - 1) / MR * MR) * kc_max);
     float *bp = d->b_packed ? NULL : cpu_scratch(1, ((nc_max + NR - 1) / NR) * NR * kc_max);
-    if (!ap || (!bp && !d->b_packed)) return SDC_ERR_NOMEM;
+    if ((!ap && !d->a_packed) || (!bp && !d->b_packed)) return SDC_ERR_NOMEM;
     /* A read in place: only a last partial sliver of rows is packed */
     gemm_strided adesc = {d->a_direct, d->lda, 1};
     gemm_pack_fn pack_a = d->a_direct ? gemm_pack_strided : d->pack_a;
@@ -139,13 +116,14 @@ sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int6
         for (int64_t pc = 0; pc < d->K; pc += KC) {
             int64_t kc = d->K - pc < KC ? d->K - pc : KC;
             int load_c = pc > 0 || d->accumulate;
-            if (!direct) pack_a(a_ctx, ic, mc, pc, kc, MR, ap);
+            if (d->a_packed) ap = (float *)d->a_packed + ic * d->K + pc * MR; /* slivers MR*K apart */
+            else if (!direct) pack_a(a_ctx, ic, mc, pc, kc, MR, ap);
             else if (mc % MR) gemm_pack_strided(&adesc, ic + mc / MR * MR, mc % MR, pc, kc, MR, ap);
             for (int64_t jc = n0; jc < n1; jc += NC) {
                 int64_t nc = n1 - jc < NC ? n1 - jc : NC;
                 if (!d->b_packed) d->pack_b(d->b_ctx, jc, nc, pc, kc, NR, bp);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
-                    const float *as = direct ? ap : ap + ir * kc;
+                    const float *as = direct ? ap : ap + ir * (d->a_packed ? d->K : kc);
                     int64_t i = ic + ir, mr = mc - ir < MR ? mc - ir : MR;
                     const float *adir = direct && mr == MR ? d->a_direct + i * d->lda + pc : NULL;
                     for (int64_t jr = 0; jr < nc; jr += NR) {

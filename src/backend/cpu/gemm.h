@@ -37,12 +37,21 @@ typedef struct {
     int kc, mc, nc;       /* cache blocks: k depth, rows of A per block, columns of B per block */
     gemm_kernel_fn kernel;
     gemm_kernel_direct_fn kernel_direct; /* NULL: always pack A */
+    int vec;                             /* vector ISA of the other ops: 2 AVX-512, 1 AVX2+FMA, 0 portable C */
 } gemm_arch;
+
+/* The vector ISA the elementwise/norm/softmax code uses (follows the GEMM choice). */
+#define CPU_VEC() (gemm_arch_get()->vec)
 
 /* The kernel set for this CPU (SDC_GEMM_ISA=avx512|avx2|generic overrides for
  * testing; an unsupported choice falls back to the best available). */
 const gemm_arch *gemm_arch_get(void);
 const gemm_arch *gemm_arch_named(const char *name); /* NULL when this CPU cannot run it */
+/* A variant of `a` with the same B panels (nr) whose row tile divides M
+ * when `a`'s does not (e.g. 8 rows for M = 40); else `a` itself. */
+const gemm_arch *gemm_arch_for_rows(const gemm_arch *a, int64_t M);
+/* Tests: make every op use `a` (NULL: back to the automatic choice). */
+void gemm_arch_force(const gemm_arch *a);
 
 typedef struct {
     int64_t M, N, K;
@@ -50,6 +59,7 @@ typedef struct {
     const void *a_ctx;
     const float *a_direct; /* or A row-major in place: (i, k) at a_direct[i * lda + k] */
     int64_t lda;
+    const float *a_packed; /* or A already packed for all of K: sliver s at a_packed + s * mr * K */
     gemm_pack_fn pack_b;  /* B columns (R = nr) */
     const void *b_ctx;
     const float *b_packed; /* or B already packed for all of K: sliver s at b_packed + s * nr * K */
@@ -61,6 +71,8 @@ typedef struct {
     const float *row_bias; /* [M] or NULL */
     const float *col_bias; /* [N] or NULL (with c_cols > 0: indexed j % c_cols) */
     int accumulate;        /* C += A.B instead of C = A.B */
+    int f32_only;          /* stay float32 under op_set_compute(OP_BF16) (Winograd: transformed
+                              operands lose too much when rounded to bf16) */
 } gemm_desc;
 
 /* Run on op_threads() threads (or inline, single-threaded, when called from
@@ -77,7 +89,23 @@ typedef struct {
 } gemm_strided;
 void gemm_pack_strided(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst);
 
-/* Per-thread scratch that lives as long as the thread (grown on demand). */
+/* The same for 16-bit floats (IEEE half, or bfloat16 when bf16), widened. */
+typedef struct {
+    const uint16_t *p;
+    int64_t sx, sk;
+    int bf16;
+} gemm_strided16;
+void gemm_pack_strided16(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst);
+float gemm_half_to_float(uint16_t h);
+
+/* The bfloat16 path (gemm_bf16.c), taken by gemm_serial while
+ * op_set_compute(OP_BF16) is in force and `ar` is the AVX-512 tile. */
+int gemm_bf16_available(void);
+int gemm_use_bf16(const gemm_arch *ar);
+sdc_status gemm_serial_bf16(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+/* Per-thread scratch that lives as long as the thread (grown on demand);
+ * slots: 0-1 GEMM panels, 2-3 attention, 4-6 Winograd, 7-8 bf16 panels. */
 float *cpu_scratch(int slot, int64_t nfloats);
 
 #endif

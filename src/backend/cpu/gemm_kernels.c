@@ -30,53 +30,58 @@ static void kernel_generic(int64_t kc, const float *a, const float *b, float *c,
 
 #ifdef SDC_X86
 
-/* ---- AVX-512: 12 x 32 (24 accumulators of 16 floats, 2 B vectors, 1 broadcast) */
+/* ---- AVX-512: MR x 32 for MR = 12 (the GEMM tile: 24 accumulators of 16
+ * floats, 2 B vectors, 1 broadcast) and MR = 8 (for matrices of 8k rows,
+ * e.g. V^T in attention with head sizes 40, 64, 80, 160) */
 #define R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define R8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-__attribute__((target("avx512f"), always_inline)) static inline void
-body_avx512(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b, float *c, int64_t ldc, int load_c,
-            const float *rb, const float *cb) {
-#define DECL(i) __m512 c##i##0, c##i##1;
-    R12(DECL)
-#undef DECL
-    if (load_c) {
-#define LD(i)                                        \
+#define K512_DECL(i) __m512 c##i##0, c##i##1;
+#define K512_LD(i)                                   \
     c##i##0 = _mm512_loadu_ps(c + (i) * ldc);        \
     c##i##1 = _mm512_loadu_ps(c + (i) * ldc + 16);
-        R12(LD)
-#undef LD
-    } else {
-        __m512 z = _mm512_setzero_ps();
-        __m512 b0 = cb ? _mm512_loadu_ps(cb) : z, b1 = cb ? _mm512_loadu_ps(cb + 16) : z;
-#define INIT(i)                                               \
-    {                                                         \
-        __m512 r = rb ? _mm512_set1_ps(rb[i]) : z;            \
-        c##i##0 = _mm512_add_ps(b0, r);                       \
-        c##i##1 = _mm512_add_ps(b1, r);                       \
+#define K512_INIT(i)                                 \
+    {                                                \
+        __m512 r = rb ? _mm512_set1_ps(rb[i]) : z;   \
+        c##i##0 = _mm512_add_ps(b0, r);              \
+        c##i##1 = _mm512_add_ps(b1, r);              \
     }
-        R12(INIT)
-#undef INIT
-    }
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch((const char *)(b + 32 * 8), _MM_HINT_T0);
-#define FMA(i)                                                \
+#define K512_FMA(i)                                           \
     {                                                         \
         __m512 ai = _mm512_set1_ps(a[(i) * ars]);             \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);           \
         c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);           \
     }
-        R12(FMA)
-#undef FMA
-        a += acs;
-        b += 32;
-    }
-#define ST(i)                                         \
-    _mm512_storeu_ps(c + (i) * ldc, c##i##0);         \
+#define K512_ST(i)                                   \
+    _mm512_storeu_ps(c + (i) * ldc, c##i##0);        \
     _mm512_storeu_ps(c + (i) * ldc + 16, c##i##1);
-    R12(ST)
-#undef ST
-}
+
+/* A element (i, k) at a[i * ars + k * acs]: packed slivers (ars 1, acs MR)
+ * or rows read in place (ars lda, acs 1). */
+#define K512_BODY(NAME, ROWS)                                                                                   \
+    __attribute__((target("avx512f"), always_inline)) static inline void NAME(                                \
+        int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b, float *c, int64_t ldc, int load_c, \
+        const float *rb, const float *cb) {                                                                     \
+        ROWS(K512_DECL)                                                                                         \
+        if (load_c) {                                                                                           \
+            ROWS(K512_LD)                                                                                       \
+        } else {                                                                                                \
+            __m512 z = _mm512_setzero_ps();                                                                     \
+            __m512 b0 = cb ? _mm512_loadu_ps(cb) : z, b1 = cb ? _mm512_loadu_ps(cb + 16) : z;                   \
+            ROWS(K512_INIT)                                                                                     \
+        }                                                                                                       \
+        for (int64_t k = 0; k < kc; k++) {                                                                      \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                         \
+            _mm_prefetch((const char *)(b + 32 * 8), _MM_HINT_T0);                                              \
+            ROWS(K512_FMA)                                                                                      \
+            a += acs;                                                                                           \
+            b += 32;                                                                                            \
+        }                                                                                                       \
+        ROWS(K512_ST)                                                                                           \
+    }
+
+K512_BODY(body_avx512, R12)
+K512_BODY(body_avx512_8, R8)
 
 /* ---- AVX2 + FMA: 6 x 16 (12 accumulators of 8 floats) */
 #define R6(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -136,6 +141,16 @@ __attribute__((target("avx512f"))) static void kernel_avx512_direct(int64_t kc, 
                                                                     int load_c, const float *rb, const float *cb) {
     body_avx512(kc, a, lda, 1, b, c, ldc, load_c, rb, cb);
 }
+__attribute__((target("avx512f"))) static void kernel_avx512_8(int64_t kc, const float *a, const float *b, float *c,
+                                                               int64_t ldc, int load_c, const float *rb,
+                                                               const float *cb) {
+    body_avx512_8(kc, a, 1, 8, b, c, ldc, load_c, rb, cb);
+}
+__attribute__((target("avx512f"))) static void kernel_avx512_8_direct(int64_t kc, const float *a, int64_t lda,
+                                                                      const float *b, float *c, int64_t ldc,
+                                                                      int load_c, const float *rb, const float *cb) {
+    body_avx512_8(kc, a, lda, 1, b, c, ldc, load_c, rb, cb);
+}
 __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const float *a, const float *b, float *c,
                                                             int64_t ldc, int load_c, const float *rb,
                                                             const float *cb) {
@@ -150,10 +165,11 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2_direct(int64_t kc, c
 
 /* Cache blocks: an A sliver (mr x kc) stays in L1 while B slivers stream
  * from a kc x nc block kept in L2; mc rows of A are packed per block. */
-static const gemm_arch arch_generic = {"generic", 4, 16, 256, 512, 256, kernel_generic, NULL};
+static const gemm_arch arch_generic = {"generic", 4, 16, 256, 512, 256, kernel_generic, NULL, 0};
 #ifdef SDC_X86
-static const gemm_arch arch_avx512 = {"avx512", 12, 32, 384, 480, 480, kernel_avx512, kernel_avx512_direct};
-static const gemm_arch arch_avx2 = {"avx2", 6, 16, 384, 480, 480, kernel_avx2, kernel_avx2_direct};
+static const gemm_arch arch_avx512 = {"avx512", 12, 32, 384, 480, 480, kernel_avx512, kernel_avx512_direct, 2};
+static const gemm_arch arch_avx512_8 = {"avx512", 8, 32, 384, 480, 480, kernel_avx512_8, kernel_avx512_8_direct, 2};
+static const gemm_arch arch_avx2 = {"avx2", 6, 16, 384, 480, 480, kernel_avx2, kernel_avx2_direct, 1};
 #endif
 
 const gemm_arch *gemm_arch_named(const char *name) {
@@ -166,8 +182,18 @@ const gemm_arch *gemm_arch_named(const char *name) {
     return NULL;
 }
 
+static const gemm_arch *chosen;
+
+void gemm_arch_force(const gemm_arch *a) { __atomic_store_n(&chosen, a, __ATOMIC_RELEASE); }
+
+const gemm_arch *gemm_arch_for_rows(const gemm_arch *a, int64_t M) {
+#ifdef SDC_X86
+    if (a == &arch_avx512 && M % 12 && M % 8 == 0) return &arch_avx512_8;
+#endif
+    return a;
+}
+
 const gemm_arch *gemm_arch_get(void) {
-    static const gemm_arch *chosen;
     const gemm_arch *a = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
     if (a) return a;
     const char *env = getenv("SDC_GEMM_ISA");

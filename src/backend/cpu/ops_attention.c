@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
 
@@ -129,8 +130,8 @@ __attribute__((target("avx2,fma"))) static void softmax_avx2(float *s, int nsl, 
 
 static softmax_fn pick_softmax(const gemm_arch *ar) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (!strcmp(ar->name, "avx512")) return softmax_avx512;
-    if (!strcmp(ar->name, "avx2")) return softmax_avx2;
+    if (ar->vec == 2) return softmax_avx512;
+    if (ar->vec == 1) return softmax_avx2;
 #endif
     return softmax_generic;
 }
@@ -143,35 +144,55 @@ typedef struct {
     float *out;
     const gemm_arch *ar;
     softmax_fn softmax;
+    float *vp; /* non-causal: V^T of every (batch, head) packed once, [B][heads][dhp * Nk] */
+    int heads;
 } attn_job;
+
+/* Keys per block: a multiple of the row tile, so only the last block has an edge. */
+static int key_block(int nkeys, int mr) {
+    int nkb = (nkeys + KEYS_BLOCK - 1) / KEYS_BLOCK, BK = (nkeys + nkb - 1) / nkb;
+    return (BK + mr - 1) / mr * mr;
+}
+
+/* V^T of keys [0, nkeys) of one head as A panels of av->mr rows, block by block. */
+static void pack_vt(const attn_job *J, const float *vh, int nkeys, const gemm_arch *av, float *Vp) {
+    int BK = key_block(nkeys, J->ar->mr), dhp = (J->dh + av->mr - 1) / av->mr * av->mr;
+    for (int k0 = 0; k0 < nkeys; k0 += BK) {
+        int nk = nkeys - k0 < BK ? nkeys - k0 : BK;
+        gemm_strided vt = {vh + (int64_t)k0 * J->kv_ld, 1, J->kv_ld};
+        gemm_pack_strided(&vt, 0, J->dh, 0, nk, av->mr, Vp + (int64_t)k0 * dhp);
+    }
+}
 
 /* One (batch b, head h, queries [q0, q0+nq)) task; returns nonzero on OOM. */
 static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
-    const gemm_arch *ar = J->ar;
+    const gemm_arch *ar = J->ar, *av = gemm_arch_for_rows(ar, J->dh);
     int NR = ar->nr, nsl = (nq + NR - 1) / NR, nqp = nsl * NR, dh = J->dh;
-    int nkb = (J->Nk + KEYS_BLOCK - 1) / KEYS_BLOCK, BK = (J->Nk + nkb - 1) / nkb;
-    if (J->causal && q0 + nq < J->Nk) { /* keys past the last query are masked for every query */
-        nkb = (q0 + nq + KEYS_BLOCK - 1) / KEYS_BLOCK;
-        BK = (q0 + nq + nkb - 1) / nkb;
-    }
+    int nkeys = J->causal && q0 + nq < J->Nk ? q0 + nq : J->Nk; /* later keys are masked for every query */
+    int BK = key_block(nkeys, ar->mr), nkb = (nkeys + BK - 1) / BK;
+    int dhp = (dh + av->mr - 1) / av->mr * av->mr;
     float *S = cpu_scratch(2, (int64_t)BK * nqp);
-    float *O = cpu_scratch(3, (int64_t)dh * nqp + 3 * nqp);
+    float *O = cpu_scratch(3, (int64_t)dh * nqp + 3 * nqp + (int64_t)nqp * dh + (J->vp ? 0 : (int64_t)dhp * nkeys));
     if (!S || !O) return 1;
     float *m = O + (int64_t)dh * nqp, *l = m + nqp, *corr = l + nqp;
+    float *Qp = corr + nqp;             /* Q^T panels [nsl][dh][NR] */
+    float *Vp = J->vp ? J->vp + ((int64_t)b * J->heads + h) * dhp * J->Nk
+                      : Qp + (int64_t)nqp * dh; /* V^T per key block: [block][dhp/mr][nk][mr] */
     const float *qb = J->q + ((int64_t)b * J->Nq + q0) * J->q_ld + (int64_t)h * dh;
+    const float *kh = J->k + (int64_t)b * J->Nk * J->kv_ld + (int64_t)h * dh;
+    const float *vh = J->v + (int64_t)b * J->Nk * J->kv_ld + (int64_t)h * dh;
     gemm_strided qt = {qb, J->q_ld, 1};
+    gemm_pack_strided(&qt, 0, nq, 0, dh, NR, Qp);
+    if (!J->vp) pack_vt(J, vh, nkeys, av, Vp);
     for (int kb = 0; kb < nkb; kb++) {
-        int k0 = kb * BK, nk = J->Nk - k0 < BK ? J->Nk - k0 : BK;
-        if (J->causal && k0 + nk > q0 + nq) nk = q0 + nq - k0;
-        if (nk <= 0) break;
-        const float *kbase = J->k + ((int64_t)b * J->Nk + k0) * J->kv_ld + (int64_t)h * dh;
-        const float *vbase = J->v + ((int64_t)b * J->Nk + k0) * J->kv_ld + (int64_t)h * dh;
+        int k0 = kb * BK, nk = nkeys - k0 < BK ? nkeys - k0 : BK;
+        const float *kbase = kh + (int64_t)k0 * J->kv_ld;
         /* S^T[nk, nq] = K . Q^T, written as NR-wide panels (sliver s at S + s*NR*nk) */
         if (nq % NR) memset(S + (int64_t)(nsl - 1) * NR * nk, 0, (size_t)NR * nk * sizeof(float));
         gemm_strided ka = {kbase, J->kv_ld, 1};
         gemm_desc ds = {.M = nk, .N = nq, .K = dh, .pack_a = gemm_pack_strided, .a_ctx = &ka, .a_direct = kbase,
-                        .lda = J->kv_ld, .pack_b = gemm_pack_strided, .b_ctx = &qt, .C = S, .ldc = NR,
-                        .c_cols = NR, .c_batch_stride = (int64_t)NR * nk};
+                        .lda = J->kv_ld, .b_packed = Qp, .C = S, .ldc = NR, .c_cols = NR,
+                        .c_batch_stride = (int64_t)NR * nk};
         if (gemm_serial(&ds, ar, 0, nk, 0, nq)) return 1;
         if (J->causal)
             for (int i = 0; i < nq; i++)
@@ -182,10 +203,9 @@ static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
             for (int d = 0; d < dh; d++)
                 for (int i = 0; i < nq; i++) O[(int64_t)d * nqp + i] *= corr[i];
         /* O^T[dh, nq] (+)= V^T . P^T with P^T the panels just written */
-        gemm_strided vt = {vbase, 1, J->kv_ld};
-        gemm_desc dp = {.M = dh, .N = nq, .K = nk, .pack_a = gemm_pack_strided, .a_ctx = &vt, .b_packed = S,
-                        .C = O, .ldc = nqp, .accumulate = kb > 0};
-        if (gemm_serial(&dp, ar, 0, dh, 0, nq)) return 1;
+        gemm_desc dp = {.M = dh, .N = nq, .K = nk, .a_packed = Vp + (int64_t)k0 * dhp, .b_packed = S, .C = O,
+                        .ldc = nqp, .accumulate = kb > 0};
+        if (gemm_serial(&dp, av, 0, dh, 0, nq)) return 1;
     }
     float *ob = J->out + ((int64_t)b * J->Nq + q0) * J->out_ld + (int64_t)h * dh;
     for (int i = 0; i < nq; i++) {
@@ -197,19 +217,35 @@ static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
 
 sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                         int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
+    PROF_BEGIN();
     const gemm_arch *ar = gemm_arch_get();
-    attn_job J = {q, k, v, q_ld, kv_ld, (int64_t)heads * dh, Nq, Nk, dh, causal, scale, out, ar, pick_softmax(ar)};
+    attn_job J = {q,     k,  v,  q_ld, kv_ld, (int64_t)heads * dh, Nq, Nk, dh, causal, scale, out, ar,
+                  pick_softmax(ar), NULL, heads};
     int BQ = QUERY_SLIVERS * ar->nr, nqb = (Nq + BQ - 1) / BQ;
     int64_t tasks = (int64_t)B * heads * nqb;
-    op_flops_add(4.0 * B * heads * (double)Nq * (double)Nk * dh);
+    double flops = 4.0 * B * heads * (double)Nq * (double)Nk * dh;
+    op_flops_add(flops);
     int nthr = omp_in_parallel() ? 1 : op_threads(), failed = 0;
     if (nthr > tasks) nthr = (int)tasks;
+    /* V^T is shared by all query blocks of a head: pack it once (causal
+     * tasks see different key counts and pack their own) */
+    const gemm_arch *av = gemm_arch_for_rows(ar, dh);
+    int64_t dhp = (dh + av->mr - 1) / av->mr * av->mr;
+    if (!causal && nqb > 1) {
+        J.vp = cpu_scratch(4, (int64_t)B * heads * dhp * Nk);
+        if (!J.vp) return sdc_fail(SDC_ERR_NOMEM, "out of memory in attention (%d x %d tokens)", Nq, Nk);
+#pragma omp parallel for schedule(dynamic) num_threads(nthr)
+        for (int bh = 0; bh < B * heads; bh++)
+            pack_vt(&J, v + (int64_t)(bh / heads) * Nk * kv_ld + (int64_t)(bh % heads) * dh, Nk, av,
+                    J.vp + (int64_t)bh * dhp * Nk);
+    }
 #pragma omp parallel for schedule(dynamic) num_threads(nthr) reduction(| : failed)
     for (int64_t t = 0; t < tasks; t++) {
         int qb = (int)(t % nqb), h = (int)(t / nqb % heads), b = (int)(t / nqb / heads);
         int q0 = qb * BQ, nq = Nq - q0 < BQ ? Nq - q0 : BQ;
         failed |= attn_task(&J, b, h, q0, nq);
     }
+    PROF_END(PROF_ATTENTION, flops);
     if (failed) return sdc_fail(SDC_ERR_NOMEM, "out of memory in attention (%d x %d tokens)", Nq, Nk);
     return SDC_OK;
 }

@@ -4,9 +4,12 @@
  * (row runs of contiguous pixels, zeros where the kernel overhangs the
  * border). The weights are read in place, the bias seeds the accumulators
  * and the output is written once, in NCHW, for the whole batch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/profile.h"
+#include "backend/cpu/winograd.h"
 #include "backend/ops.h"
 
 typedef struct {
@@ -73,15 +76,37 @@ static void pack_conv(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_
 
 sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
                      int stride, int pad, float *y) {
+    return op_conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
+}
+
+sdc_status op_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
+                       int k, int stride, int pad, float *y) {
+    PROF_BEGIN();
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo, CK = (int64_t)C * k * k;
-    op_flops_add(2.0 * B * (double)O * (double)HWo * (double)CK);
+    double flops = 2.0 * B * (double)O * (double)HWo * (double)CK;
+    op_flops_add(flops);
+    if (k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(B, C, H, W, O)) {
+        sdc_status st = conv3x3_winograd(x, B, C, H, W, w, wt, b, O, y);
+        PROF_END(PROF_CONV3, flops);
+        return st;
+    }
     conv_src cs = {x, C, H, W, k, stride, pad, Ho, Wo};
     if (k == 1 && stride == 1 && pad == 0) /* pointwise: each image is one long row */
         cs = (conv_src){x, C, 1, H * W, 1, 1, 0, 1, H * W};
+    /* float32 weights are read in place; 16-bit ones are widened into A panels */
     gemm_strided wa = {w, CK, 1};
+    gemm_strided16 wa16 = {w, CK, 1, wt == OP_BF16};
     gemm_desc d = {.M = O, .N = (int64_t)B * HWo, .K = CK, .pack_a = gemm_pack_strided, .a_ctx = &wa,
                    .a_direct = w, .lda = CK, .pack_b = pack_conv, .b_ctx = &cs, .C = y, .ldc = HWo,
                    .c_cols = HWo, .c_batch_stride = (int64_t)O * HWo, .row_bias = b};
-    return gemm_run(&d, gemm_arch_get());
+    if (wt != OP_F32) {
+        d.pack_a = gemm_pack_strided16;
+        d.a_ctx = &wa16;
+        d.a_direct = NULL;
+    }
+    sdc_status st = gemm_run(&d, gemm_arch_get());
+    PROF_END(k == 3 && stride == 1 ? PROF_CONV3 : k == 1 && stride == 1 && pad == 0 ? PROF_CONV1 : PROF_CONV_OTHER,
+             flops);
+    return st;
 }

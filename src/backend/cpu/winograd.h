@@ -1,0 +1,20 @@
+/* winograd.h - 3x3 stride-1 pad-1 convolution by Winograd F(2x2, 3x3) or
+ * F(4x4, 3x3) (conv_winograd.c), used by op_conv2d where it pays off.
+ * SDC_WINOGRAD=0 turns it off, =2 allows only F(2x2, 3x3). */
+#ifndef SDC_BACKEND_CPU_WINOGRAD_H
+#define SDC_BACKEND_CPU_WINOGRAD_H
+
+#include "backend/ops.h"
+#include "core/status.h"
+
+/* Whether a Winograd variant beats the direct implicit GEMM for this shape. */
+int winograd_worthwhile(int B, int C, int H, int W, int O);
+/* y[B,O,H,W] = conv3x3(x[B,C,H,W], w[O,C,3,3] of type wt, pad 1) + bias[O]
+ * (bias may be NULL) */
+sdc_status conv3x3_winograd(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                            const float *bias, int O, float *y);
+/* The same with the output tile forced: m = 2 or 4 (tests). */
+sdc_status conv3x3_winograd_m(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                              const float *bias, int O, float *y, int m);
+
+#endif
