@@ -11,6 +11,62 @@
 #include "backend/ops.h"
 #include "bench_common.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <omp.h>
+
+/* The arithmetic limit: independent FMA chains, no memory traffic. */
+#define CH(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+__attribute__((target("avx512f"))) static float fma_loop(long n) {
+    __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+#define DF(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define FF(i) a##i = _mm512_fmadd_ps(a##i, b, c);
+#define SF(i) s = _mm512_add_ps(s, a##i);
+    CH(DF)
+    for (long k = 0; k < n; k++) { CH(FF) }
+    __m512 s = _mm512_setzero_ps();
+    CH(SF)
+    return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx512f,avx512bf16"))) static float bf16_loop(long n) {
+    __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f80);
+#define DB(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define FB(i) a##i = _mm512_dpbf16_ps(a##i, b, b);
+    CH(DB)
+    for (long k = 0; k < n; k++) { CH(FB) }
+    __m512 s = _mm512_setzero_ps();
+    CH(SF)
+    return _mm512_reduce_add_ps(s);
+}
+
+static void arithmetic_peaks(void) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return;
+    long n = 50000000;
+    int T = op_threads(), bf = __builtin_cpu_supports("avx512bf16") != 0;
+    for (int kind = 0; kind < 1 + bf; kind++) {
+        double best = 1e30;
+        volatile float sink = 0;
+        for (int r = 0; r < 3; r++) {
+            double t0 = bench_now();
+#pragma omp parallel num_threads(T)
+            {
+                float v = kind ? bf16_loop(n) : fma_loop(n);
+#pragma omp atomic
+                sink += v;
+            }
+            double t = bench_now() - t0;
+            if (t < best) best = t;
+        }
+        /* fp32: 12 chains x 16 lanes x 2 flops; bf16: twice that (two products per lane) */
+        printf("%s peak (%d threads, registers only): %.1f GFLOP/s\n", kind ? "VDPBF16PS bf16" : "AVX-512 FMA fp32",
+               T, (double)T * n * 12 * 16 * 2 * (kind ? 2 : 1) / best / 1e9);
+    }
+}
+#else
+static void arithmetic_peaks(void) {}
+#endif
+
 typedef struct {
     const char *what;
     int M, N, K;
@@ -34,6 +90,7 @@ int main(int argc, char **argv) {
     }
     op_set_threads(threads);
     printf("threads: %d, compute %s\n", op_threads(), op_compute() == OP_BF16 ? "bf16" : "f32");
+    arithmetic_peaks();
     const char *isas[] = {"avx512", "avx2", "avx512", "avx2", "generic"};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const shape *sh = &shapes[s];

@@ -1,7 +1,8 @@
 /* ops.h - the numeric operations the models are built from (float32, NCHW).
- * One interface; src/backend/cpu/ implements it with OpenBLAS GEMMs and
- * OpenMP loops. Functions that allocate scratch return sdc_status; pure
- * loops return nothing. Shapes are in the comments beside each op. */
+ * One interface; src/backend/cpu/ implements it with its own GEMM kernels
+ * (AVX-512 / AVX2 chosen at run time) and OpenMP loops. Functions that
+ * allocate scratch return sdc_status; pure loops return nothing. Shapes are
+ * in the comments beside each op. */
 #ifndef SDC_BACKEND_OPS_H
 #define SDC_BACKEND_OPS_H
 

@@ -1,5 +1,6 @@
-/* ops_gemm.c - thread count, FLOP counter and the linear layer on the
- * backend's own GEMM (gemm.h). Convolutions are in ops_conv.c. */
+/* ops_gemm.c - thread count, allocator tuning, FLOP counter and the linear
+ * layer (float32 or 16-bit weights) on the backend's own GEMM (gemm.h).
+ * Convolutions are in ops_conv.c. */
 #include <cblas.h>
 #include <omp.h>
 #ifdef __GLIBC__
