@@ -51,38 +51,14 @@ float *cpu_scratch(int slot, int64_t nfloats) {
 }
 
 /* ---- one thread's block of C */
-static inline float *c_at(const gemm_desc *d, int64_t i, int64_t j) {
-    if (d->c_cols > 0) return d->C + (j / d->c_cols) * d->c_batch_stride + i * d->ldc + j % d->c_cols;
-    return d->C + i * d->ldc + j;
-}
-
-static inline const float *col_bias_at(const gemm_desc *d, int64_t j) {
-    if (!d->col_bias) return NULL;
-    return d->col_bias + (d->c_cols > 0 ? j % d->c_cols : j);
-}
-
-/* A tile that is cut by the edge of C or by a batch boundary goes through a
- * dense MR x NR buffer. */
 static void edge_tile(const gemm_desc *d, const gemm_arch *ar, int64_t kc, const float *ap, const float *adir,
                       const float *bp, int64_t i, int64_t j, int64_t mr, int64_t nr, int load_c) {
     float t[32 * 32];
-    int MR = ar->mr, NR = ar->nr;
-    for (int r = 0; r < MR; r++)
-        for (int q = 0; q < NR; q++) {
-            float v = 0.0f;
-            if (r < mr && q < nr) {
-                if (load_c) v = *c_at(d, i + r, j + q);
-                else {
-                    if (d->row_bias) v += d->row_bias[i + r];
-                    if (d->col_bias) v += *col_bias_at(d, j + q);
-                }
-            }
-            t[r * NR + q] = v;
-        }
+    int NR = ar->nr;
+    edge_tile_fill(d, t, ar->mr, NR, i, j, mr, nr, load_c);
     if (adir) ar->kernel_direct(kc, adir, d->lda, bp, t, NR, 1, NULL, NULL);
     else ar->kernel(kc, ap, bp, t, NR, 1, NULL, NULL);
-    for (int r = 0; r < mr; r++)
-        for (int q = 0; q < nr; q++) *c_at(d, i + r, j + q) = t[r * NR + q];
+    edge_tile_store(d, t, NR, i, j, mr, nr);
 }
 
 sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

@@ -77,6 +77,42 @@ typedef struct {
 
 /* Run on op_threads() threads (or inline, single-threaded, when called from
  * inside a parallel region). Fails only when scratch cannot be allocated. */
+/* Element (i, j) of C, where j may run across batches of c_cols columns. */
+static inline float *c_at(const gemm_desc *d, int64_t i, int64_t j) {
+    if (d->c_cols > 0) return d->C + (j / d->c_cols) * d->c_batch_stride + i * d->ldc + j % d->c_cols;
+    return d->C + i * d->ldc + j;
+}
+
+static inline const float *col_bias_at(const gemm_desc *d, int64_t j) {
+    if (!d->col_bias) return NULL;
+    return d->col_bias + (d->c_cols > 0 ? j % d->c_cols : j);
+}
+
+/* A tile cut by the edge of C or by a batch boundary goes through a dense
+ * MR x NR buffer t: fill it with C (load_c) or the biases, run the kernel on
+ * it, then store back the mr x nr part that exists. */
+static inline void edge_tile_fill(const gemm_desc *d, float *t, int MR, int NR, int64_t i, int64_t j, int64_t mr,
+                                  int64_t nr, int load_c) {
+    for (int r = 0; r < MR; r++)
+        for (int q = 0; q < NR; q++) {
+            float v = 0.0f;
+            if (r < mr && q < nr) {
+                if (load_c) v = *c_at(d, i + r, j + q);
+                else {
+                    if (d->row_bias) v += d->row_bias[i + r];
+                    if (d->col_bias) v += *col_bias_at(d, j + q);
+                }
+            }
+            t[r * NR + q] = v;
+        }
+}
+
+static inline void edge_tile_store(const gemm_desc *d, const float *t, int NR, int64_t i, int64_t j, int64_t mr,
+                                   int64_t nr) {
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < nr; q++) *c_at(d, i + r, j + q) = t[r * NR + q];
+}
+
 sdc_status gemm_run(const gemm_desc *d, const gemm_arch *arch);
 /* The same on one thread, on the sub-block rows [m0,m1) x columns [n0,n1). */
 sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *arch, int64_t m0, int64_t m1, int64_t n0, int64_t n1);

@@ -108,16 +108,6 @@ KB_KERNEL(kernel_bf16_8, R8, 8)
 typedef void (*kernel_bf16_fn)(int64_t kp, const uint32_t *a, const uint16_t *b, float *c, int64_t ldc, int load_c,
                                const float *rb, const float *cb);
 
-static inline float *c_at(const gemm_desc *d, int64_t i, int64_t j) {
-    if (d->c_cols > 0) return d->C + (j / d->c_cols) * d->c_batch_stride + i * d->ldc + j % d->c_cols;
-    return d->C + i * d->ldc + j;
-}
-
-static inline const float *col_bias_at(const gemm_desc *d, int64_t j) {
-    if (!d->col_bias) return NULL;
-    return d->col_bias + (d->c_cols > 0 ? j % d->c_cols : j);
-}
-
 sdc_status gemm_serial_bf16(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     int MR = ar->mr, NR = 32;
     kernel_bf16_fn kern = MR == 12 ? kernel_bf16_12 : kernel_bf16_8;
@@ -168,21 +158,9 @@ sdc_status gemm_serial_bf16(const gemm_desc *d, const gemm_arch *ar, int64_t m0,
                             continue;
                         }
                         float t[12 * 32];
-                        for (int r = 0; r < MR; r++)
-                            for (int q = 0; q < NR; q++) {
-                                float v = 0.0f;
-                                if (r < mr && q < nr) {
-                                    if (load_c) v = *c_at(d, i + r, j + q);
-                                    else {
-                                        if (d->row_bias) v += d->row_bias[i + r];
-                                        if (d->col_bias) v += *col_bias_at(d, j + q);
-                                    }
-                                }
-                                t[r * NR + q] = v;
-                            }
+                        edge_tile_fill(d, t, MR, NR, i, j, mr, nr, load_c);
                         kern(kp, as, bs, t, NR, 1, NULL, NULL);
-                        for (int r = 0; r < mr; r++)
-                            for (int q = 0; q < nr; q++) *c_at(d, i + r, j + q) = t[r * NR + q];
+                        edge_tile_store(d, t, NR, i, j, mr, nr);
                     }
                 }
             }
