@@ -15,6 +15,32 @@ OBJ      := $(SRC:%.c=$(B)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 
+# The CUDA backend (src/backend/cuda/*.cu, issue 8) is compiled by nvcc when
+# it is found: CUDA=auto (default) turns it on then, CUDA=0 forces it off.
+# auto also stays off in sanitizer builds (OPT with -fsanitize, e.g. `make
+# asan`): nvcc objects carry no ASan instrumentation and the CUDA driver's
+# address-space reservations clash with ASan's shadow memory. Off, nothing
+# CUDA is compiled or linked and the CPU build is unchanged.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA ?= auto
+ifeq ($(CUDA),auto)
+  ifneq ($(NVCC),)
+    ifeq ($(findstring -fsanitize,$(OPT)),)
+      override CUDA := 1
+    endif
+  endif
+endif
+CU_OBJ :=
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CU_SRC := $(shell find src -name '*.cu' | sort)
+  CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.cu.o)
+  NVCCFLAGS ?= -O3 -g -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -Xcompiler -fPIC,-Wall,-Wextra,-Wno-unused-parameter -Iinclude -Isrc -DSDC_HAVE_CUDA
+  CFLAGS += -DSDC_HAVE_CUDA
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+
 BENCH_SRC := $(shell find bench -name '*.c' | sort)
 # bench/bench_*.c and bench/make_random_model.c are programs (one main each); the other bench/*.c are helpers
 BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
@@ -27,7 +53,11 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/libsdc.a: $(OBJ)
+$(B)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libsdc.a: $(OBJ) $(CU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -44,9 +74,10 @@ $(B)/sdc: $(TOOL_OBJ) $(B)/libsdc.a
 $(B)/test_sdc: $(TEST_OBJ) $(B)/libsdc.a
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libsdc.a $(LDLIBS)
 
-# The sanitizer build lives in build/asan and runs the same suite against its own CLI.
+# The sanitizer build lives in build/asan and runs the same suite against its own CLI
+# (CPU only: CUDA=0, see the CUDA section above).
 asan:
-	$(MAKE) B=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	$(MAKE) B=build/asan CUDA=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	        LDFLAGS="-fopenmp -fsanitize=address,undefined" build/asan/sdc build/asan/test_sdc
 
 test-fast: all
@@ -71,4 +102,4 @@ $(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/li
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(B)/obj/%.d)
+-include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(B)/obj/%.d) $(CU_OBJ:.o=.d)
