@@ -99,7 +99,53 @@ void op_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW);
 void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW);
 
 /* Sinusoidal timestep embedding of diffusers' get_timestep_embedding:
- * out[n, dim] for t[n]; flip_sin_to_cos puts cos first; shift = freq_shift. */
+ * out[n, dim] for t[n]; flip_sin_to_cos puts cos first; shift = freq_shift.
+ * t is host memory (the caller's timesteps or time ids), out is activation
+ * memory (op_alloc): the embedding is computed where the activations live. */
 void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out);
+
+/* ---- activation memory -------------------------------------------------
+ * The model code (src/nn, the text encoder) never reads or writes
+ * activations from the host: every activation buffer comes from op_alloc and
+ * is touched only through ops, so that a backend may keep activations in
+ * device memory. The public model entry points take and return host memory
+ * and cross the boundary with op_upload / op_download. On the CPU all of
+ * this is malloc / memcpy. Weights are not activations (the backend gets
+ * them as loaded). */
+
+/* n floats of activation memory (never NULL on success; n <= 0 allocates 1);
+ * SDC_ERR_NOMEM when it cannot. Release with op_free, never free(). */
+sdc_status op_alloc(float **p, int64_t n);
+void op_free(void *p); /* NULL is a no-op */
+/* Allocations by op_alloc not yet released by op_free (process-wide): tests
+ * check that a forward returns it to where it started, which a buffer
+ * released with free() instead would not. */
+int64_t op_live_allocations(void);
+/* 1 when activation memory is host memory (the CPU backend): callers that
+ * must hand activations to host code (debug taps) then pass the pointer
+ * itself instead of downloading a copy. */
+int op_host_memory(void);
+
+/* Host <-> activation memory, n floats. They are where a device backend
+ * synchronises, so asynchronous failures surface here. */
+sdc_status op_upload(float *dev, const float *host, int64_t n);
+sdc_status op_download(float *host, const float *dev, int64_t n);
+
+/* Within activation memory: dst[n] = src[n] (no overlap). */
+void op_copy(float *dst, const float *src, int64_t n);
+/* Block copy for concatenations: dst[r * dst_ld + c] = src[r * src_ld + c]
+ * for r < rows, c < cols (no overlap). */
+void op_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols);
+/* y = a * x + b elementwise (one rounding per operation, no FMA, so that
+ * 2x - 1 is bitwise the reference's); y may equal x. */
+void op_affine(float *y, const float *x, float a, float b, int64_t n);
+/* torch F.pad(x, (0, Wo - W, 0, Ho - H)): each [H, W] plane of x[BC, H, W]
+ * into the top-left of a zeroed [Ho, Wo] plane of y; Ho >= H, Wo >= W. */
+void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo);
+/* dst[i, :] = src[rows[i], :] widened to float32, for i < n: the token
+ * embedding lookup (src a weight table, any op_dtype) and the EOS pooling
+ * (src activations, OP_F32). src rows are `cols` wide and contiguous; rows
+ * is host memory (token ids, positions chosen on the host). */
+void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n);
 
 #endif

@@ -200,6 +200,11 @@ sdc_status st_open(st_file *f, const char *path) {
     return SDC_OK;
 }
 
+void st_release_pages(const st_file *f) {
+    /* read-only private mapping never written: MADV_DONTNEED only unmaps */
+    if (f->map && f->map_size) madvise(f->map, f->map_size, MADV_DONTNEED);
+}
+
 void st_close(st_file *f) {
     if (f->map) munmap(f->map, f->map_size);
     for (int i = 0; i < f->n; i++) free(f->tensors[i].name);

@@ -36,6 +36,11 @@ typedef struct {
 sdc_status st_open(st_file *f, const char *path);
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
+/* Drop the file's pages from this process's resident set (they stay in the
+ * page cache and come back on the next read, a minor fault per 64 KiB of
+ * fault-around): a pipeline stage done with its weights hands their memory
+ * to the next stage's activations. Data stays valid. */
+void st_release_pages(const st_file *f);
 size_t st_dtype_size(st_dtype t);
 const char *st_dtype_name(st_dtype t);
 

@@ -9,12 +9,23 @@ sdc_status alloc_f32(float **p, int64_t n) {
     return SDC_OK;
 }
 
+const float *host_view(const float *x, int64_t n, float **tmp) {
+    *tmp = NULL;
+    if (op_host_memory()) return x;
+    if (alloc_f32(tmp, n)) return NULL;
+    if (op_download(*tmp, x, n)) {
+        free(*tmp);
+        *tmp = NULL;
+    }
+    return *tmp;
+}
+
 sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const char *name) {
     int64_t ws[2] = {out, in}, bs[1] = {out};
     l->in = in;
     l->out = out;
     l->b = NULL;
-    SDC_TRY(weights_get(w, &l->w, 2, ws, "%s.weight", name));
+    SDC_TRY(weights_get_t(w, &l->w, &l->wt, 2, ws, "%s.weight", name));
     if (bias) SDC_TRY(weights_get(w, &l->b, 1, bs, "%s.bias", name));
     return SDC_OK;
 }
@@ -22,7 +33,7 @@ sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const c
 sdc_status conv2d_load(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, const char *name) {
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     *c = (conv2d){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = pad};
-    SDC_TRY(weights_get(w, &c->w, 4, ws, "%s.weight", name));
+    SDC_TRY(weights_get_t(w, &c->w, &c->wt, 4, ws, "%s.weight", name));
     SDC_TRY(weights_get(w, &c->b, 1, bs, "%s.bias", name));
     return SDC_OK;
 }
@@ -45,14 +56,20 @@ sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const ch
     return SDC_OK;
 }
 
-void linear_fwd(const linear *l, const float *x, int64_t M, float *y) { op_linear(x, M, l->in, l->w, l->b, l->out, y); }
+void linear_fwd(const linear *l, const float *x, int64_t M, float *y) {
+    op_linear_t(x, M, l->in, l->w, l->wt, l->b, l->out, y);
+}
+
+sdc_status conv2d_fwd_into(const conv2d *c, const float *x, int B, int H, int W, float *y) {
+    return op_conv2d_t(x, B, c->cin, H, W, c->w, c->wt, c->b, c->cout, c->k, c->stride, c->pad, y);
+}
 
 sdc_status conv2d_fwd(const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo) {
     int ho = (H + 2 * c->pad - c->k) / c->stride + 1, wo = (W + 2 * c->pad - c->k) / c->stride + 1;
-    SDC_TRY(alloc_f32(y, (int64_t)B * c->cout * ho * wo));
-    sdc_status st = op_conv2d(x, B, c->cin, H, W, c->w, c->b, c->cout, c->k, c->stride, c->pad, *y);
+    SDC_TRY(op_alloc(y, (int64_t)B * c->cout * ho * wo));
+    sdc_status st = conv2d_fwd_into(c, x, B, H, W, *y);
     if (st) {
-        free(*y);
+        op_free(*y);
         *y = NULL;
         return st;
     }

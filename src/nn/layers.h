@@ -6,8 +6,9 @@
 #include "backend/ops.h"
 #include "nn/weights.h"
 
-typedef struct { const float *w, *b; int in, out; } linear;            /* w (out, in), b (out) or NULL */
-typedef struct { const float *w, *b; int cin, cout, k, stride, pad; } conv2d; /* w (cout, cin, k, k) */
+/* w as stored (wt: f32, or f16/bf16 read from the file mapping), b float */
+typedef struct { const void *w; const float *b; op_dtype wt; int in, out; } linear; /* w (out, in), b (out) or NULL */
+typedef struct { const void *w; const float *b; op_dtype wt; int cin, cout, k, stride, pad; } conv2d; /* w (cout, cin, k, k) */
 typedef struct { const float *g, *b; int C, groups; float eps; } group_norm;
 typedef struct { const float *g, *b; int D; float eps; } layer_norm;
 
@@ -19,12 +20,22 @@ sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const ch
 
 /* x[M, in] -> y[M, out] */
 void linear_fwd(const linear *l, const float *x, int64_t M, float *y);
-/* x[B, cin, H, W] -> newly allocated y[B, cout, Ho, Wo] */
+/* x[B, cin, H, W] -> y[B, cout, Ho, Wo] (caller-owned) */
+sdc_status conv2d_fwd_into(const conv2d *c, const float *x, int B, int H, int W, float *y);
+/* the same into a new *y (op_alloc; release with op_free) */
 sdc_status conv2d_fwd(const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo);
 void group_norm_fwd(const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu);
 void layer_norm_fwd(const layer_norm *n, const float *x, float *y, int64_t rows);
 
-/* malloc that reports; n floats */
+/* malloc that reports; n floats of host memory (the callers' side of the
+ * model boundary: pipeline buffers, tiles). Activations inside the models
+ * come from op_alloc (backend/ops.h) instead. */
 sdc_status alloc_f32(float **p, int64_t n);
+
+/* Debug taps and dump callbacks take host pointers: x itself when
+ * activations are host memory (op_host_memory: the CPU pays nothing), else
+ * a downloaded copy of its n floats in *tmp, which the caller free()s after
+ * the call. NULL when the copy cannot be made (the tap is then skipped). */
+const float *host_view(const float *x, int64_t n, float **tmp);
 
 #endif

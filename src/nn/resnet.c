@@ -36,13 +36,13 @@ sdc_status resnet_fwd(const resnet_block *r, const float *x, int B, int H, int W
     float *t = NULL, *h = NULL, *h2 = NULL, *sc = NULL, *tp = NULL;
     sdc_status st;
     *y = NULL;
-    if ((st = alloc_f32(&t, (int64_t)B * r->cin * HW))) goto done;
+    if ((st = op_alloc(&t, (int64_t)B * r->cin * HW))) goto done;
     group_norm_fwd(&r->norm1, x, t, B, HW, 1);
     if ((st = conv2d_fwd(&r->conv1, t, B, H, W, &h, NULL, NULL))) goto done;
-    free(t); /* dead from here: at VAE resolutions it is the largest buffer */
+    op_free(t); /* dead from here: at VAE resolutions it is the largest buffer */
     t = NULL;
     if (r->has_temb && temb_silu) {
-        if ((st = alloc_f32(&tp, (int64_t)B * r->cout))) goto done;
+        if ((st = op_alloc(&tp, (int64_t)B * r->cout))) goto done;
         linear_fwd(&r->temb_proj, temb_silu, B, tp);
         op_add_channel_bias(h, tp, B, r->cout, HW);
     }
@@ -58,10 +58,10 @@ sdc_status resnet_fwd(const resnet_block *r, const float *x, int B, int H, int W
     *y = h2;
     h2 = NULL;
 done:
-    free(t);
-    free(h);
-    free(h2);
-    free(sc);
-    free(tp);
+    op_free(t);
+    op_free(h);
+    op_free(h2);
+    op_free(sc);
+    op_free(tp);
     return st;
 }

@@ -33,8 +33,8 @@ sdc_status attention_fwd(const attention_module *a, const float *x, int B, int N
     int64_t D = a->dim;
     float *q = NULL, *k = NULL, *v = NULL, *o = NULL;
     sdc_status st;
-    if ((st = alloc_f32(&q, (int64_t)B * N * D)) || (st = alloc_f32(&k, (int64_t)B * Mk * D)) ||
-        (st = alloc_f32(&v, (int64_t)B * Mk * D)) || (st = alloc_f32(&o, (int64_t)B * N * D)))
+    if ((st = op_alloc(&q, (int64_t)B * N * D)) || (st = op_alloc(&k, (int64_t)B * Mk * D)) ||
+        (st = op_alloc(&v, (int64_t)B * Mk * D)) || (st = op_alloc(&o, (int64_t)B * N * D)))
         goto done;
     linear_fwd(&a->to_q, x, (int64_t)B * N, q);
     linear_fwd(&a->to_k, c, (int64_t)B * Mk, k);
@@ -43,10 +43,10 @@ sdc_status attention_fwd(const attention_module *a, const float *x, int B, int N
     if (st) goto done;
     linear_fwd(&a->to_out, o, (int64_t)B * N, out);
 done:
-    free(q);
-    free(k);
-    free(v);
-    free(o);
+    op_free(q);
+    op_free(k);
+    op_free(v);
+    op_free(o);
     return st;
 }
 
@@ -75,8 +75,8 @@ static sdc_status block_fwd(const transformer_block *b, float *h, int B, int N, 
     int64_t rows = (int64_t)B * N, D = b->norm1.D;
     float *t = NULL, *a = NULL, *ff = NULL, *g = NULL;
     sdc_status st;
-    if ((st = alloc_f32(&t, rows * D)) || (st = alloc_f32(&a, rows * D)) ||
-        (st = alloc_f32(&ff, rows * 2 * b->ff_inner)) || (st = alloc_f32(&g, rows * b->ff_inner)))
+    if ((st = op_alloc(&t, rows * D)) || (st = op_alloc(&a, rows * D)) ||
+        (st = op_alloc(&ff, rows * 2 * b->ff_inner)) || (st = op_alloc(&g, rows * b->ff_inner)))
         goto done;
     layer_norm_fwd(&b->norm1, h, t, rows);
     if ((st = attention_fwd(&b->attn1, t, B, N, NULL, 0, a))) goto done;
@@ -90,10 +90,10 @@ static sdc_status block_fwd(const transformer_block *b, float *h, int B, int N, 
     linear_fwd(&b->ff_out, g, rows, a);
     op_add(h, a, rows * D);
 done:
-    free(t);
-    free(a);
-    free(ff);
-    free(g);
+    op_free(t);
+    op_free(a);
+    op_free(ff);
+    op_free(g);
     return st;
 }
 
@@ -132,7 +132,7 @@ sdc_status transformer2d_fwd(const transformer2d *t, float *x, int B, int H, int
     int64_t HW = (int64_t)H * W, n = (int64_t)B * t->C * HW;
     float *a = NULL, *h = NULL, *p = NULL;
     sdc_status st;
-    if ((st = alloc_f32(&a, n)) || (st = alloc_f32(&h, n))) goto done;
+    if ((st = op_alloc(&a, n)) || (st = op_alloc(&h, n))) goto done;
     group_norm_fwd(&t->norm, x, a, B, HW, 0);
     if (t->linear_proj) {
         op_nchw_to_nhwc(a, h, B, t->C, HW);
@@ -141,7 +141,7 @@ sdc_status transformer2d_fwd(const transformer2d *t, float *x, int B, int H, int
     } else {
         if ((st = conv2d_fwd(&t->proj_in_conv, a, B, H, W, &p, NULL, NULL))) goto done;
         op_nchw_to_nhwc(p, h, B, t->C, HW);
-        free(p);
+        op_free(p);
         p = NULL;
     }
     for (int i = 0; i < t->nblocks; i++)
@@ -156,8 +156,8 @@ sdc_status transformer2d_fwd(const transformer2d *t, float *x, int B, int H, int
         op_add(x, p, n);
     }
 done:
-    free(a);
-    free(h);
-    free(p);
+    op_free(a);
+    op_free(h);
+    op_free(p);
     return st;
 }

@@ -175,63 +175,90 @@ typedef struct {
     int C, H, W;
 } skip_t;
 
-static void dump4(sdc_dump_fn dump, void *ctx, const char *name, const float *d, int B, int C, int H, int W) {
+/* d is activation memory; the dump callback gets a host view of it */
+static void dump_act(sdc_dump_fn dump, void *ctx, const char *name, const float *d, int ndim, const int64_t *s) {
     if (!dump) return;
-    int64_t s[4] = {B, C, H, W};
-    dump(ctx, name, d, 4, s);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= s[i];
+    float *tmp;
+    const float *hd = host_view(d, n, &tmp);
+    if (hd) dump(ctx, name, hd, ndim, s);
+    free(tmp);
 }
 
-/* silu(time_embedding(t) [+ add_embedding(...)]) -> temb[B, T] */
+static void dump4(sdc_dump_fn dump, void *ctx, const char *name, const float *d, int B, int C, int H, int W) {
+    int64_t s[4] = {B, C, H, W};
+    dump_act(dump, ctx, name, d, 4, s);
+}
+
+/* A host input of n floats in new activation memory. */
+static sdc_status upload_new(float **dev, const float *host, int64_t n) {
+    SDC_TRY(op_alloc(dev, n));
+    sdc_status st = op_upload(*dev, host, n);
+    if (st) {
+        op_free(*dev);
+        *dev = NULL;
+    }
+    return st;
+}
+
+/* silu(time_embedding(t) [+ add_embedding(...)]) -> temb[B, T]. t, ex: host
+ * memory (timesteps and time ids go to op_timestep_embedding as they are;
+ * the pooled text embeds and the guidance embedding are uploaded). */
 static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const unet_extra *ex, float *temb,
                              sdc_dump_fn dump, void *dctx) {
     const unet_config *c = &u->cfg;
     int T = c->time_embed_dim, C0 = c->block_out[0];
-    float *tp = NULL, *h = NULL, *a = NULL, *ai = NULL, *cp = NULL, *ae = NULL;
+    float *tp = NULL, *h = NULL, *a = NULL, *ai = NULL, *cp = NULL, *ae = NULL, *in = NULL;
     sdc_status st;
-    if ((st = alloc_f32(&tp, (int64_t)B * C0)) || (st = alloc_f32(&h, (int64_t)B * T))) goto done;
+    if ((st = op_alloc(&tp, (int64_t)B * C0)) || (st = op_alloc(&h, (int64_t)B * T))) goto done;
     op_timestep_embedding(t, B, C0, c->flip_sin_to_cos, c->freq_shift, tp);
-    if (dump) dump(dctx, "mid.time_proj", tp, 2, (int64_t[]){B, C0});
+    dump_act(dump, dctx, "mid.time_proj", tp, 2, (int64_t[]){B, C0});
     if (c->time_cond_proj_dim) {
         if (!ex || !ex->timestep_cond) {
             st = sdc_fail(SDC_ERR_ARG, "this UNet needs a guidance embedding (time_cond_proj_dim)");
             goto done;
         }
-        if ((st = alloc_f32(&cp, (int64_t)B * C0))) goto done;
-        linear_fwd(&u->cond_proj, ex->timestep_cond, B, cp);
+        if ((st = upload_new(&in, ex->timestep_cond, (int64_t)B * c->time_cond_proj_dim))) goto done;
+        if ((st = op_alloc(&cp, (int64_t)B * C0))) goto done;
+        linear_fwd(&u->cond_proj, in, B, cp);
         op_add(tp, cp, (int64_t)B * C0);
+        op_free(in);
+        in = NULL;
     }
     linear_fwd(&u->time_l1, tp, B, h);
     op_silu(h, (int64_t)B * T);
     linear_fwd(&u->time_l2, h, B, temb);
-    if (dump) dump(dctx, "mid.time_embedding", temb, 2, (int64_t[]){B, T});
+    dump_act(dump, dctx, "mid.time_embedding", temb, 2, (int64_t[]){B, T});
     if (c->add_text_time) {
         if (!ex || !ex->text_embeds || !ex->time_ids) {
             st = sdc_fail(SDC_ERR_ARG, "this UNet (SDXL) needs pooled text embeddings and time ids");
             goto done;
         }
         int A = c->add_time_dim, P = c->add_in_dim - 6 * A;
-        if ((st = alloc_f32(&ai, (int64_t)B * c->add_in_dim)) || (st = alloc_f32(&a, (int64_t)B * 6 * A))) goto done;
+        if ((st = op_alloc(&ai, (int64_t)B * c->add_in_dim)) || (st = op_alloc(&a, (int64_t)B * 6 * A))) goto done;
         op_timestep_embedding(ex->time_ids, 6 * B, A, c->flip_sin_to_cos, c->freq_shift, a);
-        if (dump) dump(dctx, "mid.add_time_proj", a, 2, (int64_t[]){6 * B, A});
-        for (int b = 0; b < B; b++) {
-            memcpy(ai + (int64_t)b * c->add_in_dim, ex->text_embeds + (int64_t)b * P, (size_t)P * sizeof(float));
-            memcpy(ai + (int64_t)b * c->add_in_dim + P, a + (int64_t)b * 6 * A, (size_t)6 * A * sizeof(float));
-        }
+        dump_act(dump, dctx, "mid.add_time_proj", a, 2, (int64_t[]){6 * B, A});
+        /* ai[b] = cat(text_embeds[b], a[b]) */
+        if ((st = upload_new(&in, ex->text_embeds, (int64_t)B * P))) goto done;
+        op_copy_2d(ai, c->add_in_dim, in, P, B, P);
+        op_copy_2d(ai + P, c->add_in_dim, a, 6 * A, B, 6 * A);
         linear_fwd(&u->add_l1, ai, B, h);
         op_silu(h, (int64_t)B * T);
-        if ((st = alloc_f32(&ae, (int64_t)B * T))) goto done;
+        if ((st = op_alloc(&ae, (int64_t)B * T))) goto done;
         linear_fwd(&u->add_l2, h, B, ae);
-        if (dump) dump(dctx, "mid.add_embedding", ae, 2, (int64_t[]){B, T});
+        dump_act(dump, dctx, "mid.add_embedding", ae, 2, (int64_t[]){B, T});
         op_add(temb, ae, (int64_t)B * T);
     }
     op_silu(temb, (int64_t)B * T);
 done:
-    free(tp);
-    free(h);
-    free(a);
-    free(ai);
-    free(cp);
-    free(ae);
+    op_free(tp);
+    op_free(h);
+    op_free(a);
+    op_free(ai);
+    op_free(cp);
+    op_free(ae);
+    op_free(in);
     return st;
 }
 
@@ -240,12 +267,27 @@ static sdc_status res_attn(const unet_block *b, int j, float **h, int B, int H, 
                            const float *ctx, int M) {
     float *y;
     SDC_TRY(resnet_fwd(&b->res[j], *h, B, H, W, temb, &y));
-    free(*h);
+    op_free(*h);
     *h = y;
     if (b->has_attn) SDC_TRY(transformer2d_fwd(&b->attn[j], *h, B, H, W, ctx, M));
     return SDC_OK;
 }
 
+/* The width of encoder_hidden_states as the cross-attention blocks read it
+ * (0 when no block attends to it). */
+static int ctx_width(const unet_config *c) {
+    int nb = c->nblocks, d = 0;
+    for (int i = 0; i < nb; i++) {
+        if (c->down_attn[i] && c->cross_dim[i] > d) d = c->cross_dim[i];
+        if (c->up_attn[i] && c->cross_dim[nb - 1 - i] > d) d = c->cross_dim[nb - 1 - i];
+    }
+    if (c->mid_attn == 1 && c->cross_dim[nb - 1] > d) d = c->cross_dim[nb - 1];
+    return d;
+}
+
+/* The boundary: x, t, ctx, extra and out are host memory. x and ctx are
+ * uploaded on every call (ctx, reused across steps, could stay uploaded
+ * once a device backend wants it); out is downloaded. */
 sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
                         int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dctx) {
     const unet_config *c = &u->cfg;
@@ -253,26 +295,25 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
     if (B < 1 || H < 1 || W < 1 || M < 1) return sdc_fail(SDC_ERR_ARG, "unet: empty input");
     skip_t skips[UNET_MAX_BLOCKS * 20];
     int nskip = 0;
-    float *temb = NULL, *h = NULL, *xin = NULL, *cat = NULL;
+    float *temb = NULL, *h = NULL, *xin = NULL, *cat = NULL, *cx = NULL;
     sdc_status st;
     char name[64];
-    if ((st = alloc_f32(&temb, (int64_t)B * T))) return st;
+    if ((st = op_alloc(&temb, (int64_t)B * T))) return st;
     if ((st = time_embed(u, t, B, extra, temb, dump, dctx))) goto done;
-    const float *x0 = x;
-    if (c->center_input_sample) {
-        int64_t n = (int64_t)B * c->in_channels * H * W;
-        if ((st = alloc_f32(&xin, n))) goto done;
-        for (int64_t i = 0; i < n; i++) xin[i] = 2.0f * x[i] - 1.0f;
-        x0 = xin;
-    }
-    if ((st = conv2d_fwd(&u->conv_in, x0, B, H, W, &h, NULL, NULL))) goto done;
+    int64_t ctx_n = (int64_t)B * M * ctx_width(c);
+    if (ctx_n && (st = upload_new(&cx, ctx, ctx_n))) goto done;
+    if ((st = upload_new(&xin, x, (int64_t)B * c->in_channels * H * W))) goto done;
+    if (c->center_input_sample) op_affine(xin, xin, 2.0f, -1.0f, (int64_t)B * c->in_channels * H * W);
+    if ((st = conv2d_fwd(&u->conv_in, xin, B, H, W, &h, NULL, NULL))) goto done;
+    op_free(xin);
+    xin = NULL;
     int C = c->block_out[0];
     dump4(dump, dctx, "mid.conv_in", h, B, C, H, W);
 #define PUSH_SKIP()                                                                      \
     do {                                                                                 \
         int64_t n_ = (int64_t)B * C * H * W;                                             \
-        if ((st = alloc_f32(&skips[nskip].data, n_))) goto done;                         \
-        memcpy(skips[nskip].data, h, (size_t)n_ * sizeof(float));                        \
+        if ((st = op_alloc(&skips[nskip].data, n_))) goto done;                          \
+        op_copy(skips[nskip].data, h, n_);                                               \
         skips[nskip].C = C; skips[nskip].H = H; skips[nskip].W = W;                      \
         nskip++;                                                                         \
     } while (0)
@@ -280,7 +321,7 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
     for (int i = 0; i < nb; i++) {
         const unet_block *b = &u->down[i];
         for (int j = 0; j < b->nres; j++) {
-            if ((st = res_attn(b, j, &h, B, H, W, temb, ctx, M))) goto done;
+            if ((st = res_attn(b, j, &h, B, H, W, temb, cx, M))) goto done;
             C = b->out_ch;
             PUSH_SKIP();
         }
@@ -288,7 +329,7 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
             float *y;
             int Ho, Wo;
             if ((st = conv2d_fwd(&b->sample, h, B, H, W, &y, &Ho, &Wo))) goto done;
-            free(h);
+            op_free(h);
             h = y;
             H = Ho;
             W = Wo;
@@ -298,10 +339,10 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
         dump4(dump, dctx, name, h, B, C, H, W);
     }
     if (u->has_mid) {
-        if ((st = res_attn(&u->mid, 0, &h, B, H, W, temb, ctx, M))) goto done;
+        if ((st = res_attn(&u->mid, 0, &h, B, H, W, temb, cx, M))) goto done;
         float *y;
         if ((st = resnet_fwd(&u->mid.res[1], h, B, H, W, temb, &y))) goto done;
-        free(h);
+        op_free(h);
         h = y;
         dump4(dump, dctx, "mid.mid_block", h, B, C, H, W);
     }
@@ -310,32 +351,30 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
         for (int j = 0; j < b->nres; j++) {
             skip_t *s = &skips[--nskip];
             int64_t HW = (int64_t)H * W;
-            if ((st = alloc_f32(&cat, (int64_t)B * (C + s->C) * HW))) goto done;
-            for (int n = 0; n < B; n++) {
-                memcpy(cat + (int64_t)n * (C + s->C) * HW, h + (int64_t)n * C * HW, (size_t)(C * HW) * sizeof(float));
-                memcpy(cat + ((int64_t)n * (C + s->C) + C) * HW, s->data + (int64_t)n * s->C * HW,
-                       (size_t)(s->C * HW) * sizeof(float));
-            }
-            free(s->data);
+            if ((st = op_alloc(&cat, (int64_t)B * (C + s->C) * HW))) goto done;
+            /* cat[n] = (h[n], skip[n]) along channels */
+            op_copy_2d(cat, (C + s->C) * HW, h, C * HW, B, C * HW);
+            op_copy_2d(cat + C * HW, (C + s->C) * HW, s->data, s->C * HW, B, s->C * HW);
+            op_free(s->data);
             s->data = NULL;
-            free(h);
+            op_free(h);
             h = cat;
             cat = NULL;
-            if ((st = res_attn(b, j, &h, B, H, W, temb, ctx, M))) goto done;
+            if ((st = res_attn(b, j, &h, B, H, W, temb, cx, M))) goto done;
             C = b->out_ch;
         }
         if (b->has_sample) {
             /* upsample to the size of the skip the next block consumes first */
             int Ho = skips[nskip - 1].H, Wo = skips[nskip - 1].W;
             float *up, *y;
-            if ((st = alloc_f32(&up, (int64_t)B * C * Ho * Wo))) goto done;
+            if ((st = op_alloc(&up, (int64_t)B * C * Ho * Wo))) goto done;
             op_upsample_nearest(h, up, (int64_t)B * C, H, W, Ho, Wo);
-            free(h);
+            op_free(h);
             h = up;
             H = Ho;
             W = Wo;
             if ((st = conv2d_fwd(&b->sample, h, B, H, W, &y, NULL, NULL))) goto done;
-            free(h);
+            op_free(h);
             h = y;
         }
         snprintf(name, sizeof name, "mid.up_blocks.%d", i);
@@ -347,17 +386,18 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
     {
         float *y;
         if ((st = conv2d_fwd(&u->conv_out, h, B, H, W, &y, NULL, NULL))) goto done;
-        memcpy(out, y, (size_t)B * c->out_channels * H * W * sizeof(float));
-        free(y);
+        dump4(dump, dctx, "mid.conv_out", y, B, c->out_channels, H, W);
+        st = op_download(out, y, (int64_t)B * c->out_channels * H * W);
+        op_free(y);
     }
-    dump4(dump, dctx, "mid.conv_out", out, B, c->out_channels, H, W);
 #undef PUSH_SKIP
 done:
-    for (int i = 0; i < nskip; i++) free(skips[i].data);
-    free(temb);
-    free(h);
-    free(xin);
-    free(cat);
+    for (int i = 0; i < nskip; i++) op_free(skips[i].data);
+    op_free(temb);
+    op_free(h);
+    op_free(xin);
+    op_free(cat);
+    op_free(cx);
     return st;
 }
 

@@ -255,14 +255,19 @@ int vae_has_encoder(const sdc_vae *v) { return v->has_encoder; }
 
 /* ---- decode ------------------------------------------------------------ */
 
+/* x is activation memory; the tap gets a host view of it */
 static void emit(vae_tap_fn tap, void *ctx, const char *name, int b, const float *x, int C, int H, int W) {
-    if (tap) tap(ctx, name, b, x, C, H, W);
+    if (!tap) return;
+    float *tmp;
+    const float *hx = host_view(x, (int64_t)C * H * W, &tmp);
+    if (hx) tap(ctx, name, b, hx, C, H, W);
+    free(tmp);
 }
 
 static sdc_status conv_step(const conv2d *c, float **x, int *H, int *W) {
     float *y;
     SDC_TRY(conv2d_fwd(c, *x, 1, *H, *W, &y, H, W));
-    free(*x);
+    op_free(*x);
     *x = y;
     return SDC_OK;
 }
@@ -274,16 +279,16 @@ static void norm_act(const group_norm *n, float *x, int H, int W, vae_tap_fn tap
     op_silu(x, (int64_t)n->C * H * W);
 }
 
-/* One image: z[latent, h, w] -> out[out_channels, h*up, w*up]. */
+/* One image: z[latent, h, w] -> out[out_channels, h*up, w*up], both host memory. */
 static sdc_status decode_one(const sdc_vae *v, const float *z, int h, int w, float *out, int b, vae_tap_fn tap,
                              void *ctx) {
     const vae_config *c = &v->cfg;
     const vae_decoder *d = &v->dec;
     int H = h, W = w, L = c->latent_channels;
-    float *x;
-    SDC_TRY(alloc_f32(&x, (int64_t)L * H * W));
-    memcpy(x, z, (size_t)L * H * W * sizeof(float));
-    sdc_status st = SDC_OK;
+    float *x, *y = NULL;
+    SDC_TRY(op_alloc(&x, (int64_t)L * H * W));
+    sdc_status st = op_upload(x, z, (int64_t)L * H * W);
+    if (st) goto done;
     if (c->use_post_quant_conv) {
         if ((st = conv_step(&v->post_quant_conv, &x, &H, &W))) goto done;
         emit(tap, ctx, "post_quant_conv", b, x, L, H, W);
@@ -299,12 +304,12 @@ static sdc_status decode_one(const sdc_vae *v, const float *z, int h, int w, flo
         emit(tap, ctx, name, b, x, d->up[i].cout, H, W);
     }
     norm_act(&d->norm_out, x, H, W, tap, ctx, "decoder.conv_norm_out", b);
-    /* conv_out writes straight into the caller's buffer */
-    if ((st = op_conv2d(x, 1, d->conv_out.cin, H, W, d->conv_out.w, d->conv_out.b, c->out_channels, 3, 1, 1, out)))
-        goto done;
-    emit(tap, ctx, "decoder.conv_out", b, out, c->out_channels, H, W);
+    if ((st = conv2d_fwd(&d->conv_out, x, 1, H, W, &y, NULL, NULL))) goto done;
+    emit(tap, ctx, "decoder.conv_out", b, y, c->out_channels, H, W);
+    st = op_download(out, y, (int64_t)c->out_channels * H * W);
 done:
-    free(x);
+    op_free(x);
+    op_free(y);
     return st;
 }
 
@@ -334,15 +339,15 @@ void vae_encode_size(const sdc_vae *v, int H, int W, int *h, int *w) {
     *w = W;
 }
 
-/* One image: x[in, H, W] -> moments[2 latent, h, w] (newly allocated in *mom). */
+/* One image: x[in, H, W] (host) -> moments[2 latent, h, w] (newly op_alloc'd in *mom). */
 static sdc_status encode_one(const sdc_vae *v, const float *img, int H, int W, float **mom, int b, vae_tap_fn tap,
                              void *ctx) {
     const vae_config *c = &v->cfg;
     const vae_encoder *e = &v->enc;
     float *x;
-    SDC_TRY(alloc_f32(&x, (int64_t)c->in_channels * H * W));
-    memcpy(x, img, (size_t)c->in_channels * H * W * sizeof(float));
+    SDC_TRY(op_alloc(&x, (int64_t)c->in_channels * H * W));
     sdc_status st;
+    if ((st = op_upload(x, img, (int64_t)c->in_channels * H * W))) goto fail;
     if ((st = conv_step(&e->conv_in, &x, &H, &W))) goto fail;
     emit(tap, ctx, "encoder.conv_in", b, x, c->block_out[0], H, W);
     for (int i = 0; i < c->nblocks; i++) {
@@ -363,7 +368,7 @@ static sdc_status encode_one(const sdc_vae *v, const float *img, int H, int W, f
     *mom = x;
     return SDC_OK;
 fail:
-    free(x);
+    op_free(x);
     return st;
 }
 
@@ -378,20 +383,26 @@ sdc_status vae_encode_tap(const sdc_vae *v, const float *x, int B, int H, int W,
         return sdc_fail(SDC_ERR_ARG, "vae encode: bad image size %d x %d x %d", B, H, W);
     int L = c->latent_channels;
     int64_t xn = (int64_t)c->in_channels * H * W, ln = (int64_t)L * h * w;
-    for (int b = 0; b < B; b++) {
+    float *hm; /* the moments of one image, downloaded: the output side of the boundary */
+    SDC_TRY(alloc_f32(&hm, 2 * ln));
+    sdc_status st = SDC_OK;
+    for (int b = 0; b < B && !st; b++) {
         float *mom;
-        SDC_TRY(encode_one(v, x + b * xn, H, W, &mom, b, tap, tap_ctx));
+        if ((st = encode_one(v, x + b * xn, H, W, &mom, b, tap, tap_ctx))) break;
+        st = op_download(hm, mom, 2 * ln);
+        op_free(mom);
+        if (st) break;
         /* DiagonalGaussianDistribution: mean, logvar = chunk(2, dim=1) */
-        const float *m = mom, *lv = mom + ln;
+        const float *m = hm, *lv = hm + ln;
         for (int64_t i = 0; i < ln; i++) {
             float l = lv[i] < -30.0f ? -30.0f : lv[i] > 20.0f ? 20.0f : lv[i];
             if (mean) mean[b * ln + i] = m[i];
             if (logvar) logvar[b * ln + i] = l;
             if (std) std[b * ln + i] = expf(0.5f * l);
         }
-        free(mom);
     }
-    return SDC_OK;
+    free(hm);
+    return st;
 }
 
 sdc_status vae_encode(const sdc_vae *v, const float *x, int B, int H, int W, float *mean, float *logvar, float *std) {

@@ -18,7 +18,7 @@ static sdc_status proj_load(weights *w, linear *l, int C, const char *name) {
     if (!t || t->ndim != 4) return linear_load(w, l, C, C, 1, name);
     int64_t ws[4] = {C, C, 1, 1}, bs[1] = {C};
     *l = (linear){.in = C, .out = C};
-    SDC_TRY(weights_get(w, &l->w, 4, ws, "%s.weight", name));
+    SDC_TRY(weights_get_t(w, &l->w, &l->wt, 4, ws, "%s.weight", name));
     SDC_TRY(weights_get(w, &l->b, 1, bs, "%s.bias", name));
     return SDC_OK;
 }
@@ -45,7 +45,7 @@ sdc_status vae_attention_fwd(const vae_attention *a, float *x, int B, int H, int
     int64_t HW = (int64_t)H * W, n = (int64_t)B * C * HW;
     float *t = NULL, *q = NULL, *k = NULL, *v = NULL;
     sdc_status st;
-    if ((st = alloc_f32(&t, n)) || (st = alloc_f32(&q, n)) || (st = alloc_f32(&k, n)) || (st = alloc_f32(&v, n)))
+    if ((st = op_alloc(&t, n)) || (st = op_alloc(&q, n)) || (st = op_alloc(&k, n)) || (st = op_alloc(&v, n)))
         goto done;
     group_norm_fwd(&a->norm, x, q, B, HW, 0); /* q as scratch: normalised x[B, C, HW] */
     op_nchw_to_nhwc(q, t, B, C, HW);          /* t[B, HW, C] */
@@ -58,10 +58,10 @@ sdc_status vae_attention_fwd(const vae_attention *a, float *x, int B, int H, int
     op_nhwc_to_nchw(q, k, B, C, HW);         /* k[B, C, HW] */
     op_add(x, k, n);                          /* residual; rescale_output_factor 1 */
 done:
-    free(t);
-    free(q);
-    free(k);
-    free(v);
+    op_free(t);
+    op_free(q);
+    op_free(k);
+    op_free(v);
     return st;
 }
 
@@ -84,7 +84,7 @@ sdc_status vae_mid_load(weights *w, vae_mid_block *m, int C, int groups, int att
 static sdc_status res_step(const resnet_block *r, float **x, int B, int H, int W) {
     float *y;
     SDC_TRY(resnet_fwd(r, *x, B, H, W, NULL, &y));
-    free(*x);
+    op_free(*x);
     *x = y;
     return SDC_OK;
 }
@@ -127,7 +127,7 @@ void vae_updown_free(vae_updown_block *b) {
 static sdc_status conv_step(const conv2d *c, float **x, int B, int *H, int *W) {
     float *y;
     SDC_TRY(conv2d_fwd(c, *x, B, *H, *W, &y, H, W));
-    free(*x);
+    op_free(*x);
     *x = y;
     return SDC_OK;
 }
@@ -137,9 +137,9 @@ sdc_status vae_up_fwd(const vae_updown_block *b, float **x, int B, int *H, int *
     if (!b->has_sample) return SDC_OK;
     /* Upsample2D: F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
     float *u;
-    SDC_TRY(alloc_f32(&u, (int64_t)B * b->cout * (4 * (int64_t)*H * *W)));
+    SDC_TRY(op_alloc(&u, (int64_t)B * b->cout * (4 * (int64_t)*H * *W)));
     op_upsample_nearest(*x, u, (int64_t)B * b->cout, *H, *W, 2 * *H, 2 * *W);
-    free(*x);
+    op_free(*x);
     *x = u;
     *H *= 2;
     *W *= 2;
@@ -154,17 +154,9 @@ sdc_status vae_down_fwd(const vae_updown_block *b, float **x, int B, int *H, int
     /* Downsample2D with padding 0: F.pad(x, (0, 1, 0, 1)) then conv stride 2 */
     int Hp = *H + 1, Wp = *W + 1;
     float *p;
-    SDC_TRY(alloc_f32(&p, (int64_t)B * b->cout * Hp * Wp));
-    for (int64_t bc = 0; bc < (int64_t)B * b->cout; bc++) {
-        const float *src = *x + bc * *H * *W;
-        float *dst = p + bc * Hp * Wp;
-        for (int i = 0; i < *H; i++) {
-            memcpy(dst + (int64_t)i * Wp, src + (int64_t)i * *W, (size_t)*W * sizeof(float));
-            dst[(int64_t)i * Wp + *W] = 0.0f;
-        }
-        memset(dst + (int64_t)*H * Wp, 0, (size_t)Wp * sizeof(float));
-    }
-    free(*x);
+    SDC_TRY(op_alloc(&p, (int64_t)B * b->cout * Hp * Wp));
+    op_pad_zero(*x, p, (int64_t)B * b->cout, *H, *W, Hp, Wp);
+    op_free(*x);
     *x = p;
     *H = Hp;
     *W = Wp;

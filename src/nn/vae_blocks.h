@@ -4,7 +4,7 @@
  *   vae_mid_block  UNetMidBlock2D without time embedding: resnet, [attention], resnet
  *   vae_up_block   UpDecoderBlock2D: resnets, then nearest x2 + 3x3 conv
  *   vae_down_block DownEncoderBlock2D: resnets, then pad (0,1,0,1) + 3x3 conv stride 2
- * Forwards take ownership of the input buffer *x ([1.., C, H, W], malloc'd)
+ * Forwards take ownership of the input buffer *x ([1.., C, H, W], op_alloc'd)
  * and replace it with their output, freeing every dead buffer at once so
  * that large decodes stay within a few activations. */
 #ifndef SDC_NN_VAE_BLOCKS_H

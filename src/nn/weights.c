@@ -49,6 +49,10 @@ void weights_close(weights *w) {
     memset(w, 0, sizeof *w);
 }
 
+void weights_release_pages(const weights *w) {
+    for (int i = 0; i < w->nfiles; i++) st_release_pages(&w->files[i]);
+}
+
 static int cmp_view(const void *a, const void *b) {
     return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
@@ -139,7 +143,7 @@ static sdc_status alloc_copy(const st_tensor *t, const float *current, float **o
     return SDC_OK;
 }
 
-static sdc_status add_slot(weights *w, const char *name, const float **slot) {
+static sdc_status add_slot(weights *w, const char *name, const void **slot, op_dtype *dtype) {
     if (w->nslots == w->slots_cap) {
         int cap = w->slots_cap ? 2 * w->slots_cap : 256;
         weights_slot *s = realloc(w->slots, (size_t)cap * sizeof(weights_slot));
@@ -150,12 +154,14 @@ static sdc_status add_slot(weights *w, const char *name, const float **slot) {
     weights_slot *s = &w->slots[w->nslots];
     if (!(s->name = strdup(name))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     s->slot = slot;
+    s->dtype = dtype;
     s->mutable_copy = NULL;
     w->nslots++;
     return SDC_OK;
 }
 
-static sdc_status get_param(weights *w, const char *name, const float **out, int ndim, const int64_t *shape);
+static sdc_status get_param(weights *w, const char *name, const void **out, op_dtype *dt, int ndim,
+                            const int64_t *shape);
 
 sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *shape, const char *fmt, ...) {
     char name[400];
@@ -163,8 +169,19 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    SDC_TRY(get_param(w, name, out, ndim, shape));
-    return add_slot(w, name, out);
+    SDC_TRY(get_param(w, name, (const void **)out, NULL, ndim, shape));
+    return add_slot(w, name, (const void **)out, NULL);
+}
+
+sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape, const char *fmt,
+                         ...) {
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    SDC_TRY(get_param(w, name, out, dt, ndim, shape));
+    return add_slot(w, name, out, dt);
 }
 
 int weights_slot_count(const weights *w) { return w->nslots; }
@@ -190,24 +207,29 @@ sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim
     /* a tensor already widened into a buffer of ours (f16/bf16 files) is
      * updated in place: a second float32 copy would double its memory */
     float *d = NULL;
-    const float *cur = *w->slots[first].slot;
-    for (int i = 0; i < w->nowned && !d; i++)
+    const void *cur = *w->slots[first].slot;
+    op_dtype cur_dt = w->slots[first].dtype ? *w->slots[first].dtype : OP_F32;
+    for (int i = 0; i < w->nowned && !d && cur_dt == OP_F32; i++)
         if (w->owned[i] == cur) d = (float *)cur;
     if (!d) {
-        SDC_TRY(alloc_copy(t, cur, &d));
+        if (cur_dt == OP_F32) SDC_TRY(alloc_copy(t, cur, &d));
+        else SDC_TRY(st_to_f32(t, &d)); /* a 16-bit matrix read from the mapping: widen it */
         SDC_TRY(keep_owned(w, d));
     }
     for (int i = first; i < w->nslots; i++)
         if (!strcmp(w->slots[i].name, name)) {
             *w->slots[i].slot = d;
+            if (w->slots[i].dtype) *w->slots[i].dtype = OP_F32;
             w->slots[i].mutable_copy = d;
         }
     *data = d;
     return SDC_OK;
 }
 
-static sdc_status get_param(weights *w, const char *name, const float **out, int ndim, const int64_t *shape) {
+static sdc_status get_param(weights *w, const char *name, const void **out, op_dtype *dt, int ndim,
+                            const int64_t *shape) {
     *out = NULL;
+    if (dt) *dt = OP_F32;
     const st_tensor *t = weights_find(w, name);
     const char *file = w->nfiles ? w->files[0].path : "(no file)";
     if (!t && w->synthesize == 2 && ndim >= 0) {
@@ -215,7 +237,7 @@ static sdc_status get_param(weights *w, const char *name, const float **out, int
         w->nparams += weights_find(w, name)->numel;
         return SDC_OK;
     }
-    if (!t && w->synthesize && ndim >= 0) return synthesize(w, name, out, ndim, shape);
+    if (!t && w->synthesize && ndim >= 0) return synthesize(w, name, (const float **)out, ndim, shape);
     if (!t) return sdc_fail(SDC_ERR_FORMAT, "%s: missing tensor '%s%s'", file, w->prefix, name);
     if (ndim >= 0) {
         int ok = t->ndim == ndim;
@@ -232,6 +254,11 @@ static sdc_status get_param(weights *w, const char *name, const float **out, int
     w->nparams += t->numel;
     if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
         *out = t->data;
+        return SDC_OK;
+    }
+    if (dt && (t->dtype == ST_F16 || t->dtype == ST_BF16) && ((uintptr_t)t->data & 1) == 0 && t->data) {
+        *out = t->data;
+        *dt = t->dtype == ST_F16 ? OP_F16 : OP_BF16;
         return SDC_OK;
     }
     float *d;

@@ -1,19 +1,25 @@
 /* weights.h - a model component's parameters, looked up by their diffusers
  * names in one or more safetensors files. F32 tensors that are aligned are
- * used straight from the mapping; F16/BF16 ones are widened once into owned
- * buffers. Every lookup checks the shape and names file and key on error. */
+ * used straight from the mapping. Matrices and kernels (weights_get_t) stay
+ * F16/BF16 as stored, also straight from the mapping, and are widened while
+ * GEMM panels are packed: the model then costs its file size in memory, not
+ * twice that. Small tensors asked for as float (weights_get: norms, biases,
+ * embeddings) are widened once into owned buffers. Every lookup checks the
+ * shape and names file and key on error. */
 #ifndef SDC_NN_WEIGHTS_H
 #define SDC_NN_WEIGHTS_H
 
 #include <stdint.h>
 
+#include "backend/ops.h"
 #include "io/safetensors.h"
 
 /* A parameter slot handed out by weights_get: the model reads *slot. */
 typedef struct {
     char *name;
-    const float **slot;
-    float *mutable_copy; /* set once weights_mutable made the slot point to an owned copy */
+    const void **slot;     /* the model's pointer (a const float * when dtype is NULL) */
+    op_dtype *dtype;       /* the model's dtype of *slot (weights_get_t), NULL for float-only slots */
+    float *mutable_copy;   /* set once weights_mutable made the slot point to an owned copy */
 } weights_slot;
 
 typedef struct {
@@ -41,17 +47,27 @@ int weights_has(const weights *w, const char *fmt, ...) __attribute__((format(pr
 sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The same for a matrix or kernel the model reads through the _t ops:
+ * *dt says what *out holds (OP_F16 / OP_BF16 as stored in the file when the
+ * data is 2-byte aligned, else OP_F32). */
+sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape, const char *fmt,
+                         ...) __attribute__((format(printf, 6, 7)));
+
 /* Make `name` (no prefix applied) resolve to a tensor view: data may point into
  * an open file's mapping (e.g. a row slice of a fused q/k/v matrix) or to a
  * malloc'd buffer the weights object then owns (take_ownership). */
 sdc_status weights_add_view(weights *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
                             const void *data, int take_ownership);
 
+/* st_release_pages on every file this object opened (not on views into
+ * other objects' mappings, e.g. single-file checkpoints). */
+void weights_release_pages(const weights *w);
+
 /* Parameters the model has taken (weights_get) and where it keeps them. */
 int weights_slot_count(const weights *w);
 const char *weights_slot_name(const weights *w, int i);
 /* An owned float32 copy of an already-taken parameter that every slot of
- * that name now points to, for fusing deltas (LoRA) one tensor at a time;
+ * that name now points to (16-bit slots switch to OP_F32), for fusing deltas (LoRA) one tensor at a time;
  * later calls return the same buffer. SDC_ERR_ARG when the model has no
  * parameter of that name. shape may be NULL. */
 sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim, int64_t *shape);

@@ -42,7 +42,7 @@ static sdc_status encoder_layer(const clip_text_model *te, const int64_t *ids, i
     } else {
         hs[layer] = h;
         st = clip_text_forward(te, ids, B, SDC_TOKENS, hs, NULL, NULL, pooled_proj);
-        if (!st && final_norm) clip_text_final_norm(te, h, (int64_t)B * SDC_TOKENS);
+        if (!st && final_norm) st = clip_text_final_norm(te, h, (int64_t)B * SDC_TOKENS);
     }
     if (!st)
         for (int64_t r = 0; r < (int64_t)B * SDC_TOKENS; r++)

@@ -26,7 +26,8 @@ struct clip_text_model {
     weights own;      /* used when the model opened its own files */
     int owns_weights;
     weights *src;     /* where the parameters came from: &own or the borrowed object */
-    const float *tok_emb; /* (vocab, D) */
+    const void *tok_emb;  /* (vocab, D) as stored: 49408 rows of which a prompt reads 77 */
+    op_dtype tok_dt;
     const float *pos_emb; /* (max_positions, D) */
     clip_layer *layers;   /* num_layers */
     layer_norm final_ln;
@@ -138,7 +139,7 @@ static sdc_status load_layer(weights *w, const clip_text_config *c, clip_layer *
 static sdc_status load_params(clip_text_model *m, weights *w) {
     const clip_text_config *c = &m->cfg;
     int64_t tok[2] = {c->vocab_size, c->hidden_size}, pos[2] = {c->max_positions, c->hidden_size};
-    SDC_TRY(weights_get(w, &m->tok_emb, 2, tok, "text_model.embeddings.token_embedding.weight"));
+    SDC_TRY(weights_get_t(w, &m->tok_emb, &m->tok_dt, 2, tok, "text_model.embeddings.token_embedding.weight"));
     SDC_TRY(weights_get(w, &m->pos_emb, 2, pos, "text_model.embeddings.position_embedding.weight"));
     m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
     if (!m->layers) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
@@ -220,10 +221,24 @@ int clip_text_eos_index(const clip_text_model *m, const int64_t *ids, int T) {
     return 0; /* argmax of an all-zero mask */
 }
 
-void clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows) {
-    layer_norm_fwd(&m->final_ln, x, x, rows);
+sdc_status clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows) {
+    int64_t n = rows * m->cfg.hidden_size;
+    float *d;
+    if (op_host_memory()) { /* x is where the norm can run: no copy */
+        layer_norm_fwd(&m->final_ln, x, x, rows);
+        return SDC_OK;
+    }
+    SDC_TRY(op_alloc(&d, n));
+    sdc_status st = op_upload(d, x, n);
+    if (!st) {
+        layer_norm_fwd(&m->final_ln, d, d, rows);
+        st = op_download(x, d, n);
+    }
+    op_free(d);
+    return st;
 }
 
+/* x is activation memory; the tap gets a host view of it */
 static void emit(clip_tap_fn tap, void *ctx, const char *name, int layer, const char *suffix, const float *x, int B,
                  int T, int D) {
     char n[160];
@@ -232,7 +247,10 @@ static void emit(clip_tap_fn tap, void *ctx, const char *name, int layer, const 
         snprintf(n, sizeof n, "text_model.encoder.layers.%d.%s", layer, suffix);
     else
         snprintf(n, sizeof n, "%s", name);
-    tap(ctx, n, x, B, T, D);
+    float *tmp;
+    const float *hx = host_view(x, (int64_t)B * T * D, &tmp);
+    if (hx) tap(ctx, n, hx, B, T, D);
+    free(tmp);
 }
 
 /* One encoder layer on x[BT, D] in place. ws: h, q, k, v, a [BT, D] and mlp [BT, I]. */
@@ -289,39 +307,45 @@ sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, i
         if (hidden_states[i]) need = i;
     if (need < 0) return SDC_OK;
 
+    /* ids and every output are host memory; the activations are op_alloc'd
+     * and the outputs downloaded from them */
     int64_t N = (int64_t)B * T, ND = N * D;
     float *x, *ws;
-    SDC_TRY(alloc_f32(&x, ND));
-    sdc_status st = alloc_f32(&ws, 5 * ND + N * c->intermediate_size);
+    SDC_TRY(op_alloc(&x, ND));
+    sdc_status st = op_alloc(&ws, 5 * ND + N * c->intermediate_size);
     if (st) {
-        free(x);
+        op_free(x);
         return st;
     }
     /* embeddings: x[b, t] = tok[ids[b, t]] + pos[t] */
-    for (int64_t r = 0; r < N; r++) {
-        const float *te = m->tok_emb + ids[r] * D, *pe = m->pos_emb + (r % T) * D;
-        float *xr = x + r * D;
-        for (int d = 0; d < D; d++) xr[d] = te[d] + pe[d];
-    }
+    op_gather_rows(x, m->tok_emb, m->tok_dt, D, ids, N);
+    for (int b = 0; b < B; b++) op_add(x + (int64_t)b * T * D, m->pos_emb, (int64_t)T * D);
     emit(tap, tap_ctx, "text_model.embeddings", -1, NULL, x, B, T, D);
-    if (hidden_states && hidden_states[0]) memcpy(hidden_states[0], x, (size_t)ND * sizeof(float));
+    if (hidden_states && hidden_states[0] && (st = op_download(hidden_states[0], x, ND))) goto done;
     for (int li = 0; li < need; li++) {
         if ((st = layer_fwd(m, li, x, B, T, ws, tap, tap_ctx))) goto done;
-        if (hidden_states && hidden_states[li + 1]) memcpy(hidden_states[li + 1], x, (size_t)ND * sizeof(float));
+        if (hidden_states && hidden_states[li + 1] && (st = op_download(hidden_states[li + 1], x, ND))) goto done;
     }
     if (need == L && (last_hidden || pooled || text_embeds)) {
-        float *last = last_hidden ? last_hidden : ws; /* ws is free now */
+        float *last = ws; /* ws is free now */
         layer_norm_fwd(&m->final_ln, x, last, N);
-        float *pool = pooled ? pooled : x; /* x is dead after the norm */
-        for (int b = 0; b < B; b++) {
-            int e = clip_text_eos_index(m, ids + (int64_t)b * T, T);
-            memmove(pool + (int64_t)b * D, last + ((int64_t)b * T + e) * D, (size_t)D * sizeof(float));
+        if (last_hidden && (st = op_download(last_hidden, last, ND))) goto done;
+        int64_t eos[B]; /* rows of last pooled: each row's EOS position, found on the host ids */
+        for (int b = 0; b < B; b++) eos[b] = (int64_t)b * T + clip_text_eos_index(m, ids + (int64_t)b * T, T);
+        float *pool = x; /* x is dead after the norm */
+        op_gather_rows(pool, last, OP_F32, D, eos, B);
+        if (pooled && (st = op_download(pooled, pool, (int64_t)B * D))) goto done;
+        if (text_embeds) {
+            float *te;
+            if ((st = op_alloc(&te, (int64_t)B * c->projection_dim))) goto done;
+            linear_fwd(&m->proj, pool, B, te);
+            st = op_download(text_embeds, te, (int64_t)B * c->projection_dim);
+            op_free(te);
         }
-        if (text_embeds) linear_fwd(&m->proj, pool, B, text_embeds);
     }
 done:
-    free(x);
-    free(ws);
+    op_free(x);
+    op_free(ws);
     return st;
 }
 

@@ -68,8 +68,10 @@ sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, i
                                  void *tap_ctx);
 
 /* x[rows, D] <- final_layer_norm(x) in place (diffusers applies it to the
- * clip-skipped hidden state of SD1/SD2 encoders). */
-void clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows);
+ * clip-skipped hidden state of SD1/SD2 encoders). x is host memory, like
+ * every buffer of this interface; fails only when it must be copied to the
+ * backend's memory and cannot. */
+sdc_status clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows);
 
 /* The EOS position pooled for one row of ids[T] (the rule of transformers 4.44). */
 int clip_text_eos_index(const clip_text_model *m, const int64_t *ids, int T);
