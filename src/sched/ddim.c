@@ -21,7 +21,7 @@ sdc_status ddim_set_timesteps(sdc_scheduler *s, int n) {
 
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                      float eta, float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
     const int64_t t = s->ts_int[i];
@@ -45,7 +45,7 @@ sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int bat
     if (eta > 0) {
         noise = noise_out ? noise_out : malloc((size_t)n * sizeof(float));
         if (!noise) return sdc_fail(SDC_ERR_NOMEM, "DDIMScheduler: out of memory");
-        for (int b = 0; b < batch; b++) torch_randn(&gens[b], noise + (int64_t)b * per, per);
+        for (int b = 0; b < batch; b++) sched_randn(gens, b, noise + (int64_t)b * per, per);
     }
     for (int64_t k = 0; k < n; k++) {
         float pos, pe;

@@ -78,11 +78,11 @@ sdc_status euler_set_timesteps(sdc_scheduler *s, int n) {
     return st;
 }
 
-static void draw_noise(int batch, int64_t per, torch_gen *gens, float *noise) {
-    for (int b = 0; b < batch; b++) torch_randn(&gens[b], noise + (int64_t)b * per, per);
+static void draw_noise(int batch, int64_t per, const sched_gens *gens, float *noise) {
+    for (int b = 0; b < batch; b++) sched_randn(gens, b, noise + (int64_t)b * per, per);
 }
 
-sdc_status euler_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status euler_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                       float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
     const int64_t n = (int64_t)batch * per;
@@ -113,7 +113,7 @@ sdc_status euler_step(sdc_scheduler *s, int i, const float *mo, float *x, int ba
     return SDC_OK;
 }
 
-sdc_status euler_a_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status euler_a_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                         float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
     const int64_t n = (int64_t)batch * per;

@@ -34,7 +34,7 @@ sdc_status lcm_set_timesteps(sdc_scheduler *s, int n) {
 
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                     float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
     const int64_t n = (int64_t)batch * per;
@@ -56,7 +56,7 @@ sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, int batc
     if (!last) {
         noise = noise_out ? noise_out : malloc((size_t)n * sizeof(float));
         if (!noise) return sdc_fail(SDC_ERR_NOMEM, "LCMScheduler: out of memory");
-        for (int b = 0; b < batch; b++) torch_randn(&gens[b], noise + (int64_t)b * per, per);
+        for (int b = 0; b < batch; b++) sched_randn(gens, b, noise + (int64_t)b * per, per);
     }
     const float sa_prev = sqrtf(a_prev), sb_prev = sqrtf(b_prev);
     for (int64_t k = 0; k < n; k++) {

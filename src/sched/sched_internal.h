@@ -6,6 +6,21 @@
 
 #include "sched/scheduler.h"
 
+/* The per-image generators a step draws from: torch CPU generators
+ * (sched_step) or noise_gen of either kind (sched_step_gen); the other is NULL. */
+typedef struct {
+    torch_gen *torch;
+    noise_gen *any;
+} sched_gens;
+
+/* randn of image b's noise, n floats. */
+static inline void sched_randn(const sched_gens *g, int b, float *out, int64_t n) {
+    if (g->any)
+        noise_randn(&g->any[b], out, n);
+    else
+        torch_randn(&g->torch[b], out, n);
+}
+
 struct sdc_scheduler {
     sched_config cfg;
     int num_inference_steps;
@@ -73,21 +88,21 @@ sdc_status sched_state_alloc(sdc_scheduler *s, int64_t n);
 
 /* ---- family entry points ---- */
 sdc_status ddim_set_timesteps(sdc_scheduler *s, int n);
-sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                      float eta, float *x0, float *noise_out);
 sdc_status pndm_set_timesteps(sdc_scheduler *s, int n);
 sdc_status pndm_step(sdc_scheduler *s, int i, const float *mo, float *x, int64_t n_total, float *x0);
 sdc_status euler_set_timesteps(sdc_scheduler *s, int n);
-sdc_status euler_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status euler_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                       float *x0, float *noise_out);
-sdc_status euler_a_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status euler_a_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                         float *x0, float *noise_out);
 sdc_status dpm_set_timesteps(sdc_scheduler *s, int n);
 sdc_status dpm_step(sdc_scheduler *s, int i, const float *mo, float *x, int64_t n_total, float *x0);
 sdc_status lcm_set_timesteps(sdc_scheduler *s, int n); /* LCM and TCD */
-sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                     float *x0, float *noise_out);
-sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                     float eta, float *x0, float *noise_out);
 
 #endif

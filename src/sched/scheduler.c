@@ -201,14 +201,14 @@ int sched_draws_noise(const sdc_scheduler *s, int i, float eta) {
     }
 }
 
-sdc_status sched_step(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch, int64_t per_image,
-                      torch_gen *gens, float eta, float *pred_x0, float *noise_out) {
+static sdc_status step_with(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch,
+                            int64_t per_image, const sched_gens *gens, float eta, float *pred_x0, float *noise_out) {
     const char *cls = sched_class_name(s->cfg.kind);
     if (i < 0 || i >= s->n_calls)
         return sdc_fail(SDC_ERR_ARG, "%s: step %d out of range (0..%d)", cls, i, s->n_calls - 1);
     if (batch < 1 || per_image < 1) return sdc_fail(SDC_ERR_ARG, "%s: empty batch", cls);
     const int64_t n = (int64_t)batch * per_image;
-    if (sched_draws_noise(s, i, eta) && !gens)
+    if (sched_draws_noise(s, i, eta) && !gens->torch && !gens->any)
         return sdc_fail(SDC_ERR_ARG, "%s: step %d draws noise but no generators were given", cls, i);
     if (s->cfg.kind == SCHED_TCD && !(eta >= 0 && eta <= 1))
         return sdc_fail(SDC_ERR_ARG, "%s: eta (gamma) %g must be in [0, 1]", cls, (double)eta);
@@ -241,4 +241,16 @@ sdc_status sched_step(sdc_scheduler *s, int i, const float *model_output, float 
     }
     if (!st) s->steps_done = i + 1;
     return st;
+}
+
+sdc_status sched_step(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch, int64_t per_image,
+                      torch_gen *gens, float eta, float *pred_x0, float *noise_out) {
+    const sched_gens g = {.torch = gens};
+    return step_with(s, i, model_output, sample, batch, per_image, &g, eta, pred_x0, noise_out);
+}
+
+sdc_status sched_step_gen(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch,
+                          int64_t per_image, noise_gen *gens, float eta, float *pred_x0, float *noise_out) {
+    const sched_gens g = {.any = gens};
+    return step_with(s, i, model_output, sample, batch, per_image, &g, eta, pred_x0, noise_out);
 }

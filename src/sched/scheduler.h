@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "rng/noise_gen.h"
 #include "rng/torch_rng.h"
 
 typedef enum { SCHED_DDIM, SCHED_PNDM, SCHED_EULER, SCHED_EULER_A, SCHED_DPMPP_2M, SCHED_LCM, SCHED_TCD } sched_kind;
@@ -122,6 +123,10 @@ void sched_scale_model_input(sdc_scheduler *s, int i, float *x, int64_t n);
  * with the same batch size (sched_reset starts over). */
 sdc_status sched_step(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch,
                       int64_t per_image, torch_gen *gens, float eta, float *pred_x0, float *noise_out);
+/* The same step drawing from noise_gen generators (torch's CPU or CUDA
+ * generator, see rng/noise_gen.h); with CPU generators it equals sched_step. */
+sdc_status sched_step_gen(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch,
+                          int64_t per_image, noise_gen *gens, float eta, float *pred_x0, float *noise_out);
 
 /* Whether step i draws noise from the generators. */
 int sched_draws_noise(const sdc_scheduler *s, int i, float eta);

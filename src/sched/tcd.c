@@ -8,7 +8,7 @@
 
 #include "sched/sched_internal.h"
 
-sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, torch_gen *gens,
+sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
                     float eta, float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
     const int64_t n = (int64_t)batch * per;
@@ -29,7 +29,7 @@ sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batc
     if (draw) {
         noise = noise_out ? noise_out : malloc((size_t)n * sizeof(float));
         if (!noise) return sdc_fail(SDC_ERR_NOMEM, "TCDScheduler: out of memory");
-        for (int b = 0; b < batch; b++) torch_randn(&gens[b], noise + (int64_t)b * per, per);
+        for (int b = 0; b < batch; b++) sched_randn(gens, b, noise + (int64_t)b * per, per);
     }
     const float ratio = a_prev / a_s;
     const float c_pns = sqrtf(ratio), c_noise = sqrtf(1.0f - ratio);
