@@ -2,6 +2,7 @@
  * 2 usage), one clear line on stderr, no PNG left behind on failure, and
  * `sdc tokenize` against the tokenizer goldens. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "harness.h"
 #include "io/json.h"
+#include "io/safetensors.h"
 
 static int exists(const char *p) {
     struct stat sb;
@@ -185,4 +187,44 @@ TEST(cli_tokenize_matches_goldens) {
     CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"), "missing tokenizer: %s", out);
     snprintf(cmd, sizeof cmd, "%s tokenize cat", sdc_binary());
     CHECK(run_cmd(cmd, out, sizeof out) == 2, "no tokenizer accepted: %s", out);
+}
+
+/* --dtype: bf16 runs where the CPU has AVX512_BF16 and stays within a few
+ * levels of f32 (it must differ: the flag has to reach the kernels); f16 is
+ * a CUDA-only precision and says so. */
+TEST(cli_generate_dtype) {
+    char cmd[2048], out[4096];
+    const char *model = fixture_path("models/tiny-sd");
+    snprintf(cmd, sizeof cmd, GEN "-m '%s' -o '%s' --dtype f16", sdc_binary(), model, tmp_path("f16.png"));
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "f16") && strstr(out, "CUDA"), "--dtype f16: %s", out);
+    CHECK(!exists(tmp_path("f16.png")), "--dtype f16 left a PNG");
+    const char *dt[2] = {"f32", "bf16"};
+    char dumps[2][512];
+    for (int i = 0; i < 2; i++) {
+        snprintf(dumps[i], sizeof dumps[i], "%s", tmp_path(i ? "bf16.safetensors" : "f32.safetensors"));
+        snprintf(cmd, sizeof cmd, GEN "-m '%s' -o '%s' --dtype %s --dump '%s'", sdc_binary(), model,
+                 tmp_path("dt.png"), dt[i], dumps[i]);
+        int rc = run_cmd(cmd, out, sizeof out);
+        if (i == 1 && rc == 1 && strstr(out, "AVX512_BF16")) SKIP("this CPU has no AVX512_BF16: %s", out);
+        CHECK(rc == 0, "--dtype %s: exit %d: %s", dt[i], rc, out);
+    }
+    st_file a, b;
+    CHECK_OK(st_open(&a, dumps[0]));
+    if (st_open(&b, dumps[1])) {
+        st_close(&a);
+        CHECK(0, "cannot read %s", dumps[1]);
+    }
+    const st_tensor *x = st_find(&a, "decoded"), *y = st_find(&b, "decoded");
+    double md = -1;
+    if (x && y && x->numel == y->numel && x->dtype == ST_F32 && y->dtype == ST_F32) {
+        md = 0;
+        for (int64_t i = 0; i < x->numel; i++) {
+            double d = fabs((double)((const float *)x->data)[i] - ((const float *)y->data)[i]);
+            if (!(d <= md)) md = d; /* NaN propagates as a failure */
+        }
+    }
+    st_close(&a);
+    st_close(&b);
+    if (getenv("SDC_TEST_VERBOSE")) printf("      bf16 vs f32 decoded image: max |diff| %.3g (range -1..1)\n", md);
+    CHECK(md > 0 && md < 0.1, "bf16 vs f32 decoded max |diff| %g, want in (0, 0.1)", md);
 }

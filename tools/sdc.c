@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sdc.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    sdc_tune_allocator();
     if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);

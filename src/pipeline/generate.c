@@ -11,10 +11,11 @@
 
 #include "io/png_io.h"
 #include "nn/layers.h"
+#include "nn/vae_tiling.h"
 #include "pipeline/infotext.h"
 #include "pipeline/model.h"
 #include "pipeline/text_conditioning.h"
-#include "rng/torch_rng.h"
+#include "rng/noise_gen.h"
 #include "sched/scheduler.h"
 
 #define MAX_IMAGES 64
@@ -88,11 +89,13 @@ typedef struct {
     int B, W, H, h, w, steps, cfg;
     float g;
     int64_t per; /* floats per latent image */
+    int vae_tile; /* --vae-tiling: tile side in pixels; 0: decode untiled */
     sdc_scheduler *s;
     sched_config sc;
     text_cond pos, neg;
     float *ctx, *pooled, *time_ids, *tcond; /* UNet conditioning, batch 2B with CFG */
-    torch_gen *gens;
+    noise_rng rng; /* which torch generator the seeds seed (r->rng) */
+    noise_gen *gens;
     float *latents, *model_in, *unet_in, *unet_out, *noise_pred, *step_noise;
 } gen_state;
 
@@ -146,6 +149,10 @@ static sdc_status setup_text(gen_state *S) {
             if (S->neg.ids2) dump(r, "uncond_input_ids_2", 1, 2, ids_shape, S->neg.ids2);
         }
     }
+    /* The encoders are done until the next request: their mapped weights leave
+     * the resident set, so the UNet's and VAE's peaks do not stack on them. */
+    if (S->m->te) weights_release_pages(clip_text_weights(S->m->te));
+    if (S->m->te2) weights_release_pages(clip_text_weights(S->m->te2));
     int D = S->pos.D, P = S->pos.P, n = S->cfg ? 2 : 1;
     int64_t per_ctx = (int64_t)SDC_TOKENS * D, emb_shape[3] = {S->B, SDC_TOKENS, D}, pool_shape[2] = {S->B, P};
     dump(r, "prompt_embeds", 0, 3, emb_shape, S->pos.embeds);
@@ -224,7 +231,7 @@ static sdc_status denoise(gen_state *S) {
         snprintf(name, sizeof name, "noise_pred_%d", k + 1);
         dump(r, name, 0, 4, lat_shape, S->noise_pred);
         int drew = sched_draws_noise(S->s, k, r->eta);
-        SDC_TRY(sched_step(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
+        SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
         if (drew) {
             snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
             dump(r, name, 0, 4, lat_shape, S->step_noise);
@@ -235,6 +242,25 @@ static sdc_status denoise(gen_state *S) {
             return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
     }
     return SDC_OK;
+}
+
+/* --vae-tiling: diffusers' tile is the VAE config's sample_size (a folder's
+ * vae/config.json); a single file's built-in configs give the model's native
+ * size (SD 1.x 512, SD 2.1 768, SDXL 1024). */
+static sdc_status vae_tile_size(const sdc_model *m, const sdc_request *r, int *px) {
+    int sample = unet_get_config(m->unet)->sample_size * m->vae_scale;
+    if (r->vae_tile_size) {
+        *px = r->vae_tile_size;
+    } else {
+        if (!m->sf) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/vae/config.json", m->path);
+            SDC_TRY(vae_tiling_config_sample_size(p, &sample));
+        }
+        *px = vae_tiling_default_size(sample, m->vae_scale);
+    }
+    vae_tile_geometry g;
+    return vae_tile_geometry_make(*px, m->vae_scale, &g);
 }
 
 static sdc_status decode(gen_state *S, sdc_image *imgs) {
@@ -248,7 +274,10 @@ static sdc_status decode(gen_state *S, sdc_image *imgs) {
     if (r->dump && ((st = alloc_f32(&all_dec, B * 3 * npix)) || (st = alloc_f32(&all_img, B * 3 * npix)))) goto done;
     for (int b = 0; b < B; b++) { /* one image at a time bounds the VAE's memory */
         for (int64_t i = 0; i < S->per; i++) z[i] = S->latents[b * S->per + i] / sf;
-        if ((st = vae_decode(S->m->vae, z, 1, S->h, S->w, dec))) goto done;
+        vae_tiling vt = {.tile_sample_size = S->vae_tile};
+        if ((st = S->vae_tile ? vae_decode_tiled(S->m->vae, z, 1, S->h, S->w, dec, &vt)
+                              : vae_decode(S->m->vae, z, 1, S->h, S->w, dec)))
+            goto done;
         uint8_t *rgb = malloc((size_t)npix * 3);
         if (!rgb) {
             st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
@@ -295,6 +324,8 @@ static int chunk_on_progress(void *ctx, int step, int total) {
     return c->r->progress(c->r->progress_ctx, c->chunk * total + step, c->nchunks * total);
 }
 
+static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages);
+
 static sdc_status generate_chunked(sdc_model *m, const sdc_request *r, sdc_image **images, int *nimages) {
     if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
     if (r->batch < 1 || (int64_t)r->batch * r->nprompts > MAX_CHUNKED_IMAGES)
@@ -329,7 +360,7 @@ static sdc_status generate_chunked(sdc_model *m, const sdc_request *r, sdc_image
         if (r->progress) sub.progress = chunk_on_progress, sub.progress_ctx = &cp;
         sdc_image *imgs;
         int got;
-        if ((st = sdc_generate(m, &sub, &imgs, &got))) break;
+        if ((st = generate_batch(m, &sub, a + n == total, &imgs, &got))) break;
         memcpy(all + a, imgs, (size_t)got * sizeof *imgs);
         free(imgs); /* the pixels and infotexts moved to all[] */
         done = a + got;
@@ -351,6 +382,15 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     if (r->batch_size < 0 || r->batch_size > MAX_IMAGES)
         return sdc_fail(SDC_ERR_ARG, "batch size %d out of range (0..%d)", r->batch_size, MAX_IMAGES);
     if (r->batch_size && (int64_t)r->batch * r->nprompts > r->batch_size) return generate_chunked(m, r, images, nimages);
+    return generate_batch(m, r, 1, images, nimages);
+}
+
+/* One UNet batch. last: no UNet call follows in this request, so the UNet's
+ * mapped weights may leave the resident set before the VAE runs (the next
+ * request maps them back from the page cache: ~0.05 s per GB here). */
+static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages) {
+    *images = NULL;
+    *nimages = 0;
     const unet_config *uc = unet_get_config(m->unet);
     gen_state S;
     memset(&S, 0, sizeof S);
@@ -361,12 +401,14 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     S.steps = r->steps ? r->steps : 50;
     S.g = r->guidance >= 0 ? r->guidance : (m->family == FAMILY_SDXL ? 5.0f : 7.5f);
     SDC_TRY(check_request(r, S.W, S.H, S.steps, S.g));
+    SDC_TRY(noise_rng_parse(r->rng, &S.rng));
     if (S.W % m->vae_scale || S.H % m->vae_scale)
         return sdc_fail(SDC_ERR_ARG, "size %dx%d must be a multiple of %d for this model", S.W, S.H, m->vae_scale);
     S.B = r->nprompts * r->batch;
     S.h = S.H / m->vae_scale;
     S.w = S.W / m->vae_scale;
     S.per = (int64_t)uc->in_channels * S.h * S.w;
+    if (r->vae_tiling) SDC_TRY(vae_tile_size(m, r, &S.vae_tile)); /* before any work: a bad size fails fast */
     S.cfg = S.g > 1.0f && !uc->time_cond_proj_dim;
     int n = S.cfg ? 2 : 1;
     sdc_image *imgs = calloc((size_t)S.B, sizeof(sdc_image));
@@ -377,7 +419,7 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
         st = alloc_f32(&S.tcond, (int64_t)S.B * uc->time_cond_proj_dim);
         for (int b = 0; !st && b < S.B; b++) guidance_embedding(S.g - 1.0f, uc->time_cond_proj_dim, S.tcond + b * uc->time_cond_proj_dim);
     }
-    if (!st && !(S.gens = calloc((size_t)S.B, sizeof(torch_gen)))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st && !(S.gens = calloc((size_t)S.B, sizeof(noise_gen)))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st) st = alloc_f32(&S.latents, S.B * S.per);
     if (!st) st = alloc_f32(&S.model_in, S.B * S.per);
     if (!st) st = alloc_f32(&S.unet_in, n * S.B * S.per);
@@ -386,11 +428,12 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     if (!st) st = alloc_f32(&S.step_noise, S.B * S.per);
     if (!st) {
         for (int b = 0; b < S.B; b++) {
-            torch_gen_seed(&S.gens[b], r->seed + (uint64_t)b);
-            torch_randn(&S.gens[b], S.latents + b * S.per, S.per);
+            noise_gen_seed(&S.gens[b], S.rng, r->seed + (uint64_t)b);
+            noise_randn(&S.gens[b], S.latents + b * S.per, S.per);
         }
         st = denoise(&S);
     }
+    if (!st && last) weights_release_pages(unet_weights(m->unet));
     if (!st) st = decode(&S, imgs);
     for (int b = 0; !st && b < S.B; b++) {
         int p = b / r->batch;
@@ -401,6 +444,7 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
             .sampler = infotext_sampler_name(sched_kind_name(S.sc.kind)),
             .schedule = S.sc.use_karras_sigmas ? "Karras" : NULL,
             .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
+            .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
         };
         imgs[b].seed = f.seed;
         if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");

@@ -32,6 +32,7 @@ char *infotext_format(const infotext_fields *f) {
                   (unsigned long long)f->seed, f->width, f->height, f->model);
     if (f->eta != 0.0f) o += snprintf(s + o, n - (size_t)o, ", Eta: %s", e);
     if (f->clip_skip > 1) o += snprintf(s + o, n - (size_t)o, ", Clip skip: %d", f->clip_skip);
+    if (f->rng) o += snprintf(s + o, n - (size_t)o, ", RNG: %s", f->rng); /* A1111 writes it only when not GPU */
     snprintf(s + o, n - (size_t)o, ", Version: sdc");
     return s;
 }

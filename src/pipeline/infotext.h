@@ -13,6 +13,7 @@ typedef struct {
     float guidance, eta;
     uint64_t seed;
     const char *model;
+    const char *rng;               /* A1111's "RNG" (randn source): "CPU", or NULL for its default GPU noise */
 } infotext_fields;
 
 /* malloc'd string, NULL on allocation failure */

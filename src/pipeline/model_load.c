@@ -85,9 +85,29 @@ void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n
     snprintf(out, n, "%.*s", (int)(len - b), path + b);
 }
 
+void sdc_tune_allocator(void) { op_tune_allocator(); }
+
+static sdc_status set_compute_dtype(const char *dt) {
+    if (!dt || !strcmp(dt, "f32")) {
+        op_set_compute(OP_F32);
+        return SDC_OK;
+    }
+    if (!strcmp(dt, "bf16")) {
+        op_set_compute(OP_BF16);
+        if (op_compute() != OP_BF16)
+            return sdc_fail(SDC_ERR_ARG, "bf16 compute needs a CPU with AVX512_BF16 instructions; this one has none "
+                                         "(use f32)");
+        return SDC_OK;
+    }
+    if (!strcmp(dt, "f16"))
+        return sdc_fail(SDC_ERR_ARG, "f16 compute needs a CUDA device; the CPU computes in f32 or bf16");
+    return sdc_fail(SDC_ERR_ARG, "unknown compute dtype '%s' (f32, bf16 or f16)", dt);
+}
+
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
     op_set_threads(opt ? opt->threads : 0);
+    SDC_TRY(set_compute_dtype(opt ? opt->dtype : NULL));
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!dir_exists(path)) {

@@ -75,6 +75,7 @@ static uint64_t random_seed(void) {
 
 typedef struct {
     const char *prompt, *negative, *sampler_name, *schedule_name;
+    const char *rng; /* sdc's --rng for override_settings.randn_source; NULL: cpu */
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
@@ -125,6 +126,18 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             return 0;
         }
         if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, 12, &t->clip_skip, r)) return 0;
+        /* A1111's "Random number generator source": GPU is torch's CUDA generator, NV its CPU
+         * emulation of it (the same noise for latents), CPU torch's CPU generator */
+        const char *src = NULL;
+        if (!field_string(ovr, "randn_source", &src, r)) return 0;
+        if (src) {
+            if (!strcmp(src, "GPU") || !strcmp(src, "NV")) t->rng = "cuda";
+            else if (!strcmp(src, "CPU")) t->rng = "cpu";
+            else {
+                reply_invalid(r, "override_settings.randn_source: expected GPU, CPU or NV, got '%.40s'", src);
+                return 0;
+            }
+        }
     }
     /* A1111: sampler_name, else sampler_index (default "Euler"); a schedule in the name is the legacy spelling */
     const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
@@ -275,6 +288,7 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     j->scheduler = t.sampler->sdc;
     j->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->clip_skip = t.clip_skip;
+    j->rng = t.rng;
     int res = jq_run(a->queue, j);
     if (res == JQ_FULL) {
         reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later", a->cfg->queue);

@@ -72,6 +72,7 @@ static void run_job(job_queue *q, jq_job *j) {
         r.karras = j->karras;
         r.eta = j->eta;
         r.clip_skip = j->clip_skip;
+        r.rng = j->rng;
         r.progress = on_step;
         r.progress_ctx = q;
         sdc_status st = sdc_generate(q->model, &r, &j->images[it], &j->nimages[it]);

@@ -51,6 +51,7 @@ typedef struct {
     int steps, width, height, batch, n_iter, karras, clip_skip;
     float cfg, eta;
     const char *scheduler; /* sdc scheduler name */
+    const char *rng;       /* sdc_request.rng: NULL / "cpu" or "cuda" */
     /* results, filled by the worker */
     int result;            /* JQ_DONE, JQ_FULL, JQ_SHUTDOWN */
     int interrupted;       /* stopped early by /interrupt or shutdown */
