@@ -73,6 +73,11 @@ typedef struct {
      * with AVX512_BF16, images move by ~1e-2; the load fails on other CPUs),
      * "f16" (needs a CUDA device). Weights stay as stored either way. */
     const char *dtype;
+    /* NULL or "cpu" (default), or "cuda": the first NVIDIA GPU (builds made
+     * with nvcc); process-wide. On cuda the UNet and text encoders run in
+     * dtype (default f16, or bf16, f32), the VAE in f32 unless its config
+     * says force_upcast: false. */
+    const char *device;
 } sdc_load_options;
 
 /* For programs (not libraries) that run models: make the C allocator keep

@@ -31,6 +31,7 @@ static void help(void) {
         "      --max-connections N   open connections at once (default 64)\n"
         "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
         "      --threads N           CPU threads (default: all cores)\n"
+        "      --device cpu|cuda     compute device (cuda: builds made with nvcc)\n"
         "      --dtype f32|bf16      compute precision (bf16: faster on CPUs with AVX512_BF16; see generate)\n"
         "      --quiet               no per-request log lines\n"
         "  -h, --help                this text\n"
@@ -39,7 +40,7 @@ static void help(void) {
 }
 
 enum { O_HOST = 256, O_PORT, O_AUTH, O_QUEUE, O_MAXSIZE, O_MAXSTEPS, O_MAXIMAGES, O_MAXBODY, O_MAXCONN, O_VARIANT,
-       O_THREADS, O_QUIET, O_DTYPE };
+       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
@@ -50,7 +51,7 @@ int cmd_serve(int argc, char **argv) {
         {"max-body-mb", required_argument, 0, O_MAXBODY}, {"max-connections", required_argument, 0, O_MAXCONN},
         {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
-        {"dtype", required_argument, 0, O_DTYPE},
+        {"dtype", required_argument, 0, O_DTYPE},      {"device", required_argument, 0, O_DEVICE},
         {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
                          .max_images = 16, .max_body = 16u << 20, .max_connections = 64};
@@ -75,6 +76,11 @@ int cmd_serve(int argc, char **argv) {
         case O_VARIANT: lo.variant = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: cfg.quiet = 1; break;
+        case O_DEVICE:
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+                return cli_usage_error("serve", "--device must be cpu or cuda, got '%s'", optarg);
+            lo.device = optarg;
+            break;
         case O_DTYPE:
             if (strcmp(optarg, "f32") && strcmp(optarg, "f16") && strcmp(optarg, "bf16"))
                 return cli_usage_error("serve", "--dtype must be f32, f16 or bf16, got '%s'", optarg);

@@ -10,6 +10,17 @@
 
 #include "core/status.h"
 
+/* ---- device ----------------------------------------------------------
+ * Where the ops run, process-wide. OP_DEV_CUDA needs a build with nvcc and
+ * a GPU (clear error otherwise); OP_DEV_EMULATED runs the CPU ops behind
+ * the boundary a device has (op_host_memory() == 0), for tests. */
+typedef enum { OP_DEV_CPU = 0, OP_DEV_CUDA = 1, OP_DEV_EMULATED = 2 } op_device;
+sdc_status op_set_device(op_device d);
+op_device op_get_device(void);
+const char *op_device_name(void);
+/* Wait for queued device work; reports asynchronous device failures. */
+sdc_status op_sync(void);
+
 /* Threads used by GEMMs and loops (0 = all cores). */
 void op_set_threads(int n);
 int op_threads(void);
@@ -103,6 +114,16 @@ void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW);
  * t is host memory (the caller's timesteps or time ids), out is activation
  * memory (op_alloc): the embedding is computed where the activations live. */
 void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out);
+
+/* ---- weights and precision on a device backend ----
+ * op_weight_upload copies a parameter (n elements of src_dt, host memory)
+ * into device memory as dst_dt (SDC_ERR_UNSUPPORTED on the CPU, which reads
+ * weights in place); op_weight_free releases one. op_set_precision tells the
+ * backend the activation precision of the component about to run (weights
+ * of that component were uploaded in it); the CPU ignores it. */
+sdc_status op_weight_upload(const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev);
+void op_weight_free(void *dev);
+void op_set_precision(op_dtype dt);
 
 /* ---- activation memory -------------------------------------------------
  * The model code (src/nn, the text encoder) never reads or writes

@@ -35,6 +35,7 @@ struct sdc_vae {
     vae_config cfg;
     weights own;
     int owns_weights;
+    weights *src; /* what load_params took the parameters from */
     conv2d post_quant_conv; /* (latent, latent, 1, 1) when use_post_quant_conv */
     conv2d quant_conv;      /* (2 latent, 2 latent, 1, 1) when use_quant_conv (encoder only) */
     vae_decoder dec;
@@ -119,6 +120,9 @@ static sdc_status parse_config(const cJSON *o, vae_config *c, const char *what) 
     SDC_TRY(json_get_bool(o, "use_quant_conv", 1, &c->use_quant_conv, what));
     SDC_TRY(json_get_bool(o, "use_post_quant_conv", 1, &c->use_post_quant_conv, what));
     SDC_TRY(json_get_bool(o, "mid_block_add_attention", 1, &c->mid_attention, what));
+    int upcast;
+    SDC_TRY(json_get_bool(o, "force_upcast", 1, &upcast, what));
+    c->fp16_safe = !upcast;
     double sf, sh;
     SDC_TRY(json_get_num(o, "scaling_factor", 0.18215, &sf, what));
     SDC_TRY(json_get_num(o, "shift_factor", 0.0, &sh, what));
@@ -184,6 +188,7 @@ static sdc_status load_encoder(weights *w, const vae_config *c, vae_encoder *e) 
 }
 
 static sdc_status load_params(sdc_vae *v, weights *w) {
+    v->src = w;
     const vae_config *c = &v->cfg;
     int L = c->latent_channels;
     if (c->use_post_quant_conv) SDC_TRY(conv2d_load(w, &v->post_quant_conv, L, L, 1, 1, 0, "post_quant_conv"));
@@ -247,6 +252,8 @@ void vae_free(sdc_vae *v) {
 }
 
 const vae_config *vae_get_config(const sdc_vae *v) { return &v->cfg; }
+weights *vae_weights(sdc_vae *v) { return v->src; }
+
 float vae_scaling_factor(const sdc_vae *v) { return v->cfg.scaling_factor; }
 float vae_shift_factor(const sdc_vae *v) { return v->cfg.shift_factor; }
 int vae_latent_channels(const sdc_vae *v) { return v->cfg.latent_channels; }

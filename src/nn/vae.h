@@ -20,6 +20,8 @@ typedef struct {
     float scaling_factor;          /* default 0.18215 */
     float shift_factor;            /* null -> 0 */
     int load_encoder;              /* 0: decoder only; 1: also the encoder when its tensors exist (default) */
+    int fp16_safe;                 /* config force_upcast: false (default 0: the VAE needs float32 activations
+                                      on a device that runs the rest in f16, as diffusers upcasts it) */
 } vae_config;
 
 typedef struct sdc_vae sdc_vae;
@@ -47,6 +49,7 @@ void vae_free(sdc_vae *v);
 
 const vae_config *vae_get_config(const sdc_vae *v);
 float vae_scaling_factor(const sdc_vae *v);
+weights *vae_weights(sdc_vae *v); /* the parameters it reads (its own, or a single file's) */
 float vae_shift_factor(const sdc_vae *v);
 int vae_latent_channels(const sdc_vae *v);
 /* Pixels per latent along each axis: 2^(nblocks - 1) (8 for SD; diffusers' vae_scale_factor). */

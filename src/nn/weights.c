@@ -38,6 +38,8 @@ sdc_status weights_open(weights *w, const char *const *paths, int n) {
 }
 
 void weights_close(weights *w) {
+    for (int i = 0; i < w->ndevice; i++) op_weight_free(w->device[i]);
+    free(w->device);
     for (int i = 0; i < w->nslots; i++) free(w->slots[i].name);
     free(w->slots);
     for (int i = 0; i < w->nviews; i++) free(w->views[i].name);
@@ -182,6 +184,38 @@ sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, c
     va_end(ap);
     SDC_TRY(get_param(w, name, out, dt, ndim, shape));
     return add_slot(w, name, out, dt);
+}
+
+sdc_status weights_to_device(weights *w, op_dtype dt) {
+    if (w->ndevice) return sdc_fail(SDC_ERR_ARG, "weights already on the device");
+    if (!(w->device = calloc((size_t)(w->nslots ? w->nslots : 1), sizeof(void *))))
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    char *done = calloc((size_t)(w->nslots ? w->nslots : 1), 1);
+    if (!done) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    sdc_status st = SDC_OK;
+    for (int i = 0; i < w->nslots && !st; i++) {
+        if (done[i]) continue;
+        const st_tensor *t = weights_find(w, w->slots[i].name);
+        /* the element count: of the stored tensor, or of a synthesized one
+         * (benchmarks), which has no stored tensor but an owned buffer */
+        int64_t n = t ? t->numel : -1;
+        if (n < 0) {
+            st = sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor to upload", w->slots[i].name);
+            break;
+        }
+        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32;
+        void *d = NULL;
+        if ((st = op_weight_upload(*w->slots[i].slot, src, n, dt, &d))) break;
+        w->device[w->ndevice++] = d;
+        for (int j = i; j < w->nslots; j++)
+            if (!done[j] && !strcmp(w->slots[j].name, w->slots[i].name)) {
+                *w->slots[j].slot = d;
+                if (w->slots[j].dtype) *w->slots[j].dtype = dt;
+                done[j] = 1;
+            }
+    }
+    free(done);
+    return st;
 }
 
 int weights_slot_count(const weights *w) { return w->nslots; }

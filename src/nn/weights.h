@@ -37,6 +37,8 @@ typedef struct {
     int nviews, views_cap, views_sorted;
     weights_slot *slots;
     int nslots, slots_cap;
+    void **device; /* device copies made by weights_to_device */
+    int ndevice;
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
@@ -62,6 +64,12 @@ sdc_status weights_add_view(weights *w, const char *name, st_dtype dtype, int nd
 /* st_release_pages on every file this object opened (not on views into
  * other objects' mappings, e.g. single-file checkpoints). */
 void weights_release_pages(const weights *w);
+
+/* Device backends: upload every parameter the model has taken, in `dt`
+ * (the precision its component will run in), and point the model's slots
+ * at the device copies; weights_close frees them. The host data stays as it
+ * was (mapped files, owned buffers). Call after LoRAs are fused. */
+sdc_status weights_to_device(weights *w, op_dtype dt);
 
 /* Parameters the model has taken (weights_get) and where it keeps them. */
 int weights_slot_count(const weights *w);

@@ -24,6 +24,9 @@ struct sdc_model {
     int force_zeros_for_empty_prompt;
     int vae_scale;               /* pixels per latent (8) */
     struct single_file_weights *sf; /* single-file checkpoints: what te/te2/vae borrow (single_file.h) */
+    /* activation precision of each component on a device backend (all
+     * OP_F32 on the CPU, where op_compute() decides instead) */
+    op_dtype te_dt, unet_dt, vae_dt;
 };
 
 #endif

@@ -104,16 +104,49 @@ static sdc_status set_compute_dtype(const char *dt) {
     return sdc_fail(SDC_ERR_ARG, "unknown compute dtype '%s' (f32, bf16 or f16)", dt);
 }
 
+/* The device and the activation precision it runs the UNet/text encoders in. */
+static sdc_status set_device(const sdc_load_options *opt, op_dtype *act) {
+    const char *dev = opt ? opt->device : NULL, *dt = opt ? opt->dtype : NULL;
+    *act = OP_F32;
+    if (!dev || !strcmp(dev, "cpu")) {
+        if (op_get_device() == OP_DEV_CUDA) SDC_TRY(op_set_device(OP_DEV_CPU));
+        return set_compute_dtype(dt);
+    }
+    if (strcmp(dev, "cuda")) return sdc_fail(SDC_ERR_ARG, "unknown device '%s' (cpu or cuda)", dev);
+    if (dt && strcmp(dt, "f16") && strcmp(dt, "bf16") && strcmp(dt, "f32"))
+        return sdc_fail(SDC_ERR_ARG, "unknown compute dtype '%s' (f16, bf16 or f32)", dt);
+    SDC_TRY(op_set_device(OP_DEV_CUDA));
+    op_set_compute(OP_F32);
+    *act = !dt || !strcmp(dt, "f16") ? OP_F16 : !strcmp(dt, "bf16") ? OP_BF16 : OP_F32;
+    return SDC_OK;
+}
+
+/* Upload every component's weights once, in the precision it will run in. */
+static sdc_status model_to_device(sdc_model *m, op_dtype act) {
+    m->te_dt = m->unet_dt = act;
+    /* diffusers upcasts a VAE whose config says force_upcast (the SD 1.x and
+     * SDXL VAEs overflow f16: black or NaN images) */
+    m->vae_dt = vae_get_config(m->vae)->fp16_safe ? act : OP_F32;
+    if (op_get_device() != OP_DEV_CUDA) return SDC_OK;
+    if (m->te) SDC_TRY(weights_to_device(clip_text_weights(m->te), m->te_dt));
+    if (m->te2) SDC_TRY(weights_to_device(clip_text_weights(m->te2), m->te_dt));
+    SDC_TRY(weights_to_device(unet_weights(m->unet), m->unet_dt));
+    SDC_TRY(weights_to_device(vae_weights(m->vae), m->vae_dt));
+    return op_sync();
+}
+
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
     op_set_threads(opt ? opt->threads : 0);
-    SDC_TRY(set_compute_dtype(opt ? opt->dtype : NULL));
+    op_dtype act;
+    SDC_TRY(set_device(opt, &act));
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!dir_exists(path)) {
         if (path_exists(path)) { /* a single-file checkpoint */
             SDC_TRY(single_file_load(out, path, opt));
             sdc_status st = lora_apply_to_model(*out, opt); /* fused before any request runs */
+            if (!st) st = model_to_device(*out, act);
             if (st) {
                 sdc_model_free(*out);
                 *out = NULL;
@@ -134,6 +167,7 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
                                          : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st && opt && opt->prediction) st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
     if (!st) st = lora_apply_to_model(m, opt); /* fused before any request runs */
+    if (!st) st = model_to_device(m, act);
     if (st) {
         sdc_model_free(m);
         return st;

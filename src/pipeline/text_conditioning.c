@@ -53,6 +53,7 @@ static sdc_status encoder_layer(const clip_text_model *te, const int64_t *ids, i
 
 sdc_status text_cond_encode(const sdc_model *m, const char *const *prompts, int B, int clip_skip, text_cond *out) {
     memset(out, 0, sizeof *out);
+    op_set_precision(m->te_dt);
     int skip = clip_skip > 1 ? clip_skip - 1 : 0; /* diffusers' clip_skip: layers skipped from the end */
     out->B = B;
     out->T = SDC_TOKENS;

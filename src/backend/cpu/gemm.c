@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
 /* ---- per-thread scratch, freed when the thread ends */

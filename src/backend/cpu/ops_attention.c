@@ -17,6 +17,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
 #define KEYS_BLOCK 512
@@ -215,7 +216,7 @@ static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
     return 0;
 }
 
-sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+sdc_status cpu_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                         int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
     PROF_BEGIN();
     const gemm_arch *ar = gemm_arch_get();

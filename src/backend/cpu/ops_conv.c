@@ -10,6 +10,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
 typedef struct {
@@ -74,12 +75,12 @@ static void pack_conv(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_
     }
 }
 
-sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
+sdc_status cpu_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
                      int stride, int pad, float *y) {
-    return op_conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
+    return cpu_conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
 }
 
-sdc_status op_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
+sdc_status cpu_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y) {
     PROF_BEGIN();
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;

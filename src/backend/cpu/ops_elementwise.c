@@ -8,6 +8,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
 enum { ACT_SILU, ACT_GELU, ACT_QUICK_GELU };
@@ -90,11 +91,11 @@ static void activation(int kind, float *x, int64_t n) {
     PROF_END(PROF_ACTIVATION, 0);
 }
 
-void op_silu(float *x, int64_t n) { activation(ACT_SILU, x, n); }
-void op_gelu(float *x, int64_t n) { activation(ACT_GELU, x, n); }
-void op_quick_gelu(float *x, int64_t n) { activation(ACT_QUICK_GELU, x, n); }
+void cpu_silu(float *x, int64_t n) { activation(ACT_SILU, x, n); }
+void cpu_gelu(float *x, int64_t n) { activation(ACT_GELU, x, n); }
+void cpu_quick_gelu(float *x, int64_t n) { activation(ACT_QUICK_GELU, x, n); }
 
-void op_geglu(const float *x, float *y, int64_t rows, int D) {
+void cpu_geglu(const float *x, float *y, int64_t rows, int D) {
     PROF_BEGIN();
     int vec = CPU_VEC();
 #pragma omp parallel for schedule(static)
@@ -116,21 +117,21 @@ void op_geglu(const float *x, float *y, int64_t rows, int D) {
     PROF_END(PROF_ACTIVATION, 0);
 }
 
-void op_add(float *y, const float *x, int64_t n) {
+void cpu_add(float *y, const float *x, int64_t n) {
     PROF_BEGIN();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void op_scale(float *y, float s, int64_t n) {
+void cpu_scale(float *y, float s, int64_t n) {
     PROF_BEGIN();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] *= s;
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void op_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
+void cpu_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
     PROF_BEGIN();
 #pragma omp parallel for schedule(static)
     for (int64_t bc = 0; bc < (int64_t)B * C; bc++) {
@@ -141,7 +142,7 @@ void op_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void op_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+void cpu_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
     PROF_BEGIN();
     /* torch's nearest: src = min(floor(dst * (float)in/out), in-1) */
     float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
@@ -190,19 +191,19 @@ static void transpose_planes(const float *x, float *y, int B, int64_t R, int64_t
     }
 }
 
-void op_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
+void cpu_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
     PROF_BEGIN();
     transpose_planes(x, y, B, C, HW);
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
+void cpu_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
     PROF_BEGIN();
     transpose_planes(x, y, B, HW, C);
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
+void cpu_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
     /* diffusers get_timestep_embedding, all in float32 like the reference */
     int half = dim / 2;
     float nlog = (float)-log(10000.0);

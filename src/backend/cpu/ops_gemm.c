@@ -11,6 +11,7 @@
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
 static int g_threads;
@@ -36,9 +37,9 @@ void op_tune_allocator(void) {
 #endif
 }
 
-void op_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
+void cpu_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
                  float *y) {
-    if (wt == OP_F32) return op_linear(x, M, K, W, b, N, y);
+    if (wt == OP_F32) return cpu_linear(x, M, K, W, b, N, y);
     PROF_BEGIN();
     gemm_strided16 wt16 = {W, K, 1, wt == OP_BF16};
     gemm_desc d = {.M = M, .N = N, .K = K, .a_direct = x, .lda = K, .pack_b = gemm_pack_strided16, .b_ctx = &wt16,
@@ -70,7 +71,7 @@ void op_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype w
     PROF_END(PROF_LINEAR, 2.0 * (double)M * (double)N * (double)K);
 }
 
-void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y) {
+void cpu_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y) {
     PROF_BEGIN();
     /* y = x . W^T: A = x read in place, B(k, n) = W[n, k] packed */
     gemm_strided wt = {W, K, 1};

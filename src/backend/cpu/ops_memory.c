@@ -1,65 +1,56 @@
-/* ops_memory.c - activation memory on the CPU backend: allocation (malloc,
- * with a live-allocation count for tests), host <-> activation transfers
- * (memcpy: activations are host memory here) and the copies, padding and
+/* ops_memory.c - activation memory on the CPU backend: allocation (malloc),
+ * host <-> activation transfers (memcpy: activations are host memory here) and the copies, padding and
  * row gathers the models use instead of touching activations themselves. */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
-static atomic_llong g_live; /* op_alloc'd buffers not yet op_free'd */
-
-sdc_status op_alloc(float **p, int64_t n) {
+sdc_status cpu_alloc(float **p, int64_t n) {
     *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!*p) return sdc_fail(SDC_ERR_NOMEM, "out of memory (%lld floats of activations)", (long long)n);
-    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
     return SDC_OK;
 }
 
-void op_free(void *p) {
+void cpu_free(void *p) {
     if (!p) return;
-    atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
     free(p);
 }
 
-int64_t op_live_allocations(void) { return (int64_t)atomic_load_explicit(&g_live, memory_order_relaxed); }
-
-int op_host_memory(void) { return 1; }
-
-sdc_status op_upload(float *dev, const float *host, int64_t n) {
+sdc_status cpu_upload(float *dev, const float *host, int64_t n) {
     if (n > 0) memcpy(dev, host, (size_t)n * sizeof(float));
     return SDC_OK;
 }
 
-sdc_status op_download(float *host, const float *dev, int64_t n) {
+sdc_status cpu_download(float *host, const float *dev, int64_t n) {
     if (n > 0) memcpy(host, dev, (size_t)n * sizeof(float));
     return SDC_OK;
 }
 
-void op_copy(float *dst, const float *src, int64_t n) {
+void cpu_copy(float *dst, const float *src, int64_t n) {
     PROF_BEGIN();
     if (n > 0) memcpy(dst, src, (size_t)n * sizeof(float));
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void op_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
+void cpu_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
     PROF_BEGIN();
     if (cols > 0)
         for (int64_t r = 0; r < rows; r++) memcpy(dst + r * dst_ld, src + r * src_ld, (size_t)cols * sizeof(float));
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void op_affine(float *y, const float *x, float a, float b, int64_t n) {
+void cpu_affine(float *y, const float *x, float a, float b, int64_t n) {
     PROF_BEGIN();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] = a * x[i] + b; /* C11 mode: not contracted to an FMA */
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+void cpu_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
     PROF_BEGIN();
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < BC; p++) {
@@ -74,7 +65,7 @@ void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
+void cpu_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
     PROF_BEGIN();
     for (int64_t i = 0; i < n; i++) {
         float *d = dst + i * cols;

@@ -9,6 +9,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 
 static void stats_generic(const float *x, int64_t n, double *mean, double *var) {
@@ -139,7 +140,7 @@ static void affine(int vec, const float *x, float *y, int64_t n, float a, float 
     affine_generic(x, y, n, a, b, silu);
 }
 
-void op_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
+void cpu_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                    const float *beta, int silu) {
     PROF_BEGIN();
     int cpg = C / G, vec = CPU_VEC();
@@ -192,7 +193,7 @@ __attribute__((target("avx512f"))) static void ln_row_avx512(const float *x, flo
 }
 #endif
 
-void op_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta) {
+void cpu_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta) {
     PROF_BEGIN();
     int vec = CPU_VEC();
 #pragma omp parallel for schedule(static)

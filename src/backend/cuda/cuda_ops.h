@@ -133,6 +133,17 @@ sdc_status cu_nhwc_to_nchw(const void *x, void *y, cu_dtype at, int B, int C, in
 sdc_status cu_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, void *out,
                                  cu_dtype at);
 
+/* Layout helpers for the model code (ops.h: op_copy_2d, op_affine,
+ * op_pad_zero, op_gather_rows); all in the activation dtype `at`.
+ * cu_gather_rows takes the row indices in host memory (a pageable copy is
+ * staged before the call returns, so the array may be reused at once). */
+sdc_status cu_copy_2d(void *dst, int64_t dst_ld, const void *src, int64_t src_ld, int64_t rows, int64_t cols,
+                      cu_dtype at);
+sdc_status cu_affine(void *y, const void *x, float a, float b, cu_dtype at, int64_t n);
+sdc_status cu_pad_zero(const void *x, void *y, cu_dtype at, int64_t BC, int H, int W, int Ho, int Wo);
+sdc_status cu_gather_rows(void *dst, const void *src, cu_dtype at, int64_t cols, const int64_t *rows_host,
+                          int64_t n);
+
 /* Number of NaN/Inf elements of x[n]; waits for the stream (the pipeline
  * calls it once on the decoded image before writing a PNG). */
 sdc_status cu_count_nonfinite(const void *x, cu_dtype at, int64_t n, int64_t *count);

@@ -1,0 +1,263 @@
+/* backend_cuda.c - the CUDA ops (cuda_ops.h) as a backend table for the
+ * dispatcher (ops.c): activations in device memory in the precision of the
+ * component that runs (op_set_precision: f16/bf16 for the UNet and text
+ * encoders, f32 for a VAE that needs it), weights uploaded once in that same
+ * precision, a caching allocator so that a repeated step allocates nothing,
+ * and the first failure of a void op kept until the next op that returns a
+ * status (download, sync). Compiled only when nvcc built the CUDA code. */
+#ifdef SDC_HAVE_CUDA
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_ops.h"
+
+static cu_dtype g_act = CU_F16;
+
+/* ---- sticky error of void ops ---- */
+static sdc_status g_err;
+static char g_err_msg[512];
+
+static void keep(sdc_status st) {
+    if (st && !g_err) {
+        g_err = st;
+        snprintf(g_err_msg, sizeof g_err_msg, "%s", sdc_last_error());
+    }
+}
+
+static sdc_status pending(void) {
+    if (!g_err) return SDC_OK;
+    sdc_status st = g_err;
+    g_err = SDC_OK;
+    return sdc_fail(st, "%s", g_err_msg);
+}
+
+/* ---- caching allocator: freed blocks wait, by exact size, for the next
+ * request of that size (the models free and reallocate the same shapes every
+ * layer and every step) ---- */
+typedef struct {
+    void *p;
+    size_t bytes;
+} block;
+static block *g_live, *g_cache;
+static int g_nlive, g_caplive, g_ncache, g_capcache;
+
+static int push(block **a, int *n, int *cap, block b) {
+    if (*n == *cap) {
+        int c = *cap ? 2 * *cap : 256;
+        block *t = realloc(*a, (size_t)c * sizeof(block));
+        if (!t) return 0;
+        *a = t;
+        *cap = c;
+    }
+    (*a)[(*n)++] = b;
+    return 1;
+}
+
+static sdc_status dev_alloc(float **p, int64_t n) {
+    size_t bytes = (size_t)(n > 0 ? n : 1) * cu_dtype_size(g_act);
+    bytes = (bytes + 255) & ~(size_t)255;
+    void *d = NULL;
+    for (int i = g_ncache - 1; i >= 0; i--)
+        if (g_cache[i].bytes == bytes) {
+            d = g_cache[i].p;
+            g_cache[i] = g_cache[--g_ncache];
+            break;
+        }
+    if (!d) {
+        sdc_status st = cu_malloc(&d, bytes);
+        if (st) { /* give the cache back to the driver and try once more */
+            for (int i = 0; i < g_ncache; i++) cu_free(g_cache[i].p);
+            g_ncache = 0;
+            SDC_TRY(cu_malloc(&d, bytes));
+        }
+    }
+    if (!push(&g_live, &g_nlive, &g_caplive, (block){d, bytes})) {
+        cu_free(d);
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    *p = d;
+    return SDC_OK;
+}
+
+static void dev_free(void *p) {
+    for (int i = g_nlive - 1; i >= 0; i--)
+        if (g_live[i].p == p) {
+            block b = g_live[i];
+            g_live[i] = g_live[--g_nlive];
+            if (!push(&g_cache, &g_ncache, &g_capcache, b)) cu_free(b.p);
+            return;
+        }
+    keep(sdc_fail(SDC_ERR_ARG, "op_free: %p is not device activation memory", p));
+}
+
+/* ---- host <-> device: f32 on the host, g_act on the device ---- */
+static sdc_status staging(int64_t n, void **d) {
+    static void *buf;
+    static size_t cap;
+    size_t bytes = (size_t)n * sizeof(float);
+    if (bytes > cap) {
+        SDC_TRY(cu_sync());
+        cu_free(buf);
+        buf = NULL;
+        cap = 0;
+        SDC_TRY(cu_malloc(&buf, bytes));
+        cap = bytes;
+    }
+    *d = buf;
+    return SDC_OK;
+}
+
+static sdc_status dev_upload(float *dev, const float *host, int64_t n) {
+    SDC_TRY(pending());
+    if (n <= 0) return SDC_OK;
+    if (g_act == CU_F32) return cu_upload(dev, host, (size_t)n * sizeof(float));
+    void *s;
+    SDC_TRY(staging(n, &s));
+    SDC_TRY(cu_upload(s, host, (size_t)n * sizeof(float)));
+    return cu_convert(dev, g_act, s, CU_F32, n);
+}
+
+static sdc_status dev_download(float *host, const float *dev, int64_t n) {
+    SDC_TRY(pending());
+    if (n <= 0) return SDC_OK;
+    if (g_act == CU_F32) return cu_download(host, dev, (size_t)n * sizeof(float));
+    void *s;
+    SDC_TRY(staging(n, &s));
+    SDC_TRY(cu_convert(s, CU_F32, dev, g_act, n));
+    return cu_download(host, s, (size_t)n * sizeof(float));
+}
+
+static sdc_status dev_sync(void) {
+    SDC_TRY(pending());
+    return cu_sync();
+}
+
+/* ---- layout ---- */
+static void dev_copy(float *dst, const float *src, int64_t n) {
+    if (n > 0) keep(cu_copy(dst, src, (size_t)n * cu_dtype_size(g_act)));
+}
+static void dev_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
+    keep(cu_copy_2d(dst, dst_ld, src, src_ld, rows, cols, g_act));
+}
+static void dev_affine(float *y, const float *x, float a, float b, int64_t n) { keep(cu_affine(y, x, a, b, g_act, n)); }
+static void dev_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    keep(cu_pad_zero(x, y, g_act, BC, H, W, Ho, Wo));
+}
+/* on the device every tensor a component reads (its weights included) is in
+ * the component's precision, so st, the dtype as loaded, does not apply */
+static void dev_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
+    (void)st;
+    keep(cu_gather_rows(dst, src, g_act, cols, rows, n));
+}
+
+/* ---- compute: weights were uploaded in g_act (weights_to_device) ---- */
+static void dev_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
+                         float *y) {
+    (void)wt;
+    keep(cu_linear(x, g_act, M, K, W, b, g_act, N, y));
+}
+static sdc_status dev_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
+                               int O, int k, int stride, int pad, float *y) {
+    (void)wt;
+    SDC_TRY(pending());
+    return cu_conv2d(x, g_act, B, C, H, W, w, b, g_act, O, k, stride, pad, y);
+}
+static void dev_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
+                           const float *beta, int silu) {
+    keep(cu_group_norm(x, y, g_act, B, C, HW, G, eps, gamma, beta, g_act, silu));
+}
+static void dev_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
+                           const float *beta) {
+    keep(cu_layer_norm(x, y, g_act, rows, D, eps, gamma, beta, g_act));
+}
+static void dev_silu(float *x, int64_t n) { keep(cu_silu(x, g_act, n)); }
+static void dev_gelu(float *x, int64_t n) { keep(cu_gelu(x, g_act, n)); }
+static void dev_quick_gelu(float *x, int64_t n) { keep(cu_quick_gelu(x, g_act, n)); }
+static void dev_geglu(const float *x, float *y, int64_t rows, int D) { keep(cu_geglu(x, y, g_act, rows, D)); }
+static void dev_add(float *y, const float *x, int64_t n) { keep(cu_add(y, x, g_act, n)); }
+static void dev_scale(float *y, float s, int64_t n) { keep(cu_scale(y, s, g_act, n)); }
+static void dev_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
+    keep(cu_add_channel_bias(y, v, g_act, B, C, HW));
+}
+static sdc_status dev_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+                                int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
+    SDC_TRY(pending());
+    return cu_attention(q, q_ld, k, v, kv_ld, g_act, B, Nq, Nk, heads, dh, scale, causal, out);
+}
+static void dev_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    keep(cu_upsample_nearest(x, y, g_act, BC, H, W, Ho, Wo));
+}
+static void dev_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
+    keep(cu_nchw_to_nhwc(x, y, g_act, B, C, HW));
+}
+static void dev_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
+    keep(cu_nhwc_to_nchw(x, y, g_act, B, C, HW));
+}
+/* t is host memory (timesteps, SDXL's time ids): staged into a small f32 buffer */
+static void dev_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
+    static void *dt;
+    static int cap;
+    if (n > cap) {
+        sdc_status st = cu_sync();
+        if (!st) {
+            cu_free(dt);
+            dt = NULL;
+            cap = 0;
+            st = cu_malloc(&dt, (size_t)n * sizeof(float));
+        }
+        if (st) {
+            keep(st);
+            return;
+        }
+        cap = n;
+    }
+    sdc_status st = cu_upload(dt, t, (size_t)n * sizeof(float));
+    if (!st) st = cu_timestep_embedding(dt, n, dim, flip_sin_to_cos, shift, out, g_act);
+    keep(st);
+}
+
+/* ---- weights ---- */
+static sdc_status dev_weight_upload(const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
+    size_t sb = (size_t)n * cu_dtype_size((cu_dtype)src_dt), db = (size_t)n * cu_dtype_size((cu_dtype)dst_dt);
+    void *d = NULL, *tmp = NULL;
+    SDC_TRY(cu_malloc(&d, db ? db : 1));
+    sdc_status st = SDC_OK;
+    if (src_dt == dst_dt) {
+        st = cu_upload(d, host, sb);
+    } else {
+        st = cu_malloc(&tmp, sb ? sb : 1);
+        if (!st) st = cu_upload(tmp, host, sb);
+        if (!st) st = cu_convert(d, (cu_dtype)dst_dt, tmp, (cu_dtype)src_dt, n);
+        if (!st) st = cu_sync();
+        cu_free(tmp);
+    }
+    if (st) {
+        cu_free(d);
+        return st;
+    }
+    *dev = d;
+    return SDC_OK;
+}
+
+static void dev_weight_free(void *dev) { cu_free(dev); }
+static void dev_set_precision(op_dtype dt) { g_act = (cu_dtype)dt; }
+
+sdc_status cuda_backend_init(int device);
+sdc_status cuda_backend_init(int device) { return cu_init(device); }
+
+const op_backend op_backend_cuda = {
+    .name = "cuda", .host_memory = 0, .alloc = dev_alloc, .free = dev_free, .upload = dev_upload,
+    .download = dev_download, .copy = dev_copy, .copy_2d = dev_copy_2d, .affine = dev_affine,
+    .pad_zero = dev_pad_zero, .gather_rows = dev_gather_rows, .linear_t = dev_linear_t, .conv2d_t = dev_conv2d_t,
+    .group_norm = dev_group_norm, .layer_norm = dev_layer_norm, .silu = dev_silu, .gelu = dev_gelu,
+    .quick_gelu = dev_quick_gelu, .geglu = dev_geglu, .add = dev_add, .scale = dev_scale,
+    .add_channel_bias = dev_add_channel_bias, .attention = dev_attention, .upsample_nearest = dev_upsample_nearest,
+    .nchw_to_nhwc = dev_nchw_to_nhwc, .nhwc_to_nchw = dev_nhwc_to_nchw, .timestep_embedding = dev_timestep_embedding,
+    .weight_upload = dev_weight_upload, .weight_free = dev_weight_free, .set_precision = dev_set_precision,
+    .sync = dev_sync};
+#else
+/* ISO C forbids an empty translation unit */
+typedef int backend_cuda_not_built;
+#endif
