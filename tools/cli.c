@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cli_int(const char *flag, const char *s, long lo, long hi, int *out) {
     char *end;
@@ -55,4 +56,18 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "\n(run 'sdc %s --help' for usage)\n", cmd);
     return EXIT_USAGE;
+}
+
+int cli_device(const char *cmd, const char *s, const char **out) {
+    if (strcmp(s, "cpu") && strcmp(s, "cuda"))
+        return !cli_usage_error(cmd, "--device must be cpu or cuda, got '%s'", s);
+    *out = s;
+    return 1;
+}
+
+int cli_dtype(const char *cmd, const char *s, const char **out) {
+    if (strcmp(s, "f32") && strcmp(s, "f16") && strcmp(s, "bf16"))
+        return !cli_usage_error(cmd, "--dtype must be f32, f16 or bf16, got '%s'", s);
+    *out = s;
+    return 1;
 }

@@ -11,6 +11,11 @@
 int cli_int(const char *flag, const char *s, long lo, long hi, int *out);
 int cli_u64(const char *flag, const char *s, uint64_t *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, float *out);
+/* --device and --dtype (shared by generate and serve): checks the value
+ * against the choices and stores it; returns 0 (after the usage message)
+ * on a bad one. */
+int cli_device(const char *cmd, const char *s, const char **out);
+int cli_dtype(const char *cmd, const char *s, const char **out);
 /* Print "sdc: <msg>" and a hint to run --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

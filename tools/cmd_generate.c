@@ -329,16 +329,8 @@ int cmd_generate(int argc, char **argv) {
             break;
         case 'o': output = optarg; break;
         case O_DUMP: dump_path = optarg; break;
-        case O_DEVICE:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
-                return cli_usage_error("generate", "--device must be cpu or cuda, got '%s'", optarg);
-            lo.device = optarg;
-            break;
-        case O_DTYPE:
-            if (strcmp(optarg, "f32") && strcmp(optarg, "f16") && strcmp(optarg, "bf16"))
-                return cli_usage_error("generate", "--dtype must be f32, f16 or bf16, got '%s'", optarg);
-            lo.dtype = optarg;
-            break;
+        case O_DEVICE: if (!cli_device("generate", optarg, &lo.device)) return EXIT_USAGE; break;
+        case O_DTYPE: if (!cli_dtype("generate", optarg, &lo.dtype)) return EXIT_USAGE; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &r.clip_skip)) return EXIT_USAGE; break;

@@ -76,16 +76,8 @@ int cmd_serve(int argc, char **argv) {
         case O_VARIANT: lo.variant = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: cfg.quiet = 1; break;
-        case O_DEVICE:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
-                return cli_usage_error("serve", "--device must be cpu or cuda, got '%s'", optarg);
-            lo.device = optarg;
-            break;
-        case O_DTYPE:
-            if (strcmp(optarg, "f32") && strcmp(optarg, "f16") && strcmp(optarg, "bf16"))
-                return cli_usage_error("serve", "--dtype must be f32, f16 or bf16, got '%s'", optarg);
-            lo.dtype = optarg;
-            break;
+        case O_DEVICE: if (!cli_device("serve", optarg, &lo.device)) return EXIT_USAGE; break;
+        case O_DTYPE: if (!cli_dtype("serve", optarg, &lo.dtype)) return EXIT_USAGE; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
