@@ -1,6 +1,7 @@
 /* ops.c - the dispatcher: every op of ops.h goes to the backend chosen with
  * op_set_device (the CPU unless a program asks for another). It also counts
- * live activation buffers for the tests. Holds no arithmetic of its own. */
+ * live activation buffers for the tests, and FLOPs and per-op profile times
+ * for the CUDA backend (below). Holds no arithmetic of its own. */
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -12,6 +13,53 @@ static atomic_llong g_live; /* op_alloc'd buffers not yet op_free'd */
 
 #ifdef SDC_HAVE_CUDA
 sdc_status cuda_backend_init(int device); /* cuda/backend_cuda.c */
+#endif
+
+/* ---- FLOPs and profile of a device backend ----
+ * The CPU backend (and the emulated device, which runs the CPU ops) counts
+ * GEMM FLOPs and profiles each op inside the op (cpu/profile.h). The CUDA
+ * ops only queue work, so for OP_DEV_CUDA the dispatcher does both: the
+ * FLOPs with the CPU ops' formulas (op_flops() must not depend on the
+ * backend), and, while op_profile_enable(1), a wait for the device after
+ * each op (cu_sync) before the op's clock stops. That wait is one host round
+ * trip per op, which inflates small ops; benchmarks report the step time
+ * without profiling beside it. CPU-only builds compile none of this; CUDA
+ * builds running on the CPU pay one compare per op. */
+#ifdef SDC_HAVE_CUDA
+#include "backend/cpu/profile.h"
+#include "backend/cuda/cuda_ops.h"
+
+static void dev_account(prof_kind kind, double t0, double c0, double flops) {
+    if (flops > 0) op_flops_add(flops);
+    if (g_prof_on) {
+        (void)cu_sync(); /* an asynchronous failure stays in the CUDA context: the next op_sync reports it */
+        prof_add(kind, t0, c0, flops);
+    }
+}
+#define DISPATCH(kind, flops, call)                                     \
+    do {                                                                \
+        if (g_dev == OP_DEV_CUDA) {                                     \
+            double acct_t0_ = g_prof_on ? prof_now() : 0.0;             \
+            double acct_c0_ = g_prof_on ? prof_cpu_now() : 0.0;         \
+            call;                                                       \
+            dev_account(kind, acct_t0_, acct_c0_, flops);               \
+        } else {                                                        \
+            call;                                                       \
+        }                                                               \
+    } while (0)
+
+/* the CPU ops' counts (cpu/ops_gemm.c, ops_conv.c): 2*M*N*K, a convolution
+ * as the direct GEMM it is (Winograd's fewer products are not subtracted) */
+static double gemm_flops(int64_t M, int64_t N, int64_t K) { return 2.0 * (double)M * (double)N * (double)K; }
+static double conv_flops(int B, int C, int H, int W, int O, int k, int stride, int pad) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    return 2.0 * B * (double)O * ((double)Ho * Wo) * ((double)C * k * k);
+}
+static prof_kind conv_kind(int k, int stride, int pad) {
+    return k == 3 && stride == 1 ? PROF_CONV3 : k == 1 && stride == 1 && pad == 0 ? PROF_CONV1 : PROF_CONV_OTHER;
+}
+#else
+#define DISPATCH(kind, flops, call) call
 #endif
 
 sdc_status op_set_device(op_device d) {
@@ -69,56 +117,73 @@ int op_host_memory(void) { return g_be->host_memory; }
 
 sdc_status op_upload(float *dev, const float *host, int64_t n) { return g_be->upload(dev, host, n); }
 sdc_status op_download(float *host, const float *dev, int64_t n) { return g_be->download(host, dev, n); }
-void op_copy(float *dst, const float *src, int64_t n) { g_be->copy(dst, src, n); }
+void op_copy(float *dst, const float *src, int64_t n) { DISPATCH(PROF_LAYOUT, 0, g_be->copy(dst, src, n)); }
 void op_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
-    g_be->copy_2d(dst, dst_ld, src, src_ld, rows, cols);
+    DISPATCH(PROF_LAYOUT, 0, g_be->copy_2d(dst, dst_ld, src, src_ld, rows, cols));
 }
-void op_affine(float *y, const float *x, float a, float b, int64_t n) { g_be->affine(y, x, a, b, n); }
+void op_affine(float *y, const float *x, float a, float b, int64_t n) {
+    DISPATCH(PROF_ADD_SCALE, 0, g_be->affine(y, x, a, b, n));
+}
 void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    g_be->pad_zero(x, y, BC, H, W, Ho, Wo);
+    DISPATCH(PROF_LAYOUT, 0, g_be->pad_zero(x, y, BC, H, W, Ho, Wo));
 }
 void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
-    g_be->gather_rows(dst, src, st, cols, rows, n);
+    DISPATCH(PROF_LAYOUT, 0, g_be->gather_rows(dst, src, st, cols, rows, n));
 }
 
 void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y) {
-    g_be->linear_t(x, M, K, W, OP_F32, b, N, y);
+    DISPATCH(PROF_LINEAR, gemm_flops(M, N, K), g_be->linear_t(x, M, K, W, OP_F32, b, N, y));
 }
 void op_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
                  float *y) {
-    g_be->linear_t(x, M, K, W, wt, b, N, y);
+    DISPATCH(PROF_LINEAR, gemm_flops(M, N, K), g_be->linear_t(x, M, K, W, wt, b, N, y));
 }
 sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
                      int stride, int pad, float *y) {
-    return g_be->conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
+    return op_conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
 }
 sdc_status op_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y) {
-    return g_be->conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
+    sdc_status st;
+    DISPATCH(conv_kind(k, stride, pad), conv_flops(B, C, H, W, O, k, stride, pad),
+             st = g_be->conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y));
+    return st;
 }
 void op_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                    const float *beta, int silu) {
-    g_be->group_norm(x, y, B, C, HW, G, eps, gamma, beta, silu);
+    DISPATCH(PROF_GROUP_NORM, 0, g_be->group_norm(x, y, B, C, HW, G, eps, gamma, beta, silu));
 }
 void op_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta) {
-    g_be->layer_norm(x, y, rows, D, eps, gamma, beta);
+    DISPATCH(PROF_LAYER_NORM, 0, g_be->layer_norm(x, y, rows, D, eps, gamma, beta));
 }
-void op_silu(float *x, int64_t n) { g_be->silu(x, n); }
-void op_gelu(float *x, int64_t n) { g_be->gelu(x, n); }
-void op_quick_gelu(float *x, int64_t n) { g_be->quick_gelu(x, n); }
-void op_geglu(const float *x, float *y, int64_t rows, int D) { g_be->geglu(x, y, rows, D); }
-void op_add(float *y, const float *x, int64_t n) { g_be->add(y, x, n); }
-void op_scale(float *y, float s, int64_t n) { g_be->scale(y, s, n); }
-void op_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) { g_be->add_channel_bias(y, v, B, C, HW); }
+void op_silu(float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, g_be->silu(x, n)); }
+void op_gelu(float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, g_be->gelu(x, n)); }
+void op_quick_gelu(float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, g_be->quick_gelu(x, n)); }
+void op_geglu(const float *x, float *y, int64_t rows, int D) {
+    DISPATCH(PROF_ACTIVATION, 0, g_be->geglu(x, y, rows, D));
+}
+void op_add(float *y, const float *x, int64_t n) { DISPATCH(PROF_ADD_SCALE, 0, g_be->add(y, x, n)); }
+void op_scale(float *y, float s, int64_t n) { DISPATCH(PROF_ADD_SCALE, 0, g_be->scale(y, s, n)); }
+void op_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
+    DISPATCH(PROF_ADD_SCALE, 0, g_be->add_channel_bias(y, v, B, C, HW));
+}
 sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B, int Nq,
                         int Nk, int heads, int dh, float scale, int causal, float *out) {
-    return g_be->attention(q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out);
+    sdc_status st;
+    /* the CPU op's count: both products in full, causal or not */
+    DISPATCH(PROF_ATTENTION, 4.0 * B * heads * (double)Nq * (double)Nk * dh,
+             st = g_be->attention(q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out));
+    return st;
 }
 void op_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    g_be->upsample_nearest(x, y, BC, H, W, Ho, Wo);
+    DISPATCH(PROF_RESIZE, 0, g_be->upsample_nearest(x, y, BC, H, W, Ho, Wo));
 }
-void op_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) { g_be->nchw_to_nhwc(x, y, B, C, HW); }
-void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) { g_be->nhwc_to_nchw(x, y, B, C, HW); }
+void op_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
+    DISPATCH(PROF_LAYOUT, 0, g_be->nchw_to_nhwc(x, y, B, C, HW));
+}
+void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
+    DISPATCH(PROF_LAYOUT, 0, g_be->nhwc_to_nchw(x, y, B, C, HW));
+}
 void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
-    g_be->timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out);
+    DISPATCH(PROF_ACTIVATION, 0, g_be->timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out));
 }

@@ -203,14 +203,15 @@ sdc_status weights_to_device(weights *w, op_dtype dt) {
             st = sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor to upload", w->slots[i].name);
             break;
         }
-        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32;
+        /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
+        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
         void *d = NULL;
-        if ((st = op_weight_upload(*w->slots[i].slot, src, n, dt, &d))) break;
+        if ((st = op_weight_upload(*w->slots[i].slot, src, n, dst, &d))) break;
         w->device[w->ndevice++] = d;
         for (int j = i; j < w->nslots; j++)
             if (!done[j] && !strcmp(w->slots[j].name, w->slots[i].name)) {
                 *w->slots[j].slot = d;
-                if (w->slots[j].dtype) *w->slots[j].dtype = dt;
+                if (w->slots[j].dtype) *w->slots[j].dtype = dst;
                 done[j] = 1;
             }
     }

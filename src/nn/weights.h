@@ -65,9 +65,10 @@ sdc_status weights_add_view(weights *w, const char *name, st_dtype dtype, int nd
  * other objects' mappings, e.g. single-file checkpoints). */
 void weights_release_pages(const weights *w);
 
-/* Device backends: upload every parameter the model has taken, in `dt`
- * (the precision its component will run in), and point the model's slots
- * at the device copies; weights_close frees them. The host data stays as it
+/* Device backends: upload every parameter the model has taken (matrices and
+ * kernels in `dt`, the GEMM precision its component will run in; norms,
+ * biases and embeddings in float32) and point the model's slots at the
+ * device copies; weights_close frees them. The host data stays as it
  * was (mapped files, owned buffers). Call after LoRAs are fused. */
 sdc_status weights_to_device(weights *w, op_dtype dt);
 

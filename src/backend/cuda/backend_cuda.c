@@ -1,10 +1,16 @@
 /* backend_cuda.c - the CUDA ops (cuda_ops.h) as a backend table for the
- * dispatcher (ops.c): activations in device memory in the precision of the
- * component that runs (op_set_precision: f16/bf16 for the UNet and text
- * encoders, f32 for a VAE that needs it), weights uploaded once in that same
- * precision, a caching allocator so that a repeated step allocates nothing,
- * and the first failure of a void op kept until the next op that returns a
- * status (download, sync). Compiled only when nvcc built the CUDA code. */
+ * dispatcher (ops.c). Activations live in device memory as float32: the
+ * model code addresses them as float arrays (views such as q = qkv + D, the
+ * second half of a concatenation), so their element size is fixed. The
+ * precision of the component that runs (op_set_precision: f16/bf16 for the
+ * UNet and text encoders, f32 for a VAE that needs it) is that of the GEMM
+ * operands: matrices and kernels are uploaded once in it, and linear,
+ * convolution and attention inputs are rounded to it on the way in (tensor
+ * cores, float32 accumulation, float32 results); norms, biases and
+ * embeddings stay float32. A caching allocator makes a repeated step
+ * allocate nothing; the first failure of a void op is kept until the next op
+ * that returns a status (download, sync). Built only when nvcc built the
+ * CUDA code. */
 #ifdef SDC_HAVE_CUDA
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +19,8 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_ops.h"
 
-static cu_dtype g_act = CU_F16;
+#define ACT CU_F32               /* activations */
+static cu_dtype g_mm = CU_F16;   /* GEMM operands of the running component */
 
 /* ---- sticky error of void ops ---- */
 static sdc_status g_err;
@@ -56,7 +63,7 @@ static int push(block **a, int *n, int *cap, block b) {
 }
 
 static sdc_status dev_alloc(float **p, int64_t n) {
-    size_t bytes = (size_t)(n > 0 ? n : 1) * cu_dtype_size(g_act);
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
     bytes = (bytes + 255) & ~(size_t)255;
     void *d = NULL;
     for (int i = g_ncache - 1; i >= 0; i--)
@@ -92,41 +99,47 @@ static void dev_free(void *p) {
     keep(sdc_fail(SDC_ERR_ARG, "op_free: %p is not device activation memory", p));
 }
 
-/* ---- host <-> device: f32 on the host, g_act on the device ---- */
-static sdc_status staging(int64_t n, void **d) {
-    static void *buf;
-    static size_t cap;
-    size_t bytes = (size_t)n * sizeof(float);
-    if (bytes > cap) {
-        SDC_TRY(cu_sync());
-        cu_free(buf);
-        buf = NULL;
-        cap = 0;
-        SDC_TRY(cu_malloc(&buf, bytes));
-        cap = bytes;
-    }
-    *d = buf;
-    return SDC_OK;
-}
-
+/* ---- host <-> device ---- */
 static sdc_status dev_upload(float *dev, const float *host, int64_t n) {
     SDC_TRY(pending());
-    if (n <= 0) return SDC_OK;
-    if (g_act == CU_F32) return cu_upload(dev, host, (size_t)n * sizeof(float));
-    void *s;
-    SDC_TRY(staging(n, &s));
-    SDC_TRY(cu_upload(s, host, (size_t)n * sizeof(float)));
-    return cu_convert(dev, g_act, s, CU_F32, n);
+    return n > 0 ? cu_upload(dev, host, (size_t)n * sizeof(float)) : SDC_OK;
 }
 
 static sdc_status dev_download(float *host, const float *dev, int64_t n) {
     SDC_TRY(pending());
-    if (n <= 0) return SDC_OK;
-    if (g_act == CU_F32) return cu_download(host, dev, (size_t)n * sizeof(float));
-    void *s;
-    SDC_TRY(staging(n, &s));
-    SDC_TRY(cu_convert(s, CU_F32, dev, g_act, n));
-    return cu_download(host, s, (size_t)n * sizeof(float));
+    return n > 0 ? cu_download(host, dev, (size_t)n * sizeof(float)) : SDC_OK;
+}
+
+/* Device scratch for operands rounded to g_mm: grow-only, one per use so
+ * that the inputs and output of one op never share. */
+enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_N };
+static sdc_status scratch(int slot, int64_t elems, cu_dtype dt, void **p) {
+    static void *buf[SCR_N];
+    static size_t cap[SCR_N];
+    size_t bytes = (size_t)(elems > 0 ? elems : 1) * cu_dtype_size(dt);
+    if (bytes > cap[slot]) {
+        SDC_TRY(cu_sync()); /* queued work may still read the old buffer */
+        cu_free(buf[slot]);
+        buf[slot] = NULL;
+        cap[slot] = 0;
+        SDC_TRY(cu_malloc(&buf[slot], bytes));
+        cap[slot] = bytes;
+    }
+    *p = buf[slot];
+    return SDC_OK;
+}
+
+/* x[n] float32 -> scratch in g_mm (x itself when g_mm is float32) */
+static sdc_status rounded(int slot, const float *x, int64_t n, const void **out) {
+    if (g_mm == CU_F32) {
+        *out = x;
+        return SDC_OK;
+    }
+    void *d;
+    SDC_TRY(scratch(slot, n, g_mm, &d));
+    SDC_TRY(cu_convert(d, g_mm, x, CU_F32, n));
+    *out = d;
+    return SDC_OK;
 }
 
 static sdc_status dev_sync(void) {
@@ -136,64 +149,107 @@ static sdc_status dev_sync(void) {
 
 /* ---- layout ---- */
 static void dev_copy(float *dst, const float *src, int64_t n) {
-    if (n > 0) keep(cu_copy(dst, src, (size_t)n * cu_dtype_size(g_act)));
+    if (n > 0) keep(cu_copy(dst, src, (size_t)n * sizeof(float)));
 }
 static void dev_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
-    keep(cu_copy_2d(dst, dst_ld, src, src_ld, rows, cols, g_act));
+    keep(cu_copy_2d(dst, dst_ld, src, src_ld, rows, cols, ACT));
 }
-static void dev_affine(float *y, const float *x, float a, float b, int64_t n) { keep(cu_affine(y, x, a, b, g_act, n)); }
+static void dev_affine(float *y, const float *x, float a, float b, int64_t n) { keep(cu_affine(y, x, a, b, ACT, n)); }
 static void dev_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    keep(cu_pad_zero(x, y, g_act, BC, H, W, Ho, Wo));
+    keep(cu_pad_zero(x, y, ACT, BC, H, W, Ho, Wo));
 }
-/* on the device every tensor a component reads (its weights included) is in
- * the component's precision, so st, the dtype as loaded, does not apply */
+/* src: float32 activations (the EOS pooling) or a token table uploaded as a
+ * matrix, in g_mm (weights_to_device): gathered in its type, then widened */
 static void dev_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
-    (void)st;
-    keep(cu_gather_rows(dst, src, g_act, cols, rows, n));
+    if (st == OP_F32) {
+        keep(cu_gather_rows(dst, src, ACT, cols, rows, n));
+        return;
+    }
+    void *t;
+    sdc_status e = scratch(SCR_Y, n * cols, (cu_dtype)st, &t);
+    if (!e) e = cu_gather_rows(t, src, (cu_dtype)st, cols, rows, n);
+    if (!e) e = cu_convert(dst, ACT, t, (cu_dtype)st, n * cols);
+    keep(e);
 }
 
-/* ---- compute: weights were uploaded in g_act (weights_to_device) ---- */
+/* ---- compute: matrices and kernels were uploaded in g_mm; biases float32 ---- */
+
 static void dev_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
                          float *y) {
     (void)wt;
-    keep(cu_linear(x, g_act, M, K, W, b, g_act, N, y));
+    if (g_mm == CU_F32) { /* bias fused into the GEMM's epilogue */
+        keep(cu_linear(x, ACT, M, K, W, b, CU_F32, N, y));
+        return;
+    }
+    const void *xm;
+    void *ym;
+    sdc_status e = rounded(SCR_X, x, M * K, &xm);
+    if (!e) e = scratch(SCR_Y, M * N, g_mm, &ym);
+    if (!e) e = cu_linear(xm, g_mm, M, K, W, NULL, g_mm, N, ym);
+    if (!e) e = cu_convert(y, ACT, ym, g_mm, M * N);
+    if (!e && b) e = cu_add_row_bias(y, b, ACT, M, N);
+    keep(e);
 }
+
 static sdc_status dev_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
     (void)wt;
     SDC_TRY(pending());
-    return cu_conv2d(x, g_act, B, C, H, W, w, b, g_act, O, k, stride, pad, y);
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    int64_t HWo = (int64_t)Ho * Wo;
+    if (g_mm == CU_F32) return cu_conv2d(x, ACT, B, C, H, W, w, b, CU_F32, O, k, stride, pad, y);
+    const void *xm;
+    void *ym;
+    SDC_TRY(rounded(SCR_X, x, (int64_t)B * C * H * W, &xm));
+    SDC_TRY(scratch(SCR_Y, (int64_t)B * O * HWo, g_mm, &ym));
+    SDC_TRY(cu_conv2d(xm, g_mm, B, C, H, W, w, NULL, g_mm, O, k, stride, pad, ym));
+    SDC_TRY(cu_convert(y, ACT, ym, g_mm, (int64_t)B * O * HWo));
+    /* the bias is float32, the GEMM's operands are not: added afterwards */
+    for (int i = 0; b && i < B; i++) SDC_TRY(cu_add_channel_bias(y + (int64_t)i * O * HWo, b, ACT, 1, O, HWo));
+    return SDC_OK;
 }
+
 static void dev_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                            const float *beta, int silu) {
-    keep(cu_group_norm(x, y, g_act, B, C, HW, G, eps, gamma, beta, g_act, silu));
+    keep(cu_group_norm(x, y, ACT, B, C, HW, G, eps, gamma, beta, ACT, silu));
 }
 static void dev_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
                            const float *beta) {
-    keep(cu_layer_norm(x, y, g_act, rows, D, eps, gamma, beta, g_act));
+    keep(cu_layer_norm(x, y, ACT, rows, D, eps, gamma, beta, ACT));
 }
-static void dev_silu(float *x, int64_t n) { keep(cu_silu(x, g_act, n)); }
-static void dev_gelu(float *x, int64_t n) { keep(cu_gelu(x, g_act, n)); }
-static void dev_quick_gelu(float *x, int64_t n) { keep(cu_quick_gelu(x, g_act, n)); }
-static void dev_geglu(const float *x, float *y, int64_t rows, int D) { keep(cu_geglu(x, y, g_act, rows, D)); }
-static void dev_add(float *y, const float *x, int64_t n) { keep(cu_add(y, x, g_act, n)); }
-static void dev_scale(float *y, float s, int64_t n) { keep(cu_scale(y, s, g_act, n)); }
+static void dev_silu(float *x, int64_t n) { keep(cu_silu(x, ACT, n)); }
+static void dev_gelu(float *x, int64_t n) { keep(cu_gelu(x, ACT, n)); }
+static void dev_quick_gelu(float *x, int64_t n) { keep(cu_quick_gelu(x, ACT, n)); }
+static void dev_geglu(const float *x, float *y, int64_t rows, int D) { keep(cu_geglu(x, y, ACT, rows, D)); }
+static void dev_add(float *y, const float *x, int64_t n) { keep(cu_add(y, x, ACT, n)); }
+static void dev_scale(float *y, float s, int64_t n) { keep(cu_scale(y, s, ACT, n)); }
 static void dev_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
-    keep(cu_add_channel_bias(y, v, g_act, B, C, HW));
+    keep(cu_add_channel_bias(y, v, ACT, B, C, HW));
 }
 static sdc_status dev_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                                 int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
     SDC_TRY(pending());
-    return cu_attention(q, q_ld, k, v, kv_ld, g_act, B, Nq, Nk, heads, dh, scale, causal, out);
+    if (g_mm == CU_F32) return cu_attention(q, q_ld, k, v, kv_ld, ACT, B, Nq, Nk, heads, dh, scale, causal, out);
+    /* q, k, v may be column slices of one projection (row strides q_ld,
+     * kv_ld): the spans they cover are rounded as they lie, strides kept */
+    int64_t w = (int64_t)heads * dh, nq = ((int64_t)B * Nq - 1) * q_ld + w, nk = ((int64_t)B * Nk - 1) * kv_ld + w;
+    const void *qm, *km, *vm;
+    void *om;
+    SDC_TRY(rounded(SCR_X, q, nq, &qm));
+    SDC_TRY(rounded(SCR_K, k, nk, &km));
+    SDC_TRY(rounded(SCR_V, v, nk, &vm));
+    SDC_TRY(scratch(SCR_Y, (int64_t)B * Nq * w, g_mm, &om));
+    SDC_TRY(cu_attention(qm, q_ld, km, vm, kv_ld, g_mm, B, Nq, Nk, heads, dh, scale, causal, om));
+    return cu_convert(out, ACT, om, g_mm, (int64_t)B * Nq * w);
 }
 static void dev_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    keep(cu_upsample_nearest(x, y, g_act, BC, H, W, Ho, Wo));
+    keep(cu_upsample_nearest(x, y, ACT, BC, H, W, Ho, Wo));
 }
 static void dev_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
-    keep(cu_nchw_to_nhwc(x, y, g_act, B, C, HW));
+    keep(cu_nchw_to_nhwc(x, y, ACT, B, C, HW));
 }
 static void dev_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
-    keep(cu_nhwc_to_nchw(x, y, g_act, B, C, HW));
+    keep(cu_nhwc_to_nchw(x, y, ACT, B, C, HW));
 }
 /* t is host memory (timesteps, SDXL's time ids): staged into a small f32 buffer */
 static void dev_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
@@ -214,7 +270,7 @@ static void dev_timestep_embedding(const float *t, int n, int dim, int flip_sin_
         cap = n;
     }
     sdc_status st = cu_upload(dt, t, (size_t)n * sizeof(float));
-    if (!st) st = cu_timestep_embedding(dt, n, dim, flip_sin_to_cos, shift, out, g_act);
+    if (!st) st = cu_timestep_embedding(dt, n, dim, flip_sin_to_cos, shift, out, ACT);
     keep(st);
 }
 
@@ -242,7 +298,7 @@ static sdc_status dev_weight_upload(const void *host, op_dtype src_dt, int64_t n
 }
 
 static void dev_weight_free(void *dev) { cu_free(dev); }
-static void dev_set_precision(op_dtype dt) { g_act = (cu_dtype)dt; }
+static void dev_set_precision(op_dtype dt) { g_mm = (cu_dtype)dt; }
 
 sdc_status cuda_backend_init(int device);
 sdc_status cuda_backend_init(int device) { return cu_init(device); }

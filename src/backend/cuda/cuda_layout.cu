@@ -1,7 +1,8 @@
 /* cuda_layout.cu - the copies the model code asks for instead of touching
  * activations itself (ops.h: op_copy_2d, op_affine, op_pad_zero,
  * op_gather_rows): block copies, y = a*x + b, zero padding of planes and
- * row gathers, on the backend stream in any activation dtype. */
+ * row gathers, plus the row bias the backend adds after a GEMM, on the
+ * backend stream in any activation dtype. */
 #include "backend/cuda/cuda_common.cuh"
 
 #define GRID_LOOP(i, n) \
@@ -79,6 +80,25 @@ sdc_status cu_gather_rows(void *dst, const void *src, cu_dtype at, int64_t cols,
     CU_DISPATCH(at, T, {
         gather_rows_kernel<T><<<cu__blocks(n * cols, 256), 256, 0, cu__stream_get()>>>(
             (T *)dst, (const T *)src, cols, (const int64_t *)d_rows, n);
+    });
+    CU_LAUNCH_CK(op);
+    return SDC_OK;
+}
+
+template <typename T>
+__global__ void row_bias_kernel(T *y, const T *b, int64_t rows, int64_t cols) {
+    GRID_LOOP(i, rows * cols) cu_st(y + i, cu_ld(y + i) + cu_ld(b + i % cols));
+}
+
+sdc_status cu_add_row_bias(void *y, const void *b, cu_dtype at, int64_t rows, int64_t cols) {
+    const char *op = "cu_add_row_bias";
+    CU_READY(op);
+    if (!cu__dtype_ok(at) || rows < 0 || cols < 0 || (rows && cols && (!y || !b)))
+        return sdc_fail(SDC_ERR_ARG, "%s: bad argument", op);
+    int64_t n = rows * cols;
+    if (!n) return SDC_OK;
+    CU_DISPATCH(at, T, {
+        row_bias_kernel<T><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((T *)y, (const T *)b, rows, cols);
     });
     CU_LAUNCH_CK(op);
     return SDC_OK;

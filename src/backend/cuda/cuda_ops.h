@@ -143,6 +143,8 @@ sdc_status cu_affine(void *y, const void *x, float a, float b, cu_dtype at, int6
 sdc_status cu_pad_zero(const void *x, void *y, cu_dtype at, int64_t BC, int H, int W, int Ho, int Wo);
 sdc_status cu_gather_rows(void *dst, const void *src, cu_dtype at, int64_t cols, const int64_t *rows_host,
                           int64_t n);
+/* y[rows, cols] += b[cols] (a linear layer's bias added after the GEMM) */
+sdc_status cu_add_row_bias(void *y, const void *b, cu_dtype at, int64_t rows, int64_t cols);
 
 /* Number of NaN/Inf elements of x[n]; waits for the stream (the pipeline
  * calls it once on the decoded image before writing a PNG). */
