@@ -563,6 +563,59 @@ static void dev_layout(void) {
     }
 }
 
+/* the copies the model code uses instead of touching activations
+ * (cuda_layout.cu), exact against the CPU ops in every dtype */
+static void dev_model_layout(void) {
+    for (int di = 0; di < 3; di++) {
+        cu_dtype dt = DTS[di];
+        enum { R = 3, LD = 21, COLS = 13, BC = 4, H = 5, W = 7, HO = 6, WO = 9, ROWS = 11 };
+        float x[R * LD], ref[R * LD], got[R * LD], pin[BC * H * W], pref[BC * HO * WO], pgot[BC * HO * WO];
+        fill(x, R * LD, 90, -2, 2);
+        /* copy_2d of a 3 x 13 block between row strides 21 */
+        void *dx = up(x, R * LD, dt), *dy = dzeros(R * LD, dt);
+        CHECK(dx && dy, "alloc");
+        CHECK_OK(cu_copy_2d(dy, LD, dx, LD, R, COLS, dt));
+        CHECK_OK(down(got, dy, R * LD, dt));
+        memset(ref, 0, sizeof ref);
+        op_copy_2d(ref, LD, x, LD, R, COLS);
+        CHECK(!memcmp(got, ref, sizeof ref), "copy_2d %s differs", cu_dtype_name(dt));
+        /* affine (one rounding per operation) */
+        if (dt == CU_F32) {
+            CHECK_OK(cu_affine(dy, dx, 0.1f, 0.3f, dt, R * LD));
+            CHECK_OK(down(got, dy, R * LD, dt));
+            op_affine(ref, x, 0.1f, 0.3f, R * LD);
+            CHECK(!memcmp(got, ref, sizeof ref), "affine differs from the CPU's");
+        }
+        /* pad_zero */
+        fill(pin, BC * H * W, 91, -1, 1);
+        void *dp = up(pin, BC * H * W, dt), *dq = dzeros(BC * HO * WO, dt);
+        CHECK(dp && dq, "alloc");
+        CHECK_OK(cu_pad_zero(dp, dq, dt, BC, H, W, HO, WO));
+        CHECK_OK(down(pgot, dq, BC * HO * WO, dt));
+        op_pad_zero(pin, pref, BC, H, W, HO, WO);
+        CHECK(!memcmp(pgot, pref, sizeof pref), "pad_zero %s differs", cu_dtype_name(dt));
+        /* gather_rows (host row indices, repeats allowed) and the row bias */
+        float table[ROWS * COLS], gref[4 * COLS], ggot[4 * COLS], bias[COLS];
+        int64_t rows[4] = {10, 0, 3, 3};
+        fill(table, ROWS * COLS, 92, -1, 1);
+        fill(bias, COLS, 93, -1, 1);
+        void *dt_ = up(table, ROWS * COLS, dt), *dg = dzeros(4 * COLS, dt), *db = up(bias, COLS, dt);
+        CHECK(dt_ && dg && db, "alloc");
+        CHECK_OK(cu_gather_rows(dg, dt_, dt, COLS, rows, 4));
+        CHECK_OK(down(ggot, dg, 4 * COLS, dt));
+        op_gather_rows(gref, table, OP_F32, COLS, rows, 4);
+        CHECK(!memcmp(ggot, gref, sizeof gref), "gather_rows %s differs", cu_dtype_name(dt));
+        CHECK_OK(cu_add_row_bias(dg, db, dt, 4, COLS));
+        CHECK_OK(down(ggot, dg, 4 * COLS, dt));
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < COLS; c++) gref[r * COLS + c] += bias[c];
+        double e = scaled_err(ggot, gref, 4 * COLS), tol = tol_for(dt, 1e-7);
+        REPORT("add_row_bias", dt, e, tol);
+        CHECK(e < tol, "add_row_bias %s: err %.3g", cu_dtype_name(dt), e);
+        dev_free_all();
+    }
+}
+
 static void dev_attention(void) {
     /* B, Nq, Nk, heads, dh, causal, fused (q/k/v rows of one [N, 3D] tensor) */
     static const int cases[][7] = {
@@ -749,6 +802,7 @@ DEVICE_TEST(cuda_norms, dev_norms)
 DEVICE_TEST(cuda_elementwise, dev_elementwise)
 DEVICE_TEST(cuda_layout_resize_timestep, dev_layout)
 DEVICE_TEST(cuda_attention, dev_attention)
+DEVICE_TEST(cuda_model_layout_ops, dev_model_layout)
 DEVICE_TEST(cuda_count_nonfinite, dev_nonfinite)
 DEVICE_TEST(cuda_arena_and_graph, dev_arena_graph)
 DEVICE_TEST(cuda_error_paths, dev_errors)
