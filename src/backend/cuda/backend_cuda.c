@@ -298,7 +298,15 @@ static sdc_status dev_weight_upload(const void *host, op_dtype src_dt, int64_t n
 }
 
 static void dev_weight_free(void *dev) { cu_free(dev); }
-static void dev_set_precision(op_dtype dt) { g_mm = (cu_dtype)dt; }
+/* A new component runs: the blocks cached for the previous one's shapes go
+ * back to the driver (e.g. the UNet's before the VAE decodes a large image),
+ * so peak device memory is the larger of the two, not their sum. */
+static void dev_set_precision(op_dtype dt) {
+    g_mm = (cu_dtype)dt;
+    if (g_ncache) keep(cu_sync());
+    for (int i = 0; i < g_ncache; i++) cu_free(g_cache[i].p);
+    g_ncache = 0;
+}
 
 sdc_status cuda_backend_init(int device);
 sdc_status cuda_backend_init(int device) { return cu_init(device); }
