@@ -417,6 +417,11 @@ int main(int argc, char **argv) {
     }
     double rss = bench_peak_rss_mib();
     printf("peak RSS %.0f MiB = %.2f x the weight files\n", rss, rss * 1048576.0 / wbytes);
+#ifdef SDC_HAVE_CUDA
+    if (g_device == OP_DEV_CUDA)
+        printf("peak device memory in use %.0f MiB (driver's count: CUDA context and cuBLAS workspaces included)\n",
+               (double)cu_mem_peak_used() / 1048576.0);
+#endif
     text_cond_free(&b.tc);
     free(b.x), free(b.out), free(b.ctx2), free(b.pooled2), free(b.time_ids);
     sdc_model_free(b.m);

@@ -259,7 +259,7 @@ step sdxl_turbo_batch8 90 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 2 --batch 8
         [ -f "$f" ] || continue
         echo "-- $s"
         grep -E '^(device|ceiling|SGEMM|bench_pipeline):' "$f" | sed 's/^/   /'
-        grep -E ' (ms|s) +[0-9.]+ GFLOP|^throughput:|: synchronised|outside GEMMs' "$f" | sed 's/^ */   /'
+        grep -E ' (ms|s) +[0-9.]+ GFLOP|^throughput:|: synchronised|outside GEMMs|^peak device memory' "$f" | sed 's/^ */   /'
     done
     for s in sdxl_step_$DEV sdxl_step_ref_cpu; do
         [ -f "$LOGDIR/$s.txt" ] && grep -iE 'error|no CUDA|fail' "$LOGDIR/$s.txt" | head -3 | sed "s/^/-- $s: /"

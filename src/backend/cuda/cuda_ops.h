@@ -41,6 +41,9 @@ const char *cu_device_name(void);         /* "NVIDIA H100 80GB HBM3"; "" before 
 void cu_shutdown(void);                   /* frees everything cu_init and the arena made */
 
 sdc_status cu_malloc(void **d_ptr, size_t bytes);
+/* Most device memory in use so far as the driver reports it (CUDA context
+ * and other processes on the GPU included), sampled at every allocation. */
+size_t cu_mem_peak_used(void);
 void cu_free(void *d_ptr);
 /* Host <-> device copies on the backend stream; both wait for completion. */
 sdc_status cu_upload(void *d_dst, const void *h_src, size_t bytes);

@@ -51,6 +51,15 @@ int cu_ready(void) { return g.ready; }
 const char *cu_device_name(void) { return g.name; }
 void *cu_stream(void) { return (void *)g.stream; }
 
+/* Device memory in use as the driver reports it (context and other users of
+ * the GPU included), sampled after every allocation: usage only grows at an
+ * allocation, so the maximum of these samples is the peak. */
+static size_t g_peak_used;
+static void note_usage(void) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > g_peak_used) g_peak_used = tot - fr;
+}
+
 static sdc_status init_once(int device) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -74,6 +83,7 @@ static sdc_status init_once(int device) {
     CUBLAS_CK("cu_init", cublasSetWorkspace(g.blas, g.blas_ws, WS_BYTES));
     CUBLAS_CK("cu_init", cublasLtCreate(&g.lt));
     CU_CK("cu_init", cudaMalloc(&g.lt_ws, WS_BYTES));
+    note_usage();
     g.lt_ws_bytes = WS_BYTES;
     return SDC_OK;
 }
@@ -96,10 +106,16 @@ sdc_status cu_init(int device) {
 
 /* ---- memory ---- */
 
+size_t cu_mem_peak_used(void) {
+    note_usage();
+    return g_peak_used;
+}
+
 sdc_status cu_malloc(void **d_ptr, size_t bytes) {
     CU_READY("cu_malloc");
     *d_ptr = NULL;
     cudaError_t e = cudaMalloc(d_ptr, bytes ? bytes : 1);
+    if (e == cudaSuccess) note_usage();
     if (e != cudaSuccess) {
         size_t fr = 0, tot = 0;
         cudaGetLastError();
@@ -169,6 +185,7 @@ sdc_status cu__scratch(int slot, size_t bytes, void **p, const char *op) {
     }
     size_t want = bytes + bytes / 4; /* a little headroom against regrowing by a few bytes */
     cudaError_t e = cudaMalloc(&g.scratch[slot], want);
+    if (e == cudaSuccess) note_usage();
     if (e != cudaSuccess) {
         cudaGetLastError();
         g.scratch[slot] = NULL;
@@ -221,6 +238,7 @@ sdc_status cu_arena_alloc(void **d_ptr, size_t bytes) {
         if (sz < need) sz = need;
         void *p = NULL;
         cudaError_t e = cudaMalloc(&p, sz);
+        if (e == cudaSuccess) note_usage();
         if (e != cudaSuccess) {
             cudaGetLastError();
             return sdc_fail(SDC_ERR_NOMEM, "cu_arena_alloc: %zu bytes: %s", sz, cudaGetErrorString(e));
@@ -264,6 +282,7 @@ sdc_status cu_arena_reset(void) {
         A.nblocks = 0;
         void *p = NULL;
         cudaError_t e = cudaMalloc(&p, want);
+        if (e == cudaSuccess) note_usage();
         if (e != cudaSuccess) {
             cudaGetLastError();
             return sdc_fail(SDC_ERR_NOMEM, "cu_arena_reset: %zu bytes: %s", want, cudaGetErrorString(e));
