@@ -287,6 +287,54 @@ static void run_case_emulated(const case_spec *cs) {
           (long long)(op_live_allocations() - live));
 }
 
+/* The --device cuda numerics predicted on the CPU: the emulated device with
+ * the CUDA backend's roundings (GEMM, convolution and attention operands and
+ * results in f16, everything else float32; VAE as the model's config says).
+ * The same bound as case_*_cuda_png: PSNR >= 35 dB against the golden PNG. */
+static void run_case_emulated_f16(const case_spec *cs) {
+    case_req c;
+    CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
+    CHECK_OK(op_set_device(OP_DEV_EMULATED));
+    sdc_model *m = NULL;
+    sdc_load_options lo = case_load_options(&c);
+    sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
+    sdc_image *imgs = NULL;
+    int n = 0;
+    if (!st) {
+        m->te_dt = m->unet_dt = OP_F16;
+        m->vae_dt = vae_get_config(m->vae)->fp16_safe ? OP_F16 : OP_F32;
+        sdc_request r;
+        sdc_request_init(&r);
+        r.prompts = c.prompts, r.nprompts = c.np;
+        r.negative_prompts = c.nn ? c.negs : NULL, r.nnegative = c.nn;
+        r.seed = c.seed, r.steps = c.steps, r.guidance = c.g, r.width = c.W, r.height = c.H, r.eta = c.eta;
+        r.scheduler = c.sched, r.timestep_spacing = c.spacing, r.karras = c.karras;
+        st = sdc_generate(m, &r, &imgs, &n);
+    }
+    op_set_precision(OP_F32);
+    op_set_device(OP_DEV_CPU);
+    sdc_model_free(m);
+    cJSON_Delete(c.j);
+    CHECK(st == SDC_OK, "%s: %s", cs->name, sdc_last_error());
+    double worst = INFINITY;
+    for (int i = 0; i < n; i++) {
+        char gold[256];
+        snprintf(gold, sizeof gold, "cases/%s_%d.png", cs->name, i);
+        uint8_t *b;
+        int bw, bh;
+        if (png_read_rgb(fixture_path(gold), &b, &bw, &bh, NULL)) {
+            sdc_images_free(imgs, n);
+            CHECK(0, "cannot read %s", gold);
+        }
+        double p = bw == imgs[i].width && bh == imgs[i].height ? psnr8(imgs[i].rgb, b, (int64_t)bw * bh * 3) : 0;
+        free(b);
+        if (p < worst) worst = p;
+    }
+    sdc_images_free(imgs, n);
+    if (verbose()) printf("     %s, f16 GEMM operands (emulated): worst PSNR %.1f dB\n", cs->name, worst);
+    CHECK(worst >= 35.0, "%s: f16-emulated image PSNR %.1f dB < 35", cs->name, worst);
+}
+
 /* Teacher forcing: every UNet call fed the golden's own model_input_K,
  * embeddings and timestep must give its unet_out_K (README: atol 1e-4). */
 static void run_case_unet_calls(const case_spec *cs) {
@@ -351,6 +399,7 @@ static void run_case_unet_calls(const case_spec *cs) {
     TEST(case_##id##_unet_calls) { run_case_unet_calls(&k_cases[idx]); } \
     TEST(case_##id##_cli_png) { run_case_cli(&k_cases[idx]); }           \
     TEST(case_##id##_emulated_device) { run_case_emulated(&k_cases[idx]); } \
+    TEST(case_##id##_emulated_f16) { run_case_emulated_f16(&k_cases[idx]); } \
     TEST(case_##id##_cuda_png) { run_case_cli_on(&k_cases[idx], "cuda"); }
 
 CASE_TESTS(sd_pndm_cfg, 0)
