@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataset/dataset_config.h"
 #include "harness.h"
 #include "io/json.h"
 #include "io/png_io.h"
+#include "sdc.h"
 
 #define FAST "--steps 2 -W 64 -H 64 --threads 1 --quiet"
 
@@ -440,4 +442,199 @@ TEST(dataset_cluster_docs_work) {
              strstr(y, "\"4\"") && strstr(y, "dataset");
     free(y);
     CHECK(ok, "docs/k8s-indexed-job.yaml lacks the Indexed Job settings");
+}
+
+/* ---- --rng, --device, --dtype: part of the identity, written only when not the default ---- */
+
+/* `sdc dataset` of two images of "a cat" (seeds 0, 1) into dir with extra flags */
+static int small_dataset(const char *dir, const char *flags, char *out, size_t n) {
+    static char pf[600];
+    if (!pf[0]) {
+        snprintf(pf, sizeof pf, "%s", tmp_path("small-prompts.txt"));
+        write_text(pf, "a cat\n");
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX %s dataset -m '%s' --prompts '%s' "
+             "--out '%s' --images-per-prompt 2 " FAST " %s", sdc_binary(), fixture_path("models/tiny-sd"), pf, dir,
+             flags);
+    return run_cmd(cmd, out, n);
+}
+
+/* does dir/rel contain s? */
+static int file_has(const char *dir, const char *rel, const char *s) {
+    char p[700], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    if (sdc_read_file(p, &text, &len)) return 0;
+    int has = strstr(text, s) != NULL;
+    free(text);
+    return has;
+}
+
+TEST(dataset_rng_is_part_of_identity) {
+    char out[4096], cpu[600], cuda[600], diff[8192];
+    snprintf(cpu, sizeof cpu, "%s", tmp_path("rng-cpu"));
+    snprintf(cuda, sizeof cuda, "%s", tmp_path("rng-cuda"));
+    CHECK(small_dataset(cpu, "", out, sizeof out) == 0, "--rng cpu: %s", out);
+    CHECK(small_dataset(cuda, "--rng cuda", out, sizeof out) == 0, "--rng cuda: %s", out);
+    for (int i = 0; i < 2; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/train/%08d.png", cpu, i);
+        snprintf(b, sizeof b, "%s/train/%08d.png", cuda, i);
+        int maxd = 0, ok;
+        long ndiff = 0;
+        max_pixel_diff(a, b, &maxd, &ndiff, &ok);
+        CHECK(ok, "image %d unreadable", i);
+        CHECK(maxd > 16, "image %d (seed %d): --rng cuda moves pixels by only %d/255", i, i, maxd);
+    }
+    /* defaults write no new lines, so folders made before these flags keep resuming */
+    CHECK(!file_has(cpu, "sdc-dataset.json", "\"rng\"") && !file_has(cpu, "sdc-dataset.json", "\"device\"") &&
+              !file_has(cpu, "sdc-dataset.json", "\"dtype\"") && !file_has(cpu, "train/metadata.jsonl", "\"rng\""),
+          "a default run wrote rng/device/dtype keys");
+    CHECK(file_has(cuda, "sdc-dataset.json", "\n  \"rng\": \"cuda\",\n") &&
+              file_has(cuda, "train/metadata.jsonl", "\"rng\": \"cuda\"}"),
+          "--rng cuda is not recorded in the config and metadata");
+    char copy[600], cmd[2048];
+    snprintf(copy, sizeof copy, "%s", tmp_path("rng-cuda-copy"));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, cuda, copy);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "copy");
+    /* either way round, the refusal names rng and both values */
+    int rc = small_dataset(cuda, "", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "holds a different data set: it was made with rng \"cuda\", this run has none"),
+          "cuda folder resumed with the cpu generator: exit %d: %s", rc, out);
+    rc = small_dataset(cuda, "--rng cpu", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "it was made with rng \"cuda\""), "explicit --rng cpu: exit %d: %s", rc, out);
+    rc = small_dataset(cpu, "--rng cuda", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "it was made with no rng (the default), this run has \"cuda\""),
+          "cpu folder resumed with --rng cuda: exit %d: %s", rc, out);
+    CHECK(same_tree(copy, cuda, NULL, diff, sizeof diff), "a refused run changed the folder:\n%s", diff);
+    /* explicit defaults are the defaults; the same flags resume as a no-op */
+    CHECK(small_dataset(cpu, "--rng cpu --device cpu --dtype f32", out, sizeof out) == 0, "explicit defaults: %s", out);
+    CHECK(small_dataset(cuda, "--rng cuda", out, sizeof out) == 0, "--rng cuda rerun: %s", out);
+    CHECK(same_tree(copy, cuda, NULL, diff, sizeof diff), "a no-op rerun changed the folder:\n%s", diff);
+}
+
+TEST(dataset_rng_device_dtype_usage_errors) {
+    char out[4096];
+    const char *usage[] = {"--rng gpu", "--rng CUDA", "--device tpu", "--dtype f64", "--rng"};
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        const char *dir = tmp_path("rng-usage");
+        int rc = small_dataset(dir, usage[i], out, sizeof out);
+        CHECK(rc == 2 && strstr(out, "sdc: ") && !exists(dir), "'%s': exit %d: %s", usage[i], rc, out);
+    }
+    CHECK(small_dataset(tmp_path("rng-usage"), "--rng gpu", out, sizeof out) == 2 && strstr(out, "--rng") &&
+              strstr(out, "'gpu'"),
+          "--rng gpu: %s", out);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s dataset --help", sdc_binary());
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "--rng cpu|cuda") && strstr(out, "--device cpu|cuda") &&
+              strstr(out, "--dtype"),
+          "help: %s", out);
+}
+
+/* a device the machine lacks fails before anything is written */
+TEST(dataset_device_cuda_without_gpu) {
+    char out[4096], cmd[2048];
+    const char *dir = tmp_path("device-cuda");
+    int rc = small_dataset(dir, "--device cuda", out, sizeof out);
+    if (rc == 0) SKIP("this machine has a CUDA device");
+    CHECK(rc == 1 && strstr(out, "no CUDA"), "--device cuda: exit %d: %s", rc, out);
+    CHECK(!exists(dir), "--device cuda left a folder behind");
+    /* an existing empty folder keeps at most the lock: the default run still makes it */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "mkdir");
+    CHECK(small_dataset(dir, "--device cuda", out, sizeof out) == 1, "--device cuda into an empty folder: %s", out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls -A", dir);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && (!out[0] || !strcmp(out, ".sdc-lock\n")),
+          "the failed run left: %s", out);
+    CHECK(small_dataset(dir, "", out, sizeof out) == 0, "the default run after it: %s", out);
+    /* f16 is a GPU precision: on the CPU it fails the same way */
+    dir = tmp_path("dtype-f16");
+    rc = small_dataset(dir, "--dtype f16", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "f16") && !exists(dir), "--dtype f16 on the cpu: exit %d: %s", rc, out);
+}
+
+TEST(dataset_dtype_bf16) {
+    char out[4096], dir[600];
+    snprintf(dir, sizeof dir, "%s", tmp_path("dtype-bf16"));
+    int rc = small_dataset(dir, "--dtype bf16", out, sizeof out);
+    if (rc == 1 && strstr(out, "AVX512_BF16")) SKIP("this CPU has no AVX512_BF16");
+    CHECK(rc == 0, "--dtype bf16: exit %d: %s", rc, out);
+    CHECK(file_has(dir, "sdc-dataset.json", "\n  \"dtype\": \"bf16\",\n") &&
+              file_has(dir, "train/metadata.jsonl", "\"dtype\": \"bf16\"}"),
+          "bf16 is not recorded in the config and metadata");
+    rc = small_dataset(dir, "", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "it was made with dtype \"bf16\", this run has none"), "f32 resume: exit %d: %s", rc,
+          out);
+    rc = small_dataset(dir, "--dtype f32", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "dtype \"bf16\""), "explicit --dtype f32 resume: exit %d: %s", rc, out);
+    CHECK(small_dataset(dir, "--dtype bf16", out, sizeof out) == 0, "bf16 rerun: %s", out);
+}
+
+/* a config written before --rng/--device/--dtype existed, byte for byte */
+static const char *OLD_CONFIG = "{\n  \"sdc_dataset\": 1,\n  \"model\": \"tiny-sd\",\n"
+    "  \"model_fingerprint\": \"0000000000001234\",\n  \"variant\": null,\n  \"format\": \"imagefolder\",\n"
+    "  \"shard_size\": 0,\n  \"batch_size\": 2,\n  \"images_per_prompt\": 3,\n  \"seed\": 5,\n"
+    "  \"negative_prompt\": null,\n  \"steps\": null,\n  \"guidance\": null,\n  \"width\": null,\n"
+    "  \"height\": null,\n  \"scheduler\": null,\n  \"timestep_spacing\": null,\n  \"karras\": null,\n"
+    "  \"eta\": 0,\n  \"clip_skip\": 0,\n  \"prompts_digest\": \"0000000000000abc\",\n  \"prompts\": 3,\n"
+    "  \"images\": 9,\n"
+    "  \"resolved\": {\"steps\": 50, \"guidance\": 7.5, \"width\": 64, \"height\": 64, \"scheduler\": \"pndm\"}\n}\n";
+
+TEST(dataset_config_optional_keys) {
+    ds_identity id = {.model = "tiny-sd", .model_fingerprint = 0x1234, .prompts_digest = 0xabc, .nprompts = 3,
+                      .images = 9, .images_per_prompt = 3, .seed = 5, .guidance = -1, .karras = -1,
+                      .format = "imagefolder", .batch_size = 2};
+    ds_resolved res = {.steps = 50, .guidance = 7.5f, .width = 64, .height = 64, .scheduler = "pndm"}, got;
+    jbuf b = {0};
+    ds_config_render(&b, &id, &res);
+    int same = b.p && !strcmp(b.p, OLD_CONFIG);
+    jb_free(&b);
+    CHECK(same, "the defaults no longer render the old config");
+    CHECK_OK(ds_config_check("DIR", OLD_CONFIG, &id, &got));
+    struct {
+        const char *rng, *device, *dtype, *expect;
+    } cases[] = {
+        {"cuda", NULL, NULL, "DIR holds a different data set: it was made with no rng (the default), this run has "
+                             "\"cuda\" (use another --out folder"},
+        {NULL, "cuda", NULL, "it was made with no device (the default), this run has \"cuda\""},
+        {NULL, NULL, "bf16", "it was made with no dtype (the default), this run has \"bf16\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ds_identity other = id;
+        other.rng = cases[i].rng, other.device = cases[i].device, other.dtype = cases[i].dtype;
+        CHECK(ds_config_check("DIR", OLD_CONFIG, &other, &got) == SDC_ERR_ARG &&
+                  strstr(sdc_last_error(), cases[i].expect),
+              "old config, case %zu: %s", i, sdc_last_error());
+        /* and the other way round: a folder made with it, a run without */
+        b.n = 0;
+        ds_config_render(&b, &other, &res);
+        CHECK_OK(ds_config_check("DIR", b.p, &other, &got));
+        sdc_status st = ds_config_check("DIR", b.p, &id, &got);
+        jb_free(&b);
+        char want[64];
+        const char *key = cases[i].rng ? "rng" : cases[i].device ? "device" : "dtype";
+        snprintf(want, sizeof want, "it was made with %s \"", key);
+        CHECK(st == SDC_ERR_ARG && strstr(sdc_last_error(), want) && strstr(sdc_last_error(), "this run has none"),
+              "new config, case %zu: %s", i, sdc_last_error());
+    }
+    /* a value that differs keeps the same-key message */
+    ds_identity a = id, c = id;
+    a.rng = "cuda", c.rng = "other";
+    ds_config_render(&b, &a, &res);
+    sdc_status st = ds_config_check("DIR", b.p, &c, &got);
+    jb_free(&b);
+    CHECK(st == SDC_ERR_ARG && strstr(sdc_last_error(), "it was made with rng \"cuda\", this run has \"other\""), "%s",
+          sdc_last_error());
+    /* lines that are not keys, or keys out of order, are still a foreign file */
+    char *bad = strdup(OLD_CONFIG), *at = strstr(bad, "  \"format\"");
+    at[0] = 'x';
+    st = ds_config_check("DIR", bad, &id, &got);
+    free(bad);
+    CHECK(st == SDC_ERR_ARG && strstr(sdc_last_error(), "not a data set config this sdc can continue (line 'x "),
+          "garbled line: %s", sdc_last_error());
+    CHECK(ds_config_check("DIR", "{\n  \"format\": \"imagefolder\",\n", &id, &got) == SDC_ERR_ARG &&
+              strstr(sdc_last_error(), "not a data set config this sdc can continue: it has 'format: "
+                                       "\"imagefolder\"' where this run has 'sdc_dataset: 1'"),
+          "reordered keys: %s", sdc_last_error());
 }

@@ -45,6 +45,13 @@ static void help(void) {
         "  -n, --negative-prompt T   negative prompt of lines without their own\n"
         "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
         "      --karras  --eta E  --clip-skip K   as in sdc generate (a JSONL line's values win)\n"
+        "      --rng cpu|cuda        the generator the seeds seed, as in sdc generate: cpu (default) =\n"
+        "                            torch.Generator(\"cpu\"); cuda = torch.Generator(\"cuda\")'s Philox\n"
+        "                            noise (A1111's GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
+        "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
+        "      --dtype f32|bf16|f16  compute precision: f32 (default on cpu), bf16 (CPUs with\n"
+        "                            AVX512_BF16, or cuda), f16 (default on cuda). --rng, --device\n"
+        "                            and --dtype change pixels, so they are part of the identity\n"
         "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
         "      --threads N           CPU threads (default: all cores)\n"
         "      --quiet               no progress or summary lines\n"
@@ -109,7 +116,7 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
 
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_STEPS,
        O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG,
-       O_TOKENIZER };
+       O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE };
 
 int cmd_dataset(int argc, char **argv) {
     static const struct option opts[] = {
@@ -126,7 +133,8 @@ int cmd_dataset(int argc, char **argv) {
         {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
         {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
-        {0, 0, 0, 0}};
+        {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
+        {"dtype", required_argument, 0, O_DTYPE},      {0, 0, 0, 0}};
     ds_options o;
     ds_options_init(&o);
     const char *shard = NULL;
@@ -164,6 +172,13 @@ int cmd_dataset(int argc, char **argv) {
         case O_CONFIG: o.config_dir = optarg; break;
         case O_TOKENIZER: o.tokenizer_dir = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &o.threads)) return EXIT_USAGE; break;
+        case O_RNG:
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+                return cli_usage_error("dataset", "--rng must be cpu or cuda, got '%s'", optarg);
+            o.rng = optarg;
+            break;
+        case O_DEVICE: if (!cli_device("dataset", optarg, &o.device)) return EXIT_USAGE; break;
+        case O_DTYPE: if (!cli_dtype("dataset", optarg, &o.dtype)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("dataset", "option '%s' needs a value", argv[optind - 1]);

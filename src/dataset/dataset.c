@@ -96,12 +96,15 @@ static void meta_of(const run_state *S, int64_t j, image_meta *m) {
     m->width = s.width ? s.width : S->res.width;
     m->height = s.height ? s.height : S->res.height;
     m->model = S->id.model;
+    m->rng = S->id.rng;
+    m->device = S->id.device;
+    m->dtype = S->id.dtype;
 }
 
 static sdc_status load_model(run_state *S) {
     if (S->m) return SDC_OK;
     sdc_load_options lo = {.variant = S->o->variant, .threads = S->o->threads, .config_dir = S->o->config_dir,
-                           .tokenizer_dir = S->o->tokenizer_dir};
+                           .tokenizer_dir = S->o->tokenizer_dir, .dtype = S->o->dtype, .device = S->o->device};
     return sdc_model_load(&S->m, S->o->model, &lo);
 }
 
@@ -334,6 +337,7 @@ static sdc_status generate(run_state *S, int64_t g, int64_t gend, sdc_image **im
         r.nnegative = r.nprompts;
     }
     r.seed = plan_seed(&S->p, g);
+    r.rng = o->rng;
     r.steps = s.steps;
     r.guidance = s.guidance;
     r.width = s.width;
@@ -416,6 +420,15 @@ static sdc_status make_unit(run_state *S, int64_t u) {
     return st;
 }
 
+/* The identity's rng / device / dtype: NULL for the defaults, so folders made
+ * before these keys existed (all defaults) keep their config lines. */
+static void set_compute_identity(ds_identity *id, const ds_options *o) {
+    int cuda = o->device && !strcmp(o->device, "cuda");
+    id->rng = o->rng && strcmp(o->rng, "cpu") ? o->rng : NULL;
+    id->device = o->device && strcmp(o->device, "cpu") ? o->device : NULL;
+    id->dtype = o->dtype && strcmp(o->dtype, cuda ? "f16" : "f32") ? o->dtype : NULL;
+}
+
 static sdc_status check_options(const ds_options *o) {
     if (!o->model || !o->prompts || !o->out) return sdc_fail(SDC_ERR_ARG, "model, prompts file and output folder are needed");
     if (o->batch_size < 1 || o->batch_size > MAX_BATCH)
@@ -469,6 +482,10 @@ static sdc_status run(run_state *S, ds_summary *sum) {
     id->format = o->format == DS_WEBDATASET ? "webdataset" : "imagefolder";
     id->shard_size = o->format == DS_WEBDATASET ? o->shard_size : 0;
     id->batch_size = o->batch_size;
+    set_compute_identity(id, o);
+    /* a new folder needs the model for its config anyway: load it first, so a
+     * model that cannot load (no CUDA, no AVX512_BF16 ...) leaves no folder behind */
+    if (!dio_exists(S->dir)) SDC_TRY(load_model(S));
     SDC_TRY(dio_mkdirs(S->dir));
     SDC_TRY(open_config(S));
 

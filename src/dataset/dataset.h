@@ -45,6 +45,11 @@ typedef struct {
     const char *model, *prompts, *out;
     const char *variant;
     const char *config_dir, *tokenizer_dir; /* single-file checkpoints (sdc_load_options) */
+    /* NULL: the defaults (the cpu generator; cpu; f32 on the cpu, f16 on cuda). Each changes the
+     * pixels, so each is part of the data set's identity (written only when not the default). */
+    const char *rng;    /* sdc_request.rng: "cpu" | "cuda" */
+    const char *dtype;  /* sdc_load_options.dtype: "f32" | "bf16" | "f16" */
+    const char *device; /* sdc_load_options.device: "cpu" | "cuda" */
     int threads;
     int images_per_prompt;
     uint64_t seed;

@@ -13,11 +13,15 @@ static void identity(jbuf *b, const ds_identity *id) {
     jb_str(b, id->model);
     jb_printf(b, ",\n  \"model_fingerprint\": \"%016llx\",\n  \"variant\": ", (unsigned long long)id->model_fingerprint);
     jb_str(b, id->variant);
+    if (id->device) jb_puts(b, ",\n  \"device\": "), jb_str(b, id->device);
+    if (id->dtype) jb_puts(b, ",\n  \"dtype\": "), jb_str(b, id->dtype);
     jb_puts(b, ",\n  \"format\": ");
     jb_str(b, id->format);
     jb_printf(b, ",\n  \"shard_size\": %d,\n  \"batch_size\": %d,\n", id->shard_size, id->batch_size);
-    jb_printf(b, "  \"images_per_prompt\": %d,\n  \"seed\": %llu,\n  \"negative_prompt\": ", id->images_per_prompt,
+    jb_printf(b, "  \"images_per_prompt\": %d,\n  \"seed\": %llu,\n", id->images_per_prompt,
               (unsigned long long)id->seed);
+    if (id->rng) jb_puts(b, "  \"rng\": "), jb_str(b, id->rng), jb_puts(b, ",\n");
+    jb_puts(b, "  \"negative_prompt\": ");
     jb_str(b, id->negative);
     jb_puts(b, ",\n  \"steps\": ");
     if (id->steps) jb_printf(b, "%d", id->steps);
@@ -61,6 +65,54 @@ static void next_line(const char **p, char *out, size_t n) {
     *p = e ? e + 1 : s + len;
 }
 
+/* `  "key": value,` into key and value (without the comma); 0 when the line is not one key */
+static int split_line(const char *line, char *key, size_t kn, char *val, size_t vn) {
+    const char *colon = strstr(line, "\": ");
+    if (strncmp(line, "  \"", 3) || !colon || colon < line + 3) return 0;
+    snprintf(key, kn, "%.*s", (int)(colon - line - 3), line + 3);
+    snprintf(val, vn, "%s", colon + 3);
+    size_t x = strlen(val);
+    if (x && val[x - 1] == ',') val[x - 1] = 0;
+    return 1;
+}
+
+/* does the config text have a top-level line for key? */
+static int has_key(const char *text, const char *key) {
+    char needle[300];
+    snprintf(needle, sizeof needle, "\n  \"%s\": ", key);
+    return strstr(text, needle) != NULL;
+}
+
+/* keys written only with values other than their defaults */
+static int is_optional(const char *key) {
+    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype");
+}
+
+/* la (this run's line) differs from lb (the stored one) */
+static sdc_status difference(const char *dir, const char *want, const char *text, const char *la, const char *lb) {
+    char ka[256], kb[256], va[512], vb[512];
+    int a = split_line(la, ka, sizeof ka, va, sizeof va), b = split_line(lb, kb, sizeof kb, vb, sizeof vb);
+    if (a && b && !strcmp(ka, kb)) {
+        const char *hint = !strcmp(ka, "prompts_digest")      ? " (the prompts file differs)"
+                           : !strcmp(ka, "model_fingerprint") ? " (the model files differ)"
+                                                              : "";
+        return sdc_fail(SDC_ERR_ARG, "%s holds a different data set: it was made with %s %s, this run has %s%s "
+                        "(use another --out folder, or the original arguments)", dir, ka, vb, va, hint);
+    }
+    /* a key only one side has: the optional keys are written only when not the default */
+    if (a && b && is_optional(kb) && !has_key(want, kb))
+        return sdc_fail(SDC_ERR_ARG, "%s holds a different data set: it was made with %s %s, this run has none (the "
+                        "default) (use another --out folder, or the original arguments)", dir, kb, vb);
+    if (a && b && is_optional(ka) && !has_key(text, ka))
+        return sdc_fail(SDC_ERR_ARG, "%s holds a different data set: it was made with no %s (the default), this run "
+                        "has %s (use another --out folder, or the original arguments)", dir, ka, va);
+    if (a && b)
+        return sdc_fail(SDC_ERR_ARG, "%s/%s is not a data set config this sdc can continue: it has '%s: %s' where this "
+                        "run has '%s: %s'", dir, DS_CONFIG_NAME, kb, vb, ka, va);
+    return sdc_fail(SDC_ERR_ARG, "%s/%s is not a data set config this sdc can continue (line '%s')", dir,
+                    DS_CONFIG_NAME, lb);
+}
+
 sdc_status ds_config_check(const char *dir, const char *text, const ds_identity *id, ds_resolved *res) {
     jbuf want = {0};
     identity(&want, id);
@@ -75,27 +127,7 @@ sdc_status ds_config_check(const char *dir, const char *text, const ds_identity 
         next_line(&a, la, sizeof la);
         next_line(&b, lb, sizeof lb);
         if (strcmp(la, lb)) {
-            const char *key = strchr(la, '"'), *colon = strstr(la, ": ");
-            const char *vb = strstr(lb, ": ");
-            int same_key = colon && vb && (colon - la) == (vb - lb) && !strncmp(la, lb, (size_t)(colon - la));
-            if (same_key && key) {
-                int kl = (int)(colon - key);
-                char va[512], vv[512];
-                snprintf(va, sizeof va, "%s", colon + 2);
-                snprintf(vv, sizeof vv, "%s", vb + 2);
-                size_t x = strlen(va), y = strlen(vv);
-                if (x && va[x - 1] == ',') va[x - 1] = 0;
-                if (y && vv[y - 1] == ',') vv[y - 1] = 0;
-                const char *hint = !strncmp(key, "\"prompts_digest\"", 16)      ? " (the prompts file differs)"
-                                   : !strncmp(key, "\"model_fingerprint\"", 19) ? " (the model files differ)"
-                                                                                 : "";
-                st = sdc_fail(SDC_ERR_ARG, "%s holds a different data set: it was made with %.*s %s, this run has %s%s "
-                              "(use another --out folder, or the original arguments)", dir, kl - 2, key + 1, vv, va,
-                              hint);
-            } else {
-                st = sdc_fail(SDC_ERR_ARG, "%s/%s is not a data set config this sdc can continue (line '%s')", dir,
-                              DS_CONFIG_NAME, lb);
-            }
+            st = difference(dir, want.p, text, la, lb);
             break;
         }
     }

@@ -2,7 +2,9 @@
  * (model identity, prompts digest, seed, settings, layout), one key per
  * line. A run whose arguments render different lines is refused, naming the
  * first key that differs, so two data sets are never mixed. The "resolved"
- * line records the model defaults the images used. */
+ * line records the model defaults the images used. Keys added after the
+ * first release ("device", "dtype", "rng") appear only with values other than
+ * the defaults, so folders made before them still resume. */
 #ifndef SDC_DATASET_DATASET_CONFIG_H
 #define SDC_DATASET_DATASET_CONFIG_H
 
@@ -17,11 +19,13 @@ typedef struct {
     const char *model;           /* folder name (written into every PNG) */
     uint64_t model_fingerprint;
     const char *variant;
+    const char *device, *dtype;  /* NULL: cpu / the device's default precision (no line) */
     uint64_t prompts_digest;
     int nprompts;
     int64_t images;
     int images_per_prompt;
     uint64_t seed;
+    const char *rng;             /* NULL: the cpu generator (no line) */
     const char *negative;
     int steps;                   /* 0 / < 0 / NULL: the model's default */
     float guidance;

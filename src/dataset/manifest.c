@@ -31,6 +31,9 @@ void manifest_line(jbuf *b, const image_meta *m) {
     jb_str(b, m->model);
     jb_puts(b, ", \"negative_prompt\": ");
     jb_str(b, m->negative);
+    if (m->rng) jb_puts(b, ", \"rng\": "), jb_str(b, m->rng);
+    if (m->device) jb_puts(b, ", \"device\": "), jb_str(b, m->device);
+    if (m->dtype) jb_puts(b, ", \"dtype\": "), jb_str(b, m->dtype);
     jb_puts(b, "}\n");
 }
 
