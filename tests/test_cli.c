@@ -228,3 +228,39 @@ TEST(cli_generate_dtype) {
     if (getenv("SDC_TEST_VERBOSE")) printf("      bf16 vs f32 decoded image: max |diff| %.3g (range -1..1)\n", md);
     CHECK(md > 0 && md < 0.1, "bf16 vs f32 decoded max |diff| %g, want in (0, 0.1)", md);
 }
+
+/* A model that overflows (here: a NaN planted in the VAE's last bias) is
+ * reported as such, exit 1, and no PNG is written (not a black image). */
+TEST(cli_generate_nan_image_reported) {
+    const char *dir = copy_model("nan-model");
+    CHECK(dir, "cannot copy the model");
+    char src[600], dst[600];
+    snprintf(src, sizeof src, "%s/vae/diffusion_pytorch_model.safetensors", dir);
+    snprintf(dst, sizeof dst, "%s.new", src);
+    st_file f;
+    CHECK_OK(st_open(&f, src));
+    st_writer *w = st_writer_new();
+    float *nan_bias = NULL;
+    sdc_status st = w ? SDC_OK : SDC_ERR_NOMEM;
+    for (int i = 0; !st && i < f.n; i++) {
+        const st_tensor *t = &f.tensors[i];
+        if (!strcmp(t->name, "decoder.conv_out.bias")) {
+            nan_bias = malloc((size_t)t->numel * sizeof(float));
+            if (!nan_bias) st = SDC_ERR_NOMEM;
+            for (int64_t k = 0; nan_bias && k < t->numel; k++) nan_bias[k] = NAN;
+            if (!st) st = st_writer_add(w, t->name, ST_F32, t->ndim, t->shape, nan_bias);
+        } else {
+            st = st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+        }
+    }
+    if (!st) st = st_writer_save(w, dst);
+    st_writer_free(w);
+    st_close(&f);
+    free(nan_bias);
+    CHECK(!st && rename(dst, src) == 0, "cannot write the NaN model");
+    char cmd[2048], out[4096];
+    snprintf(cmd, sizeof cmd, GEN "-m '%s' -o '%s'", sdc_binary(), dir, tmp_path("nan.png"));
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "NaN"), "exit %d: %s", rc, out);
+    CHECK(!exists(tmp_path("nan.png")), "a PNG was written for a NaN image");
+}

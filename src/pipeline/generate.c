@@ -292,7 +292,7 @@ static sdc_status decode(gen_state *S, sdc_image *imgs) {
         for (int c = 0; c < 3; c++)
             for (int64_t p = 0; p < npix; p++) {
                 float v = dec[c * npix + p] / 2.0f + 0.5f;
-                if (!isfinite(v)) nonfinite = 1;
+                if (!isfinite(v)) nonfinite = 1, v = 0.0f; /* reported below; no NaN reaches the uint8 cast */
                 v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
                 if (all_img) all_img[(b * npix + p) * 3 + c] = v;
                 rgb[p * 3 + c] = (uint8_t)nearbyintf(v * 255.0f); /* numpy round: half to even */
