@@ -20,6 +20,16 @@ const float *host_view(const float *x, int64_t n, float **tmp) {
     return *tmp;
 }
 
+sdc_status act_from_host(float **dev, const float *host, int64_t n) {
+    SDC_TRY(op_alloc(dev, n));
+    sdc_status st = op_upload(*dev, host, n);
+    if (st) {
+        op_free(*dev);
+        *dev = NULL;
+    }
+    return st;
+}
+
 sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const char *name) {
     int64_t ws[2] = {out, in}, bs[1] = {out};
     l->in = in;

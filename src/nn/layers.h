@@ -37,5 +37,8 @@ sdc_status alloc_f32(float **p, int64_t n);
  * a downloaded copy of its n floats in *tmp, which the caller free()s after
  * the call. NULL when the copy cannot be made (the tap is then skipped). */
 const float *host_view(const float *x, int64_t n, float **tmp);
+/* The other direction: n floats of host memory copied into new activation
+ * memory (*dev, released with op_free; NULL on failure). */
+sdc_status act_from_host(float **dev, const float *host, int64_t n);
 
 #endif

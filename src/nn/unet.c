@@ -191,16 +191,6 @@ static void dump4(sdc_dump_fn dump, void *ctx, const char *name, const float *d,
     dump_act(dump, ctx, name, d, 4, s);
 }
 
-/* A host input of n floats in new activation memory. */
-static sdc_status upload_new(float **dev, const float *host, int64_t n) {
-    SDC_TRY(op_alloc(dev, n));
-    sdc_status st = op_upload(*dev, host, n);
-    if (st) {
-        op_free(*dev);
-        *dev = NULL;
-    }
-    return st;
-}
 
 /* silu(time_embedding(t) [+ add_embedding(...)]) -> temb[B, T]. t, ex: host
  * memory (timesteps and time ids go to op_timestep_embedding as they are;
@@ -219,7 +209,7 @@ static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const une
             st = sdc_fail(SDC_ERR_ARG, "this UNet needs a guidance embedding (time_cond_proj_dim)");
             goto done;
         }
-        if ((st = upload_new(&in, ex->timestep_cond, (int64_t)B * c->time_cond_proj_dim))) goto done;
+        if ((st = act_from_host(&in, ex->timestep_cond, (int64_t)B * c->time_cond_proj_dim))) goto done;
         if ((st = op_alloc(&cp, (int64_t)B * C0))) goto done;
         linear_fwd(&u->cond_proj, in, B, cp);
         op_add(tp, cp, (int64_t)B * C0);
@@ -240,7 +230,7 @@ static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const une
         op_timestep_embedding(ex->time_ids, 6 * B, A, c->flip_sin_to_cos, c->freq_shift, a);
         dump_act(dump, dctx, "mid.add_time_proj", a, 2, (int64_t[]){6 * B, A});
         /* ai[b] = cat(text_embeds[b], a[b]) */
-        if ((st = upload_new(&in, ex->text_embeds, (int64_t)B * P))) goto done;
+        if ((st = act_from_host(&in, ex->text_embeds, (int64_t)B * P))) goto done;
         op_copy_2d(ai, c->add_in_dim, in, P, B, P);
         op_copy_2d(ai + P, c->add_in_dim, a, 6 * A, B, 6 * A);
         linear_fwd(&u->add_l1, ai, B, h);
@@ -301,8 +291,8 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
     if ((st = op_alloc(&temb, (int64_t)B * T))) return st;
     if ((st = time_embed(u, t, B, extra, temb, dump, dctx))) goto done;
     int64_t ctx_n = (int64_t)B * M * ctx_width(c);
-    if (ctx_n && (st = upload_new(&cx, ctx, ctx_n))) goto done;
-    if ((st = upload_new(&xin, x, (int64_t)B * c->in_channels * H * W))) goto done;
+    if (ctx_n && (st = act_from_host(&cx, ctx, ctx_n))) goto done;
+    if ((st = act_from_host(&xin, x, (int64_t)B * c->in_channels * H * W))) goto done;
     if (c->center_input_sample) op_affine(xin, xin, 2.0f, -1.0f, (int64_t)B * c->in_channels * H * W);
     if ((st = conv2d_fwd(&u->conv_in, xin, B, H, W, &h, NULL, NULL))) goto done;
     op_free(xin);

@@ -293,9 +293,8 @@ static sdc_status decode_one(const sdc_vae *v, const float *z, int h, int w, flo
     const vae_decoder *d = &v->dec;
     int H = h, W = w, L = c->latent_channels;
     float *x, *y = NULL;
-    SDC_TRY(op_alloc(&x, (int64_t)L * H * W));
-    sdc_status st = op_upload(x, z, (int64_t)L * H * W);
-    if (st) goto done;
+    SDC_TRY(act_from_host(&x, z, (int64_t)L * H * W));
+    sdc_status st = SDC_OK;
     if (c->use_post_quant_conv) {
         if ((st = conv_step(&v->post_quant_conv, &x, &H, &W))) goto done;
         emit(tap, ctx, "post_quant_conv", b, x, L, H, W);
@@ -352,9 +351,8 @@ static sdc_status encode_one(const sdc_vae *v, const float *img, int H, int W, f
     const vae_config *c = &v->cfg;
     const vae_encoder *e = &v->enc;
     float *x;
-    SDC_TRY(op_alloc(&x, (int64_t)c->in_channels * H * W));
+    SDC_TRY(act_from_host(&x, img, (int64_t)c->in_channels * H * W));
     sdc_status st;
-    if ((st = op_upload(x, img, (int64_t)c->in_channels * H * W))) goto fail;
     if ((st = conv_step(&e->conv_in, &x, &H, &W))) goto fail;
     emit(tap, ctx, "encoder.conv_in", b, x, c->block_out[0], H, W);
     for (int i = 0; i < c->nblocks; i++) {

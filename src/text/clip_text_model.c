@@ -228,12 +228,9 @@ sdc_status clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows
         layer_norm_fwd(&m->final_ln, x, x, rows);
         return SDC_OK;
     }
-    SDC_TRY(op_alloc(&d, n));
-    sdc_status st = op_upload(d, x, n);
-    if (!st) {
-        layer_norm_fwd(&m->final_ln, d, d, rows);
-        st = op_download(x, d, n);
-    }
+    SDC_TRY(act_from_host(&d, x, n));
+    layer_norm_fwd(&m->final_ln, d, d, rows);
+    sdc_status st = op_download(x, d, n);
     op_free(d);
     return st;
 }
