@@ -109,6 +109,17 @@ static sdc_load_options case_load_options(const case_req *c) {
     return lo;
 }
 
+/* the request a case describes */
+static sdc_request case_request(const case_req *c) {
+    sdc_request r;
+    sdc_request_init(&r);
+    r.prompts = c->prompts, r.nprompts = c->np;
+    r.negative_prompts = c->nn ? c->negs : NULL, r.nnegative = c->nn;
+    r.seed = c->seed, r.steps = c->steps, r.guidance = c->g, r.width = c->W, r.height = c->H, r.eta = c->eta;
+    r.scheduler = c->sched, r.timestep_spacing = c->spacing, r.karras = c->karras;
+    return r;
+}
+
 typedef struct {
     int n, modules[4];
 } lora_seen;
@@ -162,12 +173,7 @@ static void run_case_library(const case_spec *cs) {
     if (!lora_ok) sdc_model_free(m), cJSON_Delete(c.j);
     CHECK(lora_ok, "%s: %d LoRA reports, first with %d modules (expected %d with %d)", cs->name, seen.n,
           seen.modules[0], c.nloras, c.nloras ? c.lora_modules[0] : 0);
-    sdc_request r;
-    sdc_request_init(&r);
-    r.prompts = c.prompts, r.nprompts = c.np;
-    r.negative_prompts = c.nn ? c.negs : NULL, r.nnegative = c.nn;
-    r.seed = c.seed, r.steps = c.steps, r.guidance = c.g, r.width = c.W, r.height = c.H, r.eta = c.eta;
-    r.scheduler = c.sched, r.timestep_spacing = c.spacing, r.karras = c.karras;
+    sdc_request r = case_request(&c);
     dump_ctx d = {.w = st_writer_new()};
     r.dump = collect, r.dump_ctx = &d;
     sdc_image *imgs;
@@ -303,12 +309,7 @@ static void run_case_emulated_f16(const case_spec *cs) {
     if (!st) {
         m->te_dt = m->unet_dt = OP_F16;
         m->vae_dt = vae_get_config(m->vae)->fp16_safe ? OP_F16 : OP_F32;
-        sdc_request r;
-        sdc_request_init(&r);
-        r.prompts = c.prompts, r.nprompts = c.np;
-        r.negative_prompts = c.nn ? c.negs : NULL, r.nnegative = c.nn;
-        r.seed = c.seed, r.steps = c.steps, r.guidance = c.g, r.width = c.W, r.height = c.H, r.eta = c.eta;
-        r.scheduler = c.sched, r.timestep_spacing = c.spacing, r.karras = c.karras;
+        sdc_request r = case_request(&c);
         st = sdc_generate(m, &r, &imgs, &n);
     }
     op_set_precision(OP_F32);
