@@ -638,3 +638,187 @@ TEST(dataset_config_optional_keys) {
                                        "\"imagefolder\"' where this run has 'sdc_dataset: 1'"),
           "reordered keys: %s", sdc_last_error());
 }
+
+/* ---- --lora and --preset: LoRAs are part of the identity; a preset resolves into recorded keys ---- */
+
+#define LORA_KOHYA "models/loras/tiny-sdxl-lora-kohya.safetensors"
+#define LORA_PEFT "models/loras/tiny-sdxl-lora-peft.safetensors"
+
+/* `sdc dataset` of two images of "a cat" on model (a fixture) with base flags and extra flags */
+static int model_dataset(const char *model, const char *base, const char *dir, const char *flags, char *out,
+                         size_t n) {
+    static char pf[600];
+    if (!pf[0]) {
+        snprintf(pf, sizeof pf, "%s", tmp_path("lora-prompts.txt"));
+        write_text(pf, "a cat\n");
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX %s dataset -m '%s' --prompts '%s' "
+             "--out '%s' --images-per-prompt 2 %s %s", sdc_binary(), fixture_path(model), pf, dir, base, flags);
+    return run_cmd(cmd, out, n);
+}
+
+static int sdxl_dataset(const char *dir, const char *flags, char *out, size_t n) {
+    return model_dataset("models/tiny-sdxl", FAST, dir, flags, out, n);
+}
+
+TEST(dataset_lora_changes_pixels_and_is_part_of_identity) {
+    char out[4096], plain[600], lora[600], copy[600], flags[2048], cmd[4096], diff[8192];
+    snprintf(plain, sizeof plain, "%s", tmp_path("lora-none"));
+    snprintf(lora, sizeof lora, "%s", tmp_path("lora-kohya"));
+    snprintf(copy, sizeof copy, "%s", tmp_path("lora-kohya-copy"));
+    CHECK(sdxl_dataset(plain, "", out, sizeof out) == 0, "no LoRA: %s", out);
+    snprintf(flags, sizeof flags, "--lora '%s:0.5'", fixture_path(LORA_KOHYA));
+    CHECK(sdxl_dataset(lora, flags, out, sizeof out) == 0, "%s: %s", flags, out);
+    for (int i = 0; i < 2; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/train/%08d.png", plain, i);
+        snprintf(b, sizeof b, "%s/train/%08d.png", lora, i);
+        int maxd = 0, ok;
+        long ndiff = 0;
+        max_pixel_diff(a, b, &maxd, &ndiff, &ok);
+        CHECK(ok, "image %d unreadable", i);
+        if (getenv("SDC_TEST_VERBOSE")) fprintf(stderr, "  lora image %d: max diff %d, %ld values differ\n", i, maxd, ndiff);
+        CHECK(maxd > 2 && ndiff > 64 * 64, "image %d: the LoRA moves pixels by only %d/255 (%ld values)", i, maxd, ndiff);
+    }
+    CHECK(!file_has(plain, "sdc-dataset.json", "\"loras\"") && !file_has(plain, "train/metadata.jsonl", "\"loras\""),
+          "a run without LoRAs wrote a loras key");
+    CHECK(file_has(lora, "sdc-dataset.json",
+                   "\n  \"loras\": [{\"name\": \"tiny-sdxl-lora-kohya.safetensors\", \"scale\": 0.5, \"fingerprint\": \"") &&
+              file_has(lora, "train/metadata.jsonl",
+                       "\"loras\": [{\"name\": \"tiny-sdxl-lora-kohya.safetensors\", \"scale\": 0.5}]}"),
+          "the LoRA is not recorded in the config and metadata");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, lora, copy);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "copy");
+    /* another scale, another LoRA, a second LoRA, none: refused naming loras, nothing written */
+    char other[700];
+    snprintf(other, sizeof other, "%s", tmp_path("tiny-sdxl-lora-kohya.safetensors")); /* same name, other bytes */
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", fixture_path(LORA_PEFT), other);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "copy LoRA");
+    struct {
+        const char *fmt, *arg, *expect;
+    } refused[] = {
+        {"--lora '%s:0.6'", fixture_path(LORA_KOHYA), "\"scale\": 0.6,"},
+        {"--lora '%s'", fixture_path(LORA_KOHYA), "\"scale\": 1,"},
+        {"--lora '%s:0.5'", fixture_path(LORA_PEFT), "tiny-sdxl-lora-peft.safetensors"},
+        {"--lora '%s:0.5'", other, "this run has [{\"name\": \"tiny-sdxl-lora-kohya.safetensors\", \"scale\": 0.5, "
+                                   "\"fingerprint\": \""},
+        {"--lora '%s:0.5' --lora '%s:0.5'", fixture_path(LORA_KOHYA), "}, {\"name\""},
+        {"", NULL, "this run has none (the default)"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(flags, sizeof flags, refused[i].fmt, refused[i].arg, refused[i].arg);
+        int rc = sdxl_dataset(lora, flags, out, sizeof out);
+        CHECK(rc == 1 && strstr(out, "holds a different data set: it was made with loras [{\"name\": "
+                                     "\"tiny-sdxl-lora-kohya.safetensors\", \"scale\": 0.5,") &&
+                  strstr(out, refused[i].expect),
+              "resume with '%s': exit %d: %s", flags, rc, out);
+    }
+    snprintf(flags, sizeof flags, "--lora '%s:0.5'", fixture_path(LORA_KOHYA));
+    int rc = sdxl_dataset(plain, flags, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "it was made with no loras (the default), this run has [{\"name\": "),
+          "LoRA-less folder resumed with a LoRA: exit %d: %s", rc, out);
+    CHECK(same_tree(copy, lora, NULL, diff, sizeof diff), "a refused run changed the folder:\n%s", diff);
+    /* the same LoRA (from another folder, scale spelled otherwise) resumes: a lost image is made again, equal */
+    char moved[700];
+    snprintf(moved, sizeof moved, "%s", tmp_path("moved-lora"));
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/' && rm '%s/train/00000001.png'", moved,
+             fixture_path(LORA_KOHYA), moved, lora);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "setup: %s", out);
+    snprintf(flags, sizeof flags, "--lora '%s/tiny-sdxl-lora-kohya.safetensors:0.50'", moved);
+    CHECK(sdxl_dataset(lora, flags, out, sizeof out) == 0, "resume with the same LoRA: %s", out);
+    CHECK(same_tree(copy, lora, NULL, diff, sizeof diff), "the resumed image differs:\n%s", diff);
+}
+
+TEST(dataset_lora_bad_values_leave_no_folder) {
+    char out[4096], flags[1024];
+    const char *dir = tmp_path("lora-bad");
+    int rc = sdxl_dataset(dir, "--lora /nonexistent/l.safetensors:0.7", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "sdc: /nonexistent/l.safetensors: cannot open") && !exists(dir),
+          "missing LoRA: exit %d: %s", rc, out);
+    /* an SDXL LoRA matches nothing in an SD 1.x model: the load fails before the folder is made */
+    snprintf(flags, sizeof flags, "--lora '%s'", fixture_path(LORA_KOHYA));
+    rc = model_dataset("models/tiny-sd", FAST, dir, flags, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "sdc: ") && !exists(dir), "SDXL LoRA on tiny-sd: exit %d: %s", rc, out);
+    const char *usage[] = {"--lora ''", "--lora x:1e9", "--lora x:-101", "--lora", "--preset turbo", "--preset"};
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        rc = sdxl_dataset(dir, usage[i], out, sizeof out);
+        CHECK(rc == 2 && strstr(out, "sdc: ") && !exists(dir), "'%s': exit %d: %s", usage[i], rc, out);
+    }
+    rc = sdxl_dataset(dir, "--lora x:1e9", out, sizeof out);
+    CHECK(strstr(out, "--lora expects PATH[:SCALE] with SCALE in [-100, 100], got 'x:1e9'"), "%s", out);
+    rc = sdxl_dataset(dir, "--preset turbo", out, sizeof out);
+    CHECK(strstr(out, "--preset must be sdxl-turbo | hyper-sd-2step | hyper-sd-1step, got 'turbo'"), "%s", out);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s dataset --help", sdc_binary());
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "--lora PATH[:SCALE]") && strstr(out, "--preset NAME") &&
+              strstr(out, "hyper-sd-1step"),
+          "help: %s", out);
+}
+
+TEST(dataset_preset_sets_recorded_settings_and_flags_win) {
+    static const struct {
+        const char *flags;
+        const char *want[5];
+    } runs[] = {
+        {"--preset hyper-sd-1step",
+         {"\"steps\": 1,", "\"guidance\": 0,", "\"scheduler\": \"tcd\",", "\"timestep_spacing\": null,", "\"eta\": 1,"}},
+        {"--preset hyper-sd-2step",
+         {"\"steps\": 2,", "\"guidance\": 0,", "\"scheduler\": \"ddim\",", "\"timestep_spacing\": \"trailing\",",
+          "\"width\": 64,"}},
+        /* explicit flags win, before or after the preset */
+        {"--steps 3 --preset hyper-sd-2step --guidance 1.5 --timestep-spacing leading --scheduler euler",
+         {"\"steps\": 3,", "\"guidance\": 1.5,", "\"scheduler\": \"euler\",", "\"timestep_spacing\": \"leading\","}},
+        {"--preset hyper-sd-1step --eta 0.5", {"\"steps\": 1,", "\"scheduler\": \"tcd\",", "\"eta\": 0.5,"}},
+    };
+    char out[4096];
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s", tmp_path("preset"));
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        run_cmd(cmd, out, sizeof out);
+        int rc = model_dataset("models/tiny-sd", "-W 64 -H 64 --threads 1 --quiet", dir, runs[i].flags, out, sizeof out);
+        CHECK(rc == 0, "'%s': exit %d: %s", runs[i].flags, rc, out);
+        for (int k = 0; k < 5 && runs[i].want[k]; k++)
+            CHECK(file_has(dir, "sdc-dataset.json", runs[i].want[k]), "'%s': no '%s' in the config", runs[i].flags,
+                  runs[i].want[k]);
+        CHECK(!file_has(dir, "sdc-dataset.json", "preset"), "'%s': the preset has a key of its own", runs[i].flags);
+    }
+    /* the preset is all in recorded keys: the same preset resumes, no preset is refused */
+    const char *dir = tmp_path("preset-resume");
+    const char *base = "-W 64 -H 64 --threads 1 --quiet";
+    CHECK(model_dataset("models/tiny-sd", base, dir, "--preset hyper-sd-2step", out, sizeof out) == 0, "%s", out);
+    CHECK(file_has(dir, "train/metadata.jsonl", "\"steps\": 2, \"guidance\": 0, \"scheduler\": \"ddim\""),
+          "metadata lacks the preset's settings");
+    CHECK(model_dataset("models/tiny-sd", base, dir, "--preset hyper-sd-2step", out, sizeof out) == 0, "rerun: %s", out);
+    int rc = model_dataset("models/tiny-sd", base, dir, "", out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "it was made with steps 2, this run has null"), "resume without the preset: exit %d: %s",
+          rc, out);
+}
+
+/* lines are compared whole: a long negative prompt or LoRA list that differs only at its end is refused */
+TEST(dataset_config_long_lines_compared_whole) {
+    char neg_a[3000], neg_b[3000];
+    memset(neg_a, 'x', sizeof neg_a - 1), neg_a[sizeof neg_a - 1] = 0;
+    memcpy(neg_b, neg_a, sizeof neg_b);
+    neg_b[sizeof neg_b - 2] = 'y';
+    ds_lora la[1] = {{"a.safetensors", 0.5f, 0x1234}}, lb[1] = {{"a.safetensors", 0.5f, 0x1235}};
+    ds_identity id = {.model = "tiny-sd", .negative = neg_a, .guidance = -1, .karras = -1, .format = "imagefolder",
+                      .batch_size = 1, .loras = la, .nloras = 1};
+    ds_resolved res = {.steps = 50, .guidance = 7.5f, .width = 64, .height = 64, .scheduler = "pndm"}, got;
+    jbuf b = {0};
+    ds_config_render(&b, &id, &res);
+    CHECK_OK(ds_config_check("DIR", b.p, &id, &got));
+    ds_identity other = id;
+    other.negative = neg_b;
+    CHECK(ds_config_check("DIR", b.p, &other, &got) == SDC_ERR_ARG &&
+              strstr(sdc_last_error(), "it was made with negative_prompt \"xxx"),
+          "a negative prompt differing at its end: %s", sdc_last_error());
+    other = id;
+    other.loras = lb;
+    CHECK(ds_config_check("DIR", b.p, &other, &got) == SDC_ERR_ARG &&
+              strstr(sdc_last_error(), "\"fingerprint\": \"0000000000001235\"}]"),
+          "another LoRA fingerprint: %s", sdc_last_error());
+    jb_free(&b);
+}

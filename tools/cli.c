@@ -71,3 +71,30 @@ int cli_dtype(const char *cmd, const char *s, const char **out) {
     *out = s;
     return 1;
 }
+
+/* "PATH[:SCALE]" */
+static int parse_lora(const char *arg, char *path, size_t n, float *scale) {
+    const char *colon = strrchr(arg, ':');
+    *scale = 1.0f;
+    if (colon && colon[1]) {
+        char *end;
+        double v = strtod(colon + 1, &end);
+        if (!*end) {
+            if (!(v >= -100.0 && v <= 100.0)) return 0;
+            *scale = (float)v;
+            snprintf(path, n, "%.*s", (int)(colon - arg), arg);
+            return *path != 0;
+        }
+    }
+    snprintf(path, n, "%s", arg);
+    return *path != 0;
+}
+
+int cli_lora(const char *cmd, const char *arg, cli_loras *l) {
+    if (l->n == CLI_MAX_LORAS) return !cli_usage_error(cmd, "at most %d LoRAs", CLI_MAX_LORAS);
+    if (!parse_lora(arg, l->buf[l->n], PATH_MAX, &l->scales[l->n]))
+        return !cli_usage_error(cmd, "--lora expects PATH[:SCALE] with SCALE in [-100, 100], got '%s'", arg);
+    l->paths[l->n] = l->buf[l->n];
+    l->n++;
+    return 1;
+}

@@ -3,9 +3,11 @@
 #ifndef SDC_TOOLS_CLI_H
 #define SDC_TOOLS_CLI_H
 
+#include <limits.h>
 #include <stdint.h>
 
 #define EXIT_USAGE 2
+#define CLI_MAX_LORAS 16
 
 /* Each prints "sdc: ..." to stderr and returns 0 on a bad value. */
 int cli_int(const char *flag, const char *s, long lo, long hi, int *out);
@@ -16,6 +18,18 @@ int cli_float(const char *flag, const char *s, double lo, double hi, float *out)
  * on a bad one. */
 int cli_device(const char *cmd, const char *s, const char **out);
 int cli_dtype(const char *cmd, const char *s, const char **out);
+/* --lora PATH[:SCALE] (generate and dataset): the text after the last ':'
+ * is a scale in [-100, 100] when it is a number, else part of the path.
+ * paths / scales are laid out for sdc_load_options.loras / lora_scales. */
+typedef struct {
+    char buf[CLI_MAX_LORAS][PATH_MAX];
+    const char *paths[CLI_MAX_LORAS];
+    float scales[CLI_MAX_LORAS];
+    int n;
+} cli_loras;
+/* Appends arg to l; returns 0 (after the usage message) when it is malformed
+ * or l is full. */
+int cli_lora(const char *cmd, const char *arg, cli_loras *l);
 /* Print "sdc: <msg>" and a hint to run --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "dataset/dataset.h"
 #include "dataset/shard.h"
+#include "presets.h"
 #include "sdc.h"
 
 #define LOG_EVERY_S 30.0
@@ -53,12 +54,17 @@ static void help(void) {
         "                            AVX512_BF16, or cuda), f16 (default on cuda). --rng, --device\n"
         "                            and --dtype change pixels, so they are part of the identity\n"
         "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+        "      --lora PATH[:SCALE]   fuse a LoRA into the weights, as in sdc generate (SCALE default\n"
+        "                            1.0); repeatable, applied in order. Each one's file name, scale\n"
+        "                            and content digest are part of the identity\n"
+        "      --preset NAME         settings of a fast recipe, as in sdc generate (%s);\n"
+        "                            explicit flags still win, a JSONL line's values win over both\n"
         "      --threads N           CPU threads (default: all cores)\n"
         "      --quiet               no progress or summary lines\n"
         "  -h, --help                this text\n"
         "\n"
         "Exit status: 0 when the slice is complete, 1 on an error, failed images or an interruption\n"
-        "(rerun to resume), 2 on a usage error.\n");
+        "(rerun to resume), 2 on a usage error.\n", preset_names());
 }
 
 static volatile int g_stop;
@@ -116,7 +122,39 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
 
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_STEPS,
        O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG,
-       O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE };
+       O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET };
+
+/* which settings the command line gave (a preset fills the others) */
+static void note_given(preset_given *g, int opt) {
+    switch (opt) {
+    case O_SCHED: g->scheduler = 1; break;
+    case O_SPACING: g->timestep_spacing = 1; break;
+    case O_STEPS: g->steps = 1; break;
+    case O_GUIDANCE: g->guidance = 1; break;
+    case O_ETA: g->eta = 1; break;
+    case 'W': g->width = 1; break;
+    case 'H': g->height = 1; break;
+    default: break;
+    }
+}
+
+/* the preset's values for the settings the command line left open; every one
+ * of them is an identity key already (steps, guidance, size, scheduler,
+ * timestep_spacing, eta), so the preset needs no key of its own */
+static void apply_preset(const sdc_preset *p, const preset_given *g, ds_options *o) {
+    sdc_request r;
+    sdc_request_init(&r);
+    r.scheduler = o->def.scheduler, r.timestep_spacing = o->timestep_spacing, r.steps = o->def.steps;
+    r.guidance = o->def.guidance, r.eta = o->eta, r.width = o->def.width, r.height = o->def.height;
+    preset_apply(p, g, &r);
+    o->def.scheduler = r.scheduler, o->timestep_spacing = r.timestep_spacing, o->def.steps = r.steps;
+    o->def.guidance = r.guidance, o->eta = r.eta, o->def.width = r.width, o->def.height = r.height;
+}
+
+static void on_lora(void *ctx, const sdc_lora_report *r) {
+    (void)ctx;
+    fprintf(stderr, "lora %s: %d modules (unet %d, te1 %d, te2 %d)\n", r->path, r->modules, r->unet, r->te1, r->te2);
+}
 
 int cmd_dataset(int argc, char **argv) {
     static const struct option opts[] = {
@@ -134,16 +172,27 @@ int cmd_dataset(int argc, char **argv) {
         {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
         {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
         {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
-        {"dtype", required_argument, 0, O_DTYPE},      {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, O_DTYPE},      {"lora", required_argument, 0, O_LORA},
+        {"preset", required_argument, 0, O_PRESET},    {0, 0, 0, 0}};
     ds_options o;
     ds_options_init(&o);
     const char *shard = NULL;
     int shards = 0, quiet = 0;
+    static cli_loras loras; /* static: PATH_MAX per LoRA */
+    loras.n = 0;
+    const sdc_preset *preset = NULL;
+    preset_given given = {0};
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":m:o:n:W:H:h", opts, NULL)) != -1) {
+        note_given(&given, c);
         switch (c) {
+        case O_LORA: if (!cli_lora("dataset", optarg, &loras)) return EXIT_USAGE; break;
+        case O_PRESET:
+            if (!(preset = preset_find(optarg)))
+                return cli_usage_error("dataset", "--preset must be %s, got '%s'", preset_names(), optarg);
+            break;
         case 'm': o.model = optarg; break;
         case O_PROMPTS: o.prompts = optarg; break;
         case 'o': o.out = optarg; break;
@@ -186,6 +235,10 @@ int cmd_dataset(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("dataset", "unexpected argument '%s'", argv[optind]);
+    if (preset) apply_preset(preset, &given, &o);
+    o.loras = loras.paths;
+    o.lora_scales = loras.scales;
+    o.nloras = loras.n;
     if (!o.model) return cli_usage_error("dataset", "no model given (-m MODEL)");
     if (!o.prompts) return cli_usage_error("dataset", "no prompts file given (--prompts FILE)");
     if (!o.out) return cli_usage_error("dataset", "no output folder given (--out DIR)");
@@ -213,6 +266,7 @@ int cmd_dataset(int argc, char **argv) {
     }
     ui_state ui = {.quiet = quiet, .tty = isatty(2)};
     o.progress = on_progress;
+    if (!quiet) o.lora_report = on_lora;
     o.progress_ctx = &ui;
     o.stop = &g_stop;
     if (!quiet && o.nslices > 1) fprintf(stderr, "dataset: slice %d/%d (from %s)\n", o.slice, o.nslices, source);

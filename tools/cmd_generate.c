@@ -16,7 +16,6 @@
 #include "sdc.h"
 
 #define MAX_PROMPTS 64
-#define MAX_LORAS 16
 
 static void help(void) {
     printf(
@@ -191,24 +190,6 @@ static void note_given(preset_given *g, int opt) {
     }
 }
 
-/* "PATH[:SCALE]": the text after the last ':' is a scale when it is a number */
-static int parse_lora(const char *arg, char *path, size_t n, float *scale) {
-    const char *colon = strrchr(arg, ':');
-    *scale = 1.0f;
-    if (colon && colon[1]) {
-        char *end;
-        double v = strtod(colon + 1, &end);
-        if (!*end) {
-            if (!(v >= -100.0 && v <= 100.0)) return 0;
-            *scale = (float)v;
-            snprintf(path, n, "%.*s", (int)(colon - arg), arg);
-            return *path != 0;
-        }
-    }
-    snprintf(path, n, "%s", arg);
-    return *path != 0;
-}
-
 static void on_lora(void *ctx, const sdc_lora_report *r) {
     (void)ctx;
     fprintf(stderr, "lora %s: %d modules (unet %d, te1 %d, te2 %d)\n", r->path, r->modules, r->unet, r->te1, r->te2);
@@ -260,10 +241,8 @@ int cmd_generate(int argc, char **argv) {
     sdc_request r;
     sdc_request_init(&r);
     sdc_load_options lo = {0};
-    static char lora_paths[MAX_LORAS][PATH_MAX];
-    const char *loras[MAX_LORAS];
-    float lora_scales[MAX_LORAS];
-    int nloras = 0;
+    static cli_loras loras; /* static: PATH_MAX per LoRA */
+    loras.n = 0;
     const sdc_preset *preset = NULL;
     preset_given given = {0};
     const char *prompts_file = NULL;
@@ -275,14 +254,7 @@ int cmd_generate(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, ":m:p:n:W:H:o:h", opts, NULL)) != -1) {
         note_given(&given, c);
         switch (c) {
-        case O_LORA:
-            if (nloras == MAX_LORAS) return cli_usage_error("generate", "at most %d LoRAs", MAX_LORAS);
-            if (!parse_lora(optarg, lora_paths[nloras], PATH_MAX, &lora_scales[nloras]))
-                return cli_usage_error("generate", "--lora expects PATH[:SCALE] with SCALE in [-100, 100], got '%s'",
-                                       optarg);
-            loras[nloras] = lora_paths[nloras];
-            nloras++;
-            break;
+        case O_LORA: if (!cli_lora("generate", optarg, &loras)) return EXIT_USAGE; break;
         case O_PRESET:
             if (!(preset = preset_find(optarg)))
                 return cli_usage_error("generate", "--preset must be %s, got '%s'", preset_names(), optarg);
@@ -377,9 +349,9 @@ int cmd_generate(int argc, char **argv) {
     r.negative_prompts = nn ? negs : NULL;
     r.nnegative = nn;
     lo.threads = threads;
-    lo.loras = loras;
-    lo.lora_scales = lora_scales;
-    lo.nloras = nloras;
+    lo.loras = loras.paths;
+    lo.lora_scales = loras.scales;
+    lo.nloras = loras.n;
     if (!quiet) lo.lora_report = on_lora;
 
     sdc_model *m;

@@ -1,4 +1,4 @@
-/* presets.h - `sdc generate --preset NAME`: the settings of the fast recipes
+/* presets.h - `sdc generate|dataset --preset NAME`: the settings of the fast recipes
  * (the model cards' own diffusers calls). A preset fills only what the
  * command line did not set, so explicit flags win wherever they appear. */
 #ifndef SDC_TOOLS_PRESETS_H

@@ -45,6 +45,8 @@ typedef struct {
     plan p;
     char model_name[256], scheduler[32];
     ds_identity id;
+    ds_lora *loras;  /* [o->nloras]: id.loras */
+    jbuf lora_meta;  /* the LoRAs as the metadata lines list them */
     ds_resolved res;
     sdc_model *m;
     char dir[PATH_MAX], train[PATH_MAX], mdir[PATH_MAX], manifest[PATH_MAX];
@@ -99,12 +101,15 @@ static void meta_of(const run_state *S, int64_t j, image_meta *m) {
     m->rng = S->id.rng;
     m->device = S->id.device;
     m->dtype = S->id.dtype;
+    m->loras = S->id.nloras ? S->lora_meta.p : NULL;
 }
 
 static sdc_status load_model(run_state *S) {
     if (S->m) return SDC_OK;
     sdc_load_options lo = {.variant = S->o->variant, .threads = S->o->threads, .config_dir = S->o->config_dir,
-                           .tokenizer_dir = S->o->tokenizer_dir, .dtype = S->o->dtype, .device = S->o->device};
+                           .tokenizer_dir = S->o->tokenizer_dir, .dtype = S->o->dtype, .device = S->o->device,
+                           .loras = S->o->loras, .lora_scales = S->o->lora_scales, .nloras = S->o->nloras,
+                           .lora_report = S->o->lora_report, .lora_report_ctx = S->o->lora_report_ctx};
     return sdc_model_load(&S->m, S->o->model, &lo);
 }
 
@@ -429,6 +434,33 @@ static void set_compute_identity(ds_identity *id, const ds_options *o) {
     id->dtype = o->dtype && strcmp(o->dtype, cuda ? "f16" : "f32") ? o->dtype : NULL;
 }
 
+/* Each LoRA's name, scale and content digest into the identity (a missing or
+ * unreadable file fails here, before any folder is made), and the list the
+ * metadata lines carry. */
+static sdc_status set_lora_identity(run_state *S) {
+    const ds_options *o = S->o;
+    if (!o->nloras) return SDC_OK;
+    if (!(S->loras = calloc((size_t)o->nloras, sizeof *S->loras))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    jb_puts(&S->lora_meta, "[");
+    for (int i = 0; i < o->nloras; i++) {
+        ds_lora *l = &S->loras[i];
+        const char *slash = strrchr(o->loras[i], '/');
+        l->name = slash ? slash + 1 : o->loras[i];
+        l->scale = o->lora_scales ? o->lora_scales[i] : 1.0f;
+        SDC_TRY(file_fingerprint(o->loras[i], &l->fingerprint));
+        jb_puts(&S->lora_meta, i ? ", {\"name\": " : "{\"name\": ");
+        jb_str(&S->lora_meta, l->name);
+        jb_puts(&S->lora_meta, ", \"scale\": ");
+        jb_float(&S->lora_meta, l->scale);
+        jb_puts(&S->lora_meta, "}");
+    }
+    jb_puts(&S->lora_meta, "]");
+    if (S->lora_meta.oom) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    S->id.loras = S->loras;
+    S->id.nloras = o->nloras;
+    return SDC_OK;
+}
+
 static sdc_status check_options(const ds_options *o) {
     if (!o->model || !o->prompts || !o->out) return sdc_fail(SDC_ERR_ARG, "model, prompts file and output folder are needed");
     if (o->batch_size < 1 || o->batch_size > MAX_BATCH)
@@ -437,6 +469,7 @@ static sdc_status check_options(const ds_options *o) {
         return sdc_fail(SDC_ERR_ARG, "shard size %d out of range (1..%d)", o->shard_size, PROMPTS_MAX_COUNT);
     if (o->nslices < 1 || o->slice < 0 || o->slice >= o->nslices)
         return sdc_fail(SDC_ERR_ARG, "slice %d/%d out of range", o->slice, o->nslices);
+    if (o->nloras < 0 || (o->nloras && !o->loras)) return sdc_fail(SDC_ERR_ARG, "bad LoRA list");
     return SDC_OK;
 }
 
@@ -483,6 +516,7 @@ static sdc_status run(run_state *S, ds_summary *sum) {
     id->shard_size = o->format == DS_WEBDATASET ? o->shard_size : 0;
     id->batch_size = o->batch_size;
     set_compute_identity(id, o);
+    SDC_TRY(set_lora_identity(S));
     /* a new folder needs the model for its config anyway: load it first, so a
      * model that cannot load (no CUDA, no AVX512_BF16 ...) leaves no folder behind */
     if (!dio_exists(S->dir)) SDC_TRY(load_model(S));
@@ -549,6 +583,8 @@ sdc_status ds_run(const ds_options *o, ds_summary *sum) {
     prompts_free(&S->pl);
     free(S->done);
     jb_free(&S->line);
+    jb_free(&S->lora_meta);
+    free(S->loras);
     free(S);
     return st;
 }

@@ -22,6 +22,7 @@
 
 #include "core/status.h"
 #include "dataset/plan.h"
+#include "sdc.h"
 
 typedef enum { DS_IMAGEFOLDER, DS_WEBDATASET } ds_format;
 
@@ -50,6 +51,13 @@ typedef struct {
     const char *rng;    /* sdc_request.rng: "cpu" | "cuda" */
     const char *dtype;  /* sdc_load_options.dtype: "f32" | "bf16" | "f16" */
     const char *device; /* sdc_load_options.device: "cpu" | "cuda" */
+    /* sdc_load_options.loras / lora_scales / nloras: fused in order; each one's
+     * file name, scale and sampled content digest are part of the identity */
+    const char *const *loras;
+    const float *lora_scales; /* NULL: all 1.0 */
+    int nloras;
+    sdc_lora_report_fn lora_report; /* may be NULL */
+    void *lora_report_ctx;
     int threads;
     int images_per_prompt;
     uint64_t seed;

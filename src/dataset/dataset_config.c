@@ -15,6 +15,17 @@ static void identity(jbuf *b, const ds_identity *id) {
     jb_str(b, id->variant);
     if (id->device) jb_puts(b, ",\n  \"device\": "), jb_str(b, id->device);
     if (id->dtype) jb_puts(b, ",\n  \"dtype\": "), jb_str(b, id->dtype);
+    if (id->nloras) { /* one line, so a differing LoRA is reported as the whole list */
+        jb_puts(b, ",\n  \"loras\": [");
+        for (int i = 0; i < id->nloras; i++) {
+            jb_puts(b, i ? ", {\"name\": " : "{\"name\": ");
+            jb_str(b, id->loras[i].name);
+            jb_puts(b, ", \"scale\": ");
+            jb_float(b, id->loras[i].scale);
+            jb_printf(b, ", \"fingerprint\": \"%016llx\"}", (unsigned long long)id->loras[i].fingerprint);
+        }
+        jb_puts(b, "]");
+    }
     jb_puts(b, ",\n  \"format\": ");
     jb_str(b, id->format);
     jb_printf(b, ",\n  \"shard_size\": %d,\n  \"batch_size\": %d,\n", id->shard_size, id->batch_size);
@@ -57,12 +68,12 @@ void ds_config_render(jbuf *b, const ds_identity *id, const ds_resolved *res) {
     jb_puts(b, "}\n}\n");
 }
 
-/* one line of text at *p (without its newline) into out[n]; advances *p */
-static void next_line(const char **p, char *out, size_t n) {
+/* the line at *p (without its newline): its start and length; advances *p */
+static const char *next_line(const char **p, size_t *len) {
     const char *s = *p, *e = strchr(s, '\n');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), s);
-    *p = e ? e + 1 : s + len;
+    *len = e ? (size_t)(e - s) : strlen(s);
+    *p = e ? e + 1 : s + *len;
+    return s;
 }
 
 /* `  "key": value,` into key and value (without the comma); 0 when the line is not one key */
@@ -85,12 +96,12 @@ static int has_key(const char *text, const char *key) {
 
 /* keys written only with values other than their defaults */
 static int is_optional(const char *key) {
-    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype");
+    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "loras");
 }
 
 /* la (this run's line) differs from lb (the stored one) */
 static sdc_status difference(const char *dir, const char *want, const char *text, const char *la, const char *lb) {
-    char ka[256], kb[256], va[512], vb[512];
+    char ka[256], kb[256], va[4096], vb[4096];
     int a = split_line(la, ka, sizeof ka, va, sizeof va), b = split_line(lb, kb, sizeof kb, vb, sizeof vb);
     if (a && b && !strcmp(ka, kb)) {
         const char *hint = !strcmp(ka, "prompts_digest")      ? " (the prompts file differs)"
@@ -122,11 +133,13 @@ sdc_status ds_config_check(const char *dir, const char *text, const ds_identity 
     }
     const char *a = want.p, *b = text;
     sdc_status st = SDC_OK;
-    while (*a) {
-        char la[1024], lb[1024];
-        next_line(&a, la, sizeof la);
-        next_line(&b, lb, sizeof lb);
-        if (strcmp(la, lb)) {
+    while (*a) { /* whole lines: a long negative prompt or LoRA list may differ only at its end */
+        size_t na, nb;
+        const char *pa = next_line(&a, &na), *pb = next_line(&b, &nb);
+        if (na != nb || memcmp(pa, pb, na)) {
+            char la[4400], lb[4400];
+            snprintf(la, sizeof la, "%.*s", (int)(na < sizeof la ? na : sizeof la - 1), pa);
+            snprintf(lb, sizeof lb, "%.*s", (int)(nb < sizeof lb ? nb : sizeof lb - 1), pb);
             st = difference(dir, want.p, text, la, lb);
             break;
         }

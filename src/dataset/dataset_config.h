@@ -3,8 +3,8 @@
  * line. A run whose arguments render different lines is refused, naming the
  * first key that differs, so two data sets are never mixed. The "resolved"
  * line records the model defaults the images used. Keys added after the
- * first release ("device", "dtype", "rng") appear only with values other than
- * the defaults, so folders made before them still resume. */
+ * first release ("device", "dtype", "rng", "loras") appear only with values
+ * other than the defaults, so folders made before them still resume. */
 #ifndef SDC_DATASET_DATASET_CONFIG_H
 #define SDC_DATASET_DATASET_CONFIG_H
 
@@ -15,11 +15,21 @@
 
 #define DS_CONFIG_NAME "sdc-dataset.json"
 
+/* A LoRA fused into the model: file name (no folder, so copies on other
+ * machines agree), scale, file_fingerprint() of its contents. */
+typedef struct {
+    const char *name;
+    float scale;
+    uint64_t fingerprint;
+} ds_lora;
+
 typedef struct {
     const char *model;           /* folder name (written into every PNG) */
     uint64_t model_fingerprint;
     const char *variant;
     const char *device, *dtype;  /* NULL: cpu / the device's default precision (no line) */
+    const ds_lora *loras;        /* [nloras] in the order fused; 0: none (no line) */
+    int nloras;
     uint64_t prompts_digest;
     int nprompts;
     int64_t images;

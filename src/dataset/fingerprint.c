@@ -46,6 +46,14 @@ static const char *const configs[] = {
         "tokenizer_config.json", "special_tokens_map.json"};
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 
+sdc_status file_fingerprint(const char *path, uint64_t *out) {
+    st_file f;
+    SDC_TRY(st_open(&f, path));
+    *out = sample(HASH_INIT, (const unsigned char *)f.map, f.map_size);
+    st_close(&f);
+    return SDC_OK;
+}
+
 sdc_status model_fingerprint(const char *model_dir, const char *variant, const char *config_dir,
                              const char *tokenizer_dir, uint64_t *out) {
     static const char *const comps[][2] = {{"text_encoder", "model"}, {"text_encoder_2", "model"},

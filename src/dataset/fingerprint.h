@@ -15,5 +15,8 @@
  * tokenizer_dir (NULL when not given) as given to sdc_model_load. */
 sdc_status model_fingerprint(const char *model_dir, const char *variant, const char *config_dir,
                              const char *tokenizer_dir, uint64_t *out);
+/* One .safetensors file (a LoRA), sampled the same way: size, header, and
+ * blocks spread over the contents; its path is left out. */
+sdc_status file_fingerprint(const char *path, uint64_t *out);
 
 #endif
