@@ -120,23 +120,12 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
     if (g_kill_n && nth == g_kill_n && !strcmp(point, g_kill_point)) raise(SIGKILL);
 }
 
-enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_STEPS,
-       O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG,
-       O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET };
+enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
+       O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET };
 
-/* which settings the command line gave (a preset fills the others) */
-static void note_given(preset_given *g, int opt) {
-    switch (opt) {
-    case O_SCHED: g->scheduler = 1; break;
-    case O_SPACING: g->timestep_spacing = 1; break;
-    case O_STEPS: g->steps = 1; break;
-    case O_GUIDANCE: g->guidance = 1; break;
-    case O_ETA: g->eta = 1; break;
-    case 'W': g->width = 1; break;
-    case 'H': g->height = 1; break;
-    default: break;
-    }
-}
+/* the options a preset sets share their codes with every command (presets.h) */
+enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
+       O_SPACING = PRESET_OPT_SPACING, O_ETA = PRESET_OPT_ETA };
 
 /* the preset's values for the settings the command line left open; every one
  * of them is an identity key already (steps, guidance, size, scheduler,
@@ -186,7 +175,7 @@ int cmd_dataset(int argc, char **argv) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":m:o:n:W:H:h", opts, NULL)) != -1) {
-        note_given(&given, c);
+        preset_note_given(&given, c);
         switch (c) {
         case O_LORA: if (!cli_lora("dataset", optarg, &loras)) return EXIT_USAGE; break;
         case O_PRESET:

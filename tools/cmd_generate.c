@@ -173,22 +173,12 @@ static uint64_t random_seed(void) {
 }
 
 enum { O_CONFIG = 512, O_TOKENIZER, O_PREDICTION }; /* single files */
-enum { O_STEPS = 256, O_GUIDANCE, O_SCHED, O_SPACING, O_KARRAS, O_ETA, O_SEED, O_BATCH, O_VARIANT, O_DUMP,
+enum { O_KARRAS = 256, O_SEED, O_BATCH, O_VARIANT, O_DUMP,
        O_DEVICE, O_THREADS, O_DTYPE, O_QUIET, O_CLIPSKIP, O_LORA, O_PRESET };
 
-/* which settings the command line gave (a preset fills the others) */
-static void note_given(preset_given *g, int opt) {
-    switch (opt) {
-    case O_SCHED: g->scheduler = 1; break;
-    case O_SPACING: g->timestep_spacing = 1; break;
-    case O_STEPS: g->steps = 1; break;
-    case O_GUIDANCE: g->guidance = 1; break;
-    case O_ETA: g->eta = 1; break;
-    case 'W': g->width = 1; break;
-    case 'H': g->height = 1; break;
-    default: break;
-    }
-}
+/* the options a preset sets share their codes with every command (presets.h) */
+enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
+       O_SPACING = PRESET_OPT_SPACING, O_ETA = PRESET_OPT_ETA };
 
 static void on_lora(void *ctx, const sdc_lora_report *r) {
     (void)ctx;
@@ -252,7 +242,7 @@ int cmd_generate(int argc, char **argv) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":m:p:n:W:H:o:h", opts, NULL)) != -1) {
-        note_given(&given, c);
+        preset_note_given(&given, c);
         switch (c) {
         case O_LORA: if (!cli_lora("generate", optarg, &loras)) return EXIT_USAGE; break;
         case O_PRESET:

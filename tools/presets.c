@@ -38,3 +38,16 @@ void preset_apply(const sdc_preset *p, const preset_given *g, sdc_request *r) {
     if (!g->width && p->size) r->width = p->size;
     if (!g->height && p->size) r->height = p->size;
 }
+
+void preset_note_given(preset_given *g, int opt) {
+    switch (opt) {
+    case PRESET_OPT_SCHED: g->scheduler = 1; break;
+    case PRESET_OPT_SPACING: g->timestep_spacing = 1; break;
+    case PRESET_OPT_STEPS: g->steps = 1; break;
+    case PRESET_OPT_GUIDANCE: g->guidance = 1; break;
+    case PRESET_OPT_ETA: g->eta = 1; break;
+    case 'W': g->width = 1; break;
+    case 'H': g->height = 1; break;
+    default: break;
+    }
+}

@@ -22,6 +22,12 @@ typedef struct {
     int scheduler, timestep_spacing, steps, guidance, eta, width, height;
 } preset_given;
 
+/* getopt_long codes of the options a preset sets, shared by the commands
+ * that take --preset so that preset_note_given knows them ('W', 'H' too) */
+enum { PRESET_OPT_STEPS = 400, PRESET_OPT_GUIDANCE, PRESET_OPT_SCHED, PRESET_OPT_SPACING, PRESET_OPT_ETA };
+/* Record that the command line gave option `opt`: explicit flags win over a preset. */
+void preset_note_given(preset_given *g, int opt);
+
 const sdc_preset *preset_find(const char *name);
 /* "sdxl-turbo | hyper-sd-2step | hyper-sd-1step" */
 const char *preset_names(void);
