@@ -233,10 +233,6 @@ TEST(noise_gen_dispatch) {
 
 #define GEN_RNG "%s generate --quiet --steps 2 -W 64 -H 64 -p cat -m '%s' "
 
-static int read_png(const char *path, uint8_t **rgb, int *w, int *h, char **params) {
-    return png_read_rgb(path, rgb, w, h, params) == SDC_OK;
-}
-
 /* the dumped float32 tensor `name` into a fresh buffer (data in the file may be unaligned) */
 static float *dumped(const char *path, const char *name, int64_t *n) {
     st_file f;
@@ -289,7 +285,7 @@ TEST(cli_generate_rng_cuda) {
         for (int k = 0; k < 3; k++) {
             char p[600];
             snprintf(p, sizeof p, "%.*s-%d.png", (int)(strlen(png[k]) - 4), png[k], img);
-            good &= read_png(p, &px[k], &w[k], &h[k], &par[k]);
+            good &= png_read_rgb(p, &px[k], &w[k], &h[k], &par[k]) == SDC_OK;
         }
         int same_twice = good && w[0] == w[1] && h[0] == h[1] && !memcmp(px[0], px[1], (size_t)w[0] * h[0] * 3);
         int differs = good && (w[0] != w[2] || h[0] != h[2] || memcmp(px[0], px[2], (size_t)w[0] * h[0] * 3));
