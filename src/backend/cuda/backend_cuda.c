@@ -110,9 +110,9 @@ static sdc_status dev_download(float *host, const float *dev, int64_t n) {
     return n > 0 ? cu_download(host, dev, (size_t)n * sizeof(float)) : SDC_OK;
 }
 
-/* Device scratch for operands rounded to g_mm: grow-only, one per use so
- * that the inputs and output of one op never share. */
-enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_N };
+/* Device scratch (operands rounded to g_mm, staged timesteps): grow-only,
+ * one per use so that the inputs and output of one op never share. */
+enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_T, SCR_N };
 static sdc_status scratch(int slot, int64_t elems, cu_dtype dt, void **p) {
     static void *buf[SCR_N];
     static size_t cap[SCR_N];
@@ -251,25 +251,11 @@ static void dev_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW)
 static void dev_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
     keep(cu_nhwc_to_nchw(x, y, ACT, B, C, HW));
 }
-/* t is host memory (timesteps, SDXL's time ids): staged into a small f32 buffer */
+/* t is host memory (timesteps, SDXL's time ids): staged into device scratch */
 static void dev_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
-    static void *dt;
-    static int cap;
-    if (n > cap) {
-        sdc_status st = cu_sync();
-        if (!st) {
-            cu_free(dt);
-            dt = NULL;
-            cap = 0;
-            st = cu_malloc(&dt, (size_t)n * sizeof(float));
-        }
-        if (st) {
-            keep(st);
-            return;
-        }
-        cap = n;
-    }
-    sdc_status st = cu_upload(dt, t, (size_t)n * sizeof(float));
+    void *dt;
+    sdc_status st = scratch(SCR_T, n, CU_F32, &dt);
+    if (!st) st = cu_upload(dt, t, (size_t)n * sizeof(float));
     if (!st) st = cu_timestep_embedding(dt, n, dim, flip_sin_to_cos, shift, out, ACT);
     keep(st);
 }
