@@ -27,23 +27,28 @@
 #include "backend/cuda/cuda_ops.h"
 #endif
 #include "pipeline/model.h"
+#include "nn/unet_runner.h"
 #include "pipeline/text_conditioning.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_pipeline -m MODEL_DIR [-W W] [-H H] [--reps 2] [--threads N] [--profile 1]\n"
                     "         [--stages text,unet,cfg,vae,image,batch,images] [--steps N] [--guidance G]\n"
                     "         [--scheduler NAME] [--timestep-spacing S] [--prompt TEXT] [--device cpu|cuda]\n"
-                    "         [--dtype f32|bf16|f16] [--batch N] [--malloc tuned|default]\n"
+                    "         [--dtype f32|bf16|f16] [--batch N] [--malloc tuned|default] [--graphs 1|0]\n"
                     "  --device cuda runs on the first NVIDIA GPU (UNet and text encoders in --dtype, default f16)\n"
                     "  --dtype bf16 on the CPU also generates the image in both precisions and prints their difference\n"
                     "  --batch N adds the stages batch (one UNet step of N images, with CFG 2N rows when the\n"
                     "    guidance is > 1) and images (N images through sdc_generate), reported in images/s\n"
-                    "  --malloc tuned (the default) calls op_tune_allocator() first\n");
+                    "  --malloc tuned (the default) calls op_tune_allocator() first\n"
+                    "  --graphs 0 runs UNet steps op by op; 1 (the default) replays a step graph where the device\n"
+                    "    has them (cuda), as sdc generate does (SDC_STEP_GRAPHS=0 turns them off there)\n");
 }
 
 static double g_peak;      /* GFLOP/s of the ceiling */
 static double g_last_best; /* best seconds of the last stage run */
 static int g_profile, g_device;
+static int g_graphs = 1;   /* --graphs: UNet steps through step graphs where the device has them */
+static int g_in_profile;   /* the profiled device run is in progress */
 
 /* bytes of the .safetensors files in the components sdc loads */
 static double weight_file_bytes(const char *model) {
@@ -98,7 +103,9 @@ static int device_profile(const char *name, stage_fn f, void *ctx, double unsync
     op_flops_reset();
     op_profile_reset();
     op_profile_enable(1);
+    g_in_profile = 1;
     sdc_status st = timed(f, ctx, &t, &c);
+    g_in_profile = 0;
     op_profile_enable(0);
     if (st) {
         fprintf(stderr, "bench_pipeline: %s (profiled run): %s\n", name, sdc_last_error());
@@ -167,6 +174,9 @@ typedef struct {
     /* host buffers for up to max(2, 2N) latents / contexts / pooled / time ids */
     float *x, *out, *ctx2, *pooled2, *time_ids;
     sdc_request req, breq; /* breq: the same with N images per prompt */
+#define MAX_RUNNERS 6
+    unet_runner *run[MAX_RUNNERS]; /* per UNet batch size, with and without graphs */
+    int run_rows[MAX_RUNNERS], run_graphs[MAX_RUNNERS], nrun;
 } bench_ctx;
 
 static sdc_status st_text(void *p) {
@@ -179,12 +189,51 @@ static sdc_status st_text(void *p) {
 
 #define MAX_ROWS 128 /* UNet batch rows: 2 x --batch at most */
 
+/* The UNet step as sdc_generate runs it (unet_runner: inputs resident, a
+ * step graph where the device has them, unless --graphs 0); the profiled
+ * device run goes op by op (a graph launch cannot be timed per op). One
+ * runner per batch size and mode, made and warmed (a direct step, then the
+ * capture) by prepare_unet before the stage's clock runs. */
+static sdc_status runner_for(bench_ctx *b, int B, int graphs, unet_runner **out) {
+    for (int i = 0; i < b->nrun; i++)
+        if (b->run_rows[i] == B && b->run_graphs[i] == graphs) {
+            *out = b->run[i];
+            return SDC_OK;
+        }
+    if (b->nrun == MAX_RUNNERS) return sdc_fail(SDC_ERR_ARG, "too many UNet batch shapes");
+    unet_extra ex = {.text_embeds = b->pooled2, .time_ids = b->time_ids};
+    op_set_precision(b->m->unet_dt); /* as generate.c does before the UNet (matters on a device) */
+    SDC_TRY(unet_runner_create(out, b->m->unet, B, b->h, b->w, b->ctx2, b->tc.T, &ex, graphs));
+    b->run[b->nrun] = *out, b->run_rows[b->nrun] = B, b->run_graphs[b->nrun] = graphs;
+    b->nrun++;
+    return SDC_OK;
+}
+
 static sdc_status unet_call(bench_ctx *b, int B) {
     float t[MAX_ROWS];
     for (int i = 0; i < B; i++) t[i] = 999.0f;
-    unet_extra ex = {.text_embeds = b->pooled2, .time_ids = b->time_ids};
-    op_set_precision(b->m->unet_dt); /* as generate.c does before the UNet (matters on a device) */
-    return unet_forward(b->m->unet, b->x, B, b->h, b->w, t, b->ctx2, b->tc.T, &ex, b->out, NULL, NULL);
+    unet_runner *r;
+    SDC_TRY(runner_for(b, B, g_graphs && !g_in_profile, &r));
+    op_set_precision(b->m->unet_dt);
+    return unet_runner_step(r, b->x, t, b->out);
+}
+
+static int prepare_unet(bench_ctx *b, int B) {
+    unet_runner *r;
+    sdc_status st = runner_for(b, B, g_graphs, &r);
+    for (int k = 0; !st && k < 2; k++) st = unet_call(b, B);
+    if (!st) st = op_sync();
+    if (st) {
+        fprintf(stderr, "bench_pipeline: UNet with %d rows: %s\n", B, sdc_last_error());
+        return 0;
+    }
+    const char *note = unet_runner_graph_note(r);
+    printf("UNet steps of %d row%s: %s%s\n", B, B == 1 ? "" : "s",
+           unet_runner_graph_steps(r) ? "replayed from a step graph (captured after one direct step)"
+                                      : "run op by op",
+           !g_graphs ? " (--graphs 0)" : *note && g_device != OP_DEV_CPU ? " - " : "");
+    if (g_graphs && *note && g_device != OP_DEV_CPU) printf("  %s\n", note);
+    return 1;
 }
 static sdc_status st_unet(void *p) { return unet_call(p, 1); }
 static sdc_status st_cfg(void *p) { return unet_call(p, 2); }
@@ -278,6 +327,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--dtype") && (!strcmp(v, "bf16") || !strcmp(v, "f32") || !strcmp(v, "f16"))) dtype = v;
         else if (!strcmp(a, "--device") && (!strcmp(v, "cpu") || !strcmp(v, "cuda"))) device = v;
         else if (!strcmp(a, "--batch")) b.nbatch = atoi(v);
+        else if (!strcmp(a, "--graphs") && (!strcmp(v, "0") || !strcmp(v, "1"))) g_graphs = atoi(v);
         else if (!strcmp(a, "--malloc") && (!strcmp(v, "tuned") || !strcmp(v, "default"))) tune_malloc = !strcmp(v, "tuned");
         else return usage(), 2;
         i++;
@@ -370,8 +420,10 @@ int main(int argc, char **argv) {
     char what[128];
     if (ok && has_stage(stages, "text"))
         ok = run_stage(b.m->te2 ? "text encoders (2)" : "text encoder", st_text, &b, reps);
-    if (ok && has_stage(stages, "unet")) ok = run_stage("UNet forward, batch 1", st_unet, &b, reps);
-    if (ok && has_stage(stages, "cfg")) ok = run_stage("UNet step with CFG (B=2)", st_cfg, &b, reps);
+    if (ok && has_stage(stages, "unet") && (ok = prepare_unet(&b, 1)))
+        ok = run_stage("UNet forward, batch 1", st_unet, &b, reps);
+    if (ok && has_stage(stages, "cfg") && (ok = prepare_unet(&b, 2)))
+        ok = run_stage("UNet step with CFG (B=2)", st_cfg, &b, reps);
     if (ok && has_stage(stages, "vae")) ok = run_stage("VAE decode", st_vae, &b, reps);
     snprintf(what, sizeof what, "image, %d step%s", b.req.steps, b.req.steps == 1 ? "" : "s");
     if (ok && has_stage(stages, "image")) ok = run_stage(what, st_image, &b, reps);
@@ -381,7 +433,8 @@ int main(int argc, char **argv) {
     /* throughput: the best time of N images -> images/s */
     if (ok && batch_stages && has_stage(stages, "batch")) {
         snprintf(what, sizeof what, "UNet step, %d img%s", b.nbatch, b.cfg ? " +CFG" : "");
-        ok = run_stage(what, st_batch, &b, reps);
+        ok = prepare_unet(&b, b.cfg ? 2 * b.nbatch : b.nbatch);
+        if (ok) ok = run_stage(what, st_batch, &b, reps);
         if (ok)
             printf("throughput: %.2f images/s per UNet step (batch %d%s, %dx%d)\n", b.nbatch / g_last_best, b.nbatch,
                    b.cfg ? ", CFG: 2 rows each" : "", b.W, b.H);
@@ -423,6 +476,7 @@ int main(int argc, char **argv) {
                (double)cu_mem_peak_used() / 1048576.0);
 #endif
     text_cond_free(&b.tc);
+    for (int i = 0; i < b.nrun; i++) unet_runner_free(b.run[i]);
     free(b.x), free(b.out), free(b.ctx2), free(b.pooled2), free(b.time_ids);
     sdc_model_free(b.m);
     return ok ? 0 : 1;

@@ -14,6 +14,8 @@
 #      512x512 1 step end to end (text encoders + 1 UNet + VAE decode),
 #      SDXL 1024x1024 one step with CFG (profiled); every stage with its
 #      TFLOP/s beside the f16 GEMM ceiling measured in the same process
+#      and SD 1.5's UNet steps again op by op (--graphs 0): what the step
+#      graphs save
 #   6. a full-size SDXL step at 512x512 on cuda and on the CPU (sdc generate
 #      --dump both, bench_compare): ||gpu - cpu|| / ||cpu|| per tensor
 #   7. throughput, batch 8: SD 1.5 512x512 (20 steps, CFG) and, if time is
@@ -217,6 +219,8 @@ TURBO="--steps 1 --guidance 0 --scheduler euler_a --timestep-spacing trailing"
 step sd15_512 90 $BP -m "$SD15" -W 512 -H 512 --steps 1 --reps 3 --profile 1 --stages text,unet,cfg,vae,image
 step sdxl_turbo_512 100 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 3 --stages text,unet,vae,image
 step sdxl_1024_cfg 100 $BP -m "$SDXL" -W 1024 -H 1024 --reps 3 --profile 1 --stages cfg
+# the same UNet steps op by op: what the step graphs save (launches, host work)
+step sd15_512_nograph 60 $BP -m "$SD15" -W 512 -H 512 --reps 3 --graphs 0 --stages unet,cfg
 
 # ---- 6. full-size SDXL step: cuda against the CPU (same request, CPU-generator noise)
 GEN="-m $SDXL -p \"a photo of an astronaut riding a horse on mars\" -W 512 -H 512 $TURBO --seed 1 --quiet"
@@ -254,11 +258,11 @@ step sdxl_turbo_batch8 90 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 2 --batch 8
         flops_table | sed 's/^/   /'
     [ -f "$LOGDIR/bench_cuda.txt" ] && grep -m2 -E '^ceiling:|^bench_cuda:' "$LOGDIR/bench_cuda.txt" | sed 's/^/-- bench_cuda: /'
     for m in sd15 sdxl; do [ -f "$LOGDIR/models_$m.txt" ] && grep -E 'rc=|already' "$LOGDIR/models_$m.txt" | sed 's/^/-- models: /'; done
-    for s in sd15_512 sdxl_turbo_512 sdxl_1024_cfg sd15_batch8 sdxl_turbo_batch8; do
+    for s in sd15_512 sd15_512_nograph sdxl_turbo_512 sdxl_1024_cfg sd15_batch8 sdxl_turbo_batch8; do
         f=$LOGDIR/$s.txt
         [ -f "$f" ] || continue
         echo "-- $s"
-        grep -E '^(device|ceiling|SGEMM|bench_pipeline):' "$f" | sed 's/^/   /'
+        grep -E '^(device|ceiling|SGEMM|bench_pipeline):|^UNet steps of|^  capture failed' "$f" | sed 's/^/   /'
         grep -E ' (ms|s) +[0-9.]+ GFLOP|^throughput:|: synchronised|outside GEMMs|^peak device memory' "$f" | sed 's/^ */   /'
     done
     for s in sdxl_step_$DEV sdxl_step_ref_cpu; do

@@ -283,7 +283,12 @@ static void run_case_cli(const case_spec *cs) { run_case_cli_on(cs, NULL); }
 /* The library run again behind the emulated device boundary (CPU ops, but
  * host code may not touch activations): same goldens, same tolerances. */
 static void run_case_emulated(const case_spec *cs) {
+    case_req c;
+    CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
+    int steps = c.steps;
+    cJSON_Delete(c.j);
     int64_t live = op_live_allocations();
+    long launches = op_graph_launches();
     CHECK_OK(op_set_device(OP_DEV_EMULATED));
     run_case_library(cs);
     int failed = test_failed();
@@ -291,6 +296,11 @@ static void run_case_emulated(const case_spec *cs) {
     if (failed) return;
     CHECK(op_live_allocations() == live, "%s: %lld activation buffers left", cs->name,
           (long long)(op_live_allocations() - live));
+    /* from the second UNet call on, each step is a replay of the recorded
+     * graph: the goldens matching means the replays read each step's inputs */
+    long replays = op_graph_launches() - launches;
+    if (verbose()) printf("     %s: %ld UNet steps replayed from a step graph\n", cs->name, replays);
+    CHECK(steps < 2 || replays >= steps - 1, "%s: %d steps but %ld graph launches", cs->name, steps, replays);
 }
 
 /* The --device cuda numerics predicted on the CPU: the emulated device with

@@ -51,6 +51,14 @@ typedef struct {
     /* set the activation (and weight) precision of the component about to run */
     void (*set_precision)(op_dtype dt);
     sdc_status (*sync)(void);
+    /* step graphs (ops.h: op_graph_*); NULL where the backend has none. The
+     * dispatcher refuses host round trips while capturing; the backend
+     * records instead of running, and keeps the memory freed during a capture
+     * for its graph. */
+    sdc_status (*graph_begin)(void);
+    sdc_status (*graph_end)(void **graph);
+    sdc_status (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 } op_backend;
 
 extern const op_backend op_backend_cpu;

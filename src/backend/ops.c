@@ -4,12 +4,17 @@
  * for the CUDA backend (below). Holds no arithmetic of its own. */
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "backend/backend.h"
 
 static const op_backend *g_be = &op_backend_cpu;
 static op_device g_dev = OP_DEV_CPU;
 static atomic_llong g_live; /* op_alloc'd buffers not yet op_free'd */
+static int g_capturing;     /* between op_graph_begin and op_graph_end */
+static sdc_status refuse_in_capture(const char *what);
+static double g_cap_flops; /* FLOPs of the ops recorded by the capture in progress (CUDA) */
 
 #ifdef SDC_HAVE_CUDA
 sdc_status cuda_backend_init(int device); /* cuda/backend_cuda.c */
@@ -30,6 +35,10 @@ sdc_status cuda_backend_init(int device); /* cuda/backend_cuda.c */
 #include "backend/cuda/cuda_ops.h"
 
 static void dev_account(prof_kind kind, double t0, double c0, double flops) {
+    if (g_capturing) { /* recorded, not run: counted when a launch runs it (op_graph_launch) */
+        g_cap_flops += flops;
+        return;
+    }
     if (flops > 0) op_flops_add(flops);
     if (g_prof_on) {
         (void)cu_sync(); /* an asynchronous failure stays in the CUDA context: the next op_sync reports it */
@@ -63,6 +72,7 @@ static prof_kind conv_kind(int k, int stride, int pad) {
 #endif
 
 sdc_status op_set_device(op_device d) {
+    if (g_capturing) return sdc_fail(SDC_ERR_ARG, "op_set_device: a step graph is being captured");
     switch (d) {
     case OP_DEV_CPU: g_be = &op_backend_cpu; break;
     case OP_DEV_EMULATED: g_be = &op_backend_emulated; break;
@@ -76,6 +86,7 @@ sdc_status op_set_device(op_device d) {
                                              "was built); use the CPU");
 #endif
     default: return sdc_fail(SDC_ERR_ARG, "unknown device %d", (int)d);
+
     }
     g_dev = d;
     return SDC_OK;
@@ -86,6 +97,7 @@ const char *op_device_name(void) { return g_be->name; }
 
 sdc_status op_weight_upload(const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
     *dev = NULL;
+    if (g_capturing) return refuse_in_capture("op_weight_upload");
     if (!g_be->weight_upload) return sdc_fail(SDC_ERR_UNSUPPORTED, "the %s backend reads weights in place", g_be->name);
     return g_be->weight_upload(host, src_dt, n, dst_dt, dev);
 }
@@ -95,10 +107,17 @@ void op_weight_free(void *dev) {
 }
 
 void op_set_precision(op_dtype dt) {
+    if (g_capturing) {
+        (void)refuse_in_capture("op_set_precision");
+        return;
+    }
     if (g_be->set_precision) g_be->set_precision(dt);
 }
 
-sdc_status op_sync(void) { return g_be->sync ? g_be->sync() : SDC_OK; }
+sdc_status op_sync(void) {
+    if (g_capturing) return refuse_in_capture("op_sync");
+    return g_be->sync ? g_be->sync() : SDC_OK;
+}
 
 sdc_status op_alloc(float **p, int64_t n) {
     SDC_TRY(g_be->alloc(p, n));
@@ -115,8 +134,90 @@ void op_free(void *p) {
 int64_t op_live_allocations(void) { return (int64_t)atomic_load_explicit(&g_live, memory_order_relaxed); }
 int op_host_memory(void) { return g_be->host_memory; }
 
-sdc_status op_upload(float *dev, const float *host, int64_t n) { return g_be->upload(dev, host, n); }
-sdc_status op_download(float *host, const float *dev, int64_t n) { return g_be->download(host, dev, n); }
+/* ---- step graphs ----
+ * The dispatcher owns the capture state: it refuses the calls that need the
+ * host inside a capture (the first refusal is what op_graph_end reports) and
+ * pairs each graph with the backend that recorded it. */
+struct op_graph {
+    const op_backend *be;
+    void *impl;
+    double flops; /* counted per launch where the backend's ops do not count themselves */
+};
+static sdc_status g_cap_err;
+static char g_cap_msg[512];
+static atomic_long g_launches;
+
+static sdc_status refuse_in_capture(const char *what) {
+    sdc_status st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s while a step graph is being captured (a host round trip "
+                                                  "cannot be recorded)", what);
+    if (!g_cap_err) {
+        g_cap_err = st;
+        snprintf(g_cap_msg, sizeof g_cap_msg, "%s", sdc_last_error());
+    }
+    return st;
+}
+
+sdc_status op_graph_begin(void) {
+    if (g_capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_begin: a capture is already in progress");
+    if (!g_be->graph_begin) return sdc_fail(SDC_ERR_UNSUPPORTED, "the %s backend has no step graphs", g_be->name);
+    SDC_TRY(g_be->graph_begin());
+    g_capturing = 1;
+    g_cap_err = SDC_OK;
+    g_cap_flops = 0;
+    return SDC_OK;
+}
+
+sdc_status op_graph_end(op_graph **g) {
+    *g = NULL;
+    if (!g_capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_end: no capture in progress");
+    g_capturing = 0;
+    void *impl = NULL;
+    sdc_status st = g_be->graph_end(&impl);
+    if (!st && g_cap_err) {
+        g_be->graph_free(impl);
+        return sdc_fail(g_cap_err, "%s", g_cap_msg);
+    }
+    SDC_TRY(st);
+    op_graph *o = malloc(sizeof *o);
+    if (!o) {
+        g_be->graph_free(impl);
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    o->be = g_be;
+    o->impl = impl;
+    o->flops = g_cap_flops;
+    *g = o;
+    return SDC_OK;
+}
+
+sdc_status op_graph_launch(op_graph *g) {
+    if (!g) return sdc_fail(SDC_ERR_ARG, "op_graph_launch: no graph");
+    if (g_capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_launch: called while capturing");
+    if (g->be != g_be)
+        return sdc_fail(SDC_ERR_ARG, "op_graph_launch: the graph was recorded on the %s backend, %s is selected",
+                        g->be->name, g_be->name);
+    atomic_fetch_add_explicit(&g_launches, 1, memory_order_relaxed);
+    if (g->flops > 0) op_flops_add(g->flops);
+    return g_be->graph_launch(g->impl);
+}
+
+void op_graph_free(op_graph *g) {
+    if (!g) return;
+    g->be->graph_free(g->impl);
+    free(g);
+}
+
+int op_graph_capturing(void) { return g_capturing; }
+long op_graph_launches(void) { return atomic_load_explicit(&g_launches, memory_order_relaxed); }
+
+sdc_status op_upload(float *dev, const float *host, int64_t n) {
+    if (g_capturing) return refuse_in_capture("op_upload");
+    return g_be->upload(dev, host, n);
+}
+sdc_status op_download(float *host, const float *dev, int64_t n) {
+    if (g_capturing) return refuse_in_capture("op_download");
+    return g_be->download(host, dev, n);
+}
 void op_copy(float *dst, const float *src, int64_t n) { DISPATCH(PROF_LAYOUT, 0, g_be->copy(dst, src, n)); }
 void op_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
     DISPATCH(PROF_LAYOUT, 0, g_be->copy_2d(dst, dst_ld, src, src_ld, rows, cols));
@@ -128,6 +229,10 @@ void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int
     DISPATCH(PROF_LAYOUT, 0, g_be->pad_zero(x, y, BC, H, W, Ho, Wo));
 }
 void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
+    if (g_capturing) {
+        (void)refuse_in_capture("op_gather_rows (row ids in host memory)");
+        return;
+    }
     DISPATCH(PROF_LAYOUT, 0, g_be->gather_rows(dst, src, st, cols, rows, n));
 }
 

@@ -111,8 +111,9 @@ void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW);
 
 /* Sinusoidal timestep embedding of diffusers' get_timestep_embedding:
  * out[n, dim] for t[n]; flip_sin_to_cos puts cos first; shift = freq_shift.
- * t is host memory (the caller's timesteps or time ids), out is activation
- * memory (op_alloc): the embedding is computed where the activations live. */
+ * t and out are activation memory: the timesteps of a step are uploaded
+ * with the step's latents, so a captured step (op_graph) reads this step's
+ * values and not the ones it was captured with. */
 void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out);
 
 /* ---- weights and precision on a device backend ----
@@ -168,5 +169,34 @@ void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int
  * (src activations, OP_F32). src rows are `cols` wide and contiguous; rows
  * is host memory (token ids, positions chosen on the host). */
 void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n);
+
+/* ---- step graphs ----------------------------------------------------
+ * A step that repeats with the same shapes (the UNet call of each denoising
+ * step) is recorded once and replayed: on CUDA a CUDA graph (one launch
+ * instead of ~1500 kernel launches and their host-side work), on the
+ * emulated device a list of the recorded ops run by the CPU (so the tests
+ * hold the model code to what capture needs). Between op_graph_begin and
+ * op_graph_end the ops are recorded, not run: their results exist only
+ * after op_graph_launch. What capture needs of the code in between:
+ *  - inputs and outputs in activation memory allocated before the capture;
+ *    a launch reads the inputs' current contents (op_upload them between
+ *    launches) and writes the outputs;
+ *  - no host round trip: op_upload, op_download, op_sync, op_set_precision
+ *    and op_gather_rows (host row ids) fail the capture;
+ *  - buffers op_alloc'd during the capture are op_free'd before it ends: the
+ *    graph keeps their memory (its addresses are baked into the graph) until
+ *    op_graph_free.
+ * A capture that breaks any of this, or a backend without graphs (the CPU:
+ * SDC_ERR_UNSUPPORTED from op_graph_begin), leaves the caller to run the
+ * step directly; op_graph_end reports the first violation, and nothing
+ * stays recorded. One capture at a time, not nested. */
+typedef struct op_graph op_graph;
+sdc_status op_graph_begin(void);
+sdc_status op_graph_end(op_graph **g);
+sdc_status op_graph_launch(op_graph *g);
+void op_graph_free(op_graph *g); /* NULL is a no-op */
+int op_graph_capturing(void);
+/* op_graph_launch calls since the process started (tests, benchmarks). */
+long op_graph_launches(void);
 
 #endif

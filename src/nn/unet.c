@@ -192,14 +192,13 @@ static void dump4(sdc_dump_fn dump, void *ctx, const char *name, const float *d,
 }
 
 
-/* silu(time_embedding(t) [+ add_embedding(...)]) -> temb[B, T]. t, ex: host
- * memory (timesteps and time ids go to op_timestep_embedding as they are;
- * the pooled text embeds and the guidance embedding are uploaded). */
+/* silu(time_embedding(t) [+ add_embedding(...)]) -> temb[B, T]; t and the
+ * extra tensors in activation memory. */
 static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const unet_extra *ex, float *temb,
                              sdc_dump_fn dump, void *dctx) {
     const unet_config *c = &u->cfg;
     int T = c->time_embed_dim, C0 = c->block_out[0];
-    float *tp = NULL, *h = NULL, *a = NULL, *ai = NULL, *cp = NULL, *ae = NULL, *in = NULL;
+    float *tp = NULL, *h = NULL, *a = NULL, *ai = NULL, *cp = NULL, *ae = NULL;
     sdc_status st;
     if ((st = op_alloc(&tp, (int64_t)B * C0)) || (st = op_alloc(&h, (int64_t)B * T))) goto done;
     op_timestep_embedding(t, B, C0, c->flip_sin_to_cos, c->freq_shift, tp);
@@ -209,12 +208,9 @@ static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const une
             st = sdc_fail(SDC_ERR_ARG, "this UNet needs a guidance embedding (time_cond_proj_dim)");
             goto done;
         }
-        if ((st = act_from_host(&in, ex->timestep_cond, (int64_t)B * c->time_cond_proj_dim))) goto done;
         if ((st = op_alloc(&cp, (int64_t)B * C0))) goto done;
-        linear_fwd(&u->cond_proj, in, B, cp);
+        linear_fwd(&u->cond_proj, ex->timestep_cond, B, cp);
         op_add(tp, cp, (int64_t)B * C0);
-        op_free(in);
-        in = NULL;
     }
     linear_fwd(&u->time_l1, tp, B, h);
     op_silu(h, (int64_t)B * T);
@@ -230,8 +226,7 @@ static sdc_status time_embed(const sdc_unet *u, const float *t, int B, const une
         op_timestep_embedding(ex->time_ids, 6 * B, A, c->flip_sin_to_cos, c->freq_shift, a);
         dump_act(dump, dctx, "mid.add_time_proj", a, 2, (int64_t[]){6 * B, A});
         /* ai[b] = cat(text_embeds[b], a[b]) */
-        if ((st = act_from_host(&in, ex->text_embeds, (int64_t)B * P))) goto done;
-        op_copy_2d(ai, c->add_in_dim, in, P, B, P);
+        op_copy_2d(ai, c->add_in_dim, ex->text_embeds, P, B, P);
         op_copy_2d(ai + P, c->add_in_dim, a, 6 * A, B, 6 * A);
         linear_fwd(&u->add_l1, ai, B, h);
         op_silu(h, (int64_t)B * T);
@@ -248,7 +243,6 @@ done:
     op_free(ai);
     op_free(cp);
     op_free(ae);
-    op_free(in);
     return st;
 }
 
@@ -275,26 +269,25 @@ static int ctx_width(const unet_config *c) {
     return d;
 }
 
-/* The boundary: x, t, ctx, extra and out are host memory. x and ctx are
- * uploaded on every call (ctx, reused across steps, could stay uploaded
- * once a device backend wants it); out is downloaded. */
-sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
-                        int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dctx) {
+sdc_status unet_forward_act(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
+                            int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dctx) {
     const unet_config *c = &u->cfg;
     int nb = c->nblocks, T = c->time_embed_dim;
     if (B < 1 || H < 1 || W < 1 || M < 1) return sdc_fail(SDC_ERR_ARG, "unet: empty input");
     skip_t skips[UNET_MAX_BLOCKS * 20];
     int nskip = 0;
-    float *temb = NULL, *h = NULL, *xin = NULL, *cat = NULL, *cx = NULL;
+    float *temb = NULL, *h = NULL, *xin = NULL, *cat = NULL;
     sdc_status st;
     char name[64];
     if ((st = op_alloc(&temb, (int64_t)B * T))) return st;
     if ((st = time_embed(u, t, B, extra, temb, dump, dctx))) goto done;
-    int64_t ctx_n = (int64_t)B * M * ctx_width(c);
-    if (ctx_n && (st = act_from_host(&cx, ctx, ctx_n))) goto done;
-    if ((st = act_from_host(&xin, x, (int64_t)B * c->in_channels * H * W))) goto done;
-    if (c->center_input_sample) op_affine(xin, xin, 2.0f, -1.0f, (int64_t)B * c->in_channels * H * W);
-    if ((st = conv2d_fwd(&u->conv_in, xin, B, H, W, &h, NULL, NULL))) goto done;
+    if (c->center_input_sample) { /* x is the caller's: scaled into a copy */
+        int64_t n = (int64_t)B * c->in_channels * H * W;
+        if ((st = op_alloc(&xin, n))) goto done;
+        op_affine(xin, x, 2.0f, -1.0f, n);
+        x = xin;
+    }
+    if ((st = conv2d_fwd(&u->conv_in, x, B, H, W, &h, NULL, NULL))) goto done;
     op_free(xin);
     xin = NULL;
     int C = c->block_out[0];
@@ -311,7 +304,7 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
     for (int i = 0; i < nb; i++) {
         const unet_block *b = &u->down[i];
         for (int j = 0; j < b->nres; j++) {
-            if ((st = res_attn(b, j, &h, B, H, W, temb, cx, M))) goto done;
+            if ((st = res_attn(b, j, &h, B, H, W, temb, ctx, M))) goto done;
             C = b->out_ch;
             PUSH_SKIP();
         }
@@ -329,7 +322,7 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
         dump4(dump, dctx, name, h, B, C, H, W);
     }
     if (u->has_mid) {
-        if ((st = res_attn(&u->mid, 0, &h, B, H, W, temb, cx, M))) goto done;
+        if ((st = res_attn(&u->mid, 0, &h, B, H, W, temb, ctx, M))) goto done;
         float *y;
         if ((st = resnet_fwd(&u->mid.res[1], h, B, H, W, temb, &y))) goto done;
         op_free(h);
@@ -350,7 +343,7 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
             op_free(h);
             h = cat;
             cat = NULL;
-            if ((st = res_attn(b, j, &h, B, H, W, temb, cx, M))) goto done;
+            if ((st = res_attn(b, j, &h, B, H, W, temb, ctx, M))) goto done;
             C = b->out_ch;
         }
         if (b->has_sample) {
@@ -373,13 +366,8 @@ sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, 
     group_norm_fwd(&u->norm_out, h, h, B, (int64_t)H * W, 0);
     dump4(dump, dctx, "mid.conv_norm_out", h, B, C, H, W);
     op_silu(h, (int64_t)B * C * H * W);
-    {
-        float *y;
-        if ((st = conv2d_fwd(&u->conv_out, h, B, H, W, &y, NULL, NULL))) goto done;
-        dump4(dump, dctx, "mid.conv_out", y, B, c->out_channels, H, W);
-        st = op_download(out, y, (int64_t)B * c->out_channels * H * W);
-        op_free(y);
-    }
+    if ((st = conv2d_fwd_into(&u->conv_out, h, B, H, W, out))) goto done;
+    dump4(dump, dctx, "mid.conv_out", out, B, c->out_channels, H, W);
 #undef PUSH_SKIP
 done:
     for (int i = 0; i < nskip; i++) op_free(skips[i].data);
@@ -387,7 +375,64 @@ done:
     op_free(h);
     op_free(xin);
     op_free(cat);
-    op_free(cx);
+    return st;
+}
+
+void unet_inputs_free(unet_inputs *in) {
+    op_free(in->x);
+    op_free(in->t);
+    op_free(in->ctx);
+    op_free(in->text_embeds);
+    op_free(in->time_ids);
+    op_free(in->timestep_cond);
+    memset(in, 0, sizeof *in);
+}
+
+sdc_status unet_inputs_upload(const sdc_unet *u, unet_inputs *in, int B, int H, int W, const float *ctx, int M,
+                              const unet_extra *extra) {
+    const unet_config *c = &u->cfg;
+    memset(in, 0, sizeof *in);
+    if (B < 1 || H < 1 || W < 1 || M < 1) return sdc_fail(SDC_ERR_ARG, "unet: empty input");
+    in->B = B;
+    in->nx = (int64_t)B * c->in_channels * H * W;
+    int64_t ctx_n = (int64_t)B * M * ctx_width(c);
+    sdc_status st;
+    if ((st = op_alloc(&in->x, in->nx)) || (st = op_alloc(&in->t, B))) goto fail;
+    if (ctx_n && (st = act_from_host(&in->ctx, ctx, ctx_n))) goto fail;
+    if (extra && extra->text_embeds && c->add_text_time &&
+        (st = act_from_host(&in->text_embeds, extra->text_embeds, (int64_t)B * (c->add_in_dim - 6 * c->add_time_dim))))
+        goto fail;
+    if (extra && extra->time_ids && c->add_text_time && (st = act_from_host(&in->time_ids, extra->time_ids, 6 * B)))
+        goto fail;
+    if (extra && extra->timestep_cond && c->time_cond_proj_dim &&
+        (st = act_from_host(&in->timestep_cond, extra->timestep_cond, (int64_t)B * c->time_cond_proj_dim)))
+        goto fail;
+    in->extra = (unet_extra){in->text_embeds, in->time_ids, in->timestep_cond};
+    return SDC_OK;
+fail:
+    unet_inputs_free(in);
+    return st;
+}
+
+sdc_status unet_inputs_set_step(unet_inputs *in, const float *x, const float *t) {
+    SDC_TRY(op_upload(in->x, x, in->nx));
+    return op_upload(in->t, t, in->B);
+}
+
+/* The host boundary: x, t, ctx, extra and out in host memory, uploaded for
+ * this one call (unet_runner keeps what repeats across steps uploaded). */
+sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
+                        int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dctx) {
+    if (B < 1 || H < 1 || W < 1 || M < 1) return sdc_fail(SDC_ERR_ARG, "unet: empty input");
+    unet_inputs in;
+    SDC_TRY(unet_inputs_upload(u, &in, B, H, W, ctx, M, extra));
+    float *y = NULL;
+    sdc_status st = unet_inputs_set_step(&in, x, t);
+    if (!st) st = op_alloc(&y, (int64_t)B * u->cfg.out_channels * H * W);
+    if (!st) st = unet_forward_act(u, in.x, B, H, W, in.t, in.ctx, M, &in.extra, y, dump, dctx);
+    if (!st) st = op_download(out, y, (int64_t)B * u->cfg.out_channels * H * W);
+    op_free(y);
+    unet_inputs_free(&in);
     return st;
 }
 

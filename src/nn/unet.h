@@ -59,8 +59,32 @@ typedef struct {
 /* Called with intermediate tensors under the golden names (mid.conv_in ...). */
 typedef void (*sdc_dump_fn)(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape);
 
-/* x[B, in_channels, H, W], t[B], ctx[B, M, cross_dim] -> out[B, out_channels, H, W]. */
+/* x[B, in_channels, H, W], t[B], ctx[B, M, cross_dim] -> out[B, out_channels, H, W]; all in host memory. */
 sdc_status unet_forward(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
                         int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dump_ctx);
+
+/* The same with every tensor (x, t, ctx, extra's, out) in activation memory
+ * (op_alloc) and out not aliasing x. It makes no host round trip, so a step
+ * graph can capture it (ops.h; dump must then be NULL). */
+sdc_status unet_forward_act(const sdc_unet *u, const float *x, int B, int H, int W, const float *t, const float *ctx,
+                            int M, const unet_extra *extra, float *out, sdc_dump_fn dump, void *dump_ctx);
+
+/* The inputs of unet_forward_act in activation memory: what a denoising loop
+ * uploads once (text context, SDXL's pooled embeds and time ids, the
+ * guidance embedding) and what it uploads every step (latents x, timesteps
+ * t). extra holds the activation-memory views for unet_forward_act. */
+typedef struct {
+    int B;
+    int64_t nx; /* floats of x */
+    float *x, *t, *ctx, *text_embeds, *time_ids, *timestep_cond;
+    unet_extra extra;
+} unet_inputs;
+/* ctx[B, M, cross_dim] and the extra tensors the config uses (host memory;
+ * missing ones are reported by the forward). Frees what it made on failure. */
+sdc_status unet_inputs_upload(const sdc_unet *u, unet_inputs *in, int B, int H, int W, const float *ctx, int M,
+                              const unet_extra *extra);
+/* x[B, in_channels, H, W] and t[B], host memory */
+sdc_status unet_inputs_set_step(unet_inputs *in, const float *x, const float *t);
+void unet_inputs_free(unet_inputs *in);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "io/png_io.h"
 #include "nn/layers.h"
+#include "nn/unet_runner.h"
 #include "nn/vae_tiling.h"
 #include "pipeline/infotext.h"
 #include "pipeline/model.h"
@@ -178,11 +179,13 @@ static sdc_status setup_text(gen_state *S) {
     return SDC_OK;
 }
 
+static sdc_status denoise_step(gen_state *S, unet_runner *run, int k);
+
 static sdc_status denoise(gen_state *S) {
     const sdc_request *r = S->r;
     op_set_precision(S->m->unet_dt);
     int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
-    int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w}, out_shape[4] = {n * B, 4, S->h, S->w};
+    int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w};
     if (r->dump) {
         int64_t ts[1] = {calls};
         int is_float = sched_timesteps_are_float(S->s), ns;
@@ -209,39 +212,52 @@ static sdc_status denoise(gen_state *S) {
     for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
     dump(r, "latents_0", 0, 4, lat_shape, S->latents);
     unet_extra ex = {.text_embeds = S->pooled, .time_ids = S->time_ids, .timestep_cond = S->tcond};
+    /* SDC_STEP_GRAPHS=0: every step runs op by op (to compare with graphs) */
+    const char *ge = getenv("SDC_STEP_GRAPHS");
+    unet_runner *run;
+    SDC_TRY(unet_runner_create(&run, S->m->unet, n * B, S->h, S->w, S->ctx, SDC_TOKENS, &ex, !(ge && !strcmp(ge, "0"))));
+    sdc_status st = SDC_OK;
+    for (int k = 0; k < calls && !st; k++) st = denoise_step(S, run, k);
+    unet_runner_free(run);
+    return st;
+}
+
+/* step k of denoise(): the CFG batch through the UNet, the guidance mix,
+ * the scheduler step, dumps and progress */
+static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
+    const sdc_request *r = S->r;
+    int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
+    int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w}, out_shape[4] = {n * B, 4, S->h, S->w};
     float tv[2 * MAX_IMAGES];
     char name[64];
-    for (int k = 0; k < calls; k++) {
-        memcpy(S->model_in, S->latents, (size_t)(B * per) * sizeof(float));
-        sched_scale_model_input(S->s, k, S->model_in, B * per);
-        snprintf(name, sizeof name, "model_input_%d", k + 1);
-        dump(r, name, 0, 4, lat_shape, S->model_in);
-        for (int c = 0; c < n; c++) memcpy(S->unet_in + c * B * per, S->model_in, (size_t)(B * per) * sizeof(float));
-        float t = (float)sched_timestep(S->s, k);
-        for (int i = 0; i < n * B; i++) tv[i] = t;
-        SDC_TRY(unet_forward(S->m->unet, S->unet_in, n * B, S->h, S->w, tv, S->ctx, SDC_TOKENS, &ex, S->unet_out, NULL,
-                             NULL));
-        snprintf(name, sizeof name, "unet_out_%d", k + 1);
-        dump(r, name, 0, 4, out_shape, S->unet_out);
-        if (S->cfg) {
-            const float *u = S->unet_out, *c = S->unet_out + B * per;
-            for (int64_t i = 0; i < B * per; i++) S->noise_pred[i] = u[i] + S->g * (c[i] - u[i]);
-        } else {
-            memcpy(S->noise_pred, S->unet_out, (size_t)(B * per) * sizeof(float));
-        }
-        snprintf(name, sizeof name, "noise_pred_%d", k + 1);
-        dump(r, name, 0, 4, lat_shape, S->noise_pred);
-        int drew = sched_draws_noise(S->s, k, r->eta);
-        SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
-        if (drew) {
-            snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
-            dump(r, name, 0, 4, lat_shape, S->step_noise);
-        }
-        snprintf(name, sizeof name, "latents_%d", k + 1);
-        dump(r, name, 0, 4, lat_shape, S->latents);
-        if (r->progress && r->progress(r->progress_ctx, k + 1, calls))
-            return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
+    memcpy(S->model_in, S->latents, (size_t)(B * per) * sizeof(float));
+    sched_scale_model_input(S->s, k, S->model_in, B * per);
+    snprintf(name, sizeof name, "model_input_%d", k + 1);
+    dump(r, name, 0, 4, lat_shape, S->model_in);
+    for (int c = 0; c < n; c++) memcpy(S->unet_in + c * B * per, S->model_in, (size_t)(B * per) * sizeof(float));
+    float t = (float)sched_timestep(S->s, k);
+    for (int i = 0; i < n * B; i++) tv[i] = t;
+    SDC_TRY(unet_runner_step(run, S->unet_in, tv, S->unet_out));
+    snprintf(name, sizeof name, "unet_out_%d", k + 1);
+    dump(r, name, 0, 4, out_shape, S->unet_out);
+    if (S->cfg) {
+        const float *u = S->unet_out, *c = S->unet_out + B * per;
+        for (int64_t i = 0; i < B * per; i++) S->noise_pred[i] = u[i] + S->g * (c[i] - u[i]);
+    } else {
+        memcpy(S->noise_pred, S->unet_out, (size_t)(B * per) * sizeof(float));
     }
+    snprintf(name, sizeof name, "noise_pred_%d", k + 1);
+    dump(r, name, 0, 4, lat_shape, S->noise_pred);
+    int drew = sched_draws_noise(S->s, k, r->eta);
+    SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
+    if (drew) {
+        snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
+        dump(r, name, 0, 4, lat_shape, S->step_noise);
+    }
+    snprintf(name, sizeof name, "latents_%d", k + 1);
+    dump(r, name, 0, 4, lat_shape, S->latents);
+    if (r->progress && r->progress(r->progress_ctx, k + 1, calls))
+        return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
     return SDC_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/emulated_graph.h"
 
 static op_dtype g_mm = OP_F32;
 
@@ -107,7 +108,9 @@ static sdc_status emu_attention(const float *q, int64_t q_ld, const float *k, co
 
 static void emu_set_precision(op_dtype dt) { g_mm = dt; }
 
-const op_backend op_backend_emulated = {
+/* the plain table; op_backend_emulated (emulated_graph.c) wraps it with
+ * step-graph recording */
+const op_backend emu_plain = {
     .name = "emulated device", .host_memory = 0, .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_upload,
     .download = cpu_download, .copy = cpu_copy, .copy_2d = cpu_copy_2d, .affine = cpu_affine,
     .pad_zero = cpu_pad_zero, .gather_rows = cpu_gather_rows, .linear_t = emu_linear_t, .conv2d_t = emu_conv2d_t,

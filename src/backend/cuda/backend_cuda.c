@@ -46,6 +46,7 @@ static sdc_status pending(void) {
 typedef struct {
     void *p;
     size_t bytes;
+    int captured; /* allocated during the step-graph capture in progress */
 } block;
 static block *g_live, *g_cache;
 static int g_nlive, g_caplive, g_ncache, g_capcache;
@@ -62,17 +63,41 @@ static int push(block **a, int *n, int *cap, block b) {
     return 1;
 }
 
+/* ---- step graphs: while a capture runs, freed blocks go to the graph
+ * (its kernels' addresses are baked in) and are reused only within it; the
+ * graph gives them back to the cache when it is freed. Blocks allocated
+ * during the capture must be freed before it ends. ---- */
+typedef struct {
+    cu_graph *exec;
+    block *owned;
+    int nowned, capowned;
+} dev_graph;
+static dev_graph *g_capg;       /* the capture in progress */
+static int g_cap_fresh;         /* blocks allocated during it, not yet freed */
+static int g_cap_oom;
+
+static int take(block *a, int *n, size_t bytes, void **d) {
+    for (int i = *n - 1; i >= 0; i--)
+        if (a[i].bytes == bytes) {
+            *d = a[i].p;
+            a[i] = a[--*n];
+            return 1;
+        }
+    return 0;
+}
+
 static sdc_status dev_alloc(float **p, int64_t n) {
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
     bytes = (bytes + 255) & ~(size_t)255;
     void *d = NULL;
-    for (int i = g_ncache - 1; i >= 0; i--)
-        if (g_cache[i].bytes == bytes) {
-            d = g_cache[i].p;
-            g_cache[i] = g_cache[--g_ncache];
-            break;
-        }
-    if (!d) {
+    if (g_capg && take(g_capg->owned, &g_capg->nowned, bytes, &d)) {
+        /* reused within the capture */
+    } else {
+        take(g_cache, &g_ncache, bytes, &d);
+    }
+    if (!d && g_capg) { /* cudaFree is not allowed while capturing: no flush */
+        SDC_TRY(cu_malloc(&d, bytes));
+    } else if (!d) {
         sdc_status st = cu_malloc(&d, bytes);
         if (st) { /* give the cache back to the driver and try once more */
             for (int i = 0; i < g_ncache; i++) cu_free(g_cache[i].p);
@@ -80,10 +105,11 @@ static sdc_status dev_alloc(float **p, int64_t n) {
             SDC_TRY(cu_malloc(&d, bytes));
         }
     }
-    if (!push(&g_live, &g_nlive, &g_caplive, (block){d, bytes})) {
+    if (!push(&g_live, &g_nlive, &g_caplive, (block){d, bytes, g_capg != NULL})) {
         cu_free(d);
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     }
+    if (g_capg) g_cap_fresh++;
     *p = d;
     return SDC_OK;
 }
@@ -93,6 +119,12 @@ static void dev_free(void *p) {
         if (g_live[i].p == p) {
             block b = g_live[i];
             g_live[i] = g_live[--g_nlive];
+            if (b.captured) g_cap_fresh--;
+            b.captured = 0;
+            if (g_capg) { /* a block from before the capture freed inside it becomes the graph's too */
+                if (!push(&g_capg->owned, &g_capg->nowned, &g_capg->capowned, b)) g_cap_oom = 1;
+                return;
+            }
             if (!push(&g_cache, &g_ncache, &g_capcache, b)) cu_free(b.p);
             return;
         }
@@ -110,14 +142,18 @@ static sdc_status dev_download(float *host, const float *dev, int64_t n) {
     return n > 0 ? cu_download(host, dev, (size_t)n * sizeof(float)) : SDC_OK;
 }
 
-/* Device scratch (operands rounded to g_mm, staged timesteps): grow-only,
+/* Device scratch (operands rounded to g_mm): grow-only,
  * one per use so that the inputs and output of one op never share. */
-enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_T, SCR_N };
+enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_N };
 static sdc_status scratch(int slot, int64_t elems, cu_dtype dt, void **p) {
     static void *buf[SCR_N];
     static size_t cap[SCR_N];
     size_t bytes = (size_t)(elems > 0 ? elems : 1) * cu_dtype_size(dt);
+    *p = NULL;
     if (bytes > cap[slot]) {
+        if (g_capg)
+            return sdc_fail(SDC_ERR_ARG, "device scratch must grow to %zu bytes while a step graph is captured (run "
+                                         "the step once before capturing it)", bytes);
         SDC_TRY(cu_sync()); /* queued work may still read the old buffer */
         cu_free(buf[slot]);
         buf[slot] = NULL;
@@ -251,13 +287,8 @@ static void dev_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW)
 static void dev_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
     keep(cu_nhwc_to_nchw(x, y, ACT, B, C, HW));
 }
-/* t is host memory (timesteps, SDXL's time ids): staged into device scratch */
 static void dev_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
-    void *dt;
-    sdc_status st = scratch(SCR_T, n, CU_F32, &dt);
-    if (!st) st = cu_upload(dt, t, (size_t)n * sizeof(float));
-    if (!st) st = cu_timestep_embedding(dt, n, dim, flip_sin_to_cos, shift, out, ACT);
-    keep(st);
+    keep(cu_timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out, ACT));
 }
 
 /* ---- weights ---- */
@@ -294,6 +325,63 @@ static void dev_set_precision(op_dtype dt) {
     g_ncache = 0;
 }
 
+static void graph_release(dev_graph *dg) {
+    if (!dg) return;
+    if (dg->exec) cu_graph_free(dg->exec);
+    for (int i = 0; i < dg->nowned; i++)
+        if (!push(&g_cache, &g_ncache, &g_capcache, dg->owned[i])) cu_free(dg->owned[i].p);
+    free(dg->owned);
+    free(dg);
+}
+
+static sdc_status dev_graph_begin(void) {
+    SDC_TRY(pending());
+    dev_graph *dg = calloc(1, sizeof *dg);
+    if (!dg) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    sdc_status st = cu_graph_begin();
+    if (st) {
+        free(dg);
+        return st;
+    }
+    g_capg = dg;
+    g_cap_fresh = 0;
+    g_cap_oom = 0;
+    return SDC_OK;
+}
+
+static sdc_status dev_graph_end(void **out) {
+    dev_graph *dg = g_capg;
+    g_capg = NULL;
+    *out = NULL;
+    for (int i = 0; i < g_nlive; i++) g_live[i].captured = 0; /* left in use: the caller's (an error below) */
+    cu_graph *cg = NULL;
+    sdc_status st = cu_graph_end(&cg); /* ends the capture even after a failed op */
+    dg->exec = cg;
+    sdc_status err = pending(); /* an op that failed while recording */
+    if (!err && st) err = st;
+    if (!err && g_cap_oom) err = sdc_fail(SDC_ERR_NOMEM, "out of memory while recording a step graph");
+    if (!err && g_cap_fresh)
+        err = sdc_fail(SDC_ERR_ARG, "%d buffer%s allocated during the step-graph capture %s still in use at its end",
+                       g_cap_fresh, g_cap_fresh == 1 ? "" : "s", g_cap_fresh == 1 ? "is" : "are");
+    if (err) {
+        graph_release(dg);
+        return err;
+    }
+    *out = dg;
+    return SDC_OK;
+}
+
+static sdc_status dev_graph_launch(void *p) {
+    SDC_TRY(pending());
+    return cu_graph_launch(((dev_graph *)p)->exec);
+}
+
+static void dev_graph_free(void *p) {
+    dev_graph *dg = p;
+    if (dg && dg->exec) keep(cu_sync()); /* a launch in flight may still use the blocks */
+    graph_release(dg);
+}
+
 sdc_status cuda_backend_init(int device);
 sdc_status cuda_backend_init(int device) { return cu_init(device); }
 
@@ -306,7 +394,8 @@ const op_backend op_backend_cuda = {
     .add_channel_bias = dev_add_channel_bias, .attention = dev_attention, .upsample_nearest = dev_upsample_nearest,
     .nchw_to_nhwc = dev_nchw_to_nhwc, .nhwc_to_nchw = dev_nhwc_to_nchw, .timestep_embedding = dev_timestep_embedding,
     .weight_upload = dev_weight_upload, .weight_free = dev_weight_free, .set_precision = dev_set_precision,
-    .sync = dev_sync};
+    .sync = dev_sync, .graph_begin = dev_graph_begin, .graph_end = dev_graph_end, .graph_launch = dev_graph_launch,
+    .graph_free = dev_graph_free};
 #else
 /* ISO C forbids an empty translation unit */
 typedef int backend_cuda_not_built;

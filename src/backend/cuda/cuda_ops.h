@@ -76,6 +76,7 @@ long cu_arena_mallocs(void);     /* cudaMalloc calls made by the arena, for test
 /* ---- CUDA graphs: capture a repeated step once, replay it ---- */
 typedef struct cu_graph cu_graph;
 sdc_status cu_graph_begin(void);            /* start capturing the backend stream */
+int cu_capturing(void);                     /* the backend stream is being captured */
 sdc_status cu_graph_end(cu_graph **out);    /* stop, instantiate */
 sdc_status cu_graph_launch(const cu_graph *g);
 void cu_graph_free(cu_graph *g);

@@ -111,11 +111,19 @@ size_t cu_mem_peak_used(void) {
     return g_peak_used;
 }
 
+static int capturing(void);
+
 sdc_status cu_malloc(void **d_ptr, size_t bytes) {
     CU_READY("cu_malloc");
     *d_ptr = NULL;
+    /* cudaMalloc is not recorded into a graph, but a thread-local capture
+     * refuses it as potentially synchronising: allowed for this one call */
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    int cap = capturing();
+    if (cap) cudaThreadExchangeStreamCaptureMode(&mode);
     cudaError_t e = cudaMalloc(d_ptr, bytes ? bytes : 1);
     if (e == cudaSuccess) note_usage();
+    if (cap) cudaThreadExchangeStreamCaptureMode(&mode);
     if (e != cudaSuccess) {
         size_t fr = 0, tot = 0;
         cudaGetLastError();
@@ -165,9 +173,10 @@ sdc_status cu_sync(void) {
 
 static int capturing(void) {
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(g.stream, &cs) != cudaSuccess) return 0;
+    if (!g.ready || cudaStreamIsCapturing(g.stream, &cs) != cudaSuccess) return 0;
     return cs != cudaStreamCaptureStatusNone;
 }
+int cu_capturing(void) { return capturing(); }
 
 sdc_status cu__scratch(int slot, size_t bytes, void **p, const char *op) {
     if (bytes <= g.scratch_bytes[slot]) {
