@@ -38,7 +38,13 @@ ifeq ($(CUDA),1)
   NVCCFLAGS ?= -O3 -g -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                -Xcompiler -fPIC,-Wall,-Wextra,-Wno-unused-parameter -Iinclude -Isrc -DSDC_HAVE_CUDA
   CFLAGS += -DSDC_HAVE_CUDA
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl
+  # cuDNN: only its header at build time (CUDNN_INC, found beside CUDA's by
+  # default); libcudnn.so.9 is opened at run time where it exists
+  CUDNN_INC ?= $(patsubst %/cudnn.h,%,$(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h)))
+  ifneq ($(CUDNN_INC),)
+    NVCCFLAGS += -DSDC_HAVE_CUDNN -I$(CUDNN_INC)
+  endif
 endif
 
 BENCH_SRC := $(shell find bench -name '*.c' | sort)

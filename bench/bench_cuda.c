@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
     bench_gemm("sdxl 1024 attn proj", 2 * 4096, 640, 640, H, 1, NULL);
     bench_gemm("sdxl 1024 geglu 64x64", 2 * 4096, 5120, 640, H, 1, NULL);
 
-    printf("\n-- conv2d (1x1: GEMM; 3x3: im2col chunks + GEMM) --\n");
+    printf("\n-- conv2d (1x1: GEMM; 3x3: %s) --\n", cu_cudnn_status());
     bench_conv("sd15 res 64x64", 2, 320, 64, 64, 320, 3, 1, H);
     bench_conv("sd15 res 32x32", 2, 640, 32, 32, 640, 3, 1, H);
     bench_conv("sd15 res 8x8", 2, 1280, 8, 8, 1280, 3, 1, H);
@@ -227,6 +227,14 @@ int main(int argc, char **argv) {
     bench_conv("sdxl res 32x32", 2, 1280, 32, 32, 1280, 3, 1, H);
     bench_conv("vae 512 res 512x512", 1, 128, 512, 512, 128, 3, 1, H);
     bench_conv("vae 512 res 256x256", 1, 256, 256, 256, 256, 3, 1, H);
+    printf("\n-- the same 3x3 convolutions through im2col chunks + cuBLAS (the fallback without cuDNN) --\n");
+    cu_conv_use_cudnn(0);
+    bench_conv("sd15 res 64x64", 2, 320, 64, 64, 320, 3, 1, H);
+    bench_conv("sdxl res 128x128", 2, 320, 128, 128, 320, 3, 1, H);
+    bench_conv("sdxl res 32x32", 2, 1280, 32, 32, 1280, 3, 1, H);
+    bench_conv("vae 512 res 512x512", 1, 128, 512, 512, 128, 3, 1, H);
+    cu_conv_use_cudnn(1);
+    printf("\n");
     if (!g_quick) bench_conv("vae 1024 res 1024^2", 1, 128, 1024, 1024, 128, 3, 1, CU_F32);
     if (!g_quick) bench_conv("vae 1024 res 1024^2", 1, 128, 1024, 1024, 128, 3, 1, CU_BF16);
 

@@ -376,6 +376,9 @@ int main(int argc, char **argv) {
     } else {
         printf("image %dx%d, UNet/text encoders in %s, VAE in %s, host threads %d\n", b.W, b.H, lo.dtype,
                b.m->vae_dt == OP_F32 ? "f32" : lo.dtype, op_threads());
+#ifdef SDC_HAVE_CUDA
+        printf("convolutions: %s\n", cu_cudnn_status());
+#endif
         g_peak = device_ceiling(b.m->unet_dt);
         printf("ceiling: cuBLAS %s GEMM 8192^3 (f32 accumulate) %.1f TFLOP/s\n", b.m->unet_dt == OP_BF16 ? "bf16" : "f16",
                g_peak / 1e3);

@@ -127,6 +127,19 @@ if ! probe; then
     fi
 fi
 
+# ---- cuDNN: its header for the build (CUDNN_INC) and its library at run time,
+# where the image has them outside CUDA's folders (e.g. in PyTorch's wheels);
+# without them convolutions take im2col + cuBLAS, which the summary says
+CUDA_DIR=$(dirname "$(dirname "${NVCC:-/usr/local/cuda/bin/nvcc}")")
+if [ ! -f "$CUDA_DIR/include/cudnn.h" ] && [ -z "${CUDNN_INC:-}" ]; then
+    H=$(find /usr /opt -name cudnn.h -path '*include*' 2>/dev/null | head -1)
+    [ -n "$H" ] && export CUDNN_INC=$(dirname "$H") && stamp "cudnn.h: $H"
+fi
+if ! ldconfig -p 2>/dev/null | grep -q 'libcudnn.so.9' && [ ! -e "$CUDA_DIR/lib64/libcudnn.so.9" ]; then
+    L=$(find /usr /opt -name 'libcudnn.so.9' 2>/dev/null | head -1)
+    [ -n "$L" ] && export LD_LIBRARY_PATH="$(dirname "$L")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" && stamp "libcudnn: $L"
+fi
+
 # ---- 1. build
 PROGS="$B/sdc $B/test_sdc $B/bench_cuda $B/bench_pipeline $B/bench_compare $B/make_random_model"
 step build 240 bash -c "make -k -j$J B=$B $PROGS > $B/build.log 2>&1"
@@ -262,7 +275,7 @@ step sdxl_turbo_batch8 90 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 2 --batch 8
         f=$LOGDIR/$s.txt
         [ -f "$f" ] || continue
         echo "-- $s"
-        grep -E '^(device|ceiling|SGEMM|bench_pipeline):|^UNet steps of|^  capture failed' "$f" | sed 's/^/   /'
+        grep -E '^(device|ceiling|SGEMM|convolutions|bench_pipeline):|^UNet steps of|^  capture failed' "$f" | sed 's/^/   /'
         grep -E ' (ms|s) +[0-9.]+ GFLOP|^throughput:|: synchronised|outside GEMMs|^peak device memory' "$f" | sed 's/^ */   /'
     done
     for s in sdxl_step_$DEV sdxl_step_ref_cpu; do

@@ -340,9 +340,12 @@ static void dev_convert(void) {
 static void dev_linear(void) {
     /* M, K, N, bias */
     static const int cases[][4] = {{1, 1, 1, 1}, {5, 3, 7, 0}, {77, 768, 320, 1}, {130, 320, 1280, 1}, {33, 40, 17, 1}};
+    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS */
+    for (int path = 1; path >= 0; path--)
     for (int di = 0; di < 3; di++)
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
             cu_dtype dt = DTS[di];
+            cu_conv_use_cudnn(path);
             int M = cases[t][0], K = cases[t][1], N = cases[t][2], hb = cases[t][3];
             float *x = xmalloc((size_t)M * K * 4), *w = xmalloc((size_t)N * K * 4), *b = xmalloc((size_t)N * 4);
             float *ref = xmalloc((size_t)M * N * 4), *got = xmalloc((size_t)M * N * 4);
@@ -382,9 +385,12 @@ static void dev_conv2d(void) {
     /* B, C, H, W, O, k, stride, pad: odd sizes, both strides, 1x1, and one UNet-like block */
     static const int cases[][8] = {{2, 4, 9, 7, 5, 3, 1, 1}, {1, 3, 8, 8, 6, 3, 2, 1}, {2, 8, 5, 5, 3, 1, 1, 0},
                                    {1, 5, 10, 6, 4, 3, 2, 0}, {1, 64, 32, 32, 64, 3, 1, 1}, {2, 4, 16, 16, 320, 3, 1, 1}};
+    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS */
+    for (int path = 1; path >= 0; path--)
     for (int di = 0; di < 3; di++)
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
             cu_dtype dt = DTS[di];
+            cu_conv_use_cudnn(path);
             int B = cases[t][0], C = cases[t][1], H = cases[t][2], W = cases[t][3], O = cases[t][4], k = cases[t][5],
                 s = cases[t][6], p = cases[t][7];
             int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
@@ -400,11 +406,14 @@ static void dev_conv2d(void) {
             free(x), free(w), free(b), free(ref), free(got);
             CHECK(st == SDC_OK && rs == SDC_OK, "cu_conv2d %s case %zu: %s", cu_dtype_name(dt), t, sdc_last_error());
             char what[96];
-            snprintf(what, sizeof what, "conv B=%d C=%d %dx%d O=%d k=%d s=%d p=%d", B, C, H, W, O, k, s, p);
+            snprintf(what, sizeof what, "conv%s B=%d C=%d %dx%d O=%d k=%d s=%d p=%d", path ? "" : " (im2col)", B, C, H,
+                     W, O, k, s, p);
             REPORT(what, dt, e, tol);
             CHECK(e < tol, "%s %s: err %.3g", what, cu_dtype_name(dt), e);
             dev_free_all();
         }
+    cu_conv_use_cudnn(1);
+    if (verbose()) printf("    convolutions: %s\n", cu_cudnn_status());
 }
 
 static void dev_norms(void) {
@@ -457,6 +466,8 @@ static void dev_norms(void) {
             CHECK(e < tol, "%s %s: err %.3g", what, cu_dtype_name(dt), e);
             dev_free_all();
         }
+    cu_conv_use_cudnn(1);
+    if (verbose()) printf("    convolutions: %s\n", cu_cudnn_status());
 }
 
 static void dev_elementwise(void) {
@@ -623,9 +634,12 @@ static void dev_attention(void) {
         {1, 65, 33, 2, 128, 0, 0}, {1, 50, 77, 1, 160, 0, 0}, {1, 3, 200, 1, 20, 1, 0}, {1, 70, 70, 1, 512, 0, 0},
         {1, 65, 65, 2, 128, 1, 1},
         {2, 256, 256, 5, 64, 0, 1}};
+    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS */
+    for (int path = 1; path >= 0; path--)
     for (int di = 0; di < 3; di++)
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
             cu_dtype dt = DTS[di];
+            cu_conv_use_cudnn(path);
             int B = cases[t][0], Nq = cases[t][1], Nk = cases[t][2], H = cases[t][3], dh = cases[t][4],
                 causal = cases[t][5], fused = cases[t][6];
             if (fused && Nq != Nk) continue;
@@ -655,6 +669,8 @@ static void dev_attention(void) {
             CHECK(e < tol, "%s %s: err %.3g", what, cu_dtype_name(dt), e);
             dev_free_all();
         }
+    cu_conv_use_cudnn(1);
+    if (verbose()) printf("    convolutions: %s\n", cu_cudnn_status());
 }
 
 static void dev_nonfinite(void) {

@@ -23,9 +23,13 @@ cublasLtHandle_t cu__lt(void);
 void *cu__lt_workspace(size_t *bytes);
 int cu__sm_count(void);
 /* Persistent scratch slot (0: im2col and staging, 1: converted weights,
- * 2: reduction partials), grown on demand; fails rather than growing while
- * the stream is being captured into a graph. */
+ * 2: reduction partials, 3: cuDNN workspace), grown on demand; fails rather
+ * than growing while the stream is being captured into a graph. */
 sdc_status cu__scratch(int slot, size_t bytes, void **p, const char *op);
+/* y = conv2d(x, w) without bias through cuDNN (cuda_conv_cudnn.cu); *done = 0
+ * when cuDNN is off, missing, or refuses the shape: the caller computes it. */
+sdc_status cu__conv_cudnn(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, int O, int k,
+                          int stride, int pad, void *y, int *done);
 
 sdc_status cu__fail_cuda(cudaError_t e, const char *op, const char *what);
 sdc_status cu__fail_cublas(cublasStatus_t e, const char *op, const char *what);

@@ -1,6 +1,7 @@
 /* cuda_gemm.cu - the GEMM-backed ops: cu_linear (cuBLASLt, bias fused in the
  * epilogue, plain cuBLAS as fallback), cu_conv2d (one batched GEMM for 1x1
- * convolutions, bounded-chunk im2col + GEMM otherwise) and the reference
+ * convolutions; others through cuDNN where it loads, cuda_conv_cudnn.cu,
+ * else bounded-chunk im2col + GEMM) and the reference
  * GEMM the benchmark measures the ceiling with. Row-major tensors are
  * handed to column-major cuBLAS as their transposes: y[M,N] = x W^T is
  * y^T[N,M] = W[N,K] (op T of the K x N column-major view) . x^T. */
@@ -215,6 +216,9 @@ sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, con
                                                  (long long)C * HW, Wa, ty, C, 0, &zero, y, ty, (int)P,
                                                  (long long)O * P, B, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     } else {
+        int done = 0;
+        SDC_TRY(cu__conv_cudnn(x, at, B, C, H, W, Wa, O, k, stride, pad, y, &done));
+        if (done) goto bias;
         int64_t np = cu_conv_chunk_pixels(K, P, IM2COL_MAX_ELEMS);
         void *col = NULL;
         SDC_TRY(cu__scratch(0, (size_t)(K * np) * es, &col, op));
@@ -235,6 +239,7 @@ sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, con
             }
         }
     }
+bias:
     if (b) SDC_TRY(add_bias(y, at, b, wt, (int64_t)B * O * P, P, O, op));
     return SDC_OK;
 }

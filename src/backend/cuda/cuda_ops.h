@@ -86,6 +86,14 @@ void cu_graph_free(cu_graph *g);
 /* dst[n] = src[n] converted (f32 <-> f16 <-> bf16, round to nearest even) */
 sdc_status cu_convert(void *dst, cu_dtype dst_t, const void *src, cu_dtype src_t, int64_t n);
 
+/* What non-1x1 convolutions run on: "cuDNN 9.x.y" when the build saw
+ * cudnn.h and libcudnn.so.9 loads at run time, else why not (then im2col +
+ * cuBLAS), or the first shape cuDNN refused. SDC_CUDNN=0 turns cuDNN off;
+ * cu_conv_use_cudnn(0/1) does for tests and benchmarks (returns the
+ * previous setting). */
+const char *cu_cudnn_status(void);
+int cu_conv_use_cudnn(int on);
+
 /* y[M,N] = x[M,K] . W[N,K]^T + b[N] (b may be NULL). x, y in `at`; W and b
  * in `wt`. Tensor cores with f32 accumulation; when wt != at the weight is
  * converted into scratch first (slow path: give weights in the activation
@@ -94,8 +102,9 @@ sdc_status cu_linear(const void *x, cu_dtype at, int64_t M, int64_t K, const voi
                      int64_t N, void *y);
 
 /* y[B,O,Ho,Wo] = conv2d(x[B,C,H,W], w[O,C,k,k], b[O]); Ho = (H+2pad-k)/stride+1.
- * 1x1 stride-1 convolutions are one GEMM; others im2col a bounded chunk of
- * output pixels at a time into scratch and multiply it by the kernel. */
+ * 1x1 stride-1 convolutions are one GEMM; others go to cuDNN when it is
+ * there (cu_cudnn_status), else im2col a bounded chunk of output pixels at a
+ * time into scratch and multiply it by the kernel. */
 sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
                      cu_dtype wt, int O, int k, int stride, int pad, void *y);
 

@@ -18,8 +18,8 @@ static struct {
     cublasLtHandle_t lt;
     void *blas_ws, *lt_ws;
     size_t lt_ws_bytes;
-    void *scratch[3];
-    size_t scratch_bytes[3];
+    void *scratch[4];
+    size_t scratch_bytes[4];
 } g;
 
 #define WS_BYTES ((size_t)32 << 20)
