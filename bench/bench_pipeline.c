@@ -72,14 +72,29 @@ static double weight_file_bytes(const char *model) {
     return total;
 }
 
+/* peak device memory since the last device_peak_reset, MiB (0 on the CPU) */
+static double device_peak_mib(void) {
+#ifdef SDC_HAVE_CUDA
+    if (g_device == OP_DEV_CUDA) return (double)cu_mem_peak_used() / 1048576.0;
+#endif
+    return 0;
+}
+static void device_peak_reset(void) {
+#ifdef SDC_HAVE_CUDA
+    if (g_device == OP_DEV_CUDA) cu_mem_peak_reset();
+#endif
+}
+
 static void report(const char *stage, double best, double flops, double cpu) {
     if (g_device == OP_DEV_CPU)
         printf("%-26s %8.3f s %9.1f GFLOP %8.1f GFLOP/s %5.1f%% of peak  (%.2f CPU s)  peak RSS %6.0f MiB\n", stage,
                best, flops / 1e9, flops / best / 1e9, 100.0 * flops / best / 1e9 / g_peak, cpu, bench_peak_rss_mib());
-    else /* same columns in device units; "of ceiling" = of the f16 GEMM measured above */
-        printf("%-26s %9.2f ms %9.1f GFLOP %7.1f TFLOP/s %5.1f%% of ceiling  (%.2f CPU s)  peak RSS %6.0f MiB\n",
+    else /* same columns in device units; "of ceiling" = of the f16 GEMM measured above; "dev": the
+          * stage's peak device memory (weights, context and workspaces included) */
+        printf("%-26s %9.2f ms %9.1f GFLOP %7.1f TFLOP/s %5.1f%% of ceiling  (%.2f CPU s)  peak RSS %6.0f MiB  "
+               "dev %6.0f MiB\n",
                stage, best * 1e3, flops / 1e9, flops / best / 1e12, 100.0 * flops / best / 1e9 / g_peak, cpu,
-               bench_peak_rss_mib());
+               bench_peak_rss_mib(), device_peak_mib());
     fflush(stdout);
 }
 
@@ -131,6 +146,7 @@ static int device_profile(const char *name, stage_fn f, void *ctx, double unsync
 
 static int run_stage(const char *name, stage_fn f, void *ctx, int reps) {
     double best = 1e30, flops = 0, bcpu = 0;
+    device_peak_reset();
     int prof_reps = g_profile && g_device == OP_DEV_CPU;
     for (int r = 0; r < reps; r++) {
         op_flops_reset();

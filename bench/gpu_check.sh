@@ -12,7 +12,8 @@
 #   5. bench_pipeline --device cuda: SD 1.5 512x512 (text, UNet, step with
 #      CFG, VAE, one image with CFG; per-op device profile), SDXL-Turbo
 #      512x512 1 step end to end (text encoders + 1 UNet + VAE decode),
-#      SDXL 1024x1024 one step with CFG (profiled); every stage with its
+#      SDXL 1024x1024 one step with CFG (profiled) and a 2-step image with
+#      CFG (its peak device memory: the 12 GB goal); every stage with its
 #      TFLOP/s beside the f16 GEMM ceiling measured in the same process
 #      and SD 1.5's UNet steps again op by op (--graphs 0): what the step
 #      graphs save
@@ -231,7 +232,7 @@ BP="$B/bench_pipeline --device $DEV"
 TURBO="--steps 1 --guidance 0 --scheduler euler_a --timestep-spacing trailing"
 step sd15_512 90 $BP -m "$SD15" -W 512 -H 512 --steps 1 --reps 3 --profile 1 --stages text,unet,cfg,vae,image
 step sdxl_turbo_512 100 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 3 --stages text,unet,vae,image
-step sdxl_1024_cfg 100 $BP -m "$SDXL" -W 1024 -H 1024 --reps 3 --profile 1 --stages cfg
+step sdxl_1024_cfg 120 $BP -m "$SDXL" -W 1024 -H 1024 --reps 3 --profile 1 --steps 2 --stages cfg,image
 # the same UNet steps op by op: what the step graphs save (launches, host work)
 step sd15_512_nograph 60 $BP -m "$SD15" -W 512 -H 512 --reps 3 --graphs 0 --stages unet,cfg
 

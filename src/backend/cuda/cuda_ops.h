@@ -44,6 +44,7 @@ sdc_status cu_malloc(void **d_ptr, size_t bytes);
 /* Most device memory in use so far as the driver reports it (CUDA context
  * and other processes on the GPU included), sampled at every allocation. */
 size_t cu_mem_peak_used(void);
+void cu_mem_peak_reset(void); /* start a new peak from what is in use now */
 void cu_free(void *d_ptr);
 /* Host <-> device copies on the backend stream; both wait for completion. */
 sdc_status cu_upload(void *d_dst, const void *h_src, size_t bytes);

@@ -25,6 +25,10 @@ static struct {
 #define WS_BYTES ((size_t)32 << 20)
 
 sdc_status cu__fail_cuda(cudaError_t e, const char *op, const char *what) {
+    /* a failed call also leaves its error as the thread's last error: cleared
+     * here, or the next kernel launch check would report it again (sticky
+     * errors stay in the context whatever is done) */
+    cudaGetLastError();
     return sdc_fail(e == cudaErrorMemoryAllocation ? SDC_ERR_NOMEM : SDC_ERR_IO, "%s: %s (%s: %s)", op,
                     cudaGetErrorString(e), cudaGetErrorName(e), what);
 }
@@ -109,6 +113,11 @@ sdc_status cu_init(int device) {
 size_t cu_mem_peak_used(void) {
     note_usage();
     return g_peak_used;
+}
+
+void cu_mem_peak_reset(void) {
+    size_t fr = 0, tot = 0;
+    g_peak_used = cudaMemGetInfo(&fr, &tot) == cudaSuccess ? tot - fr : 0;
 }
 
 static int capturing(void);
@@ -331,7 +340,13 @@ sdc_status cu_graph_end(cu_graph **out) {
     CU_READY("cu_graph_end");
     *out = NULL;
     cudaGraph_t graph = NULL;
-    CU_CK("cu_graph_end", cudaStreamEndCapture(g.stream, &graph));
+    /* a call the capture refused invalidates it: the capture still ends here */
+    cudaError_t ee = cudaStreamEndCapture(g.stream, &graph);
+    if (ee != cudaSuccess || !graph) {
+        if (graph) cudaGraphDestroy(graph);
+        return cu__fail_cuda(ee != cudaSuccess ? ee : cudaErrorStreamCaptureInvalidated, "cu_graph_end",
+                             "cudaStreamEndCapture");
+    }
     cu_graph *cg = (cu_graph *)calloc(1, sizeof *cg);
     if (!cg) {
         cudaGraphDestroy(graph);
