@@ -11,7 +11,8 @@
 #      GFLOP counted per stage must be the same (flops_same)
 #   5. bench_pipeline --device cuda: SD 1.5 512x512 (text, UNet, step with
 #      CFG, VAE, one image with CFG; per-op device profile), SDXL-Turbo
-#      512x512 1 step end to end (text encoders + 1 UNet + VAE decode),
+#      512x512 1 step end to end (text encoders + 1 UNet + VAE decode; again
+#      with --dtype bf16, where the VAE runs in bf16 instead of f32),
 #      SDXL 1024x1024 one step with CFG (profiled) and a 2-step image with
 #      CFG (its peak device memory: the 12 GB goal); every stage with its
 #      TFLOP/s beside the f16 GEMM ceiling measured in the same process
@@ -232,6 +233,8 @@ BP="$B/bench_pipeline --device $DEV"
 TURBO="--steps 1 --guidance 0 --scheduler euler_a --timestep-spacing trailing"
 step sd15_512 90 $BP -m "$SD15" -W 512 -H 512 --steps 1 --reps 3 --profile 1 --stages text,unet,cfg,vae,image
 step sdxl_turbo_512 100 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 3 --stages text,unet,vae,image
+# --dtype bf16: the VAE decodes in bf16 too (f16 must upcast it to f32: diffusers' rules)
+step sdxl_turbo_512_bf16 80 $BP -m "$SDXL" -W 512 -H 512 $TURBO --dtype bf16 --reps 3 --stages vae,image
 step sdxl_1024_cfg 120 $BP -m "$SDXL" -W 1024 -H 1024 --reps 3 --profile 1 --steps 2 --stages cfg,image
 # the same UNet steps op by op: what the step graphs save (launches, host work)
 step sd15_512_nograph 60 $BP -m "$SD15" -W 512 -H 512 --reps 3 --graphs 0 --stages unet,cfg
@@ -272,7 +275,7 @@ step sdxl_turbo_batch8 90 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 2 --batch 8
         flops_table | sed 's/^/   /'
     [ -f "$LOGDIR/bench_cuda.txt" ] && grep -m2 -E '^ceiling:|^bench_cuda:' "$LOGDIR/bench_cuda.txt" | sed 's/^/-- bench_cuda: /'
     for m in sd15 sdxl; do [ -f "$LOGDIR/models_$m.txt" ] && grep -E 'rc=|already' "$LOGDIR/models_$m.txt" | sed 's/^/-- models: /'; done
-    for s in sd15_512 sd15_512_nograph sdxl_turbo_512 sdxl_1024_cfg sd15_batch8 sdxl_turbo_batch8; do
+    for s in sd15_512 sd15_512_nograph sdxl_turbo_512 sdxl_turbo_512_bf16 sdxl_1024_cfg sd15_batch8 sdxl_turbo_batch8; do
         f=$LOGDIR/$s.txt
         [ -f "$f" ] || continue
         echo "-- $s"

@@ -124,9 +124,10 @@ static sdc_status set_device(const sdc_load_options *opt, op_dtype *act) {
 /* Upload every component's weights once, in the precision it will run in. */
 static sdc_status model_to_device(sdc_model *m, op_dtype act) {
     m->te_dt = m->unet_dt = act;
-    /* diffusers upcasts a VAE whose config says force_upcast (the SD 1.x and
-     * SDXL VAEs overflow f16: black or NaN images) */
-    m->vae_dt = vae_get_config(m->vae)->fp16_safe ? act : OP_F32;
+    /* diffusers upcasts an f16 VAE whose config says force_upcast (the SD 1.x
+     * and SDXL VAEs overflow f16: black or NaN images); a bf16 VAE has f32's
+     * range and is left in bf16, as diffusers' bf16 pipelines leave it */
+    m->vae_dt = act == OP_F16 && !vae_get_config(m->vae)->fp16_safe ? OP_F32 : act;
     if (op_get_device() != OP_DEV_CUDA) return SDC_OK;
     if (m->te) SDC_TRY(weights_to_device(clip_text_weights(m->te), m->te_dt));
     if (m->te2) SDC_TRY(weights_to_device(clip_text_weights(m->te2), m->te_dt));
