@@ -162,3 +162,39 @@ TEST(step_graph_cuda) {
     runner_matches_direct("models/tiny-sd", OP_DEV_CUDA);
     runner_matches_direct("models/tiny-sdxl", OP_DEV_CUDA);
 }
+
+/* Across requests: the second request of the same shapes starts on the graph
+ * kept from the first (every step a launch), with its own prompt; the same
+ * request with graphs off gives the same pixels. */
+static sdc_status gen_one(sdc_model *m, const char *prompt, int steps, sdc_image **img) {
+    sdc_request r;
+    sdc_request_init(&r);
+    r.prompts = &prompt, r.nprompts = 1, r.seed = 7, r.steps = steps, r.width = 64, r.height = 64;
+    int n = 0;
+    return sdc_generate(m, &r, img, &n);
+}
+
+TEST(step_graph_kept_across_requests_emulated) {
+    sdc_model *m = NULL;
+    CHECK_OK(sdc_model_load(&m, fixture_path("models/tiny-sdxl"), NULL));
+    CHECK_OK(op_set_device(OP_DEV_EMULATED));
+    sdc_image *a = NULL, *b = NULL, *c = NULL;
+    sdc_status st = gen_one(m, "a red circle", 3, &a);
+    long l0 = op_graph_launches();
+    if (!st) st = gen_one(m, "a blue square", 3, &b);
+    long launches = op_graph_launches() - l0;
+    int kept = m->unet_run != NULL;
+    setenv("SDC_STEP_GRAPHS", "0", 1);
+    if (!st) st = gen_one(m, "a blue square", 3, &c);
+    unsetenv("SDC_STEP_GRAPHS");
+    int same = !st && !memcmp(b->rgb, c->rgb, (size_t)64 * 64 * 3);
+    int differ = !st && memcmp(a->rgb, b->rgb, (size_t)64 * 64 * 3);
+    sdc_images_free(a, 1), sdc_images_free(b, 1), sdc_images_free(c, 1);
+    sdc_model_free(m);
+    op_set_device(OP_DEV_CPU);
+    CHECK(st == SDC_OK, "%s", sdc_last_error());
+    CHECK(kept, "no runner kept after a request with a small graph");
+    CHECK(launches == 3, "the second request launched %ld graphs for 3 steps (want every step)", launches);
+    CHECK(differ, "two prompts gave one image: the kept graph read the first request's context");
+    CHECK(same, "the kept graph's image differs from the same request op by op");
+}

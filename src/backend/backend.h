@@ -59,6 +59,7 @@ typedef struct {
     sdc_status (*graph_end)(void **graph);
     sdc_status (*graph_launch)(void *graph);
     void (*graph_free)(void *graph);
+    int64_t (*graph_bytes)(void *graph);
 } op_backend;
 
 extern const op_backend op_backend_cpu;

@@ -208,6 +208,7 @@ void op_graph_free(op_graph *g) {
 }
 
 int op_graph_capturing(void) { return g_capturing; }
+int64_t op_graph_bytes(const op_graph *g) { return g ? g->be->graph_bytes(g->impl) : 0; }
 long op_graph_launches(void) { return atomic_load_explicit(&g_launches, memory_order_relaxed); }
 
 sdc_status op_upload(float *dev, const float *host, int64_t n) {

@@ -196,6 +196,8 @@ sdc_status op_graph_end(op_graph **g);
 sdc_status op_graph_launch(op_graph *g);
 void op_graph_free(op_graph *g); /* NULL is a no-op */
 int op_graph_capturing(void);
+/* Bytes of activation memory the graph keeps until op_graph_free. */
+int64_t op_graph_bytes(const op_graph *g);
 /* op_graph_launch calls since the process started (tests, benchmarks). */
 long op_graph_launches(void);
 

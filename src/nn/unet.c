@@ -388,6 +388,30 @@ void unet_inputs_free(unet_inputs *in) {
     memset(in, 0, sizeof *in);
 }
 
+/* floats of each per-request tensor that u reads and the caller gives */
+static void context_sizes(const sdc_unet *u, unet_inputs *in, int M, const unet_extra *extra) {
+    const unet_config *c = &u->cfg;
+    int B = in->B;
+    in->n_ctx = (int64_t)B * M * ctx_width(c);
+    in->n_text = extra && extra->text_embeds && c->add_text_time ? (int64_t)B * (c->add_in_dim - 6 * c->add_time_dim) : 0;
+    in->n_ids = extra && extra->time_ids && c->add_text_time ? 6 * (int64_t)B : 0;
+    in->n_cond = extra && extra->timestep_cond && c->time_cond_proj_dim ? (int64_t)B * c->time_cond_proj_dim : 0;
+}
+
+int unet_inputs_same_extras(const unet_inputs *in, const sdc_unet *u, const unet_extra *extra) {
+    unet_inputs k = {.B = in->B};
+    context_sizes(u, &k, 1, extra);
+    return !k.n_text == !in->n_text && !k.n_ids == !in->n_ids && !k.n_cond == !in->n_cond;
+}
+
+sdc_status unet_inputs_set_context(unet_inputs *in, const float *ctx, const unet_extra *extra) {
+    if (in->n_ctx) SDC_TRY(op_upload(in->ctx, ctx, in->n_ctx));
+    if (in->n_text) SDC_TRY(op_upload(in->text_embeds, extra->text_embeds, in->n_text));
+    if (in->n_ids) SDC_TRY(op_upload(in->time_ids, extra->time_ids, in->n_ids));
+    if (in->n_cond) SDC_TRY(op_upload(in->timestep_cond, extra->timestep_cond, in->n_cond));
+    return SDC_OK;
+}
+
 sdc_status unet_inputs_upload(const sdc_unet *u, unet_inputs *in, int B, int H, int W, const float *ctx, int M,
                               const unet_extra *extra) {
     const unet_config *c = &u->cfg;
@@ -395,18 +419,14 @@ sdc_status unet_inputs_upload(const sdc_unet *u, unet_inputs *in, int B, int H, 
     if (B < 1 || H < 1 || W < 1 || M < 1) return sdc_fail(SDC_ERR_ARG, "unet: empty input");
     in->B = B;
     in->nx = (int64_t)B * c->in_channels * H * W;
-    int64_t ctx_n = (int64_t)B * M * ctx_width(c);
+    context_sizes(u, in, M, extra);
     sdc_status st;
     if ((st = op_alloc(&in->x, in->nx)) || (st = op_alloc(&in->t, B))) goto fail;
-    if (ctx_n && (st = act_from_host(&in->ctx, ctx, ctx_n))) goto fail;
-    if (extra && extra->text_embeds && c->add_text_time &&
-        (st = act_from_host(&in->text_embeds, extra->text_embeds, (int64_t)B * (c->add_in_dim - 6 * c->add_time_dim))))
-        goto fail;
-    if (extra && extra->time_ids && c->add_text_time && (st = act_from_host(&in->time_ids, extra->time_ids, 6 * B)))
-        goto fail;
-    if (extra && extra->timestep_cond && c->time_cond_proj_dim &&
-        (st = act_from_host(&in->timestep_cond, extra->timestep_cond, (int64_t)B * c->time_cond_proj_dim)))
-        goto fail;
+    if (in->n_ctx && (st = op_alloc(&in->ctx, in->n_ctx))) goto fail;
+    if (in->n_text && (st = op_alloc(&in->text_embeds, in->n_text))) goto fail;
+    if (in->n_ids && (st = op_alloc(&in->time_ids, in->n_ids))) goto fail;
+    if (in->n_cond && (st = op_alloc(&in->timestep_cond, in->n_cond))) goto fail;
+    if ((st = unet_inputs_set_context(in, ctx, extra))) goto fail;
     in->extra = (unet_extra){in->text_embeds, in->time_ids, in->timestep_cond};
     return SDC_OK;
 fail:

@@ -77,12 +77,18 @@ typedef struct {
     int B;
     int64_t nx; /* floats of x */
     float *x, *t, *ctx, *text_embeds, *time_ids, *timestep_cond;
+    int64_t n_ctx, n_text, n_ids, n_cond; /* floats of each (0: not used or not given) */
     unet_extra extra;
 } unet_inputs;
 /* ctx[B, M, cross_dim] and the extra tensors the config uses (host memory;
  * missing ones are reported by the forward). Frees what it made on failure. */
 sdc_status unet_inputs_upload(const sdc_unet *u, unet_inputs *in, int B, int H, int W, const float *ctx, int M,
                               const unet_extra *extra);
+/* A new request's ctx and extra tensors into the same buffers (so a step
+ * graph recorded on them reads the new ones); the tensors given must be the
+ * ones given to unet_inputs_upload (unet_inputs_same_extras). */
+sdc_status unet_inputs_set_context(unet_inputs *in, const float *ctx, const unet_extra *extra);
+int unet_inputs_same_extras(const unet_inputs *in, const sdc_unet *u, const unet_extra *extra);
 /* x[B, in_channels, H, W] and t[B], host memory */
 sdc_status unet_inputs_set_step(unet_inputs *in, const float *x, const float *t);
 void unet_inputs_free(unet_inputs *in);

@@ -81,4 +81,16 @@ void unet_runner_free(unet_runner *r) {
 }
 
 int unet_runner_graph_steps(const unet_runner *r) { return r->graph_steps; }
+
+int unet_runner_fits(const unet_runner *r, const sdc_unet *u, int B, int H, int W, int M, const unet_extra *extra,
+                     int graphs) {
+    return r && r->u == u && r->B == B && r->H == H && r->W == W && r->M == M && r->graphs == graphs &&
+           unet_inputs_same_extras(&r->in, u, extra);
+}
+
+sdc_status unet_runner_set_context(unet_runner *r, const float *ctx, const unet_extra *extra) {
+    return unet_inputs_set_context(&r->in, ctx, extra);
+}
+
+int64_t unet_runner_graph_bytes(const unet_runner *r) { return r->g ? op_graph_bytes(r->g) : 0; }
 const char *unet_runner_graph_note(const unet_runner *r) { return r->note; }

@@ -27,4 +27,13 @@ void unet_runner_free(unet_runner *r);
 int unet_runner_graph_steps(const unet_runner *r);
 const char *unet_runner_graph_note(const unet_runner *r);
 
+/* Across requests: a runner (and its graph) serves a later request of the
+ * same UNet, shapes, conditioning tensors and graph setting; the request's
+ * context goes into the same buffers. unet_runner_graph_bytes is the device
+ * memory its graph keeps (0 without one): what keeping it costs. */
+int unet_runner_fits(const unet_runner *r, const sdc_unet *u, int B, int H, int W, int M, const unet_extra *extra,
+                     int graphs);
+sdc_status unet_runner_set_context(unet_runner *r, const float *ctx, const unet_extra *extra);
+int64_t unet_runner_graph_bytes(const unet_runner *r);
+
 #endif

@@ -181,6 +181,37 @@ static sdc_status setup_text(gen_state *S) {
 
 static sdc_status denoise_step(gen_state *S, unet_runner *run, int k);
 
+/* A step graph kept after its request costs its activations' device memory
+ * while the VAE decodes and until the next request: kept when that is at
+ * most this much (SDXL-Turbo 512x512 and SD 1.5 512x512 steps are; SDXL
+ * 1024x1024 with CFG is not, so its decode gets that memory back). */
+#define KEEP_GRAPH_BYTES ((int64_t)1 << 30)
+
+/* The model's kept runner when it fits this request (its context
+ * re-uploaded), else a new one. SDC_STEP_GRAPHS=0: every step op by op. */
+static sdc_status runner_take(sdc_model *m, int rows, int h, int w, const float *ctx, const unet_extra *ex,
+                              unet_runner **out) {
+    const char *ge = getenv("SDC_STEP_GRAPHS");
+    int graphs = !(ge && !strcmp(ge, "0"));
+    unet_runner *r = m->unet_run;
+    m->unet_run = NULL;
+    if (unet_runner_fits(r, m->unet, rows, h, w, SDC_TOKENS, ex, graphs) && !unet_runner_set_context(r, ctx, ex)) {
+        *out = r;
+        return SDC_OK;
+    }
+    unet_runner_free(r);
+    return unet_runner_create(out, m->unet, rows, h, w, ctx, SDC_TOKENS, ex, graphs);
+}
+
+static void runner_keep(sdc_model *m, unet_runner *r, sdc_status st) {
+    int64_t bytes = unet_runner_graph_bytes(r);
+    if (!st && bytes > 0 && bytes <= KEEP_GRAPH_BYTES) {
+        m->unet_run = r;
+        return;
+    }
+    unet_runner_free(r);
+}
+
 static sdc_status denoise(gen_state *S) {
     const sdc_request *r = S->r;
     op_set_precision(S->m->unet_dt);
@@ -212,13 +243,11 @@ static sdc_status denoise(gen_state *S) {
     for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
     dump(r, "latents_0", 0, 4, lat_shape, S->latents);
     unet_extra ex = {.text_embeds = S->pooled, .time_ids = S->time_ids, .timestep_cond = S->tcond};
-    /* SDC_STEP_GRAPHS=0: every step runs op by op (to compare with graphs) */
-    const char *ge = getenv("SDC_STEP_GRAPHS");
     unet_runner *run;
-    SDC_TRY(unet_runner_create(&run, S->m->unet, n * B, S->h, S->w, S->ctx, SDC_TOKENS, &ex, !(ge && !strcmp(ge, "0"))));
+    SDC_TRY(runner_take(S->m, n * B, S->h, S->w, S->ctx, &ex, &run));
     sdc_status st = SDC_OK;
     for (int k = 0; k < calls && !st; k++) st = denoise_step(S, run, k);
-    unet_runner_free(run);
+    runner_keep(S->m, run, st);
     return st;
 }
 

@@ -27,6 +27,10 @@ struct sdc_model {
     /* activation precision of each component on a device backend (all
      * OP_F32 on the CPU, where op_compute() decides instead) */
     op_dtype te_dt, unet_dt, vae_dt;
+    /* the last request's UNet runner with its step graph, kept for the next
+     * request of the same shapes when the graph's memory is small
+     * (generate.c); requests on one model run one at a time */
+    struct unet_runner *unet_run;
 };
 
 #endif

@@ -11,6 +11,7 @@
 #include "io/json.h"
 #include "io/model_files.h"
 #include "lora/lora.h"
+#include "nn/unet_runner.h"
 #include "pipeline/model.h"
 #include "pipeline/single_file.h"
 
@@ -183,6 +184,7 @@ void sdc_model_free(sdc_model *m) {
     clip_tokenizer_free(m->tok2);
     clip_text_free(m->te);
     clip_text_free(m->te2);
+    unet_runner_free(m->unet_run); /* its graph reads the UNet's weights */
     unet_free(m->unet);
     vae_free(m->vae);
     single_file_release(m); /* after the components that borrow its weights */

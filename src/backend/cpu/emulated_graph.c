@@ -30,6 +30,7 @@ typedef struct {
     void **owned; /* buffers freed during the capture: the graph's now */
     int nowned, capowned;
     op_dtype mm;   /* GEMM precision the ops were recorded under */
+    int64_t bytes; /* allocated during the capture: all kept (no reuse here) */
 } emu_graph;
 
 static emu_graph *g_cap;       /* the capture in progress */
@@ -74,6 +75,7 @@ static sdc_status rg_alloc(float **p, int64_t n) {
     SDC_TRY(emu_plain.alloc(p, n));
     if (!g_cap) return SDC_OK;
     for (int64_t i = 0; i < (n > 0 ? n : 1); i++) (*p)[i] = NAN;
+    g_cap->bytes += (n > 0 ? n : 1) * (int64_t)sizeof(float);
     if (!grow(&g_fresh, &g_nfresh, &g_capfresh, *p)) {
         emu_plain.free(*p);
         *p = NULL;
@@ -421,6 +423,7 @@ static sdc_status rg_graph_launch(void *p) {
 }
 
 static void rg_graph_free(void *p) { graph_release(p); }
+static int64_t rg_graph_bytes(void *p) { return ((emu_graph *)p)->bytes; }
 
 const op_backend op_backend_emulated = {
     .name = "emulated device", .host_memory = 0, .alloc = rg_alloc, .free = rg_free, .upload = cpu_upload,
@@ -431,4 +434,4 @@ const op_backend op_backend_emulated = {
     .add_channel_bias = rg_add_channel_bias, .attention = rg_attention, .upsample_nearest = rg_upsample_nearest,
     .nchw_to_nhwc = rg_nchw_to_nhwc, .nhwc_to_nchw = rg_nhwc_to_nchw, .timestep_embedding = rg_timestep_embedding,
     .set_precision = rg_set_precision, .graph_begin = rg_graph_begin, .graph_end = rg_graph_end,
-    .graph_launch = rg_graph_launch, .graph_free = rg_graph_free};
+    .graph_launch = rg_graph_launch, .graph_free = rg_graph_free, .graph_bytes = rg_graph_bytes};

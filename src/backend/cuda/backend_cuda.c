@@ -382,6 +382,13 @@ static void dev_graph_free(void *p) {
     graph_release(dg);
 }
 
+static int64_t dev_graph_bytes(void *p) {
+    const dev_graph *dg = p;
+    int64_t n = 0;
+    for (int i = 0; i < dg->nowned; i++) n += (int64_t)dg->owned[i].bytes;
+    return n;
+}
+
 sdc_status cuda_backend_init(int device);
 sdc_status cuda_backend_init(int device) { return cu_init(device); }
 
@@ -395,7 +402,7 @@ const op_backend op_backend_cuda = {
     .nchw_to_nhwc = dev_nchw_to_nhwc, .nhwc_to_nchw = dev_nhwc_to_nchw, .timestep_embedding = dev_timestep_embedding,
     .weight_upload = dev_weight_upload, .weight_free = dev_weight_free, .set_precision = dev_set_precision,
     .sync = dev_sync, .graph_begin = dev_graph_begin, .graph_end = dev_graph_end, .graph_launch = dev_graph_launch,
-    .graph_free = dev_graph_free};
+    .graph_free = dev_graph_free, .graph_bytes = dev_graph_bytes};
 #else
 /* ISO C forbids an empty translation unit */
 typedef int backend_cuda_not_built;
