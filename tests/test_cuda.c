@@ -340,12 +340,9 @@ static void dev_convert(void) {
 static void dev_linear(void) {
     /* M, K, N, bias */
     static const int cases[][4] = {{1, 1, 1, 1}, {5, 3, 7, 0}, {77, 768, 320, 1}, {130, 320, 1280, 1}, {33, 40, 17, 1}};
-    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS */
-    for (int path = 1; path >= 0; path--)
     for (int di = 0; di < 3; di++)
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
             cu_dtype dt = DTS[di];
-            cu_conv_use_cudnn(path);
             int M = cases[t][0], K = cases[t][1], N = cases[t][2], hb = cases[t][3];
             float *x = xmalloc((size_t)M * K * 4), *w = xmalloc((size_t)N * K * 4), *b = xmalloc((size_t)N * 4);
             float *ref = xmalloc((size_t)M * N * 4), *got = xmalloc((size_t)M * N * 4);
@@ -634,12 +631,9 @@ static void dev_attention(void) {
         {1, 65, 33, 2, 128, 0, 0}, {1, 50, 77, 1, 160, 0, 0}, {1, 3, 200, 1, 20, 1, 0}, {1, 70, 70, 1, 512, 0, 0},
         {1, 65, 65, 2, 128, 1, 1},
         {2, 256, 256, 5, 64, 0, 1}};
-    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS */
-    for (int path = 1; path >= 0; path--)
     for (int di = 0; di < 3; di++)
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
             cu_dtype dt = DTS[di];
-            cu_conv_use_cudnn(path);
             int B = cases[t][0], Nq = cases[t][1], Nk = cases[t][2], H = cases[t][3], dh = cases[t][4],
                 causal = cases[t][5], fused = cases[t][6];
             if (fused && Nq != Nk) continue;
