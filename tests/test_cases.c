@@ -304,8 +304,9 @@ static void run_case_emulated(const case_spec *cs) {
 }
 
 /* The --device cuda numerics predicted on the CPU: the emulated device with
- * the CUDA backend's roundings (GEMM, convolution and attention operands and
- * results in f16, everything else float32; VAE as the model's config says).
+ * the CUDA backend's roundings (GEMM, convolution and attention operands in
+ * f16, 3x3 convolution and attention results too; linear and 1x1 results and
+ * everything else float32; VAE as the model's config says).
  * The same bound as case_*_cuda_png: PSNR >= 35 dB against the golden PNG. */
 static void run_case_emulated_f16(const case_spec *cs) {
     case_req c;

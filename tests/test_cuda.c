@@ -376,6 +376,41 @@ static void dev_linear(void) {
     CHECK(st == SDC_OK, "cu_linear mixed dtypes: %s", sdc_last_error());
     REPORT("linear f32 weights, offset x", CU_F16, e, 2e-3);
     CHECK(e < 2e-3, "linear with f32 weights on f16 activations: err %.3g", e);
+    dev_free_all();
+    /* what the backend runs: 16-bit operands, float32 bias and output from the
+     * epilogue (cu_linear_ex), and the same for a 1x1 convolution */
+    for (int di = 1; di < 3; di++) {
+        cu_dtype dt = DTS[di];
+        enum { LM = 77, LK = 320, LN = 640 };
+        float *lx = xmalloc(LM * LK * 4), *lw = xmalloc(LN * LK * 4), *lb = xmalloc(LN * 4);
+        float *lref = xmalloc(LM * LN * 4), *lgot = xmalloc(LM * LN * 4);
+        fill(lx, LM * LK, 31, -1, 1), fill(lw, LN * LK, 32, -0.1f, 0.1f), fill(lb, LN, 33, -1, 1);
+        void *ex = up(lx, LM * LK, dt), *ew = up(lw, LN * LK, dt), *eb = up(lb, LN, CU_F32), *ey = dzeros(LM * LN, CU_F32);
+        sdc_status es = ex && ew && eb && ey ? cu_linear_ex(ex, dt, LM, LK, ew, dt, eb, CU_F32, LN, ey, CU_F32)
+                                             : SDC_ERR_NOMEM;
+        if (!es) es = down(lgot, ey, LM * LN, CU_F32);
+        op_linear(lx, LM, LK, lw, lb, LN, lref);
+        double le = scaled_err(lgot, lref, LM * LN), lt = tol_for(dt, 1e-4);
+        CHECK(es == SDC_OK, "cu_linear_ex %s -> f32: %s", cu_dtype_name(dt), sdc_last_error());
+        REPORT("linear -> f32 out, f32 bias", dt, le, lt);
+        CHECK(le < lt, "cu_linear_ex %s -> f32: err %.3g", cu_dtype_name(dt), le);
+        /* 1x1 convolution [2, 320, 8x8] -> [2, 640, 8x8] written as float32 */
+        float *cx = xmalloc(2 * LK * 64 * 4), *cref = xmalloc(2 * LN * 64 * 4), *cgot = xmalloc(2 * LN * 64 * 4);
+        fill(cx, 2 * LK * 64, 34, -1, 1);
+        void *dcx = up(cx, 2 * LK * 64, dt), *dcy = dzeros(2 * LN * 64, CU_F32);
+        es = dcx && dcy ? cu_conv2d_ex(dcx, dt, 2, LK, 8, 8, ew, eb, CU_F32, LN, 1, 1, 0, dcy, CU_F32) : SDC_ERR_NOMEM;
+        if (!es) es = down(cgot, dcy, 2 * LN * 64, CU_F32);
+        op_conv2d(cx, 2, LK, 8, 8, lw, lb, LN, 1, 1, 0, cref);
+        double ce = scaled_err(cgot, cref, 2 * LN * 64);
+        CHECK(es == SDC_OK, "cu_conv2d_ex 1x1 %s -> f32: %s", cu_dtype_name(dt), sdc_last_error());
+        REPORT("conv 1x1 -> f32 out, f32 bias", dt, ce, lt);
+        CHECK(ce < lt, "cu_conv2d_ex 1x1 %s -> f32: err %.3g", cu_dtype_name(dt), ce);
+        /* other convolutions give their result in the operand type only */
+        es = cu_conv2d_ex(dcx, dt, 1, 8, 8, 8, ew, NULL, dt, 8, 3, 1, 1, dcy, CU_F32);
+        CHECK(es == SDC_ERR_ARG, "a 3x3 convolution accepted a float32 output from %s operands", cu_dtype_name(dt));
+        free(lx), free(lw), free(lb), free(lref), free(lgot), free(cx), free(cref), free(cgot);
+        dev_free_all();
+    }
 }
 
 static void dev_conv2d(void) {

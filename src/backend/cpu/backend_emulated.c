@@ -3,8 +3,9 @@
  * so every activation that reaches host code goes through op_download as it
  * would from a GPU; and, under op_set_precision(OP_F16 / OP_BF16), the
  * roundings the CUDA backend makes (backend_cuda.c): linear, convolution and
- * attention inputs, weights and outputs rounded to the GEMM precision,
- * float32 everywhere else. The tests use it to predict, without a GPU, how
+ * attention inputs and weights rounded to the GEMM precision, and the
+ * outputs of 3x3 convolutions and attention; linear and 1x1 outputs, and
+ * everything else, float32. The tests use it to predict, without a GPU, how
  * far a --device cuda image may move from the float32 golden. */
 #include <math.h>
 #include <stdlib.h>
@@ -66,13 +67,9 @@ static void emu_linear_t(const float *x, int64_t M, int64_t K, const void *W, op
         cpu_linear_t(x, M, K, W, wt, b, N, y);
         return;
     }
+    /* rounded operands; the float32 result and bias as the GEMM's epilogue writes them */
     float *xr = rounded_copy(x, OP_F32, M * K), *wr = rounded_copy(W, wt, N * K);
-    if (xr && wr) {
-        cpu_linear_t(xr, M, K, wr, OP_F32, NULL, N, y);
-        round_in_place(y, M * N);
-        for (int64_t i = 0; b && i < M; i++)
-            for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
-    }
+    if (xr && wr) cpu_linear_t(xr, M, K, wr, OP_F32, b, N, y);
     free(xr);
     free(wr);
 }
@@ -87,7 +84,7 @@ static sdc_status emu_conv2d_t(const float *x, int B, int C, int H, int W, const
     free(xr);
     free(wr);
     if (st) return st;
-    round_in_place(y, (int64_t)B * O * HWo);
+    if (!(k == 1 && stride == 1 && pad == 0)) round_in_place(y, (int64_t)B * O * HWo); /* 1x1: float32 out */
     for (int i = 0; b && i < B; i++) cpu_add_channel_bias(y + (int64_t)i * O * HWo, b, 1, O, HWo);
     return SDC_OK;
 }

@@ -6,8 +6,10 @@
  * UNet and text encoders, f32 for a VAE that needs it) is that of the GEMM
  * operands: matrices and kernels are uploaded once in it, and linear,
  * convolution and attention inputs are rounded to it on the way in (tensor
- * cores, float32 accumulation, float32 results); norms, biases and
- * embeddings stay float32. A caching allocator makes a repeated step
+ * cores, float32 accumulation). Linear layers and 1x1 convolutions write
+ * their float32 result directly (bias added in float32); 3x3 convolutions
+ * and attention produce it in the operand precision, widened after. Norms,
+ * biases and embeddings stay float32. A caching allocator makes a repeated step
  * allocate nothing; the first failure of a void op is kept until the next op
  * that returns a status (download, sync). Built only when nvcc built the
  * CUDA code. */
@@ -217,13 +219,10 @@ static void dev_linear_t(const float *x, int64_t M, int64_t K, const void *W, op
         keep(cu_linear(x, ACT, M, K, W, b, CU_F32, N, y));
         return;
     }
+    /* f16/bf16 operands, the float32 result and bias straight from the GEMM's epilogue */
     const void *xm;
-    void *ym;
     sdc_status e = rounded(SCR_X, x, M * K, &xm);
-    if (!e) e = scratch(SCR_Y, M * N, g_mm, &ym);
-    if (!e) e = cu_linear(xm, g_mm, M, K, W, NULL, g_mm, N, ym);
-    if (!e) e = cu_convert(y, ACT, ym, g_mm, M * N);
-    if (!e && b) e = cu_add_row_bias(y, b, ACT, M, N);
+    if (!e) e = cu_linear_ex(xm, g_mm, M, K, W, g_mm, b, ACT, N, y, ACT);
     keep(e);
 }
 
@@ -237,6 +236,8 @@ static sdc_status dev_conv2d_t(const float *x, int B, int C, int H, int W, const
     const void *xm;
     void *ym;
     SDC_TRY(rounded(SCR_X, x, (int64_t)B * C * H * W, &xm));
+    if (k == 1 && stride == 1 && pad == 0) /* one GEMM: float32 out, bias added in float32 */
+        return cu_conv2d_ex(xm, g_mm, B, C, H, W, w, b, ACT, O, k, stride, pad, y, ACT);
     SDC_TRY(scratch(SCR_Y, (int64_t)B * O * HWo, g_mm, &ym));
     SDC_TRY(cu_conv2d(xm, g_mm, B, C, H, W, w, NULL, g_mm, O, k, stride, pad, ym));
     SDC_TRY(cu_convert(y, ACT, ym, g_mm, (int64_t)B * O * HWo));

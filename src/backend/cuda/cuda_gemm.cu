@@ -56,7 +56,7 @@ static sdc_status weight_as(const void *w, cu_dtype wt, cu_dtype at, int64_t n, 
 
 typedef struct {
     int64_t M, N, K;
-    int at, bias;
+    int at, yt, bias;
     unsigned al[4];
     int valid, ok;
     cublasLtMatmulDesc_t desc;
@@ -78,10 +78,11 @@ static void plan_destroy(lt_plan *p) {
 }
 
 /* Build (or find) the plan; p->ok = 0 when cuBLASLt offers no algorithm. */
-static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, int bias, const unsigned al[4], lt_plan **out) {
+static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, cu_dtype yt, int bias, const unsigned al[4],
+                           lt_plan **out) {
     for (int i = 0; i < g_nplans; i++) {
         lt_plan *p = &g_plans[i];
-        if (p->valid && p->M == M && p->N == N && p->K == K && p->at == (int)at && p->bias == bias &&
+        if (p->valid && p->M == M && p->N == N && p->K == K && p->at == (int)at && p->yt == (int)yt && p->bias == bias &&
             !memcmp(p->al, al, sizeof p->al)) {
             *out = p;
             return SDC_OK;
@@ -95,11 +96,11 @@ static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, int bia
         plan_destroy(p);
     }
     memset(p, 0, sizeof *p);
-    p->M = M, p->N = N, p->K = K, p->at = (int)at, p->bias = bias;
+    p->M = M, p->N = N, p->K = K, p->at = (int)at, p->yt = (int)yt, p->bias = bias;
     memcpy(p->al, al, sizeof p->al);
     p->valid = 1;
     const char *op = "cu_linear";
-    cudaDataType_t ty = cuda_type(at);
+    cudaDataType_t ty = cuda_type(at), yty = cuda_type(yt);
     CUBLAS_CK(op, cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
@@ -107,11 +108,11 @@ static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, int bia
     if (bias) {
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
-        CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &ty, sizeof ty));
+        CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &yty, sizeof yty));
     }
     CUBLAS_CK(op, cublasLtMatrixLayoutCreate(&p->la, ty, (uint64_t)K, (uint64_t)N, K)); /* W: K x N, op T */
     CUBLAS_CK(op, cublasLtMatrixLayoutCreate(&p->lb, ty, (uint64_t)K, (uint64_t)M, K)); /* x^T: K x M */
-    CUBLAS_CK(op, cublasLtMatrixLayoutCreate(&p->lc, ty, (uint64_t)N, (uint64_t)M, N)); /* y^T: N x M */
+    CUBLAS_CK(op, cublasLtMatrixLayoutCreate(&p->lc, yty, (uint64_t)N, (uint64_t)M, N)); /* y^T: N x M, in yt */
     cublasLtMatmulPreference_t pref;
     CUBLAS_CK(op, cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = 0;
@@ -134,31 +135,37 @@ static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, int bia
     return SDC_OK;
 }
 
-/* y[M,N] = x[M,K] W[N,K]^T through cublasGemmEx (no bias) */
-static sdc_status gemm_ex(const void *x, const void *W, void *y, cu_dtype at, int64_t M, int64_t N, int64_t K,
-                          const char *op) {
+/* y[M,N] (yt) = x[M,K] W[N,K]^T (at) through cublasGemmEx (no bias) */
+static sdc_status gemm_ex(const void *x, const void *W, void *y, cu_dtype at, cu_dtype yt, int64_t M, int64_t N,
+                          int64_t K, const char *op) {
     float one = 1.0f, zero = 0.0f;
     cudaDataType_t ty = cuda_type(at);
     CUBLAS_CK(op, cublasGemmEx(cu__cublas(), CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, W, ty, (int)K, x,
-                               ty, (int)K, &zero, y, ty, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                               ty, (int)K, &zero, y, cuda_type(yt), (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return SDC_OK;
 }
 
 sdc_status cu_linear(const void *x, cu_dtype at, int64_t M, int64_t K, const void *W, const void *b, cu_dtype wt,
                      int64_t N, void *y) {
+    return cu_linear_ex(x, at, M, K, W, wt, b, wt, N, y, at);
+}
+
+sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const void *W, cu_dtype wt, const void *b,
+                        cu_dtype bt, int64_t N, void *y, cu_dtype yt) {
     const char *op = "cu_linear";
     CU_READY(op);
-    if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || M < 0 || K <= 0 || N <= 0 || M > INT32_MAX || N > INT32_MAX ||
+    if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || !cu__dtype_ok(bt) || !cu__dtype_ok(yt) || M < 0 || K <= 0 ||
+        N <= 0 || M > INT32_MAX || N > INT32_MAX ||
         K > INT32_MAX || (M && (!x || !W || !y)))
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (M=%lld K=%lld N=%lld)", op, (long long)M, (long long)K,
                         (long long)N);
     if (M == 0) return SDC_OK;
     const void *Wa = NULL;
     SDC_TRY(weight_as(W, wt, at, N * K, &Wa, op));
-    int fuse = b && wt == at; /* the epilogue reads the bias in the output's dtype */
+    int fuse = b && bt == yt; /* the epilogue reads the bias in the output's dtype */
     unsigned al[4] = {align_of(Wa), align_of(x), align_of(y), fuse ? align_of(b) : 256};
     lt_plan *p = NULL;
-    SDC_TRY(plan_get(M, N, K, at, fuse, al, &p));
+    SDC_TRY(plan_get(M, N, K, at, yt, fuse, al, &p));
     int done = 0;
     if (p->ok) {
         if (fuse) CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
@@ -171,10 +178,10 @@ sdc_status cu_linear(const void *x, cu_dtype at, int64_t M, int64_t K, const voi
         else if (st != CUBLAS_STATUS_NOT_SUPPORTED) return cu__fail_cublas(st, op, "cublasLtMatmul");
     }
     if (!done) {
-        SDC_TRY(gemm_ex(x, Wa, y, at, M, N, K, op));
+        SDC_TRY(gemm_ex(x, Wa, y, at, yt, M, N, K, op));
         fuse = 0;
     }
-    if (b && !fuse) SDC_TRY(add_bias(y, at, b, wt, M * N, 1, N, op));
+    if (b && !fuse) SDC_TRY(add_bias(y, yt, b, bt, M * N, 1, N, op));
     return SDC_OK;
 }
 
@@ -195,9 +202,17 @@ __global__ void im2col_kernel(const T *x, T *col, int64_t K, int64_t np, int64_t
 
 sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
                      cu_dtype wt, int O, int k, int stride, int pad, void *y) {
+    return cu_conv2d_ex(x, at, B, C, H, W, w, b, wt, O, k, stride, pad, y, at);
+}
+
+sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
+                        cu_dtype wt, int O, int k, int stride, int pad, void *y, cu_dtype yt) {
     const char *op = "cu_conv2d";
     CU_READY(op);
-    if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || B <= 0 || C <= 0 || H <= 0 || W <= 0 || O <= 0 || k <= 0 ||
+    int gemm1x1 = k == 1 && stride == 1 && pad == 0;
+    if (yt != at && !gemm1x1)
+        return sdc_fail(SDC_ERR_ARG, "%s: an output type of its own only for 1x1 convolutions", op);
+    if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || !cu__dtype_ok(yt) || B <= 0 || C <= 0 || H <= 0 || W <= 0 || O <= 0 || k <= 0 ||
         stride <= 0 || pad < 0 || !x || !w || !y || H + 2 * pad < k || W + 2 * pad < k)
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (B=%d C=%d H=%d W=%d O=%d k=%d stride=%d pad=%d)", op, B, C, H,
                         W, O, k, stride, pad);
@@ -210,10 +225,10 @@ sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, con
     cudaDataType_t ty = cuda_type(at);
     float one = 1.0f, zero = 0.0f;
     cublasHandle_t h = cu__cublas();
-    if (k == 1 && stride == 1 && pad == 0) {
+    if (gemm1x1) {
         /* y_b^T[P,O] = x_b^T[P,C] . W^T[C,O] for every image at once */
         CUBLAS_CK(op, cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)P, O, C, &one, x, ty, (int)P,
-                                                 (long long)C * HW, Wa, ty, C, 0, &zero, y, ty, (int)P,
+                                                 (long long)C * HW, Wa, ty, C, 0, &zero, y, cuda_type(yt), (int)P,
                                                  (long long)O * P, B, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     } else {
         int done = 0;
@@ -240,7 +255,7 @@ sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, con
         }
     }
 bias:
-    if (b) SDC_TRY(add_bias(y, at, b, wt, (int64_t)B * O * P, P, O, op));
+    if (b) SDC_TRY(add_bias(y, yt, b, wt, (int64_t)B * O * P, P, O, op));
     return SDC_OK;
 }
 
@@ -248,5 +263,5 @@ sdc_status cu_gemm_reference(const void *a, const void *b, void *c, cu_dtype at,
     CU_READY("cu_gemm_reference");
     if (!cu__dtype_ok(at) || M <= 0 || N <= 0 || K <= 0 || !a || !b || !c)
         return sdc_fail(SDC_ERR_ARG, "cu_gemm_reference: bad argument");
-    return gemm_ex(a, b, c, at, M, N, K, "cu_gemm_reference");
+    return gemm_ex(a, b, c, at, at, M, N, K, "cu_gemm_reference");
 }

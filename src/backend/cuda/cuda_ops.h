@@ -101,6 +101,12 @@ int cu_conv_use_cudnn(int on);
  * dtype). */
 sdc_status cu_linear(const void *x, cu_dtype at, int64_t M, int64_t K, const void *W, const void *b, cu_dtype wt,
                      int64_t N, void *y);
+/* The same with the bias (bt) and output (yt) types of their own: f16/bf16
+ * operands written straight to an f32 y with an f32 bias in the GEMM's
+ * epilogue (no rounding of the result, no conversion pass); the bias is
+ * fused when bt == yt. */
+sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const void *W, cu_dtype wt, const void *b,
+                        cu_dtype bt, int64_t N, void *y, cu_dtype yt);
 
 /* y[B,O,Ho,Wo] = conv2d(x[B,C,H,W], w[O,C,k,k], b[O]); Ho = (H+2pad-k)/stride+1.
  * 1x1 stride-1 convolutions are one GEMM; others go to cuDNN when it is
@@ -108,6 +114,10 @@ sdc_status cu_linear(const void *x, cu_dtype at, int64_t M, int64_t K, const voi
  * time into scratch and multiply it by the kernel. */
 sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
                      cu_dtype wt, int O, int k, int stride, int pad, void *y);
+/* The same with y in yt, which may differ from at only for 1x1 stride-1
+ * convolutions (one GEMM writing f32 from f16/bf16 operands). */
+sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
+                        cu_dtype wt, int O, int k, int stride, int pad, void *y, cu_dtype yt);
 
 /* GroupNorm over x[B,C,HW] with G groups and affine gamma/beta[C] (in wt);
  * silu != 0 fuses SiLU after the affine. y may equal x. */
