@@ -306,7 +306,8 @@ static void run_case_emulated(const case_spec *cs) {
 /* The --device cuda numerics predicted on the CPU: the emulated device with
  * the CUDA backend's roundings (GEMM, convolution and attention operands in
  * f16, 3x3 convolution and attention results too; linear and 1x1 results and
- * everything else float32; VAE as the model's config says).
+ * everything else float32; VAE as the model's config says, its float32
+ * convolutions with TF32 operands).
  * The same bound as case_*_cuda_png: PSNR >= 35 dB against the golden PNG. */
 static void run_case_emulated_f16(const case_spec *cs) {
     case_req c;
@@ -321,7 +322,9 @@ static void run_case_emulated_f16(const case_spec *cs) {
         m->te_dt = m->unet_dt = OP_F16;
         m->vae_dt = vae_get_config(m->vae)->fp16_safe ? OP_F16 : OP_F32;
         sdc_request r = case_request(&c);
+        op_emulate_conv_tf32(1); /* an f32 VAE's convolutions on TF32 tensor cores */
         st = sdc_generate(m, &r, &imgs, &n);
+        op_emulate_conv_tf32(0);
     }
     op_set_precision(OP_F32);
     op_set_device(OP_DEV_CPU);

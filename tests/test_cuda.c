@@ -417,7 +417,9 @@ static void dev_conv2d(void) {
     /* B, C, H, W, O, k, stride, pad: odd sizes, both strides, 1x1, and one UNet-like block */
     static const int cases[][8] = {{2, 4, 9, 7, 5, 3, 1, 1}, {1, 3, 8, 8, 6, 3, 2, 1}, {2, 8, 5, 5, 3, 1, 1, 0},
                                    {1, 5, 10, 6, 4, 3, 2, 0}, {1, 64, 32, 32, 64, 3, 1, 1}, {2, 4, 16, 16, 320, 3, 1, 1}};
-    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS */
+    /* both paths: cuDNN where it loads (else this pass is the fallback again), im2col + cuBLAS;
+     * float32 exact here (TF32 off), the TF32 pass below */
+    int tf32_was = cu_conv_allow_tf32(0);
     for (int path = 1; path >= 0; path--)
     for (int di = 0; di < 3; di++)
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -444,6 +446,27 @@ static void dev_conv2d(void) {
             CHECK(e < tol, "%s %s: err %.3g", what, cu_dtype_name(dt), e);
             dev_free_all();
         }
+    /* float32 operands on TF32 tensor cores (the default): 10-bit mantissas, like f16's */
+    cu_conv_allow_tf32(1);
+    for (int path = 1; path >= 0; path--) {
+        cu_conv_use_cudnn(path);
+        enum { B = 1, C = 64, H = 24, W = 24, O = 32 };
+        int64_t nx = (int64_t)B * C * H * W, nw = (int64_t)O * C * 9, ny = (int64_t)B * O * H * W;
+        float *x = xmalloc((size_t)nx * 4), *w = xmalloc((size_t)nw * 4), *ref = xmalloc((size_t)ny * 4),
+              *got = xmalloc((size_t)ny * 4);
+        fill(x, nx, 41, -1, 1), fill(w, nw, 42, -0.1f, 0.1f);
+        void *dx = up(x, nx, CU_F32), *dw = up(w, nw, CU_F32), *dy = dzeros(ny, CU_F32);
+        sdc_status st = dx && dw && dy ? cu_conv2d(dx, CU_F32, B, C, H, W, dw, NULL, CU_F32, O, 3, 1, 1, dy) : SDC_ERR_NOMEM;
+        if (!st) st = down(got, dy, ny, CU_F32);
+        op_conv2d(x, B, C, H, W, w, NULL, O, 3, 1, 1, ref);
+        double e = scaled_err(got, ref, ny), tol = tol_for(CU_F16, 1e-4);
+        free(x), free(w), free(ref), free(got);
+        CHECK(st == SDC_OK, "TF32 conv: %s", sdc_last_error());
+        REPORT(path ? "conv 3x3 f32 on TF32" : "conv 3x3 f32 on TF32 (im2col)", CU_F32, e, tol);
+        CHECK(e < tol, "TF32 conv: err %.3g", e);
+        dev_free_all();
+    }
+    cu_conv_allow_tf32(tf32_was);
     cu_conv_use_cudnn(1);
     if (verbose()) printf("    convolutions: %s\n", cu_cudnn_status());
 }
@@ -498,8 +521,6 @@ static void dev_norms(void) {
             CHECK(e < tol, "%s %s: err %.3g", what, cu_dtype_name(dt), e);
             dev_free_all();
         }
-    cu_conv_use_cudnn(1);
-    if (verbose()) printf("    convolutions: %s\n", cu_cudnn_status());
 }
 
 static void dev_elementwise(void) {
@@ -698,8 +719,6 @@ static void dev_attention(void) {
             CHECK(e < tol, "%s %s: err %.3g", what, cu_dtype_name(dt), e);
             dev_free_all();
         }
-    cu_conv_use_cudnn(1);
-    if (verbose()) printf("    convolutions: %s\n", cu_cudnn_status());
 }
 
 static void dev_nonfinite(void) {

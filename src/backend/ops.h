@@ -170,6 +170,11 @@ void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int
  * is host memory (token ids, positions chosen on the host). */
 void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n);
 
+/* Emulated device only (tests): float32 convolutions round their operands
+ * to TF32 (11 significant bits, float32's range), as the CUDA backend's
+ * float32 convolutions do on tensor cores by default (cu_conv_tf32). */
+void op_emulate_conv_tf32(int on);
+
 /* ---- step graphs ----------------------------------------------------
  * A step that repeats with the same shapes (the UNet call of each denoising
  * step) is recorded once and replayed: on CUDA a CUDA graph (one launch

@@ -16,13 +16,21 @@
 #include "backend/cpu/emulated_graph.h"
 
 static op_dtype g_mm = OP_F32;
+static int g_tf32; /* op_emulate_conv_tf32 */
+
+void op_emulate_conv_tf32(int on) { g_tf32 = on; }
 
 /* x rounded to nearest-even in f16 (11 significant bits, subnormals below
- * 2^-14, overflow to inf) or bf16 (8 significant bits, float32's range) */
+ * 2^-14, overflow to inf), bf16 (8 significant bits, float32's range), or,
+ * for OP_F32 (the TF32 convolutions), 11 significant bits in float32's range */
 static float round_to(float x, op_dtype dt) {
     if (!isfinite(x) || x == 0.0f) return x;
     int e;
     frexpf(x, &e); /* |x| = m * 2^e, m in [0.5, 1) */
+    if (dt == OP_F32) {
+        float q = ldexpf(1.0f, e - 11);
+        return rintf(x / q) * q;
+    }
     if (dt == OP_F16) {
         if (fabsf(x) >= 65520.0f) return x > 0 ? INFINITY : -INFINITY;
         if (e < -13) e = -13; /* subnormal quantum 2^-24 */
@@ -34,7 +42,7 @@ static float round_to(float x, op_dtype dt) {
 }
 
 /* a rounded copy of n floats, or of a 16-bit tensor widened */
-static float *rounded_copy(const void *src, op_dtype st, int64_t n) {
+static float *rounded_copy_as(const void *src, op_dtype st, int64_t n, op_dtype to) {
     float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!d) return NULL;
     for (int64_t i = 0; i < n; i++) {
@@ -52,10 +60,12 @@ static float *rounded_copy(const void *src, op_dtype st, int64_t n) {
                 if (s) v = -v;
             }
         }
-        d[i] = round_to(v, g_mm);
+        d[i] = round_to(v, to);
     }
     return d;
 }
+
+static float *rounded_copy(const void *src, op_dtype st, int64_t n) { return rounded_copy_as(src, st, n, g_mm); }
 
 static void round_in_place(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = round_to(x[i], g_mm);
@@ -76,7 +86,16 @@ static void emu_linear_t(const float *x, int64_t M, int64_t K, const void *W, op
 
 static sdc_status emu_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
-    if (g_mm == OP_F32) return cpu_conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
+    if (g_mm == OP_F32 && !g_tf32) return cpu_conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
+    if (g_mm == OP_F32) { /* TF32: operands rounded, float32 result */
+        float *xr = rounded_copy_as(x, OP_F32, (int64_t)B * C * H * W, OP_F32);
+        float *wr = rounded_copy_as(w, wt, (int64_t)O * C * k * k, OP_F32);
+        sdc_status st = xr && wr ? cpu_conv2d_t(xr, B, C, H, W, wr, OP_F32, b, O, k, stride, pad, y)
+                                 : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        free(xr);
+        free(wr);
+        return st;
+    }
     int64_t HWo = (int64_t)((H + 2 * pad - k) / stride + 1) * ((W + 2 * pad - k) / stride + 1);
     float *xr = rounded_copy(x, OP_F32, (int64_t)B * C * H * W), *wr = rounded_copy(w, wt, (int64_t)O * C * k * k);
     sdc_status st = xr && wr ? cpu_conv2d_t(xr, B, C, H, W, wr, OP_F32, NULL, O, k, stride, pad, y)

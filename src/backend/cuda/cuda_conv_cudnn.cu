@@ -3,8 +3,9 @@
  * is opened at run time (libcudnn.so.9), so an sdc built here runs on a GPU
  * machine without cuDNN and takes the im2col + cuBLAS path there. cuDNN
  * picks an implicit-GEMM (or Winograd/FFT) kernel for the shape; operands
- * f16/bf16 with f32 accumulation on tensor cores, f32 with plain FMA (no
- * TF32, so an f32 VAE stays f32). One plan per shape: descriptors, the
+ * f16/bf16 with f32 accumulation on tensor cores, f32 on TF32 tensor cores
+ * as PyTorch does by default (cu_conv_allow_tf32; plain FMA when off). One
+ * plan per shape: descriptors, the
  * algorithm cuDNN's heuristics rank first within the workspace bound, and
  * its workspace, which lives in scratch slot 3 (sized by the first step,
  * so a captured step does not grow it). Any refusal by cuDNN for a shape
@@ -17,6 +18,21 @@
 #include "backend/cuda/cuda_common.cuh"
 
 static int g_use = 1; /* cu_conv_use_cudnn */
+static int g_tf32 = -1; /* cu_conv_allow_tf32; -1: from SDC_TF32 (default on) */
+
+int cu_conv_tf32(void) {
+    if (g_tf32 < 0) {
+        const char *e = getenv("SDC_TF32");
+        g_tf32 = !(e && !strcmp(e, "0"));
+    }
+    return g_tf32;
+}
+
+int cu_conv_allow_tf32(int on) {
+    int was = cu_conv_tf32();
+    g_tf32 = on;
+    return was;
+}
 static char g_note[256] = "cuDNN: not tried yet";
 
 #ifdef SDC_HAVE_CUDNN
@@ -106,7 +122,7 @@ static int load(void) {
 }
 
 typedef struct {
-    int B, C, H, W, O, k, stride, pad, at;
+    int B, C, H, W, O, k, stride, pad, at, tf32;
     int ok; /* 0: cuDNN refused this shape, use the fallback */
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
@@ -132,16 +148,18 @@ static conv_plan *refuse(conv_plan *p, const char *what, cudnnStatus_t s) {
 }
 
 static conv_plan *plan_get(int B, int C, int H, int W, int O, int k, int stride, int pad, cu_dtype at) {
+    int tf32 = at == CU_F32 && cu_conv_tf32();
     for (int i = 0; i < g_nplans; i++) {
         conv_plan *p = &g_plans[i];
         if (p->B == B && p->C == C && p->H == H && p->W == W && p->O == O && p->k == k && p->stride == stride &&
-            p->pad == pad && p->at == (int)at)
+            p->pad == pad && p->at == (int)at && p->tf32 == tf32)
             return p;
     }
     if (g_nplans == PLANS) return NULL; /* more shapes than a model has: the rest fall back */
     conv_plan *p = &g_plans[g_nplans++];
     memset(p, 0, sizeof *p);
     p->B = B, p->C = C, p->H = H, p->W = W, p->O = O, p->k = k, p->stride = stride, p->pad = pad, p->at = (int)at;
+    p->tf32 = tf32;
     cudnnDataType_t ty = dnn_type(at);
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     cudnnStatus_t s;
@@ -152,7 +170,10 @@ static conv_plan *plan_get(int B, int C, int H, int W, int O, int k, int stride,
         (s = D.tensor_set(p->yd, CUDNN_TENSOR_NCHW, ty, B, O, Ho, Wo)) ||
         (s = D.filter_set(p->wd, ty, CUDNN_TENSOR_NCHW, O, C, k, k)) ||
         (s = D.conv_set(p->cd, pad, pad, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT)) ||
-        (s = D.conv_math(p->cd, at == CU_F32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH)))
+        /* PyTorch's choices: tensor-op math for 16-bit data; for float32 the
+         * default math (TF32 tensor cores on Ampere and later) when TF32 is
+         * allowed, else FMA only */
+        (s = D.conv_math(p->cd, at != CU_F32 ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)))
         return refuse(p, "the descriptors", s);
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
@@ -160,7 +181,7 @@ static conv_plan *plan_get(int B, int C, int H, int W, int O, int k, int stride,
         return refuse(p, "the algorithm heuristics", s);
     for (int i = 0; i < n; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= WS_LIMIT &&
-            (at == CU_F32 ? perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : 1)) {
+            (at != CU_F32 || tf32 || perf[i].mathType == CUDNN_FMA_MATH)) {
             p->algo = perf[i].algo;
             p->ws = perf[i].memory;
             p->ok = 1;

@@ -189,6 +189,15 @@ sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const 
 
 #define IM2COL_MAX_ELEMS ((int64_t)32 << 20) /* 64 MiB of f16 columns */
 
+/* float32 convolutions on TF32 tensor cores (10-bit mantissa operands,
+ * float32 range and accumulation) unless turned off: PyTorch's default for
+ * cuDNN convolutions (torch.backends.cudnn.allow_tf32), so what diffusers'
+ * float32 VAE decode on a GPU computes; float32 matrix products stay exact
+ * float32 (PyTorch's matmul default). */
+static cublasComputeType_t conv_compute(cu_dtype at) {
+    return at == CU_F32 && cu_conv_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
 template <typename T>
 __global__ void im2col_kernel(const T *x, T *col, int64_t K, int64_t np, int64_t p0, int H, int W, int Wo, int k,
                               int stride, int pad) {
@@ -229,7 +238,7 @@ sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, 
         /* y_b^T[P,O] = x_b^T[P,C] . W^T[C,O] for every image at once */
         CUBLAS_CK(op, cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)P, O, C, &one, x, ty, (int)P,
                                                  (long long)C * HW, Wa, ty, C, 0, &zero, y, cuda_type(yt), (int)P,
-                                                 (long long)O * P, B, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                                 (long long)O * P, B, conv_compute(at), CUBLAS_GEMM_DEFAULT));
     } else {
         int done = 0;
         SDC_TRY(cu__conv_cudnn(x, at, B, C, H, W, Wa, O, k, stride, pad, y, &done));
@@ -249,7 +258,7 @@ sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, 
                 CU_LAUNCH_CK(op);
                 /* y_b^T[p0:p0+n, O] (ld P) = col^T[n, K] . W^T[K, O] */
                 CUBLAS_CK(op, cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, O, (int)K, &one, col, ty, (int)n, Wa,
-                                           ty, (int)K, &zero, yb + (size_t)p0 * es, ty, (int)P, CUBLAS_COMPUTE_32F,
+                                           ty, (int)K, &zero, yb + (size_t)p0 * es, ty, (int)P, conv_compute(at),
                                            CUBLAS_GEMM_DEFAULT));
             }
         }

@@ -94,6 +94,12 @@ sdc_status cu_convert(void *dst, cu_dtype dst_t, const void *src, cu_dtype src_t
  * previous setting). */
 const char *cu_cudnn_status(void);
 int cu_conv_use_cudnn(int on);
+/* float32 convolutions (cuDNN and the fallback's GEMMs) on TF32 tensor
+ * cores, as PyTorch computes them by default (torch.backends.cudnn.
+ * allow_tf32): on unless SDC_TF32=0; cu_conv_allow_tf32 sets it for tests
+ * and returns the previous setting. Float32 linear layers stay float32. */
+int cu_conv_tf32(void);
+int cu_conv_allow_tf32(int on);
 
 /* y[M,N] = x[M,K] . W[N,K]^T + b[N] (b may be NULL). x, y in `at`; W and b
  * in `wt`. Tensor cores with f32 accumulation; when wt != at the weight is
