@@ -22,6 +22,8 @@
 #      --dump both, bench_compare): ||gpu - cpu|| / ||cpu|| per tensor
 #   7. throughput, batch 8: SD 1.5 512x512 (20 steps, CFG) and, if time is
 #      left, SDXL-Turbo 512x512 (1 step), images/s
+# Steps 5-7 run most important first: SDXL-Turbo, SDXL 1024, SD 1.5, the
+# SDXL step against the CPU, batch 8, then the bf16 and no-graph comparisons.
 # Each step runs under `timeout` with the smaller of its own limit and what
 # is left of SDC_GPU_DEADLINE (default 470 s); a step that does not fit is
 # reported as skipped. Output: $OUT (or build/gpu) gets gpu_check.log (all),
@@ -228,18 +230,17 @@ fi
 ORDER+=(models)
 [ -z "${RC[models]:-}" ] && RC[models]="not written"
 
-# ---- 5. pipeline benchmarks (each process loads its model: a few seconds)
+# ---- 5-7, most important first (a step that no longer fits the budget is
+# skipped): the issue's timings, the full-size SDXL step against the CPU,
+# throughput, then the comparisons (bf16 VAE, no graphs)
 BP="$B/bench_pipeline --device $DEV"
 TURBO="--steps 1 --guidance 0 --scheduler euler_a --timestep-spacing trailing"
-step sd15_512 90 $BP -m "$SD15" -W 512 -H 512 --steps 1 --reps 3 --profile 1 --stages text,unet,cfg,vae,image
+# 5. pipeline benchmarks (each process loads its model: a few seconds)
 step sdxl_turbo_512 100 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 3 --stages text,unet,vae,image
-# --dtype bf16: the VAE decodes in bf16 too (f16 must upcast it to f32: diffusers' rules)
-step sdxl_turbo_512_bf16 80 $BP -m "$SDXL" -W 512 -H 512 $TURBO --dtype bf16 --reps 3 --stages vae,image
 step sdxl_1024_cfg 120 $BP -m "$SDXL" -W 1024 -H 1024 --reps 3 --profile 1 --steps 2 --stages cfg,image
-# the same UNet steps op by op: what the step graphs save (launches, host work)
-step sd15_512_nograph 60 $BP -m "$SD15" -W 512 -H 512 --reps 3 --graphs 0 --stages unet,cfg
+step sd15_512 90 $BP -m "$SD15" -W 512 -H 512 --steps 1 --reps 3 --profile 1 --stages text,unet,cfg,vae,image
 
-# ---- 6. full-size SDXL step: cuda against the CPU (same request, CPU-generator noise)
+# 6. full-size SDXL step: cuda against the CPU (same request, CPU-generator noise)
 GEN="-m $SDXL -p \"a photo of an astronaut riding a horse on mars\" -W 512 -H 512 $TURBO --seed 1 --quiet"
 CMP_NAMES="prompt_embeds pooled_prompt_embeds unet_out_1 noise_pred_1 latents_1 decoded image"
 if step sdxl_step_$DEV 90 bash -c "$B/sdc generate $GEN --device $DEV -o $MODELS/step_$DEV.png --dump $MODELS/step_$DEV.safetensors"; then
@@ -255,9 +256,14 @@ else
     RC[sdxl_step_ref_cpu]=skipped RC[sdxl_compare]=skipped
 fi
 
-# ---- 7. throughput, batch 8
+# 7. throughput, batch 8
 step sd15_batch8 120 $BP -m "$SD15" -W 512 -H 512 --steps "$BATCH_STEPS" --reps 2 --batch 8 --stages batch,images
 step sdxl_turbo_batch8 90 $BP -m "$SDXL" -W 512 -H 512 $TURBO --reps 2 --batch 8 --stages batch,images
+
+# comparisons: --dtype bf16 (the VAE decodes in bf16 too; f16 must upcast it
+# to f32: diffusers' rules), and UNet steps op by op (what step graphs save)
+step sdxl_turbo_512_bf16 80 $BP -m "$SDXL" -W 512 -H 512 $TURBO --dtype bf16 --reps 3 --stages vae,image
+step sd15_512_nograph 60 $BP -m "$SD15" -W 512 -H 512 --reps 3 --graphs 0 --stages unet,cfg
 
 # ---- summary
 {

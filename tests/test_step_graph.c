@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "nn/unet_runner.h"
 #include "pipeline/model.h"
+#include "text/clip_text_runner.h"
 
 /* select dev, or skip the test when it cannot run here */
 static int use_device(op_device dev) {
@@ -83,7 +84,8 @@ static void refuses_host_round_trips(op_device dev) {
     CHECK_OK(op_graph_end(&g));
     CHECK_OK(op_graph_launch(g));
     CHECK_OK(op_sync());
-    CHECK(op_graph_end(&g) != SDC_OK, "op_graph_end without a capture accepted");
+    op_graph *none;
+    CHECK(op_graph_end(&none) != SDC_OK && !none, "op_graph_end without a capture accepted");
     /* a graph belongs to the backend that recorded it */
     op_set_device(OP_DEV_CPU);
     CHECK(op_graph_launch(g) != SDC_OK, "a %s graph launched on the CPU", dev == OP_DEV_CUDA ? "cuda" : "emulated");
@@ -163,8 +165,9 @@ TEST(step_graph_cuda) {
     runner_matches_direct("models/tiny-sdxl", OP_DEV_CUDA);
 }
 
-/* Across requests: the second request of the same shapes starts on the graph
- * kept from the first (every step a launch), with its own prompt; the same
+/* Across requests: the second request of the same shapes starts on the UNet
+ * graph kept from the first (every step a launch) and captures the text
+ * encoders' layer stacks on their second call, with its own prompt; the same
  * request with graphs off gives the same pixels. */
 static sdc_status gen_one(sdc_model *m, const char *prompt, int steps, sdc_image **img) {
     sdc_request r;
@@ -183,7 +186,8 @@ TEST(step_graph_kept_across_requests_emulated) {
     long l0 = op_graph_launches();
     if (!st) st = gen_one(m, "a blue square", 3, &b);
     long launches = op_graph_launches() - l0;
-    int kept = m->unet_run != NULL;
+    int kept = m->unet_run != NULL && m->te_run[0] && m->te_run[1];
+    int te_runs = kept ? clip_runner_graph_runs(m->te_run[0]) + clip_runner_graph_runs(m->te_run[1]) : 0;
     setenv("SDC_STEP_GRAPHS", "0", 1);
     if (!st) st = gen_one(m, "a blue square", 3, &c);
     unsetenv("SDC_STEP_GRAPHS");
@@ -193,8 +197,10 @@ TEST(step_graph_kept_across_requests_emulated) {
     sdc_model_free(m);
     op_set_device(OP_DEV_CPU);
     CHECK(st == SDC_OK, "%s", sdc_last_error());
-    CHECK(kept, "no runner kept after a request with a small graph");
-    CHECK(launches == 3, "the second request launched %ld graphs for 3 steps (want every step)", launches);
+    CHECK(kept, "the UNet's and text encoders' runners were not kept after a request");
+    /* the second request: 3 UNet steps and each encoder's layer stack (captured on its second call) */
+    CHECK(launches == 5 && te_runs == 2, "the second request launched %ld graphs (%d for the text encoders), want 3 "
+          "UNet steps + 2 encoders", launches, te_runs);
     CHECK(differ, "two prompts gave one image: the kept graph read the first request's context");
     CHECK(same, "the kept graph's image differs from the same request op by op");
 }

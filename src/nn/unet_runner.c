@@ -1,21 +1,19 @@
 /* unet_runner.c - repeated UNet steps: inputs kept in activation memory,
- * the step captured into a graph after one direct run (unet_runner.h). */
+ * the step run through step_graph (direct, captured, replayed). */
 #include "nn/unet_runner.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "backend/ops.h"
+#include "nn/step_graph.h"
 
 struct unet_runner {
     const sdc_unet *u;
-    int B, H, W, M, graphs;
+    int B, H, W, M;
     unet_inputs in;
     float *y; /* the step's output, in activation memory (a graph writes it) */
     int64_t ny;
-    int calls, graph_steps;
-    op_graph *g;
-    char note[256];
+    step_graph sg;
 };
 
 sdc_status unet_runner_create(unet_runner **out, const sdc_unet *u, int B, int H, int W, const float *ctx, int M,
@@ -23,7 +21,7 @@ sdc_status unet_runner_create(unet_runner **out, const sdc_unet *u, int B, int H
     *out = NULL;
     unet_runner *r = calloc(1, sizeof *r);
     if (!r) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    r->u = u, r->B = B, r->H = H, r->W = W, r->M = M, r->graphs = graphs;
+    r->u = u, r->B = B, r->H = H, r->W = W, r->M = M, r->sg.enabled = graphs;
     r->ny = (int64_t)B * unet_get_config(u)->out_channels * H * W;
     sdc_status st = unet_inputs_upload(u, &r->in, B, H, W, ctx, M, extra);
     if (!st) st = op_alloc(&r->y, r->ny);
@@ -35,56 +33,31 @@ sdc_status unet_runner_create(unet_runner **out, const sdc_unet *u, int B, int H
     return SDC_OK;
 }
 
-static sdc_status forward(unet_runner *r) {
+static sdc_status forward(void *p) {
+    unet_runner *r = p;
     return unet_forward_act(r->u, r->in.x, r->B, r->H, r->W, r->in.t, r->in.ctx, r->M, &r->in.extra, r->y, NULL,
                             NULL);
 }
 
-/* Record one step; on any refusal leave r->g NULL and say why in r->note. */
-static void capture(unet_runner *r) {
-    sdc_status st = op_graph_begin();
-    if (st) {
-        snprintf(r->note, sizeof r->note, "%s", sdc_last_error());
-        return;
-    }
-    st = forward(r);
-    char why[256];
-    snprintf(why, sizeof why, "%s", st ? sdc_last_error() : "");
-    sdc_status e = op_graph_end(&r->g);
-    if (e) snprintf(why, sizeof why, "%s", sdc_last_error()); /* the refusal the forward stumbled on, if any */
-    if (st || e) {
-        op_graph_free(r->g);
-        r->g = NULL;
-        snprintf(r->note, sizeof r->note, "capture failed: %s", why);
-    }
-}
-
 sdc_status unet_runner_step(unet_runner *r, const float *x, const float *t, float *out) {
     SDC_TRY(unet_inputs_set_step(&r->in, x, t));
-    if (r->graphs && !r->g && r->calls >= 1 && !r->note[0]) capture(r);
-    r->calls++;
-    if (r->g) {
-        SDC_TRY(op_graph_launch(r->g));
-        r->graph_steps++;
-    } else {
-        SDC_TRY(forward(r));
-    }
+    SDC_TRY(step_graph_run(&r->sg, forward, r));
     return op_download(out, r->y, r->ny);
 }
 
 void unet_runner_free(unet_runner *r) {
     if (!r) return;
-    op_graph_free(r->g);
+    step_graph_free(&r->sg);
     op_free(r->y);
     unet_inputs_free(&r->in);
     free(r);
 }
 
-int unet_runner_graph_steps(const unet_runner *r) { return r->graph_steps; }
+int unet_runner_graph_steps(const unet_runner *r) { return r->sg.launches; }
 
 int unet_runner_fits(const unet_runner *r, const sdc_unet *u, int B, int H, int W, int M, const unet_extra *extra,
                      int graphs) {
-    return r && r->u == u && r->B == B && r->H == H && r->W == W && r->M == M && r->graphs == graphs &&
+    return r && r->u == u && r->B == B && r->H == H && r->W == W && r->M == M && r->sg.enabled == graphs &&
            unet_inputs_same_extras(&r->in, u, extra);
 }
 
@@ -92,5 +65,5 @@ sdc_status unet_runner_set_context(unet_runner *r, const float *ctx, const unet_
     return unet_inputs_set_context(&r->in, ctx, extra);
 }
 
-int64_t unet_runner_graph_bytes(const unet_runner *r) { return r->g ? op_graph_bytes(r->g) : 0; }
-const char *unet_runner_graph_note(const unet_runner *r) { return r->note; }
+int64_t unet_runner_graph_bytes(const unet_runner *r) { return step_graph_bytes(&r->sg); }
+const char *unet_runner_graph_note(const unet_runner *r) { return r->sg.note; }

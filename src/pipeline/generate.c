@@ -11,6 +11,7 @@
 
 #include "io/png_io.h"
 #include "nn/layers.h"
+#include "nn/step_graph.h"
 #include "nn/unet_runner.h"
 #include "nn/vae_tiling.h"
 #include "pipeline/infotext.h"
@@ -191,8 +192,7 @@ static sdc_status denoise_step(gen_state *S, unet_runner *run, int k);
  * re-uploaded), else a new one. SDC_STEP_GRAPHS=0: every step op by op. */
 static sdc_status runner_take(sdc_model *m, int rows, int h, int w, const float *ctx, const unet_extra *ex,
                               unet_runner **out) {
-    const char *ge = getenv("SDC_STEP_GRAPHS");
-    int graphs = !(ge && !strcmp(ge, "0"));
+    int graphs = step_graph_env_enabled();
     unet_runner *r = m->unet_run;
     m->unet_run = NULL;
     if (unet_runner_fits(r, m->unet, rows, h, w, SDC_TOKENS, ex, graphs) && !unet_runner_set_context(r, ctx, ex)) {

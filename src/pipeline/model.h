@@ -31,6 +31,9 @@ struct sdc_model {
      * request of the same shapes when the graph's memory is small
      * (generate.c); requests on one model run one at a time */
     struct unet_runner *unet_run;
+    /* the text encoders' runners (te, te2) with their graphs, kept on device
+     * backends for the next request (text_conditioning.c) */
+    struct clip_runner *te_run[2];
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include "io/model_files.h"
 #include "lora/lora.h"
 #include "nn/unet_runner.h"
+#include "text/clip_text_runner.h"
 #include "pipeline/model.h"
 #include "pipeline/single_file.h"
 
@@ -182,6 +183,8 @@ void sdc_model_free(sdc_model *m) {
     if (!m) return;
     clip_tokenizer_free(m->tok);
     clip_tokenizer_free(m->tok2);
+    clip_runner_free(m->te_run[0]); /* their graphs read the encoders' weights */
+    clip_runner_free(m->te_run[1]);
     clip_text_free(m->te);
     clip_text_free(m->te2);
     unet_runner_free(m->unet_run); /* its graph reads the UNet's weights */

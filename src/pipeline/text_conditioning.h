@@ -17,7 +17,7 @@ typedef struct {
 } text_cond;
 
 /* prompts[B]; clip_skip as in sdc_request (0/1 = none). */
-sdc_status text_cond_encode(const sdc_model *m, const char *const *prompts, int B, int clip_skip, text_cond *out);
+sdc_status text_cond_encode(sdc_model *m, const char *const *prompts, int B, int clip_skip, text_cond *out);
 /* All zeros of the same shape (SDXL force_zeros_for_empty_prompt). */
 sdc_status text_cond_zeros(const sdc_model *m, int B, text_cond *out);
 void text_cond_free(text_cond *c);

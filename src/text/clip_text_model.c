@@ -282,20 +282,69 @@ static sdc_status layer_fwd(const clip_text_model *m, int li, float *x, int B, i
     return SDC_OK;
 }
 
+static sdc_status check_ids(const clip_text_model *m, const int64_t *ids, int B, int T) {
+    const clip_text_config *c = &m->cfg;
+    if (B < 1 || T < 1 || T > c->max_positions)
+        return sdc_fail(SDC_ERR_ARG, "clip text encoder: %d x %d tokens (sequence length must be 1..%d)", B, T,
+                        c->max_positions);
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return sdc_fail(SDC_ERR_ARG, "clip text encoder: token id %lld at [%lld, %lld] is outside the vocabulary (%d)",
+                            (long long)ids[i], (long long)(i / T), (long long)(i % T), c->vocab_size);
+    return SDC_OK;
+}
+
+int64_t clip_text_workspace_floats(const clip_text_model *m, int B, int T) {
+    int64_t N = (int64_t)B * T;
+    return 5 * N * m->cfg.hidden_size + N * m->cfg.intermediate_size;
+}
+
+sdc_status clip_text_embed(const clip_text_model *m, const int64_t *ids, int B, int T, float *x) {
+    SDC_TRY(check_ids(m, ids, B, T));
+    int D = m->cfg.hidden_size;
+    /* x[b, t] = tok[ids[b, t]] + pos[t] */
+    op_gather_rows(x, m->tok_emb, m->tok_dt, D, ids, (int64_t)B * T);
+    for (int b = 0; b < B; b++) op_add(x + (int64_t)b * T * D, m->pos_emb, (int64_t)T * D);
+    return SDC_OK;
+}
+
+sdc_status clip_text_layers(const clip_text_model *m, float *x, int B, int T, int n, float *ws, int layer,
+                            int final_norm, float *out, float *last) {
+    const clip_text_config *c = &m->cfg;
+    int64_t N = (int64_t)B * T, ND = N * c->hidden_size;
+    if (n < 0 || n > c->num_layers || layer < 0 || layer > n || (last && n != c->num_layers))
+        return sdc_fail(SDC_ERR_ARG, "clip text encoder: layers %d, output after %d", n, layer);
+    for (int li = 0; li <= n; li++) {
+        if (li == layer && out) {
+            if (final_norm) layer_norm_fwd(&m->final_ln, x, out, N);
+            else op_copy(out, x, ND);
+        }
+        if (li < n) SDC_TRY(layer_fwd(m, li, x, B, T, ws, NULL, NULL));
+    }
+    if (last) layer_norm_fwd(&m->final_ln, x, last, N);
+    return SDC_OK;
+}
+
+sdc_status clip_text_pool_project(const clip_text_model *m, const int64_t *ids, int B, int T, const float *last,
+                                  float *pool, float *text_embeds) {
+    if (text_embeds && !m->cfg.with_projection)
+        return sdc_fail(SDC_ERR_ARG, "clip text encoder: text_embeds requested from a model without text_projection");
+    if (B < 1 || B > 4096 || T < 1) return sdc_fail(SDC_ERR_ARG, "clip text encoder: %d x %d tokens", B, T);
+    int64_t eos[B]; /* rows of last pooled: each row's EOS position, found on the host ids */
+    for (int b = 0; b < B; b++) eos[b] = (int64_t)b * T + clip_text_eos_index(m, ids + (int64_t)b * T, T);
+    op_gather_rows(pool, last, OP_F32, m->cfg.hidden_size, eos, B);
+    if (text_embeds) linear_fwd(&m->proj, pool, B, text_embeds);
+    return SDC_OK;
+}
+
 sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, int B, int T, float **hidden_states,
                                  float *last_hidden, float *pooled, float *text_embeds, clip_tap_fn tap,
                                  void *tap_ctx) {
     const clip_text_config *c = &m->cfg;
     int D = c->hidden_size, L = c->num_layers;
-    if (B < 1 || T < 1 || T > c->max_positions)
-        return sdc_fail(SDC_ERR_ARG, "clip text encoder: %d x %d tokens (sequence length must be 1..%d)", B, T,
-                        c->max_positions);
+    SDC_TRY(check_ids(m, ids, B, T));
     if (text_embeds && !c->with_projection)
         return sdc_fail(SDC_ERR_ARG, "clip text encoder: text_embeds requested from a model without text_projection");
-    for (int64_t i = 0; i < (int64_t)B * T; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return sdc_fail(SDC_ERR_ARG, "clip text encoder: token id %lld at [%lld, %lld] is outside the vocabulary (%d)",
-                            (long long)ids[i], (long long)(i / T), (long long)(i % T), c->vocab_size);
 
     /* how many layers must run */
     int need = -1;
@@ -309,14 +358,12 @@ sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, i
     int64_t N = (int64_t)B * T, ND = N * D;
     float *x, *ws;
     SDC_TRY(op_alloc(&x, ND));
-    sdc_status st = op_alloc(&ws, 5 * ND + N * c->intermediate_size);
+    sdc_status st = op_alloc(&ws, clip_text_workspace_floats(m, B, T));
     if (st) {
         op_free(x);
         return st;
     }
-    /* embeddings: x[b, t] = tok[ids[b, t]] + pos[t] */
-    op_gather_rows(x, m->tok_emb, m->tok_dt, D, ids, N);
-    for (int b = 0; b < B; b++) op_add(x + (int64_t)b * T * D, m->pos_emb, (int64_t)T * D);
+    if ((st = clip_text_embed(m, ids, B, T, x))) goto done;
     emit(tap, tap_ctx, "text_model.embeddings", -1, NULL, x, B, T, D);
     if (hidden_states && hidden_states[0] && (st = op_download(hidden_states[0], x, ND))) goto done;
     for (int li = 0; li < need; li++) {
@@ -327,18 +374,12 @@ sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, i
         float *last = ws; /* ws is free now */
         layer_norm_fwd(&m->final_ln, x, last, N);
         if (last_hidden && (st = op_download(last_hidden, last, ND))) goto done;
-        int64_t eos[B]; /* rows of last pooled: each row's EOS position, found on the host ids */
-        for (int b = 0; b < B; b++) eos[b] = (int64_t)b * T + clip_text_eos_index(m, ids + (int64_t)b * T, T);
-        float *pool = x; /* x is dead after the norm */
-        op_gather_rows(pool, last, OP_F32, D, eos, B);
-        if (pooled && (st = op_download(pooled, pool, (int64_t)B * D))) goto done;
-        if (text_embeds) {
-            float *te;
-            if ((st = op_alloc(&te, (int64_t)B * c->projection_dim))) goto done;
-            linear_fwd(&m->proj, pool, B, te);
-            st = op_download(text_embeds, te, (int64_t)B * c->projection_dim);
-            op_free(te);
-        }
+        float *pool = x, *te = NULL; /* x is dead after the norm */
+        if (text_embeds && (st = op_alloc(&te, (int64_t)B * c->projection_dim))) goto done;
+        st = clip_text_pool_project(m, ids, B, T, last, pool, te);
+        if (!st && pooled) st = op_download(pooled, pool, (int64_t)B * D);
+        if (!st && te) st = op_download(text_embeds, te, (int64_t)B * c->projection_dim);
+        op_free(te);
     }
 done:
     op_free(x);

@@ -73,6 +73,23 @@ sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, i
  * backend's memory and cannot. */
 sdc_status clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows);
 
+/* The forward in parts on activation memory, for a runner that captures
+ * the layer stack into a step graph (clip_text_runner.h):
+ *   clip_text_embed: x[B*T, D] = embeddings of ids (host; checked here)
+ *   clip_text_layers: layers [0, n) on x in place, ws of
+ *     clip_text_workspace_floats; the hidden state after `layer` layers
+ *     (0 = embeddings, <= n) into out, through the final norm when
+ *     final_norm; last (n == num_layers only) = final_norm(x). No host round
+ *     trip: a step graph may capture it.
+ *   clip_text_pool_project: pool[B, D] = last at each row's EOS (host ids),
+ *     text_embeds (NULL to skip) = text_projection(pool). */
+sdc_status clip_text_embed(const clip_text_model *m, const int64_t *ids, int B, int T, float *x);
+sdc_status clip_text_layers(const clip_text_model *m, float *x, int B, int T, int n, float *ws, int layer,
+                            int final_norm, float *out, float *last);
+sdc_status clip_text_pool_project(const clip_text_model *m, const int64_t *ids, int B, int T, const float *last,
+                                  float *pool, float *text_embeds);
+int64_t clip_text_workspace_floats(const clip_text_model *m, int B, int T);
+
 /* The EOS position pooled for one row of ids[T] (the rule of transformers 4.44). */
 int clip_text_eos_index(const clip_text_model *m, const int64_t *ids, int T);
 
