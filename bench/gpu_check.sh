@@ -4,7 +4,8 @@
 #   1. build: make -j16 B=build/gpu (CUDA is found automatically)
 #   2. tests: build/gpu/test_sdc cuda (the CUDA op tests and every
 #      case_*_cuda_png: PSNR >= 35 dB against the CPU goldens), verbose
-#   3. bench_cuda: the ops at SD 1.5 / SDXL shapes and the GEMM ceiling
+#   3. bench_cuda: the ops at SD 1.5 / SDXL shapes and the GEMM ceiling;
+#      --rng cuda noise against torch.randn on the GPU (bench/rng_check.py)
 #   4. make_random_model: full-size random-weight SD 1.5 and SDXL (f16) from
 #      the carried configs, in the background while 2-3 run (timed);
 #      meanwhile bench_pipeline on a tiny model on the CPU and on cuda: the
@@ -197,6 +198,14 @@ else
     ORDER+=(bench_cuda); RC[bench_cuda]="not built"
 fi
 
+# --rng cuda against PyTorch's own CUDA generator (the image's python3 has
+# torch): the noise of two 64x64 latents, drawn by sdc on the CPU
+if [ -x "$B/sdc" ] && command -v python3 >/dev/null; then
+    step rng_cuda_vs_torch 60 bash -c "$B/sdc generate -m tests/fixtures/models/tiny-sd -p x --rng cuda --steps 1 \
+        -W 512 -H 512 --batch 2 --seed 1234 --quiet -o $B/rng.png --dump $B/rng.safetensors > /dev/null &&
+        python3 bench/rng_check.py $B/rng.safetensors 1234"
+fi
+
 # FLOPs are counted by the CPU ops themselves and by the dispatcher for cuda
 # (src/backend/ops.c): the same work must count the same on both. A tiny
 # model at 512x512 (seconds), which also tries the device profile early.
@@ -279,6 +288,7 @@ step sd15_512_nograph 60 $BP -m "$SD15" -W 512 -H 512 --reps 3 --graphs 0 --stag
     fi
     [ -f "$LOGDIR/flops_on_$DEV.txt" ] && echo "-- GFLOP per stage, tiny SD at 512x512, cpu | $DEV:" &&
         flops_table | sed 's/^/   /'
+    [ -f "$LOGDIR/rng_cuda_vs_torch.txt" ] && grep -E '^rng_check' "$LOGDIR/rng_cuda_vs_torch.txt" | sed 's/^/-- /'
     [ -f "$LOGDIR/bench_cuda.txt" ] && grep -m2 -E '^ceiling:|^bench_cuda:' "$LOGDIR/bench_cuda.txt" | sed 's/^/-- bench_cuda: /'
     for m in sd15 sdxl; do [ -f "$LOGDIR/models_$m.txt" ] && grep -E 'rc=|already' "$LOGDIR/models_$m.txt" | sed 's/^/-- models: /'; done
     for s in sd15_512 sd15_512_nograph sdxl_turbo_512 sdxl_turbo_512_bf16 sdxl_1024_cfg sd15_batch8 sdxl_turbo_batch8; do
