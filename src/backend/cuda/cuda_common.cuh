@@ -76,4 +76,37 @@ static inline unsigned cu__blocks(int64_t n, int threads) {
     return (unsigned)(b > 0 ? b : 1);
 }
 
+/* Work on a [rows, cols] layout without a 64-bit division per element (a
+ * division is a long instruction sequence on the GPU, as costly as these
+ * kernels' memory traffic): blocks stride over rows, a block's threads over
+ * its row's columns. Launch with <<<cu__row_blocks(rows), cu__row_threads(cols)>>>. */
+#define CU_ROWS(r, rows) for (int64_t r = blockIdx.x; r < (rows); r += gridDim.x)
+#define CU_COLS(c, cols) for (int64_t c = threadIdx.x; c < (cols); c += blockDim.x)
+static inline unsigned cu__row_threads(int64_t cols) {
+    int64_t t = (cols + 31) / 32 * 32;
+    return (unsigned)(t > 256 ? 256 : t < 32 ? 32 : t);
+}
+static inline unsigned cu__row_blocks(int64_t rows) {
+    int64_t cap = (int64_t)cu__sm_count() * 64;
+    return (unsigned)(rows < 1 ? 1 : rows < cap ? rows : cap);
+}
+
+/* y[r][c] += b[c] (a GEMM's bias) */
+template <typename T, typename W>
+__global__ void cu_bias_rows_kernel(T *y, const W *b, int64_t rows, int64_t cols) {
+    CU_ROWS(r, rows) {
+        T *yr = y + r * cols;
+        CU_COLS(c, cols) cu_st(yr + c, cu_ld(yr + c) + cu_ld(b + c));
+    }
+}
+/* y[p][i] += b[p % nb] over planes of `inner` elements (a convolution's bias) */
+template <typename T, typename W>
+__global__ void cu_bias_planes_kernel(T *y, const W *b, int64_t planes, int64_t inner, int64_t nb) {
+    CU_ROWS(p, planes) {
+        float bv = cu_ld(b + p % nb);
+        T *yp = y + p * inner;
+        CU_COLS(i, inner) cu_st(yp + i, cu_ld(yp + i) + bv);
+    }
+}
+
 #endif

@@ -36,10 +36,10 @@ sdc_status cu_quick_gelu(void *x, cu_dtype at, int64_t n) { return activation("c
 
 template <typename T>
 __global__ void geglu_kernel(const T *x, T *y, int64_t rows, int D) {
-    GRID_LOOP(i, rows * D) {
-        int64_t r = i / D, c = i % D;
+    CU_ROWS(r, rows) {
         const T *xr = x + r * 2 * D;
-        cu_st(y + i, cu_ld(xr + c) * act1(ACT_GELU, cu_ld(xr + D + c)));
+        T *yr = y + r * D;
+        CU_COLS(c, D) cu_st(yr + c, cu_ld(xr + c) * act1(ACT_GELU, cu_ld(xr + D + c)));
     }
 }
 
@@ -50,7 +50,8 @@ sdc_status cu_geglu(const void *x, void *y, cu_dtype at, int64_t rows, int D) {
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (rows=%lld D=%d)", op, (long long)rows, D);
     if (rows == 0) return SDC_OK;
     CU_DISPATCH(at, T, {
-        geglu_kernel<T><<<cu__blocks(rows * D, 256), 256, 0, cu__stream_get()>>>((const T *)x, (T *)y, rows, D);
+        geglu_kernel<T><<<cu__row_blocks(rows), cu__row_threads(D), 0, cu__stream_get()>>>((const T *)x, (T *)y, rows,
+                                                                                             D);
     });
     CU_LAUNCH_CK(op);
     return SDC_OK;
@@ -84,28 +85,29 @@ sdc_status cu_scale(void *y, float s, cu_dtype at, int64_t n) {
     return SDC_OK;
 }
 
-template <typename T>
-__global__ void channel_bias_kernel(T *y, const T *v, int64_t n, int64_t HW) {
-    GRID_LOOP(i, n) cu_st(y + i, cu_ld(y + i) + cu_ld(v + i / HW));
-}
-
 sdc_status cu_add_channel_bias(void *y, const void *v, cu_dtype at, int B, int C, int64_t HW) {
     const char *op = "cu_add_channel_bias";
     CU_READY(op);
     if (!cu__dtype_ok(at) || B <= 0 || C <= 0 || HW <= 0 || !y || !v)
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (B=%d C=%d HW=%lld)", op, B, C, (long long)HW);
-    int64_t n = (int64_t)B * C * HW;
-    CU_DISPATCH(at, T, { channel_bias_kernel<T><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((T *)y, (const T *)v, n, HW); });
+    int64_t planes = (int64_t)B * C; /* v[B, C]: one value per plane */
+    CU_DISPATCH(at, T, {
+        cu_bias_planes_kernel<T, T><<<cu__row_blocks(planes), cu__row_threads(HW), 0, cu__stream_get()>>>(
+            (T *)y, (const T *)v, planes, HW, planes);
+    });
     CU_LAUNCH_CK(op);
     return SDC_OK;
 }
 
+/* one output row (plane p, row r) per block iteration */
 template <typename T>
 __global__ void upsample_kernel(const T *x, T *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    GRID_LOOP(i, BC * Ho * Wo) {
-        int64_t p = i / ((int64_t)Ho * Wo);
-        int r = (int)(i / Wo % Ho), c = (int)(i % Wo);
-        y[i] = x[(p * H + cu_nearest_src(r, H, Ho)) * W + cu_nearest_src(c, W, Wo)];
+    CU_ROWS(q, BC * Ho) {
+        int64_t p = q / Ho;
+        int r = (int)(q - p * Ho);
+        const T *xr = x + (p * H + cu_nearest_src(r, H, Ho)) * W;
+        T *yr = y + q * Wo;
+        CU_COLS(c, Wo) yr[c] = xr[cu_nearest_src((int)c, W, Wo)];
     }
 }
 
@@ -114,8 +116,10 @@ sdc_status cu_upsample_nearest(const void *x, void *y, cu_dtype at, int64_t BC, 
     CU_READY(op);
     if (!cu__dtype_ok(at) || BC <= 0 || H <= 0 || W <= 0 || Ho <= 0 || Wo <= 0 || !x || !y)
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (%dx%d -> %dx%d)", op, H, W, Ho, Wo);
-    int64_t n = BC * Ho * Wo;
-    CU_DISPATCH(at, T, { upsample_kernel<T><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((const T *)x, (T *)y, BC, H, W, Ho, Wo); });
+    CU_DISPATCH(at, T, {
+        upsample_kernel<T><<<cu__row_blocks(BC * Ho), cu__row_threads(Wo), 0, cu__stream_get()>>>((const T *)x, (T *)y,
+                                                                                                   BC, H, W, Ho, Wo);
+    });
     CU_LAUNCH_CK(op);
     return SDC_OK;
 }

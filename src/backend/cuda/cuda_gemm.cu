@@ -24,16 +24,16 @@ static unsigned align_of(const void *p) {
 }
 
 /* y[i] += b[(i / inner) % nb]: bias per GEMM column (inner = 1) or per conv channel plane */
-template <typename T, typename W>
-__global__ void bias_kernel(T *y, const W *b, int64_t n, int64_t inner, int64_t nb) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        cu_st(y + i, cu_ld(y + i) + cu_ld(b + (i / inner) % nb));
-}
-
 static sdc_status add_bias(void *y, cu_dtype at, const void *b, cu_dtype wt, int64_t n, int64_t inner, int64_t nb,
                            const char *op) {
+    int64_t rows = n / nb, planes = n / inner;
     CU_DISPATCH(at, T, CU_DISPATCH(wt, WT, {
-        bias_kernel<T, WT><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((T *)y, (const WT *)b, n, inner, nb);
+        if (inner == 1)
+            cu_bias_rows_kernel<T, WT><<<cu__row_blocks(rows), cu__row_threads(nb), 0, cu__stream_get()>>>(
+                (T *)y, (const WT *)b, rows, nb);
+        else
+            cu_bias_planes_kernel<T, WT><<<cu__row_blocks(planes), cu__row_threads(inner), 0, cu__stream_get()>>>(
+                (T *)y, (const WT *)b, planes, inner, nb);
     }));
     CU_LAUNCH_CK(op);
     return SDC_OK;

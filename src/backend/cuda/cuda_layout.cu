@@ -39,12 +39,15 @@ sdc_status cu_affine(void *y, const void *x, float a, float b, cu_dtype at, int6
     return SDC_OK;
 }
 
+/* one output row (plane p, row oy) per block iteration */
 template <typename T>
 __global__ void pad_zero_kernel(const T *x, T *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    GRID_LOOP(i, BC * Ho * Wo) {
-        int64_t p = i / ((int64_t)Ho * Wo), r = i % ((int64_t)Ho * Wo);
-        int oy = (int)(r / Wo), ox = (int)(r % Wo);
-        y[i] = oy < H && ox < W ? x[(p * H + oy) * W + ox] : T(0.0f);
+    CU_ROWS(q, BC * Ho) {
+        int64_t p = q / Ho;
+        int oy = (int)(q - p * Ho);
+        const T *xr = oy < H ? x + (p * H + oy) * W : nullptr; /* rows past H are all padding */
+        T *yr = y + q * Wo;
+        CU_COLS(ox, Wo) yr[ox] = xr && ox < W ? xr[ox] : T(0.0f);
     }
 }
 
@@ -56,7 +59,8 @@ sdc_status cu_pad_zero(const void *x, void *y, cu_dtype at, int64_t BC, int H, i
     int64_t n = BC * Ho * Wo;
     if (!n) return SDC_OK;
     CU_DISPATCH(at, T, {
-        pad_zero_kernel<T><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((const T *)x, (T *)y, BC, H, W, Ho, Wo);
+        pad_zero_kernel<T><<<cu__row_blocks(BC * Ho), cu__row_threads(Wo), 0, cu__stream_get()>>>(
+            (const T *)x, (T *)y, BC, H, W, Ho, Wo);
     });
     CU_LAUNCH_CK(op);
     return SDC_OK;
@@ -85,11 +89,6 @@ sdc_status cu_gather_rows(void *dst, const void *src, cu_dtype at, int64_t cols,
     return SDC_OK;
 }
 
-template <typename T>
-__global__ void row_bias_kernel(T *y, const T *b, int64_t rows, int64_t cols) {
-    GRID_LOOP(i, rows * cols) cu_st(y + i, cu_ld(y + i) + cu_ld(b + i % cols));
-}
-
 sdc_status cu_add_row_bias(void *y, const void *b, cu_dtype at, int64_t rows, int64_t cols) {
     const char *op = "cu_add_row_bias";
     CU_READY(op);
@@ -98,7 +97,8 @@ sdc_status cu_add_row_bias(void *y, const void *b, cu_dtype at, int64_t rows, in
     int64_t n = rows * cols;
     if (!n) return SDC_OK;
     CU_DISPATCH(at, T, {
-        row_bias_kernel<T><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((T *)y, (const T *)b, rows, cols);
+        cu_bias_rows_kernel<T, T><<<cu__row_blocks(rows), cu__row_threads(cols), 0, cu__stream_get()>>>(
+            (T *)y, (const T *)b, rows, cols);
     });
     CU_LAUNCH_CK(op);
     return SDC_OK;
