@@ -808,6 +808,24 @@ static void dev_arena_graph(void) {
     CHECK(!sp && !rr, "arena regrow: %s", sdc_last_error());
     CHECK(stale != SDC_OK && strstr(sdc_last_error(), "capture it again"), "stale graph ran (%s)", sdc_last_error());
     CHECK_OK(cu_arena_reset());
+
+    /* scratch a graph captured survives being outgrown until the graph goes */
+    void *sc0 = NULL, *sc1 = NULL, *sc2 = NULL;
+    CHECK_OK(cu_scratch(1, 4096, &sc0));
+    int retired0 = cu_scratch_retired();
+    CHECK_OK(cu_graph_begin());
+    sdc_status sa = cu_scratch(1, 4096, &sc1), sb = sc1 ? cu_memset0(sc1, 4096) : SDC_ERR_ARG;
+    sdc_status grow = cu_scratch(1, 64u << 20, &sc2); /* refused inside a capture */
+    sdc_status se = cu_graph_end(&g);
+    CHECK(!sa && !sb && !se && g && sc1 == sc0, "capture with scratch: %s", sdc_last_error());
+    CHECK(grow != SDC_OK, "scratch grew inside a capture");
+    CHECK_OK(cu_scratch(1, 64u << 20, &sc2)); /* outgrown now: sc1 is kept for the graph */
+    CHECK(sc2 != sc1 && cu_scratch_retired() == retired0 + 1, "outgrown captured scratch: %d kept",
+          cu_scratch_retired() - retired0);
+    CHECK_OK(cu_graph_launch(g));
+    CHECK_OK(cu_sync());
+    cu_graph_free(g);
+    CHECK(cu_scratch_retired() == 0, "%d outgrown scratch buffers left after the last graph", cu_scratch_retired());
 }
 
 static void dev_errors(void) {

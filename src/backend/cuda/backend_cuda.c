@@ -144,27 +144,13 @@ static sdc_status dev_download(float *host, const float *dev, int64_t n) {
     return n > 0 ? cu_download(host, dev, (size_t)n * sizeof(float)) : SDC_OK;
 }
 
-/* Device scratch (operands rounded to g_mm): grow-only,
- * one per use so that the inputs and output of one op never share. */
+/* Device scratch (operands rounded to g_mm), the runtime's cu_scratch
+ * slots: one per use so that the inputs and output of one op never share;
+ * kept alive for graphs that captured them (cuda_ops.h). */
 enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_N };
+_Static_assert(SCR_N <= CU_SCRATCH_USER_SLOTS, "backend scratch slots");
 static sdc_status scratch(int slot, int64_t elems, cu_dtype dt, void **p) {
-    static void *buf[SCR_N];
-    static size_t cap[SCR_N];
-    size_t bytes = (size_t)(elems > 0 ? elems : 1) * cu_dtype_size(dt);
-    *p = NULL;
-    if (bytes > cap[slot]) {
-        if (g_capg)
-            return sdc_fail(SDC_ERR_ARG, "device scratch must grow to %zu bytes while a step graph is captured (run "
-                                         "the step once before capturing it)", bytes);
-        SDC_TRY(cu_sync()); /* queued work may still read the old buffer */
-        cu_free(buf[slot]);
-        buf[slot] = NULL;
-        cap[slot] = 0;
-        SDC_TRY(cu_malloc(&buf[slot], bytes));
-        cap[slot] = bytes;
-    }
-    *p = buf[slot];
-    return SDC_OK;
+    return cu_scratch(slot, (size_t)(elems > 0 ? elems : 1) * cu_dtype_size(dt), p);
 }
 
 /* x[n] float32 -> scratch in g_mm (x itself when g_mm is float32) */

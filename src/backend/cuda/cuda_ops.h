@@ -74,6 +74,15 @@ size_t cu_arena_capacity(void);  /* bytes held */
 size_t cu_arena_high_water(void);/* most bytes in use at once since cu_init */
 long cu_arena_mallocs(void);     /* cudaMalloc calls made by the arena, for tests */
 
+/* Persistent device scratch for the backend's own use, slots 0 ..
+ * CU_SCRATCH_USER_SLOTS-1 (the ops keep theirs apart): grown on demand,
+ * never while a graph is captured (an error: run the work once first), and
+ * a buffer handed out during a capture is kept alive after it is outgrown
+ * until no graph is left, since the graph's kernels have its address. */
+#define CU_SCRATCH_USER_SLOTS 4
+sdc_status cu_scratch(int slot, size_t bytes, void **p);
+int cu_scratch_retired(void); /* outgrown buffers kept for graphs (tests) */
+
 /* ---- CUDA graphs: capture a repeated step once, replay it ---- */
 typedef struct cu_graph cu_graph;
 sdc_status cu_graph_begin(void);            /* start capturing the backend stream */

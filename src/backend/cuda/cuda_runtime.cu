@@ -7,6 +7,8 @@
 
 #include "backend/cuda/cuda_common.cuh"
 
+#define SCRATCH_SLOTS (4 + CU_SCRATCH_USER_SLOTS)
+
 static struct {
     int ready, tried;
     sdc_status init_st;
@@ -18,8 +20,13 @@ static struct {
     cublasLtHandle_t lt;
     void *blas_ws, *lt_ws;
     size_t lt_ws_bytes;
-    void *scratch[4];
-    size_t scratch_bytes[4];
+    /* scratch slots: 0-3 the ops' own (cuda_common.cuh), 4.. the backend's (cu_scratch) */
+    void *scratch[SCRATCH_SLOTS];
+    size_t scratch_bytes[SCRATCH_SLOTS];
+    int scratch_pinned[SCRATCH_SLOTS]; /* handed out during a capture: a graph has its address */
+    void **retired;                    /* grown-out pinned buffers, freed when no graph is left */
+    int nretired, capretired;
+    int graphs_alive;
 } g;
 
 #define WS_BYTES ((size_t)32 << 20)
@@ -187,19 +194,43 @@ static int capturing(void) {
 }
 int cu_capturing(void) { return capturing(); }
 
+/* A scratch buffer that a graph captured is baked into that graph: growing
+ * the slot later (a larger shape run directly, the VAE after the UNet) must
+ * not free it while a graph may still be launched. */
+static sdc_status retire(void *p) {
+    if (g.nretired == g.capretired) {
+        int c = g.capretired ? 2 * g.capretired : 16;
+        void **t = (void **)realloc(g.retired, (size_t)c * sizeof *t);
+        if (!t) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+        g.retired = t;
+        g.capretired = c;
+    }
+    g.retired[g.nretired++] = p;
+    return SDC_OK;
+}
+
 sdc_status cu__scratch(int slot, size_t bytes, void **p, const char *op) {
+    *p = NULL;
+    if (slot < 0 || slot >= SCRATCH_SLOTS) return sdc_fail(SDC_ERR_ARG, "%s: scratch slot %d", op, slot);
+    int cap = capturing();
     if (bytes <= g.scratch_bytes[slot]) {
+        if (cap) g.scratch_pinned[slot] = 1;
         *p = g.scratch[slot];
         return SDC_OK;
     }
-    if (capturing())
+    if (cap)
         return sdc_fail(SDC_ERR_ARG, "%s: needs %zu bytes of scratch while a CUDA graph is captured; run the step once "
                                      "before capturing it", op, bytes);
     if (g.scratch[slot]) {
-        CU_CK(op, cudaStreamSynchronize(g.stream)); /* queued kernels may still read it */
-        cudaFree(g.scratch[slot]);
+        if (g.scratch_pinned[slot] && g.graphs_alive > 0) {
+            SDC_TRY(retire(g.scratch[slot]));
+        } else {
+            CU_CK(op, cudaStreamSynchronize(g.stream)); /* queued kernels may still read it */
+            cudaFree(g.scratch[slot]);
+        }
         g.scratch[slot] = NULL;
         g.scratch_bytes[slot] = 0;
+        g.scratch_pinned[slot] = 0;
     }
     size_t want = bytes + bytes / 4; /* a little headroom against regrowing by a few bytes */
     cudaError_t e = cudaMalloc(&g.scratch[slot], want);
@@ -359,6 +390,7 @@ sdc_status cu_graph_end(cu_graph **out) {
         return cu__fail_cuda(e, "cu_graph_end", "cudaGraphInstantiate");
     }
     cg->generation = A.generation;
+    g.graphs_alive++;
     *out = cg;
     return SDC_OK;
 }
@@ -377,6 +409,19 @@ void cu_graph_free(cu_graph *cg) {
     if (!cg) return;
     if (g.ready) cudaGraphExecDestroy(cg->exec);
     free(cg);
+    if (g.graphs_alive > 0 && --g.graphs_alive == 0) { /* no graph holds a scratch address any more */
+        if (g.nretired && g.ready) cudaStreamSynchronize(g.stream);
+        for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
+        g.nretired = 0;
+        memset(g.scratch_pinned, 0, sizeof g.scratch_pinned);
+    }
+}
+
+int cu_scratch_retired(void) { return g.nretired; }
+
+sdc_status cu_scratch(int slot, size_t bytes, void **p) {
+    if (slot < 0 || slot >= CU_SCRATCH_USER_SLOTS) return sdc_fail(SDC_ERR_ARG, "cu_scratch: slot %d", slot);
+    return cu__scratch(4 + slot, bytes, p, "cu_scratch");
 }
 
 void cu_shutdown(void) {
@@ -384,7 +429,9 @@ void cu_shutdown(void) {
     cudaStreamSynchronize(g.stream);
     for (int i = 0; i < A.nblocks; i++) cudaFree(A.base[i]);
     memset(&A, 0, sizeof A);
-    for (int i = 0; i < 3; i++) cudaFree(g.scratch[i]);
+    for (int i = 0; i < SCRATCH_SLOTS; i++) cudaFree(g.scratch[i]);
+    for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
+    free(g.retired);
     cublasLtDestroy(g.lt);
     cublasDestroy(g.blas);
     cudaFree(g.blas_ws);
