@@ -2,7 +2,8 @@
  * Diffusion family, numerically faithful to Hugging Face diffusers.
  *
  *   sdc_model *m;  sdc_model_load(&m, "path/to/diffusers-folder", &load_opts);
- *   sdc_request r; sdc_request_defaults(&r); r.prompt = "a cat"; r.seed = 42;
+ *   const char *p = "a cat";
+ *   sdc_request r; sdc_request_init(&r); r.prompts = &p; r.nprompts = 1; r.seed = 42;
  *   sdc_image *imgs; int n; sdc_generate(m, &r, &imgs, &n);
  *   ... sdc_images_free(imgs, n); sdc_model_free(m);
  *
@@ -157,6 +158,8 @@ typedef struct {
     char *infotext;    /* A1111 "parameters" text */
 } sdc_image;
 
+/* One request at a time per model (the server queues them): on a GPU the
+ * model keeps the last request's step graphs and buffers for the next. */
 sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, int *n);
 void sdc_images_free(sdc_image *images, int n);
 
