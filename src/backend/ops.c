@@ -86,7 +86,6 @@ sdc_status op_set_device(op_device d) {
                                              "was built); use the CPU");
 #endif
     default: return sdc_fail(SDC_ERR_ARG, "unknown device %d", (int)d);
-
     }
     g_dev = d;
     return SDC_OK;
