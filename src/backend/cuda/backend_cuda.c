@@ -92,11 +92,8 @@ static sdc_status dev_alloc(float **p, int64_t n) {
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
     bytes = (bytes + 255) & ~(size_t)255;
     void *d = NULL;
-    if (g_capg && take(g_capg->owned, &g_capg->nowned, bytes, &d)) {
-        /* reused within the capture */
-    } else {
-        take(g_cache, &g_ncache, bytes, &d);
-    }
+    /* during a capture, blocks the graph already holds come first */
+    if (!(g_capg && take(g_capg->owned, &g_capg->nowned, bytes, &d))) take(g_cache, &g_ncache, bytes, &d);
     if (!d && g_capg) { /* cudaFree is not allowed while capturing: no flush */
         SDC_TRY(cu_malloc(&d, bytes));
     } else if (!d) {
