@@ -16,13 +16,8 @@
 #include "pipeline/model.h"
 #include "text/clip_text_runner.h"
 
-/* select dev, or skip the test when it cannot run here */
-static int use_device(op_device dev) {
-    if (op_set_device(dev) == SDC_OK) return 1;
-    return 0;
-}
-
-static void replays_current_inputs(op_device dev) {
+/* on the device selected by the caller */
+static void replays_current_inputs(void) {
     int64_t live = op_live_allocations();
     float *x, *y, h[4] = {1, 2, 3, 4}, o[4];
     CHECK_OK(op_alloc(&x, 4));
@@ -51,7 +46,6 @@ static void replays_current_inputs(op_device dev) {
     op_graph_free(g);
     op_free(x);
     op_free(y);
-    (void)dev;
     CHECK(op_live_allocations() == live, "%lld buffers left", (long long)(op_live_allocations() - live));
 }
 
@@ -139,7 +133,7 @@ static void runner_matches_direct(const char *model, op_device dev) {
 
 TEST(step_graph_replays_current_inputs) {
     CHECK_OK(op_set_device(OP_DEV_EMULATED));
-    replays_current_inputs(OP_DEV_EMULATED);
+    replays_current_inputs();
     op_set_device(OP_DEV_CPU);
 }
 
@@ -157,8 +151,8 @@ TEST(step_graph_unet_runner_emulated) {
 }
 
 TEST(step_graph_cuda) {
-    if (!use_device(OP_DEV_CUDA)) SKIP("%s", sdc_last_error());
-    replays_current_inputs(OP_DEV_CUDA);
+    if (op_set_device(OP_DEV_CUDA)) SKIP("%s", sdc_last_error());
+    replays_current_inputs();
     refuses_host_round_trips(OP_DEV_CUDA);
     op_set_device(OP_DEV_CPU);
     runner_matches_direct("models/tiny-sd", OP_DEV_CUDA);
