@@ -218,7 +218,6 @@ static sdc_status runner_for(bench_ctx *b, int B, int graphs, unet_runner **out)
         }
     if (b->nrun == MAX_RUNNERS) return sdc_fail(SDC_ERR_ARG, "too many UNet batch shapes");
     unet_extra ex = {.text_embeds = b->pooled2, .time_ids = b->time_ids};
-    op_set_precision(b->m->unet_dt); /* as generate.c does before the UNet (matters on a device) */
     SDC_TRY(unet_runner_create(out, b->m->unet, B, b->h, b->w, b->ctx2, b->tc.T, &ex, graphs));
     b->run[b->nrun] = *out, b->run_rows[b->nrun] = B, b->run_graphs[b->nrun] = graphs;
     b->nrun++;
@@ -229,8 +228,8 @@ static sdc_status unet_call(bench_ctx *b, int B) {
     float t[MAX_ROWS];
     for (int i = 0; i < B; i++) t[i] = 999.0f;
     unet_runner *r;
+    op_set_precision(b->m->unet_dt); /* as generate.c does before the UNet (matters on a device) */
     SDC_TRY(runner_for(b, B, g_graphs && !g_in_profile, &r));
-    op_set_precision(b->m->unet_dt);
     return unet_runner_step(r, b->x, t, b->out);
 }
 
