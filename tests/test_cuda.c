@@ -398,7 +398,7 @@ static void dev_linear(void) {
         float *cx = xmalloc(2 * LK * 64 * 4), *cref = xmalloc(2 * LN * 64 * 4), *cgot = xmalloc(2 * LN * 64 * 4);
         fill(cx, 2 * LK * 64, 34, -1, 1);
         void *dcx = up(cx, 2 * LK * 64, dt), *dcy = dzeros(2 * LN * 64, CU_F32);
-        es = dcx && dcy ? cu_conv2d_ex(dcx, dt, 2, LK, 8, 8, ew, eb, CU_F32, LN, 1, 1, 0, dcy, CU_F32) : SDC_ERR_NOMEM;
+        es = dcx && dcy ? cu_conv2d_ex(dcx, dt, 2, LK, 8, 8, ew, dt, eb, CU_F32, LN, 1, 1, 0, dcy, CU_F32) : SDC_ERR_NOMEM;
         if (!es) es = down(cgot, dcy, 2 * LN * 64, CU_F32);
         op_conv2d(cx, 2, LK, 8, 8, lw, lb, LN, 1, 1, 0, cref);
         double ce = scaled_err(cgot, cref, 2 * LN * 64);
@@ -406,7 +406,7 @@ static void dev_linear(void) {
         REPORT("conv 1x1 -> f32 out, f32 bias", dt, ce, lt);
         CHECK(ce < lt, "cu_conv2d_ex 1x1 %s -> f32: err %.3g", cu_dtype_name(dt), ce);
         /* other convolutions give their result in the operand type only */
-        es = cu_conv2d_ex(dcx, dt, 1, 8, 8, 8, ew, NULL, dt, 8, 3, 1, 1, dcy, CU_F32);
+        es = cu_conv2d_ex(dcx, dt, 1, 8, 8, 8, ew, dt, NULL, dt, 8, 3, 1, 1, dcy, CU_F32);
         CHECK(es == SDC_ERR_ARG, "a 3x3 convolution accepted a float32 output from %s operands", cu_dtype_name(dt));
         free(lx), free(lw), free(lb), free(lref), free(lgot), free(cx), free(cref), free(cgot);
         dev_free_all();

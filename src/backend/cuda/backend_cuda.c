@@ -146,6 +146,9 @@ static sdc_status dev_download(float *host, const float *dev, int64_t n) {
  * kept alive for graphs that captured them (cuda_ops.h). */
 enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_N };
 _Static_assert(SCR_N <= CU_SCRATCH_USER_SLOTS, "backend scratch slots");
+/* weights arrive with their op_dtype and go on as a cu_dtype */
+_Static_assert((int)CU_F32 == (int)OP_F32 && (int)CU_F16 == (int)OP_F16 && (int)CU_BF16 == (int)OP_BF16,
+               "cu_dtype and op_dtype share their values");
 static sdc_status scratch(int slot, int64_t elems, cu_dtype dt, void **p) {
     return cu_scratch(slot, (size_t)(elems > 0 ? elems : 1) * cu_dtype_size(dt), p);
 }
@@ -193,36 +196,34 @@ static void dev_gather_rows(float *dst, const void *src, op_dtype st, int64_t co
     keep(e);
 }
 
-/* ---- compute: matrices and kernels were uploaded in g_mm; biases float32 ---- */
+/* ---- compute: matrices and kernels in their upload dtype (g_mm, as a rule), biases float32 ---- */
 
 static void dev_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
                          float *y) {
-    (void)wt;
     if (g_mm == CU_F32) { /* bias fused into the GEMM's epilogue */
-        keep(cu_linear(x, ACT, M, K, W, b, CU_F32, N, y));
+        keep(cu_linear_ex(x, ACT, M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT));
         return;
     }
     /* f16/bf16 operands, the float32 result and bias straight from the GEMM's epilogue */
     const void *xm;
     sdc_status e = rounded(SCR_X, x, M * K, &xm);
-    if (!e) e = cu_linear_ex(xm, g_mm, M, K, W, g_mm, b, ACT, N, y, ACT);
+    if (!e) e = cu_linear_ex(xm, g_mm, M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT);
     keep(e);
 }
 
 static sdc_status dev_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
-    (void)wt;
     SDC_TRY(pending());
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo;
-    if (g_mm == CU_F32) return cu_conv2d(x, ACT, B, C, H, W, w, b, CU_F32, O, k, stride, pad, y);
+    if (g_mm == CU_F32) return cu_conv2d_ex(x, ACT, B, C, H, W, w, (cu_dtype)wt, b, ACT, O, k, stride, pad, y, ACT);
     const void *xm;
     void *ym;
     SDC_TRY(rounded(SCR_X, x, (int64_t)B * C * H * W, &xm));
     if (k == 1 && stride == 1 && pad == 0) /* one GEMM: float32 out, bias added in float32 */
-        return cu_conv2d_ex(xm, g_mm, B, C, H, W, w, b, ACT, O, k, stride, pad, y, ACT);
+        return cu_conv2d_ex(xm, g_mm, B, C, H, W, w, (cu_dtype)wt, b, ACT, O, k, stride, pad, y, ACT);
     SDC_TRY(scratch(SCR_Y, (int64_t)B * O * HWo, g_mm, &ym));
-    SDC_TRY(cu_conv2d(xm, g_mm, B, C, H, W, w, NULL, g_mm, O, k, stride, pad, ym));
+    SDC_TRY(cu_conv2d(xm, g_mm, B, C, H, W, w, NULL, (cu_dtype)wt, O, k, stride, pad, ym));
     SDC_TRY(cu_convert(y, ACT, ym, g_mm, (int64_t)B * O * HWo));
     /* the bias is float32, the GEMM's operands are not: added afterwards */
     for (int i = 0; b && i < B; i++) SDC_TRY(cu_add_channel_bias(y + (int64_t)i * O * HWo, b, ACT, 1, O, HWo));

@@ -211,17 +211,20 @@ __global__ void im2col_kernel(const T *x, T *col, int64_t K, int64_t np, int64_t
 
 sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
                      cu_dtype wt, int O, int k, int stride, int pad, void *y) {
-    return cu_conv2d_ex(x, at, B, C, H, W, w, b, wt, O, k, stride, pad, y, at);
+    return cu_conv2d_ex(x, at, B, C, H, W, w, wt, b, wt, O, k, stride, pad, y, at);
 }
 
-sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
-                        cu_dtype wt, int O, int k, int stride, int pad, void *y, cu_dtype yt) {
+sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, cu_dtype wt,
+                        const void *b, cu_dtype bt, int O, int k, int stride, int pad, void *y, cu_dtype yt) {
     const char *op = "cu_conv2d";
     CU_READY(op);
     int gemm1x1 = k == 1 && stride == 1 && pad == 0;
     if (yt != at && !gemm1x1)
         return sdc_fail(SDC_ERR_ARG, "%s: an output type of its own only for 1x1 convolutions", op);
-    if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || !cu__dtype_ok(yt) || B <= 0 || C <= 0 || H <= 0 || W <= 0 || O <= 0 || k <= 0 ||
+    if (yt != at && yt != CU_F32)
+        return sdc_fail(SDC_ERR_ARG, "%s: %s operands give %s or f32, not %s", op, cu_dtype_name(at), cu_dtype_name(at),
+                        cu_dtype_name(yt));
+    if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || !cu__dtype_ok(bt) || !cu__dtype_ok(yt) || B <= 0 || C <= 0 || H <= 0 || W <= 0 || O <= 0 || k <= 0 ||
         stride <= 0 || pad < 0 || !x || !w || !y || H + 2 * pad < k || W + 2 * pad < k)
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (B=%d C=%d H=%d W=%d O=%d k=%d stride=%d pad=%d)", op, B, C, H,
                         W, O, k, stride, pad);
@@ -264,7 +267,7 @@ sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, 
         }
     }
 bias:
-    if (b) SDC_TRY(add_bias(y, yt, b, wt, (int64_t)B * O * P, P, O, op));
+    if (b) SDC_TRY(add_bias(y, yt, b, bt, (int64_t)B * O * P, P, O, op));
     return SDC_OK;
 }
 

@@ -129,10 +129,11 @@ sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const 
  * time into scratch and multiply it by the kernel. */
 sdc_status cu_conv2d(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
                      cu_dtype wt, int O, int k, int stride, int pad, void *y);
-/* The same with y in yt, which may differ from at only for 1x1 stride-1
- * convolutions (one GEMM writing f32 from f16/bf16 operands). */
-sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, const void *b,
-                        cu_dtype wt, int O, int k, int stride, int pad, void *y, cu_dtype yt);
+/* The same with the bias in bt and y in yt, which may differ from at only
+ * for 1x1 stride-1 convolutions (one GEMM writing f32 from f16/bf16
+ * operands); w is in wt, as for cu_conv2d. */
+sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, const void *w, cu_dtype wt,
+                        const void *b, cu_dtype bt, int O, int k, int stride, int pad, void *y, cu_dtype yt);
 
 /* GroupNorm over x[B,C,HW] with G groups and affine gamma/beta[C] (in wt);
  * silu != 0 fuses SiLU after the affine. y may equal x. */
