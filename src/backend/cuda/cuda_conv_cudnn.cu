@@ -182,6 +182,9 @@ static conv_plan *plan_get(int B, int C, int H, int W, int O, int k, int stride,
     for (int i = 0; i < n; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= WS_LIMIT &&
             (at != CU_F32 || tf32 || perf[i].mathType == CUDNN_FMA_MATH)) {
+            /* the algorithm was ranked with this math type; together they
+             * pick the kernel (what PyTorch sets before running it too) */
+            if ((s = D.conv_math(p->cd, perf[i].mathType))) return refuse(p, "the algorithm's math type", s);
             p->algo = perf[i].algo;
             p->ws = perf[i].memory;
             p->ok = 1;
@@ -202,7 +205,10 @@ sdc_status cu__conv_cudnn(const void *x, cu_dtype at, int B, int C, int H, int W
     if (p->ws) SDC_TRY(cu__scratch(3, p->ws, &ws, op));
     float one = 1.0f, zero = 0.0f;
     cudnnStatus_t s = D.forward(D.h, &one, p->xd, x, p->wd, w, p->cd, p->algo, ws, p->ws, &zero, p->yd, y);
-    if (s == CUDNN_STATUS_NOT_SUPPORTED || s == CUDNN_STATUS_BAD_PARAM) {
+    /* cuDNN 9 reports a category plus a detail (e.g. NOT_SUPPORTED_SHAPE):
+     * any refusal, whatever its detail, sends the shape to the fallback */
+    int cat = CUDNN_STATUS_CATEGORY((int)s);
+    if (cat == CUDNN_STATUS_NOT_SUPPORTED || cat == CUDNN_STATUS_BAD_PARAM) {
         refuse(p, "cudnnConvolutionForward", s);
         return SDC_OK;
     }

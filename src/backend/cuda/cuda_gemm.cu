@@ -78,11 +78,11 @@ static void plan_destroy(lt_plan *p) {
 }
 
 /* Build (or find) the plan; p->ok = 0 when cuBLASLt offers no algorithm. */
-static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, cu_dtype yt, int bias, const unsigned al[4],
-                           lt_plan **out) {
+static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, cu_dtype yt, const void *bias,
+                           const unsigned al[4], lt_plan **out) {
     for (int i = 0; i < g_nplans; i++) {
         lt_plan *p = &g_plans[i];
-        if (p->valid && p->M == M && p->N == N && p->K == K && p->at == (int)at && p->yt == (int)yt && p->bias == bias &&
+        if (p->valid && p->M == M && p->N == N && p->K == K && p->at == (int)at && p->yt == (int)yt && p->bias == !!bias &&
             !memcmp(p->al, al, sizeof p->al)) {
             *out = p;
             return SDC_OK;
@@ -96,7 +96,7 @@ static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, cu_dtyp
         plan_destroy(p);
     }
     memset(p, 0, sizeof *p);
-    p->M = M, p->N = N, p->K = K, p->at = (int)at, p->yt = (int)yt, p->bias = bias;
+    p->M = M, p->N = N, p->K = K, p->at = (int)at, p->yt = (int)yt, p->bias = !!bias;
     memcpy(p->al, al, sizeof p->al);
     p->valid = 1;
     const char *op = "cu_linear";
@@ -109,6 +109,9 @@ static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, cu_dtyp
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
         CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &yty, sizeof yty));
+        /* the heuristic reads the bias pointer's alignment from it (cublasLt.h);
+         * the plan is kept per bias alignment, al[3] */
+        CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     }
     CUBLAS_CK(op, cublasLtMatrixLayoutCreate(&p->la, ty, (uint64_t)K, (uint64_t)N, K)); /* W: K x N, op T */
     CUBLAS_CK(op, cublasLtMatrixLayoutCreate(&p->lb, ty, (uint64_t)K, (uint64_t)M, K)); /* x^T: K x M */
@@ -117,7 +120,7 @@ static sdc_status plan_get(int64_t M, int64_t N, int64_t K, cu_dtype at, cu_dtyp
     CUBLAS_CK(op, cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = 0;
     cu__lt_workspace(&ws);
-    uint32_t a0 = al[0], a1 = al[1], a2 = al[2]; /* al[3], the bias, only keys the cache */
+    uint32_t a0 = al[0], a1 = al[1], a2 = al[2];
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a0, sizeof a0);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a1, sizeof a1);
@@ -159,13 +162,16 @@ sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const 
         K > INT32_MAX || (M && (!x || !W || !y)))
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (M=%lld K=%lld N=%lld)", op, (long long)M, (long long)K,
                         (long long)N);
+    if (yt != at && yt != CU_F32)
+        return sdc_fail(SDC_ERR_ARG, "%s: %s operands give %s or f32, not %s", op, cu_dtype_name(at), cu_dtype_name(at),
+                        cu_dtype_name(yt));
     if (M == 0) return SDC_OK;
     const void *Wa = NULL;
     SDC_TRY(weight_as(W, wt, at, N * K, &Wa, op));
     int fuse = b && bt == yt; /* the epilogue reads the bias in the output's dtype */
     unsigned al[4] = {align_of(Wa), align_of(x), align_of(y), fuse ? align_of(b) : 256};
     lt_plan *p = NULL;
-    SDC_TRY(plan_get(M, N, K, at, yt, fuse, al, &p));
+    SDC_TRY(plan_get(M, N, K, at, yt, fuse ? b : NULL, al, &p));
     int done = 0;
     if (p->ok) {
         if (fuse) CUBLAS_CK(op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
@@ -175,7 +181,8 @@ sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const 
         cublasStatus_t st = cublasLtMatmul(cu__lt(), p->desc, &one, Wa, p->la, x, p->lb, &zero, y, p->lc, y, p->lc,
                                            &p->algo, wsp, ws, cu__stream_get());
         if (st == CUBLAS_STATUS_SUCCESS) done = 1;
-        else if (st != CUBLAS_STATUS_NOT_SUPPORTED) return cu__fail_cublas(st, op, "cublasLtMatmul");
+        else if (st == CUBLAS_STATUS_NOT_SUPPORTED) p->ok = 0; /* this shape takes cublasGemmEx from now on */
+        else return cu__fail_cublas(st, op, "cublasLtMatmul");
     }
     if (!done) {
         SDC_TRY(gemm_ex(x, Wa, y, at, yt, M, N, K, op));
