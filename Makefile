@@ -31,6 +31,18 @@ ifeq ($(CUDA),auto)
   endif
 endif
 CU_OBJ :=
+ifeq ($(CUDA),emu)
+  # The same .cu files built as C++ against the CPU emulator of a CUDA device
+  # (tests/cuda_emu): `make cuda-emu`, no GPU or nvcc needed.
+  CXX ?= g++
+  CU_SRC := $(shell find src -name '*.cu' | sort)
+  EMU_SRC := $(shell find tests/cuda_emu -name '*.cc' | sort)
+  CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.cu.o) $(EMU_SRC:%.cc=$(B)/obj/%.o)
+  EMU_CXXFLAGS = -std=c++17 $(filter-out -march=native,$(OPT)) -g -ffp-contract=off -fno-strict-aliasing -Wall -Wextra \
+                 -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas -Iinclude -Isrc -Itests/cuda_emu/include -DSDC_HAVE_CUDA
+  CFLAGS += -DSDC_HAVE_CUDA
+  LDLIBS += -lstdc++
+endif
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   CU_SRC := $(shell find src -name '*.cu' | sort)
@@ -52,16 +64,26 @@ BENCH_SRC := $(shell find bench -name '*.c' | sort)
 BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
-.PHONY: all test test-fast asan clean bench test-browser
+.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+ifeq ($(CUDA),emu)
+$(B)/obj/%.cu.o: %.cu tests/cuda_emu/rewrite.sed
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; sed -E -f tests/cuda_emu/rewrite.sed $<; } > $(B)/obj/$*.emu.cc
+	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -MT $@ -MF $(B)/obj/$*.cu.d -c $(B)/obj/$*.emu.cc -o $@
+$(B)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -c $< -o $@
+else
 $(B)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+endif
 
 $(B)/libsdc.a: $(OBJ) $(CU_OBJ)
 	@rm -f $@
@@ -89,9 +111,19 @@ asan:
 test-fast: all
 	./$(B)/test_sdc
 
+# The CUDA backend on the CPU emulator (tests/cuda_emu, docs/gpu.md): every
+# test with "cuda" in its name - the CUDA ops, graphs, and each golden case
+# run with --device cuda against the CPU's PNG - on any machine, GPU or not.
+cuda-emu:
+	$(MAKE) B=build/emu CUDA=emu OPT=-O2 build/emu/sdc build/emu/test_sdc
+
+test-cuda-emu: cuda-emu
+	SDC_BIN=build/emu/sdc ./build/emu/test_sdc cuda
+
 # The browser test runs first so that the suite's summary line closes the output.
-test: all asan
+test: all asan cuda-emu
 	$(MAKE) test-browser
+	SDC_BIN=build/emu/sdc ./build/emu/test_sdc cuda
 	./build/test_sdc
 	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
 

@@ -1,0 +1,3 @@
+/* the CUDA emulator stands in for cuda_fp16.h (tests/cuda_emu/cuda_emu.h) */
+#include "../cuda_emu.h"
+#include "../cublas_emu.h"
