@@ -39,9 +39,9 @@ ifeq ($(CUDA),emu)
   EMU_SRC := $(shell find tests/cuda_emu -name '*.cc' | sort)
   CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.cu.o) $(EMU_SRC:%.cc=$(B)/obj/%.o)
   EMU_CXXFLAGS = -std=c++17 $(filter-out -march=native,$(OPT)) -g -ffp-contract=off -fno-strict-aliasing -Wall -Wextra \
-                 -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas -Iinclude -Isrc -Itests/cuda_emu/include -DSDC_HAVE_CUDA
+                 -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas -Iinclude -Isrc -Itests/cuda_emu/include -DSDC_HAVE_CUDA -DSDC_HAVE_CUDNN
   CFLAGS += -DSDC_HAVE_CUDA
-  LDLIBS += -lstdc++
+  LDLIBS += -lstdc++ -ldl
 endif
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
@@ -72,7 +72,7 @@ $(B)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 ifeq ($(CUDA),emu)
-$(B)/obj/%.cu.o: %.cu tests/cuda_emu/rewrite.sed
+$(B)/obj/%.cu.o: %.cu tests/cuda_emu/rewrite.sed Makefile
 	@mkdir -p $(dir $@)
 	{ echo '#line 1 "$<"'; sed -E -f tests/cuda_emu/rewrite.sed $<; } > $(B)/obj/$*.emu.cc
 	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -MT $@ -MF $(B)/obj/$*.cu.d -c $(B)/obj/$*.emu.cc -o $@

@@ -1,0 +1,2 @@
+/* the CUDA emulator stands in for cudnn.h (tests/cuda_emu/cudnn_emu.h) */
+#include "../cudnn_emu.h"
