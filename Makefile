@@ -47,7 +47,9 @@ ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   CU_SRC := $(shell find src -name '*.cu' | sort)
   CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.cu.o)
+  # machine code for Ampere and Hopper, PTX the driver compiles for newer GPUs
   NVCCFLAGS ?= -O3 -g -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90 \
                -Xcompiler -fPIC,-Wall,-Wextra,-Wno-unused-parameter -Iinclude -Isrc -DSDC_HAVE_CUDA
   CFLAGS += -DSDC_HAVE_CUDA
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl
