@@ -47,25 +47,11 @@ const char *cublasGetStatusString(cublasStatus_t s) {
 static size_t type_size(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 static bool type_known(int t) { return t == CUDA_R_32F || t == CUDA_R_16F || t == CUDA_R_16BF; }
 
-static float load(const void *p, cudaDataType_t t, size_t i) {
-    if (t == CUDA_R_32F) return ((const float *)p)[i];
-    uint16_t u = ((const uint16_t *)p)[i];
-    return t == CUDA_R_16F ? cu_emu::f16_to_f32(u) : cu_emu::bf16_to_f32(u);
+static cu_emu::elem_t elem(cudaDataType_t t) {
+    return t == CUDA_R_32F ? cu_emu::ELEM_F32 : t == CUDA_R_16F ? cu_emu::ELEM_F16 : cu_emu::ELEM_BF16;
 }
-static void store(void *p, cudaDataType_t t, size_t i, float v) {
-    if (t == CUDA_R_32F) ((float *)p)[i] = v;
-    else ((uint16_t *)p)[i] = t == CUDA_R_16F ? cu_emu::f32_to_f16(v) : cu_emu::f32_to_bf16(v);
-}
-/* TF32: 10 explicit mantissa bits, to nearest */
-static float tf32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u) return f;
-    u += 0xfffu + ((u >> 13) & 1);
-    u &= 0xffffe000u;
-    memcpy(&f, &u, 4);
-    return f;
-}
+static float load(const void *p, cudaDataType_t t, size_t i) { return cu_emu::elem_load(p, elem(t), i); }
+static void store(void *p, cudaDataType_t t, size_t i, float v) { cu_emu::elem_store(p, elem(t), i, v); }
 
 struct gemm_args {
     cublasOperation_t ta, tb;
@@ -128,12 +114,12 @@ static cublasStatus_t gemm(const char *fn, cudaStream_t s, gemm_args g) {
             for (int i = 0; i < g.m; i++)
                 for (int l = 0; l < g.k; l++) {
                     float v = load(A, g.at, g.ta == CUBLAS_OP_N ? (size_t)(i + l * g.lda) : (size_t)(l + i * g.lda));
-                    a[(size_t)i * g.k + l] = g.tf32 ? tf32(v) : v;
+                    a[(size_t)i * g.k + l] = g.tf32 ? cu_emu::tf32_round(v) : v;
                 }
             for (int j = 0; j < g.n; j++)
                 for (int l = 0; l < g.k; l++) {
                     float v = load(B, g.bt, g.tb == CUBLAS_OP_N ? (size_t)(l + j * g.ldb) : (size_t)(j + l * g.ldb));
-                    b[(size_t)j * g.k + l] = g.tf32 ? tf32(v) : v;
+                    b[(size_t)j * g.k + l] = g.tf32 ? cu_emu::tf32_round(v) : v;
                 }
             for (int j = 0; j < g.n; j++)
                 for (int i = 0; i < g.m; i++) {

@@ -54,6 +54,24 @@ float bf16_to_f32(uint16_t h) {
     memcpy(&f, &u, 4);
     return f;
 }
+float elem_load(const void *p, elem_t t, size_t i) {
+    if (t == ELEM_F32) return ((const float *)p)[i];
+    uint16_t u = ((const uint16_t *)p)[i];
+    return t == ELEM_F16 ? f16_to_f32(u) : bf16_to_f32(u);
+}
+void elem_store(void *p, elem_t t, size_t i, float v) {
+    if (t == ELEM_F32) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = t == ELEM_F16 ? f32_to_f16(v) : f32_to_bf16(v);
+}
+float tf32_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) return f;
+    u += 0xfffu + ((u >> 13) & 1);
+    u &= 0xffffe000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
 } // namespace cu_emu
 
 /* ---- errors ---- */

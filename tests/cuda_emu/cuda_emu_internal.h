@@ -9,6 +9,12 @@
 
 namespace cu_emu {
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* element i of an array of f32, f16 or bf16, in f32; stored with rounding to nearest */
+enum elem_t { ELEM_F32, ELEM_F16, ELEM_BF16 };
+float elem_load(const void *p, elem_t t, size_t i);
+void elem_store(void *p, elem_t t, size_t i, float v);
+/* an f32 operand as TF32 tensor cores take it: 10 mantissa bits, to nearest */
+float tf32_round(float f);
 /* [p, p+n) lies inside one device allocation */
 bool is_device(const void *p, size_t n);
 /* Work on stream s: run now (its error returned), or recorded into the

@@ -36,24 +36,11 @@ struct cu_emu_dnn_conv {
 static size_t dnn_size(cudnnDataType_t t) { return t == CUDNN_DATA_FLOAT ? 4 : 2; }
 static bool dnn_type_ok(int t) { return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_HALF || t == CUDNN_DATA_BFLOAT16; }
 
-static float dnn_load(const void *p, cudnnDataType_t t, size_t i) {
-    if (t == CUDNN_DATA_FLOAT) return ((const float *)p)[i];
-    uint16_t u = ((const uint16_t *)p)[i];
-    return t == CUDNN_DATA_HALF ? cu_emu::f16_to_f32(u) : cu_emu::bf16_to_f32(u);
+static cu_emu::elem_t dnn_elem(cudnnDataType_t t) {
+    return t == CUDNN_DATA_FLOAT ? cu_emu::ELEM_F32 : t == CUDNN_DATA_HALF ? cu_emu::ELEM_F16 : cu_emu::ELEM_BF16;
 }
-static void dnn_store(void *p, cudnnDataType_t t, size_t i, float v) {
-    if (t == CUDNN_DATA_FLOAT) ((float *)p)[i] = v;
-    else ((uint16_t *)p)[i] = t == CUDNN_DATA_HALF ? cu_emu::f32_to_f16(v) : cu_emu::f32_to_bf16(v);
-}
-static float dnn_tf32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u) return f;
-    u += 0xfffu + ((u >> 13) & 1);
-    u &= 0xffffe000u;
-    memcpy(&f, &u, 4);
-    return f;
-}
+static float dnn_load(const void *p, cudnnDataType_t t, size_t i) { return cu_emu::elem_load(p, dnn_elem(t), i); }
+static void dnn_store(void *p, cudnnDataType_t t, size_t i, float v) { cu_emu::elem_store(p, dnn_elem(t), i, v); }
 
 static size_t dnn_version(void) { return CUDNN_MAJOR * 10000 + CUDNN_MINOR * 100 + CUDNN_PATCHLEVEL; }
 
@@ -203,8 +190,8 @@ static cudnnStatus_t forward(cudnnHandle_t h, const void *alpha, const cudnnTens
     bool tf32 = X.type == CUDNN_DATA_FLOAT && C.math == CUDNN_DEFAULT_MATH && algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     cudaError_t e = cu_emu::enqueue(h->stream, "cudnnConvolutionForward", [=] {
         std::vector<float> fx(nx), fw(nw);
-        for (size_t i = 0; i < nx; i++) fx[i] = tf32 ? dnn_tf32(dnn_load(x, X.type, i)) : dnn_load(x, X.type, i);
-        for (size_t i = 0; i < nw; i++) fw[i] = tf32 ? dnn_tf32(dnn_load(w, W.type, i)) : dnn_load(w, W.type, i);
+        for (size_t i = 0; i < nx; i++) fx[i] = tf32 ? cu_emu::tf32_round(dnn_load(x, X.type, i)) : dnn_load(x, X.type, i);
+        for (size_t i = 0; i < nw; i++) fw[i] = tf32 ? cu_emu::tf32_round(dnn_load(w, W.type, i)) : dnn_load(w, W.type, i);
         for (int n = 0; n < Y.n; n++)
             for (int o = 0; o < Y.c; o++)
                 for (int i = 0; i < Y.h; i++)
