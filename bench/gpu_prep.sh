@@ -30,6 +30,8 @@ fi
 du -sh build/gpu-configs build/gpu-debs
 echo "carry total: $(du -scm build/gpu-configs build/gpu-debs | tail -1 | cut -f1) MiB (the limit is 64 MiB)"
 cat <<'EOF'
+before it, on this machine: make test-cuda-emu (every CUDA test on the CPU emulator, ~4 minutes):
+device time is too short to find there what the emulator finds here.
 device call (one run, ~8 minutes):
   run(command="bash bench/gpu_check.sh", carry=["build/gpu-debs", "build/gpu-configs"], timeout_s=560)
 then read gpu_check_summary.txt (and gpu_check.log, one .txt per step) among the returned files.
