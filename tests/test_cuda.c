@@ -408,6 +408,14 @@ static void dev_linear(void) {
         /* other convolutions give their result in the operand type only */
         es = cu_conv2d_ex(dcx, dt, 1, 8, 8, 8, ew, dt, NULL, dt, 8, 3, 1, 1, dcy, CU_F32);
         CHECK(es == SDC_ERR_ARG, "a 3x3 convolution accepted a float32 output from %s operands", cu_dtype_name(dt));
+        /* no cuBLAS GEMM turns f16 operands into bf16 or back */
+        cu_dtype other = dt == CU_F16 ? CU_BF16 : CU_F16;
+        es = cu_linear_ex(ex, dt, LM, LK, ew, dt, NULL, dt, LN, ey, other);
+        CHECK(es == SDC_ERR_ARG, "cu_linear_ex accepted %s operands with a %s output", cu_dtype_name(dt),
+              cu_dtype_name(other));
+        es = cu_conv2d_ex(dcx, dt, 2, LK, 8, 8, ew, dt, NULL, dt, LN, 1, 1, 0, dcy, other);
+        CHECK(es == SDC_ERR_ARG, "cu_conv2d_ex accepted %s operands with a %s output", cu_dtype_name(dt),
+              cu_dtype_name(other));
         free(lx), free(lw), free(lb), free(lref), free(lgot), free(cx), free(cref), free(cgot);
         dev_free_all();
     }

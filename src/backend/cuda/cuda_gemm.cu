@@ -39,6 +39,13 @@ static sdc_status add_bias(void *y, cu_dtype at, const void *b, cu_dtype wt, int
     return SDC_OK;
 }
 
+/* A GEMM writes its operands' own dtype or f32: cuBLAS has no other combination. */
+static sdc_status out_type_ok(cu_dtype at, cu_dtype yt, const char *op) {
+    if (yt == at || yt == CU_F32) return SDC_OK;
+    return sdc_fail(SDC_ERR_ARG, "%s: %s operands give %s or f32, not %s", op, cu_dtype_name(at), cu_dtype_name(at),
+                    cu_dtype_name(yt));
+}
+
 /* The weight in the activation dtype: itself, or converted into scratch slot 1. */
 static sdc_status weight_as(const void *w, cu_dtype wt, cu_dtype at, int64_t n, const void **out, const char *op) {
     if (wt == at) {
@@ -162,9 +169,7 @@ sdc_status cu_linear_ex(const void *x, cu_dtype at, int64_t M, int64_t K, const 
         K > INT32_MAX || (M && (!x || !W || !y)))
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (M=%lld K=%lld N=%lld)", op, (long long)M, (long long)K,
                         (long long)N);
-    if (yt != at && yt != CU_F32)
-        return sdc_fail(SDC_ERR_ARG, "%s: %s operands give %s or f32, not %s", op, cu_dtype_name(at), cu_dtype_name(at),
-                        cu_dtype_name(yt));
+    SDC_TRY(out_type_ok(at, yt, op));
     if (M == 0) return SDC_OK;
     const void *Wa = NULL;
     SDC_TRY(weight_as(W, wt, at, N * K, &Wa, op));
@@ -228,9 +233,7 @@ sdc_status cu_conv2d_ex(const void *x, cu_dtype at, int B, int C, int H, int W, 
     int gemm1x1 = k == 1 && stride == 1 && pad == 0;
     if (yt != at && !gemm1x1)
         return sdc_fail(SDC_ERR_ARG, "%s: an output type of its own only for 1x1 convolutions", op);
-    if (yt != at && yt != CU_F32)
-        return sdc_fail(SDC_ERR_ARG, "%s: %s operands give %s or f32, not %s", op, cu_dtype_name(at), cu_dtype_name(at),
-                        cu_dtype_name(yt));
+    SDC_TRY(out_type_ok(at, yt, op));
     if (!cu__dtype_ok(at) || !cu__dtype_ok(wt) || !cu__dtype_ok(bt) || !cu__dtype_ok(yt) || B <= 0 || C <= 0 || H <= 0 || W <= 0 || O <= 0 || k <= 0 ||
         stride <= 0 || pad < 0 || !x || !w || !y || H + 2 * pad < k || W + 2 * pad < k)
         return sdc_fail(SDC_ERR_ARG, "%s: bad argument (B=%d C=%d H=%d W=%d O=%d k=%d stride=%d pad=%d)", op, B, C, H,
