@@ -85,7 +85,6 @@ cudaError_t cudaGetLastError(void) {
     g_last = cudaSuccess;
     return e;
 }
-cudaError_t cudaPeekAtLastError(void) { return g_last; }
 
 static const struct {
     cudaError_t e;
@@ -212,13 +211,14 @@ cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
     return cudaSuccess;
 }
 
-static bool copy_ok(void *dst, const void *src, size_t n, cudaMemcpyKind k, const char *what) {
+/* a copy's destination (dn bytes from dst) and source (sn from src) are where its kind says */
+static bool copy_ok(void *dst, size_t dn, const void *src, size_t sn, cudaMemcpyKind k, const char *what) {
     bool dd = k == cudaMemcpyDeviceToDevice || k == cudaMemcpyHostToDevice;
     bool sd = k == cudaMemcpyDeviceToDevice || k == cudaMemcpyDeviceToHost;
-    if (k == cudaMemcpyDefault) dd = cu_emu::is_device(dst, 1), sd = cu_emu::is_device(src, 1);
-    if ((dd && !cu_emu::is_device(dst, n)) || (sd && !cu_emu::is_device(src, n))) {
-        cu_emu::warn("%s of %zu bytes: the %s range [%p, +%zu) is not inside one device allocation", what, n,
-                     dd && !cu_emu::is_device(dst, n) ? "destination" : "source", dd ? dst : (void *)src, n);
+    bool bad_dst = dd && !cu_emu::is_device(dst, dn);
+    if (bad_dst || (sd && !cu_emu::is_device(src, sn))) {
+        cu_emu::warn("%s: the %s range [%p, +%zu) is not inside one device allocation", what,
+                     bad_dst ? "destination" : "source", bad_dst ? dst : (void *)src, bad_dst ? dn : sn);
         return false;
     }
     if ((!dd && cu_emu::is_device(dst, 1)) || (!sd && cu_emu::is_device(src, 1))) {
@@ -228,16 +228,8 @@ static bool copy_ok(void *dst, const void *src, size_t n, cudaMemcpyKind k, cons
     return true;
 }
 
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k) {
-    cudaError_t e = cu_emu::capture_unsafe_call("cudaMemcpy");
-    if (e) return set_err(e);
-    if (!copy_ok(dst, src, n, k, "cudaMemcpy")) return set_err(cudaErrorInvalidValue);
-    if (n) memmove(dst, src, n);
-    return cudaSuccess;
-}
-
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
-    if (!copy_ok(dst, src, n, k, "cudaMemcpyAsync")) return set_err(cudaErrorInvalidValue);
+    if (!copy_ok(dst, n, src, n, k, "cudaMemcpyAsync")) return set_err(cudaErrorInvalidValue);
     if (k != cudaMemcpyDeviceToDevice && cu_emu::stream_capturing(s))
         return set_err(cu_emu::capture_refuse(s, "cudaMemcpyAsync to or from (pageable) host memory"));
     return set_err(cu_emu::enqueue(s, "cudaMemcpyAsync", [=] {
@@ -251,13 +243,7 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
     if (width > dpitch || width > spitch) return set_err(cudaErrorInvalidValue);
     if (height == 0 || width == 0) return cudaSuccess;
     size_t dn = dpitch * (height - 1) + width, sn = spitch * (height - 1) + width;
-    bool dd = k == cudaMemcpyDeviceToDevice || k == cudaMemcpyHostToDevice;
-    bool sd = k == cudaMemcpyDeviceToDevice || k == cudaMemcpyDeviceToHost;
-    if ((dd && !cu_emu::is_device(dst, dn)) || (sd && !cu_emu::is_device(src, sn))) {
-        cu_emu::warn("cudaMemcpy2DAsync: %zu rows of %zu bytes (pitches %zu -> %zu) leave a device allocation", height,
-                     width, spitch, dpitch);
-        return set_err(cudaErrorInvalidValue);
-    }
+    if (!copy_ok(dst, dn, src, sn, k, "cudaMemcpy2DAsync")) return set_err(cudaErrorInvalidValue);
     if (k != cudaMemcpyDeviceToDevice && cu_emu::stream_capturing(s))
         return set_err(cu_emu::capture_refuse(s, "cudaMemcpy2DAsync to or from (pageable) host memory"));
     return set_err(cu_emu::enqueue(s, "cudaMemcpy2DAsync", [=] {

@@ -51,7 +51,6 @@
 #define __align__(n) alignas(n)
 /* Blocks run one at a time, so a function-static array is one block's shared memory. */
 #define __shared__ static
-#define __restrict__
 
 /* ---- vector types ---- */
 struct dim3 {
@@ -65,12 +64,6 @@ struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
 static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
-struct alignas(16) float4 {
-    float x, y, z, w;
-};
-struct alignas(8) float2 {
-    float x, y;
-};
 
 /* ---- 16-bit floats ---- */
 namespace cu_emu {
@@ -98,17 +91,13 @@ struct __nv_bfloat16 {
 };
 static inline float __half2float(__half h) { return (float)h; }
 static inline __half __float2half_rn(float f) { return __half(f); }
-static inline __half __float2half(float f) { return __half(f); }
 static inline float __bfloat162float(__nv_bfloat16 h) { return (float)h; }
 static inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
-static inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16(f); }
 
 /* ---- device math the kernels use (host libm; no contraction: the emu build has -ffp-contract=off) ---- */
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline float __fdividef(float a, float b) { return a / b; }
-static inline float __saturatef(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
 
 /* ---- runtime API types ---- */
 typedef enum cudaError {
@@ -131,13 +120,7 @@ typedef struct cu_emu_stream *cudaStream_t;
 typedef struct cu_emu_graph *cudaGraph_t;
 typedef struct cu_emu_graph_exec *cudaGraphExec_t;
 
-enum cudaMemcpyKind {
-    cudaMemcpyHostToHost = 0,
-    cudaMemcpyHostToDevice = 1,
-    cudaMemcpyDeviceToHost = 2,
-    cudaMemcpyDeviceToDevice = 3,
-    cudaMemcpyDefault = 4
-};
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
 enum cudaStreamCaptureMode {
     cudaStreamCaptureModeGlobal = 0,
     cudaStreamCaptureModeThreadLocal = 1,
@@ -149,7 +132,6 @@ enum cudaStreamCaptureStatus {
     cudaStreamCaptureStatusInvalidated = 2
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-#define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
 
 struct cudaDeviceProp {
@@ -166,13 +148,11 @@ cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d);
 cudaError_t cudaGetLastError(void);
-cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorString(cudaError_t e);
 const char *cudaGetErrorName(cudaError_t e);
 cudaError_t cudaMalloc(void **p, size_t bytes);
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total);
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s = 0);
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
                               cudaMemcpyKind k, cudaStream_t s = 0);
@@ -180,7 +160,6 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s = 0);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
-cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st);
@@ -247,25 +226,11 @@ static inline T __shfl_xor_sync(unsigned mask, T v, int lanemask, int width = 32
     cu_emu::shfl_bytes(&v, &out, sizeof(T), (cu_emu::lane_id() ^ lanemask) & 31, "__shfl_xor_sync");
     return out;
 }
-template <class T>
-static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
-    if (mask != 0xffffffffu || width != 32) cu_emu::fault("__shfl_down_sync: only full-warp shuffles are emulated");
-    int src = cu_emu::lane_id() + (int)delta;
-    T out;
-    cu_emu::shfl_bytes(&v, &out, sizeof(T), src < 32 ? src : cu_emu::lane_id(), "__shfl_down_sync");
-    return out;
-}
 /* fibers switch only at barriers, so a read-modify-write is atomic */
 template <class T>
 static inline T atomicAdd(T *p, T v) {
     T old = *p;
     *p = old + v;
-    return old;
-}
-template <class T>
-static inline T atomicMax(T *p, T v) {
-    T old = *p;
-    if (v > old) *p = v;
     return old;
 }
 

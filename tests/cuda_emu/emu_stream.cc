@@ -98,8 +98,6 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     return cu_emu::capture_unsafe_call("cudaStreamSynchronize");
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cu_emu::capture_unsafe_call("cudaDeviceSynchronize"); }
-
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
     if (!s) return cudaErrorStreamCaptureUnsupported; /* the legacy stream cannot be captured */
     cu_emu_stream *st = stream_of(s);
