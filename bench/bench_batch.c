@@ -32,17 +32,17 @@ static weights *synth_weights(void) {
 
 static weights *g_te_w[2], *g_vae_w; /* borrowed by the text encoders and the VAE */
 
-static sdc_status synth_text(const char *dir, const char *sub, int projection, clip_text_model **out, weights **w) {
+static sdc_status synth_text(op_ctx *cx, const char *dir, const char *sub, int projection, clip_text_model **out, weights **w) {
     char p[4096];
     clip_text_config cfg;
     snprintf(p, sizeof p, "%s/%s/config.json", dir, sub);
     SDC_TRY(clip_text_config_load(&cfg, p));
     cfg.with_projection = projection;
     if (!(*w = synth_weights())) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    return clip_text_load_weights(out, &cfg, *w);
+    return clip_text_load_weights(out, cx, &cfg, *w);
 }
 
-static sdc_status synth_model(const char *dir, sdc_model **out) {
+static sdc_status synth_model(const char *dir, int threads, sdc_model **out) {
     char p[4096];
     cJSON *j;
     sdc_model *m = calloc(1, sizeof *m);
@@ -50,6 +50,7 @@ static sdc_status synth_model(const char *dir, sdc_model **out) {
     *out = m;
     m->path = strdup(dir);
     m->name = strdup("random-weights");
+    SDC_TRY(op_ctx_create(&m->cx, OP_DEV_CPU, threads));
     snprintf(p, sizeof p, "%s/model_index.json", dir);
     SDC_TRY(json_load(p, &j));
     const char *cls = "";
@@ -59,11 +60,11 @@ static sdc_status synth_model(const char *dir, sdc_model **out) {
     cJSON_Delete(j);
     snprintf(p, sizeof p, "%s/tokenizer", dir);
     SDC_TRY(clip_tokenizer_load(&m->tok, p));
-    SDC_TRY(synth_text(dir, "text_encoder", 0, &m->te, &g_te_w[0]));
+    SDC_TRY(synth_text(m->cx, dir, "text_encoder", 0, &m->te, &g_te_w[0]));
     if (m->family == FAMILY_SDXL) {
         snprintf(p, sizeof p, "%s/tokenizer_2", dir);
         SDC_TRY(clip_tokenizer_load(&m->tok2, p));
-        SDC_TRY(synth_text(dir, "text_encoder_2", 1, &m->te2, &g_te_w[1]));
+        SDC_TRY(synth_text(m->cx, dir, "text_encoder_2", 1, &m->te2, &g_te_w[1]));
     }
     unet_config uc;
     snprintf(p, sizeof p, "%s/unet/config.json", dir);
@@ -73,14 +74,14 @@ static sdc_status synth_model(const char *dir, sdc_model **out) {
     SDC_TRY(st);
     weights *uw = synth_weights();
     if (!uw) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    st = unet_load_weights(&m->unet, &uc, uw); /* the UNet owns uw's contents now */
+    st = unet_load_weights(&m->unet, m->cx, &uc, uw); /* the UNet owns uw's contents now */
     free(uw);
     SDC_TRY(st);
     vae_config vc;
     snprintf(p, sizeof p, "%s/vae/config.json", dir);
     SDC_TRY(vae_config_load(&vc, p));
     if (!(g_vae_w = synth_weights())) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    SDC_TRY(vae_load_weights(&m->vae, &vc, g_vae_w));
+    SDC_TRY(vae_load_weights(&m->vae, m->cx, &vc, g_vae_w));
     snprintf(p, sizeof p, "%s/scheduler/scheduler_config.json", dir);
     SDC_TRY(json_load(p, &m->sched_json));
     m->vae_scale = vae_downscale_factor(m->vae);
@@ -145,8 +146,7 @@ int main(int argc, char **argv) {
     if (model) {
         st = sdc_model_load(&m, model, &lo);
     } else {
-        op_set_threads(threads);
-        st = synth_model(config, &m);
+        st = synth_model(config, threads, &m);
     }
     if (st) {
         fprintf(stderr, "bench_batch: %s\n", sdc_last_error());
@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
     int W = base.width ? base.width : info.default_width, H = base.height ? base.height : info.default_height;
     printf("model: %s (%s, UNet %.1f M parameters%s), loaded in %.2f s; threads %d\n", model ? model : config,
            info.family, (double)info.params_unet / 1e6, model ? "" : ", random weights", bench_now() - t0,
-           op_threads());
+           op_ctx_threads(m->cx));
     printf("request: %d images of %dx%d, %d steps, scheduler %s, guidance %.1f (CFG doubles each UNet batch)\n",
            images, W, H, base.steps, base.scheduler ? base.scheduler : info.scheduler, (double)info.default_guidance);
     double warm;

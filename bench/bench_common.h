@@ -7,8 +7,9 @@ double bench_now(void);
 double bench_peak_rss_mib(void);
 /* GFLOP/s of OpenBLAS SGEMM on n x n x n (best of `reps`), current threads. */
 double bench_gemm_peak(int n, int reps);
-/* GFLOP/s of sdc's own GEMM (op_linear) on n x n x n, best of `reps`. */
-double bench_own_gemm_peak(int n, int reps);
+/* GFLOP/s of sdc's own GEMM (op_linear in cx) on n x n x n, best of `reps`. */
+typedef struct op_ctx op_ctx;
+double bench_own_gemm_peak(op_ctx *cx, int n, int reps);
 /* CPU seconds used by this process (all threads). */
 double bench_cpu_seconds(void);
 /* Print op_profile_* (seconds, share, GFLOP/s per op kind) after a run. */

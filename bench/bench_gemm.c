@@ -11,6 +11,8 @@
 #include "backend/ops.h"
 #include "bench_common.h"
 
+static op_ctx *g_cx; /* the program's CPU context */
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <omp.h>
@@ -43,7 +45,7 @@ static void arithmetic_peaks(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f")) return;
     long n = 50000000;
-    int T = op_threads(), bf = __builtin_cpu_supports("avx512bf16") != 0;
+    int T = op_ctx_threads(g_cx), bf = __builtin_cpu_supports("avx512bf16") != 0;
     for (int kind = 0; kind < 1 + bf; kind++) {
         double best = 1e30;
         volatile float sink = 0;
@@ -82,14 +84,18 @@ static const shape shapes[] = {
 };
 
 int main(int argc, char **argv) {
-    int threads = 0, reps = 3;
+    int threads = 0, reps = 3, bf16 = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--dtype")) op_set_compute(!strcmp(argv[i + 1], "bf16") ? OP_BF16 : OP_F32);
+        else if (!strcmp(argv[i], "--dtype")) bf16 = !strcmp(argv[i + 1], "bf16");
     }
-    op_set_threads(threads);
-    printf("threads: %d, compute %s\n", op_threads(), op_compute() == OP_BF16 ? "bf16" : "f32");
+    if (op_ctx_create(&g_cx, OP_DEV_CPU, threads)) {
+        fprintf(stderr, "%s\n", sdc_last_error());
+        return 1;
+    }
+    op_set_compute(g_cx, bf16 ? OP_BF16 : OP_F32);
+    printf("threads: %d, compute %s\n", op_ctx_threads(g_cx), op_compute(g_cx) == OP_BF16 ? "bf16" : "f32");
     arithmetic_peaks();
     const char *isas[] = {"avx512", "avx2", "avx512", "avx2", "generic"};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -150,9 +156,9 @@ int main(int argc, char **argv) {
             double t0 = bench_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
             double t1 = bench_now();
-            op_linear(x, M, K, w, bias, N, y);
+            op_linear(g_cx, x, M, K, w, bias, N, y);
             double t2 = bench_now();
-            op_linear_t(x, M, K, wh, OP_F16, bias, N, y);
+            op_linear_t(g_cx, x, M, K, wh, OP_F16, bias, N, y);
             double t3 = bench_now();
             if (k && t1 - t0 < bo) bo = t1 - t0;
             if (k && t2 - t1 < bs) bs = t2 - t1;

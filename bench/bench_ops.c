@@ -10,6 +10,8 @@
 #include "backend/ops.h"
 #include "bench_common.h"
 
+static op_ctx *g_cx; /* the program's CPU context */
+
 static int reps = 3;
 static const char *only; /* run only the benchmarks whose name contains this */
 
@@ -48,7 +50,7 @@ typedef struct {
 static void run_attn(void *p) {
     attn_ctx *a = p;
     int64_t D = (int64_t)a->heads * a->dh;
-    if (op_attention(a->q, D, a->k, a->v, D, a->B, a->N, a->M, a->heads, a->dh, 1.0f / sqrtf((float)a->dh), 0, a->o))
+    if (op_attention(g_cx, a->q, D, a->k, a->v, D, a->B, a->N, a->M, a->heads, a->dh, 1.0f / sqrtf((float)a->dh), 0, a->o))
         fprintf(stderr, "attention failed\n");
 }
 static void bench_attn(const char *what, int B, int N, int M, int heads, int dh) {
@@ -65,7 +67,7 @@ typedef struct {
 } conv_ctx;
 static void run_conv(void *p) {
     conv_ctx *c = p;
-    if (op_conv2d(c->x, c->B, c->C, c->H, c->W, c->w, c->b, c->O, c->k, c->s, c->p, c->y)) fprintf(stderr, "conv failed\n");
+    if (op_conv2d(g_cx, c->x, c->B, c->C, c->H, c->W, c->w, c->b, c->O, c->k, c->s, c->p, c->y)) fprintf(stderr, "conv failed\n");
 }
 static void bench_conv(const char *what, int B, int C, int H, int W, int O, int k, int s, int p) {
     int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
@@ -81,7 +83,7 @@ typedef struct {
 } gn_ctx;
 static void run_gn(void *p) {
     gn_ctx *c = p;
-    op_group_norm(c->x, c->y, c->B, c->C, c->HW, c->G, 1e-6f, c->g, c->b, c->silu);
+    op_group_norm(g_cx, c->x, c->y, c->B, c->C, c->HW, c->G, 1e-6f, c->g, c->b, c->silu);
 }
 static void bench_gn(const char *what, int B, int C, int HW, int silu) {
     int64_t n = (int64_t)B * C * HW;
@@ -97,23 +99,27 @@ typedef struct {
 } ln_ctx;
 static void run_ln(void *p) {
     ln_ctx *c = p;
-    op_layer_norm(c->x, c->y, c->rows, c->D, 1e-5f, c->g, c->b);
+    op_layer_norm(g_cx, c->x, c->y, c->rows, c->D, 1e-5f, c->g, c->b);
 }
 static void run_geglu(void *p) {
     ln_ctx *c = p;
-    op_geglu(c->x, c->y, c->rows, c->D);
+    op_geglu(g_cx, c->x, c->y, c->rows, c->D);
 }
 
 int main(int argc, char **argv) {
-    int threads = 0;
+    int threads = 0, bf16 = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
-        else if (!strcmp(argv[i], "--dtype")) op_set_compute(!strcmp(argv[i + 1], "bf16") ? OP_BF16 : OP_F32);
+        else if (!strcmp(argv[i], "--dtype")) bf16 = !strcmp(argv[i + 1], "bf16");
     }
-    op_set_threads(threads);
-    printf("threads: %d, compute %s\n", op_threads(), op_compute() == OP_BF16 ? "bf16" : "f32");
+    if (op_ctx_create(&g_cx, OP_DEV_CPU, threads)) {
+        fprintf(stderr, "%s\n", sdc_last_error());
+        return 1;
+    }
+    op_set_compute(g_cx, bf16 ? OP_BF16 : OP_F32);
+    printf("threads: %d, compute %s\n", op_ctx_threads(g_cx), op_compute(g_cx) == OP_BF16 ? "bf16" : "f32");
     bench_attn("attn SD1.5 L1 self 4096x4096 8x40", 1, 4096, 4096, 8, 40);
     bench_attn("attn SD1.5 L2 self 1024x1024 8x80", 1, 1024, 1024, 8, 80);
     bench_attn("attn SD1.5 L1 cross 4096x77 8x40", 1, 4096, 77, 8, 40);

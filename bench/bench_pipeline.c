@@ -9,7 +9,7 @@
  * weight files. The ceiling: on the CPU this machine's single-precision GEMM
  * peak (OpenBLAS and sdc's own GEMM, 2048^3, the better of the two); with
  * --device cuda a cuBLAS f16 GEMM 8192^3 (f32 accumulation) on the card.
- * Device work is asynchronous: every clock stops after op_sync().
+ * Device work is asynchronous: every clock stops after op_sync(g_cx).
  * --profile 1 on the CPU profiles the repetitions themselves; on a device it
  * adds one repetition in which every op is waited for (ops.c), so that each
  * kind's device time can be measured, and prints it beside the
@@ -49,6 +49,7 @@ static double g_last_best; /* best seconds of the last stage run */
 static int g_profile, g_device;
 static int g_graphs = 1;   /* --graphs: UNet steps through step graphs where the device has them */
 static int g_in_profile;   /* the profiled device run is in progress */
+static op_ctx *g_cx;       /* the model's backend context */
 
 /* bytes of the .safetensors files in the components sdc loads */
 static double weight_file_bytes(const char *model) {
@@ -104,7 +105,7 @@ typedef sdc_status (*stage_fn)(void *ctx);
 static sdc_status timed(stage_fn f, void *ctx, double *t, double *c) {
     double t0 = bench_now(), c0 = bench_cpu_seconds();
     sdc_status st = f(ctx);
-    if (!st) st = op_sync();
+    if (!st) st = op_sync(g_cx);
     *t = bench_now() - t0, *c = bench_cpu_seconds() - c0;
     return st;
 }
@@ -228,7 +229,7 @@ static sdc_status unet_call(bench_ctx *b, int B) {
     float t[MAX_ROWS];
     for (int i = 0; i < B; i++) t[i] = 999.0f;
     unet_runner *r;
-    op_set_precision(b->m->unet_dt); /* as generate.c does before the UNet (matters on a device) */
+    op_set_precision(b->m->cx, b->m->unet_dt); /* as generate.c does before the UNet (matters on a device) */
     SDC_TRY(runner_for(b, B, g_graphs && !g_in_profile, &r));
     return unet_runner_step(r, b->x, t, b->out);
 }
@@ -237,7 +238,7 @@ static int prepare_unet(bench_ctx *b, int B) {
     unet_runner *r;
     sdc_status st = runner_for(b, B, g_graphs, &r);
     for (int k = 0; !st && k < 2; k++) st = unet_call(b, B);
-    if (!st) st = op_sync();
+    if (!st) st = op_sync(g_cx);
     if (st) {
         fprintf(stderr, "bench_pipeline: UNet with %d rows: %s\n", B, sdc_last_error());
         return 0;
@@ -261,7 +262,7 @@ static sdc_status st_vae(void *p) {
     bench_ctx *b = p;
     float *img = malloc((size_t)3 * b->W * b->H * sizeof(float));
     if (!img) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    op_set_precision(b->m->vae_dt);
+    op_set_precision(b->m->cx, b->m->vae_dt);
     sdc_status st = vae_decode(b->m->vae, b->x, 1, b->h, b->w, img);
     free(img);
     return st;
@@ -363,6 +364,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_pipeline: %s\n", sdc_last_error());
         return 1;
     }
+    g_cx = b.m->cx;
     double load_s = bench_now() - t0, wbytes = weight_file_bytes(model);
     op_profile_enable(g_profile && g_device == OP_DEV_CPU); /* a device profiles one extra run per stage */
     sdc_model_info info;
@@ -372,25 +374,25 @@ int main(int argc, char **argv) {
     printf("model %s (%s): weight files %.2f GB, loaded in %.1f s, RSS after load %.0f MiB\n", model, info.family,
            wbytes / 1e9, load_s, bench_peak_rss_mib());
     if (bf16) {
-        op_set_compute(OP_BF16);
-        if (op_compute() != OP_BF16) fprintf(stderr, "bench_pipeline: no AVX512_BF16 on this CPU: running float32\n");
+        op_set_compute(b.m->cx, OP_BF16);
+        if (op_compute(b.m->cx) != OP_BF16) fprintf(stderr, "bench_pipeline: no AVX512_BF16 on this CPU: running float32\n");
     }
 #ifdef SDC_HAVE_CUDA
     const char *gpu = g_device == OP_DEV_CUDA ? cu_device_name() : "";
 #else
     const char *gpu = "";
 #endif
-    printf("device: %s%s%s%s\n", op_device_name(), *gpu ? " (" : "", gpu, *gpu ? ")" : "");
+    printf("device: %s%s%s%s\n", op_ctx_device_name(b.m->cx), *gpu ? " (" : "", gpu, *gpu ? ")" : "");
     if (g_device == OP_DEV_CPU) {
-        printf("threads: %d, image %dx%d, compute %s, allocator %s\n", op_threads(), b.W, b.H,
-               op_compute() == OP_BF16 ? "bf16" : "f32", tune_malloc ? "tuned (op_tune_allocator)" : "default");
-        double blas = bench_gemm_peak(2048, 3), own = bench_own_gemm_peak(2048, 3);
+        printf("threads: %d, image %dx%d, compute %s, allocator %s\n", op_ctx_threads(b.m->cx), b.W, b.H,
+               op_compute(b.m->cx) == OP_BF16 ? "bf16" : "f32", tune_malloc ? "tuned (op_tune_allocator)" : "default");
+        double blas = bench_gemm_peak(2048, 3), own = bench_own_gemm_peak(b.m->cx, 2048, 3);
         g_peak = blas > own ? blas : own;
         printf("SGEMM 2048^3: OpenBLAS %.1f GFLOP/s, sdc %.1f GFLOP/s (peak used for shares: %.1f)\n", blas, own,
                g_peak);
     } else {
         printf("image %dx%d, UNet/text encoders in %s, VAE in %s, host threads %d\n", b.W, b.H, lo.dtype,
-               b.m->vae_dt == OP_F32 ? "f32" : lo.dtype, op_threads());
+               b.m->vae_dt == OP_F32 ? "f32" : lo.dtype, op_ctx_threads(b.m->cx));
 #ifdef SDC_HAVE_CUDA
         printf("convolutions: %s\n", cu_cudnn_status());
 #endif
@@ -464,12 +466,12 @@ int main(int argc, char **argv) {
             printf("throughput: %.2f images/s end to end (batch %d, %d step%s, guidance %g, %dx%d)\n",
                    b.nbatch / g_last_best, b.nbatch, b.req.steps, b.req.steps == 1 ? "" : "s", guidance, b.W, b.H);
     }
-    if (ok && op_compute() == OP_BF16) { /* the same image in float32 and bf16 */
+    if (ok && op_compute(b.m->cx) == OP_BF16) { /* the same image in float32 and bf16 */
         sdc_image *i32 = NULL, *i16 = NULL;
         int n32 = 0, n16 = 0;
-        op_set_compute(OP_F32);
+        op_set_compute(b.m->cx, OP_F32);
         sdc_status s1 = sdc_generate(b.m, &b.req, &i32, &n32);
-        op_set_compute(OP_BF16);
+        op_set_compute(b.m->cx, OP_BF16);
         sdc_status s2 = s1 ? s1 : sdc_generate(b.m, &b.req, &i16, &n16);
         if (!s1 && !s2 && n32 == 1 && n16 == 1) {
             int64_t n = (int64_t)i32->width * i32->height * 3;

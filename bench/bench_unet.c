@@ -34,8 +34,12 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!model == !config || B < 1 || calls < 1) { usage(); return 2; }
-    op_set_threads(threads);
-    printf("threads: %d\n", op_threads());
+    op_ctx *cx;
+    if (op_ctx_create(&cx, OP_DEV_CPU, threads)) {
+        fprintf(stderr, "bench_unet: %s\n", sdc_last_error());
+        return 1;
+    }
+    printf("threads: %d\n", op_ctx_threads(cx));
     double peak = bench_gemm_peak(2048, 3);
     printf("SGEMM peak (OpenBLAS, 2048^3): %.1f GFLOP/s\n", peak);
 
@@ -45,7 +49,7 @@ int main(int argc, char **argv) {
     double t0 = bench_now();
     if (model) {
         snprintf(dir, sizeof dir, "%s/unet", model);
-        st = unet_load(&u, dir, NULL);
+        st = unet_load(&u, cx, dir, NULL);
     } else {
         char p[4096];
         cJSON *j;
@@ -60,7 +64,7 @@ int main(int argc, char **argv) {
         if (!st) st = weights_open(&w, NULL, 0);
         if (!st) {
             w.synthesize = 1;
-            st = unet_load_weights(&u, &cfg, &w);
+            st = unet_load_weights(&u, cx, &cfg, &w);
         }
     }
     if (st) {

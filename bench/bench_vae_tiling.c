@@ -36,9 +36,9 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!dir || W < 8 || H < 8) { usage(); return 2; }
-    op_set_threads(threads);
+    op_ctx *cx;
     sdc_vae *v;
-    if (vae_load(&v, dir, NULL)) {
+    if (op_ctx_create(&cx, OP_DEV_CPU, threads) || vae_load(&v, cx, dir, NULL)) {
         fprintf(stderr, "bench_vae_tiling: %s\n", sdc_last_error());
         return 1;
     }
@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
                 z[((size_t)l * h + y) * w + x] = (float)(5.0 * sin(0.09 * y + l) * cos(0.07 * x - l));
-    printf("threads: %d\nimage %dx%d (latent %dx%d), %s", op_threads(), w * f, h * f, w, h,
+    printf("threads: %d\nimage %dx%d (latent %dx%d), %s", op_ctx_threads(cx), w * f, h * f, w, h,
            tiling ? "tiled" : "untiled");
     if (tiling) printf(", tile %d px", tile);
     printf("\npeak RSS after load: %.0f MiB\n", bench_peak_rss_mib());

@@ -221,11 +221,11 @@ static int write_component(const char *cfg_dir, const char *out_dir, const char 
         if (!(st = json_load(cfgp, &j))) {
             st = unet_config_from_json(j, cfgp, &c);
             cJSON_Delete(j);
-            if (!st) st = unet_load_weights(&u, &c, &w);
+            if (!st) st = unet_load_weights(&u, NULL, &c, &w); /* never run: no context */
         }
     } else if (!strcmp(comp, "vae")) {
         vae_config c;
-        if (!(st = vae_config_load(&c, cfgp))) st = vae_load_weights(&va, &c, &w);
+        if (!(st = vae_config_load(&c, cfgp))) st = vae_load_weights(&va, NULL, &c, &w);
     } else {
         clip_text_config c;
         if (!(st = clip_text_config_load(&c, cfgp))) {
@@ -237,7 +237,7 @@ static int write_component(const char *cfg_dir, const char *out_dir, const char 
                 if (cJSON_IsString(a0) && strstr(a0->valuestring, "WithProjection")) c.with_projection = 1;
                 cJSON_Delete(j);
             }
-            st = clip_text_load_weights(&te, &c, &w);
+            st = clip_text_load_weights(&te, NULL, &c, &w);
         }
     }
     if (st) {

@@ -48,7 +48,7 @@ typedef void (*sdc_lora_report_fn)(void *ctx, const sdc_lora_report *r);
 
 typedef struct {
     const char *variant; /* "fp16": load *.fp16.safetensors where a component has them */
-    int threads;         /* 0 = all cores */
+    int threads;         /* CPU threads of this model's ops (0 = all cores) */
     /* LoRA files (kohya/A1111 or PEFT/diffusers .safetensors) fused into the
      * weights after loading, one after another in this order:
      * W' = W + scale * (alpha / rank) * (up @ down). A LoRA that matches no
@@ -68,16 +68,19 @@ typedef struct {
     /* "epsilon" or "v_prediction" ("v"): overrides the scheduler config's
      * prediction_type (any model); NULL: the model's own. */
     const char *prediction;
-    /* Compute precision, process-wide: NULL or "f32" (the default; what matches
+    /* Compute precision of this model: NULL or "f32" (the default; what matches
      * diffusers), "bf16" (GEMMs, convolutions and attention round their
      * operands to bfloat16 and accumulate in float32: about 1.4x faster on CPUs
      * with AVX512_BF16, images move by ~1e-2; the load fails on other CPUs),
      * "f16" (needs a CUDA device). Weights stay as stored either way. */
     const char *dtype;
     /* NULL or "cpu" (default), or "cuda": the first NVIDIA GPU (builds made
-     * with nvcc); process-wide. On cuda the UNet and text encoders run in
-     * dtype (default f16, or bf16, f32), the VAE in f32 unless its config
-     * says force_upcast: false. */
+     * with nvcc); "emulated" (tests): the CPU ops behind a device's memory
+     * boundary, with a GPU's roundings for f16/bf16. Each model has its own
+     * device, threads and precision: models on different devices coexist in
+     * one process (the CUDA ones take turns on the GPU's stream). On cuda the
+     * UNet and text encoders run in dtype (default f16, or bf16, f32), the
+     * VAE in f32 unless its config says force_upcast: false. */
     const char *device;
 } sdc_load_options;
 

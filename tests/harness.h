@@ -19,6 +19,10 @@ int test_failed(void);
 const char *fixture_path(const char *rel); /* tests/fixtures/<rel>; static buffer ring */
 const char *shared_path(const char *rel);  /* ../shared/<rel> or NULL when absent */
 const char *sdc_binary(void);              /* build/sdc (env SDC_BIN overrides) */
+/* A CPU backend context (all cores) for tests that run ops or components
+ * without a model; made on first use, shared by those tests. */
+typedef struct op_ctx op_ctx;
+op_ctx *test_cx(void);
 const char *tmp_path(const char *name);    /* a fresh per-run temp dir + name */
 /* sh -c cmd with stdout+stderr captured into out[n] (out may be NULL);
  * returns the exit code, 128 + signal when killed, -1 when it cannot run. */

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/ops.h"
 #include "harness.h"
 #include "sdc.h"
 
@@ -67,6 +68,15 @@ static char g_bin[1024] = "build/sdc";
 const char *sdc_binary(void) {
     const char *e = getenv("SDC_BIN");
     return e ? e : g_bin;
+}
+
+op_ctx *test_cx(void) {
+    static op_ctx *cx;
+    if (!cx && op_ctx_create(&cx, OP_DEV_CPU, 0)) {
+        fprintf(stderr, "cannot make a CPU context: %s\n", sdc_last_error());
+        exit(1);
+    }
+    return cx;
 }
 
 const char *tmp_path(const char *name) {

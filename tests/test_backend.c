@@ -99,6 +99,7 @@ static void conv_ref(const float *x, int B, int C, int H, int W, const float *w,
 }
 
 TEST(backend_conv2d_implicit_gemm) {
+    op_ctx *cx = test_cx();
     /* B, C, H, W, O, k, stride, pad */
     static const int cases[][8] = {{2, 5, 9, 13, 7, 3, 1, 1},  {1, 16, 8, 8, 33, 3, 1, 1}, {2, 6, 11, 7, 4, 3, 2, 1},
                                    {2, 8, 6, 10, 13, 1, 1, 0}, {1, 3, 40, 36, 5, 3, 1, 1}, {3, 4, 5, 5, 2, 3, 2, 0},
@@ -117,7 +118,7 @@ TEST(backend_conv2d_implicit_gemm) {
             double *r = malloc(ny * 8);
             fill(x, nx, 7), fill(w, nw, 8), fill(bias, O, 9);
             conv_ref(x, B, C, H, W, w, t % 2 ? NULL : bias, O, k, s, p, r);
-            sdc_status st = op_conv2d(x, B, C, H, W, w, t % 2 ? NULL : bias, O, k, s, p, y);
+            sdc_status st = op_conv2d(cx, x, B, C, H, W, w, t % 2 ? NULL : bias, O, k, s, p, y);
             double e = rel_err(y, r, ny);
             free(x), free(w), free(bias), free(y), free(r);
             if (st || !(e < 1e-5)) gemm_arch_force(NULL);
@@ -154,6 +155,7 @@ static void attn_ref(const float *q, int64_t qld, const float *k, const float *v
 }
 
 TEST(backend_attention_blocked) {
+    op_ctx *cx = test_cx();
     /* B, Nq, Nk, heads, dh, causal */
     static const int cases[][6] = {{2, 70, 77, 3, 8, 0}, {1, 130, 1100, 2, 40, 0}, {1, 77, 77, 4, 16, 1},
                                    {2, 5, 1, 1, 3, 0},   {1, 600, 600, 1, 64, 1}};
@@ -172,7 +174,7 @@ TEST(backend_attention_blocked) {
             for (int64_t i = 0; i < (int64_t)B * Nq * qld; i++) q[i] *= 3.0f; /* peaky softmax */
             float scale = 1.0f / sqrtf((float)dh);
             attn_ref(q, qld, kv, kv + D, kvld, B, Nq, Nk, heads, dh, scale, causal, r);
-            sdc_status st = op_attention(q, qld, kv, kv + D, kvld, B, Nq, Nk, heads, dh, scale, causal, o);
+            sdc_status st = op_attention(cx, q, qld, kv, kv + D, kvld, B, Nq, Nk, heads, dh, scale, causal, o);
             double e = rel_err(o, r, (int64_t)B * Nq * D);
             free(q), free(kv), free(o), free(r);
             if (st || !(e < 2e-6)) gemm_arch_force(NULL);
@@ -184,6 +186,7 @@ TEST(backend_attention_blocked) {
 }
 
 TEST(backend_linear_transposed_weights) {
+    op_ctx *cx = test_cx();
     /* M, K, N: K past one 16-wide transpose block and not a multiple of it */
     static const int cases[][3] = {{1, 1, 1}, {7, 37, 45}, {77, 768, 70}, {13, 16, 33}, {40, 400, 17}};
     for (int q = 0; q < 3; q++) {
@@ -202,7 +205,7 @@ TEST(backend_linear_transposed_weights) {
                     for (int k = 0; k < K; k++) s += (double)x[i * K + k] * w[j * K + k];
                     r[i * N + j] = s;
                 }
-            op_linear(x, M, K, w, b, N, y);
+            op_linear(cx, x, M, K, w, b, N, y);
             double e = rel_err(y, r, (int64_t)M * N);
             free(x), free(w), free(b), free(y), free(r);
             if (!(e < 1e-5)) gemm_arch_force(NULL);
@@ -215,6 +218,7 @@ TEST(backend_linear_transposed_weights) {
 static double silu_d(double v) { return v / (1.0 + exp(-v)); }
 
 TEST(backend_norms_and_activations) {
+    op_ctx *cx = test_cx();
     for (int q = 0; q < 3; q++) {
         const gemm_arch *ar = gemm_arch_named(ISAS[q]);
         if (!ar) continue;
@@ -244,7 +248,7 @@ TEST(backend_norms_and_activations) {
                 }
                 float *y = malloc(n * 4);
                 memcpy(y, x, n * 4);
-                op_group_norm(y, y, B, C, HW, G, 1e-5f, g, b, silu);
+                op_group_norm(cx, y, y, B, C, HW, G, 1e-5f, g, b, silu);
                 double e = rel_err(y, r, n);
                 free(y);
                 if (!(e < 2e-6)) gemm_arch_force(NULL);
@@ -266,7 +270,7 @@ TEST(backend_norms_and_activations) {
                 for (int i = 0; i < D; i++) sq += (x[rr * D + i] - m) * (x[rr * D + i] - m);
                 for (int i = 0; i < D; i++) r[rr * D + i] = (x[rr * D + i] - m) / sqrt(sq / D + 1e-5) * g[i] + b[i];
             }
-            op_layer_norm(x, y, rows, D, 1e-5f, g, b);
+            op_layer_norm(cx, x, y, rows, D, 1e-5f, g, b);
             double e = rel_err(y, r, rows * D);
             free(x), free(g), free(b), free(y);
             if (!(e < 2e-6)) gemm_arch_force(NULL);
@@ -285,12 +289,12 @@ TEST(backend_norms_and_activations) {
                          : kind == 2 ? v / (1 + exp(-1.702 * v)) : 0.25 * v * (1 + erf(v / sqrt(2.0)));
                 }
                 memcpy(y, x, n * 4);
-                if (kind == 0) op_silu(y, n);
-                if (kind == 1) op_gelu(y, n);
-                if (kind == 2) op_quick_gelu(y, n);
+                if (kind == 0) op_silu(cx, y, n);
+                if (kind == 1) op_gelu(cx, y, n);
+                if (kind == 2) op_quick_gelu(cx, y, n);
                 if (kind == 3) { /* geglu rows of 1 with a = 0.5: 0.5 * gelu(x) */
                     for (int i = 0; i < n; i++) gg[2 * i] = 0.5f, gg[2 * i + 1] = x[i];
-                    op_geglu(gg, o, n, 1);
+                    op_geglu(cx, gg, o, n, 1);
                     memcpy(y, o, n * 4);
                 }
                 double e = rel_err(y, r, n);
@@ -304,17 +308,18 @@ TEST(backend_norms_and_activations) {
 }
 
 TEST(backend_layouts_and_resize) {
+    op_ctx *cx = test_cx();
     int B = 2, C = 37, H = 5, W = 7;
     int64_t n = (int64_t)B * C * H * W;
     float *x = malloc(n * 4), *y = malloc(n * 4), *z = malloc(n * 4), *u = malloc(n * 4 * 4);
     fill(x, n, 51);
-    op_nchw_to_nhwc(x, y, B, C, H * W);
+    op_nchw_to_nhwc(cx, x, y, B, C, H * W);
     CHECK(y[(1 * H * W + 9) * C + 5] == x[(1 * C + 5) * H * W + 9], "nchw_to_nhwc moved the wrong element");
-    op_nhwc_to_nchw(y, z, B, C, H * W);
+    op_nhwc_to_nchw(cx, y, z, B, C, H * W);
     CHECK(!memcmp(x, z, n * 4), "nhwc_to_nchw is not the inverse of nchw_to_nhwc");
-    op_upsample_nearest(x, u, B * C, H, W, 2 * H, 2 * W);
+    op_upsample_nearest(cx, x, u, B * C, H, W, 2 * H, 2 * W);
     CHECK(u[(3 * 2 * H + 7) * 2 * W + 9] == x[(3 * H + 3) * W + 4], "2x nearest upsampling");
-    op_upsample_nearest(x, u, B * C, H, W, 8, 11); /* torch: src = floor(dst * in/out) */
+    op_upsample_nearest(cx, x, u, B * C, H, W, 8, 11); /* torch: src = floor(dst * in/out) */
     CHECK(u[(2 * 8 + 7) * 11 + 10] == x[(2 * H + 4) * W + 6] && u[(2 * 8 + 3) * 11 + 5] == x[(2 * H + 1) * W + 3],
           "non-integer nearest resize");
     free(x), free(y), free(z), free(u);
@@ -326,6 +331,7 @@ TEST(backend_layouts_and_resize) {
  * op_conv2d picks them), with sizes that leave partial tiles at the right and
  * bottom; error relative to the sum of |terms| of each output. */
 TEST(backend_conv3x3_winograd_tiles) {
+    op_ctx *cx = test_cx();
     static const int cases[][5] = {{1, 3, 5, 7, 2}, {2, 16, 13, 18, 20}, {1, 40, 33, 31, 24}, {1, 64, 16, 16, 64}};
     for (int q = 0; q < 3; q++) {
         const gemm_arch *ar = gemm_arch_named(ISAS[q]);
@@ -354,7 +360,7 @@ TEST(backend_conv3x3_winograd_tiles) {
                         mag[(n * O + o) * H * W + i] = m;
                     }
             for (int m = 2; m <= 4; m += 2) {
-                sdc_status st = conv3x3_winograd_m(x, B, C, H, W, w, OP_F32, bias, O, y, m);
+                sdc_status st = conv3x3_winograd_m(cx, x, B, C, H, W, w, OP_F32, bias, O, y, m);
                 double e = 0;
                 for (int64_t i = 0; i < ny; i++) {
                     double d = fabs(y[i] - r[i]) / (mag[i] + 1e-30);
@@ -379,6 +385,7 @@ TEST(backend_conv3x3_winograd_tiles) {
 /* Weights kept as f16 / bf16 give exactly the results of widening them first
  * (the packed panels hold the same floats). */
 TEST(backend_16bit_weights_match_widened) {
+    op_ctx *cx = test_cx();
     int M = 37, K = 70, N = 45;
     uint16_t *wh = malloc((size_t)N * K * 2);
     float *x = malloc((size_t)M * K * 4), *wf = malloc((size_t)N * K * 4), *b = malloc(N * 4);
@@ -393,8 +400,8 @@ TEST(backend_16bit_weights_match_widened) {
             else wh[i] = (uint16_t)((u >> 16 & 0x8000) | (v == 0.0f ? 0 : ((((u >> 23) & 0xff) - 112) << 10 | (u >> 13 & 0x3ff))));
             wf[i] = v;
         }
-        op_linear(x, M, K, wf, b, N, y0);
-        op_linear_t(x, M, K, wh, bf ? OP_BF16 : OP_F16, b, N, y1);
+        op_linear(cx, x, M, K, wf, b, N, y0);
+        op_linear_t(cx, x, M, K, wh, bf ? OP_BF16 : OP_F16, b, N, y1);
         CHECK(!memcmp(y0, y1, (size_t)M * N * 4), "linear with %s weights differs from widened", bf ? "bf16" : "f16");
         /* the same values as an 8 -> 9 channel 3x3 kernel (45 * 70 >= 9 * 8 * 9), batch 2, on 66x64
          * (Winograd 4x4), 34x32 (2x2) and 6x5 (direct) */
@@ -403,8 +410,8 @@ TEST(backend_16bit_weights_match_widened) {
             float *xi = malloc((size_t)2 * C * H * Wd * 4), *c0 = malloc((size_t)2 * O * H * Wd * 4),
                   *c1 = malloc((size_t)2 * O * H * Wd * 4);
             fill(xi, (int64_t)2 * C * H * Wd, 73);
-            sdc_status s0 = op_conv2d(xi, 2, C, H, Wd, wf, b, O, 3, 1, 1, c0);
-            sdc_status s1 = op_conv2d_t(xi, 2, C, H, Wd, wh, bf ? OP_BF16 : OP_F16, b, O, 3, 1, 1, c1);
+            sdc_status s0 = op_conv2d(cx, xi, 2, C, H, Wd, wf, b, O, 3, 1, 1, c0);
+            sdc_status s1 = op_conv2d_t(cx, xi, 2, C, H, Wd, wh, bf ? OP_BF16 : OP_F16, b, O, 3, 1, 1, c1);
             int same = !s0 && !s1 && !memcmp(c0, c1, (size_t)2 * O * H * Wd * 4);
             free(xi), free(c0), free(c1);
             CHECK(same, "conv %dx%d with %s weights differs from widened", H, Wd, bf ? "bf16" : "f16");
@@ -421,13 +428,14 @@ static float bf16_round(float f) { /* nearest even, as VCVTNE2PS2BF16 (finite in
     return f;
 }
 
-/* op_set_compute(OP_BF16): the GEMM of the bf16-rounded operands, summed in
+/* op_set_compute(cx, OP_BF16): the GEMM of the bf16-rounded operands, summed in
  * float32 (checked against double over the rounded values), on odd shapes
  * (odd K pads a k pair, edge tiles), for linear, convolution and attention. */
 TEST(backend_bf16_compute) {
-    op_set_compute(OP_BF16);
-    if (op_compute() != OP_BF16 || !gemm_use_bf16(gemm_arch_get())) {
-        op_set_compute(OP_F32);
+    op_ctx *cx = test_cx();
+    op_set_compute(cx, OP_BF16);
+    if (op_compute(cx) != OP_BF16 || !gemm_use_bf16(&(gemm_desc){.bf16 = 1}, gemm_arch_get())) {
+        op_set_compute(cx, OP_F32);
         SKIP("no AVX512_BF16 on this CPU (or SDC_GEMM_ISA chose non-AVX-512 kernels)");
     }
     static const int cases[][3] = {{13, 7, 33}, {77, 385, 45}, {130, 1000, 64}};
@@ -445,14 +453,14 @@ TEST(backend_bf16_compute) {
                 }
                 r[i * N + j] = s, mag[i * N + j] = m;
             }
-        op_linear(x, M, K, w, b, N, y);
+        op_linear(cx, x, M, K, w, b, N, y);
         double e = 0;
         for (int64_t i = 0; i < (int64_t)M * N; i++) {
             double d = fabs(y[i] - r[i]) / (mag[i] + 1e-30);
             if (!(d <= e)) e = d;
         }
         free(x), free(w), free(b), free(y), free(r), free(mag);
-        if (!(e < 1e-6)) op_set_compute(OP_F32);
+        if (!(e < 1e-6)) op_set_compute(cx, OP_F32);
         CHECK(e < 1e-6, "bf16 linear %dx%d<-%d: error %g against the rounded operands", M, N, K, e);
     }
     /* convolution and attention: close to float32 at bf16 precision */
@@ -463,10 +471,10 @@ TEST(backend_bf16_compute) {
         double *r = malloc(ny * 8);
         fill(x, nx, 84), fill(w, (int64_t)O * C * 9, 85);
         conv_ref(x, B, C, H, W, w, NULL, O, 3, 1, 1, r);
-        sdc_status st = op_conv2d(x, B, C, H, W, w, NULL, O, 3, 1, 1, y);
+        sdc_status st = op_conv2d(cx, x, B, C, H, W, w, NULL, O, 3, 1, 1, y);
         double e = rel_err(y, r, ny);
         free(x), free(w), free(y), free(r);
-        if (st || !(e < 3e-2)) op_set_compute(OP_F32);
+        if (st || !(e < 3e-2)) op_set_compute(cx, OP_F32);
         CHECK_OK(st);
         CHECK(e < 3e-2, "bf16 conv: error %g", e);
     }
@@ -477,10 +485,10 @@ TEST(backend_bf16_compute) {
         double *r = malloc((size_t)B * Nq * D * 8);
         fill(q, (int64_t)B * Nq * D, 86), fill(kv, (int64_t)B * Nk * 2 * D, 87);
         attn_ref(q, D, kv, kv + D, 2 * D, B, Nq, Nk, heads, dh, 0.16f, 0, r);
-        sdc_status st = op_attention(q, D, kv, kv + D, 2 * D, B, Nq, Nk, heads, dh, 0.16f, 0, o);
+        sdc_status st = op_attention(cx, q, D, kv, kv + D, 2 * D, B, Nq, Nk, heads, dh, 0.16f, 0, o);
         double e = rel_err(o, r, (int64_t)B * Nq * D);
         free(q), free(kv), free(o), free(r);
-        op_set_compute(OP_F32);
+        op_set_compute(cx, OP_F32);
         CHECK_OK(st);
         CHECK(e < 1e-2, "bf16 attention: error %g", e);
     }

@@ -12,7 +12,9 @@
 #include "io/json.h"
 #include "backend/ops.h"
 #include "io/png_io.h"
+#include "nn/unet_runner.h"
 #include "pipeline/model.h"
+#include "text/clip_text_runner.h"
 #include "sdc.h"
 
 typedef struct {
@@ -158,11 +160,13 @@ static double cmp_tensor(const st_file *mine, const st_file *gold, const char *n
     return d;
 }
 
-static void run_case_library(const case_spec *cs) {
+/* device NULL: the CPU; "emulated": behind the emulated device boundary */
+static void run_case_library_on(const case_spec *cs, const char *device) {
     case_req c;
     CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
     sdc_model *m;
     sdc_load_options lo = case_load_options(&c);
+    lo.device = device;
     lora_seen seen = {0};
     lo.lora_report = on_lora_report, lo.lora_report_ctx = &seen;
     sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
@@ -183,7 +187,13 @@ static void run_case_library(const case_spec *cs) {
     snprintf(mp, sizeof mp, "%s", tmp_path(cs->name));
     if (!st) st = st_writer_save(d.w, mp);
     st_writer_free(d.w);
+    /* every activation buffer came back: none but the ones the kept runners hold */
+    unet_runner_free(m->unet_run), clip_runner_free(m->te_run[0]), clip_runner_free(m->te_run[1]);
+    m->unet_run = NULL, m->te_run[0] = m->te_run[1] = NULL;
+    int64_t left = op_live_allocations(m->cx);
     sdc_model_free(m);
+    if (left) cJSON_Delete(c.j);
+    CHECK(!left, "%s: %lld activation buffers left", cs->name, (long long)left);
     int ncalls = cJSON_GetObjectItem(c.j, "num_unet_calls")->valueint;
     cJSON_Delete(c.j);
     CHECK(st == SDC_OK, "generate: %s", sdc_last_error());
@@ -279,6 +289,7 @@ static void run_case_cli_on(const case_spec *cs, const char *device) {
 }
 
 static void run_case_cli(const case_spec *cs) { run_case_cli_on(cs, NULL); }
+static void run_case_library(const case_spec *cs) { run_case_library_on(cs, NULL); }
 
 /* The library run again behind the emulated device boundary (CPU ops, but
  * host code may not touch activations): same goldens, same tolerances. */
@@ -287,15 +298,9 @@ static void run_case_emulated(const case_spec *cs) {
     CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
     int steps = c.steps;
     cJSON_Delete(c.j);
-    int64_t live = op_live_allocations();
     long launches = op_graph_launches();
-    CHECK_OK(op_set_device(OP_DEV_EMULATED));
-    run_case_library(cs);
-    int failed = test_failed();
-    op_set_device(OP_DEV_CPU);
-    if (failed) return;
-    CHECK(op_live_allocations() == live, "%s: %lld activation buffers left", cs->name,
-          (long long)(op_live_allocations() - live));
+    run_case_library_on(cs, "emulated");
+    if (test_failed()) return;
     /* from the second UNet call on, each step is a replay of the recorded
      * graph: the goldens matching means the replays read each step's inputs */
     long replays = op_graph_launches() - launches;
@@ -312,22 +317,18 @@ static void run_case_emulated(const case_spec *cs) {
 static void run_case_emulated_f16(const case_spec *cs) {
     case_req c;
     CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
-    CHECK_OK(op_set_device(OP_DEV_EMULATED));
     sdc_model *m = NULL;
     sdc_load_options lo = case_load_options(&c);
+    lo.device = "emulated";
+    lo.dtype = "f16"; /* the UNet and text encoders; the VAE as its config says (force_upcast) */
     sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
     sdc_image *imgs = NULL;
     int n = 0;
     if (!st) {
-        m->te_dt = m->unet_dt = OP_F16;
-        m->vae_dt = vae_get_config(m->vae)->fp16_safe ? OP_F16 : OP_F32;
         sdc_request r = case_request(&c);
-        op_emulate_conv_tf32(1); /* an f32 VAE's convolutions on TF32 tensor cores */
+        op_emulate_conv_tf32(m->cx, 1); /* an f32 VAE's convolutions on TF32 tensor cores */
         st = sdc_generate(m, &r, &imgs, &n);
-        op_emulate_conv_tf32(0);
     }
-    op_set_precision(OP_F32);
-    op_set_device(OP_DEV_CPU);
     sdc_model_free(m);
     cJSON_Delete(c.j);
     CHECK(st == SDC_OK, "%s: %s", cs->name, sdc_last_error());
@@ -430,3 +431,91 @@ CASE_TESTS(sdxl_lora_kohya_ddim2, 9)
 CASE_TESTS(sdxl_lora_peft_tcd1, 10)
 CASE_TESTS(sd_singlefile, 11)
 CASE_TESTS(sdxl_singlefile, 12)
+
+/* ---- two models in one process ----
+ * Each model owns its backend context (device, threads, precision, live
+ * buffers, captures): a CPU model and a device model loaded side by side
+ * generate their golden images in turn, twice, each unaffected by the
+ * other. On "emulated" both are float32 CPU arithmetic, so both must match
+ * their goldens to 2/255; on "cuda" (a GPU, or the CUDA emulator of `make
+ * test-cuda-emu`) the device image is held to the --device cuda bound. */
+static int golden_compare(const char *name, const sdc_image *imgs, int n, int *worst, double *psnr) {
+    *worst = 0;
+    *psnr = INFINITY;
+    for (int i = 0; i < n; i++) {
+        char gold[256];
+        snprintf(gold, sizeof gold, "cases/%s_%d.png", name, i);
+        uint8_t *b;
+        int bw, bh;
+        if (png_read_rgb(fixture_path(gold), &b, &bw, &bh, NULL)) return 0;
+        int ok = bw == imgs[i].width && bh == imgs[i].height;
+        for (int64_t k = 0; ok && k < (int64_t)bw * bh * 3; k++) {
+            int d = abs((int)imgs[i].rgb[k] - (int)b[k]);
+            if (d > *worst) *worst = d;
+        }
+        double p = ok ? psnr8(imgs[i].rgb, b, (int64_t)bw * bh * 3) : 0;
+        if (p < *psnr) *psnr = p;
+        free(b);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    case_req c;
+    sdc_model *m;
+} loaded_case;
+
+static sdc_status load_side(loaded_case *lc, const char *name, const char *device, int threads) {
+    if (!load_case(name, &lc->c)) return sdc_fail(SDC_ERR_IO, "cannot read case %s", name);
+    sdc_load_options lo = case_load_options(&lc->c);
+    lo.device = device;
+    lo.threads = threads;
+    return sdc_model_load(&lc->m, fixture_path(lc->c.model), &lo);
+}
+
+static void models_side_by_side(const char *device) {
+    loaded_case cpu = {0}, dev = {0};
+    sdc_status st = load_side(&cpu, "sd-ddim-trailing", NULL, 1);
+    sdc_status sd = st ? st : load_side(&dev, "sdxl-euler-cfg", device, 2);
+    char why[512];
+    snprintf(why, sizeof why, "%s", sdc_last_error());
+    int skip = !st && sd && !strcmp(device, "cuda"); /* no GPU, or a build without CUDA */
+    int threads_ok = !st && !sd && op_ctx_threads(cpu.m->cx) == 1 && op_ctx_threads(dev.m->cx) == 2 &&
+                     op_ctx_device(cpu.m->cx) == OP_DEV_CPU && op_ctx_device(dev.m->cx) != OP_DEV_CPU;
+    int worst[2] = {0, 0};
+    double psnr[2] = {INFINITY, INFINITY};
+    for (int round = 0; round < 2 && !st && !sd; round++) {
+        loaded_case *order[2] = {&cpu, &dev};
+        for (int k = 0; k < 2 && !st; k++) {
+            sdc_request r = case_request(&order[k]->c);
+            sdc_image *imgs = NULL;
+            int n = 0, w;
+            double p;
+            st = sdc_generate(order[k]->m, &r, &imgs, &n);
+            if (!st && !golden_compare(k ? "sdxl-euler-cfg" : "sd-ddim-trailing", imgs, n, &w, &p))
+                st = sdc_fail(SDC_ERR_IO, "cannot compare with the golden images");
+            if (!st) {
+                worst[k] = w > worst[k] ? w : worst[k];
+                psnr[k] = p < psnr[k] ? p : psnr[k];
+            }
+            sdc_images_free(imgs, n);
+        }
+    }
+    if (!st && sd) snprintf(why, sizeof why, "%s", sdc_last_error());
+    sdc_model_free(cpu.m), sdc_model_free(dev.m);
+    cJSON_Delete(cpu.c.j), cJSON_Delete(dev.c.j);
+    if (skip) SKIP("%s", why);
+    CHECK(!st && !sd, "%s", st ? sdc_last_error() : why);
+    CHECK(threads_ok, "the contexts' threads/devices are not the ones each model was loaded with");
+    if (verbose()) printf("     cpu model: max diff %d/255; %s model: max diff %d/255, PSNR %.1f dB\n", worst[0], device,
+                          worst[1], psnr[1]);
+    CHECK(worst[0] <= 2, "the CPU model's image moved by %d/255 beside a %s model", worst[0], device);
+    if (!strcmp(device, "cuda"))
+        CHECK(psnr[1] >= 35.0, "the cuda model's image: PSNR %.1f dB < 35", psnr[1]);
+    else
+        CHECK(worst[1] <= 2, "the %s model's image moved by %d/255 beside a CPU model", device, worst[1]);
+}
+
+TEST(models_side_by_side_cpu_and_emulated) { models_side_by_side("emulated"); }
+TEST(models_side_by_side_cpu_and_cuda) { models_side_by_side("cuda"); }

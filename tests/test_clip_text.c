@@ -66,9 +66,10 @@ static double cmp_key(const st_file *g, const char *golden, const char *key, con
 }
 
 static void run_golden(const char *model_dir, const char *golden, int expect_proj) {
+    op_ctx *cx = test_cx();
     clip_text_model *m;
     st_file g;
-    CHECK_OK(clip_text_load(&m, fixture_path(model_dir), NULL));
+    CHECK_OK(clip_text_load(&m, cx, fixture_path(model_dir), NULL));
     CHECK_OK(st_open(&g, fixture_path(golden)));
     int64_t *ids;
     const st_tensor *ti = st_find(&g, "in.input_ids");
@@ -125,10 +126,11 @@ TEST(clip_text_tiny_sdxl_te2_golden) {
  * last layer) and must give the golden penultimate state; one row alone
  * must equal the same row of the batch. */
 TEST(clip_text_clip_skip_and_batch_rows) {
+    op_ctx *cx = test_cx();
     clip_text_model *m;
     st_file g;
     const char *golden = "units/te_tiny_sdxl_2.safetensors";
-    CHECK_OK(clip_text_load(&m, fixture_path("models/tiny-sdxl/text_encoder_2"), NULL));
+    CHECK_OK(clip_text_load(&m, cx, fixture_path("models/tiny-sdxl/text_encoder_2"), NULL));
     CHECK_OK(st_open(&g, fixture_path(golden)));
     int64_t *ids;
     CHECK_OK(st_to_i64(st_find(&g, "in.input_ids"), &ids));
@@ -164,8 +166,9 @@ TEST(clip_text_clip_skip_and_batch_rows) {
 }
 
 TEST(clip_text_eos_rules) {
+    op_ctx *cx = test_cx();
     clip_text_model *m;
-    CHECK_OK(clip_text_load(&m, fixture_path("models/tiny-sd/text_encoder"), NULL));
+    CHECK_OK(clip_text_load(&m, cx, fixture_path("models/tiny-sd/text_encoder"), NULL));
     int64_t ids[6] = {1112, 5, 1113, 1113, 1113, 1113};
     CHECK(clip_text_eos_index(m, ids, 6) == 2, "legacy argmax rule (first maximum)");
     int64_t ids2[6] = {1112, 5, 7, 1113, 2, 1113};
@@ -178,7 +181,7 @@ TEST(clip_text_eos_rules) {
     weights w;
     const char *paths[1] = {fixture_path("models/tiny-sd/text_encoder/model.safetensors")};
     CHECK_OK(weights_open(&w, paths, 1));
-    sdc_status st = clip_text_load_weights(&m, &c, &w);
+    sdc_status st = clip_text_load_weights(&m, cx, &c, &w);
     if (st) weights_close(&w);
     CHECK_OK(st);
     int64_t ids3[6] = {1112, 5, 1113, 7, 1113, 1113};
@@ -263,8 +266,9 @@ static const char *make_dir(const char *name, const char *cfg, const char *drop,
 }
 
 static void expect_load_error(const char *dir, sdc_status code, const char *needle1, const char *needle2) {
+    op_ctx *cx = test_cx();
     clip_text_model *m = (clip_text_model *)1;
-    sdc_status st = clip_text_load(&m, dir, NULL);
+    sdc_status st = clip_text_load(&m, cx, dir, NULL);
     CHECK(st == code, "status %d (%s), expected %d", st, sdc_last_error(), code);
     CHECK(m == NULL, "output not cleared on failure");
     CHECK(strstr(sdc_last_error(), needle1), "message '%s' lacks '%s'", sdc_last_error(), needle1);
@@ -321,8 +325,9 @@ TEST(clip_text_error_bad_configs) {
 }
 
 TEST(clip_text_error_bad_inputs) {
+    op_ctx *cx = test_cx();
     clip_text_model *m;
-    CHECK_OK(clip_text_load(&m, fixture_path("models/tiny-sd/text_encoder"), NULL));
+    CHECK_OK(clip_text_load(&m, cx, fixture_path("models/tiny-sd/text_encoder"), NULL));
     int64_t ids[78] = {0};
     float out[78 * 64], pooled[64];
     ids[3] = 1114;
@@ -346,15 +351,16 @@ TEST(clip_text_error_bad_inputs) {
 /* fp16 variant: model.fp16.safetensors is preferred when asked for and
  * present, and the plain file is the fallback. */
 TEST(clip_text_fp16_variant) {
+    op_ctx *cx = test_cx();
     const char *dir = make_dir("te_fp16", CFG_OK, NULL, NULL);
     CHECK(dir, "could not build the folder");
     char p[1100];
     snprintf(p, sizeof p, "%s/model.fp16.safetensors", dir);
     CHECK(copy_st(fixture_path("models/tiny-sd/text_encoder/model.safetensors"), p, NULL, NULL, ST_F16), "fp16 copy");
     clip_text_model *m32, *m16, *mfb;
-    CHECK_OK(clip_text_load(&m32, dir, NULL));
-    CHECK_OK(clip_text_load(&m16, dir, "fp16"));
-    CHECK_OK(clip_text_load(&mfb, fixture_path("models/tiny-sd/text_encoder"), "fp16")); /* no fp16 file: fallback */
+    CHECK_OK(clip_text_load(&m32, cx, dir, NULL));
+    CHECK_OK(clip_text_load(&m16, cx, dir, "fp16"));
+    CHECK_OK(clip_text_load(&mfb, cx, fixture_path("models/tiny-sd/text_encoder"), "fp16")); /* no fp16 file: fallback */
     int64_t ids[8] = {1112, 40, 41, 42, 1113, 1113, 1113, 1113};
     float a[8 * 64], b[8 * 64], c[8 * 64];
     CHECK_OK(clip_text_forward(m32, ids, 1, 8, NULL, a, NULL, NULL));
@@ -370,6 +376,7 @@ TEST(clip_text_fp16_variant) {
 
 /* clip_text_load_weights with a prefix, as single-file checkpoints need. */
 TEST(clip_text_load_weights_prefix) {
+    op_ctx *cx = test_cx();
     /* rename every tensor with a prefix */
     st_file f;
     CHECK_OK(st_open(&f, fixture_path("models/tiny-sd/text_encoder/model.safetensors")));
@@ -390,10 +397,10 @@ TEST(clip_text_load_weights_prefix) {
     CHECK_OK(weights_open(&wt, paths, 1));
     snprintf(wt.prefix, sizeof wt.prefix, "cond_stage_model.transformer.");
     clip_text_model *m, *ref;
-    sdc_status st = clip_text_load_weights(&m, &cfg, &wt);
+    sdc_status st = clip_text_load_weights(&m, cx, &cfg, &wt);
     if (st) weights_close(&wt);
     CHECK_OK(st);
-    CHECK_OK(clip_text_load(&ref, fixture_path("models/tiny-sd/text_encoder"), NULL));
+    CHECK_OK(clip_text_load(&ref, cx, fixture_path("models/tiny-sd/text_encoder"), NULL));
     int64_t ids[6] = {1112, 10, 20, 30, 1113, 1113};
     float a[6 * 64], b[6 * 64];
     CHECK_OK(clip_text_forward(m, ids, 1, 6, NULL, a, NULL, NULL));
@@ -407,6 +414,7 @@ TEST(clip_text_load_weights_prefix) {
 /* A config without "architectures": text_projection.weight alone marks a
  * CLIPTextModelWithProjection; its projection_dim must match the tensor. */
 TEST(clip_text_projection_by_tensor) {
+    op_ctx *cx = test_cx();
     const char *cfg = "{\"eos_token_id\":2,\"hidden_act\":\"gelu\",\"hidden_size\":64,\"intermediate_size\":128,"
                       "\"max_position_embeddings\":77,\"num_attention_heads\":4,\"num_hidden_layers\":3,"
                       "\"projection_dim\":32,\"vocab_size\":1114}";
@@ -414,7 +422,7 @@ TEST(clip_text_projection_by_tensor) {
     const char *dir = make_dir_from(src, "te_proj", cfg, NULL, NULL);
     CHECK(dir, "could not build the folder");
     clip_text_model *m;
-    CHECK_OK(clip_text_load(&m, dir, NULL));
+    CHECK_OK(clip_text_load(&m, cx, dir, NULL));
     int P = clip_text_projection_dim(m);
     clip_text_free(m);
     CHECK(P == 32, "projection_dim %d", P);

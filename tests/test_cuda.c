@@ -110,7 +110,7 @@ TEST(cuda_shared_attention_tiles) {
         fill(q, (int64_t)B * Nq * D, 11 + t, -2, 2);
         fill(kv, (int64_t)B * Nk * 2 * D, 12 + t, -2, 2);
         float scale = 1.0f / sqrtf((float)dh);
-        sdc_status st = op_attention(q, D, kv, kv + D, 2 * D, B, Nq, Nk, H, dh, scale, causal, ref);
+        sdc_status st = op_attention(test_cx(), q, D, kv, kv + D, 2 * D, B, Nq, Nk, H, dh, scale, causal, ref);
         emulate_flash(q, D, kv, kv + D, 2 * D, B, Nq, Nk, H, dh, scale, causal, got, cu_att_bk(dhp));
         double e = scaled_err(got, ref, (int64_t)B * Nq * D);
         free(q), free(kv), free(ref), free(got);
@@ -154,7 +154,7 @@ TEST(cuda_shared_im2col_chunks) {
         float *x = xmalloc((size_t)B * C * H * W * 4), *w = xmalloc((size_t)O * K * 4), *bias = xmalloc((size_t)O * 4);
         float *ref = xmalloc((size_t)B * O * P * 4), *got = xmalloc((size_t)B * O * P * 4);
         fill(x, (int64_t)B * C * H * W, 21 + t, -1, 1), fill(w, O * K, 22 + t, -1, 1), fill(bias, O, 23 + t, -1, 1);
-        sdc_status st = op_conv2d(x, B, C, H, W, w, bias, O, k, s, p, ref);
+        sdc_status st = op_conv2d(test_cx(), x, B, C, H, W, w, bias, O, k, s, p, ref);
         /* chunks of a few pixels, so several chunks and a short last one */
         int64_t np = cu_conv_chunk_pixels(K, P, K * 7);
         float *col = xmalloc((size_t)(K * np) * 4);
@@ -190,7 +190,7 @@ TEST(cuda_shared_index_maps) {
         int H = sz[t][0], W = sz[t][1], Ho = sz[t][2], Wo = sz[t][3];
         float *x = xmalloc((size_t)2 * H * W * 4), *y = xmalloc((size_t)2 * Ho * Wo * 4);
         fill(x, 2 * H * W, 31 + t, -1, 1);
-        op_upsample_nearest(x, y, 2, H, W, Ho, Wo);
+        op_upsample_nearest(test_cx(), x, y, 2, H, W, Ho, Wo);
         int bad = 0;
         for (int p = 0; p < 2; p++)
             for (int r = 0; r < Ho; r++)
@@ -201,7 +201,7 @@ TEST(cuda_shared_index_maps) {
     }
     float ts[3] = {0, 1, 999};
     float ref[3 * 320];
-    op_timestep_embedding(ts, 3, 320, 1, 0.0f, ref);
+    op_timestep_embedding(test_cx(), ts, 3, 320, 1, 0.0f, ref);
     for (int n = 0; n < 3; n++)
         for (int i = 0; i < 160; i++) {
             float a = cu_timestep_angle(ts[n], i, 160, 0.0f);
@@ -351,7 +351,7 @@ static void dev_linear(void) {
             void *dy = dzeros((int64_t)M * N, dt);
             sdc_status st = dx && dw && db && dy ? cu_linear(dx, dt, M, K, dw, hb ? db : NULL, dt, N, dy) : SDC_ERR_NOMEM;
             if (!st) st = down(got, dy, (int64_t)M * N, dt);
-            op_linear(x, M, K, w, hb ? b : NULL, N, ref);
+            op_linear(test_cx(), x, M, K, w, hb ? b : NULL, N, ref);
             double e = scaled_err(got, ref, (int64_t)M * N), tol = tol_for(dt, 1e-4);
             free(x), free(w), free(b), free(ref), free(got);
             CHECK(st == SDC_OK, "cu_linear %s M=%d K=%d N=%d: %s", cu_dtype_name(dt), M, K, N, sdc_last_error());
@@ -370,7 +370,7 @@ static void dev_linear(void) {
     void *dx = up(x, M * K + 1, CU_F16), *dw = up(w, N * K, CU_F32), *db = up(b, N, CU_F32), *dy = dzeros(M * N, CU_F16);
     sdc_status st = dx && dw && db && dy ? cu_linear((char *)dx + 2, CU_F16, M, K, dw, db, CU_F32, N, dy) : SDC_ERR_NOMEM;
     if (!st) st = down(got, dy, M * N, CU_F16);
-    op_linear(x + 1, M, K, w, b, N, ref);
+    op_linear(test_cx(), x + 1, M, K, w, b, N, ref);
     double e = scaled_err(got, ref, M * N);
     free(x), free(w), free(b), free(ref), free(got);
     CHECK(st == SDC_OK, "cu_linear mixed dtypes: %s", sdc_last_error());
@@ -389,7 +389,7 @@ static void dev_linear(void) {
         sdc_status es = ex && ew && eb && ey ? cu_linear_ex(ex, dt, LM, LK, ew, dt, eb, CU_F32, LN, ey, CU_F32)
                                              : SDC_ERR_NOMEM;
         if (!es) es = down(lgot, ey, LM * LN, CU_F32);
-        op_linear(lx, LM, LK, lw, lb, LN, lref);
+        op_linear(test_cx(), lx, LM, LK, lw, lb, LN, lref);
         double le = scaled_err(lgot, lref, LM * LN), lt = tol_for(dt, 1e-4);
         CHECK(es == SDC_OK, "cu_linear_ex %s -> f32: %s", cu_dtype_name(dt), sdc_last_error());
         REPORT("linear -> f32 out, f32 bias", dt, le, lt);
@@ -400,7 +400,7 @@ static void dev_linear(void) {
         void *dcx = up(cx, 2 * LK * 64, dt), *dcy = dzeros(2 * LN * 64, CU_F32);
         es = dcx && dcy ? cu_conv2d_ex(dcx, dt, 2, LK, 8, 8, ew, dt, eb, CU_F32, LN, 1, 1, 0, dcy, CU_F32) : SDC_ERR_NOMEM;
         if (!es) es = down(cgot, dcy, 2 * LN * 64, CU_F32);
-        op_conv2d(cx, 2, LK, 8, 8, lw, lb, LN, 1, 1, 0, cref);
+        op_conv2d(test_cx(), cx, 2, LK, 8, 8, lw, lb, LN, 1, 1, 0, cref);
         double ce = scaled_err(cgot, cref, 2 * LN * 64);
         CHECK(es == SDC_OK, "cu_conv2d_ex 1x1 %s -> f32: %s", cu_dtype_name(dt), sdc_last_error());
         REPORT("conv 1x1 -> f32 out, f32 bias", dt, ce, lt);
@@ -443,7 +443,7 @@ static void dev_conv2d(void) {
             void *dx = up(x, nx, dt), *dw = up(w, nw, dt), *db = up(b, O, dt), *dy = dzeros(ny, dt);
             sdc_status st = dx && dw && db && dy ? cu_conv2d(dx, dt, B, C, H, W, dw, db, dt, O, k, s, p, dy) : SDC_ERR_NOMEM;
             if (!st) st = down(got, dy, ny, dt);
-            sdc_status rs = op_conv2d(x, B, C, H, W, w, b, O, k, s, p, ref);
+            sdc_status rs = op_conv2d(test_cx(), x, B, C, H, W, w, b, O, k, s, p, ref);
             double e = scaled_err(got, ref, ny), tol = tol_for(dt, 1e-4);
             free(x), free(w), free(b), free(ref), free(got);
             CHECK(st == SDC_OK && rs == SDC_OK, "cu_conv2d %s case %zu: %s", cu_dtype_name(dt), t, sdc_last_error());
@@ -466,7 +466,7 @@ static void dev_conv2d(void) {
         void *dx = up(x, nx, CU_F32), *dw = up(w, nw, CU_F32), *dy = dzeros(ny, CU_F32);
         sdc_status st = dx && dw && dy ? cu_conv2d(dx, CU_F32, B, C, H, W, dw, NULL, CU_F32, O, 3, 1, 1, dy) : SDC_ERR_NOMEM;
         if (!st) st = down(got, dy, ny, CU_F32);
-        op_conv2d(x, B, C, H, W, w, NULL, O, 3, 1, 1, ref);
+        op_conv2d(test_cx(), x, B, C, H, W, w, NULL, O, 3, 1, 1, ref);
         double e = scaled_err(got, ref, ny), tol = tol_for(CU_F16, 1e-4);
         free(x), free(w), free(ref), free(got);
         CHECK(st == SDC_OK, "TF32 conv: %s", sdc_last_error());
@@ -496,7 +496,7 @@ static void dev_norms(void) {
             void *dy = inpl ? dx : dzeros(n, dt);
             sdc_status st = dx && dg && db && dy ? cu_group_norm(dx, dy, dt, B, C, HW, G, 1e-6f, dg, db, dt, silu) : SDC_ERR_NOMEM;
             if (!st) st = down(got, dy, n, dt);
-            op_group_norm(x, ref, B, C, HW, G, 1e-6f, ga, be, silu);
+            op_group_norm(test_cx(), x, ref, B, C, HW, G, 1e-6f, ga, be, silu);
             /* f32 of a group normalised around a mean of 100: x's own rounding is 1e-5 relative to 100 */
             double e = scaled_err(got, ref, n), tol = tol_for(dt, off > 10 ? 1e-3 : 2e-5);
             free(x), free(ga), free(be), free(ref), free(got);
@@ -519,7 +519,7 @@ static void dev_norms(void) {
             void *dx = up(x, n, dt), *dg = up(ga, D, dt), *db = up(be, D, dt), *dy = dzeros(n, dt);
             sdc_status st = dx && dg && db && dy ? cu_layer_norm(dx, dy, dt, R, D, 1e-5f, dg, db, dt) : SDC_ERR_NOMEM;
             if (!st) st = down(got, dy, n, dt);
-            op_layer_norm(x, ref, R, D, 1e-5f, ga, be);
+            op_layer_norm(test_cx(), x, ref, R, D, 1e-5f, ga, be);
             double e = scaled_err(got, ref, n), tol = tol_for(dt, 2e-5);
             free(x), free(ga), free(be), free(ref), free(got);
             CHECK(st == SDC_OK, "cu_layer_norm: %s", sdc_last_error());
@@ -542,9 +542,9 @@ static void dev_elementwise(void) {
             void *d = up(x, N, dt);
             memcpy(ref, x, sizeof x);
             sdc_status st = !d ? SDC_ERR_NOMEM : a == 0 ? cu_silu(d, dt, N) : a == 1 ? cu_gelu(d, dt, N) : cu_quick_gelu(d, dt, N);
-            if (a == 0) op_silu(ref, N);
-            else if (a == 1) op_gelu(ref, N);
-            else op_quick_gelu(ref, N);
+            if (a == 0) op_silu(test_cx(), ref, N);
+            else if (a == 1) op_gelu(test_cx(), ref, N);
+            else op_quick_gelu(test_cx(), ref, N);
             if (!st) st = down(got, d, N, dt);
             CHECK(st == SDC_OK, "activation %d: %s", a, sdc_last_error());
             double e = scaled_err(got, ref, N);
@@ -556,7 +556,7 @@ static void dev_elementwise(void) {
         void *dx = up(x, N, dt), *dy = dzeros(N / 2, dt);
         CHECK(dx && dy, "alloc");
         CHECK_OK(cu_geglu(dx, dy, dt, 5, 37));
-        op_geglu(x, ref, 5, 37);
+        op_geglu(test_cx(), x, ref, 5, 37);
         CHECK_OK(down(got, dy, N / 2, dt));
         double e = scaled_err(got, ref, N / 2);
         REPORT("geglu rows=5 D=37", dt, e, tol);
@@ -572,9 +572,9 @@ static void dev_elementwise(void) {
         CHECK_OK(cu_scale(da, 0.37f, dt, N));
         CHECK_OK(cu_add_channel_bias(da, dv, dt, 2, 5, 37));
         memcpy(ref, x, sizeof x);
-        op_add(ref, y, N);
-        op_scale(ref, 0.37f, N);
-        op_add_channel_bias(ref, v, 2, 5, 37);
+        op_add(test_cx(), ref, y, N);
+        op_scale(test_cx(), ref, 0.37f, N);
+        op_add_channel_bias(test_cx(), ref, v, 2, 5, 37);
         CHECK_OK(down(got, da, N, dt));
         /* f16/bf16 round after each of the three ops */
         e = scaled_err(got, ref, N);
@@ -597,7 +597,7 @@ static void dev_layout(void) {
             CHECK(dx && dy, "alloc");
             CHECK_OK(cu_upsample_nearest(dx, dy, dt, 2, H, W, Ho, Wo));
             CHECK_OK(down(got, dy, 2 * Ho * Wo, dt));
-            op_upsample_nearest(x, ref, 2, H, W, Ho, Wo);
+            op_upsample_nearest(test_cx(), x, ref, 2, H, W, Ho, Wo);
             CHECK(!memcmp(got, ref, (size_t)2 * Ho * Wo * 4), "upsample %dx%d -> %dx%d %s differs", H, W, Ho, Wo, cu_dtype_name(dt));
         }
         /* transposes with sizes off the 32-tile grid: [3, 45, 37] */
@@ -606,7 +606,7 @@ static void dev_layout(void) {
         fill(x, N, 73, -1, 1);
         void *dx = up(x, N, dt), *dy = dzeros(N, dt), *dz = dzeros(N, dt);
         int ok = dx && dy && dz && !cu_nchw_to_nhwc(dx, dy, dt, B, C, HW) && !down(got, dy, N, dt);
-        op_nchw_to_nhwc(x, ref, B, C, HW);
+        op_nchw_to_nhwc(test_cx(), x, ref, B, C, HW);
         int same1 = ok && !memcmp(got, ref, N * 4);
         ok = ok && !cu_nhwc_to_nchw(dy, dz, dt, B, C, HW) && !down(got, dz, N, dt);
         int same2 = ok && !memcmp(got, x, N * 4);
@@ -625,7 +625,7 @@ static void dev_layout(void) {
             CHECK_OK(cu_upload(dt_, ts, sizeof ts));
             CHECK_OK(cu_timestep_embedding(dt_, 3, dim, te[t][1], (float)te[t][2], dout, dt));
             CHECK_OK(down(tgot, dout, 3 * dim, dt));
-            op_timestep_embedding(ts, 3, dim, te[t][1], (float)te[t][2], tref);
+            op_timestep_embedding(test_cx(), ts, 3, dim, te[t][1], (float)te[t][2], tref);
             /* sinf/cosf of angles up to 999 rad: an ulp of the angle is 6e-5 */
             double e = scaled_err(tgot, tref, 3 * dim), tol = tol_for(dt, 2e-4);
             REPORT("timestep_embedding", dt, e, tol);
@@ -649,13 +649,13 @@ static void dev_model_layout(void) {
         CHECK_OK(cu_copy_2d(dy, LD, dx, LD, R, COLS, dt));
         CHECK_OK(down(got, dy, R * LD, dt));
         memset(ref, 0, sizeof ref);
-        op_copy_2d(ref, LD, x, LD, R, COLS);
+        op_copy_2d(test_cx(), ref, LD, x, LD, R, COLS);
         CHECK(!memcmp(got, ref, sizeof ref), "copy_2d %s differs", cu_dtype_name(dt));
         /* affine (one rounding per operation) */
         if (dt == CU_F32) {
             CHECK_OK(cu_affine(dy, dx, 0.1f, 0.3f, dt, R * LD));
             CHECK_OK(down(got, dy, R * LD, dt));
-            op_affine(ref, x, 0.1f, 0.3f, R * LD);
+            op_affine(test_cx(), ref, x, 0.1f, 0.3f, R * LD);
             CHECK(!memcmp(got, ref, sizeof ref), "affine differs from the CPU's");
         }
         /* pad_zero */
@@ -664,7 +664,7 @@ static void dev_model_layout(void) {
         CHECK(dp && dq, "alloc");
         CHECK_OK(cu_pad_zero(dp, dq, dt, BC, H, W, HO, WO));
         CHECK_OK(down(pgot, dq, BC * HO * WO, dt));
-        op_pad_zero(pin, pref, BC, H, W, HO, WO);
+        op_pad_zero(test_cx(), pin, pref, BC, H, W, HO, WO);
         CHECK(!memcmp(pgot, pref, sizeof pref), "pad_zero %s differs", cu_dtype_name(dt));
         /* gather_rows (host row indices, repeats allowed) and the row bias */
         float table[ROWS * COLS], gref[4 * COLS], ggot[4 * COLS], bias[COLS];
@@ -675,7 +675,7 @@ static void dev_model_layout(void) {
         CHECK(dt_ && dg && db, "alloc");
         CHECK_OK(cu_gather_rows(dg, dt_, dt, COLS, rows, 4));
         CHECK_OK(down(ggot, dg, 4 * COLS, dt));
-        op_gather_rows(gref, table, OP_F32, COLS, rows, 4);
+        op_gather_rows(test_cx(), gref, table, OP_F32, COLS, rows, 4);
         CHECK(!memcmp(ggot, gref, sizeof gref), "gather_rows %s differs", cu_dtype_name(dt));
         CHECK_OK(cu_add_row_bias(dg, db, dt, 4, COLS));
         CHECK_OK(down(ggot, dg, 4 * COLS, dt));
@@ -716,7 +716,7 @@ static void dev_attention(void) {
             sdc_status st = dq && dkv && dout ? cu_attention(dq, q_ld, dk, dv, kv_ld, dt, B, Nq, Nk, H, dh, scale, causal, dout)
                                               : SDC_ERR_NOMEM;
             if (!st) st = down(got, dout, (int64_t)B * Nq * D, dt);
-            sdc_status rs = op_attention(q, q_ld, hk, hv, kv_ld, B, Nq, Nk, H, dh, scale, causal, ref);
+            sdc_status rs = op_attention(test_cx(), q, q_ld, hk, hv, kv_ld, B, Nq, Nk, H, dh, scale, causal, ref);
             double e = scaled_err(got, ref, (int64_t)B * Nq * D), tol = tol_for(dt, 2e-5);
             free(q), free(kv), free(ref), free(got);
             CHECK(st == SDC_OK && rs == SDC_OK, "cu_attention %s case %zu: %s", cu_dtype_name(dt), t, sdc_last_error());

@@ -16,85 +16,89 @@
 #include "pipeline/model.h"
 #include "text/clip_text_runner.h"
 
-/* on the device selected by the caller */
-static void replays_current_inputs(void) {
-    int64_t live = op_live_allocations();
+/* on the caller's context */
+static void replays_current_inputs(op_ctx *cx) {
+    int64_t live = op_live_allocations(cx);
     float *x, *y, h[4] = {1, 2, 3, 4}, o[4];
-    CHECK_OK(op_alloc(&x, 4));
-    CHECK_OK(op_alloc(&y, 4));
-    CHECK_OK(op_upload(x, h, 4));
-    CHECK_OK(op_graph_begin());
-    CHECK(op_graph_capturing(), "not capturing after op_graph_begin");
+    CHECK_OK(op_alloc(cx, &x, 4));
+    CHECK_OK(op_alloc(cx, &y, 4));
+    CHECK_OK(op_upload(cx, x, h, 4));
+    CHECK_OK(op_graph_begin(cx));
+    CHECK(op_graph_capturing(cx), "not capturing after op_graph_begin");
     float *t;
-    CHECK_OK(op_alloc(&t, 4)); /* a temporary inside the step, freed before the end */
-    op_copy(t, x, 4);
-    op_scale(t, 2.0f, 4);
-    op_affine(y, t, 1.0f, 0.5f, 4);
-    op_free(t);
+    CHECK_OK(op_alloc(cx, &t, 4)); /* a temporary inside the step, freed before the end */
+    op_copy(cx, t, x, 4);
+    op_scale(cx, t, 2.0f, 4);
+    op_affine(cx, y, t, 1.0f, 0.5f, 4);
+    op_free(cx, t);
     op_graph *g;
-    CHECK_OK(op_graph_end(&g));
+    CHECK_OK(op_graph_end(cx, &g));
     long n0 = op_graph_launches();
     CHECK_OK(op_graph_launch(g));
-    CHECK_OK(op_download(o, y, 4));
+    CHECK_OK(op_download(cx, o, y, 4));
     CHECK(o[0] == 2.5f && o[3] == 8.5f, "first launch gave %g %g", o[0], o[3]);
     float h2[4] = {10, 20, 30, 40};
-    CHECK_OK(op_upload(x, h2, 4));
+    CHECK_OK(op_upload(cx, x, h2, 4));
     CHECK_OK(op_graph_launch(g));
-    CHECK_OK(op_download(o, y, 4));
+    CHECK_OK(op_download(cx, o, y, 4));
     CHECK(o[0] == 20.5f && o[3] == 80.5f, "second launch gave %g %g (the inputs at capture time?)", o[0], o[3]);
     CHECK(op_graph_launches() == n0 + 2, "launch counter");
     op_graph_free(g);
-    op_free(x);
-    op_free(y);
-    CHECK(op_live_allocations() == live, "%lld buffers left", (long long)(op_live_allocations() - live));
+    op_free(cx, x);
+    op_free(cx, y);
+    CHECK(op_live_allocations(cx) == live, "%lld buffers left", (long long)(op_live_allocations(cx) - live));
 }
 
-static void refuses_host_round_trips(op_device dev) {
+static void refuses_host_round_trips(op_ctx *cx) {
     float *x, h[4] = {0};
-    CHECK_OK(op_alloc(&x, 4));
+    CHECK_OK(op_alloc(cx, &x, 4));
     op_graph *g = (op_graph *)&g;
     /* a download inside the capture: refused at once, and reported at the end */
-    CHECK_OK(op_graph_begin());
-    CHECK(op_download(h, x, 4) != SDC_OK, "op_download accepted while capturing");
-    CHECK(op_graph_end(&g) != SDC_OK && !g, "a capture with a download was accepted");
+    CHECK_OK(op_graph_begin(cx));
+    CHECK(op_download(cx, h, x, 4) != SDC_OK, "op_download accepted while capturing");
+    CHECK(op_graph_end(cx, &g) != SDC_OK && !g, "a capture with a download was accepted");
     CHECK(strstr(sdc_last_error(), "op_download"), "message: %s", sdc_last_error());
     /* a precision change (void op) is reported at the end too */
-    CHECK_OK(op_graph_begin());
-    op_set_precision(OP_F16);
-    CHECK(op_graph_end(&g) != SDC_OK, "a capture with op_set_precision was accepted");
+    CHECK_OK(op_graph_begin(cx));
+    op_set_precision(cx, OP_F16);
+    CHECK(op_graph_end(cx, &g) != SDC_OK, "a capture with op_set_precision was accepted");
     CHECK(strstr(sdc_last_error(), "op_set_precision"), "message: %s", sdc_last_error());
     /* a buffer allocated in the capture and still held at its end */
-    CHECK_OK(op_graph_begin());
+    CHECK_OK(op_graph_begin(cx));
     float *t;
-    CHECK_OK(op_alloc(&t, 4));
-    CHECK(op_graph_end(&g) != SDC_OK, "a capture keeping a buffer of its own was accepted");
+    CHECK_OK(op_alloc(cx, &t, 4));
+    CHECK(op_graph_end(cx, &g) != SDC_OK, "a capture keeping a buffer of its own was accepted");
     CHECK(strstr(sdc_last_error(), "still in use"), "message: %s", sdc_last_error());
-    op_free(t); /* still the caller's */
-    /* no nesting, no end without a begin, no device switch inside */
-    CHECK_OK(op_graph_begin());
-    CHECK(op_graph_begin() != SDC_OK, "nested capture accepted");
-    CHECK(op_set_device(OP_DEV_CPU) != SDC_OK, "device switched while capturing");
-    op_copy(x, x + 2, 2);
-    CHECK_OK(op_graph_end(&g));
+    op_free(cx, t); /* still the caller's */
+    /* no nesting, no end without a begin; another context runs its ops
+     * meanwhile (a capture is its context's, not the process's) */
+    CHECK_OK(op_graph_begin(cx));
+    CHECK(op_graph_begin(cx) != SDC_OK, "nested capture accepted");
+    op_ctx *other = test_cx();
+    float *o, v[2] = {1, 2}, back[2];
+    CHECK_OK(op_alloc(other, &o, 2));
+    CHECK_OK(op_upload(other, o, v, 2));
+    op_scale(other, o, 3.0f, 2);
+    CHECK_OK(op_download(other, back, o, 2));
+    op_free(other, o);
+    CHECK(back[0] == 3.0f && back[1] == 6.0f, "a CPU context's ops were held up by another context's capture");
+    CHECK(!op_graph_capturing(other), "the capture leaked into another context");
+    op_copy(cx, x, x + 2, 2);
+    CHECK_OK(op_graph_end(cx, &g));
     CHECK_OK(op_graph_launch(g));
-    CHECK_OK(op_sync());
+    CHECK_OK(op_sync(cx));
     op_graph *none;
-    CHECK(op_graph_end(&none) != SDC_OK && !none, "op_graph_end without a capture accepted");
-    /* a graph belongs to the backend that recorded it */
-    op_set_device(OP_DEV_CPU);
-    CHECK(op_graph_launch(g) != SDC_OK, "a %s graph launched on the CPU", dev == OP_DEV_CUDA ? "cuda" : "emulated");
-    CHECK_OK(op_set_device(dev));
+    CHECK(op_graph_end(cx, &none) != SDC_OK && !none, "op_graph_end without a capture accepted");
     op_graph_free(g);
-    op_free(x);
+    op_free(cx, x);
 }
 
 /* unet_runner with and without graphs: 4 steps of new latents and timesteps */
 static void runner_matches_direct(const char *model, op_device dev) {
-    sdc_load_options lo = {.device = dev == OP_DEV_CUDA ? "cuda" : NULL};
+    sdc_load_options lo = {.device = dev == OP_DEV_CUDA ? "cuda" : "emulated"};
     sdc_model *m = NULL;
     CHECK_OK(sdc_model_load(&m, fixture_path(model), &lo));
-    if (dev == OP_DEV_EMULATED) CHECK_OK(op_set_device(dev));
-    op_set_precision(m->unet_dt);
+    op_set_precision(m->cx, m->unet_dt);
     const unet_config *c = unet_get_config(m->unet);
     int B = 2, H = 8, W = 8, M = 77, cd = 0;
     for (int i = 0; i < c->nblocks; i++) cd = c->cross_dim[i] > cd ? c->cross_dim[i] : cd;
@@ -122,9 +126,7 @@ static void runner_matches_direct(const char *model, op_device dev) {
     unet_runner_free(rg);
     unet_runner_free(rd);
     free(ctx), free(x), free(te), free(o1), free(o2);
-    op_set_precision(OP_F32);
     sdc_model_free(m);
-    op_set_device(OP_DEV_CPU);
     CHECK(st == SDC_OK, "%s: %s", model, sdc_last_error());
     CHECK(gsteps == 3 && dsteps == 0, "%s: %d steps from a graph (note: %s), %d without graphs", model, gsteps, note,
           dsteps);
@@ -132,17 +134,19 @@ static void runner_matches_direct(const char *model, op_device dev) {
 }
 
 TEST(step_graph_replays_current_inputs) {
-    CHECK_OK(op_set_device(OP_DEV_EMULATED));
-    replays_current_inputs();
-    op_set_device(OP_DEV_CPU);
+    op_ctx *cx;
+    CHECK_OK(op_ctx_create(&cx, OP_DEV_EMULATED, 0));
+    replays_current_inputs(cx);
+    op_ctx_free(cx);
 }
 
 TEST(step_graph_refuses_host_round_trips) {
-    CHECK_OK(op_set_device(OP_DEV_EMULATED));
-    refuses_host_round_trips(OP_DEV_EMULATED);
-    op_set_device(OP_DEV_CPU);
-    CHECK(op_graph_begin() == SDC_ERR_UNSUPPORTED, "the CPU backend claims step graphs");
-    CHECK(!op_graph_capturing(), "capturing after a refused begin");
+    op_ctx *cx;
+    CHECK_OK(op_ctx_create(&cx, OP_DEV_EMULATED, 0));
+    refuses_host_round_trips(cx);
+    op_ctx_free(cx);
+    CHECK(op_graph_begin(test_cx()) == SDC_ERR_UNSUPPORTED, "the CPU backend claims step graphs");
+    CHECK(!op_graph_capturing(test_cx()), "capturing after a refused begin");
 }
 
 TEST(step_graph_unet_runner_emulated) {
@@ -151,10 +155,12 @@ TEST(step_graph_unet_runner_emulated) {
 }
 
 TEST(step_graph_cuda) {
-    if (op_set_device(OP_DEV_CUDA)) SKIP("%s", sdc_last_error());
-    replays_current_inputs();
-    refuses_host_round_trips(OP_DEV_CUDA);
-    op_set_device(OP_DEV_CPU);
+    op_ctx *cx;
+    if (op_ctx_create(&cx, OP_DEV_CUDA, 0)) SKIP("%s", sdc_last_error());
+    replays_current_inputs(cx);
+    refuses_host_round_trips(cx);
+    op_ctx_free(cx);
+    if (test_failed()) return;
     runner_matches_direct("models/tiny-sd", OP_DEV_CUDA);
     runner_matches_direct("models/tiny-sdxl", OP_DEV_CUDA);
 }
@@ -173,8 +179,8 @@ static sdc_status gen_one(sdc_model *m, const char *prompt, int steps, sdc_image
 
 TEST(step_graph_kept_across_requests_emulated) {
     sdc_model *m = NULL;
-    CHECK_OK(sdc_model_load(&m, fixture_path("models/tiny-sdxl"), NULL));
-    CHECK_OK(op_set_device(OP_DEV_EMULATED));
+    sdc_load_options lo = {.device = "emulated"};
+    CHECK_OK(sdc_model_load(&m, fixture_path("models/tiny-sdxl"), &lo));
     sdc_image *a = NULL, *b = NULL, *c = NULL;
     sdc_status st = gen_one(m, "a red circle", 3, &a);
     long l0 = op_graph_launches();
@@ -189,7 +195,6 @@ TEST(step_graph_kept_across_requests_emulated) {
     int differ = !st && memcmp(a->rgb, b->rgb, (size_t)64 * 64 * 3);
     sdc_images_free(a, 1), sdc_images_free(b, 1), sdc_images_free(c, 1);
     sdc_model_free(m);
-    op_set_device(OP_DEV_CPU);
     CHECK(st == SDC_OK, "%s", sdc_last_error());
     CHECK(kept, "the UNet's and text encoders' runners were not kept after a request");
     /* the second request: 3 UNet steps and each encoder's layer stack (captured on its second call) */

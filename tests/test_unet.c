@@ -34,9 +34,10 @@ static void check_dump(void *ctx, const char *name, const float *data, int ndim,
 }
 
 static void run_unet_golden(const char *model, const char *golden, int sdxl) {
+    op_ctx *cx = test_cx();
     sdc_unet *u;
     st_file g;
-    CHECK_OK(unet_load(&u, fixture_path(model), NULL));
+    CHECK_OK(unet_load(&u, cx, fixture_path(model), NULL));
     CHECK_OK(st_open(&g, fixture_path(golden)));
     const st_tensor *xs = st_find(&g, "in.sample");
     const st_tensor *cs = st_find(&g, "in.encoder_hidden_states");
@@ -77,8 +78,9 @@ TEST(unet_tiny_sdxl_matches_diffusers) {
 }
 
 TEST(unet_fp16_variant_loads) {
+    op_ctx *cx = test_cx();
     sdc_unet *u;
-    CHECK_OK(unet_load(&u, fixture_path("models/tiny-sd/unet"), "fp16"));
+    CHECK_OK(unet_load(&u, cx, fixture_path("models/tiny-sd/unet"), "fp16"));
     CHECK(unet_num_params(u) > 1000000, "params %lld", (long long)unet_num_params(u));
     unet_free(u);
 }

@@ -49,9 +49,10 @@ static void tap_cmp(void *vctx, const char *name, int b, const float *x, int C, 
 }
 
 TEST(vae_decode_golden) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
     st_file g;
-    CHECK_OK(vae_load(&v, fixture_path(VAE_DIR), NULL));
+    CHECK_OK(vae_load(&v, cx, fixture_path(VAE_DIR), NULL));
     CHECK_OK(st_open(&g, fixture_path(GOLDEN)));
     const st_tensor *tz = st_find(&g, "decode.in.z"), *to = st_find(&g, "decode.out.sample");
     CHECK(tz && to && tz->ndim == 4 && to->ndim == 4, "golden tensors missing");
@@ -75,9 +76,10 @@ TEST(vae_decode_golden) {
 }
 
 TEST(vae_encode_golden) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
     st_file g;
-    CHECK_OK(vae_load(&v, fixture_path(VAE_DIR), NULL));
+    CHECK_OK(vae_load(&v, cx, fixture_path(VAE_DIR), NULL));
     CHECK(vae_has_encoder(v), "encoder not loaded");
     CHECK_OK(st_open(&g, fixture_path(GOLDEN)));
     const st_tensor *ti = st_find(&g, "encode.in.image");
@@ -113,8 +115,9 @@ TEST(vae_encode_golden) {
 
 /* B = 2 decodes each image exactly as B = 1 does; odd latent sizes work. */
 TEST(vae_decode_batch_and_odd_size) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, fixture_path(VAE_DIR), NULL));
+    CHECK_OK(vae_load(&v, cx, fixture_path(VAE_DIR), NULL));
     int h = 3, w = 5, L = 4, up = 8;
     int64_t zn = (int64_t)L * h * w, on = (int64_t)3 * h * up * w * up;
     float *z = malloc((size_t)(2 * zn) * sizeof(float)), *o2 = malloc((size_t)(2 * on) * sizeof(float)),
@@ -191,8 +194,9 @@ static int write_text(const char *path, const char *text) {
 
 /* Reference decode of a fixed latent with the fixture VAE. */
 static int ref_decode(float *out, const float *z) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
-    if (vae_load(&v, fixture_path(VAE_DIR), NULL)) return 0;
+    if (vae_load(&v, cx, fixture_path(VAE_DIR), NULL)) return 0;
     int ok = !vae_decode(v, z, 1, 2, 3, out);
     vae_free(v);
     return ok;
@@ -203,6 +207,7 @@ static void fill_z(float *z) {
 }
 
 TEST(vae_load_weights_prefix_and_conv_attention) {
+    op_ctx *cx = test_cx();
     const char *p = tmp_path("vae_prefixed.safetensors");
     CHECK(copy_vae(p, "first_stage_model.", NULL, EDIT_ATTN_CONV), "copy");
     vae_config cfg;
@@ -212,7 +217,7 @@ TEST(vae_load_weights_prefix_and_conv_attention) {
     CHECK_OK(weights_open(&wt, paths, 1));
     snprintf(wt.prefix, sizeof wt.prefix, "first_stage_model.");
     sdc_vae *v;
-    sdc_status st = vae_load_weights(&v, &cfg, &wt);
+    sdc_status st = vae_load_weights(&v, cx, &cfg, &wt);
     if (st) weights_close(&wt);
     CHECK_OK(st);
     float z[24], a[3 * 16 * 24], b[3 * 16 * 24];
@@ -254,10 +259,11 @@ static void replace(char *out, size_t n, const char *s, const char *from, const 
 }
 
 TEST(vae_old_attention_names_and_defaults) {
+    op_ctx *cx = test_cx();
     const char *dir = make_dir("vae_old", CFG_OK, NULL, EDIT_ATTN_OLD_NAMES);
     CHECK(dir, "could not build the folder");
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, dir, "fp16")); /* no fp16 file: falls back to the plain one */
+    CHECK_OK(vae_load(&v, cx, dir, "fp16")); /* no fp16 file: falls back to the plain one */
     CHECK(fabsf(vae_scaling_factor(v) - 0.13025f) < 1e-9f && vae_shift_factor(v) == 0.0f, "factors");
     CHECK(vae_get_config(v)->use_post_quant_conv && vae_get_config(v)->mid_attention, "defaults");
     float z[24], a[3 * 16 * 24], b[3 * 16 * 24];
@@ -271,12 +277,13 @@ TEST(vae_old_attention_names_and_defaults) {
 
 /* mid_block_add_attention false: no attention tensors needed, and they matter */
 TEST(vae_without_mid_attention_or_encoder) {
+    op_ctx *cx = test_cx();
     char cfg[2048];
     replace(cfg, sizeof cfg, CFG_OK, "\"act_fn\"", "\"mid_block_add_attention\":false,\"act_fn\"");
     const char *dir = make_dir("vae_noattn", cfg, "decoder.mid_block.attentions", EDIT_NONE);
     CHECK(dir, "could not build the folder");
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, dir, NULL));
+    CHECK_OK(vae_load(&v, cx, dir, NULL));
     float z[24], a[3 * 16 * 24], b[3 * 16 * 24];
     fill_z(z);
     sdc_status st = vae_decode(v, z, 1, 2, 3, a);
@@ -287,7 +294,7 @@ TEST(vae_without_mid_attention_or_encoder) {
     /* a decoder-only file: no encoder, encode refuses */
     dir = make_dir("vae_noenc", CFG_OK, "encoder.", EDIT_NONE);
     CHECK(dir, "could not build the folder");
-    CHECK_OK(vae_load(&v, dir, NULL));
+    CHECK_OK(vae_load(&v, cx, dir, NULL));
     float img[3 * 16 * 16], mean[4 * 2 * 2];
     memset(img, 0, sizeof img);
     int has = vae_has_encoder(v);
@@ -299,10 +306,11 @@ TEST(vae_without_mid_attention_or_encoder) {
 
 /* DiagonalGaussianDistribution clamps logvar to [-30, 20] before std = exp(logvar / 2) */
 TEST(vae_encode_logvar_clamp) {
+    op_ctx *cx = test_cx();
     const char *dir = make_dir("vae_clamp", CFG_OK, NULL, EDIT_QUANT_BIAS);
     CHECK(dir, "could not build the folder");
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, dir, NULL));
+    CHECK_OK(vae_load(&v, cx, dir, NULL));
     float img[3 * 16 * 16], mean[4 * 2 * 2], lv[4 * 2 * 2], sd[4 * 2 * 2];
     for (int i = 0; i < 3 * 16 * 16; i++) img[i] = (float)sin(0.1 * i);
     sdc_status st = vae_encode(v, img, 1, 16, 16, mean, lv, sd);
@@ -318,8 +326,9 @@ TEST(vae_encode_logvar_clamp) {
 /* ---- errors -------------------------------------------------------------- */
 
 static void expect_load_error(const char *dir, sdc_status code, const char *needle) {
+    op_ctx *cx = test_cx();
     sdc_vae *v = (sdc_vae *)1;
-    sdc_status st = vae_load(&v, dir, NULL);
+    sdc_status st = vae_load(&v, cx, dir, NULL);
     CHECK(st == code, "status %d (%s), expected %d", st, sdc_last_error(), code);
     CHECK(v == NULL, "output not cleared on failure");
     CHECK(strstr(sdc_last_error(), needle), "message '%s' lacks '%s'", sdc_last_error(), needle);

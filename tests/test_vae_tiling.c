@@ -210,8 +210,9 @@ TEST(vae_tiling_geometry_as_diffusers) {
 /* Streaming two rows of tiles gives exactly what keeping every tile gives,
  * including short edge tiles (13 x 17 latents, 4-latent tiles, stride 3). */
 TEST(vae_tiling_matches_diffusers_transcription) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, fixture_path("models/tiny-sd/vae"), NULL));
+    CHECK_OK(vae_load(&v, cx, fixture_path("models/tiny-sd/vae"), NULL));
     const int sizes[][3] = {{13, 17, 32}, {20, 9, 64}, {9, 8, 64}};
     for (int k = 0; k < 3; k++) {
         int h = sizes[k][0], w = sizes[k][1], ts = sizes[k][2];
@@ -231,8 +232,9 @@ TEST(vae_tiling_matches_diffusers_transcription) {
 /* Tiled vs untiled on a latent several tiles large: close, finite, and no
  * step at the borders, where a mosaic of hard cuts (no blending) has one. */
 static void close_and_seamless(const char *vae_dir, int h, int w, int ts) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, fixture_path(vae_dir), NULL));
+    CHECK_OK(vae_load(&v, cx, fixture_path(vae_dir), NULL));
     int H = h * 8, W = w * 8, period = ts - ts / 4; /* tile borders: every row_limit pixels */
     size_t n = (size_t)3 * H * W;
     float *z = make_latent(4, h, w, 3), *full = malloc(n * sizeof(float)), *tiled = malloc(n * sizeof(float)),
@@ -269,8 +271,9 @@ TEST(vae_tiling_close_and_seamless_sdxl) { close_and_seamless("models/tiny-sdxl/
 
 /* A latent no larger than one tile on either axis decodes untiled, bit for bit. */
 TEST(vae_tiling_one_tile_is_untiled) {
+    op_ctx *cx = test_cx();
     sdc_vae *v;
-    CHECK_OK(vae_load(&v, fixture_path("models/tiny-sd/vae"), NULL));
+    CHECK_OK(vae_load(&v, cx, fixture_path("models/tiny-sd/vae"), NULL));
     const int sizes[][2] = {{8, 8}, {8, 5}, {3, 8}};
     for (int k = 0; k < 3; k++) {
         int h = sizes[k][0], w = sizes[k][1];

@@ -1,20 +1,17 @@
-/* ops.c - the dispatcher: every op of ops.h goes to the backend chosen with
- * op_set_device (the CPU unless a program asks for another). It also counts
- * live activation buffers for the tests, and FLOPs and per-op profile times
- * for the CUDA backend (below). Holds no arithmetic of its own. */
-#include <stdatomic.h>
+/* ops.c - the dispatcher: every op of ops.h goes to the backend of the
+ * context it is called with. It also owns each context's capture state
+ * (refusing host round trips inside a capture), counts live activation
+ * buffers per context for the tests, and counts FLOPs and per-op profile
+ * times for the CUDA backend (below). Holds no arithmetic of its own. */
+#include <assert.h>
+#include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "backend/backend.h"
 
-static const op_backend *g_be = &op_backend_cpu;
-static op_device g_dev = OP_DEV_CPU;
-static atomic_llong g_live; /* op_alloc'd buffers not yet op_free'd */
-static int g_capturing;     /* between op_graph_begin and op_graph_end */
-static sdc_status refuse_in_capture(const char *what);
-static double g_cap_flops; /* FLOPs of the ops recorded by the capture in progress (CUDA) */
+static sdc_status refuse_in_capture(op_ctx *cx, const char *what);
 
 #ifdef SDC_HAVE_CUDA
 sdc_status cuda_backend_init(int device); /* cuda/backend_cuda.c */
@@ -34,9 +31,9 @@ sdc_status cuda_backend_init(int device); /* cuda/backend_cuda.c */
 #include "backend/cpu/profile.h"
 #include "backend/cuda/cuda_ops.h"
 
-static void dev_account(prof_kind kind, double t0, double c0, double flops) {
-    if (g_capturing) { /* recorded, not run: counted when a launch runs it (op_graph_launch) */
-        g_cap_flops += flops;
+static void dev_account(op_ctx *cx, prof_kind kind, double t0, double c0, double flops) {
+    if (cx->capturing) { /* recorded, not run: counted when a launch runs it (op_graph_launch) */
+        cx->cap_flops += flops;
         return;
     }
     if (flops > 0) op_flops_add(flops);
@@ -47,11 +44,11 @@ static void dev_account(prof_kind kind, double t0, double c0, double flops) {
 }
 #define DISPATCH(kind, flops, call)                                     \
     do {                                                                \
-        if (g_dev == OP_DEV_CUDA) {                                     \
+        if (cx->dev == OP_DEV_CUDA) {                                   \
             double acct_t0_ = g_prof_on ? prof_now() : 0.0;             \
             double acct_c0_ = g_prof_on ? prof_cpu_now() : 0.0;         \
             call;                                                       \
-            dev_account(kind, acct_t0_, acct_c0_, flops);               \
+            dev_account(cx, kind, acct_t0_, acct_c0_, flops);           \
         } else {                                                        \
             call;                                                       \
         }                                                               \
@@ -71,224 +68,265 @@ static prof_kind conv_kind(int k, int stride, int pad) {
 #define DISPATCH(kind, flops, call) call
 #endif
 
-sdc_status op_set_device(op_device d) {
-    if (g_capturing) return sdc_fail(SDC_ERR_ARG, "op_set_device: a step graph is being captured");
-    switch (d) {
-    case OP_DEV_CPU: g_be = &op_backend_cpu; break;
-    case OP_DEV_EMULATED: g_be = &op_backend_emulated; break;
+/* ---- contexts ---- */
+
+static int all_cores(int n) { return n > 0 ? n : omp_get_num_procs(); }
+
+sdc_status op_ctx_create(op_ctx **out, op_device dev, int threads) {
+    *out = NULL;
+    const op_backend *be;
+    switch (dev) {
+    case OP_DEV_CPU: be = &op_backend_cpu; break;
+    case OP_DEV_EMULATED: be = &op_backend_emulated; break;
     case OP_DEV_CUDA:
 #ifdef SDC_HAVE_CUDA
         SDC_TRY(cuda_backend_init(0));
-        g_be = &op_backend_cuda;
+        be = &op_backend_cuda;
         break;
 #else
         return sdc_fail(SDC_ERR_UNSUPPORTED, "this build of sdc has no CUDA support (nvcc was not found when it "
                                              "was built); use the CPU");
 #endif
-    default: return sdc_fail(SDC_ERR_ARG, "unknown device %d", (int)d);
+    default: return sdc_fail(SDC_ERR_ARG, "unknown device %d", (int)dev);
     }
-    g_dev = d;
+    op_ctx *cx = calloc(1, sizeof *cx);
+    if (!cx) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    cx->be = be;
+    cx->dev = dev;
+    cx->threads = all_cores(threads);
+    cx->compute = OP_F32;
+    cx->precision = OP_F32;
+    atomic_init(&cx->live, 0);
+    if (be->ctx_init) {
+        sdc_status st = be->ctx_init(cx);
+        if (st) {
+            free(cx);
+            return st;
+        }
+    }
+    *out = cx;
     return SDC_OK;
 }
 
-op_device op_get_device(void) { return g_dev; }
-const char *op_device_name(void) { return g_be->name; }
+void op_ctx_free(op_ctx *cx) {
+    if (!cx) return;
+    assert(!cx->capturing && "op_ctx_free during a step-graph capture");
+    if (cx->be->ctx_free) cx->be->ctx_free(cx);
+    free(cx);
+}
 
-sdc_status op_weight_upload(const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
+op_device op_ctx_device(const op_ctx *cx) { return cx->dev; }
+const char *op_ctx_device_name(const op_ctx *cx) { return cx->be->name; }
+void op_ctx_set_threads(op_ctx *cx, int n) { cx->threads = all_cores(n); }
+int op_ctx_threads(const op_ctx *cx) { return cx->threads; }
+
+void op_emulate_conv_tf32(op_ctx *cx, int on) { cx->tf32 = on; }
+
+sdc_status op_weight_upload(op_ctx *cx, const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
     *dev = NULL;
-    if (g_capturing) return refuse_in_capture("op_weight_upload");
-    if (!g_be->weight_upload) return sdc_fail(SDC_ERR_UNSUPPORTED, "the %s backend reads weights in place", g_be->name);
-    return g_be->weight_upload(host, src_dt, n, dst_dt, dev);
+    if (cx->capturing) return refuse_in_capture(cx, "op_weight_upload");
+    if (!cx->be->weight_upload)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "the %s backend reads weights in place", cx->be->name);
+    return cx->be->weight_upload(cx, host, src_dt, n, dst_dt, dev);
 }
 
-void op_weight_free(void *dev) {
-    if (dev && g_be->weight_free) g_be->weight_free(dev);
+void op_weight_free(op_ctx *cx, void *dev) {
+    if (dev && cx->be->weight_free) cx->be->weight_free(cx, dev);
 }
 
-void op_set_precision(op_dtype dt) {
-    if (g_capturing) {
-        (void)refuse_in_capture("op_set_precision");
+void op_set_precision(op_ctx *cx, op_dtype dt) {
+    if (cx->capturing) {
+        (void)refuse_in_capture(cx, "op_set_precision");
         return;
     }
-    if (g_be->set_precision) g_be->set_precision(dt);
+    cx->precision = dt;
+    if (cx->be->precision_changed) cx->be->precision_changed(cx);
 }
 
-sdc_status op_sync(void) {
-    if (g_capturing) return refuse_in_capture("op_sync");
-    return g_be->sync ? g_be->sync() : SDC_OK;
+sdc_status op_sync(op_ctx *cx) {
+    if (cx->capturing) return refuse_in_capture(cx, "op_sync");
+    return cx->be->sync ? cx->be->sync(cx) : SDC_OK;
 }
 
-sdc_status op_alloc(float **p, int64_t n) {
-    SDC_TRY(g_be->alloc(p, n));
-    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
+sdc_status op_alloc(op_ctx *cx, float **p, int64_t n) {
+    SDC_TRY(cx->be->alloc(cx, p, n));
+    atomic_fetch_add_explicit(&cx->live, 1, memory_order_relaxed);
     return SDC_OK;
 }
 
-void op_free(void *p) {
+void op_free(op_ctx *cx, void *p) {
     if (!p) return;
-    atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
-    g_be->free(p);
+    atomic_fetch_sub_explicit(&cx->live, 1, memory_order_relaxed);
+    cx->be->free(cx, p);
 }
 
-int64_t op_live_allocations(void) { return (int64_t)atomic_load_explicit(&g_live, memory_order_relaxed); }
-int op_host_memory(void) { return g_be->host_memory; }
+int64_t op_live_allocations(const op_ctx *cx) {
+    return (int64_t)atomic_load_explicit(&((op_ctx *)cx)->live, memory_order_relaxed);
+}
+int op_host_memory(const op_ctx *cx) { return cx->be->host_memory; }
 
 /* ---- step graphs ----
  * The dispatcher owns the capture state: it refuses the calls that need the
  * host inside a capture (the first refusal is what op_graph_end reports) and
- * pairs each graph with the backend that recorded it. */
+ * pairs each graph with the context that recorded it. */
 struct op_graph {
-    const op_backend *be;
+    op_ctx *cx;
     void *impl;
     double flops; /* counted per launch where the backend's ops do not count themselves */
 };
-static sdc_status g_cap_err;
-static char g_cap_msg[512];
-static atomic_long g_launches;
+static atomic_long g_launches; /* instrumentation (tests, benchmarks), all contexts */
 
-static sdc_status refuse_in_capture(const char *what) {
+static sdc_status refuse_in_capture(op_ctx *cx, const char *what) {
     sdc_status st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s while a step graph is being captured (a host round trip "
                                                   "cannot be recorded)", what);
-    if (!g_cap_err) {
-        g_cap_err = st;
-        snprintf(g_cap_msg, sizeof g_cap_msg, "%s", sdc_last_error());
+    if (!cx->cap_err) {
+        cx->cap_err = st;
+        snprintf(cx->cap_msg, sizeof cx->cap_msg, "%s", sdc_last_error());
     }
     return st;
 }
 
-sdc_status op_graph_begin(void) {
-    if (g_capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_begin: a capture is already in progress");
-    if (!g_be->graph_begin) return sdc_fail(SDC_ERR_UNSUPPORTED, "the %s backend has no step graphs", g_be->name);
-    SDC_TRY(g_be->graph_begin());
-    g_capturing = 1;
-    g_cap_err = SDC_OK;
-    g_cap_flops = 0;
+sdc_status op_graph_begin(op_ctx *cx) {
+    if (cx->capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_begin: a capture is already in progress");
+    if (!cx->be->graph_begin) return sdc_fail(SDC_ERR_UNSUPPORTED, "the %s backend has no step graphs", cx->be->name);
+    SDC_TRY(cx->be->graph_begin(cx));
+    cx->capturing = 1;
+    cx->cap_err = SDC_OK;
+    cx->cap_flops = 0;
     return SDC_OK;
 }
 
-sdc_status op_graph_end(op_graph **g) {
+sdc_status op_graph_end(op_ctx *cx, op_graph **g) {
     *g = NULL;
-    if (!g_capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_end: no capture in progress");
-    g_capturing = 0;
+    if (!cx->capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_end: no capture in progress");
+    cx->capturing = 0;
     void *impl = NULL;
-    sdc_status st = g_be->graph_end(&impl);
-    if (!st && g_cap_err) {
-        g_be->graph_free(impl);
-        return sdc_fail(g_cap_err, "%s", g_cap_msg);
+    sdc_status st = cx->be->graph_end(cx, &impl);
+    if (!st && cx->cap_err) {
+        cx->be->graph_free(cx, impl);
+        return sdc_fail(cx->cap_err, "%s", cx->cap_msg);
     }
     SDC_TRY(st);
     op_graph *o = malloc(sizeof *o);
     if (!o) {
-        g_be->graph_free(impl);
+        cx->be->graph_free(cx, impl);
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     }
-    o->be = g_be;
+    o->cx = cx;
     o->impl = impl;
-    o->flops = g_cap_flops;
+    o->flops = cx->cap_flops;
     *g = o;
     return SDC_OK;
 }
 
 sdc_status op_graph_launch(op_graph *g) {
     if (!g) return sdc_fail(SDC_ERR_ARG, "op_graph_launch: no graph");
-    if (g_capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_launch: called while capturing");
-    if (g->be != g_be)
-        return sdc_fail(SDC_ERR_ARG, "op_graph_launch: the graph was recorded on the %s backend, %s is selected",
-                        g->be->name, g_be->name);
+    if (g->cx->capturing) return sdc_fail(SDC_ERR_ARG, "op_graph_launch: called while capturing");
     atomic_fetch_add_explicit(&g_launches, 1, memory_order_relaxed);
     if (g->flops > 0) op_flops_add(g->flops);
-    return g_be->graph_launch(g->impl);
+    return g->cx->be->graph_launch(g->cx, g->impl);
 }
 
 void op_graph_free(op_graph *g) {
     if (!g) return;
-    g->be->graph_free(g->impl);
+    g->cx->be->graph_free(g->cx, g->impl);
     free(g);
 }
 
-int op_graph_capturing(void) { return g_capturing; }
-int64_t op_graph_bytes(const op_graph *g) { return g ? g->be->graph_bytes(g->impl) : 0; }
+int op_graph_capturing(const op_ctx *cx) { return cx->capturing; }
+int64_t op_graph_bytes(const op_graph *g) { return g ? g->cx->be->graph_bytes(g->impl) : 0; }
 long op_graph_launches(void) { return atomic_load_explicit(&g_launches, memory_order_relaxed); }
 
-sdc_status op_upload(float *dev, const float *host, int64_t n) {
-    if (g_capturing) return refuse_in_capture("op_upload");
-    return g_be->upload(dev, host, n);
+/* ---- data movement ---- */
+
+sdc_status op_upload(op_ctx *cx, float *dev, const float *host, int64_t n) {
+    if (cx->capturing) return refuse_in_capture(cx, "op_upload");
+    return cx->be->upload(cx, dev, host, n);
 }
-sdc_status op_download(float *host, const float *dev, int64_t n) {
-    if (g_capturing) return refuse_in_capture("op_download");
-    return g_be->download(host, dev, n);
+sdc_status op_download(op_ctx *cx, float *host, const float *dev, int64_t n) {
+    if (cx->capturing) return refuse_in_capture(cx, "op_download");
+    return cx->be->download(cx, host, dev, n);
 }
-void op_copy(float *dst, const float *src, int64_t n) { DISPATCH(PROF_LAYOUT, 0, g_be->copy(dst, src, n)); }
-void op_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
-    DISPATCH(PROF_LAYOUT, 0, g_be->copy_2d(dst, dst_ld, src, src_ld, rows, cols));
+void op_copy(op_ctx *cx, float *dst, const float *src, int64_t n) {
+    DISPATCH(PROF_LAYOUT, 0, cx->be->copy(cx, dst, src, n));
 }
-void op_affine(float *y, const float *x, float a, float b, int64_t n) {
-    DISPATCH(PROF_ADD_SCALE, 0, g_be->affine(y, x, a, b, n));
+void op_copy_2d(op_ctx *cx, float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
+    DISPATCH(PROF_LAYOUT, 0, cx->be->copy_2d(cx, dst, dst_ld, src, src_ld, rows, cols));
 }
-void op_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    DISPATCH(PROF_LAYOUT, 0, g_be->pad_zero(x, y, BC, H, W, Ho, Wo));
+void op_affine(op_ctx *cx, float *y, const float *x, float a, float b, int64_t n) {
+    DISPATCH(PROF_ADD_SCALE, 0, cx->be->affine(cx, y, x, a, b, n));
 }
-void op_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
-    if (g_capturing) {
-        (void)refuse_in_capture("op_gather_rows (row ids in host memory)");
+void op_pad_zero(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    DISPATCH(PROF_LAYOUT, 0, cx->be->pad_zero(cx, x, y, BC, H, W, Ho, Wo));
+}
+void op_gather_rows(op_ctx *cx, float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows,
+                    int64_t n) {
+    if (cx->capturing) {
+        (void)refuse_in_capture(cx, "op_gather_rows (row ids in host memory)");
         return;
     }
-    DISPATCH(PROF_LAYOUT, 0, g_be->gather_rows(dst, src, st, cols, rows, n));
+    DISPATCH(PROF_LAYOUT, 0, cx->be->gather_rows(cx, dst, src, st, cols, rows, n));
 }
 
-void op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y) {
-    DISPATCH(PROF_LINEAR, gemm_flops(M, N, K), g_be->linear_t(x, M, K, W, OP_F32, b, N, y));
+/* ---- compute ---- */
+
+sdc_status op_linear(op_ctx *cx, const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N,
+                     float *y) {
+    return op_linear_t(cx, x, M, K, W, OP_F32, b, N, y);
 }
-void op_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
-                 float *y) {
-    DISPATCH(PROF_LINEAR, gemm_flops(M, N, K), g_be->linear_t(x, M, K, W, wt, b, N, y));
-}
-sdc_status op_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
-                     int stride, int pad, float *y) {
-    return op_conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
-}
-sdc_status op_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
-                       int k, int stride, int pad, float *y) {
+sdc_status op_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b,
+                       int64_t N, float *y) {
     sdc_status st;
-    DISPATCH(conv_kind(k, stride, pad), conv_flops(B, C, H, W, O, k, stride, pad),
-             st = g_be->conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y));
+    DISPATCH(PROF_LINEAR, gemm_flops(M, N, K), st = cx->be->linear_t(cx, x, M, K, W, wt, b, N, y));
     return st;
 }
-void op_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
-                   const float *beta, int silu) {
-    DISPATCH(PROF_GROUP_NORM, 0, g_be->group_norm(x, y, B, C, HW, G, eps, gamma, beta, silu));
+sdc_status op_conv2d(op_ctx *cx, const float *x, int B, int C, int H, int W, const float *w, const float *b, int O,
+                     int k, int stride, int pad, float *y) {
+    return op_conv2d_t(cx, x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
 }
-void op_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta) {
-    DISPATCH(PROF_LAYER_NORM, 0, g_be->layer_norm(x, y, rows, D, eps, gamma, beta));
+sdc_status op_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                       const float *b, int O, int k, int stride, int pad, float *y) {
+    sdc_status st;
+    DISPATCH(conv_kind(k, stride, pad), conv_flops(B, C, H, W, O, k, stride, pad),
+             st = cx->be->conv2d_t(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y));
+    return st;
 }
-void op_silu(float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, g_be->silu(x, n)); }
-void op_gelu(float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, g_be->gelu(x, n)); }
-void op_quick_gelu(float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, g_be->quick_gelu(x, n)); }
-void op_geglu(const float *x, float *y, int64_t rows, int D) {
-    DISPATCH(PROF_ACTIVATION, 0, g_be->geglu(x, y, rows, D));
+void op_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps,
+                   const float *gamma, const float *beta, int silu) {
+    DISPATCH(PROF_GROUP_NORM, 0, cx->be->group_norm(cx, x, y, B, C, HW, G, eps, gamma, beta, silu));
 }
-void op_add(float *y, const float *x, int64_t n) { DISPATCH(PROF_ADD_SCALE, 0, g_be->add(y, x, n)); }
-void op_scale(float *y, float s, int64_t n) { DISPATCH(PROF_ADD_SCALE, 0, g_be->scale(y, s, n)); }
-void op_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
-    DISPATCH(PROF_ADD_SCALE, 0, g_be->add_channel_bias(y, v, B, C, HW));
+void op_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
+                   const float *beta) {
+    DISPATCH(PROF_LAYER_NORM, 0, cx->be->layer_norm(cx, x, y, rows, D, eps, gamma, beta));
 }
-sdc_status op_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B, int Nq,
-                        int Nk, int heads, int dh, float scale, int causal, float *out) {
+void op_silu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->silu(cx, x, n)); }
+void op_gelu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->gelu(cx, x, n)); }
+void op_quick_gelu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->quick_gelu(cx, x, n)); }
+void op_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) {
+    DISPATCH(PROF_ACTIVATION, 0, cx->be->geglu(cx, x, y, rows, D));
+}
+void op_add(op_ctx *cx, float *y, const float *x, int64_t n) { DISPATCH(PROF_ADD_SCALE, 0, cx->be->add(cx, y, x, n)); }
+void op_scale(op_ctx *cx, float *y, float s, int64_t n) { DISPATCH(PROF_ADD_SCALE, 0, cx->be->scale(cx, y, s, n)); }
+void op_add_channel_bias(op_ctx *cx, float *y, const float *v, int B, int C, int64_t HW) {
+    DISPATCH(PROF_ADD_SCALE, 0, cx->be->add_channel_bias(cx, y, v, B, C, HW));
+}
+sdc_status op_attention(op_ctx *cx, const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld,
+                        int B, int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
     sdc_status st;
     /* the CPU op's count: both products in full, causal or not */
     DISPATCH(PROF_ATTENTION, 4.0 * B * heads * (double)Nq * (double)Nk * dh,
-             st = g_be->attention(q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out));
+             st = cx->be->attention(cx, q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out));
     return st;
 }
-void op_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    DISPATCH(PROF_RESIZE, 0, g_be->upsample_nearest(x, y, BC, H, W, Ho, Wo));
+void op_upsample_nearest(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    DISPATCH(PROF_RESIZE, 0, cx->be->upsample_nearest(cx, x, y, BC, H, W, Ho, Wo));
 }
-void op_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
-    DISPATCH(PROF_LAYOUT, 0, g_be->nchw_to_nhwc(x, y, B, C, HW));
+void op_nchw_to_nhwc(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) {
+    DISPATCH(PROF_LAYOUT, 0, cx->be->nchw_to_nhwc(cx, x, y, B, C, HW));
 }
-void op_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
-    DISPATCH(PROF_LAYOUT, 0, g_be->nhwc_to_nchw(x, y, B, C, HW));
+void op_nhwc_to_nchw(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) {
+    DISPATCH(PROF_LAYOUT, 0, cx->be->nhwc_to_nchw(cx, x, y, B, C, HW));
 }
-void op_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
-    DISPATCH(PROF_ACTIVATION, 0, g_be->timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out));
+void op_timestep_embedding(op_ctx *cx, const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
+    DISPATCH(PROF_ACTIVATION, 0, cx->be->timestep_embedding(cx, t, n, dim, flip_sin_to_cos, shift, out));
 }

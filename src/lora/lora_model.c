@@ -1,5 +1,6 @@
 /* lora_model.c - the LoRAs of sdc_load_options fused into a loaded model:
  * the glue between sdc_model's components and lora_apply. */
+#include <cblas.h>
 #include <math.h>
 
 #include "lora/lora.h"
@@ -11,6 +12,8 @@ sdc_status lora_apply_to_model(sdc_model *m, const sdc_load_options *opt) {
     lora_targets t = {.w = {unet_weights(m->unet), m->te ? clip_text_weights(m->te) : NULL,
                             m->te2 ? clip_text_weights(m->te2) : NULL},
                       .unet_cfg = unet_get_config(m->unet)};
+    /* the float64 fuse is OpenBLAS's (its thread count is the process's) */
+    openblas_set_num_threads(op_ctx_threads(m->cx));
     for (int i = 0; i < opt->nloras; i++) {
         const char *path = opt->loras[i];
         float scale = opt->lora_scales ? opt->lora_scales[i] : 1.0f;

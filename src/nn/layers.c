@@ -9,22 +9,22 @@ sdc_status alloc_f32(float **p, int64_t n) {
     return SDC_OK;
 }
 
-const float *host_view(const float *x, int64_t n, float **tmp) {
+const float *host_view(op_ctx *cx, const float *x, int64_t n, float **tmp) {
     *tmp = NULL;
-    if (op_host_memory()) return x;
+    if (op_host_memory(cx)) return x;
     if (alloc_f32(tmp, n)) return NULL;
-    if (op_download(*tmp, x, n)) {
+    if (op_download(cx, *tmp, x, n)) {
         free(*tmp);
         *tmp = NULL;
     }
     return *tmp;
 }
 
-sdc_status act_from_host(float **dev, const float *host, int64_t n) {
-    SDC_TRY(op_alloc(dev, n));
-    sdc_status st = op_upload(*dev, host, n);
+sdc_status act_from_host(op_ctx *cx, float **dev, const float *host, int64_t n) {
+    SDC_TRY(op_alloc(cx, dev, n));
+    sdc_status st = op_upload(cx, *dev, host, n);
     if (st) {
-        op_free(*dev);
+        op_free(cx, *dev);
         *dev = NULL;
     }
     return st;
@@ -66,20 +66,21 @@ sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const ch
     return SDC_OK;
 }
 
-void linear_fwd(const linear *l, const float *x, int64_t M, float *y) {
-    op_linear_t(x, M, l->in, l->w, l->wt, l->b, l->out, y);
+sdc_status linear_fwd(op_ctx *cx, const linear *l, const float *x, int64_t M, float *y) {
+    return op_linear_t(cx, x, M, l->in, l->w, l->wt, l->b, l->out, y);
 }
 
-sdc_status conv2d_fwd_into(const conv2d *c, const float *x, int B, int H, int W, float *y) {
-    return op_conv2d_t(x, B, c->cin, H, W, c->w, c->wt, c->b, c->cout, c->k, c->stride, c->pad, y);
+sdc_status conv2d_fwd_into(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float *y) {
+    return op_conv2d_t(cx, x, B, c->cin, H, W, c->w, c->wt, c->b, c->cout, c->k, c->stride, c->pad, y);
 }
 
-sdc_status conv2d_fwd(const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo) {
+sdc_status conv2d_fwd(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho,
+                      int *Wo) {
     int ho = (H + 2 * c->pad - c->k) / c->stride + 1, wo = (W + 2 * c->pad - c->k) / c->stride + 1;
-    SDC_TRY(op_alloc(y, (int64_t)B * c->cout * ho * wo));
-    sdc_status st = conv2d_fwd_into(c, x, B, H, W, *y);
+    SDC_TRY(op_alloc(cx, y, (int64_t)B * c->cout * ho * wo));
+    sdc_status st = conv2d_fwd_into(cx, c, x, B, H, W, *y);
     if (st) {
-        op_free(*y);
+        op_free(cx, *y);
         *y = NULL;
         return st;
     }
@@ -88,10 +89,10 @@ sdc_status conv2d_fwd(const conv2d *c, const float *x, int B, int H, int W, floa
     return SDC_OK;
 }
 
-void group_norm_fwd(const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu) {
-    op_group_norm(x, y, B, n->C, HW, n->groups, n->eps, n->g, n->b, silu);
+void group_norm_fwd(op_ctx *cx, const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu) {
+    op_group_norm(cx, x, y, B, n->C, HW, n->groups, n->eps, n->g, n->b, silu);
 }
 
-void layer_norm_fwd(const layer_norm *n, const float *x, float *y, int64_t rows) {
-    op_layer_norm(x, y, rows, n->D, n->eps, n->g, n->b);
+void layer_norm_fwd(op_ctx *cx, const layer_norm *n, const float *x, float *y, int64_t rows) {
+    op_layer_norm(cx, x, y, rows, n->D, n->eps, n->g, n->b);
 }

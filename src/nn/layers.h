@@ -18,14 +18,15 @@ sdc_status conv2d_load(weights *w, conv2d *c, int cin, int cout, int k, int stri
 sdc_status group_norm_load(weights *w, group_norm *n, int C, int groups, float eps, const char *name);
 sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const char *name);
 
+/* The forwards run their ops in cx, the context of the model they belong to. */
 /* x[M, in] -> y[M, out] */
-void linear_fwd(const linear *l, const float *x, int64_t M, float *y);
+sdc_status linear_fwd(op_ctx *cx, const linear *l, const float *x, int64_t M, float *y);
 /* x[B, cin, H, W] -> y[B, cout, Ho, Wo] (caller-owned) */
-sdc_status conv2d_fwd_into(const conv2d *c, const float *x, int B, int H, int W, float *y);
+sdc_status conv2d_fwd_into(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float *y);
 /* the same into a new *y (op_alloc; release with op_free) */
-sdc_status conv2d_fwd(const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo);
-void group_norm_fwd(const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu);
-void layer_norm_fwd(const layer_norm *n, const float *x, float *y, int64_t rows);
+sdc_status conv2d_fwd(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo);
+void group_norm_fwd(op_ctx *cx, const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu);
+void layer_norm_fwd(op_ctx *cx, const layer_norm *n, const float *x, float *y, int64_t rows);
 
 /* malloc that reports; n floats of host memory (the callers' side of the
  * model boundary: pipeline buffers, tiles). Activations inside the models
@@ -36,9 +37,9 @@ sdc_status alloc_f32(float **p, int64_t n);
  * activations are host memory (op_host_memory: the CPU pays nothing), else
  * a downloaded copy of its n floats in *tmp, which the caller free()s after
  * the call. NULL when the copy cannot be made (the tap is then skipped). */
-const float *host_view(const float *x, int64_t n, float **tmp);
+const float *host_view(op_ctx *cx, const float *x, int64_t n, float **tmp);
 /* The other direction: n floats of host memory copied into new activation
  * memory (*dev, released with op_free; NULL on failure). */
-sdc_status act_from_host(float **dev, const float *host, int64_t n);
+sdc_status act_from_host(op_ctx *cx, float **dev, const float *host, int64_t n);
 
 #endif

@@ -31,37 +31,37 @@ sdc_status resnet_load(weights *w, resnet_block *r, int cin, int cout, int temb_
     return SDC_OK;
 }
 
-sdc_status resnet_fwd(const resnet_block *r, const float *x, int B, int H, int W, const float *temb_silu, float **y) {
+sdc_status resnet_fwd(op_ctx *cx, const resnet_block *r, const float *x, int B, int H, int W, const float *temb_silu, float **y) {
     int64_t HW = (int64_t)H * W;
     float *t = NULL, *h = NULL, *h2 = NULL, *sc = NULL, *tp = NULL;
     sdc_status st;
     *y = NULL;
-    if ((st = op_alloc(&t, (int64_t)B * r->cin * HW))) goto done;
-    group_norm_fwd(&r->norm1, x, t, B, HW, 1);
-    if ((st = conv2d_fwd(&r->conv1, t, B, H, W, &h, NULL, NULL))) goto done;
-    op_free(t); /* dead from here: at VAE resolutions it is the largest buffer */
+    if ((st = op_alloc(cx, &t, (int64_t)B * r->cin * HW))) goto done;
+    group_norm_fwd(cx, &r->norm1, x, t, B, HW, 1);
+    if ((st = conv2d_fwd(cx, &r->conv1, t, B, H, W, &h, NULL, NULL))) goto done;
+    op_free(cx, t); /* dead from here: at VAE resolutions it is the largest buffer */
     t = NULL;
     if (r->has_temb && temb_silu) {
-        if ((st = op_alloc(&tp, (int64_t)B * r->cout))) goto done;
-        linear_fwd(&r->temb_proj, temb_silu, B, tp);
-        op_add_channel_bias(h, tp, B, r->cout, HW);
+        if ((st = op_alloc(cx, &tp, (int64_t)B * r->cout))) goto done;
+        if ((st = linear_fwd(cx, &r->temb_proj, temb_silu, B, tp))) goto done;
+        op_add_channel_bias(cx, h, tp, B, r->cout, HW);
     }
-    group_norm_fwd(&r->norm2, h, h, B, HW, 1);
-    if ((st = conv2d_fwd(&r->conv2, h, B, H, W, &h2, NULL, NULL))) goto done;
+    group_norm_fwd(cx, &r->norm2, h, h, B, HW, 1);
+    if ((st = conv2d_fwd(cx, &r->conv2, h, B, H, W, &h2, NULL, NULL))) goto done;
     if (r->has_shortcut) {
-        if ((st = conv2d_fwd(&r->shortcut, x, B, H, W, &sc, NULL, NULL))) goto done;
-        op_add(h2, sc, (int64_t)B * r->cout * HW);
+        if ((st = conv2d_fwd(cx, &r->shortcut, x, B, H, W, &sc, NULL, NULL))) goto done;
+        op_add(cx, h2, sc, (int64_t)B * r->cout * HW);
     } else {
-        op_add(h2, x, (int64_t)B * r->cout * HW);
+        op_add(cx, h2, x, (int64_t)B * r->cout * HW);
     }
-    if (r->out_scale != 1.0f) op_scale(h2, 1.0f / r->out_scale, (int64_t)B * r->cout * HW);
+    if (r->out_scale != 1.0f) op_scale(cx, h2, 1.0f / r->out_scale, (int64_t)B * r->cout * HW);
     *y = h2;
     h2 = NULL;
 done:
-    op_free(t);
-    op_free(h);
-    op_free(h2);
-    op_free(sc);
-    op_free(tp);
+    op_free(cx, t);
+    op_free(cx, h);
+    op_free(cx, h2);
+    op_free(cx, sc);
+    op_free(cx, tp);
     return st;
 }

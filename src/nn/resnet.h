@@ -22,6 +22,6 @@ sdc_status resnet_load(weights *w, resnet_block *r, int cin, int cout, int temb_
                        float out_scale, const char *name);
 /* x[B, cin, H, W] -> newly allocated y[B, cout, H, W]. temb_silu: silu(temb)
  * [B, temb_dim] (already activated, shared by all blocks) or NULL. */
-sdc_status resnet_fwd(const resnet_block *r, const float *x, int B, int H, int W, const float *temb_silu, float **y);
+sdc_status resnet_fwd(op_ctx *cx, const resnet_block *r, const float *x, int B, int H, int W, const float *temb_silu, float **y);
 
 #endif

@@ -7,7 +7,7 @@
 
 /* Record one call; on any refusal leave s->g NULL and say why in s->note. */
 static void capture(step_graph *s, sdc_status (*body)(void *), void *ctx) {
-    sdc_status st = op_graph_begin();
+    sdc_status st = op_graph_begin(s->cx);
     if (st) {
         snprintf(s->note, sizeof s->note, "%s", sdc_last_error());
         return;
@@ -15,7 +15,7 @@ static void capture(step_graph *s, sdc_status (*body)(void *), void *ctx) {
     st = body(ctx);
     char why[256];
     snprintf(why, sizeof why, "%s", st ? sdc_last_error() : "");
-    sdc_status e = op_graph_end(&s->g);
+    sdc_status e = op_graph_end(s->cx, &s->g);
     if (e) snprintf(why, sizeof why, "%s", sdc_last_error()); /* the refusal the body stumbled on, if any */
     if (st || e) {
         op_graph_free(s->g);

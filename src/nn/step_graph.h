@@ -11,6 +11,7 @@
 #include "backend/ops.h"
 
 typedef struct {
+    op_ctx *cx;  /* where the body's ops run and the graph is recorded */
     int enabled; /* 0: always direct */
     int calls, launches;
     op_graph *g;

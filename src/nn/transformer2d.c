@@ -27,26 +27,26 @@ sdc_status attention_load(weights *w, attention_module *a, int dim, int ctx_dim,
     return SDC_OK;
 }
 
-sdc_status attention_fwd(const attention_module *a, const float *x, int B, int N, const float *ctx, int M, float *out) {
+sdc_status attention_fwd(op_ctx *cx, const attention_module *a, const float *x, int B, int N, const float *ctx, int M, float *out) {
     const float *c = ctx ? ctx : x;
     int Mk = ctx ? M : N;
     int64_t D = a->dim;
     float *q = NULL, *k = NULL, *v = NULL, *o = NULL;
     sdc_status st;
-    if ((st = op_alloc(&q, (int64_t)B * N * D)) || (st = op_alloc(&k, (int64_t)B * Mk * D)) ||
-        (st = op_alloc(&v, (int64_t)B * Mk * D)) || (st = op_alloc(&o, (int64_t)B * N * D)))
+    if ((st = op_alloc(cx, &q, (int64_t)B * N * D)) || (st = op_alloc(cx, &k, (int64_t)B * Mk * D)) ||
+        (st = op_alloc(cx, &v, (int64_t)B * Mk * D)) || (st = op_alloc(cx, &o, (int64_t)B * N * D)))
         goto done;
-    linear_fwd(&a->to_q, x, (int64_t)B * N, q);
-    linear_fwd(&a->to_k, c, (int64_t)B * Mk, k);
-    linear_fwd(&a->to_v, c, (int64_t)B * Mk, v);
-    st = op_attention(q, D, k, v, D, B, N, Mk, a->heads, a->head_dim, 1.0f / sqrtf((float)a->head_dim), 0, o);
+    if ((st = linear_fwd(cx, &a->to_q, x, (int64_t)B * N, q))) goto done;
+    if ((st = linear_fwd(cx, &a->to_k, c, (int64_t)B * Mk, k))) goto done;
+    if ((st = linear_fwd(cx, &a->to_v, c, (int64_t)B * Mk, v))) goto done;
+    st = op_attention(cx, q, D, k, v, D, B, N, Mk, a->heads, a->head_dim, 1.0f / sqrtf((float)a->head_dim), 0, o);
     if (st) goto done;
-    linear_fwd(&a->to_out, o, (int64_t)B * N, out);
+    if ((st = linear_fwd(cx, &a->to_out, o, (int64_t)B * N, out))) goto done;
 done:
-    op_free(q);
-    op_free(k);
-    op_free(v);
-    op_free(o);
+    op_free(cx, q);
+    op_free(cx, k);
+    op_free(cx, v);
+    op_free(cx, o);
     return st;
 }
 
@@ -71,29 +71,29 @@ static sdc_status block_load(weights *w, transformer_block *b, int dim, int ctx_
 }
 
 /* h[B, N, dim] updated in place */
-static sdc_status block_fwd(const transformer_block *b, float *h, int B, int N, const float *ctx, int M) {
+static sdc_status block_fwd(op_ctx *cx, const transformer_block *b, float *h, int B, int N, const float *ctx, int M) {
     int64_t rows = (int64_t)B * N, D = b->norm1.D;
     float *t = NULL, *a = NULL, *ff = NULL, *g = NULL;
     sdc_status st;
-    if ((st = op_alloc(&t, rows * D)) || (st = op_alloc(&a, rows * D)) ||
-        (st = op_alloc(&ff, rows * 2 * b->ff_inner)) || (st = op_alloc(&g, rows * b->ff_inner)))
+    if ((st = op_alloc(cx, &t, rows * D)) || (st = op_alloc(cx, &a, rows * D)) ||
+        (st = op_alloc(cx, &ff, rows * 2 * b->ff_inner)) || (st = op_alloc(cx, &g, rows * b->ff_inner)))
         goto done;
-    layer_norm_fwd(&b->norm1, h, t, rows);
-    if ((st = attention_fwd(&b->attn1, t, B, N, NULL, 0, a))) goto done;
-    op_add(h, a, rows * D);
-    layer_norm_fwd(&b->norm2, h, t, rows);
-    if ((st = attention_fwd(&b->attn2, t, B, N, ctx, M, a))) goto done;
-    op_add(h, a, rows * D);
-    layer_norm_fwd(&b->norm3, h, t, rows);
-    linear_fwd(&b->ff_in, t, rows, ff);
-    op_geglu(ff, g, rows, b->ff_inner);
-    linear_fwd(&b->ff_out, g, rows, a);
-    op_add(h, a, rows * D);
+    layer_norm_fwd(cx, &b->norm1, h, t, rows);
+    if ((st = attention_fwd(cx, &b->attn1, t, B, N, NULL, 0, a))) goto done;
+    op_add(cx, h, a, rows * D);
+    layer_norm_fwd(cx, &b->norm2, h, t, rows);
+    if ((st = attention_fwd(cx, &b->attn2, t, B, N, ctx, M, a))) goto done;
+    op_add(cx, h, a, rows * D);
+    layer_norm_fwd(cx, &b->norm3, h, t, rows);
+    if ((st = linear_fwd(cx, &b->ff_in, t, rows, ff))) goto done;
+    op_geglu(cx, ff, g, rows, b->ff_inner);
+    if ((st = linear_fwd(cx, &b->ff_out, g, rows, a))) goto done;
+    op_add(cx, h, a, rows * D);
 done:
-    op_free(t);
-    op_free(a);
-    op_free(ff);
-    op_free(g);
+    op_free(cx, t);
+    op_free(cx, a);
+    op_free(cx, ff);
+    op_free(cx, g);
     return st;
 }
 
@@ -128,36 +128,36 @@ void transformer2d_free(transformer2d *t) {
     t->blocks = NULL;
 }
 
-sdc_status transformer2d_fwd(const transformer2d *t, float *x, int B, int H, int W, const float *ctx, int M) {
+sdc_status transformer2d_fwd(op_ctx *cx, const transformer2d *t, float *x, int B, int H, int W, const float *ctx, int M) {
     int64_t HW = (int64_t)H * W, n = (int64_t)B * t->C * HW;
     float *a = NULL, *h = NULL, *p = NULL;
     sdc_status st;
-    if ((st = op_alloc(&a, n)) || (st = op_alloc(&h, n))) goto done;
-    group_norm_fwd(&t->norm, x, a, B, HW, 0);
+    if ((st = op_alloc(cx, &a, n)) || (st = op_alloc(cx, &h, n))) goto done;
+    group_norm_fwd(cx, &t->norm, x, a, B, HW, 0);
     if (t->linear_proj) {
-        op_nchw_to_nhwc(a, h, B, t->C, HW);
-        linear_fwd(&t->proj_in_lin, h, (int64_t)B * HW, a);
+        op_nchw_to_nhwc(cx, a, h, B, t->C, HW);
+        if ((st = linear_fwd(cx, &t->proj_in_lin, h, (int64_t)B * HW, a))) goto done;
         float *s = a; a = h; h = s; /* h = tokens */
     } else {
-        if ((st = conv2d_fwd(&t->proj_in_conv, a, B, H, W, &p, NULL, NULL))) goto done;
-        op_nchw_to_nhwc(p, h, B, t->C, HW);
-        op_free(p);
+        if ((st = conv2d_fwd(cx, &t->proj_in_conv, a, B, H, W, &p, NULL, NULL))) goto done;
+        op_nchw_to_nhwc(cx, p, h, B, t->C, HW);
+        op_free(cx, p);
         p = NULL;
     }
     for (int i = 0; i < t->nblocks; i++)
-        if ((st = block_fwd(&t->blocks[i], h, B, (int)HW, ctx, M))) goto done;
+        if ((st = block_fwd(cx, &t->blocks[i], h, B, (int)HW, ctx, M))) goto done;
     if (t->linear_proj) {
-        linear_fwd(&t->proj_out_lin, h, (int64_t)B * HW, a);
-        op_nhwc_to_nchw(a, h, B, t->C, HW);
-        op_add(x, h, n);
+        if ((st = linear_fwd(cx, &t->proj_out_lin, h, (int64_t)B * HW, a))) goto done;
+        op_nhwc_to_nchw(cx, a, h, B, t->C, HW);
+        op_add(cx, x, h, n);
     } else {
-        op_nhwc_to_nchw(h, a, B, t->C, HW);
-        if ((st = conv2d_fwd(&t->proj_out_conv, a, B, H, W, &p, NULL, NULL))) goto done;
-        op_add(x, p, n);
+        op_nhwc_to_nchw(cx, h, a, B, t->C, HW);
+        if ((st = conv2d_fwd(cx, &t->proj_out_conv, a, B, H, W, &p, NULL, NULL))) goto done;
+        op_add(cx, x, p, n);
     }
 done:
-    op_free(a);
-    op_free(h);
-    op_free(p);
+    op_free(cx, a);
+    op_free(cx, h);
+    op_free(cx, p);
     return st;
 }

@@ -31,12 +31,12 @@ typedef struct {
 sdc_status attention_load(weights *w, attention_module *a, int dim, int ctx_dim, int heads, int out_bias,
                           const char *name);
 /* x[B, N, dim] attends to ctx[B, M, ctx_dim] (ctx == NULL: self-attention, M = N); out[B, N, dim]. */
-sdc_status attention_fwd(const attention_module *a, const float *x, int B, int N, const float *ctx, int M, float *out);
+sdc_status attention_fwd(op_ctx *cx, const attention_module *a, const float *x, int B, int N, const float *ctx, int M, float *out);
 
 sdc_status transformer2d_load(weights *w, transformer2d *t, int C, int heads, int nblocks, int ctx_dim, int groups,
                               int linear_proj, const char *name);
 void transformer2d_free(transformer2d *t);
 /* x[B, C, H, W] updated in place; ctx[B, M, ctx_dim]. */
-sdc_status transformer2d_fwd(const transformer2d *t, float *x, int B, int H, int W, const float *ctx, int M);
+sdc_status transformer2d_fwd(op_ctx *cx, const transformer2d *t, float *x, int B, int H, int W, const float *ctx, int M);
 
 #endif

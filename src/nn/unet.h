@@ -40,15 +40,17 @@ sdc_status unet_config_from_json(const cJSON *j, const char *what, unet_config *
 
 typedef struct sdc_unet sdc_unet;
 
-/* dir: diffusers unet folder; variant "fp16" or NULL. */
-sdc_status unet_load(sdc_unet **out, const char *dir, const char *variant);
+/* dir: diffusers unet folder; variant "fp16" or NULL. The forward runs its
+ * ops in cx (the model's context, which must outlive the UNet). */
+sdc_status unet_load(sdc_unet **out, op_ctx *cx, const char *dir, const char *variant);
 /* Build from an open weights object (ownership moves to the UNet, even on failure). */
-sdc_status unet_load_weights(sdc_unet **out, const unet_config *cfg, weights *w);
+sdc_status unet_load_weights(sdc_unet **out, op_ctx *cx, const unet_config *cfg, weights *w);
 void unet_free(sdc_unet *u);
 const unet_config *unet_get_config(const sdc_unet *u);
 int64_t unet_num_params(const sdc_unet *u);
 /* The UNet's parameters (for fusing LoRAs into them: weights_mutable). */
 weights *unet_weights(sdc_unet *u);
+op_ctx *unet_ctx(const sdc_unet *u);
 
 typedef struct {
     const float *text_embeds;   /* [B, add_in_dim - 6*add_time_dim] (SDXL pooled) */
@@ -74,6 +76,7 @@ sdc_status unet_forward_act(const sdc_unet *u, const float *x, int B, int H, int
  * guidance embedding) and what it uploads every step (latents x, timesteps
  * t). extra holds the activation-memory views for unet_forward_act. */
 typedef struct {
+    op_ctx *cx; /* the UNet's */
     int B;
     int64_t nx; /* floats of x */
     float *x, *t, *ctx, *text_embeds, *time_ids, *timestep_cond;

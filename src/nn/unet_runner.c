@@ -21,10 +21,10 @@ sdc_status unet_runner_create(unet_runner **out, const sdc_unet *u, int B, int H
     *out = NULL;
     unet_runner *r = calloc(1, sizeof *r);
     if (!r) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    r->u = u, r->B = B, r->H = H, r->W = W, r->M = M, r->sg.enabled = graphs;
+    r->u = u, r->B = B, r->H = H, r->W = W, r->M = M, r->sg.enabled = graphs, r->sg.cx = unet_ctx(u);
     r->ny = (int64_t)B * unet_get_config(u)->out_channels * H * W;
     sdc_status st = unet_inputs_upload(u, &r->in, B, H, W, ctx, M, extra);
-    if (!st) st = op_alloc(&r->y, r->ny);
+    if (!st) st = op_alloc(r->sg.cx, &r->y, r->ny);
     if (st) {
         unet_runner_free(r);
         return st;
@@ -42,13 +42,13 @@ static sdc_status forward(void *p) {
 sdc_status unet_runner_step(unet_runner *r, const float *x, const float *t, float *out) {
     SDC_TRY(unet_inputs_set_step(&r->in, x, t));
     SDC_TRY(step_graph_run(&r->sg, forward, r));
-    return op_download(out, r->y, r->ny);
+    return op_download(r->sg.cx, out, r->y, r->ny);
 }
 
 void unet_runner_free(unet_runner *r) {
     if (!r) return;
     step_graph_free(&r->sg);
-    op_free(r->y);
+    op_free(r->sg.cx, r->y);
     unet_inputs_free(&r->in);
     free(r);
 }

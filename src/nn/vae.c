@@ -32,6 +32,7 @@ typedef struct {
 } vae_encoder;
 
 struct sdc_vae {
+    op_ctx *cx; /* the model's: every op of decode/encode runs in it */
     vae_config cfg;
     weights own;
     int owns_weights;
@@ -201,11 +202,12 @@ static sdc_status load_params(sdc_vae *v, weights *w) {
     return SDC_OK;
 }
 
-sdc_status vae_load_weights(sdc_vae **out, const vae_config *cfg, weights *w) {
+sdc_status vae_load_weights(sdc_vae **out, op_ctx *cx, const vae_config *cfg, weights *w) {
     *out = NULL;
     SDC_TRY(vae_config_check(cfg, w->nfiles ? w->files[0].path : "vae config"));
     sdc_vae *v = calloc(1, sizeof *v);
     if (!v) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    v->cx = cx;
     v->cfg = *cfg;
     sdc_status st = load_params(v, w);
     if (st) {
@@ -216,7 +218,7 @@ sdc_status vae_load_weights(sdc_vae **out, const vae_config *cfg, weights *w) {
     return SDC_OK;
 }
 
-sdc_status vae_load(sdc_vae **out, const char *dir, const char *variant) {
+sdc_status vae_load(sdc_vae **out, op_ctx *cx, const char *dir, const char *variant) {
     char cfg_path[1024];
     vae_config cfg;
     *out = NULL;
@@ -230,6 +232,7 @@ sdc_status vae_load(sdc_vae **out, const char *dir, const char *variant) {
         return st;
     }
     v->owns_weights = 1;
+    v->cx = cx;
     v->cfg = cfg;
     if ((st = load_params(v, &v->own))) {
         vae_free(v);
@@ -253,6 +256,7 @@ void vae_free(sdc_vae *v) {
 
 const vae_config *vae_get_config(const sdc_vae *v) { return &v->cfg; }
 weights *vae_weights(sdc_vae *v) { return v->src; }
+op_ctx *vae_ctx(const sdc_vae *v) { return v->cx; }
 
 float vae_scaling_factor(const sdc_vae *v) { return v->cfg.scaling_factor; }
 float vae_shift_factor(const sdc_vae *v) { return v->cfg.shift_factor; }
@@ -263,59 +267,62 @@ int vae_has_encoder(const sdc_vae *v) { return v->has_encoder; }
 /* ---- decode ------------------------------------------------------------ */
 
 /* x is activation memory; the tap gets a host view of it */
-static void emit(vae_tap_fn tap, void *ctx, const char *name, int b, const float *x, int C, int H, int W) {
+static void emit(op_ctx *cx, vae_tap_fn tap, void *ctx, const char *name, int b, const float *x, int C, int H,
+                 int W) {
     if (!tap) return;
     float *tmp;
-    const float *hx = host_view(x, (int64_t)C * H * W, &tmp);
+    const float *hx = host_view(cx, x, (int64_t)C * H * W, &tmp);
     if (hx) tap(ctx, name, b, hx, C, H, W);
     free(tmp);
 }
 
-static sdc_status conv_step(const conv2d *c, float **x, int *H, int *W) {
+static sdc_status conv_step(op_ctx *cx, const conv2d *c, float **x, int *H, int *W) {
     float *y;
-    SDC_TRY(conv2d_fwd(c, *x, 1, *H, *W, &y, H, W));
-    op_free(*x);
+    SDC_TRY(conv2d_fwd(cx, c, *x, 1, *H, *W, &y, H, W));
+    op_free(cx, *x);
     *x = y;
     return SDC_OK;
 }
 
 /* GroupNorm (tapped before the SiLU, like the reference hook) then SiLU, in place */
-static void norm_act(const group_norm *n, float *x, int H, int W, vae_tap_fn tap, void *ctx, const char *name, int b) {
-    group_norm_fwd(n, x, x, 1, (int64_t)H * W, 0);
-    emit(tap, ctx, name, b, x, n->C, H, W);
-    op_silu(x, (int64_t)n->C * H * W);
+static void norm_act(op_ctx *cx, const group_norm *n, float *x, int H, int W, vae_tap_fn tap, void *ctx,
+                     const char *name, int b) {
+    group_norm_fwd(cx, n, x, x, 1, (int64_t)H * W, 0);
+    emit(cx, tap, ctx, name, b, x, n->C, H, W);
+    op_silu(cx, x, (int64_t)n->C * H * W);
 }
 
 /* One image: z[latent, h, w] -> out[out_channels, h*up, w*up], both host memory. */
 static sdc_status decode_one(const sdc_vae *v, const float *z, int h, int w, float *out, int b, vae_tap_fn tap,
                              void *ctx) {
+    op_ctx *cx = v->cx;
     const vae_config *c = &v->cfg;
     const vae_decoder *d = &v->dec;
     int H = h, W = w, L = c->latent_channels;
     float *x, *y = NULL;
-    SDC_TRY(act_from_host(&x, z, (int64_t)L * H * W));
+    SDC_TRY(act_from_host(cx, &x, z, (int64_t)L * H * W));
     sdc_status st = SDC_OK;
     if (c->use_post_quant_conv) {
-        if ((st = conv_step(&v->post_quant_conv, &x, &H, &W))) goto done;
-        emit(tap, ctx, "post_quant_conv", b, x, L, H, W);
+        if ((st = conv_step(cx, &v->post_quant_conv, &x, &H, &W))) goto done;
+        emit(cx, tap, ctx, "post_quant_conv", b, x, L, H, W);
     }
-    if ((st = conv_step(&d->conv_in, &x, &H, &W))) goto done;
-    emit(tap, ctx, "decoder.conv_in", b, x, d->conv_in.cout, H, W);
-    if ((st = vae_mid_fwd(&d->mid, &x, 1, H, W))) goto done;
-    emit(tap, ctx, "decoder.mid_block", b, x, d->mid.C, H, W);
+    if ((st = conv_step(cx, &d->conv_in, &x, &H, &W))) goto done;
+    emit(cx, tap, ctx, "decoder.conv_in", b, x, d->conv_in.cout, H, W);
+    if ((st = vae_mid_fwd(cx, &d->mid, &x, 1, H, W))) goto done;
+    emit(cx, tap, ctx, "decoder.mid_block", b, x, d->mid.C, H, W);
     for (int i = 0; i < c->nblocks; i++) {
         char name[48];
-        if ((st = vae_up_fwd(&d->up[i], &x, 1, &H, &W))) goto done;
+        if ((st = vae_up_fwd(cx, &d->up[i], &x, 1, &H, &W))) goto done;
         snprintf(name, sizeof name, "decoder.up_blocks.%d", i);
-        emit(tap, ctx, name, b, x, d->up[i].cout, H, W);
+        emit(cx, tap, ctx, name, b, x, d->up[i].cout, H, W);
     }
-    norm_act(&d->norm_out, x, H, W, tap, ctx, "decoder.conv_norm_out", b);
-    if ((st = conv2d_fwd(&d->conv_out, x, 1, H, W, &y, NULL, NULL))) goto done;
-    emit(tap, ctx, "decoder.conv_out", b, y, c->out_channels, H, W);
-    st = op_download(out, y, (int64_t)c->out_channels * H * W);
+    norm_act(cx, &d->norm_out, x, H, W, tap, ctx, "decoder.conv_norm_out", b);
+    if ((st = conv2d_fwd(cx, &d->conv_out, x, 1, H, W, &y, NULL, NULL))) goto done;
+    emit(cx, tap, ctx, "decoder.conv_out", b, y, c->out_channels, H, W);
+    st = op_download(cx, out, y, (int64_t)c->out_channels * H * W);
 done:
-    op_free(x);
-    op_free(y);
+    op_free(cx, x);
+    op_free(cx, y);
     return st;
 }
 
@@ -348,37 +355,39 @@ void vae_encode_size(const sdc_vae *v, int H, int W, int *h, int *w) {
 /* One image: x[in, H, W] (host) -> moments[2 latent, h, w] (newly op_alloc'd in *mom). */
 static sdc_status encode_one(const sdc_vae *v, const float *img, int H, int W, float **mom, int b, vae_tap_fn tap,
                              void *ctx) {
+    op_ctx *cx = v->cx;
     const vae_config *c = &v->cfg;
     const vae_encoder *e = &v->enc;
     float *x;
-    SDC_TRY(act_from_host(&x, img, (int64_t)c->in_channels * H * W));
+    SDC_TRY(act_from_host(cx, &x, img, (int64_t)c->in_channels * H * W));
     sdc_status st;
-    if ((st = conv_step(&e->conv_in, &x, &H, &W))) goto fail;
-    emit(tap, ctx, "encoder.conv_in", b, x, c->block_out[0], H, W);
+    if ((st = conv_step(cx, &e->conv_in, &x, &H, &W))) goto fail;
+    emit(cx, tap, ctx, "encoder.conv_in", b, x, c->block_out[0], H, W);
     for (int i = 0; i < c->nblocks; i++) {
         char name[48];
-        if ((st = vae_down_fwd(&e->down[i], &x, 1, &H, &W))) goto fail;
+        if ((st = vae_down_fwd(cx, &e->down[i], &x, 1, &H, &W))) goto fail;
         snprintf(name, sizeof name, "encoder.down_blocks.%d", i);
-        emit(tap, ctx, name, b, x, e->down[i].cout, H, W);
+        emit(cx, tap, ctx, name, b, x, e->down[i].cout, H, W);
     }
-    if ((st = vae_mid_fwd(&e->mid, &x, 1, H, W))) goto fail;
-    emit(tap, ctx, "encoder.mid_block", b, x, e->mid.C, H, W);
-    norm_act(&e->norm_out, x, H, W, tap, ctx, "encoder.conv_norm_out", b);
-    if ((st = conv_step(&e->conv_out, &x, &H, &W))) goto fail;
-    emit(tap, ctx, "encoder.conv_out", b, x, 2 * c->latent_channels, H, W);
+    if ((st = vae_mid_fwd(cx, &e->mid, &x, 1, H, W))) goto fail;
+    emit(cx, tap, ctx, "encoder.mid_block", b, x, e->mid.C, H, W);
+    norm_act(cx, &e->norm_out, x, H, W, tap, ctx, "encoder.conv_norm_out", b);
+    if ((st = conv_step(cx, &e->conv_out, &x, &H, &W))) goto fail;
+    emit(cx, tap, ctx, "encoder.conv_out", b, x, 2 * c->latent_channels, H, W);
     if (c->use_quant_conv) {
-        if ((st = conv_step(&v->quant_conv, &x, &H, &W))) goto fail;
-        emit(tap, ctx, "quant_conv", b, x, 2 * c->latent_channels, H, W);
+        if ((st = conv_step(cx, &v->quant_conv, &x, &H, &W))) goto fail;
+        emit(cx, tap, ctx, "quant_conv", b, x, 2 * c->latent_channels, H, W);
     }
     *mom = x;
     return SDC_OK;
 fail:
-    op_free(x);
+    op_free(cx, x);
     return st;
 }
 
 sdc_status vae_encode_tap(const sdc_vae *v, const float *x, int B, int H, int W, float *mean, float *logvar,
                           float *std, vae_tap_fn tap, void *tap_ctx) {
+    op_ctx *cx = v->cx;
     const vae_config *c = &v->cfg;
     if (!v->has_encoder)
         return sdc_fail(SDC_ERR_UNSUPPORTED, "vae encode: this VAE was loaded without its encoder");
@@ -394,8 +403,8 @@ sdc_status vae_encode_tap(const sdc_vae *v, const float *x, int B, int H, int W,
     for (int b = 0; b < B && !st; b++) {
         float *mom;
         if ((st = encode_one(v, x + b * xn, H, W, &mom, b, tap, tap_ctx))) break;
-        st = op_download(hm, mom, 2 * ln);
-        op_free(mom);
+        st = op_download(cx, hm, mom, 2 * ln);
+        op_free(cx, mom);
         if (st) break;
         /* DiagonalGaussianDistribution: mean, logvar = chunk(2, dim=1) */
         const float *m = hm, *lv = hm + ln;

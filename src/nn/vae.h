@@ -39,17 +39,18 @@ sdc_status vae_config_check(const vae_config *cfg, const char *what);
 
 /* dir: config.json + diffusion_pytorch_model[.<variant>].safetensors
  * (variant falls back to the plain file). The VAE owns its files. */
-sdc_status vae_load(sdc_vae **out, const char *dir, const char *variant);
+sdc_status vae_load(sdc_vae **out, op_ctx *cx, const char *dir, const char *variant);
 /* Parameters looked up as w->prefix + diffusers names ("decoder.conv_in.weight",
  * "post_quant_conv.weight", ...). The attention to_q/to_k/to_v/to_out.0
  * weights may be (C, C) or (C, C, 1, 1). The VAE borrows w: keep it open
  * until vae_free. */
-sdc_status vae_load_weights(sdc_vae **out, const vae_config *cfg, weights *w);
+sdc_status vae_load_weights(sdc_vae **out, op_ctx *cx, const vae_config *cfg, weights *w);
 void vae_free(sdc_vae *v);
 
 const vae_config *vae_get_config(const sdc_vae *v);
 float vae_scaling_factor(const sdc_vae *v);
 weights *vae_weights(sdc_vae *v); /* the parameters it reads (its own, or a single file's) */
+op_ctx *vae_ctx(const sdc_vae *v); /* where decode/encode run (the model's context) */
 float vae_shift_factor(const sdc_vae *v);
 int vae_latent_channels(const sdc_vae *v);
 /* Pixels per latent along each axis: 2^(nblocks - 1) (8 for SD; diffusers' vae_scale_factor). */

@@ -40,28 +40,28 @@ sdc_status vae_attention_load(weights *w, vae_attention *a, int C, int groups, c
     return SDC_OK;
 }
 
-sdc_status vae_attention_fwd(const vae_attention *a, float *x, int B, int H, int W) {
+sdc_status vae_attention_fwd(op_ctx *cx, const vae_attention *a, float *x, int B, int H, int W) {
     int C = a->C;
     int64_t HW = (int64_t)H * W, n = (int64_t)B * C * HW;
     float *t = NULL, *q = NULL, *k = NULL, *v = NULL;
     sdc_status st;
-    if ((st = op_alloc(&t, n)) || (st = op_alloc(&q, n)) || (st = op_alloc(&k, n)) || (st = op_alloc(&v, n)))
+    if ((st = op_alloc(cx, &t, n)) || (st = op_alloc(cx, &q, n)) || (st = op_alloc(cx, &k, n)) || (st = op_alloc(cx, &v, n)))
         goto done;
-    group_norm_fwd(&a->norm, x, q, B, HW, 0); /* q as scratch: normalised x[B, C, HW] */
-    op_nchw_to_nhwc(q, t, B, C, HW);          /* t[B, HW, C] */
-    linear_fwd(&a->q, t, (int64_t)B * HW, q);
-    linear_fwd(&a->k, t, (int64_t)B * HW, k);
-    linear_fwd(&a->v, t, (int64_t)B * HW, v);
+    group_norm_fwd(cx, &a->norm, x, q, B, HW, 0); /* q as scratch: normalised x[B, C, HW] */
+    op_nchw_to_nhwc(cx, q, t, B, C, HW);          /* t[B, HW, C] */
+    if ((st = linear_fwd(cx, &a->q, t, (int64_t)B * HW, q))) goto done;
+    if ((st = linear_fwd(cx, &a->k, t, (int64_t)B * HW, k))) goto done;
+    if ((st = linear_fwd(cx, &a->v, t, (int64_t)B * HW, v))) goto done;
     /* one head of dim C (attention_head_dim = C), scale C^-0.5 */
-    if ((st = op_attention(q, C, k, v, C, B, (int)HW, (int)HW, 1, C, (float)pow((double)C, -0.5), 0, t))) goto done;
-    linear_fwd(&a->o, t, (int64_t)B * HW, q); /* q[B, HW, C] */
-    op_nhwc_to_nchw(q, k, B, C, HW);         /* k[B, C, HW] */
-    op_add(x, k, n);                          /* residual; rescale_output_factor 1 */
+    if ((st = op_attention(cx, q, C, k, v, C, B, (int)HW, (int)HW, 1, C, (float)pow((double)C, -0.5), 0, t))) goto done;
+    if ((st = linear_fwd(cx, &a->o, t, (int64_t)B * HW, q))) goto done; /* q[B, HW, C] */
+    op_nhwc_to_nchw(cx, q, k, B, C, HW);         /* k[B, C, HW] */
+    op_add(cx, x, k, n);                          /* residual; rescale_output_factor 1 */
 done:
-    op_free(t);
-    op_free(q);
-    op_free(k);
-    op_free(v);
+    op_free(cx, t);
+    op_free(cx, q);
+    op_free(cx, k);
+    op_free(cx, v);
     return st;
 }
 
@@ -81,18 +81,18 @@ sdc_status vae_mid_load(weights *w, vae_mid_block *m, int C, int groups, int att
 }
 
 /* *x <- resnet(*x), freeing the input */
-static sdc_status res_step(const resnet_block *r, float **x, int B, int H, int W) {
+static sdc_status res_step(op_ctx *cx, const resnet_block *r, float **x, int B, int H, int W) {
     float *y;
-    SDC_TRY(resnet_fwd(r, *x, B, H, W, NULL, &y));
-    op_free(*x);
+    SDC_TRY(resnet_fwd(cx, r, *x, B, H, W, NULL, &y));
+    op_free(cx, *x);
     *x = y;
     return SDC_OK;
 }
 
-sdc_status vae_mid_fwd(const vae_mid_block *m, float **x, int B, int H, int W) {
-    SDC_TRY(res_step(&m->res[0], x, B, H, W));
-    if (m->has_attn) SDC_TRY(vae_attention_fwd(&m->attn, *x, B, H, W));
-    return res_step(&m->res[1], x, B, H, W);
+sdc_status vae_mid_fwd(op_ctx *cx, const vae_mid_block *m, float **x, int B, int H, int W) {
+    SDC_TRY(res_step(cx, &m->res[0], x, B, H, W));
+    if (m->has_attn) SDC_TRY(vae_attention_fwd(cx, &m->attn, *x, B, H, W));
+    return res_step(cx, &m->res[1], x, B, H, W);
 }
 
 sdc_status vae_updown_load(weights *w, vae_updown_block *b, int up, int cin, int cout, int nres, int has_sample,
@@ -124,41 +124,41 @@ void vae_updown_free(vae_updown_block *b) {
 }
 
 /* *x <- conv(*x), freeing the input */
-static sdc_status conv_step(const conv2d *c, float **x, int B, int *H, int *W) {
+static sdc_status conv_step(op_ctx *cx, const conv2d *c, float **x, int B, int *H, int *W) {
     float *y;
-    SDC_TRY(conv2d_fwd(c, *x, B, *H, *W, &y, H, W));
-    op_free(*x);
+    SDC_TRY(conv2d_fwd(cx, c, *x, B, *H, *W, &y, H, W));
+    op_free(cx, *x);
     *x = y;
     return SDC_OK;
 }
 
-sdc_status vae_up_fwd(const vae_updown_block *b, float **x, int B, int *H, int *W) {
-    for (int i = 0; i < b->nres; i++) SDC_TRY(res_step(&b->res[i], x, B, *H, *W));
+sdc_status vae_up_fwd(op_ctx *cx, const vae_updown_block *b, float **x, int B, int *H, int *W) {
+    for (int i = 0; i < b->nres; i++) SDC_TRY(res_step(cx, &b->res[i], x, B, *H, *W));
     if (!b->has_sample) return SDC_OK;
     /* Upsample2D: F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
     float *u;
-    SDC_TRY(op_alloc(&u, (int64_t)B * b->cout * (4 * (int64_t)*H * *W)));
-    op_upsample_nearest(*x, u, (int64_t)B * b->cout, *H, *W, 2 * *H, 2 * *W);
-    op_free(*x);
+    SDC_TRY(op_alloc(cx, &u, (int64_t)B * b->cout * (4 * (int64_t)*H * *W)));
+    op_upsample_nearest(cx, *x, u, (int64_t)B * b->cout, *H, *W, 2 * *H, 2 * *W);
+    op_free(cx, *x);
     *x = u;
     *H *= 2;
     *W *= 2;
-    return conv_step(&b->sample_conv, x, B, H, W);
+    return conv_step(cx, &b->sample_conv, x, B, H, W);
 }
 
-sdc_status vae_down_fwd(const vae_updown_block *b, float **x, int B, int *H, int *W) {
-    for (int i = 0; i < b->nres; i++) SDC_TRY(res_step(&b->res[i], x, B, *H, *W));
+sdc_status vae_down_fwd(op_ctx *cx, const vae_updown_block *b, float **x, int B, int *H, int *W) {
+    for (int i = 0; i < b->nres; i++) SDC_TRY(res_step(cx, &b->res[i], x, B, *H, *W));
     if (!b->has_sample) return SDC_OK;
     if (*H < 2 || *W < 2)
         return sdc_fail(SDC_ERR_ARG, "vae encoder: %dx%d is too small to downsample", *H, *W);
     /* Downsample2D with padding 0: F.pad(x, (0, 1, 0, 1)) then conv stride 2 */
     int Hp = *H + 1, Wp = *W + 1;
     float *p;
-    SDC_TRY(op_alloc(&p, (int64_t)B * b->cout * Hp * Wp));
-    op_pad_zero(*x, p, (int64_t)B * b->cout, *H, *W, Hp, Wp);
-    op_free(*x);
+    SDC_TRY(op_alloc(cx, &p, (int64_t)B * b->cout * Hp * Wp));
+    op_pad_zero(cx, *x, p, (int64_t)B * b->cout, *H, *W, Hp, Wp);
+    op_free(cx, *x);
     *x = p;
     *H = Hp;
     *W = Wp;
-    return conv_step(&b->sample_conv, x, B, H, W);
+    return conv_step(cx, &b->sample_conv, x, B, H, W);
 }

@@ -32,11 +32,11 @@ typedef struct {
 
 /* name: module path, e.g. "decoder.mid_block" */
 sdc_status vae_mid_load(weights *w, vae_mid_block *m, int C, int groups, int attn, const char *name);
-sdc_status vae_mid_fwd(const vae_mid_block *m, float **x, int B, int H, int W);
+sdc_status vae_mid_fwd(op_ctx *cx, const vae_mid_block *m, float **x, int B, int H, int W);
 
 sdc_status vae_attention_load(weights *w, vae_attention *a, int C, int groups, const char *name);
 /* x[B, C, H, W] updated in place: x += attention(group_norm(x)) */
-sdc_status vae_attention_fwd(const vae_attention *a, float *x, int B, int H, int W);
+sdc_status vae_attention_fwd(op_ctx *cx, const vae_attention *a, float *x, int B, int H, int W);
 
 /* up: UpDecoderBlock2D ("decoder.up_blocks.i", upsamplers.0.conv);
  * otherwise DownEncoderBlock2D ("encoder.down_blocks.i", downsamplers.0.conv). */
@@ -44,7 +44,7 @@ sdc_status vae_updown_load(weights *w, vae_updown_block *b, int up, int cin, int
                            int groups, const char *name);
 void vae_updown_free(vae_updown_block *b);
 /* x[B, cin, H, W] -> [B, cout, H', W']; *H, *W updated (x2 up, floor /2 down). */
-sdc_status vae_up_fwd(const vae_updown_block *b, float **x, int B, int *H, int *W);
-sdc_status vae_down_fwd(const vae_updown_block *b, float **x, int B, int *H, int *W);
+sdc_status vae_up_fwd(op_ctx *cx, const vae_updown_block *b, float **x, int B, int *H, int *W);
+sdc_status vae_down_fwd(op_ctx *cx, const vae_updown_block *b, float **x, int B, int *H, int *W);
 
 #endif

@@ -38,7 +38,7 @@ sdc_status weights_open(weights *w, const char *const *paths, int n) {
 }
 
 void weights_close(weights *w) {
-    for (int i = 0; i < w->ndevice; i++) op_weight_free(w->device[i]);
+    for (int i = 0; i < w->ndevice; i++) op_weight_free(w->device_cx, w->device[i]);
     free(w->device);
     for (int i = 0; i < w->nslots; i++) free(w->slots[i].name);
     free(w->slots);
@@ -186,12 +186,13 @@ sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, c
     return add_slot(w, name, out, dt);
 }
 
-sdc_status weights_to_device(weights *w, op_dtype dt) {
+sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
     if (w->ndevice) return sdc_fail(SDC_ERR_ARG, "weights already on the device");
     if (!(w->device = calloc((size_t)(w->nslots ? w->nslots : 1), sizeof(void *))))
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     char *done = calloc((size_t)(w->nslots ? w->nslots : 1), 1);
     if (!done) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    w->device_cx = cx;
     sdc_status st = SDC_OK;
     for (int i = 0; i < w->nslots && !st; i++) {
         if (done[i]) continue;
@@ -206,7 +207,7 @@ sdc_status weights_to_device(weights *w, op_dtype dt) {
         /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
         op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
         void *d = NULL;
-        if ((st = op_weight_upload(*w->slots[i].slot, src, n, dst, &d))) break;
+        if ((st = op_weight_upload(cx, *w->slots[i].slot, src, n, dst, &d))) break;
         w->device[w->ndevice++] = d;
         for (int j = i; j < w->nslots; j++)
             if (!done[j] && !strcmp(w->slots[j].name, w->slots[i].name)) {

@@ -37,8 +37,9 @@ typedef struct {
     int nviews, views_cap, views_sorted;
     weights_slot *slots;
     int nslots, slots_cap;
-    void **device; /* device copies made by weights_to_device */
+    void **device; /* device copies made by weights_to_device, in device_cx */
     int ndevice;
+    op_ctx *device_cx;
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
@@ -67,10 +68,11 @@ void weights_release_pages(const weights *w);
 
 /* Device backends: upload every parameter the model has taken (matrices and
  * kernels in `dt`, the GEMM precision its component will run in; norms,
- * biases and embeddings in float32) and point the model's slots at the
- * device copies; weights_close frees them. The host data stays as it
- * was (mapped files, owned buffers). Call after LoRAs are fused. */
-sdc_status weights_to_device(weights *w, op_dtype dt);
+ * biases and embeddings in float32) into cx's device and point the model's
+ * slots at the device copies; weights_close frees them (cx must outlive w).
+ * The host data stays as it was (mapped files, owned buffers). Call after
+ * LoRAs are fused. */
+sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt);
 
 /* Parameters the model has taken (weights_get) and where it keeps them. */
 int weights_slot_count(const weights *w);

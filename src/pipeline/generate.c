@@ -214,7 +214,7 @@ static void runner_keep(sdc_model *m, unet_runner *r, sdc_status st) {
 
 static sdc_status denoise(gen_state *S) {
     const sdc_request *r = S->r;
-    op_set_precision(S->m->unet_dt);
+    op_set_precision(S->m->cx, S->m->unet_dt);
     int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
     int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w};
     if (r->dump) {
@@ -311,7 +311,7 @@ static sdc_status vae_tile_size(const sdc_model *m, const sdc_request *r, int *p
 
 static sdc_status decode(gen_state *S, sdc_image *imgs) {
     const sdc_request *r = S->r;
-    op_set_precision(S->m->vae_dt);
+    op_set_precision(S->m->cx, S->m->vae_dt);
     int B = S->B, H = S->H, W = S->W;
     int64_t npix = (int64_t)H * W;
     float sf = vae_scaling_factor(S->m->vae);

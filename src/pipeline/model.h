@@ -14,6 +14,7 @@
 typedef enum { FAMILY_SD, FAMILY_SDXL } model_family;
 
 struct sdc_model {
+    op_ctx *cx; /* the backend context every component runs in (owned; freed last) */
     char *path, *name;
     model_family family;
     clip_tokenizer *tok, *tok2;  /* tok2/te2: SDXL's second (OpenCLIP bigG) encoder */

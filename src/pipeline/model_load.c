@@ -43,20 +43,20 @@ static sdc_status load_components(sdc_model *m, const char *variant) {
     SDC_TRY(need_dir(m->path, "tokenizer", d, sizeof d));
     SDC_TRY(clip_tokenizer_load(&m->tok, d));
     SDC_TRY(need_dir(m->path, "text_encoder", d, sizeof d));
-    SDC_TRY(clip_text_load(&m->te, d, variant));
+    SDC_TRY(clip_text_load(&m->te, m->cx, d, variant));
     if (m->family == FAMILY_SDXL) {
         SDC_TRY(need_dir(m->path, "tokenizer_2", d, sizeof d));
         SDC_TRY(clip_tokenizer_load(&m->tok2, d));
         SDC_TRY(need_dir(m->path, "text_encoder_2", d, sizeof d));
-        SDC_TRY(clip_text_load(&m->te2, d, variant));
+        SDC_TRY(clip_text_load(&m->te2, m->cx, d, variant));
         if (!clip_text_projection_dim(m->te2))
             return sdc_fail(SDC_ERR_FORMAT, "%s: text_encoder_2 has no text_projection (CLIPTextModelWithProjection "
                             "expected)", d);
     }
     SDC_TRY(need_dir(m->path, "unet", d, sizeof d));
-    SDC_TRY(unet_load(&m->unet, d, variant));
+    SDC_TRY(unet_load(&m->unet, m->cx, d, variant));
     SDC_TRY(need_dir(m->path, "vae", d, sizeof d));
-    SDC_TRY(vae_load(&m->vae, d, variant));
+    SDC_TRY(vae_load(&m->vae, m->cx, d, variant));
     SDC_TRY(need_dir(m->path, "scheduler", d, sizeof d));
     snprintf(p, sizeof p, "%s/scheduler_config.json", d);
     SDC_TRY(json_load(p, &m->sched_json));
@@ -89,37 +89,43 @@ void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n
 
 void sdc_tune_allocator(void) { op_tune_allocator(); }
 
-static sdc_status set_compute_dtype(const char *dt) {
-    if (!dt || !strcmp(dt, "f32")) {
-        op_set_compute(OP_F32);
-        return SDC_OK;
-    }
-    if (!strcmp(dt, "bf16")) {
-        op_set_compute(OP_BF16);
-        if (op_compute() != OP_BF16)
-            return sdc_fail(SDC_ERR_ARG, "bf16 compute needs a CPU with AVX512_BF16 instructions; this one has none "
-                                         "(use f32)");
-        return SDC_OK;
-    }
+static sdc_status check_cpu_dtype(const char *dt) {
+    if (!dt || !strcmp(dt, "f32") || !strcmp(dt, "bf16")) return SDC_OK;
     if (!strcmp(dt, "f16"))
         return sdc_fail(SDC_ERR_ARG, "f16 compute needs a CUDA device; the CPU computes in f32 or bf16");
     return sdc_fail(SDC_ERR_ARG, "unknown compute dtype '%s' (f32, bf16 or f16)", dt);
 }
 
-/* The device and the activation precision it runs the UNet/text encoders in. */
-static sdc_status set_device(const sdc_load_options *opt, op_dtype *act) {
-    const char *dev = opt ? opt->device : NULL, *dt = opt ? opt->dtype : NULL;
+/* The device a load asks for, and the activation precision the UNet and
+ * text encoders run in there. "emulated" (tests) is the CPU ops behind a
+ * device boundary, with the CUDA backend's roundings for f16/bf16. */
+static sdc_status parse_device(const sdc_load_options *opt, op_device *dev, op_dtype *act) {
+    const char *d = opt ? opt->device : NULL, *dt = opt ? opt->dtype : NULL;
     *act = OP_F32;
-    if (!dev || !strcmp(dev, "cpu")) {
-        if (op_get_device() == OP_DEV_CUDA) SDC_TRY(op_set_device(OP_DEV_CPU));
-        return set_compute_dtype(dt);
+    if (!d || !strcmp(d, "cpu")) {
+        *dev = OP_DEV_CPU;
+        return check_cpu_dtype(dt);
     }
-    if (strcmp(dev, "cuda")) return sdc_fail(SDC_ERR_ARG, "unknown device '%s' (cpu or cuda)", dev);
+    if (strcmp(d, "cuda") && strcmp(d, "emulated")) return sdc_fail(SDC_ERR_ARG, "unknown device '%s' (cpu or cuda)", d);
     if (dt && strcmp(dt, "f16") && strcmp(dt, "bf16") && strcmp(dt, "f32"))
         return sdc_fail(SDC_ERR_ARG, "unknown compute dtype '%s' (f16, bf16 or f32)", dt);
-    SDC_TRY(op_set_device(OP_DEV_CUDA));
-    op_set_compute(OP_F32);
-    *act = !dt || !strcmp(dt, "f16") ? OP_F16 : !strcmp(dt, "bf16") ? OP_BF16 : OP_F32;
+    *dev = strcmp(d, "cuda") ? OP_DEV_EMULATED : OP_DEV_CUDA;
+    *act = !dt ? (*dev == OP_DEV_CUDA ? OP_F16 : OP_F32) : !strcmp(dt, "f16") ? OP_F16 : !strcmp(dt, "bf16") ? OP_BF16 : OP_F32;
+    return SDC_OK;
+}
+
+/* The model's context: its device, threads and (CPU) compute precision. */
+static sdc_status make_context(sdc_model *m, const sdc_load_options *opt, op_dtype *act) {
+    op_device dev;
+    SDC_TRY(parse_device(opt, &dev, act));
+    SDC_TRY(op_ctx_create(&m->cx, dev, opt ? opt->threads : 0));
+    const char *dt = opt ? opt->dtype : NULL;
+    if (dev == OP_DEV_CPU && dt && !strcmp(dt, "bf16")) {
+        op_set_compute(m->cx, OP_BF16);
+        if (op_compute(m->cx) != OP_BF16)
+            return sdc_fail(SDC_ERR_ARG, "bf16 compute needs a CPU with AVX512_BF16 instructions; this one has none "
+                                         "(use f32)");
+    }
     return SDC_OK;
 }
 
@@ -130,45 +136,33 @@ static sdc_status model_to_device(sdc_model *m, op_dtype act) {
      * and SDXL VAEs overflow f16: black or NaN images); a bf16 VAE has f32's
      * range and is left in bf16, as diffusers' bf16 pipelines leave it */
     m->vae_dt = act == OP_F16 && !vae_get_config(m->vae)->fp16_safe ? OP_F32 : act;
-    if (op_get_device() != OP_DEV_CUDA) return SDC_OK;
-    if (m->te) SDC_TRY(weights_to_device(clip_text_weights(m->te), m->te_dt));
-    if (m->te2) SDC_TRY(weights_to_device(clip_text_weights(m->te2), m->te_dt));
-    SDC_TRY(weights_to_device(unet_weights(m->unet), m->unet_dt));
-    SDC_TRY(weights_to_device(vae_weights(m->vae), m->vae_dt));
-    return op_sync();
+    if (op_ctx_device(m->cx) != OP_DEV_CUDA) return SDC_OK; /* the emulated device reads weights in place */
+    if (m->te) SDC_TRY(weights_to_device(clip_text_weights(m->te), m->cx, m->te_dt));
+    if (m->te2) SDC_TRY(weights_to_device(clip_text_weights(m->te2), m->cx, m->te_dt));
+    SDC_TRY(weights_to_device(unet_weights(m->unet), m->cx, m->unet_dt));
+    SDC_TRY(weights_to_device(vae_weights(m->vae), m->cx, m->vae_dt));
+    return op_sync(m->cx);
 }
 
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
-    op_set_threads(opt ? opt->threads : 0);
-    op_dtype act;
-    SDC_TRY(set_device(opt, &act));
+    int is_file = !dir_exists(path);
+    if (is_file && !path_exists(path)) return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
-    if (!dir_exists(path)) {
-        if (path_exists(path)) { /* a single-file checkpoint */
-            SDC_TRY(single_file_load(out, path, opt));
-            sdc_status st = lora_apply_to_model(*out, opt); /* fused before any request runs */
-            if (!st) st = model_to_device(*out, act);
-            if (st) {
-                sdc_model_free(*out);
-                *out = NULL;
-            }
-            return st;
-        }
-        return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
-    }
-    if (!path_exists(p))
+    if (!is_file && !path_exists(p))
         return sdc_fail(SDC_ERR_FORMAT, "%s: not a diffusers pipeline folder (no model_index.json)", path);
     sdc_model *m = calloc(1, sizeof *m);
     if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    m->path = strdup(path);
     char name[256];
-    sdc_model_name_from_path(path, 0, name, sizeof name);
+    sdc_model_name_from_path(path, is_file, name, sizeof name);
+    m->path = strdup(path);
     m->name = strdup(name);
-    sdc_status st = (m->path && m->name) ? load_components(m, opt ? opt->variant : NULL)
-                                         : sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    if (!st && opt && opt->prediction) st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
+    op_dtype act = OP_F32;
+    sdc_status st = m->path && m->name ? make_context(m, opt, &act) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st) st = is_file ? single_file_load(m, path, opt) : load_components(m, opt ? opt->variant : NULL);
+    if (!st && !is_file && opt && opt->prediction)
+        st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
     if (!st) st = lora_apply_to_model(m, opt); /* fused before any request runs */
     if (!st) st = model_to_device(m, act);
     if (st) {
@@ -192,6 +186,7 @@ void sdc_model_free(sdc_model *m) {
     vae_free(m->vae);
     single_file_release(m); /* after the components that borrow its weights */
     cJSON_Delete(m->sched_json);
+    op_ctx_free(m->cx); /* after everything that ran in it */
     free(m->path);
     free(m->name);
     free(m);

@@ -390,11 +390,11 @@ static sdc_status load_tokenizers(sdc_model *m, const char *path, const sdc_load
     return SDC_OK;
 }
 
-static sdc_status load_text_encoder(clip_text_model **out, weights *w, int *opened, const char *path,
+static sdc_status load_text_encoder(clip_text_model **out, op_ctx *cx, weights *w, int *opened, const char *path,
                                     const comp_desc *c) {
     SDC_TRY(open_mapped(w, path, c));
     *opened = 1;
-    return explain(clip_text_load_weights(out, c->te, w), c);
+    return explain(clip_text_load_weights(out, cx, c->te, w), c);
 }
 
 static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_options *opt) {
@@ -413,21 +413,21 @@ static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_option
 
     comp_desc te = {d->te_openclip ? COMP_TE_OPENCLIP : COMP_TE_HF, SF_TE, d->te_prefix,
                     d->family == CKPT_SDXL ? "text_encoder" : "text encoder", &p, &p.te};
-    SDC_TRY(load_text_encoder(&m->te, &m->sf->te, &m->sf->open_te, path, &te));
+    SDC_TRY(load_text_encoder(&m->te, m->cx, &m->sf->te, &m->sf->open_te, path, &te));
     if (d->family == CKPT_SDXL) {
         comp_desc te2 = {COMP_TE_OPENCLIP, SF_TE2, d->te2_prefix, "text_encoder_2", &p, &p.te2};
-        SDC_TRY(load_text_encoder(&m->te2, &m->sf->te2, &m->sf->open_te2, path, &te2));
+        SDC_TRY(load_text_encoder(&m->te2, m->cx, &m->sf->te2, &m->sf->open_te2, path, &te2));
         if (!clip_text_projection_dim(m->te2))
             return sdc_fail(SDC_ERR_FORMAT, "%s: text_encoder_2 needs a text projection", path);
     }
     comp_desc vae = {COMP_VAE, SF_VAE, LDM_VAE_PREFIX, "VAE", &p, NULL};
     SDC_TRY(open_mapped(&m->sf->vae, path, &vae));
     m->sf->open_vae = 1;
-    SDC_TRY(explain(vae_load_weights(&m->vae, &p.vae, &m->sf->vae), &vae));
+    SDC_TRY(explain(vae_load_weights(&m->vae, m->cx, &p.vae, &m->sf->vae), &vae));
     comp_desc unet = {COMP_UNET, SF_UNET, LDM_UNET_PREFIX, "UNet", &p, NULL};
     weights wu;
     SDC_TRY(open_mapped(&wu, path, &unet));
-    SDC_TRY(explain(unet_load_weights(&m->unet, &p.unet, &wu), &unet)); /* the UNet owns wu now */
+    SDC_TRY(explain(unet_load_weights(&m->unet, m->cx, &p.unet, &wu), &unet)); /* the UNet owns wu now */
 
     /* the pieces must fit together (as for a folder) */
     const unet_config *uc = unet_get_config(m->unet);
@@ -442,25 +442,12 @@ static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_option
     return SDC_OK;
 }
 
-sdc_status single_file_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
-    *out = NULL;
-    op_set_threads(opt ? opt->threads : 0);
+sdc_status single_file_load(sdc_model *m, const char *path, const sdc_load_options *opt) {
     if (file_is_pickle(path))
         return sdc_fail(SDC_ERR_UNSUPPORTED,
                         "%s: a PyTorch pickle checkpoint (.ckpt/.pt); sdc reads .safetensors only (convert it, or "
                         "download the .safetensors version)", path);
-    sdc_model *m = calloc(1, sizeof *m);
-    if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    m->path = strdup(path);
-    char name[256];
-    sdc_model_name_from_path(path, 1, name, sizeof name);
-    m->name = strdup(name);
     m->sf = calloc(1, sizeof *m->sf);
-    sdc_status st = m->path && m->name && m->sf ? load_all(m, path, opt) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    if (st) {
-        sdc_model_free(m);
-        return st;
-    }
-    *out = m;
-    return SDC_OK;
+    if (!m->sf) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    return load_all(m, path, opt);
 }

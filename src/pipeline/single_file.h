@@ -46,8 +46,9 @@ typedef enum {
 sf_map_kind single_file_map_key(const single_file_plan *p, const char *key, sf_component *comp, char *out,
                                 size_t n);
 
-/* path: a .safetensors checkpoint. On failure *out is NULL. */
-sdc_status single_file_load(sdc_model **out, const char *path, const sdc_load_options *opt);
+/* path: a .safetensors checkpoint, loaded into m (its context already made;
+ * sdc_model_free cleans up after a failure). */
+sdc_status single_file_load(sdc_model *m, const char *path, const sdc_load_options *opt);
 /* Close what the text encoders and the VAE borrowed; call after freeing them. */
 void single_file_release(sdc_model *m);
 

@@ -51,7 +51,7 @@ static sdc_status encoder_layer(sdc_model *m, int which, const int64_t *ids, int
         for (int64_t r = 0; r < (int64_t)B * SDC_TOKENS; r++)
             memcpy(dst + r * D_total + col, h + r * D, (size_t)D * sizeof(float));
     free(h);
-    if (st || op_host_memory()) { /* the CPU gains nothing from keeping it */
+    if (st || op_host_memory(m->cx)) { /* the CPU gains nothing from keeping it */
         clip_runner_free(*slot);
         *slot = NULL;
     }
@@ -60,7 +60,7 @@ static sdc_status encoder_layer(sdc_model *m, int which, const int64_t *ids, int
 
 sdc_status text_cond_encode(sdc_model *m, const char *const *prompts, int B, int clip_skip, text_cond *out) {
     memset(out, 0, sizeof *out);
-    op_set_precision(m->te_dt);
+    op_set_precision(m->cx, m->te_dt);
     int skip = clip_skip > 1 ? clip_skip - 1 : 0; /* diffusers' clip_skip: layers skipped from the end */
     out->B = B;
     out->T = SDC_TOKENS;

@@ -22,6 +22,7 @@ typedef struct {
 } clip_layer;
 
 struct clip_text_model {
+    op_ctx *cx; /* the model's: every op of the forward runs in it */
     clip_text_config cfg;
     weights own;      /* used when the model opened its own files */
     int owns_weights;
@@ -150,12 +151,13 @@ static sdc_status load_params(clip_text_model *m, weights *w) {
     return SDC_OK;
 }
 
-sdc_status clip_text_load_weights(clip_text_model **out, const clip_text_config *cfg, weights *w) {
+sdc_status clip_text_load_weights(clip_text_model **out, op_ctx *cx, const clip_text_config *cfg, weights *w) {
     *out = NULL;
     const char *file = w->nfiles ? w->files[0].path : "(no file)";
     SDC_TRY(clip_text_config_check(cfg, file));
     clip_text_model *m = calloc(1, sizeof *m);
     if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    m->cx = cx;
     m->cfg = *cfg;
     m->src = w;
     sdc_status st = load_params(m, w);
@@ -167,7 +169,7 @@ sdc_status clip_text_load_weights(clip_text_model **out, const clip_text_config 
     return SDC_OK;
 }
 
-sdc_status clip_text_load(clip_text_model **out, const char *dir, const char *variant) {
+sdc_status clip_text_load(clip_text_model **out, op_ctx *cx, const char *dir, const char *variant) {
     char cfg_path[1024];
     clip_text_config cfg;
     *out = NULL;
@@ -181,6 +183,7 @@ sdc_status clip_text_load(clip_text_model **out, const char *dir, const char *va
         return st;
     }
     m->owns_weights = 1;
+    m->cx = cx;
     m->src = &m->own;
     /* CLIPTextModelWithProjection is also recognised by its tensor */
     if (weights_find(&m->own, "text_projection.weight")) cfg.with_projection = 1;
@@ -206,6 +209,7 @@ int clip_text_hidden_size(const clip_text_model *m) { return m->cfg.hidden_size;
 int clip_text_num_layers(const clip_text_model *m) { return m->cfg.num_layers; }
 int clip_text_projection_dim(const clip_text_model *m) { return m->cfg.with_projection ? m->cfg.projection_dim : 0; }
 weights *clip_text_weights(clip_text_model *m) { return m->src; }
+op_ctx *clip_text_ctx(const clip_text_model *m) { return m->cx; }
 
 /* ---- forward ----------------------------------------------------------- */
 
@@ -222,22 +226,23 @@ int clip_text_eos_index(const clip_text_model *m, const int64_t *ids, int T) {
 }
 
 sdc_status clip_text_final_norm(const clip_text_model *m, float *x, int64_t rows) {
+    op_ctx *cx = m->cx;
     int64_t n = rows * m->cfg.hidden_size;
     float *d;
-    if (op_host_memory()) { /* x is where the norm can run: no copy */
-        layer_norm_fwd(&m->final_ln, x, x, rows);
+    if (op_host_memory(cx)) { /* x is where the norm can run: no copy */
+        layer_norm_fwd(cx, &m->final_ln, x, x, rows);
         return SDC_OK;
     }
-    SDC_TRY(act_from_host(&d, x, n));
-    layer_norm_fwd(&m->final_ln, d, d, rows);
-    sdc_status st = op_download(x, d, n);
-    op_free(d);
+    SDC_TRY(act_from_host(cx, &d, x, n));
+    layer_norm_fwd(cx, &m->final_ln, d, d, rows);
+    sdc_status st = op_download(cx, x, d, n);
+    op_free(cx, d);
     return st;
 }
 
 /* x is activation memory; the tap gets a host view of it */
-static void emit(clip_tap_fn tap, void *ctx, const char *name, int layer, const char *suffix, const float *x, int B,
-                 int T, int D) {
+static void emit(op_ctx *cx, clip_tap_fn tap, void *ctx, const char *name, int layer, const char *suffix,
+                 const float *x, int B, int T, int D) {
     char n[160];
     if (!tap) return;
     if (layer >= 0)
@@ -245,7 +250,7 @@ static void emit(clip_tap_fn tap, void *ctx, const char *name, int layer, const 
     else
         snprintf(n, sizeof n, "%s", name);
     float *tmp;
-    const float *hx = host_view(x, (int64_t)B * T * D, &tmp);
+    const float *hx = host_view(cx, x, (int64_t)B * T * D, &tmp);
     if (hx) tap(ctx, n, hx, B, T, D);
     free(tmp);
 }
@@ -253,32 +258,33 @@ static void emit(clip_tap_fn tap, void *ctx, const char *name, int layer, const 
 /* One encoder layer on x[BT, D] in place. ws: h, q, k, v, a [BT, D] and mlp [BT, I]. */
 static sdc_status layer_fwd(const clip_text_model *m, int li, float *x, int B, int T, float *ws, clip_tap_fn tap,
                             void *ctx) {
+    op_ctx *cx = m->cx;
     const clip_text_config *c = &m->cfg;
     const clip_layer *L = &m->layers[li];
     int D = c->hidden_size, H = c->num_heads, dh = D / H;
     int64_t N = (int64_t)B * T, ND = N * D;
     float *h = ws, *q = h + ND, *k = q + ND, *v = k + ND, *a = v + ND, *mlp = a + ND;
 
-    layer_norm_fwd(&L->ln1, x, h, N);
-    emit(tap, ctx, NULL, li, "layer_norm1", h, B, T, D);
-    linear_fwd(&L->q, h, N, q);
-    op_scale(q, (float)pow((double)dh, -0.5), ND); /* transformers scales q before q.k^T */
-    linear_fwd(&L->k, h, N, k);
-    linear_fwd(&L->v, h, N, v);
-    SDC_TRY(op_attention(q, D, k, v, D, B, T, T, H, dh, 1.0f, 1, a));
-    linear_fwd(&L->o, a, N, h);
-    emit(tap, ctx, NULL, li, "self_attn", h, B, T, D);
-    op_add(x, h, ND);
+    layer_norm_fwd(cx, &L->ln1, x, h, N);
+    emit(cx, tap, ctx, NULL, li, "layer_norm1", h, B, T, D);
+    SDC_TRY(linear_fwd(cx, &L->q, h, N, q));
+    op_scale(cx, q, (float)pow((double)dh, -0.5), ND); /* transformers scales q before q.k^T */
+    SDC_TRY(linear_fwd(cx, &L->k, h, N, k));
+    SDC_TRY(linear_fwd(cx, &L->v, h, N, v));
+    SDC_TRY(op_attention(cx, q, D, k, v, D, B, T, T, H, dh, 1.0f, 1, a));
+    SDC_TRY(linear_fwd(cx, &L->o, a, N, h));
+    emit(cx, tap, ctx, NULL, li, "self_attn", h, B, T, D);
+    op_add(cx, x, h, ND);
 
-    layer_norm_fwd(&L->ln2, x, h, N);
-    linear_fwd(&L->fc1, h, N, mlp);
+    layer_norm_fwd(cx, &L->ln2, x, h, N);
+    SDC_TRY(linear_fwd(cx, &L->fc1, h, N, mlp));
     if (c->act == CLIP_ACT_QUICK_GELU)
-        op_quick_gelu(mlp, N * c->intermediate_size);
+        op_quick_gelu(cx, mlp, N * c->intermediate_size);
     else
-        op_gelu(mlp, N * c->intermediate_size);
-    linear_fwd(&L->fc2, mlp, N, h);
-    emit(tap, ctx, NULL, li, "mlp", h, B, T, D);
-    op_add(x, h, ND);
+        op_gelu(cx, mlp, N * c->intermediate_size);
+    SDC_TRY(linear_fwd(cx, &L->fc2, mlp, N, h));
+    emit(cx, tap, ctx, NULL, li, "mlp", h, B, T, D);
+    op_add(cx, x, h, ND);
     return SDC_OK;
 }
 
@@ -300,46 +306,49 @@ int64_t clip_text_workspace_floats(const clip_text_model *m, int B, int T) {
 }
 
 sdc_status clip_text_embed(const clip_text_model *m, const int64_t *ids, int B, int T, float *x) {
+    op_ctx *cx = m->cx;
     SDC_TRY(check_ids(m, ids, B, T));
     int D = m->cfg.hidden_size;
     /* x[b, t] = tok[ids[b, t]] + pos[t] */
-    op_gather_rows(x, m->tok_emb, m->tok_dt, D, ids, (int64_t)B * T);
-    for (int b = 0; b < B; b++) op_add(x + (int64_t)b * T * D, m->pos_emb, (int64_t)T * D);
+    op_gather_rows(cx, x, m->tok_emb, m->tok_dt, D, ids, (int64_t)B * T);
+    for (int b = 0; b < B; b++) op_add(cx, x + (int64_t)b * T * D, m->pos_emb, (int64_t)T * D);
     return SDC_OK;
 }
 
 sdc_status clip_text_layers(const clip_text_model *m, float *x, int B, int T, int n, float *ws, int layer,
                             int final_norm, float *out, float *last) {
+    op_ctx *cx = m->cx;
     const clip_text_config *c = &m->cfg;
     int64_t N = (int64_t)B * T, ND = N * c->hidden_size;
     if (n < 0 || n > c->num_layers || layer < 0 || layer > n || (last && n != c->num_layers))
         return sdc_fail(SDC_ERR_ARG, "clip text encoder: layers %d, output after %d", n, layer);
     for (int li = 0; li <= n; li++) {
         if (li == layer && out) {
-            if (final_norm) layer_norm_fwd(&m->final_ln, x, out, N);
-            else op_copy(out, x, ND);
+            if (final_norm) layer_norm_fwd(cx, &m->final_ln, x, out, N);
+            else op_copy(cx, out, x, ND);
         }
         if (li < n) SDC_TRY(layer_fwd(m, li, x, B, T, ws, NULL, NULL));
     }
-    if (last) layer_norm_fwd(&m->final_ln, x, last, N);
+    if (last) layer_norm_fwd(cx, &m->final_ln, x, last, N);
     return SDC_OK;
 }
 
 sdc_status clip_text_pool_project(const clip_text_model *m, const int64_t *ids, int B, int T, const float *last,
                                   float *pool, float *text_embeds) {
+    op_ctx *cx = m->cx;
     if (text_embeds && !m->cfg.with_projection)
         return sdc_fail(SDC_ERR_ARG, "clip text encoder: text_embeds requested from a model without text_projection");
     if (B < 1 || B > 4096 || T < 1) return sdc_fail(SDC_ERR_ARG, "clip text encoder: %d x %d tokens", B, T);
     int64_t eos[B]; /* rows of last pooled: each row's EOS position, found on the host ids */
     for (int b = 0; b < B; b++) eos[b] = (int64_t)b * T + clip_text_eos_index(m, ids + (int64_t)b * T, T);
-    op_gather_rows(pool, last, OP_F32, m->cfg.hidden_size, eos, B);
-    if (text_embeds) linear_fwd(&m->proj, pool, B, text_embeds);
-    return SDC_OK;
+    op_gather_rows(cx, pool, last, OP_F32, m->cfg.hidden_size, eos, B);
+    return text_embeds ? linear_fwd(cx, &m->proj, pool, B, text_embeds) : SDC_OK;
 }
 
 sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, int B, int T, float **hidden_states,
                                  float *last_hidden, float *pooled, float *text_embeds, clip_tap_fn tap,
                                  void *tap_ctx) {
+    op_ctx *cx = m->cx;
     const clip_text_config *c = &m->cfg;
     int D = c->hidden_size, L = c->num_layers;
     SDC_TRY(check_ids(m, ids, B, T));
@@ -357,33 +366,33 @@ sdc_status clip_text_forward_tap(const clip_text_model *m, const int64_t *ids, i
      * and the outputs downloaded from them */
     int64_t N = (int64_t)B * T, ND = N * D;
     float *x, *ws;
-    SDC_TRY(op_alloc(&x, ND));
-    sdc_status st = op_alloc(&ws, clip_text_workspace_floats(m, B, T));
+    SDC_TRY(op_alloc(cx, &x, ND));
+    sdc_status st = op_alloc(cx, &ws, clip_text_workspace_floats(m, B, T));
     if (st) {
-        op_free(x);
+        op_free(cx, x);
         return st;
     }
     if ((st = clip_text_embed(m, ids, B, T, x))) goto done;
-    emit(tap, tap_ctx, "text_model.embeddings", -1, NULL, x, B, T, D);
-    if (hidden_states && hidden_states[0] && (st = op_download(hidden_states[0], x, ND))) goto done;
+    emit(cx, tap, tap_ctx, "text_model.embeddings", -1, NULL, x, B, T, D);
+    if (hidden_states && hidden_states[0] && (st = op_download(cx, hidden_states[0], x, ND))) goto done;
     for (int li = 0; li < need; li++) {
         if ((st = layer_fwd(m, li, x, B, T, ws, tap, tap_ctx))) goto done;
-        if (hidden_states && hidden_states[li + 1] && (st = op_download(hidden_states[li + 1], x, ND))) goto done;
+        if (hidden_states && hidden_states[li + 1] && (st = op_download(cx, hidden_states[li + 1], x, ND))) goto done;
     }
     if (need == L && (last_hidden || pooled || text_embeds)) {
         float *last = ws; /* ws is free now */
-        layer_norm_fwd(&m->final_ln, x, last, N);
-        if (last_hidden && (st = op_download(last_hidden, last, ND))) goto done;
+        layer_norm_fwd(cx, &m->final_ln, x, last, N);
+        if (last_hidden && (st = op_download(cx, last_hidden, last, ND))) goto done;
         float *pool = x, *te = NULL; /* x is dead after the norm */
-        if (text_embeds && (st = op_alloc(&te, (int64_t)B * c->projection_dim))) goto done;
+        if (text_embeds && (st = op_alloc(cx, &te, (int64_t)B * c->projection_dim))) goto done;
         st = clip_text_pool_project(m, ids, B, T, last, pool, te);
-        if (!st && pooled) st = op_download(pooled, pool, (int64_t)B * D);
-        if (!st && te) st = op_download(text_embeds, te, (int64_t)B * c->projection_dim);
-        op_free(te);
+        if (!st && pooled) st = op_download(cx, pooled, pool, (int64_t)B * D);
+        if (!st && te) st = op_download(cx, text_embeds, te, (int64_t)B * c->projection_dim);
+        op_free(cx, te);
     }
 done:
-    op_free(x);
-    op_free(ws);
+    op_free(cx, x);
+    op_free(cx, ws);
     return st;
 }
 

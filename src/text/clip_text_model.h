@@ -42,13 +42,14 @@ sdc_status clip_text_config_check(const clip_text_config *cfg, const char *what)
 
 /* dir: config.json + model.safetensors (or shards via
  * model.safetensors.index.json); with variant "fp16", model.fp16.safetensors
- * when it exists, else the plain file. The model owns its files. */
-sdc_status clip_text_load(clip_text_model **out, const char *dir, const char *variant);
+ * when it exists, else the plain file. The model owns its files; its
+ * forward runs in cx (the model's context, which must outlive it). */
+sdc_status clip_text_load(clip_text_model **out, op_ctx *cx, const char *dir, const char *variant);
 
 /* Parameters looked up as w->prefix + "text_model.…" and
  * "text_projection.weight" (HF names). The model borrows w: it must stay
  * open until clip_text_free. */
-sdc_status clip_text_load_weights(clip_text_model **out, const clip_text_config *cfg, weights *w);
+sdc_status clip_text_load_weights(clip_text_model **out, op_ctx *cx, const clip_text_config *cfg, weights *w);
 
 void clip_text_free(clip_text_model *m);
 
@@ -100,5 +101,6 @@ int clip_text_projection_dim(const clip_text_model *m); /* 0 without projection 
 /* The weights object the model took its parameters from (its own files or
  * the borrowed one), for fusing LoRAs into them (weights_mutable). */
 weights *clip_text_weights(clip_text_model *m);
+op_ctx *clip_text_ctx(const clip_text_model *m);
 
 #endif

@@ -17,7 +17,9 @@ struct clip_runner {
 void clip_runner_free(clip_runner *r) {
     if (!r) return;
     step_graph_free(&r->sg);
-    op_free(r->x), op_free(r->ws), op_free(r->out), op_free(r->last), op_free(r->pool), op_free(r->te);
+    op_ctx *cx = r->sg.cx;
+    op_free(cx, r->x), op_free(cx, r->ws), op_free(cx, r->out), op_free(cx, r->last), op_free(cx, r->pool);
+    op_free(cx, r->te);
     free(r);
 }
 
@@ -34,12 +36,13 @@ sdc_status clip_runner_create(clip_runner **out, const clip_text_model *m, int B
     r->m = m, r->B = B, r->T = T, r->layer = layer, r->final_norm = final_norm, r->project = project;
     r->n = project ? L : layer;
     r->sg.enabled = graphs;
+    op_ctx *cx = r->sg.cx = clip_text_ctx(m);
     int64_t ND = (int64_t)B * T * D;
     sdc_status st;
-    if ((st = op_alloc(&r->x, ND)) || (st = op_alloc(&r->ws, clip_text_workspace_floats(m, B, T))) ||
-        (st = op_alloc(&r->out, ND)) ||
-        (project && ((st = op_alloc(&r->last, ND)) || (st = op_alloc(&r->pool, (int64_t)B * D)) ||
-                     (st = op_alloc(&r->te, (int64_t)B * P))))) {
+    if ((st = op_alloc(cx, &r->x, ND)) || (st = op_alloc(cx, &r->ws, clip_text_workspace_floats(m, B, T))) ||
+        (st = op_alloc(cx, &r->out, ND)) ||
+        (project && ((st = op_alloc(cx, &r->last, ND)) || (st = op_alloc(cx, &r->pool, (int64_t)B * D)) ||
+                     (st = op_alloc(cx, &r->te, (int64_t)B * P))))) {
         clip_runner_free(r);
         return st;
     }
@@ -61,10 +64,10 @@ static sdc_status layers(void *p) {
 sdc_status clip_runner_run(clip_runner *r, const int64_t *ids, float *hidden, float *text_embeds) {
     SDC_TRY(clip_text_embed(r->m, ids, r->B, r->T, r->x));
     SDC_TRY(step_graph_run(&r->sg, layers, r));
-    SDC_TRY(op_download(hidden, r->out, (int64_t)r->B * r->T * clip_text_hidden_size(r->m)));
+    SDC_TRY(op_download(r->sg.cx, hidden, r->out, (int64_t)r->B * r->T * clip_text_hidden_size(r->m)));
     if (!r->project) return SDC_OK;
     SDC_TRY(clip_text_pool_project(r->m, ids, r->B, r->T, r->last, r->pool, r->te));
-    return op_download(text_embeds, r->te, (int64_t)r->B * clip_text_projection_dim(r->m));
+    return op_download(r->sg.cx, text_embeds, r->te, (int64_t)r->B * clip_text_projection_dim(r->m));
 }
 
 int clip_runner_graph_runs(const clip_runner *r) { return r->sg.launches; }

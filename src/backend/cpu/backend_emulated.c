@@ -1,7 +1,7 @@
 /* backend_emulated.c - the CPU ops behind an "emulated device" for tests:
  * host memory the model code must treat as foreign (op_host_memory() == 0),
  * so every activation that reaches host code goes through op_download as it
- * would from a GPU; and, under op_set_precision(OP_F16 / OP_BF16), the
+ * would from a GPU; and, under op_set_precision(cx, OP_F16 / OP_BF16), the
  * roundings the CUDA backend makes (backend_cuda.c): linear, convolution and
  * attention inputs and weights rounded to the GEMM precision, and the
  * outputs of 3x3 convolutions and attention; linear and 1x1 outputs, and
@@ -14,11 +14,6 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/emulated_graph.h"
-
-static op_dtype g_mm = OP_F32;
-static int g_tf32; /* op_emulate_conv_tf32 */
-
-void op_emulate_conv_tf32(int on) { g_tf32 = on; }
 
 /* x rounded to nearest-even in f16 (11 significant bits, subnormals below
  * 2^-14, overflow to inf), bf16 (8 significant bits, float32's range), or,
@@ -65,64 +60,62 @@ static float *rounded_copy_as(const void *src, op_dtype st, int64_t n, op_dtype 
     return d;
 }
 
-static float *rounded_copy(const void *src, op_dtype st, int64_t n) { return rounded_copy_as(src, st, n, g_mm); }
-
-static void round_in_place(float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] = round_to(x[i], g_mm);
+static float *rounded_copy(const op_ctx *cx, const void *src, op_dtype st, int64_t n) {
+    return rounded_copy_as(src, st, n, cx->precision);
 }
 
-static void emu_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
-                         float *y) {
-    if (g_mm == OP_F32) {
-        cpu_linear_t(x, M, K, W, wt, b, N, y);
-        return;
-    }
+static void round_in_place(const op_ctx *cx, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = round_to(x[i], cx->precision);
+}
+
+static sdc_status emu_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt,
+                               const float *b, int64_t N, float *y) {
+    if (cx->precision == OP_F32) return cpu_linear_t(cx, x, M, K, W, wt, b, N, y);
     /* rounded operands; the float32 result and bias as the GEMM's epilogue writes them */
-    float *xr = rounded_copy(x, OP_F32, M * K), *wr = rounded_copy(W, wt, N * K);
-    if (xr && wr) cpu_linear_t(xr, M, K, wr, OP_F32, b, N, y);
+    float *xr = rounded_copy(cx, x, OP_F32, M * K), *wr = rounded_copy(cx, W, wt, N * K);
+    sdc_status st = xr && wr ? cpu_linear_t(cx, xr, M, K, wr, OP_F32, b, N, y) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     free(xr);
     free(wr);
+    return st;
 }
 
-static sdc_status emu_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
+static sdc_status emu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
-    if (g_mm == OP_F32 && !g_tf32) return cpu_conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
-    if (g_mm == OP_F32) { /* TF32: operands rounded, float32 result */
+    if (cx->precision == OP_F32 && !cx->tf32) return cpu_conv2d_t(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
+    if (cx->precision == OP_F32) { /* TF32: operands rounded, float32 result */
         float *xr = rounded_copy_as(x, OP_F32, (int64_t)B * C * H * W, OP_F32);
         float *wr = rounded_copy_as(w, wt, (int64_t)O * C * k * k, OP_F32);
-        sdc_status st = xr && wr ? cpu_conv2d_t(xr, B, C, H, W, wr, OP_F32, b, O, k, stride, pad, y)
+        sdc_status st = xr && wr ? cpu_conv2d_t(cx, xr, B, C, H, W, wr, OP_F32, b, O, k, stride, pad, y)
                                  : sdc_fail(SDC_ERR_NOMEM, "out of memory");
         free(xr);
         free(wr);
         return st;
     }
     int64_t HWo = (int64_t)((H + 2 * pad - k) / stride + 1) * ((W + 2 * pad - k) / stride + 1);
-    float *xr = rounded_copy(x, OP_F32, (int64_t)B * C * H * W), *wr = rounded_copy(w, wt, (int64_t)O * C * k * k);
-    sdc_status st = xr && wr ? cpu_conv2d_t(xr, B, C, H, W, wr, OP_F32, NULL, O, k, stride, pad, y)
+    float *xr = rounded_copy(cx, x, OP_F32, (int64_t)B * C * H * W), *wr = rounded_copy(cx, w, wt, (int64_t)O * C * k * k);
+    sdc_status st = xr && wr ? cpu_conv2d_t(cx, xr, B, C, H, W, wr, OP_F32, NULL, O, k, stride, pad, y)
                              : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     free(xr);
     free(wr);
     if (st) return st;
-    if (!(k == 1 && stride == 1 && pad == 0)) round_in_place(y, (int64_t)B * O * HWo); /* 1x1: float32 out */
-    for (int i = 0; b && i < B; i++) cpu_add_channel_bias(y + (int64_t)i * O * HWo, b, 1, O, HWo);
+    if (!(k == 1 && stride == 1 && pad == 0)) round_in_place(cx, y, (int64_t)B * O * HWo); /* 1x1: float32 out */
+    for (int i = 0; b && i < B; i++) cpu_add_channel_bias(cx, y + (int64_t)i * O * HWo, b, 1, O, HWo);
     return SDC_OK;
 }
 
-static sdc_status emu_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+static sdc_status emu_attention(op_ctx *cx, const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                                 int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
-    if (g_mm == OP_F32) return cpu_attention(q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out);
+    if (cx->precision == OP_F32) return cpu_attention(cx, q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out);
     int64_t w = (int64_t)heads * dh, nq = ((int64_t)B * Nq - 1) * q_ld + w, nk = ((int64_t)B * Nk - 1) * kv_ld + w;
-    float *qr = rounded_copy(q, OP_F32, nq), *kr = rounded_copy(k, OP_F32, nk), *vr = rounded_copy(v, OP_F32, nk);
-    sdc_status st = qr && kr && vr ? cpu_attention(qr, q_ld, kr, vr, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out)
+    float *qr = rounded_copy(cx, q, OP_F32, nq), *kr = rounded_copy(cx, k, OP_F32, nk), *vr = rounded_copy(cx, v, OP_F32, nk);
+    sdc_status st = qr && kr && vr ? cpu_attention(cx, qr, q_ld, kr, vr, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out)
                                    : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     free(qr);
     free(kr);
     free(vr);
-    if (!st) round_in_place(out, (int64_t)B * Nq * w);
+    if (!st) round_in_place(cx, out, (int64_t)B * Nq * w);
     return st;
 }
-
-static void emu_set_precision(op_dtype dt) { g_mm = dt; }
 
 /* the plain table; op_backend_emulated (emulated_graph.c) wraps it with
  * step-graph recording */
@@ -133,5 +126,4 @@ const op_backend emu_plain = {
     .group_norm = cpu_group_norm, .layer_norm = cpu_layer_norm, .silu = cpu_silu, .gelu = cpu_gelu,
     .quick_gelu = cpu_quick_gelu, .geglu = cpu_geglu, .add = cpu_add, .scale = cpu_scale,
     .add_channel_bias = cpu_add_channel_bias, .attention = emu_attention, .upsample_nearest = cpu_upsample_nearest,
-    .nchw_to_nhwc = cpu_nchw_to_nhwc, .nhwc_to_nchw = cpu_nhwc_to_nchw, .timestep_embedding = cpu_timestep_embedding,
-    .set_precision = emu_set_precision};
+    .nchw_to_nhwc = cpu_nchw_to_nhwc, .nhwc_to_nchw = cpu_nhwc_to_nchw, .timestep_embedding = cpu_timestep_embedding};

@@ -46,6 +46,7 @@ struct wino_job {
     int64_t up_stride;
     const gemm_arch *ar;
     const wino_variant *v;
+    int threads; /* the op's context's */
 };
 
 static int tile_runs(const wino_job *J, int64_t t0, int n, tile_run *runs) {
@@ -65,7 +66,7 @@ static int tile_runs(const wino_job *J, int64_t t0, int n, tile_run *runs) {
  * rows(g3, t) computes the n x 3 product G g3 for one kernel column set. */
 static void weights_common(const wino_job *J, const void *w, op_dtype wt, void (*gg)(const float *g, float *u)) {
     int MR = J->ar->mr, C = J->C, npanels = (J->O + MR - 1) / MR, nxi = J->v->nxi;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(J->threads)
     for (int p = 0; p < npanels; p++) {
         float *base = (float *)J->up + (int64_t)p * MR * C;
         float u[36];
@@ -392,7 +393,7 @@ static int usable(const wino_variant *v, int B, int C, int H, int W, int O) {
 
 static int g_wino_max = -1; /* largest tile allowed: SDC_WINOGRAD = 0 (off), 2, or 4 (default) */
 
-static const wino_variant *pick(int B, int C, int H, int W, int O) {
+static const wino_variant *pick(const op_ctx *cx, int B, int C, int H, int W, int O) {
     if (g_wino_max < 0) {
         const char *e = getenv("SDC_WINOGRAD");
         g_wino_max = e ? atoi(e) : 4;
@@ -400,19 +401,20 @@ static const wino_variant *pick(int B, int C, int H, int W, int O) {
     if (g_wino_max >= 4 && usable(&F4, B, C, H, W, O)) return &F4;
     /* under OP_BF16 the direct convolution runs at twice the float32 rate
      * and beats F(2x2) (measured); Winograd's own GEMMs stay float32 */
-    if (g_wino_max >= 2 && op_compute() != OP_BF16 && usable(&F2, B, C, H, W, O)) return &F2;
+    if (g_wino_max >= 2 && cx->compute != OP_BF16 && usable(&F2, B, C, H, W, O)) return &F2;
     return NULL;
 }
 
-int winograd_worthwhile(int B, int C, int H, int W, int O) { return pick(B, C, H, W, O) != NULL; }
+int winograd_worthwhile(const op_ctx *cx, int B, int C, int H, int W, int O) { return pick(cx, B, C, H, W, O) != NULL; }
 
-sdc_status conv3x3_winograd_m(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
                               const float *bias, int O, float *y, int m) {
-    const wino_variant *v = m == 4 ? &F4 : m == 2 ? &F2 : pick(B, C, H, W, O);
+    const wino_variant *v = m == 4 ? &F4 : m == 2 ? &F2 : pick(cx, B, C, H, W, O);
     if (!v) v = &F2;
     const gemm_arch *ar = gemm_arch_get();
     int MR = ar->mr, NR = ar->nr, nxi = v->nxi;
-    wino_job J = {x, bias, y, B, C, H, W, O, (H + v->m - 1) / v->m, (W + v->m - 1) / v->m, 0, NULL, 0, ar, v};
+    wino_job J = {x, bias, y, B, C, H, W, O, (H + v->m - 1) / v->m, (W + v->m - 1) / v->m, 0, NULL, 0, ar, v,
+                  cx->threads};
     J.T = (int64_t)B * J.th * J.tw;
     int64_t Op = (O + MR - 1) / MR * MR;
     J.up_stride = Op * C;
@@ -423,7 +425,7 @@ sdc_status conv3x3_winograd_m(const float *x, int B, int C, int H, int W, const 
     J.up = up;
     v->weights(&J, w, wt);
     /* chunks: at most chunk_tiles() each, a multiple of the thread count */
-    int nthr = omp_in_parallel() ? 1 : op_threads(), failed = 0, n = chunk_tiles(&J);
+    int nthr = omp_in_parallel() ? 1 : cx->threads, failed = 0, n = chunk_tiles(&J);
     int64_t nchunks = (J.T + n - 1) / n;
     nchunks = (nchunks + nthr - 1) / nthr * nthr;
     n = (int)((J.T + nchunks - 1) / nchunks + NR - 1) / NR * NR;
@@ -463,7 +465,7 @@ sdc_status conv3x3_winograd_m(const float *x, int B, int C, int H, int W, const 
     return SDC_OK;
 }
 
-sdc_status conv3x3_winograd(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+sdc_status conv3x3_winograd(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
                             const float *bias, int O, float *y) {
-    return conv3x3_winograd_m(x, B, C, H, W, w, wt, bias, O, y, 0);
+    return conv3x3_winograd_m(cx, x, B, C, H, W, w, wt, bias, O, y, 0);
 }

@@ -18,7 +18,7 @@
 
 typedef struct rec rec;
 struct rec {
-    sdc_status (*run)(const rec *r);
+    sdc_status (*run)(op_ctx *cx, const rec *r);
     const void *p[4];
     int64_t i[9];
     float f[2];
@@ -33,11 +33,27 @@ typedef struct {
     int64_t bytes; /* allocated during the capture: all kept (no reuse here) */
 } emu_graph;
 
-static emu_graph *g_cap;       /* the capture in progress */
-static void **g_fresh;         /* allocated during it and not yet freed */
-static int g_nfresh, g_capfresh;
-static op_dtype g_mm = OP_F32; /* as last set through this table */
-static int g_oom;              /* a record could not be stored */
+/* a context's capture state (cx->be_state) */
+typedef struct {
+    emu_graph *cap; /* the capture in progress */
+    void **fresh;   /* allocated during it and not yet freed */
+    int nfresh, capfresh;
+    int oom;        /* a record could not be stored */
+} emu_state;
+
+static emu_state *ST(const op_ctx *cx) { return cx->be_state; }
+
+static sdc_status rg_ctx_init(op_ctx *cx) {
+    cx->be_state = calloc(1, sizeof(emu_state));
+    return cx->be_state ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+}
+
+static void rg_ctx_free(op_ctx *cx) {
+    emu_state *E = ST(cx);
+    if (E) free(E->fresh);
+    free(E);
+    cx->be_state = NULL;
+}
 
 static int grow(void ***a, int *n, int *cap, void *p) {
     if (*n == *cap) {
@@ -51,13 +67,13 @@ static int grow(void ***a, int *n, int *cap, void *p) {
     return 1;
 }
 
-static rec *push(sdc_status (*run)(const rec *)) {
-    emu_graph *g = g_cap;
+static rec *push(emu_state *E, sdc_status (*run)(op_ctx *, const rec *)) {
+    emu_graph *g = E->cap;
     if (g->n == g->cap) {
         int c = g->cap ? 2 * g->cap : 256;
         rec *t = realloc(g->recs, (size_t)c * sizeof *t);
         if (!t) {
-            g_oom = 1;
+            E->oom = 1;
             return NULL;
         }
         g->recs = t;
@@ -71,125 +87,120 @@ static rec *push(sdc_status (*run)(const rec *)) {
 
 /* ---- memory ---- */
 
-static sdc_status rg_alloc(float **p, int64_t n) {
-    SDC_TRY(emu_plain.alloc(p, n));
-    if (!g_cap) return SDC_OK;
+static sdc_status rg_alloc(op_ctx *cx, float **p, int64_t n) {
+    emu_state *E = ST(cx);
+    SDC_TRY(emu_plain.alloc(cx, p, n));
+    if (!E->cap) return SDC_OK;
     for (int64_t i = 0; i < (n > 0 ? n : 1); i++) (*p)[i] = NAN;
-    g_cap->bytes += (n > 0 ? n : 1) * (int64_t)sizeof(float);
-    if (!grow(&g_fresh, &g_nfresh, &g_capfresh, *p)) {
-        emu_plain.free(*p);
+    E->cap->bytes += (n > 0 ? n : 1) * (int64_t)sizeof(float);
+    if (!grow(&E->fresh, &E->nfresh, &E->capfresh, *p)) {
+        emu_plain.free(cx, *p);
         *p = NULL;
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     }
     return SDC_OK;
 }
 
-static void rg_free(void *p) {
-    if (!g_cap) {
-        emu_plain.free(p);
+static void rg_free(op_ctx *cx, void *p) {
+    emu_state *E = ST(cx);
+    if (!E->cap) {
+        emu_plain.free(cx, p);
         return;
     }
-    for (int i = 0; i < g_nfresh; i++)
-        if (g_fresh[i] == p) {
-            g_fresh[i] = g_fresh[--g_nfresh];
+    for (int i = 0; i < E->nfresh; i++)
+        if (E->fresh[i] == p) {
+            E->fresh[i] = E->fresh[--E->nfresh];
             break;
         }
-    if (!grow(&g_cap->owned, &g_cap->nowned, &g_cap->capowned, p)) g_oom = 1; /* leaks p; the capture fails */
-}
-
-static void rg_set_precision(op_dtype dt) {
-    g_mm = dt;
-    emu_plain.set_precision(dt);
+    if (!grow(&E->cap->owned, &E->cap->nowned, &E->cap->capowned, p)) E->oom = 1; /* leaks p; the capture fails */
 }
 
 /* ---- recorded ops: rg_X runs or records, run_X replays a record ---- */
 
-static sdc_status run_copy(const rec *r) {
-    emu_plain.copy((float *)r->p[0], r->p[1], r->i[0]);
+static sdc_status run_copy(op_ctx *cx, const rec *r) {
+    emu_plain.copy(cx, (float *)r->p[0], r->p[1], r->i[0]);
     return SDC_OK;
 }
-static void rg_copy(float *dst, const float *src, int64_t n) {
-    if (!g_cap) {
-        emu_plain.copy(dst, src, n);
+static void rg_copy(op_ctx *cx, float *dst, const float *src, int64_t n) {
+    if (!ST(cx)->cap) {
+        emu_plain.copy(cx, dst, src, n);
         return;
     }
-    rec *r = push(run_copy);
+    rec *r = push(ST(cx), run_copy);
     if (!r) return;
     r->p[0] = dst, r->p[1] = src, r->i[0] = n;
 }
 
-static sdc_status run_copy_2d(const rec *r) {
-    emu_plain.copy_2d((float *)r->p[0], r->i[0], r->p[1], r->i[1], r->i[2], r->i[3]);
+static sdc_status run_copy_2d(op_ctx *cx, const rec *r) {
+    emu_plain.copy_2d(cx, (float *)r->p[0], r->i[0], r->p[1], r->i[1], r->i[2], r->i[3]);
     return SDC_OK;
 }
-static void rg_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
-    if (!g_cap) {
-        emu_plain.copy_2d(dst, dst_ld, src, src_ld, rows, cols);
+static void rg_copy_2d(op_ctx *cx, float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
+    if (!ST(cx)->cap) {
+        emu_plain.copy_2d(cx, dst, dst_ld, src, src_ld, rows, cols);
         return;
     }
-    rec *r = push(run_copy_2d);
+    rec *r = push(ST(cx), run_copy_2d);
     if (!r) return;
     r->p[0] = dst, r->p[1] = src, r->i[0] = dst_ld, r->i[1] = src_ld, r->i[2] = rows, r->i[3] = cols;
 }
 
-static sdc_status run_affine(const rec *r) {
-    emu_plain.affine((float *)r->p[0], r->p[1], r->f[0], r->f[1], r->i[0]);
+static sdc_status run_affine(op_ctx *cx, const rec *r) {
+    emu_plain.affine(cx, (float *)r->p[0], r->p[1], r->f[0], r->f[1], r->i[0]);
     return SDC_OK;
 }
-static void rg_affine(float *y, const float *x, float a, float b, int64_t n) {
-    if (!g_cap) {
-        emu_plain.affine(y, x, a, b, n);
+static void rg_affine(op_ctx *cx, float *y, const float *x, float a, float b, int64_t n) {
+    if (!ST(cx)->cap) {
+        emu_plain.affine(cx, y, x, a, b, n);
         return;
     }
-    rec *r = push(run_affine);
+    rec *r = push(ST(cx), run_affine);
     if (!r) return;
     r->p[0] = y, r->p[1] = x, r->f[0] = a, r->f[1] = b, r->i[0] = n;
 }
 
-static sdc_status run_pad_zero(const rec *r) {
-    emu_plain.pad_zero(r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1], (int)r->i[2], (int)r->i[3], (int)r->i[4]);
+static sdc_status run_pad_zero(op_ctx *cx, const rec *r) {
+    emu_plain.pad_zero(cx, r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1], (int)r->i[2], (int)r->i[3], (int)r->i[4]);
     return SDC_OK;
 }
-static void rg_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    if (!g_cap) {
-        emu_plain.pad_zero(x, y, BC, H, W, Ho, Wo);
+static void rg_pad_zero(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    if (!ST(cx)->cap) {
+        emu_plain.pad_zero(cx, x, y, BC, H, W, Ho, Wo);
         return;
     }
-    rec *r = push(run_pad_zero);
+    rec *r = push(ST(cx), run_pad_zero);
     if (!r) return;
     r->p[0] = x, r->p[1] = y, r->i[0] = BC, r->i[1] = H, r->i[2] = W, r->i[3] = Ho, r->i[4] = Wo;
 }
 
 /* the dispatcher refuses it during a capture (host row ids) */
-static void rg_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
-    emu_plain.gather_rows(dst, src, st, cols, rows, n);
+static void rg_gather_rows(op_ctx *cx, float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
+    emu_plain.gather_rows(cx, dst, src, st, cols, rows, n);
 }
 
-static sdc_status run_linear_t(const rec *r) {
-    emu_plain.linear_t(r->p[0], r->i[0], r->i[1], r->p[1], (op_dtype)r->i[2], r->p[2], r->i[3], (float *)r->p[3]);
-    return SDC_OK;
+static sdc_status run_linear_t(op_ctx *cx, const rec *r) {
+    return emu_plain.linear_t(cx, r->p[0], r->i[0], r->i[1], r->p[1], (op_dtype)r->i[2], r->p[2], r->i[3],
+                              (float *)r->p[3]);
 }
-static void rg_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
-                        float *y) {
-    if (!g_cap) {
-        emu_plain.linear_t(x, M, K, W, wt, b, N, y);
-        return;
-    }
-    rec *r = push(run_linear_t);
-    if (!r) return;
+static sdc_status rg_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt,
+                              const float *b, int64_t N, float *y) {
+    if (!ST(cx)->cap) return emu_plain.linear_t(cx, x, M, K, W, wt, b, N, y);
+    rec *r = push(ST(cx), run_linear_t);
+    if (!r) return SDC_OK; /* the capture fails at its end (oom) */
     r->p[0] = x, r->p[1] = W, r->p[2] = b, r->p[3] = y;
     r->i[0] = M, r->i[1] = K, r->i[2] = wt, r->i[3] = N;
+    return SDC_OK;
 }
 
-static sdc_status run_conv2d_t(const rec *r) {
+static sdc_status run_conv2d_t(op_ctx *cx, const rec *r) {
     const int64_t *i = r->i;
-    return emu_plain.conv2d_t(r->p[0], (int)i[0], (int)i[1], (int)i[2], (int)i[3], r->p[1], (op_dtype)i[4], r->p[2],
+    return emu_plain.conv2d_t(cx, r->p[0], (int)i[0], (int)i[1], (int)i[2], (int)i[3], r->p[1], (op_dtype)i[4], r->p[2],
                               (int)i[5], (int)i[6], (int)i[7], (int)i[8], (float *)r->p[3]);
 }
-static sdc_status rg_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
+static sdc_status rg_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                               int O, int k, int stride, int pad, float *y) {
-    if (!g_cap) return emu_plain.conv2d_t(x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
-    rec *r = push(run_conv2d_t);
+    if (!ST(cx)->cap) return emu_plain.conv2d_t(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
+    rec *r = push(ST(cx), run_conv2d_t);
     if (!r) return SDC_OK;
     r->p[0] = x, r->p[1] = w, r->p[2] = b, r->p[3] = y;
     int64_t *i = r->i;
@@ -197,126 +208,126 @@ static sdc_status rg_conv2d_t(const float *x, int B, int C, int H, int W, const 
     return SDC_OK;
 }
 
-static sdc_status run_group_norm(const rec *r) {
-    emu_plain.group_norm(r->p[0], (float *)r->p[1], (int)r->i[0], (int)r->i[1], r->i[2], (int)r->i[3], r->f[0],
+static sdc_status run_group_norm(op_ctx *cx, const rec *r) {
+    emu_plain.group_norm(cx, r->p[0], (float *)r->p[1], (int)r->i[0], (int)r->i[1], r->i[2], (int)r->i[3], r->f[0],
                          r->p[2], r->p[3], (int)r->i[4]);
     return SDC_OK;
 }
-static void rg_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
+static void rg_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                           const float *beta, int silu) {
-    if (!g_cap) {
-        emu_plain.group_norm(x, y, B, C, HW, G, eps, gamma, beta, silu);
+    if (!ST(cx)->cap) {
+        emu_plain.group_norm(cx, x, y, B, C, HW, G, eps, gamma, beta, silu);
         return;
     }
-    rec *r = push(run_group_norm);
+    rec *r = push(ST(cx), run_group_norm);
     if (!r) return;
     r->p[0] = x, r->p[1] = y, r->p[2] = gamma, r->p[3] = beta;
     r->i[0] = B, r->i[1] = C, r->i[2] = HW, r->i[3] = G, r->i[4] = silu, r->f[0] = eps;
 }
 
-static sdc_status run_layer_norm(const rec *r) {
-    emu_plain.layer_norm(r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1], r->f[0], r->p[2], r->p[3]);
+static sdc_status run_layer_norm(op_ctx *cx, const rec *r) {
+    emu_plain.layer_norm(cx, r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1], r->f[0], r->p[2], r->p[3]);
     return SDC_OK;
 }
-static void rg_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
+static void rg_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
                           const float *beta) {
-    if (!g_cap) {
-        emu_plain.layer_norm(x, y, rows, D, eps, gamma, beta);
+    if (!ST(cx)->cap) {
+        emu_plain.layer_norm(cx, x, y, rows, D, eps, gamma, beta);
         return;
     }
-    rec *r = push(run_layer_norm);
+    rec *r = push(ST(cx), run_layer_norm);
     if (!r) return;
     r->p[0] = x, r->p[1] = y, r->p[2] = gamma, r->p[3] = beta, r->i[0] = rows, r->i[1] = D, r->f[0] = eps;
 }
 
 /* in-place activations: i[1] says which */
-static sdc_status run_activation(const rec *r) {
+static sdc_status run_activation(op_ctx *cx, const rec *r) {
     float *x = (float *)r->p[0];
     switch (r->i[1]) {
-    case 0: emu_plain.silu(x, r->i[0]); break;
-    case 1: emu_plain.gelu(x, r->i[0]); break;
-    default: emu_plain.quick_gelu(x, r->i[0]); break;
+    case 0: emu_plain.silu(cx, x, r->i[0]); break;
+    case 1: emu_plain.gelu(cx, x, r->i[0]); break;
+    default: emu_plain.quick_gelu(cx, x, r->i[0]); break;
     }
     return SDC_OK;
 }
-static void rg_activation(float *x, int64_t n, int which, void (*plain)(float *, int64_t)) {
-    if (!g_cap) {
-        plain(x, n);
+static void rg_activation(op_ctx *cx, float *x, int64_t n, int which, void (*plain)(op_ctx *, float *, int64_t)) {
+    if (!ST(cx)->cap) {
+        plain(cx, x, n);
         return;
     }
-    rec *r = push(run_activation);
+    rec *r = push(ST(cx), run_activation);
     if (!r) return;
     r->p[0] = x, r->i[0] = n, r->i[1] = which;
 }
-static void rg_silu(float *x, int64_t n) { rg_activation(x, n, 0, emu_plain.silu); }
-static void rg_gelu(float *x, int64_t n) { rg_activation(x, n, 1, emu_plain.gelu); }
-static void rg_quick_gelu(float *x, int64_t n) { rg_activation(x, n, 2, emu_plain.quick_gelu); }
+static void rg_silu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 0, emu_plain.silu); }
+static void rg_gelu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 1, emu_plain.gelu); }
+static void rg_quick_gelu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 2, emu_plain.quick_gelu); }
 
-static sdc_status run_geglu(const rec *r) {
-    emu_plain.geglu(r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1]);
+static sdc_status run_geglu(op_ctx *cx, const rec *r) {
+    emu_plain.geglu(cx, r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1]);
     return SDC_OK;
 }
-static void rg_geglu(const float *x, float *y, int64_t rows, int D) {
-    if (!g_cap) {
-        emu_plain.geglu(x, y, rows, D);
+static void rg_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) {
+    if (!ST(cx)->cap) {
+        emu_plain.geglu(cx, x, y, rows, D);
         return;
     }
-    rec *r = push(run_geglu);
+    rec *r = push(ST(cx), run_geglu);
     if (!r) return;
     r->p[0] = x, r->p[1] = y, r->i[0] = rows, r->i[1] = D;
 }
 
-static sdc_status run_add(const rec *r) {
-    emu_plain.add((float *)r->p[0], r->p[1], r->i[0]);
+static sdc_status run_add(op_ctx *cx, const rec *r) {
+    emu_plain.add(cx, (float *)r->p[0], r->p[1], r->i[0]);
     return SDC_OK;
 }
-static void rg_add(float *y, const float *x, int64_t n) {
-    if (!g_cap) {
-        emu_plain.add(y, x, n);
+static void rg_add(op_ctx *cx, float *y, const float *x, int64_t n) {
+    if (!ST(cx)->cap) {
+        emu_plain.add(cx, y, x, n);
         return;
     }
-    rec *r = push(run_add);
+    rec *r = push(ST(cx), run_add);
     if (!r) return;
     r->p[0] = y, r->p[1] = x, r->i[0] = n;
 }
 
-static sdc_status run_scale(const rec *r) {
-    emu_plain.scale((float *)r->p[0], r->f[0], r->i[0]);
+static sdc_status run_scale(op_ctx *cx, const rec *r) {
+    emu_plain.scale(cx, (float *)r->p[0], r->f[0], r->i[0]);
     return SDC_OK;
 }
-static void rg_scale(float *y, float s, int64_t n) {
-    if (!g_cap) {
-        emu_plain.scale(y, s, n);
+static void rg_scale(op_ctx *cx, float *y, float s, int64_t n) {
+    if (!ST(cx)->cap) {
+        emu_plain.scale(cx, y, s, n);
         return;
     }
-    rec *r = push(run_scale);
+    rec *r = push(ST(cx), run_scale);
     if (!r) return;
     r->p[0] = y, r->f[0] = s, r->i[0] = n;
 }
 
-static sdc_status run_add_channel_bias(const rec *r) {
-    emu_plain.add_channel_bias((float *)r->p[0], r->p[1], (int)r->i[0], (int)r->i[1], r->i[2]);
+static sdc_status run_add_channel_bias(op_ctx *cx, const rec *r) {
+    emu_plain.add_channel_bias(cx, (float *)r->p[0], r->p[1], (int)r->i[0], (int)r->i[1], r->i[2]);
     return SDC_OK;
 }
-static void rg_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
-    if (!g_cap) {
-        emu_plain.add_channel_bias(y, v, B, C, HW);
+static void rg_add_channel_bias(op_ctx *cx, float *y, const float *v, int B, int C, int64_t HW) {
+    if (!ST(cx)->cap) {
+        emu_plain.add_channel_bias(cx, y, v, B, C, HW);
         return;
     }
-    rec *r = push(run_add_channel_bias);
+    rec *r = push(ST(cx), run_add_channel_bias);
     if (!r) return;
     r->p[0] = y, r->p[1] = v, r->i[0] = B, r->i[1] = C, r->i[2] = HW;
 }
 
-static sdc_status run_attention(const rec *r) {
+static sdc_status run_attention(op_ctx *cx, const rec *r) {
     const int64_t *i = r->i;
-    return emu_plain.attention(r->p[0], i[0], r->p[1], r->p[2], i[1], (int)i[2], (int)i[3], (int)i[4], (int)i[5],
+    return emu_plain.attention(cx, r->p[0], i[0], r->p[1], r->p[2], i[1], (int)i[2], (int)i[3], (int)i[4], (int)i[5],
                                (int)i[6], r->f[0], (int)i[7], (float *)r->p[3]);
 }
-static sdc_status rg_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+static sdc_status rg_attention(op_ctx *cx, const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                                int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
-    if (!g_cap) return emu_plain.attention(q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out);
-    rec *r = push(run_attention);
+    if (!ST(cx)->cap) return emu_plain.attention(cx, q, q_ld, k, v, kv_ld, B, Nq, Nk, heads, dh, scale, causal, out);
+    rec *r = push(ST(cx), run_attention);
     if (!r) return SDC_OK;
     r->p[0] = q, r->p[1] = k, r->p[2] = v, r->p[3] = out, r->f[0] = scale;
     int64_t *i = r->i;
@@ -324,86 +335,88 @@ static sdc_status rg_attention(const float *q, int64_t q_ld, const float *k, con
     return SDC_OK;
 }
 
-static sdc_status run_upsample_nearest(const rec *r) {
-    emu_plain.upsample_nearest(r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1], (int)r->i[2], (int)r->i[3],
+static sdc_status run_upsample_nearest(op_ctx *cx, const rec *r) {
+    emu_plain.upsample_nearest(cx, r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1], (int)r->i[2], (int)r->i[3],
                                (int)r->i[4]);
     return SDC_OK;
 }
-static void rg_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    if (!g_cap) {
-        emu_plain.upsample_nearest(x, y, BC, H, W, Ho, Wo);
+static void rg_upsample_nearest(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    if (!ST(cx)->cap) {
+        emu_plain.upsample_nearest(cx, x, y, BC, H, W, Ho, Wo);
         return;
     }
-    rec *r = push(run_upsample_nearest);
+    rec *r = push(ST(cx), run_upsample_nearest);
     if (!r) return;
     r->p[0] = x, r->p[1] = y, r->i[0] = BC, r->i[1] = H, r->i[2] = W, r->i[3] = Ho, r->i[4] = Wo;
 }
 
 /* layout changes: i[3] 0 = NCHW -> NHWC, 1 = back */
-static sdc_status run_layout(const rec *r) {
-    if (r->i[3]) emu_plain.nhwc_to_nchw(r->p[0], (float *)r->p[1], (int)r->i[0], (int)r->i[1], r->i[2]);
-    else emu_plain.nchw_to_nhwc(r->p[0], (float *)r->p[1], (int)r->i[0], (int)r->i[1], r->i[2]);
+static sdc_status run_layout(op_ctx *cx, const rec *r) {
+    if (r->i[3]) emu_plain.nhwc_to_nchw(cx, r->p[0], (float *)r->p[1], (int)r->i[0], (int)r->i[1], r->i[2]);
+    else emu_plain.nchw_to_nhwc(cx, r->p[0], (float *)r->p[1], (int)r->i[0], (int)r->i[1], r->i[2]);
     return SDC_OK;
 }
-static void rg_layout(const float *x, float *y, int B, int C, int64_t HW, int back) {
-    if (!g_cap) {
-        if (back) emu_plain.nhwc_to_nchw(x, y, B, C, HW);
-        else emu_plain.nchw_to_nhwc(x, y, B, C, HW);
+static void rg_layout(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int back) {
+    if (!ST(cx)->cap) {
+        if (back) emu_plain.nhwc_to_nchw(cx, x, y, B, C, HW);
+        else emu_plain.nchw_to_nhwc(cx, x, y, B, C, HW);
         return;
     }
-    rec *r = push(run_layout);
+    rec *r = push(ST(cx), run_layout);
     if (!r) return;
     r->p[0] = x, r->p[1] = y, r->i[0] = B, r->i[1] = C, r->i[2] = HW, r->i[3] = back;
 }
-static void rg_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) { rg_layout(x, y, B, C, HW, 0); }
-static void rg_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) { rg_layout(x, y, B, C, HW, 1); }
+static void rg_nchw_to_nhwc(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) { rg_layout(cx, x, y, B, C, HW, 0); }
+static void rg_nhwc_to_nchw(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) { rg_layout(cx, x, y, B, C, HW, 1); }
 
-static sdc_status run_timestep_embedding(const rec *r) {
-    emu_plain.timestep_embedding(r->p[0], (int)r->i[0], (int)r->i[1], (int)r->i[2], r->f[0], (float *)r->p[1]);
+static sdc_status run_timestep_embedding(op_ctx *cx, const rec *r) {
+    emu_plain.timestep_embedding(cx, r->p[0], (int)r->i[0], (int)r->i[1], (int)r->i[2], r->f[0], (float *)r->p[1]);
     return SDC_OK;
 }
-static void rg_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
-    if (!g_cap) {
-        emu_plain.timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out);
+static void rg_timestep_embedding(op_ctx *cx, const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
+    if (!ST(cx)->cap) {
+        emu_plain.timestep_embedding(cx, t, n, dim, flip_sin_to_cos, shift, out);
         return;
     }
-    rec *r = push(run_timestep_embedding);
+    rec *r = push(ST(cx), run_timestep_embedding);
     if (!r) return;
     r->p[0] = t, r->p[1] = out, r->i[0] = n, r->i[1] = dim, r->i[2] = flip_sin_to_cos, r->f[0] = shift;
 }
 
 /* ---- graphs ---- */
 
-static void graph_release(emu_graph *g) {
+static void graph_release(op_ctx *cx, emu_graph *g) {
     if (!g) return;
-    for (int i = 0; i < g->nowned; i++) emu_plain.free(g->owned[i]);
+    for (int i = 0; i < g->nowned; i++) emu_plain.free(cx, g->owned[i]);
     free(g->owned);
     free(g->recs);
     free(g);
 }
 
-static sdc_status rg_graph_begin(void) {
+static sdc_status rg_graph_begin(op_ctx *cx) {
+    emu_state *E = ST(cx);
     emu_graph *g = calloc(1, sizeof *g);
     if (!g) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    g->mm = g_mm;
-    g_cap = g;
-    g_nfresh = 0;
-    g_oom = 0;
+    g->mm = cx->precision;
+    E->cap = g;
+    E->nfresh = 0;
+    E->oom = 0;
     return SDC_OK;
 }
 
-static sdc_status rg_graph_end(void **out) {
-    emu_graph *g = g_cap;
-    g_cap = NULL;
+static sdc_status rg_graph_end(op_ctx *cx, void **out) {
+    emu_state *E = ST(cx);
+    emu_graph *g = E->cap;
+    E->cap = NULL;
     *out = NULL;
-    if (g_oom) {
-        graph_release(g);
+    if (E->oom) {
+        graph_release(cx, g);
         return sdc_fail(SDC_ERR_NOMEM, "out of memory while recording a step graph");
     }
-    if (g_nfresh) { /* still the caller's: it frees them with op_free later */
-        int n = g_nfresh;
-        g_nfresh = 0;
-        graph_release(g);
+    if (E->nfresh) { /* still the caller's: it frees them with op_free later */
+        int n = E->nfresh;
+        E->nfresh = 0;
+        graph_release(cx, g);
         return sdc_fail(SDC_ERR_ARG, "%d buffer%s allocated during the step-graph capture %s still in use at its end "
                                      "(a graph may only keep memory it has finished with)",
                         n, n == 1 ? "" : "s", n == 1 ? "is" : "are");
@@ -412,26 +425,27 @@ static sdc_status rg_graph_end(void **out) {
     return SDC_OK;
 }
 
-static sdc_status rg_graph_launch(void *p) {
+/* the records run with the precision they were recorded under */
+static sdc_status rg_graph_launch(op_ctx *cx, void *p) {
     emu_graph *g = p;
-    op_dtype was = g_mm;
-    emu_plain.set_precision(g->mm);
+    op_dtype was = cx->precision;
+    cx->precision = g->mm;
     sdc_status st = SDC_OK;
-    for (int i = 0; i < g->n && !st; i++) st = g->recs[i].run(&g->recs[i]);
-    emu_plain.set_precision(was);
+    for (int i = 0; i < g->n && !st; i++) st = g->recs[i].run(cx, &g->recs[i]);
+    cx->precision = was;
     return st;
 }
 
-static void rg_graph_free(void *p) { graph_release(p); }
+static void rg_graph_free(op_ctx *cx, void *p) { graph_release(cx, p); }
 static int64_t rg_graph_bytes(void *p) { return ((emu_graph *)p)->bytes; }
 
 const op_backend op_backend_emulated = {
-    .name = "emulated device", .host_memory = 0, .alloc = rg_alloc, .free = rg_free, .upload = cpu_upload,
-    .download = cpu_download, .copy = rg_copy, .copy_2d = rg_copy_2d, .affine = rg_affine,
-    .pad_zero = rg_pad_zero, .gather_rows = rg_gather_rows, .linear_t = rg_linear_t, .conv2d_t = rg_conv2d_t,
-    .group_norm = rg_group_norm, .layer_norm = rg_layer_norm, .silu = rg_silu, .gelu = rg_gelu,
-    .quick_gelu = rg_quick_gelu, .geglu = rg_geglu, .add = rg_add, .scale = rg_scale,
+    .name = "emulated device", .host_memory = 0, .ctx_init = rg_ctx_init, .ctx_free = rg_ctx_free, .alloc = rg_alloc,
+    .free = rg_free, .upload = cpu_upload, .download = cpu_download, .copy = rg_copy, .copy_2d = rg_copy_2d,
+    .affine = rg_affine, .pad_zero = rg_pad_zero, .gather_rows = rg_gather_rows, .linear_t = rg_linear_t,
+    .conv2d_t = rg_conv2d_t, .group_norm = rg_group_norm, .layer_norm = rg_layer_norm, .silu = rg_silu,
+    .gelu = rg_gelu, .quick_gelu = rg_quick_gelu, .geglu = rg_geglu, .add = rg_add, .scale = rg_scale,
     .add_channel_bias = rg_add_channel_bias, .attention = rg_attention, .upsample_nearest = rg_upsample_nearest,
     .nchw_to_nhwc = rg_nchw_to_nhwc, .nhwc_to_nchw = rg_nhwc_to_nchw, .timestep_embedding = rg_timestep_embedding,
-    .set_precision = rg_set_precision, .graph_begin = rg_graph_begin, .graph_end = rg_graph_end,
-    .graph_launch = rg_graph_launch, .graph_free = rg_graph_free, .graph_bytes = rg_graph_bytes};
+    .graph_begin = rg_graph_begin, .graph_end = rg_graph_end, .graph_launch = rg_graph_launch,
+    .graph_free = rg_graph_free, .graph_bytes = rg_graph_bytes};

@@ -78,7 +78,7 @@ sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int6
                                      (d->col_bias ? *col_bias_at(d, j) : 0.0f);
         return SDC_OK;
     }
-    if (!d->f32_only && gemm_use_bf16(ar)) return gemm_serial_bf16(d, ar, m0, m1, n0, n1);
+    if (gemm_use_bf16(d, ar)) return gemm_serial_bf16(d, ar, m0, m1, n0, n1);
     int64_t mc_max = MC < m1 - m0 ? MC : m1 - m0, nc_max = NC < n1 - n0 ? NC : n1 - n0;
     int64_t kc_max = KC < d->K ? KC : d->K;
     float *ap = d->a_packed ? NULL : cpu_scratch(0, (direct ? MR : (mc_max + MR - 1) / MR * MR) * kc_max);
@@ -142,7 +142,7 @@ static void choose_grid(const gemm_desc *d, const gemm_arch *ar, int T, int *tm,
 }
 
 sdc_status gemm_run(const gemm_desc *d, const gemm_arch *ar) {
-    int T = omp_in_parallel() ? 1 : op_threads();
+    int T = omp_in_parallel() || d->threads < 1 ? 1 : d->threads;
     int tm = 1, tn = 1;
     if (T > 1) choose_grid(d, ar, T, &tm, &tn);
     sdc_status st = SDC_OK;

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "core/status.h"
 
 /* Write slivers for outer indices [x0, x0+n) and k in [k0, k0+kc) into dst:
@@ -71,12 +72,17 @@ typedef struct {
     const float *row_bias; /* [M] or NULL */
     const float *col_bias; /* [N] or NULL (with c_cols > 0: indexed j % c_cols) */
     int accumulate;        /* C += A.B instead of C = A.B */
-    int f32_only;          /* stay float32 under op_set_compute(OP_BF16) (Winograd: transformed
-                              operands lose too much when rounded to bf16) */
+    int f32_only;          /* stay float32 under bf16 (Winograd: transformed operands lose too
+                              much when rounded to bf16) */
+    /* from the op's context (gemm_desc_for) */
+    int threads;           /* gemm_run's team size (<= 1: one thread) */
+    int bf16;              /* operands rounded to bfloat16 (op_set_compute(OP_BF16)) */
 } gemm_desc;
 
-/* Run on op_threads() threads (or inline, single-threaded, when called from
- * inside a parallel region). Fails only when scratch cannot be allocated. */
+/* The context's part of a descriptor: its thread count and compute precision. */
+#define GEMM_CTX(cx) .threads = (cx)->threads, .bf16 = (cx)->compute == OP_BF16
+
+
 /* Element (i, j) of C, where j may run across batches of c_cols columns. */
 static inline float *c_at(const gemm_desc *d, int64_t i, int64_t j) {
     if (d->c_cols > 0) return d->C + (j / d->c_cols) * d->c_batch_stride + i * d->ldc + j % d->c_cols;
@@ -113,6 +119,8 @@ static inline void edge_tile_store(const gemm_desc *d, const float *t, int NR, i
         for (int q = 0; q < nr; q++) *c_at(d, i + r, j + q) = t[r * NR + q];
 }
 
+/* Run on d->threads threads (or inline, single-threaded, when called from
+ * inside a parallel region). Fails only when scratch cannot be allocated. */
 sdc_status gemm_run(const gemm_desc *d, const gemm_arch *arch);
 /* The same on one thread, on the sub-block rows [m0,m1) x columns [n0,n1). */
 sdc_status gemm_serial(const gemm_desc *d, const gemm_arch *arch, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
@@ -134,10 +142,10 @@ typedef struct {
 void gemm_pack_strided16(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_t kc, int R, float *dst);
 float gemm_half_to_float(uint16_t h);
 
-/* The bfloat16 path (gemm_bf16.c), taken by gemm_serial while
- * op_set_compute(OP_BF16) is in force and `ar` is the AVX-512 tile. */
+/* The bfloat16 path (gemm_bf16.c), taken by gemm_serial for a descriptor
+ * with bf16 set (and not f32_only) when `ar` is the AVX-512 tile. */
 int gemm_bf16_available(void);
-int gemm_use_bf16(const gemm_arch *ar);
+int gemm_use_bf16(const gemm_desc *d, const gemm_arch *ar);
 sdc_status gemm_serial_bf16(const gemm_desc *d, const gemm_arch *ar, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 
 /* Per-thread scratch that lives as long as the thread (grown on demand);

@@ -1,4 +1,4 @@
-/* gemm_bf16.c - the opt-in bfloat16 GEMM (op_set_compute(OP_BF16)): the
+/* gemm_bf16.c - the opt-in bfloat16 GEMM (op_set_compute(cx, OP_BF16)): the
  * same blocking and packers as gemm.c, then each float32 panel is rounded to
  * bfloat16 (nearest even) with pairs of k interleaved, and an MR x 32 tile
  * kernel accumulates in float32 with VDPBF16PS (AVX512_BF16), two products
@@ -15,8 +15,6 @@
 #define SDC_X86 1
 #endif
 
-static op_dtype g_compute = OP_F32;
-
 int gemm_bf16_available(void) {
 #ifdef SDC_X86
     static int v = -1;
@@ -31,11 +29,13 @@ int gemm_bf16_available(void) {
 #endif
 }
 
-void op_set_compute(op_dtype dt) { g_compute = dt == OP_BF16 && gemm_bf16_available() ? OP_BF16 : OP_F32; }
-op_dtype op_compute(void) { return g_compute; }
+void op_set_compute(op_ctx *cx, op_dtype dt) {
+    cx->compute = dt == OP_BF16 && gemm_bf16_available() ? OP_BF16 : OP_F32;
+}
+op_dtype op_compute(const op_ctx *cx) { return cx->compute; }
 
-int gemm_use_bf16(const gemm_arch *ar) {
-    return g_compute == OP_BF16 && ar->vec == 2 && ar->nr == 32 && (ar->mr == 12 || ar->mr == 8);
+int gemm_use_bf16(const gemm_desc *d, const gemm_arch *ar) {
+    return d->bf16 && !d->f32_only && ar->vec == 2 && ar->nr == 32 && (ar->mr == 12 || ar->mr == 8);
 }
 
 #ifdef SDC_X86

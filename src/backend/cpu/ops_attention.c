@@ -147,6 +147,7 @@ typedef struct {
     softmax_fn softmax;
     float *vp; /* non-causal: V^T of every (batch, head) packed once, [B][heads][dhp * Nk] */
     int heads;
+    int bf16;  /* the context's compute precision: both products on bfloat16 operands */
 } attn_job;
 
 /* Keys per block: a multiple of the row tile, so only the last block has an edge. */
@@ -193,7 +194,7 @@ static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
         gemm_strided ka = {kbase, J->kv_ld, 1};
         gemm_desc ds = {.M = nk, .N = nq, .K = dh, .pack_a = gemm_pack_strided, .a_ctx = &ka, .a_direct = kbase,
                         .lda = J->kv_ld, .b_packed = Qp, .C = S, .ldc = NR, .c_cols = NR,
-                        .c_batch_stride = (int64_t)NR * nk};
+                        .c_batch_stride = (int64_t)NR * nk, .bf16 = J->bf16};
         if (gemm_serial(&ds, ar, 0, nk, 0, nq)) return 1;
         if (J->causal)
             for (int i = 0; i < nq; i++)
@@ -205,7 +206,7 @@ static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
                 for (int i = 0; i < nq; i++) O[(int64_t)d * nqp + i] *= corr[i];
         /* O^T[dh, nq] (+)= V^T . P^T with P^T the panels just written */
         gemm_desc dp = {.M = dh, .N = nq, .K = nk, .a_packed = Vp + (int64_t)k0 * dhp, .b_packed = S, .C = O,
-                        .ldc = nqp, .accumulate = kb > 0};
+                        .ldc = nqp, .accumulate = kb > 0, .bf16 = J->bf16};
         if (gemm_serial(&dp, av, 0, dh, 0, nq)) return 1;
     }
     float *ob = J->out + ((int64_t)b * J->Nq + q0) * J->out_ld + (int64_t)h * dh;
@@ -216,17 +217,17 @@ static int attn_task(const attn_job *J, int b, int h, int q0, int nq) {
     return 0;
 }
 
-sdc_status cpu_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+sdc_status cpu_attention(op_ctx *cx, const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                         int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
     PROF_BEGIN();
     const gemm_arch *ar = gemm_arch_get();
     attn_job J = {q,     k,  v,  q_ld, kv_ld, (int64_t)heads * dh, Nq, Nk, dh, causal, scale, out, ar,
-                  pick_softmax(ar), NULL, heads};
+                  pick_softmax(ar), NULL, heads, cx->compute == OP_BF16};
     int BQ = QUERY_SLIVERS * ar->nr, nqb = (Nq + BQ - 1) / BQ;
     int64_t tasks = (int64_t)B * heads * nqb;
     double flops = 4.0 * B * heads * (double)Nq * (double)Nk * dh;
     op_flops_add(flops);
-    int nthr = omp_in_parallel() ? 1 : op_threads(), failed = 0;
+    int nthr = omp_in_parallel() ? 1 : cx->threads, failed = 0;
     if (nthr > tasks) nthr = (int)tasks;
     /* V^T is shared by all query blocks of a head: pack it once (causal
      * tasks see different key counts and pack their own) */

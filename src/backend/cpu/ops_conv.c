@@ -75,20 +75,20 @@ static void pack_conv(const void *ctx, int64_t x0, int64_t n, int64_t k0, int64_
     }
 }
 
-sdc_status cpu_conv2d(const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
-                     int stride, int pad, float *y) {
-    return cpu_conv2d_t(x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
+sdc_status cpu_conv2d(op_ctx *cx, const float *x, int B, int C, int H, int W, const float *w, const float *b, int O,
+                      int k, int stride, int pad, float *y) {
+    return cpu_conv2d_t(cx, x, B, C, H, W, w, OP_F32, b, O, k, stride, pad, y);
 }
 
-sdc_status cpu_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
+sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y) {
     PROF_BEGIN();
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo, CK = (int64_t)C * k * k;
     double flops = 2.0 * B * (double)O * (double)HWo * (double)CK;
     op_flops_add(flops);
-    if (k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(B, C, H, W, O)) {
-        sdc_status st = conv3x3_winograd(x, B, C, H, W, w, wt, b, O, y);
+    if (k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(cx, B, C, H, W, O)) {
+        sdc_status st = conv3x3_winograd(cx, x, B, C, H, W, w, wt, b, O, y);
         PROF_END(PROF_CONV3, flops);
         return st;
     }
@@ -100,7 +100,7 @@ sdc_status cpu_conv2d_t(const float *x, int B, int C, int H, int W, const void *
     gemm_strided16 wa16 = {w, CK, 1, wt == OP_BF16};
     gemm_desc d = {.M = O, .N = (int64_t)B * HWo, .K = CK, .pack_a = gemm_pack_strided, .a_ctx = &wa,
                    .a_direct = w, .lda = CK, .pack_b = pack_conv, .b_ctx = &cs, .C = y, .ldc = HWo,
-                   .c_cols = HWo, .c_batch_stride = (int64_t)O * HWo, .row_bias = b};
+                   .c_cols = HWo, .c_batch_stride = (int64_t)O * HWo, .row_bias = b, GEMM_CTX(cx)};
     if (wt != OP_F32) {
         d.pack_a = gemm_pack_strided16;
         d.a_ctx = &wa16;

@@ -68,11 +68,11 @@ __attribute__((target("avx2,fma"))) static void geglu_avx2(const float *a, const
 #endif
 
 /* Activation in place over n floats, in chunks spread over the threads. */
-static void activation(int kind, float *x, int64_t n) {
+static void activation(op_ctx *cx, int kind, float *x, int64_t n) {
     PROF_BEGIN();
     int vec = CPU_VEC();
     const int64_t chunk = 1 << 14;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t c = 0; c < (n + chunk - 1) / chunk; c++) {
         float *p = x + c * chunk;
         int64_t m = n - c * chunk < chunk ? n - c * chunk : chunk;
@@ -91,14 +91,14 @@ static void activation(int kind, float *x, int64_t n) {
     PROF_END(PROF_ACTIVATION, 0);
 }
 
-void cpu_silu(float *x, int64_t n) { activation(ACT_SILU, x, n); }
-void cpu_gelu(float *x, int64_t n) { activation(ACT_GELU, x, n); }
-void cpu_quick_gelu(float *x, int64_t n) { activation(ACT_QUICK_GELU, x, n); }
+void cpu_silu(op_ctx *cx, float *x, int64_t n) { activation(cx, ACT_SILU, x, n); }
+void cpu_gelu(op_ctx *cx, float *x, int64_t n) { activation(cx, ACT_GELU, x, n); }
+void cpu_quick_gelu(op_ctx *cx, float *x, int64_t n) { activation(cx, ACT_QUICK_GELU, x, n); }
 
-void cpu_geglu(const float *x, float *y, int64_t rows, int D) {
+void cpu_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) {
     PROF_BEGIN();
     int vec = CPU_VEC();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t r = 0; r < rows; r++) {
         const float *a = x + r * 2 * D, *g = a + D;
         float *o = y + r * D;
@@ -117,23 +117,23 @@ void cpu_geglu(const float *x, float *y, int64_t rows, int D) {
     PROF_END(PROF_ACTIVATION, 0);
 }
 
-void cpu_add(float *y, const float *x, int64_t n) {
+void cpu_add(op_ctx *cx, float *y, const float *x, int64_t n) {
     PROF_BEGIN();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void cpu_scale(float *y, float s, int64_t n) {
+void cpu_scale(op_ctx *cx, float *y, float s, int64_t n) {
     PROF_BEGIN();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t i = 0; i < n; i++) y[i] *= s;
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void cpu_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
+void cpu_add_channel_bias(op_ctx *cx, float *y, const float *v, int B, int C, int64_t HW) {
     PROF_BEGIN();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t bc = 0; bc < (int64_t)B * C; bc++) {
         float a = v[bc];
         float *p = y + bc * HW;
@@ -142,12 +142,12 @@ void cpu_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
     PROF_END(PROF_ADD_SCALE, 0);
 }
 
-void cpu_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+void cpu_upsample_nearest(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
     PROF_BEGIN();
     /* torch's nearest: src = min(floor(dst * (float)in/out), in-1) */
     float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
     if (Ho == 2 * H && Wo == 2 * W) { /* the UNet/VAE case: each pixel twice, each row twice */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
         for (int64_t p = 0; p < BC * H; p++) {
             const float *xr = x + p * W;
             float *y0 = y + p * 2 * Wo;
@@ -157,7 +157,7 @@ void cpu_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, in
         PROF_END(PROF_RESIZE, 0);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t p = 0; p < BC; p++) {
         const float *xp = x + p * H * W;
         float *yp = y + p * Ho * Wo;
@@ -177,10 +177,10 @@ void cpu_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, in
 /* [B,C,HW] <-> [B,HW,C] in 32 x 32 tiles, so both sides are read and
  * written a cache line at a time. */
 #define TILE 32
-static void transpose_planes(const float *x, float *y, int B, int64_t R, int64_t C) {
+static void transpose_planes(int threads, const float *x, float *y, int B, int64_t R, int64_t C) {
     /* per image: y[c][r] = x[r][c], x is R x C */
     int64_t tr = (R + TILE - 1) / TILE, tc = (C + TILE - 1) / TILE;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t t = 0; t < (int64_t)B * tr * tc; t++) {
         int64_t b = t / (tr * tc), r0 = t / tc % tr * TILE, c0 = t % tc * TILE;
         const float *xb = x + b * R * C;
@@ -191,19 +191,19 @@ static void transpose_planes(const float *x, float *y, int B, int64_t R, int64_t
     }
 }
 
-void cpu_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
+void cpu_nchw_to_nhwc(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) {
     PROF_BEGIN();
-    transpose_planes(x, y, B, C, HW);
+    transpose_planes(cx->threads, x, y, B, C, HW);
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void cpu_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
+void cpu_nhwc_to_nchw(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) {
     PROF_BEGIN();
-    transpose_planes(x, y, B, HW, C);
+    transpose_planes(cx->threads, x, y, B, HW, C);
     PROF_END(PROF_LAYOUT, 0);
 }
 
-void cpu_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
+void cpu_timestep_embedding(op_ctx *cx, const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
     /* diffusers get_timestep_embedding, all in float32 like the reference */
     int half = dim / 2;
     float nlog = (float)-log(10000.0);

@@ -140,7 +140,7 @@ static void affine(int vec, const float *x, float *y, int64_t n, float a, float 
     affine_generic(x, y, n, a, b, silu);
 }
 
-void cpu_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
+void cpu_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                    const float *beta, int silu) {
     PROF_BEGIN();
     int cpg = C / G, vec = CPU_VEC();
@@ -150,7 +150,7 @@ void cpu_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, f
      * by channel, after all statistics are known */
     static const int MAXG = 4096;
     if ((int64_t)B * G > MAXG) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
         for (int64_t bg = 0; bg < (int64_t)B * G; bg++) {
             double mean, var;
             stats(vec, x + bg * n, n, &mean, &var);
@@ -166,9 +166,9 @@ void cpu_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, f
         return;
     }
     double st[2 * 4096];
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(cx->threads)
     for (int64_t bg = 0; bg < (int64_t)B * G; bg++) stats(vec, x + bg * n, n, &st[2 * bg], &st[2 * bg + 1]);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t bc = 0; bc < (int64_t)B * C; bc++) {
         int64_t bg = bc / cpg;
         int c = (int)(bc % C);
@@ -193,10 +193,10 @@ __attribute__((target("avx512f"))) static void ln_row_avx512(const float *x, flo
 }
 #endif
 
-void cpu_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta) {
+void cpu_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta) {
     PROF_BEGIN();
     int vec = CPU_VEC();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * D;
         float *yr = y + r * D;

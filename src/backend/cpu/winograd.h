@@ -4,17 +4,17 @@
 #ifndef SDC_BACKEND_CPU_WINOGRAD_H
 #define SDC_BACKEND_CPU_WINOGRAD_H
 
-#include "backend/ops.h"
+#include "backend/backend.h"
 #include "core/status.h"
 
 /* Whether a Winograd variant beats the direct implicit GEMM for this shape. */
-int winograd_worthwhile(int B, int C, int H, int W, int O);
+int winograd_worthwhile(const op_ctx *cx, int B, int C, int H, int W, int O);
 /* y[B,O,H,W] = conv3x3(x[B,C,H,W], w[O,C,3,3] of type wt, pad 1) + bias[O]
  * (bias may be NULL) */
-sdc_status conv3x3_winograd(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+sdc_status conv3x3_winograd(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
                             const float *bias, int O, float *y);
 /* The same with the output tile forced: m = 2 or 4 (tests). */
-sdc_status conv3x3_winograd_m(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
                               const float *bias, int O, float *y, int m);
 
 #endif

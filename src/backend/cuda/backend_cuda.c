@@ -21,37 +21,51 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_ops.h"
 
-#define ACT CU_F32               /* activations */
-static cu_dtype g_mm = CU_F16;   /* GEMM operands of the running component */
+#define ACT CU_F32 /* activations */
+/* GEMM operands of the running component (op_set_precision) */
+#define MM(cx) ((cu_dtype)(cx)->precision)
 
-/* ---- sticky error of void ops ---- */
-static sdc_status g_err;
-static char g_err_msg[512];
-
-static void keep(sdc_status st) {
-    if (st && !g_err) {
-        g_err = st;
-        snprintf(g_err_msg, sizeof g_err_msg, "%s", sdc_last_error());
-    }
-}
-
-static sdc_status pending(void) {
-    if (!g_err) return SDC_OK;
-    sdc_status st = g_err;
-    g_err = SDC_OK;
-    return sdc_fail(st, "%s", g_err_msg);
-}
-
-/* ---- caching allocator: freed blocks wait, by exact size, for the next
- * request of that size (the models free and reallocate the same shapes every
- * layer and every step) ---- */
+/* Per context (cx->be_state): the sticky error of void ops, the caching
+ * allocator's blocks and the capture in progress. The CUDA runtime under it
+ * (stream, handles, scratch: cuda_runtime.cu) is the device's, shared. */
 typedef struct {
     void *p;
     size_t bytes;
     int captured; /* allocated during the step-graph capture in progress */
 } block;
-static block *g_live, *g_cache;
-static int g_nlive, g_caplive, g_ncache, g_capcache;
+typedef struct dev_graph dev_graph;
+typedef struct {
+    sdc_status err;
+    char err_msg[512];
+    block *live, *cache;
+    int nlive, caplive, ncache, capcache;
+    dev_graph *capg; /* the capture in progress */
+    int cap_fresh;   /* blocks allocated during it, not yet freed */
+    int cap_oom;
+} cuda_state;
+
+static cuda_state *ST(op_ctx *cx) { return cx->be_state; }
+
+/* ---- sticky error of void ops ---- */
+static void keep(op_ctx *cx, sdc_status st) {
+    cuda_state *S = ST(cx);
+    if (st && !S->err) {
+        S->err = st;
+        snprintf(S->err_msg, sizeof S->err_msg, "%s", sdc_last_error());
+    }
+}
+
+static sdc_status pending(op_ctx *cx) {
+    cuda_state *S = ST(cx);
+    if (!S->err) return SDC_OK;
+    sdc_status st = S->err;
+    S->err = SDC_OK;
+    return sdc_fail(st, "%s", S->err_msg);
+}
+
+/* ---- caching allocator: freed blocks wait, by exact size, for the next
+ * request of that size (the models free and reallocate the same shapes every
+ * layer and every step) ---- */
 
 static int push(block **a, int *n, int *cap, block b) {
     if (*n == *cap) {
@@ -69,14 +83,11 @@ static int push(block **a, int *n, int *cap, block b) {
  * (its kernels' addresses are baked in) and are reused only within it; the
  * graph gives them back to the cache when it is freed. Blocks allocated
  * during the capture must be freed before it ends. ---- */
-typedef struct {
+struct dev_graph {
     cu_graph *exec;
     block *owned;
     int nowned, capowned;
-} dev_graph;
-static dev_graph *g_capg;       /* the capture in progress */
-static int g_cap_fresh;         /* blocks allocated during it, not yet freed */
-static int g_cap_oom;
+};
 
 static int take(block *a, int *n, size_t bytes, void **d) {
     for (int i = *n - 1; i >= 0; i--)
@@ -88,60 +99,62 @@ static int take(block *a, int *n, size_t bytes, void **d) {
     return 0;
 }
 
-static sdc_status dev_alloc(float **p, int64_t n) {
+static sdc_status dev_alloc(op_ctx *cx, float **p, int64_t n) {
+    cuda_state *S = ST(cx);
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
     bytes = (bytes + 255) & ~(size_t)255;
     void *d = NULL;
     /* during a capture, blocks the graph already holds come first */
-    if (!(g_capg && take(g_capg->owned, &g_capg->nowned, bytes, &d))) take(g_cache, &g_ncache, bytes, &d);
-    if (!d && g_capg) { /* cudaFree is not allowed while capturing: no flush */
+    if (!(S->capg && take(S->capg->owned, &S->capg->nowned, bytes, &d))) take(S->cache, &S->ncache, bytes, &d);
+    if (!d && S->capg) { /* cudaFree is not allowed while capturing: no flush */
         SDC_TRY(cu_malloc(&d, bytes));
     } else if (!d) {
         sdc_status st = cu_malloc(&d, bytes);
         if (st) { /* give the cache back to the driver and try once more */
-            for (int i = 0; i < g_ncache; i++) cu_free(g_cache[i].p);
-            g_ncache = 0;
+            for (int i = 0; i < S->ncache; i++) cu_free(S->cache[i].p);
+            S->ncache = 0;
             SDC_TRY(cu_malloc(&d, bytes));
         }
     }
-    if (!push(&g_live, &g_nlive, &g_caplive, (block){d, bytes, g_capg != NULL})) {
+    if (!push(&S->live, &S->nlive, &S->caplive, (block){d, bytes, S->capg != NULL})) {
         cu_free(d);
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     }
-    if (g_capg) g_cap_fresh++;
+    if (S->capg) S->cap_fresh++;
     *p = d;
     return SDC_OK;
 }
 
-static void dev_free(void *p) {
-    for (int i = g_nlive - 1; i >= 0; i--)
-        if (g_live[i].p == p) {
-            block b = g_live[i];
-            g_live[i] = g_live[--g_nlive];
-            if (b.captured) g_cap_fresh--;
+static void dev_free(op_ctx *cx, void *p) {
+    cuda_state *S = ST(cx);
+    for (int i = S->nlive - 1; i >= 0; i--)
+        if (S->live[i].p == p) {
+            block b = S->live[i];
+            S->live[i] = S->live[--S->nlive];
+            if (b.captured) S->cap_fresh--;
             b.captured = 0;
-            if (g_capg) { /* a block from before the capture freed inside it becomes the graph's too */
-                if (!push(&g_capg->owned, &g_capg->nowned, &g_capg->capowned, b)) g_cap_oom = 1;
+            if (S->capg) { /* a block from before the capture freed inside it becomes the graph's too */
+                if (!push(&S->capg->owned, &S->capg->nowned, &S->capg->capowned, b)) S->cap_oom = 1;
                 return;
             }
-            if (!push(&g_cache, &g_ncache, &g_capcache, b)) cu_free(b.p);
+            if (!push(&S->cache, &S->ncache, &S->capcache, b)) cu_free(b.p);
             return;
         }
-    keep(sdc_fail(SDC_ERR_ARG, "op_free: %p is not device activation memory", p));
+    keep(cx, sdc_fail(SDC_ERR_ARG, "op_free: %p is not device activation memory", p));
 }
 
 /* ---- host <-> device ---- */
-static sdc_status dev_upload(float *dev, const float *host, int64_t n) {
-    SDC_TRY(pending());
+static sdc_status dev_upload(op_ctx *cx, float *dev, const float *host, int64_t n) {
+    SDC_TRY(pending(cx));
     return n > 0 ? cu_upload(dev, host, (size_t)n * sizeof(float)) : SDC_OK;
 }
 
-static sdc_status dev_download(float *host, const float *dev, int64_t n) {
-    SDC_TRY(pending());
+static sdc_status dev_download(op_ctx *cx, float *host, const float *dev, int64_t n) {
+    SDC_TRY(pending(cx));
     return n > 0 ? cu_download(host, dev, (size_t)n * sizeof(float)) : SDC_OK;
 }
 
-/* Device scratch (operands rounded to g_mm), the runtime's cu_scratch
+/* Device scratch (operands rounded to the GEMM precision), the runtime's cu_scratch
  * slots: one per use so that the inputs and output of one op never share;
  * kept alive for graphs that captured them (cuda_ops.h). */
 enum { SCR_X, SCR_Y, SCR_K, SCR_V, SCR_N };
@@ -153,131 +166,133 @@ static sdc_status scratch(int slot, int64_t elems, cu_dtype dt, void **p) {
     return cu_scratch(slot, (size_t)(elems > 0 ? elems : 1) * cu_dtype_size(dt), p);
 }
 
-/* x[n] float32 -> scratch in g_mm (x itself when g_mm is float32) */
-static sdc_status rounded(int slot, const float *x, int64_t n, const void **out) {
-    if (g_mm == CU_F32) {
+/* x[n] float32 -> scratch in the GEMM precision (x itself when that is float32) */
+static sdc_status rounded(op_ctx *cx, int slot, const float *x, int64_t n, const void **out) {
+    if (MM(cx) == CU_F32) {
         *out = x;
         return SDC_OK;
     }
     void *d;
-    SDC_TRY(scratch(slot, n, g_mm, &d));
-    SDC_TRY(cu_convert(d, g_mm, x, CU_F32, n));
+    SDC_TRY(scratch(slot, n, MM(cx), &d));
+    SDC_TRY(cu_convert(d, MM(cx), x, CU_F32, n));
     *out = d;
     return SDC_OK;
 }
 
-static sdc_status dev_sync(void) {
-    SDC_TRY(pending());
+static sdc_status dev_sync(op_ctx *cx) {
+    SDC_TRY(pending(cx));
     return cu_sync();
 }
 
 /* ---- layout ---- */
-static void dev_copy(float *dst, const float *src, int64_t n) {
-    if (n > 0) keep(cu_copy(dst, src, (size_t)n * sizeof(float)));
+static void dev_copy(op_ctx *cx, float *dst, const float *src, int64_t n) {
+    if (n > 0) keep(cx, cu_copy(dst, src, (size_t)n * sizeof(float)));
 }
-static void dev_copy_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
-    keep(cu_copy_2d(dst, dst_ld, src, src_ld, rows, cols, ACT));
+static void dev_copy_2d(op_ctx *cx, float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t cols) {
+    keep(cx, cu_copy_2d(dst, dst_ld, src, src_ld, rows, cols, ACT));
 }
-static void dev_affine(float *y, const float *x, float a, float b, int64_t n) { keep(cu_affine(y, x, a, b, ACT, n)); }
-static void dev_pad_zero(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    keep(cu_pad_zero(x, y, ACT, BC, H, W, Ho, Wo));
+static void dev_affine(op_ctx *cx, float *y, const float *x, float a, float b, int64_t n) { keep(cx, cu_affine(y, x, a, b, ACT, n)); }
+static void dev_pad_zero(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    keep(cx, cu_pad_zero(x, y, ACT, BC, H, W, Ho, Wo));
 }
 /* src: float32 activations (the EOS pooling) or a token table uploaded as a
- * matrix, in g_mm (weights_to_device): gathered in its type, then widened */
-static void dev_gather_rows(float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
+ * matrix, in the GEMM precision (weights_to_device): gathered in its type, then widened */
+static void dev_gather_rows(op_ctx *cx, float *dst, const void *src, op_dtype st, int64_t cols, const int64_t *rows, int64_t n) {
     if (st == OP_F32) {
-        keep(cu_gather_rows(dst, src, ACT, cols, rows, n));
+        keep(cx, cu_gather_rows(dst, src, ACT, cols, rows, n));
         return;
     }
     void *t;
     sdc_status e = scratch(SCR_Y, n * cols, (cu_dtype)st, &t);
     if (!e) e = cu_gather_rows(t, src, (cu_dtype)st, cols, rows, n);
     if (!e) e = cu_convert(dst, ACT, t, (cu_dtype)st, n * cols);
-    keep(e);
+    keep(cx, e);
 }
 
-/* ---- compute: matrices and kernels in their upload dtype (g_mm, as a rule), biases float32 ---- */
+/* ---- compute: matrices and kernels in their upload dtype (the GEMM precision, as a rule), biases float32 ---- */
 
-static void dev_linear_t(const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
-                         float *y) {
-    if (g_mm == CU_F32) { /* bias fused into the GEMM's epilogue */
-        keep(cu_linear_ex(x, ACT, M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT));
-        return;
-    }
+/* queued: a failure shows now only when it is an argument error; the GEMM's
+ * own failures surface at the next download or sync (keep) */
+static sdc_status dev_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt,
+                               const float *b, int64_t N, float *y) {
+    SDC_TRY(pending(cx));
+    if (MM(cx) == CU_F32) /* bias fused into the GEMM's epilogue */
+        return cu_linear_ex(x, ACT, M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT);
     /* f16/bf16 operands, the float32 result and bias straight from the GEMM's epilogue */
     const void *xm;
-    sdc_status e = rounded(SCR_X, x, M * K, &xm);
-    if (!e) e = cu_linear_ex(xm, g_mm, M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT);
-    keep(e);
+    SDC_TRY(rounded(cx, SCR_X, x, M * K, &xm));
+    return cu_linear_ex(xm, MM(cx), M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT);
 }
 
-static sdc_status dev_conv2d_t(const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
+static sdc_status dev_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
-    SDC_TRY(pending());
+    SDC_TRY(pending(cx));
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo;
-    if (g_mm == CU_F32) return cu_conv2d_ex(x, ACT, B, C, H, W, w, (cu_dtype)wt, b, ACT, O, k, stride, pad, y, ACT);
+    const cu_dtype mm = MM(cx);
+    if (mm == CU_F32) return cu_conv2d_ex(x, ACT, B, C, H, W, w, (cu_dtype)wt, b, ACT, O, k, stride, pad, y, ACT);
     const void *xm;
     void *ym;
-    SDC_TRY(rounded(SCR_X, x, (int64_t)B * C * H * W, &xm));
+    SDC_TRY(rounded(cx, SCR_X, x, (int64_t)B * C * H * W, &xm));
     if (k == 1 && stride == 1 && pad == 0) /* one GEMM: float32 out, bias added in float32 */
-        return cu_conv2d_ex(xm, g_mm, B, C, H, W, w, (cu_dtype)wt, b, ACT, O, k, stride, pad, y, ACT);
-    SDC_TRY(scratch(SCR_Y, (int64_t)B * O * HWo, g_mm, &ym));
-    SDC_TRY(cu_conv2d(xm, g_mm, B, C, H, W, w, NULL, (cu_dtype)wt, O, k, stride, pad, ym));
-    SDC_TRY(cu_convert(y, ACT, ym, g_mm, (int64_t)B * O * HWo));
+        return cu_conv2d_ex(xm, mm, B, C, H, W, w, (cu_dtype)wt, b, ACT, O, k, stride, pad, y, ACT);
+    SDC_TRY(scratch(SCR_Y, (int64_t)B * O * HWo, mm, &ym));
+    SDC_TRY(cu_conv2d(xm, mm, B, C, H, W, w, NULL, (cu_dtype)wt, O, k, stride, pad, ym));
+    SDC_TRY(cu_convert(y, ACT, ym, mm, (int64_t)B * O * HWo));
     /* the bias is float32, the GEMM's operands are not: added afterwards */
     for (int i = 0; b && i < B; i++) SDC_TRY(cu_add_channel_bias(y + (int64_t)i * O * HWo, b, ACT, 1, O, HWo));
     return SDC_OK;
 }
 
-static void dev_group_norm(const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
+static void dev_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                            const float *beta, int silu) {
-    keep(cu_group_norm(x, y, ACT, B, C, HW, G, eps, gamma, beta, ACT, silu));
+    keep(cx, cu_group_norm(x, y, ACT, B, C, HW, G, eps, gamma, beta, ACT, silu));
 }
-static void dev_layer_norm(const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
+static void dev_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,
                            const float *beta) {
-    keep(cu_layer_norm(x, y, ACT, rows, D, eps, gamma, beta, ACT));
+    keep(cx, cu_layer_norm(x, y, ACT, rows, D, eps, gamma, beta, ACT));
 }
-static void dev_silu(float *x, int64_t n) { keep(cu_silu(x, ACT, n)); }
-static void dev_gelu(float *x, int64_t n) { keep(cu_gelu(x, ACT, n)); }
-static void dev_quick_gelu(float *x, int64_t n) { keep(cu_quick_gelu(x, ACT, n)); }
-static void dev_geglu(const float *x, float *y, int64_t rows, int D) { keep(cu_geglu(x, y, ACT, rows, D)); }
-static void dev_add(float *y, const float *x, int64_t n) { keep(cu_add(y, x, ACT, n)); }
-static void dev_scale(float *y, float s, int64_t n) { keep(cu_scale(y, s, ACT, n)); }
-static void dev_add_channel_bias(float *y, const float *v, int B, int C, int64_t HW) {
-    keep(cu_add_channel_bias(y, v, ACT, B, C, HW));
+static void dev_silu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_silu(x, ACT, n)); }
+static void dev_gelu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_gelu(x, ACT, n)); }
+static void dev_quick_gelu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_quick_gelu(x, ACT, n)); }
+static void dev_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) { keep(cx, cu_geglu(x, y, ACT, rows, D)); }
+static void dev_add(op_ctx *cx, float *y, const float *x, int64_t n) { keep(cx, cu_add(y, x, ACT, n)); }
+static void dev_scale(op_ctx *cx, float *y, float s, int64_t n) { keep(cx, cu_scale(y, s, ACT, n)); }
+static void dev_add_channel_bias(op_ctx *cx, float *y, const float *v, int B, int C, int64_t HW) {
+    keep(cx, cu_add_channel_bias(y, v, ACT, B, C, HW));
 }
-static sdc_status dev_attention(const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
+static sdc_status dev_attention(op_ctx *cx, const float *q, int64_t q_ld, const float *k, const float *v, int64_t kv_ld, int B,
                                 int Nq, int Nk, int heads, int dh, float scale, int causal, float *out) {
-    SDC_TRY(pending());
-    if (g_mm == CU_F32) return cu_attention(q, q_ld, k, v, kv_ld, ACT, B, Nq, Nk, heads, dh, scale, causal, out);
+    SDC_TRY(pending(cx));
+    const cu_dtype mm = MM(cx);
+    if (mm == CU_F32) return cu_attention(q, q_ld, k, v, kv_ld, ACT, B, Nq, Nk, heads, dh, scale, causal, out);
     /* q, k, v may be column slices of one projection (row strides q_ld,
      * kv_ld): the spans they cover are rounded as they lie, strides kept */
     int64_t w = (int64_t)heads * dh, nq = ((int64_t)B * Nq - 1) * q_ld + w, nk = ((int64_t)B * Nk - 1) * kv_ld + w;
     const void *qm, *km, *vm;
     void *om;
-    SDC_TRY(rounded(SCR_X, q, nq, &qm));
-    SDC_TRY(rounded(SCR_K, k, nk, &km));
-    SDC_TRY(rounded(SCR_V, v, nk, &vm));
-    SDC_TRY(scratch(SCR_Y, (int64_t)B * Nq * w, g_mm, &om));
-    SDC_TRY(cu_attention(qm, q_ld, km, vm, kv_ld, g_mm, B, Nq, Nk, heads, dh, scale, causal, om));
-    return cu_convert(out, ACT, om, g_mm, (int64_t)B * Nq * w);
+    SDC_TRY(rounded(cx, SCR_X, q, nq, &qm));
+    SDC_TRY(rounded(cx, SCR_K, k, nk, &km));
+    SDC_TRY(rounded(cx, SCR_V, v, nk, &vm));
+    SDC_TRY(scratch(SCR_Y, (int64_t)B * Nq * w, mm, &om));
+    SDC_TRY(cu_attention(qm, q_ld, km, vm, kv_ld, mm, B, Nq, Nk, heads, dh, scale, causal, om));
+    return cu_convert(out, ACT, om, mm, (int64_t)B * Nq * w);
 }
-static void dev_upsample_nearest(const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
-    keep(cu_upsample_nearest(x, y, ACT, BC, H, W, Ho, Wo));
+static void dev_upsample_nearest(op_ctx *cx, const float *x, float *y, int64_t BC, int H, int W, int Ho, int Wo) {
+    keep(cx, cu_upsample_nearest(x, y, ACT, BC, H, W, Ho, Wo));
 }
-static void dev_nchw_to_nhwc(const float *x, float *y, int B, int C, int64_t HW) {
-    keep(cu_nchw_to_nhwc(x, y, ACT, B, C, HW));
+static void dev_nchw_to_nhwc(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) {
+    keep(cx, cu_nchw_to_nhwc(x, y, ACT, B, C, HW));
 }
-static void dev_nhwc_to_nchw(const float *x, float *y, int B, int C, int64_t HW) {
-    keep(cu_nhwc_to_nchw(x, y, ACT, B, C, HW));
+static void dev_nhwc_to_nchw(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW) {
+    keep(cx, cu_nhwc_to_nchw(x, y, ACT, B, C, HW));
 }
-static void dev_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
-    keep(cu_timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out, ACT));
+static void dev_timestep_embedding(op_ctx *cx, const float *t, int n, int dim, int flip_sin_to_cos, float shift, float *out) {
+    keep(cx, cu_timestep_embedding(t, n, dim, flip_sin_to_cos, shift, out, ACT));
 }
 
 /* ---- weights ---- */
-static sdc_status dev_weight_upload(const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
+static sdc_status dev_weight_upload(op_ctx *cx, const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
     size_t sb = (size_t)n * cu_dtype_size((cu_dtype)src_dt), db = (size_t)n * cu_dtype_size((cu_dtype)dst_dt);
     void *d = NULL, *tmp = NULL;
     SDC_TRY(cu_malloc(&d, db ? db : 1));
@@ -299,28 +314,30 @@ static sdc_status dev_weight_upload(const void *host, op_dtype src_dt, int64_t n
     return SDC_OK;
 }
 
-static void dev_weight_free(void *dev) { cu_free(dev); }
+static void dev_weight_free(op_ctx *cx, void *dev) { cu_free(dev); }
 /* A new component runs: the blocks cached for the previous one's shapes go
  * back to the driver (e.g. the UNet's before the VAE decodes a large image),
  * so peak device memory is the larger of the two, not their sum. */
-static void dev_set_precision(op_dtype dt) {
-    g_mm = (cu_dtype)dt;
-    if (g_ncache) keep(cu_sync());
-    for (int i = 0; i < g_ncache; i++) cu_free(g_cache[i].p);
-    g_ncache = 0;
+static void dev_precision_changed(op_ctx *cx) {
+    cuda_state *S = ST(cx);
+    if (S->ncache) keep(cx, cu_sync());
+    for (int i = 0; i < S->ncache; i++) cu_free(S->cache[i].p);
+    S->ncache = 0;
 }
 
-static void graph_release(dev_graph *dg) {
+static void graph_release(op_ctx *cx, dev_graph *dg) {
+    cuda_state *S = ST(cx);
     if (!dg) return;
     if (dg->exec) cu_graph_free(dg->exec);
     for (int i = 0; i < dg->nowned; i++)
-        if (!push(&g_cache, &g_ncache, &g_capcache, dg->owned[i])) cu_free(dg->owned[i].p);
+        if (!push(&S->cache, &S->ncache, &S->capcache, dg->owned[i])) cu_free(dg->owned[i].p);
     free(dg->owned);
     free(dg);
 }
 
-static sdc_status dev_graph_begin(void) {
-    SDC_TRY(pending());
+static sdc_status dev_graph_begin(op_ctx *cx) {
+    cuda_state *S = ST(cx);
+    SDC_TRY(pending(cx));
     dev_graph *dg = calloc(1, sizeof *dg);
     if (!dg) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     sdc_status st = cu_graph_begin();
@@ -328,43 +345,44 @@ static sdc_status dev_graph_begin(void) {
         free(dg);
         return st;
     }
-    g_capg = dg;
-    g_cap_fresh = 0;
-    g_cap_oom = 0;
+    S->capg = dg;
+    S->cap_fresh = 0;
+    S->cap_oom = 0;
     return SDC_OK;
 }
 
-static sdc_status dev_graph_end(void **out) {
-    dev_graph *dg = g_capg;
-    g_capg = NULL;
+static sdc_status dev_graph_end(op_ctx *cx, void **out) {
+    cuda_state *S = ST(cx);
+    dev_graph *dg = S->capg;
+    S->capg = NULL;
     *out = NULL;
-    for (int i = 0; i < g_nlive; i++) g_live[i].captured = 0; /* left in use: the caller's (an error below) */
+    for (int i = 0; i < S->nlive; i++) S->live[i].captured = 0; /* left in use: the caller's (an error below) */
     cu_graph *cg = NULL;
     sdc_status st = cu_graph_end(&cg); /* ends the capture even after a failed op */
     dg->exec = cg;
-    sdc_status err = pending(); /* an op that failed while recording */
+    sdc_status err = pending(cx); /* an op that failed while recording */
     if (!err && st) err = st;
-    if (!err && g_cap_oom) err = sdc_fail(SDC_ERR_NOMEM, "out of memory while recording a step graph");
-    if (!err && g_cap_fresh)
+    if (!err && S->cap_oom) err = sdc_fail(SDC_ERR_NOMEM, "out of memory while recording a step graph");
+    if (!err && S->cap_fresh)
         err = sdc_fail(SDC_ERR_ARG, "%d buffer%s allocated during the step-graph capture %s still in use at its end",
-                       g_cap_fresh, g_cap_fresh == 1 ? "" : "s", g_cap_fresh == 1 ? "is" : "are");
+                       S->cap_fresh, S->cap_fresh == 1 ? "" : "s", S->cap_fresh == 1 ? "is" : "are");
     if (err) {
-        graph_release(dg);
+        graph_release(cx, dg);
         return err;
     }
     *out = dg;
     return SDC_OK;
 }
 
-static sdc_status dev_graph_launch(void *p) {
-    SDC_TRY(pending());
+static sdc_status dev_graph_launch(op_ctx *cx, void *p) {
+    SDC_TRY(pending(cx));
     return cu_graph_launch(((dev_graph *)p)->exec);
 }
 
-static void dev_graph_free(void *p) {
+static void dev_graph_free(op_ctx *cx, void *p) {
     dev_graph *dg = p;
-    if (dg && dg->exec) keep(cu_sync()); /* a launch in flight may still use the blocks */
-    graph_release(dg);
+    if (dg && dg->exec) keep(cx, cu_sync()); /* a launch in flight may still use the blocks */
+    graph_release(cx, dg);
 }
 
 static int64_t dev_graph_bytes(void *p) {
@@ -374,18 +392,38 @@ static int64_t dev_graph_bytes(void *p) {
     return n;
 }
 
+static sdc_status dev_ctx_init(op_ctx *cx) {
+    cx->be_state = calloc(1, sizeof(cuda_state));
+    cx->precision = OP_F16;
+    return cx->be_state ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+}
+
+/* every buffer and graph of the context is released by now: its cached
+ * blocks go back to the driver */
+static void dev_ctx_free(op_ctx *cx) {
+    cuda_state *S = ST(cx);
+    if (!S) return;
+    if (S->ncache) (void)cu_sync();
+    for (int i = 0; i < S->ncache; i++) cu_free(S->cache[i].p);
+    for (int i = 0; i < S->nlive; i++) cu_free(S->live[i].p); /* leaked by the caller: reclaimed */
+    free(S->cache);
+    free(S->live);
+    free(S);
+    cx->be_state = NULL;
+}
+
 sdc_status cuda_backend_init(int device);
 sdc_status cuda_backend_init(int device) { return cu_init(device); }
 
 const op_backend op_backend_cuda = {
-    .name = "cuda", .host_memory = 0, .alloc = dev_alloc, .free = dev_free, .upload = dev_upload,
+    .name = "cuda", .host_memory = 0, .ctx_init = dev_ctx_init, .ctx_free = dev_ctx_free, .alloc = dev_alloc, .free = dev_free, .upload = dev_upload,
     .download = dev_download, .copy = dev_copy, .copy_2d = dev_copy_2d, .affine = dev_affine,
     .pad_zero = dev_pad_zero, .gather_rows = dev_gather_rows, .linear_t = dev_linear_t, .conv2d_t = dev_conv2d_t,
     .group_norm = dev_group_norm, .layer_norm = dev_layer_norm, .silu = dev_silu, .gelu = dev_gelu,
     .quick_gelu = dev_quick_gelu, .geglu = dev_geglu, .add = dev_add, .scale = dev_scale,
     .add_channel_bias = dev_add_channel_bias, .attention = dev_attention, .upsample_nearest = dev_upsample_nearest,
     .nchw_to_nhwc = dev_nchw_to_nhwc, .nhwc_to_nchw = dev_nhwc_to_nchw, .timestep_embedding = dev_timestep_embedding,
-    .weight_upload = dev_weight_upload, .weight_free = dev_weight_free, .set_precision = dev_set_precision,
+    .weight_upload = dev_weight_upload, .weight_free = dev_weight_free, .precision_changed = dev_precision_changed,
     .sync = dev_sync, .graph_begin = dev_graph_begin, .graph_end = dev_graph_end, .graph_launch = dev_graph_launch,
     .graph_free = dev_graph_free, .graph_bytes = dev_graph_bytes};
 #else
