@@ -26,9 +26,9 @@
 #ifdef SDC_HAVE_CUDA
 #include "backend/cuda/cuda_ops.h"
 #endif
-#include "pipeline/model.h"
+#include "family/model.h"
 #include "nn/unet_runner.h"
-#include "pipeline/text_conditioning.h"
+#include "family/family.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_pipeline -m MODEL_DIR [-W W] [-H H] [--reps 2] [--threads N] [--profile 1]\n"
@@ -199,7 +199,7 @@ typedef struct {
 static sdc_status st_text(void *p) {
     bench_ctx *b = p;
     text_cond tc;
-    sdc_status st = text_cond_encode(b->m, &b->prompt, 1, 0, &tc);
+    sdc_status st = b->m->fam->encode(b->m, &b->prompt, 1, 0, &tc);
     if (!st) text_cond_free(&tc);
     return st;
 }
@@ -404,7 +404,7 @@ int main(int argc, char **argv) {
 
     b.h = b.H / b.m->vae_scale;
     b.w = b.W / b.m->vae_scale;
-    if (text_cond_encode(b.m, &b.prompt, 1, 0, &b.tc)) {
+    if (b.m->fam->encode(b.m, &b.prompt, 1, 0, &b.tc)) {
         fprintf(stderr, "bench_pipeline: %s\n", sdc_last_error());
         return 1;
     }
@@ -439,7 +439,7 @@ int main(int argc, char **argv) {
     int ok = 1;
     char what[128];
     if (ok && has_stage(stages, "text"))
-        ok = run_stage(b.m->te2 ? "text encoders (2)" : "text encoder", st_text, &b, reps);
+        ok = run_stage(b.m->ntext > 1 ? "text encoders (2)" : "text encoder", st_text, &b, reps);
     if (ok && has_stage(stages, "unet") && (ok = prepare_unet(&b, 1)))
         ok = run_stage("UNet forward, batch 1", st_unet, &b, reps);
     if (ok && has_stage(stages, "cfg") && (ok = prepare_unet(&b, 2)))

@@ -82,6 +82,9 @@ typedef struct {
      * UNet and text encoders run in dtype (default f16, or bf16, f32), the
      * VAE in f32 unless its config says force_upcast: false. */
     const char *device;
+    /* Benchmarks: a diffusers folder's configs with made-up weights (fixed
+     * seed); no weight file is read, the images are noise. */
+    int random_weights;
 } sdc_load_options;
 
 /* For programs (not libraries) that run models: make the C allocator keep
@@ -108,6 +111,8 @@ typedef struct {
     int default_width, default_height, default_steps;
     float default_guidance;
     int64_t params_unet, params_text, params_vae;
+    const char *device;         /* "cpu", "cuda", "emulated device" */
+    int threads;                /* CPU threads of its ops */
 } sdc_model_info;
 void sdc_model_get_info(const sdc_model *m, sdc_model_info *info);
 

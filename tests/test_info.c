@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "convert/model_inspect.h"
+#include "pipeline/model_inspect.h"
 #include "harness.h"
 #include "io/json.h"
 #include "sdc.h"

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 #include "harness.h"
 #include "io/json.h"
-#include "io/model_files.h"
+#include "io/paths.h"
 #include "nn/unet.h"
 
 static void check_single_file(const char *folder, const char *single) {
@@ -21,7 +21,7 @@ static void check_single_file(const char *folder, const char *single) {
     CHECK_OK(st);
     snprintf(p, sizeof p, "%s/unet", fixture_path(folder));
     weights w;
-    CHECK_OK(component_weights_open(&w, p, "diffusion_pytorch_model", NULL));
+    CHECK_OK(weights_open_component(&w, p, "diffusion_pytorch_model", NULL));
     st_file sf;
     CHECK_OK(st_open(&sf, fixture_path(single)));
     int checked = 0;

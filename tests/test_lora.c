@@ -12,11 +12,11 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 #include "harness.h"
 #include "io/png_io.h"
 #include "lora/lora.h"
-#include "pipeline/model.h"
+#include "family/model.h"
 #include "sdc.h"
 
 /* the preset table is part of the sdc program (tools/), not of the library */
@@ -60,7 +60,7 @@ static sdc_status load(sdc_model **m, const char *model_rel, const char *const *
 }
 
 static weights *comp_weights(sdc_model *m, lora_comp c) {
-    return c == LORA_UNET ? unet_weights(m->unet) : clip_text_weights(c == LORA_TE1 ? m->te : m->te2);
+    return c == LORA_UNET ? unet_weights(m->unet) : clip_text_weights(m->te[c == LORA_TE1 ? 0 : 1]);
 }
 
 /* the float32 values the model now reads for a parameter */

@@ -13,7 +13,7 @@
 #include "backend/ops.h"
 #include "harness.h"
 #include "nn/unet_runner.h"
-#include "pipeline/model.h"
+#include "family/model.h"
 #include "text/clip_text_runner.h"
 
 /* on the caller's context */

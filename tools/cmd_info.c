@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "convert/model_inspect.h"
+#include "pipeline/model_inspect.h"
 #include "sdc.h"
 
 static void help(void) {

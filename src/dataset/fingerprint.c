@@ -9,7 +9,7 @@
 
 #include "dataset/durable_io.h"
 #include "dataset/hash.h"
-#include "io/model_files.h"
+#include "io/paths.h"
 #include "nn/weights.h"
 
 #define EDGE (64u << 10)
@@ -80,7 +80,7 @@ sdc_status model_fingerprint(const char *model_dir, const char *variant, const c
         h = hash_str(h, comps[i][0]);
         if (!dir_exists(d)) continue;
         weights w;
-        SDC_TRY(component_weights_open(&w, d, comps[i][1], variant));
+        SDC_TRY(weights_open_component(&w, d, comps[i][1], variant));
         for (int f = 0; f < w.nfiles; f++) h = sample(h, (const unsigned char *)w.files[f].map, w.files[f].map_size);
         weights_close(&w);
     }

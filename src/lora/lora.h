@@ -26,7 +26,6 @@
 
 #include "nn/unet.h"
 #include "nn/weights.h"
-#include "sdc.h"
 
 typedef enum { LORA_UNET, LORA_TE1, LORA_TE2, LORA_NCOMP } lora_comp;
 
@@ -44,9 +43,5 @@ typedef struct {
 /* Fuse the LoRA file at path into t's weights with the given scale;
  * counts (may be NULL) receives the modules it changed. */
 sdc_status lora_apply(const lora_targets *t, const char *path, float scale, lora_counts *counts);
-
-/* Fuse opt->loras into a loaded model in order, calling opt->lora_report
- * after each (sdc_model_load's last step). */
-sdc_status lora_apply_to_model(sdc_model *m, const sdc_load_options *opt);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 #include "lora/lora_internal.h"
 
 static sdc_status add(lora_index *ix, int *cap, const char *key, const char *param) {

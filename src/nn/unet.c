@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "io/json.h"
-#include "io/model_files.h"
 #include "nn/resnet.h"
 #include "nn/transformer2d.h"
 
@@ -481,6 +480,6 @@ sdc_status unet_load(sdc_unet **out, op_ctx *cx, const char *dir, const char *va
     sdc_status st = unet_config_from_json(j, path, &cfg);
     cJSON_Delete(j);
     if (st) return st;
-    SDC_TRY(component_weights_open(&w, dir, "diffusion_pytorch_model", variant));
+    SDC_TRY(weights_open_component(&w, dir, "diffusion_pytorch_model", variant));
     return unet_load_weights(out, cx, &cfg, &w);
 }

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "io/json.h"
-#include "io/model_files.h"
 #include "nn/vae_blocks.h"
 
 typedef struct {
@@ -37,6 +36,7 @@ struct sdc_vae {
     weights own;
     int owns_weights;
     weights *src; /* what load_params took the parameters from */
+    weights *adopted; /* a borrowed object handed over with vae_own_weights */
     conv2d post_quant_conv; /* (latent, latent, 1, 1) when use_post_quant_conv */
     conv2d quant_conv;      /* (2 latent, 2 latent, 1, 1) when use_quant_conv (encoder only) */
     vae_decoder dec;
@@ -226,7 +226,7 @@ sdc_status vae_load(sdc_vae **out, op_ctx *cx, const char *dir, const char *vari
     SDC_TRY(vae_config_load(&cfg, cfg_path));
     sdc_vae *v = calloc(1, sizeof *v);
     if (!v) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    sdc_status st = component_weights_open(&v->own, dir, "diffusion_pytorch_model", variant && *variant ? variant : NULL);
+    sdc_status st = weights_open_component(&v->own, dir, "diffusion_pytorch_model", variant && *variant ? variant : NULL);
     if (st) {
         free(v);
         return st;
@@ -242,6 +242,12 @@ sdc_status vae_load(sdc_vae **out, op_ctx *cx, const char *dir, const char *vari
     return SDC_OK;
 }
 
+sdc_status vae_own_weights(sdc_vae *v, weights *w) {
+    if (w != v->src) return sdc_fail(SDC_ERR_ARG, "vae_own_weights: not the VAE's weights");
+    v->adopted = w;
+    return SDC_OK;
+}
+
 void vae_free(sdc_vae *v) {
     if (!v) return;
     if (v->dec.up)
@@ -251,6 +257,7 @@ void vae_free(sdc_vae *v) {
         for (int i = 0; i < v->cfg.nblocks; i++) vae_updown_free(&v->enc.down[i]);
     free(v->enc.down);
     if (v->owns_weights) weights_close(&v->own);
+    if (v->adopted) weights_close(v->adopted), free(v->adopted);
     free(v);
 }
 

@@ -45,6 +45,9 @@ sdc_status vae_load(sdc_vae **out, op_ctx *cx, const char *dir, const char *vari
  * weights may be (C, C) or (C, C, 1, 1). The VAE borrows w: keep it open
  * until vae_free. */
 sdc_status vae_load_weights(sdc_vae **out, op_ctx *cx, const vae_config *cfg, weights *w);
+/* Hand the heap-allocated w the VAE was loaded from over to it: closed and
+ * freed by vae_free. */
+sdc_status vae_own_weights(sdc_vae *v, weights *w);
 void vae_free(sdc_vae *v);
 
 const vae_config *vae_get_config(const sdc_vae *v);

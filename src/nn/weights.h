@@ -43,6 +43,12 @@ typedef struct {
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
+/* A diffusers component's weights: <base>[.<variant>].safetensors, or the
+ * shards listed in <base>.safetensors.index[.<variant>].json, in dir. A
+ * requested variant the component lacks falls back to the plain file, as
+ * diffusers does. base: "diffusion_pytorch_model" (diffusers) or "model"
+ * (transformers). */
+sdc_status weights_open_component(weights *w, const char *dir, const char *base, const char *variant);
 void weights_close(weights *w);
 const st_tensor *weights_find(const weights *w, const char *name);
 int weights_has(const weights *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,9 +14,8 @@
 #include "nn/step_graph.h"
 #include "nn/unet_runner.h"
 #include "nn/vae_tiling.h"
+#include "family/model.h"
 #include "pipeline/infotext.h"
-#include "pipeline/model.h"
-#include "pipeline/text_conditioning.h"
 #include "rng/noise_gen.h"
 #include "sched/scheduler.h"
 
@@ -34,7 +33,7 @@ void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
     const unet_config *uc = unet_get_config(m->unet);
     memset(info, 0, sizeof *info);
     info->name = m->name;
-    info->family = m->family == FAMILY_SDXL ? "sdxl" : "sd";
+    info->family = m->fam->name;
     sched_config cfg;
     if (!sched_config_from_json(m->sched_json, NULL, &cfg)) {
         info->prediction = !strcmp(cfg.prediction_type, "v_prediction") ? "v_prediction"
@@ -43,9 +42,11 @@ void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
         info->scheduler = sched_kind_name(cfg.kind);
     }
     info->default_width = info->default_height = uc->sample_size * m->vae_scale;
-    info->default_steps = 50;
-    info->default_guidance = m->family == FAMILY_SDXL ? 5.0f : 7.5f;
+    info->default_steps = m->fam->default_steps;
+    info->default_guidance = m->fam->default_guidance;
     info->params_unet = unet_num_params(m->unet);
+    info->device = op_ctx_device_name(m->cx);
+    info->threads = op_ctx_threads(m->cx);
 }
 
 static void dump(const sdc_request *r, const char *name, int is_int, int ndim, const int64_t *shape, const void *d) {
@@ -91,11 +92,13 @@ typedef struct {
     int B, W, H, h, w, steps, cfg;
     float g;
     int64_t per; /* floats per latent image */
+    latent_format lf;
     int vae_tile; /* --vae-tiling: tile side in pixels; 0: decode untiled */
     sdc_scheduler *s;
     sched_config sc;
     text_cond pos, neg;
-    float *ctx, *pooled, *time_ids, *tcond; /* UNet conditioning, batch 2B with CFG */
+    float *ctx, *tcond;    /* UNet conditioning, batch 2B with CFG */
+    unet_extra_bufs extra; /* the family's extra UNet inputs, 2B rows with CFG */
     noise_rng rng; /* which torch generator the seeds seed (r->rng) */
     noise_gen *gens;
     float *latents, *model_in, *unet_in, *unet_out, *noise_pred, *step_noise;
@@ -105,7 +108,8 @@ static void state_free(gen_state *S) {
     sched_free(S->s);
     text_cond_free(&S->pos);
     text_cond_free(&S->neg);
-    free(S->ctx), free(S->pooled), free(S->time_ids), free(S->tcond), free(S->gens);
+    unet_extra_bufs_free(&S->extra);
+    free(S->ctx), free(S->tcond), free(S->gens);
     free(S->latents), free(S->model_in), free(S->unet_in), free(S->unet_out), free(S->noise_pred), free(S->step_noise);
 }
 
@@ -128,35 +132,55 @@ static sdc_status setup_scheduler(gen_state *S) {
     return sched_create(&S->s, &S->sc, S->steps);
 }
 
+/* zero conditioning of cond's shape (diffusers' force_zeros_for_empty_prompt) */
+static sdc_status cond_zeros(const text_cond *like, text_cond *out) {
+    memset(out, 0, sizeof *out);
+    out->B = like->B, out->T = like->T, out->D = like->D, out->P = like->P;
+    out->embeds = calloc((size_t)out->B * out->T * out->D, sizeof(float));
+    out->pooled = out->P ? calloc((size_t)out->B * out->P, sizeof(float)) : NULL;
+    if (!out->embeds || (out->P && !out->pooled)) {
+        text_cond_free(out);
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    return SDC_OK;
+}
+
+/* each tokenizer's ids: input_ids, input_ids_2 (uncond_ before them for the negative) */
+static void dump_ids(const sdc_request *r, const char *prefix, const text_cond *c) {
+    int64_t shape[2] = {c->B, c->T};
+    char name[64];
+    for (int i = 0; i < c->nids; i++) {
+        snprintf(name, sizeof name, i ? "%sinput_ids_%d" : "%sinput_ids", prefix, i + 1);
+        dump(r, name, 1, 2, shape, c->ids[i]);
+    }
+}
+
 /* prompts of image i: prompt i / batch (each prompt's images are consecutive, like num_images_per_prompt) */
 static sdc_status setup_text(gen_state *S) {
     const sdc_request *r = S->r;
+    const model_family *fam = S->m->fam;
     const char *pos[MAX_IMAGES], *neg[MAX_IMAGES];
     for (int i = 0; i < S->B; i++) {
         int p = i / r->batch;
         pos[i] = r->prompts[p];
         neg[i] = !r->negative_prompts ? "" : r->negative_prompts[r->nnegative == 1 ? 0 : p];
     }
-    SDC_TRY(text_cond_encode(S->m, pos, S->B, r->clip_skip, &S->pos));
-    int64_t ids_shape[2] = {S->B, SDC_TOKENS};
-    dump(r, "input_ids", 1, 2, ids_shape, S->pos.ids);
-    if (S->pos.ids2) dump(r, "input_ids_2", 1, 2, ids_shape, S->pos.ids2);
-    int zero_neg = S->m->family == FAMILY_SDXL && !r->negative_prompts && S->m->force_zeros_for_empty_prompt;
+    SDC_TRY(fam->encode(S->m, pos, S->B, r->clip_skip, &S->pos));
+    dump_ids(r, "", &S->pos);
+    int zero_neg = fam->zero_negative && !r->negative_prompts && S->m->force_zeros_for_empty_prompt;
     if (S->cfg) {
         if (zero_neg) {
-            SDC_TRY(text_cond_zeros(S->m, S->B, &S->neg));
+            SDC_TRY(cond_zeros(&S->pos, &S->neg));
         } else {
-            SDC_TRY(text_cond_encode(S->m, neg, S->B, r->clip_skip, &S->neg));
-            dump(r, "uncond_input_ids", 1, 2, ids_shape, S->neg.ids);
-            if (S->neg.ids2) dump(r, "uncond_input_ids_2", 1, 2, ids_shape, S->neg.ids2);
+            SDC_TRY(fam->encode(S->m, neg, S->B, r->clip_skip, &S->neg));
+            dump_ids(r, "uncond_", &S->neg);
         }
     }
     /* The encoders are done until the next request: their mapped weights leave
      * the resident set, so the UNet's and VAE's peaks do not stack on them. */
-    if (S->m->te) weights_release_pages(clip_text_weights(S->m->te));
-    if (S->m->te2) weights_release_pages(clip_text_weights(S->m->te2));
-    int D = S->pos.D, P = S->pos.P, n = S->cfg ? 2 : 1;
-    int64_t per_ctx = (int64_t)SDC_TOKENS * D, emb_shape[3] = {S->B, SDC_TOKENS, D}, pool_shape[2] = {S->B, P};
+    for (int i = 0; i < S->m->ntext; i++) weights_release_pages(clip_text_weights(S->m->te[i]));
+    int D = S->pos.D, P = S->pos.P, T = S->pos.T, n = S->cfg ? 2 : 1;
+    int64_t per_ctx = (int64_t)T * D, emb_shape[3] = {S->B, T, D}, pool_shape[2] = {S->B, P};
     dump(r, "prompt_embeds", 0, 3, emb_shape, S->pos.embeds);
     if (S->cfg) dump(r, "negative_prompt_embeds", 0, 3, emb_shape, S->neg.embeds);
     SDC_TRY(alloc_f32(&S->ctx, n * S->B * per_ctx));
@@ -165,17 +189,13 @@ static sdc_status setup_text(gen_state *S) {
     if (P) {
         dump(r, "pooled_prompt_embeds", 0, 2, pool_shape, S->pos.pooled);
         if (S->cfg) dump(r, "negative_pooled_prompt_embeds", 0, 2, pool_shape, S->neg.pooled);
-        SDC_TRY(alloc_f32(&S->pooled, (int64_t)n * S->B * P));
-        if (S->cfg) memcpy(S->pooled, S->neg.pooled, (size_t)S->B * P * sizeof(float));
-        memcpy(S->pooled + (int64_t)(n - 1) * S->B * P, S->pos.pooled, (size_t)S->B * P * sizeof(float));
-        SDC_TRY(alloc_f32(&S->time_ids, (int64_t)n * S->B * 6));
-        for (int i = 0; i < n * S->B; i++) {
-            float *t = S->time_ids + 6 * i; /* original_size, crops_coords_top_left, target_size */
-            t[0] = (float)S->H, t[1] = (float)S->W, t[2] = 0, t[3] = 0, t[4] = (float)S->H, t[5] = (float)S->W;
-        }
+    }
+    if (fam->unet_extras) {
+        const text_cond *conds[2] = {&S->neg, &S->pos};
+        SDC_TRY(fam->unet_extras(S->m, S->cfg ? conds : conds + 1, n, S->W, S->H, &S->extra));
         int64_t as[2] = {n * S->B, P}, ts[2] = {n * S->B, 6};
-        dump(r, "add_text_embeds", 0, 2, as, S->pooled);
-        dump(r, "add_time_ids", 0, 2, ts, S->time_ids);
+        if (S->extra.text_embeds) dump(r, "add_text_embeds", 0, 2, as, S->extra.text_embeds);
+        if (S->extra.time_ids) dump(r, "add_time_ids", 0, 2, ts, S->extra.time_ids);
     }
     return SDC_OK;
 }
@@ -195,12 +215,12 @@ static sdc_status runner_take(sdc_model *m, int rows, int h, int w, const float 
     int graphs = step_graph_env_enabled();
     unet_runner *r = m->unet_run;
     m->unet_run = NULL;
-    if (unet_runner_fits(r, m->unet, rows, h, w, SDC_TOKENS, ex, graphs) && !unet_runner_set_context(r, ctx, ex)) {
+    if (unet_runner_fits(r, m->unet, rows, h, w, FAMILY_TOKENS, ex, graphs) && !unet_runner_set_context(r, ctx, ex)) {
         *out = r;
         return SDC_OK;
     }
     unet_runner_free(r);
-    return unet_runner_create(out, m->unet, rows, h, w, ctx, SDC_TOKENS, ex, graphs);
+    return unet_runner_create(out, m->unet, rows, h, w, ctx, FAMILY_TOKENS, ex, graphs);
 }
 
 static void runner_keep(sdc_model *m, unet_runner *r, sdc_status st) {
@@ -216,7 +236,7 @@ static sdc_status denoise(gen_state *S) {
     const sdc_request *r = S->r;
     op_set_precision(S->m->cx, S->m->unet_dt);
     int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
-    int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w};
+    int64_t per = S->per, lat_shape[4] = {B, S->lf.channels, S->h, S->w};
     if (r->dump) {
         int64_t ts[1] = {calls};
         int is_float = sched_timesteps_are_float(S->s), ns;
@@ -242,7 +262,7 @@ static sdc_status denoise(gen_state *S) {
     float sigma0 = sched_init_noise_sigma(S->s);
     for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
     dump(r, "latents_0", 0, 4, lat_shape, S->latents);
-    unet_extra ex = {.text_embeds = S->pooled, .time_ids = S->time_ids, .timestep_cond = S->tcond};
+    unet_extra ex = {.text_embeds = S->extra.text_embeds, .time_ids = S->extra.time_ids, .timestep_cond = S->tcond};
     unet_runner *run;
     SDC_TRY(runner_take(S->m, n * B, S->h, S->w, S->ctx, &ex, &run));
     sdc_status st = SDC_OK;
@@ -256,7 +276,8 @@ static sdc_status denoise(gen_state *S) {
 static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
     const sdc_request *r = S->r;
     int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
-    int64_t per = S->per, lat_shape[4] = {B, 4, S->h, S->w}, out_shape[4] = {n * B, 4, S->h, S->w};
+    int64_t per = S->per, lat_shape[4] = {B, S->lf.channels, S->h, S->w};
+    int64_t out_shape[4] = {n * B, S->lf.channels, S->h, S->w};
     float tv[2 * MAX_IMAGES];
     char name[64];
     memcpy(S->model_in, S->latents, (size_t)(B * per) * sizeof(float));
@@ -314,13 +335,15 @@ static sdc_status decode(gen_state *S, sdc_image *imgs) {
     op_set_precision(S->m->cx, S->m->vae_dt);
     int B = S->B, H = S->H, W = S->W;
     int64_t npix = (int64_t)H * W;
-    float sf = vae_scaling_factor(S->m->vae);
+    float sf = S->lf.scale, shift = S->lf.shift;
     float *z = NULL, *dec = NULL, *all_dec = NULL, *all_img = NULL;
     sdc_status st;
     if ((st = alloc_f32(&z, S->per)) || (st = alloc_f32(&dec, 3 * npix))) goto done;
     if (r->dump && ((st = alloc_f32(&all_dec, B * 3 * npix)) || (st = alloc_f32(&all_img, B * 3 * npix)))) goto done;
     for (int b = 0; b < B; b++) { /* one image at a time bounds the VAE's memory */
         for (int64_t i = 0; i < S->per; i++) z[i] = S->latents[b * S->per + i] / sf;
+        if (shift != 0.0f) /* latents / scaling_factor + shift_factor */
+            for (int64_t i = 0; i < S->per; i++) z[i] += shift;
         vae_tiling vt = {.tile_sample_size = S->vae_tile};
         if ((st = S->vae_tile ? vae_decode_tiled(S->m->vae, z, 1, S->h, S->w, dec, &vt)
                               : vae_decode(S->m->vae, z, 1, S->h, S->w, dec)))
@@ -445,8 +468,8 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     S.r = r;
     S.W = r->width ? r->width : uc->sample_size * m->vae_scale;
     S.H = r->height ? r->height : uc->sample_size * m->vae_scale;
-    S.steps = r->steps ? r->steps : 50;
-    S.g = r->guidance >= 0 ? r->guidance : (m->family == FAMILY_SDXL ? 5.0f : 7.5f);
+    S.steps = r->steps ? r->steps : m->fam->default_steps;
+    S.g = r->guidance >= 0 ? r->guidance : m->fam->default_guidance;
     SDC_TRY(check_request(r, S.W, S.H, S.steps, S.g));
     SDC_TRY(noise_rng_parse(r->rng, &S.rng));
     if (S.W % m->vae_scale || S.H % m->vae_scale)
@@ -454,7 +477,8 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     S.B = r->nprompts * r->batch;
     S.h = S.H / m->vae_scale;
     S.w = S.W / m->vae_scale;
-    S.per = (int64_t)uc->in_channels * S.h * S.w;
+    m->fam->latents(m, &S.lf);
+    S.per = (int64_t)S.lf.channels * S.h * S.w;
     if (r->vae_tiling) SDC_TRY(vae_tile_size(m, r, &S.vae_tile)); /* before any work: a bad size fails fast */
     S.cfg = S.g > 1.0f && !uc->time_cond_proj_dim;
     int n = S.cfg ? 2 : 1;

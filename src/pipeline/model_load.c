@@ -1,78 +1,36 @@
-/* model_load.c - open a diffusers pipeline folder: model_index.json names
- * the pipeline class and its components; each component loads from its own
- * subfolder. Anything missing or of an unknown kind is an error that says
- * which file is at fault. A regular file is a single-file checkpoint
- * (single_file.c). */
+/* model_load.c - sdc_model_load: the model's backend context, its family
+ * (a diffusers folder's model_index.json pipeline class, or what a single
+ * file's keys say), the family's loader, LoRAs fused, the weights uploaded
+ * to the device. Anything missing or of an unknown kind is an error that
+ * says which file is at fault. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/ops.h"
 #include "io/json.h"
-#include "io/model_files.h"
-#include "lora/lora.h"
+#include "io/paths.h"
+#include "pipeline/model_lora.h"
 #include "nn/unet_runner.h"
 #include "text/clip_text_runner.h"
-#include "pipeline/model.h"
-#include "pipeline/single_file.h"
+#include "family/model.h"
+#include "family/single_file.h"
 
-static sdc_status need_dir(const char *root, const char *comp, char *out, size_t n) {
-    snprintf(out, n, "%s/%s", root, comp);
-    if (!dir_exists(out)) return sdc_fail(SDC_ERR_IO, "%s: component '%s' is missing (no folder %s)", root, comp, out);
-    return SDC_OK;
-}
-
-static sdc_status load_components(sdc_model *m, const char *variant) {
-    char d[4096], p[4096];
+/* The family of a folder: model_index.json's pipeline class. */
+static sdc_status folder_family(const char *dir, const model_family **fam) {
+    char p[4096];
     cJSON *idx;
-    snprintf(p, sizeof p, "%s/model_index.json", m->path);
+    snprintf(p, sizeof p, "%s/model_index.json", dir);
     SDC_TRY(json_load(p, &idx));
     const char *cls;
     sdc_status st = json_get_str(idx, "_class_name", "", &cls, p);
-    if (!st) {
-        if (!strcmp(cls, "StableDiffusionPipeline")) m->family = FAMILY_SD;
-        else if (!strcmp(cls, "StableDiffusionXLPipeline")) m->family = FAMILY_SDXL;
-        else st = sdc_fail(SDC_ERR_UNSUPPORTED,
-                           "%s: pipeline class '%s' is not supported (StableDiffusionPipeline or "
-                           "StableDiffusionXLPipeline expected)", p, cls);
+    if (!st && !(*fam = family_for_pipeline_class(cls))) {
+        char known[512];
+        family_pipeline_classes_text(known, sizeof known);
+        st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s: pipeline class '%s' is not supported (%s expected)", p, cls, known);
     }
-    if (!st) st = json_get_bool(idx, "force_zeros_for_empty_prompt", 1, &m->force_zeros_for_empty_prompt, p);
     cJSON_Delete(idx);
-    SDC_TRY(st);
-
-    SDC_TRY(need_dir(m->path, "tokenizer", d, sizeof d));
-    SDC_TRY(clip_tokenizer_load(&m->tok, d));
-    SDC_TRY(need_dir(m->path, "text_encoder", d, sizeof d));
-    SDC_TRY(clip_text_load(&m->te, m->cx, d, variant));
-    if (m->family == FAMILY_SDXL) {
-        SDC_TRY(need_dir(m->path, "tokenizer_2", d, sizeof d));
-        SDC_TRY(clip_tokenizer_load(&m->tok2, d));
-        SDC_TRY(need_dir(m->path, "text_encoder_2", d, sizeof d));
-        SDC_TRY(clip_text_load(&m->te2, m->cx, d, variant));
-        if (!clip_text_projection_dim(m->te2))
-            return sdc_fail(SDC_ERR_FORMAT, "%s: text_encoder_2 has no text_projection (CLIPTextModelWithProjection "
-                            "expected)", d);
-    }
-    SDC_TRY(need_dir(m->path, "unet", d, sizeof d));
-    SDC_TRY(unet_load(&m->unet, m->cx, d, variant));
-    SDC_TRY(need_dir(m->path, "vae", d, sizeof d));
-    SDC_TRY(vae_load(&m->vae, m->cx, d, variant));
-    SDC_TRY(need_dir(m->path, "scheduler", d, sizeof d));
-    snprintf(p, sizeof p, "%s/scheduler_config.json", d);
-    SDC_TRY(json_load(p, &m->sched_json));
-
-    /* the pieces must fit together */
-    const unet_config *uc = unet_get_config(m->unet);
-    int ctx = clip_text_hidden_size(m->te) + (m->te2 ? clip_text_hidden_size(m->te2) : 0);
-    if (uc->cross_dim[0] != ctx)
-        return sdc_fail(SDC_ERR_SHAPE, "%s: unet cross_attention_dim %d does not match the text encoder width %d",
-                        m->path, uc->cross_dim[0], ctx);
-    if (m->family == FAMILY_SDXL && uc->add_in_dim != 6 * uc->add_time_dim + clip_text_projection_dim(m->te2))
-        return sdc_fail(SDC_ERR_SHAPE, "%s: unet projection_class_embeddings_input_dim %d does not match "
-                        "6 x %d + text projection %d", m->path, uc->add_in_dim, uc->add_time_dim,
-                        clip_text_projection_dim(m->te2));
-    m->vae_scale = vae_downscale_factor(m->vae);
-    return SDC_OK;
+    return st;
 }
 
 void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n) {
@@ -137,8 +95,7 @@ static sdc_status model_to_device(sdc_model *m, op_dtype act) {
      * range and is left in bf16, as diffusers' bf16 pipelines leave it */
     m->vae_dt = act == OP_F16 && !vae_get_config(m->vae)->fp16_safe ? OP_F32 : act;
     if (op_ctx_device(m->cx) != OP_DEV_CUDA) return SDC_OK; /* the emulated device reads weights in place */
-    if (m->te) SDC_TRY(weights_to_device(clip_text_weights(m->te), m->cx, m->te_dt));
-    if (m->te2) SDC_TRY(weights_to_device(clip_text_weights(m->te2), m->cx, m->te_dt));
+    for (int i = 0; i < m->ntext; i++) SDC_TRY(weights_to_device(clip_text_weights(m->te[i]), m->cx, m->te_dt));
     SDC_TRY(weights_to_device(unet_weights(m->unet), m->cx, m->unet_dt));
     SDC_TRY(weights_to_device(vae_weights(m->vae), m->cx, m->vae_dt));
     return op_sync(m->cx);
@@ -158,12 +115,15 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     sdc_model_name_from_path(path, is_file, name, sizeof name);
     m->path = strdup(path);
     m->name = strdup(name);
+    m->is_file = is_file;
     op_dtype act = OP_F32;
     sdc_status st = m->path && m->name ? make_context(m, opt, &act) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    if (!st) st = is_file ? single_file_load(m, path, opt) : load_components(m, opt ? opt->variant : NULL);
+    if (!st) st = is_file ? single_file_family(path, &m->fam) : folder_family(path, &m->fam);
+    if (!st) m->ntext = m->fam->ntext;
+    if (!st) st = is_file ? m->fam->load_file(m, path, opt) : m->fam->load_folder(m, path, opt);
     if (!st && !is_file && opt && opt->prediction)
         st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
-    if (!st) st = lora_apply_to_model(m, opt); /* fused before any request runs */
+    if (!st) st = model_fuse_loras(m, opt); /* before any request runs */
     if (!st) st = model_to_device(m, act);
     if (st) {
         sdc_model_free(m);
@@ -175,12 +135,11 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
 
 void sdc_model_free(sdc_model *m) {
     if (!m) return;
-    clip_tokenizer_free(m->tok);
-    clip_tokenizer_free(m->tok2);
-    clip_runner_free(m->te_run[0]); /* their graphs read the encoders' weights */
-    clip_runner_free(m->te_run[1]);
-    clip_text_free(m->te);
-    clip_text_free(m->te2);
+    for (int i = 0; i < MODEL_MAX_TEXT; i++) {
+        clip_tokenizer_free(m->tok[i]);
+        clip_runner_free(m->te_run[i]); /* its graph reads the encoder's weights */
+        clip_text_free(m->te[i]);
+    }
     unet_runner_free(m->unet_run); /* its graph reads the UNet's weights */
     unet_free(m->unet);
     vae_free(m->vae);

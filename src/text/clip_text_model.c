@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "io/json.h"
-#include "io/model_files.h"
 #include "nn/layers.h"
 
 typedef struct {
@@ -27,6 +26,7 @@ struct clip_text_model {
     weights own;      /* used when the model opened its own files */
     int owns_weights;
     weights *src;     /* where the parameters came from: &own or the borrowed object */
+    weights *adopted; /* a borrowed object handed over with clip_text_own_weights */
     const void *tok_emb;  /* (vocab, D) as stored: 49408 rows of which a prompt reads 77 */
     op_dtype tok_dt;
     const float *pos_emb; /* (max_positions, D) */
@@ -177,7 +177,7 @@ sdc_status clip_text_load(clip_text_model **out, op_ctx *cx, const char *dir, co
     SDC_TRY(clip_text_config_load(&cfg, cfg_path));
     clip_text_model *m = calloc(1, sizeof *m);
     if (!m) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    sdc_status st = component_weights_open(&m->own, dir, "model", variant && *variant ? variant : NULL);
+    sdc_status st = weights_open_component(&m->own, dir, "model", variant && *variant ? variant : NULL);
     if (st) {
         free(m);
         return st;
@@ -197,10 +197,17 @@ fail:
     return st;
 }
 
+sdc_status clip_text_own_weights(clip_text_model *m, weights *w) {
+    if (w != m->src) return sdc_fail(SDC_ERR_ARG, "clip_text_own_weights: not the model's weights");
+    m->adopted = w;
+    return SDC_OK;
+}
+
 void clip_text_free(clip_text_model *m) {
     if (!m) return;
     free(m->layers);
     if (m->owns_weights) weights_close(&m->own);
+    if (m->adopted) weights_close(m->adopted), free(m->adopted);
     free(m);
 }
 

@@ -51,6 +51,9 @@ sdc_status clip_text_load(clip_text_model **out, op_ctx *cx, const char *dir, co
  * open until clip_text_free. */
 sdc_status clip_text_load_weights(clip_text_model **out, op_ctx *cx, const clip_text_config *cfg, weights *w);
 
+/* Hand the heap-allocated w the model was loaded from over to it: closed
+ * and freed by clip_text_free. */
+sdc_status clip_text_own_weights(clip_text_model *m, weights *w);
 void clip_text_free(clip_text_model *m);
 
 /* ids[B, T], 0 <= id < vocab_size, 1 <= T <= max_positions. Every output is

@@ -3,7 +3,7 @@
  * them (SD 1.5, SDXL) or as published (SD 2.x), including which keys are
  * absent: a scheduler swapped in with --scheduler takes absent keys from
  * its own defaults, exactly as with the folder. */
-#include "convert/builtin_configs.h"
+#include "family/builtin_configs.h"
 
 #include <stddef.h>
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 
 void keymap_match(void *ctx, const char *d, const char *l) {
     keymap_query *q = ctx;

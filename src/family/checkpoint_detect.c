@@ -1,6 +1,6 @@
 /* checkpoint_detect.c - tell the family of a single-file checkpoint from its
  * header, or say what the file is instead (see checkpoint_detect.h). */
-#include "convert/checkpoint_detect.h"
+#include "family/checkpoint_detect.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

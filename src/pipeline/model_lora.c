@@ -1,16 +1,15 @@
-/* lora_model.c - the LoRAs of sdc_load_options fused into a loaded model:
- * the glue between sdc_model's components and lora_apply. */
+/* model_lora.c - LoRAs fused into a loaded model (model_lora.h). */
+#include "pipeline/model_lora.h"
+
 #include <cblas.h>
-#include <math.h>
 
 #include "lora/lora.h"
-#include "pipeline/model.h"
 
-sdc_status lora_apply_to_model(sdc_model *m, const sdc_load_options *opt) {
+sdc_status model_fuse_loras(sdc_model *m, const sdc_load_options *opt) {
     if (!opt || opt->nloras <= 0) return SDC_OK;
     if (!opt->loras) return sdc_fail(SDC_ERR_ARG, "%d LoRAs requested but no paths given", opt->nloras);
-    lora_targets t = {.w = {unet_weights(m->unet), m->te ? clip_text_weights(m->te) : NULL,
-                            m->te2 ? clip_text_weights(m->te2) : NULL},
+    lora_targets t = {.w = {unet_weights(m->unet), m->te[0] ? clip_text_weights(m->te[0]) : NULL,
+                            m->te[1] ? clip_text_weights(m->te[1]) : NULL},
                       .unet_cfg = unet_get_config(m->unet)};
     /* the float64 fuse is OpenBLAS's (its thread count is the process's) */
     openblas_set_num_threads(op_ctx_threads(m->cx));

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 
 static void resnet(const char *d, const char *l, keymap_fn fn, void *ctx) {
     static const char *pairs[][2] = {{"norm1", "in_layers.0"},   {"conv1", "in_layers.2"},

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 
 /* whole-name pairs outside the resblocks: {OpenCLIP, HF} */
 static const char *k_top[][2] = {

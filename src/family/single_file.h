@@ -5,15 +5,15 @@
  * transposed text_projection and what weights.c widens from f16/bf16), so
  * the components load with their ordinary *_load_weights entries. The
  * architecture comes from the built-in real-family configs
- * (convert/builtin_configs.h) or from a diffusers folder (config_dir), the
+ * (builtin_configs.h) or from a diffusers folder (config_dir), the
  * tokenizers from a search path (single_file_find_tokenizer). */
-#ifndef SDC_PIPELINE_SINGLE_FILE_H
-#define SDC_PIPELINE_SINGLE_FILE_H
+#ifndef SDC_FAMILY_SINGLE_FILE_H
+#define SDC_FAMILY_SINGLE_FILE_H
 
 #include <cjson/cJSON.h>
 
-#include "convert/checkpoint_detect.h"
-#include "pipeline/model.h"
+#include "family/checkpoint_detect.h"
+#include "family/model.h"
 
 /* Everything decided about a file before any weight is read (also what
  * `sdc info` reports). */
@@ -46,8 +46,12 @@ typedef enum {
 sf_map_kind single_file_map_key(const single_file_plan *p, const char *key, sf_component *comp, char *out,
                                 size_t n);
 
-/* path: a .safetensors checkpoint, loaded into m (its context already made;
- * sdc_model_free cleans up after a failure). */
+/* The family a checkpoint belongs to, from its header (what ckpt_detect
+ * finds; a file that is no checkpoint is refused with what it is). */
+sdc_status single_file_family(const char *path, const model_family **fam);
+/* path: a .safetensors checkpoint of m->fam with m->ntext text encoders,
+ * loaded into m (its context already made; sdc_model_free cleans up after a
+ * failure). The families' load_file. */
 sdc_status single_file_load(sdc_model *m, const char *path, const sdc_load_options *opt);
 /* Close what the text encoders and the VAE borrowed; call after freeing them. */
 void single_file_release(sdc_model *m);

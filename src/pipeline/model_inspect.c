@@ -2,15 +2,16 @@
  * (see model_inspect.h). Single files go through the same detection, config
  * choice and key map as loading (single_file.h), so what is reported is what
  * a load would use. */
-#include "convert/model_inspect.h"
+#include "pipeline/model_inspect.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "io/json.h"
-#include "io/model_files.h"
-#include "pipeline/single_file.h"
+#include "io/paths.h"
+#include "family/family.h"
+#include "family/single_file.h"
 #include "sched/scheduler.h"
 
 static int ends(const char *s, const char *suffix) {
@@ -141,7 +142,7 @@ static sdc_status inspect_component_dir(model_report *r, const char *root, const
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     weights w;
-    SDC_TRY(component_weights_open(&w, dir, base, variant));
+    SDC_TRY(weights_open_component(&w, dir, base, variant));
     inspect_component *c = &r->comp[r->ncomp++];
     snprintf(c->name, sizeof c->name, "%s", name);
     acc a = {.c = c};
@@ -166,9 +167,9 @@ static sdc_status inspect_folder(const char *path, const sdc_load_options *opt, 
     if (!path_exists(p)) return sdc_fail(SDC_ERR_FORMAT, "%s: not a diffusers pipeline folder (no model_index.json)", path);
     SDC_TRY(json_load(p, &idx));
     const char *cls;
+    const model_family *fam = NULL;
     sdc_status st = json_get_str(idx, "_class_name", "", &cls, p);
-    int sdxl = !st && !strcmp(cls, "StableDiffusionXLPipeline");
-    if (!st && !sdxl && strcmp(cls, "StableDiffusionPipeline"))
+    if (!st && !(fam = family_for_pipeline_class(cls)))
         st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s: pipeline class '%s' is not supported", p, cls);
     if (!st) snprintf(r->pipeline, sizeof r->pipeline, "%s", cls);
     cJSON_Delete(idx);
@@ -178,8 +179,12 @@ static sdc_status inspect_folder(const char *path, const sdc_load_options *opt, 
     unet_config unet;
     snprintf(p, sizeof p, "%s/text_encoder/config.json", path);
     SDC_TRY(clip_text_config_load(&te, p));
-    /* SD 2.x is the SD pipeline with an OpenCLIP (erf gelu) text encoder */
-    set_family(r, sdxl ? CKPT_SDXL : te.act == CLIP_ACT_GELU ? CKPT_SD2 : CKPT_SD1);
+    /* the single-file layout a folder of the family would have: SD 2.x is
+     * the SD pipeline with an OpenCLIP (erf gelu) text encoder */
+    ckpt_family layout = CKPT_SD1;
+    if (!fam->owns_checkpoint(CKPT_SD1)) layout = CKPT_SDXL;
+    else if (te.act == CLIP_ACT_GELU) layout = CKPT_SD2;
+    set_family(r, layout);
     snprintf(r->configs, sizeof r->configs, "the folder's config files");
     snprintf(p, sizeof p, "%s/vae/config.json", path);
     SDC_TRY(vae_config_load(&vae, p));
@@ -201,8 +206,11 @@ static sdc_status inspect_folder(const char *path, const sdc_load_options *opt, 
     const char *variant = opt ? opt->variant : NULL;
     SDC_TRY(inspect_component_dir(r, path, "unet", "diffusion_pytorch_model", variant));
     SDC_TRY(inspect_component_dir(r, path, "vae", "diffusion_pytorch_model", variant));
-    SDC_TRY(inspect_component_dir(r, path, "text_encoder", "model", variant));
-    if (sdxl) SDC_TRY(inspect_component_dir(r, path, "text_encoder_2", "model", variant));
+    for (int i = 0; i < fam->ntext; i++) {
+        char te_dir[32];
+        snprintf(te_dir, sizeof te_dir, i ? "text_encoder_%d" : "text_encoder", i + 1);
+        SDC_TRY(inspect_component_dir(r, path, te_dir, "model", variant));
+    }
     return SDC_OK;
 }
 

@@ -2,27 +2,28 @@
  * (see single_file.h): detect, choose the configs, find the tokenizers, map
  * every key to its diffusers name (views), load each component, and check
  * that the pieces fit together. */
-#include "pipeline/single_file.h"
+#include "family/single_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/ops.h"
-#include "convert/ldm_keymap.h"
+#include "family/ldm_keymap.h"
 #include "io/json.h"
-#include "io/model_files.h"
+#include "family/clip_unet_vae.h"
+#include "io/paths.h"
 
 /* the weights objects the text encoders and the VAE borrow (the UNet owns its own) */
 struct single_file_weights {
-    weights te, te2, vae;
-    int open_te, open_te2, open_vae;
+    weights te[MODEL_MAX_TEXT], vae;
+    int open_te[MODEL_MAX_TEXT], open_vae;
 };
 
 void single_file_release(sdc_model *m) {
     if (!m || !m->sf) return;
-    if (m->sf->open_te) weights_close(&m->sf->te);
-    if (m->sf->open_te2) weights_close(&m->sf->te2);
+    for (int i = 0; i < MODEL_MAX_TEXT; i++)
+        if (m->sf->open_te[i]) weights_close(&m->sf->te[i]);
     if (m->sf->open_vae) weights_close(&m->sf->vae);
     free(m->sf);
     m->sf = NULL;
@@ -381,11 +382,9 @@ static sdc_status open_mapped(weights *w, const char *path, const comp_desc *c) 
 static sdc_status load_tokenizers(sdc_model *m, const char *path, const sdc_load_options *opt,
                                   const single_file_plan *p) {
     tokenizer_source s;
-    SDC_TRY(single_file_find_tokenizer(path, opt, p, 0, &s));
-    SDC_TRY(clip_tokenizer_load_pad(&m->tok, s.dir, s.pad));
-    if (p->det.family == CKPT_SDXL) {
-        SDC_TRY(single_file_find_tokenizer(path, opt, p, 1, &s));
-        SDC_TRY(clip_tokenizer_load_pad(&m->tok2, s.dir, s.pad));
+    for (int i = 0; i < m->ntext; i++) {
+        SDC_TRY(single_file_find_tokenizer(path, opt, p, i, &s));
+        SDC_TRY(clip_tokenizer_load_pad(&m->tok[i], s.dir, s.pad));
     }
     return SDC_OK;
 }
@@ -405,7 +404,11 @@ static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_option
     st_close(&f);
     SDC_TRY(st);
     const ckpt_info *d = &p.det;
-    m->family = d->family == CKPT_SDXL ? FAMILY_SDXL : FAMILY_SD;
+    if (family_for_checkpoint(d->family) != m->fam || m->ntext != (d->te2_prefix ? 2 : 1)) {
+        single_file_plan_free(&p);
+        return sdc_fail(SDC_ERR_ARG, "%s: an %s checkpoint, not a %s one", path, ckpt_family_name(d->family),
+                        m->fam->title);
+    }
     m->force_zeros_for_empty_prompt = p.force_zeros_for_empty_prompt;
     m->sched_json = p.sched;
     p.sched = NULL;
@@ -413,12 +416,10 @@ static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_option
 
     comp_desc te = {d->te_openclip ? COMP_TE_OPENCLIP : COMP_TE_HF, SF_TE, d->te_prefix,
                     d->family == CKPT_SDXL ? "text_encoder" : "text encoder", &p, &p.te};
-    SDC_TRY(load_text_encoder(&m->te, m->cx, &m->sf->te, &m->sf->open_te, path, &te));
-    if (d->family == CKPT_SDXL) {
+    SDC_TRY(load_text_encoder(&m->te[0], m->cx, &m->sf->te[0], &m->sf->open_te[0], path, &te));
+    if (m->ntext > 1) {
         comp_desc te2 = {COMP_TE_OPENCLIP, SF_TE2, d->te2_prefix, "text_encoder_2", &p, &p.te2};
-        SDC_TRY(load_text_encoder(&m->te2, m->cx, &m->sf->te2, &m->sf->open_te2, path, &te2));
-        if (!clip_text_projection_dim(m->te2))
-            return sdc_fail(SDC_ERR_FORMAT, "%s: text_encoder_2 needs a text projection", path);
+        SDC_TRY(load_text_encoder(&m->te[1], m->cx, &m->sf->te[1], &m->sf->open_te[1], path, &te2));
     }
     comp_desc vae = {COMP_VAE, SF_VAE, LDM_VAE_PREFIX, "VAE", &p, NULL};
     SDC_TRY(open_mapped(&m->sf->vae, path, &vae));
@@ -429,24 +430,32 @@ static sdc_status load_all(sdc_model *m, const char *path, const sdc_load_option
     SDC_TRY(open_mapped(&wu, path, &unet));
     SDC_TRY(explain(unet_load_weights(&m->unet, m->cx, &p.unet, &wu), &unet)); /* the UNet owns wu now */
 
-    /* the pieces must fit together (as for a folder) */
-    const unet_config *uc = unet_get_config(m->unet);
-    int ctx = clip_text_hidden_size(m->te) + (m->te2 ? clip_text_hidden_size(m->te2) : 0);
-    if (uc->cross_dim[0] != ctx)
-        return sdc_fail(SDC_ERR_SHAPE, "%s: UNet cross_attention_dim %d does not match the text encoder width %d",
-                        path, uc->cross_dim[0], ctx);
-    if (m->family == FAMILY_SDXL && uc->add_in_dim != 6 * uc->add_time_dim + clip_text_projection_dim(m->te2))
-        return sdc_fail(SDC_ERR_SHAPE, "%s: UNet projection_class_embeddings_input_dim %d does not match 6 x %d + "
-                        "text projection %d", path, uc->add_in_dim, uc->add_time_dim, clip_text_projection_dim(m->te2));
-    m->vae_scale = vae_downscale_factor(m->vae);
+    return cuv_check(m, path); /* the pieces must fit together, as for a folder */
+}
+
+static sdc_status refuse_pickle(const char *path) {
+    if (!file_is_pickle(path)) return SDC_OK;
+    return sdc_fail(SDC_ERR_UNSUPPORTED,
+                    "%s: a PyTorch pickle checkpoint (.ckpt/.pt); sdc reads .safetensors only (convert it, or "
+                    "download the .safetensors version)", path);
+}
+
+sdc_status single_file_family(const char *path, const model_family **fam) {
+    *fam = NULL;
+    SDC_TRY(refuse_pickle(path));
+    st_file f;
+    ckpt_info d;
+    SDC_TRY(st_open(&f, path));
+    sdc_status st = ckpt_detect(&f, &d);
+    st_close(&f);
+    SDC_TRY(st);
+    if (!(*fam = family_for_checkpoint(d.family)))
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: %s checkpoints are not supported", path, ckpt_family_name(d.family));
     return SDC_OK;
 }
 
 sdc_status single_file_load(sdc_model *m, const char *path, const sdc_load_options *opt) {
-    if (file_is_pickle(path))
-        return sdc_fail(SDC_ERR_UNSUPPORTED,
-                        "%s: a PyTorch pickle checkpoint (.ckpt/.pt); sdc reads .safetensors only (convert it, or "
-                        "download the .safetensors version)", path);
+    SDC_TRY(refuse_pickle(path));
     m->sf = calloc(1, sizeof *m->sf);
     if (!m->sf) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     return load_all(m, path, opt);

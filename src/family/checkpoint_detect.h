@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "convert/builtin_configs.h"
+#include "family/builtin_configs.h"
 #include "io/safetensors.h"
 
 /* component prefixes of the original layout */

@@ -1,23 +1,13 @@
-/* model_files.c - locate and open a component's safetensors file(s). */
-#include "io/model_files.h"
-
+/* weights_component.c - a diffusers component's safetensors file(s) opened
+ * as one weights object (nn/weights.h: weights_open_component). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "io/json.h"
-
-int path_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-int dir_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
+#include "io/paths.h"
+#include "nn/weights.h"
 
 /* Open every distinct shard named in an index file's weight_map. */
 static sdc_status open_index(weights *w, const char *dir, const char *index) {
@@ -49,7 +39,7 @@ static sdc_status open_index(weights *w, const char *dir, const char *index) {
     return st;
 }
 
-sdc_status component_weights_open(weights *w, const char *dir, const char *base, const char *variant) {
+sdc_status weights_open_component(weights *w, const char *dir, const char *base, const char *variant) {
     char p[4096];
     memset(w, 0, sizeof *w);
     if (!dir_exists(dir)) return sdc_fail(SDC_ERR_IO, "%s: component folder not found", dir);
