@@ -73,6 +73,10 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The front ends (tools/) are built without src/ on the include path: they
+# see the library only through include/sdc.h.
+$(TOOL_OBJ): CFLAGS := $(filter-out -Isrc,$(CFLAGS))
+
 ifeq ($(CUDA),emu)
 $(B)/obj/%.cu.o: %.cu tests/cuda_emu/rewrite.sed Makefile
 	@mkdir -p $(dir $@)

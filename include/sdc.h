@@ -32,6 +32,13 @@ typedef enum {
 
 const char *sdc_last_error(void);
 const char *sdc_status_name(sdc_status st);
+/* Record the message sdc_last_error() returns and return `code`
+ * (printf-style): how callbacks handed to the library report a failure. */
+sdc_status sdc_fail(sdc_status code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ---- models ---- */
 
@@ -159,6 +166,21 @@ typedef struct {
 
 void sdc_request_init(sdc_request *r);
 
+/* Limits of a request (sdc_request_check refuses values past them). */
+#define SDC_MAX_STEPS 1000
+#define SDC_MAX_SIDE 4096       /* width and height, pixels */
+#define SDC_MAX_BATCH 64        /* images through one UNet call (batch_size; batch x nprompts without it) */
+#define SDC_MAX_IMAGES 4096     /* images of one request split into batch_size chunks */
+#define SDC_MAX_CLIP_SKIP 12
+
+/* Every field of r checked, the one place requests are validated (sdc_generate
+ * calls it first; front ends call it to refuse a request before queueing
+ * it). m NULL: what needs no model (ranges, counts, names of the scheduler,
+ * timestep spacing and generator); with m also what the model decides (its
+ * default size and steps, the size multiple, the scheduler its config makes
+ * with these settings). SDC_ERR_ARG or SDC_ERR_UNSUPPORTED naming the field. */
+sdc_status sdc_request_check(const sdc_model *m, const sdc_request *r);
+
 typedef struct {
     int width, height;
     uint8_t *rgb;      /* height * width * 3 */
@@ -173,6 +195,178 @@ void sdc_images_free(sdc_image *images, int n);
 
 /* Write one image as PNG with its infotext (temporary file + rename). */
 sdc_status sdc_image_save_png(const sdc_image *img, const char *path);
+/* The same PNG in memory (malloc'd; the caller frees *png). */
+sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len);
+/* A PNG file image in memory: its pixels as 8-bit RGB (rgb NULL: not
+ * decoded) and the "parameters" text (tEXt/iTXt; *params NULL when absent;
+ * params NULL: not read). The caller frees *rgb and *params. */
+sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params);
+
+/* ---- intermediates: an sdc_tensor_fn that collects a .safetensors file ---- */
+
+typedef struct sdc_dump sdc_dump;
+sdc_dump *sdc_dump_new(void); /* NULL when out of memory */
+/* sdc_request.dump = sdc_dump_tensor, .dump_ctx = the sdc_dump */
+void sdc_dump_tensor(void *dump, const char *name, int is_int, int ndim, const int64_t *shape, const void *data);
+sdc_status sdc_dump_save(sdc_dump *d, const char *path);
+void sdc_dump_free(sdc_dump *d);
+
+/* ---- prompts files: many images through one loaded model ----
+ * A prompts file is plain text (one prompt per line) or JSONL (one object
+ * per line: prompt and optional negative_prompt, seed, steps, guidance,
+ * width, height, scheduler, count). Image j of the file (lines in order,
+ * `count` or images_per_prompt images each) has seed base + j, or, when its
+ * line gives a seed S, S + its offset in the line. Every error names the
+ * file and the line. */
+
+typedef struct sdc_prompts sdc_prompts;
+sdc_status sdc_prompts_load(sdc_prompts **out, const char *path, int images_per_prompt, uint64_t base_seed);
+int64_t sdc_prompts_images(const sdc_prompts *p);
+void sdc_prompts_free(sdc_prompts *p);
+
+typedef sdc_status (*sdc_image_fn)(void *ctx, int64_t index, const sdc_image *img);
+/* Every image of p in index order, handed to on_image (a failure it returns
+ * stops the run). base: the settings of every image (its prompts, seed and
+ * batch are the file's; steps, guidance, size, scheduler and the negative
+ * prompt are defaults a line may override). base->batch_size > 0: images of
+ * consecutive lines with equal settings share UNet calls of at most that
+ * many; 0: each line runs alone, SDC_MAX_BATCH images at a time. */
+sdc_status sdc_prompts_generate(sdc_model *m, const sdc_request *base, const sdc_prompts *p, sdc_image_fn on_image,
+                                void *ctx);
+
+/* ---- data sets (sdc dataset, docs/dataset.md) ----
+ * One slice of a data set made (or resumed) from a prompts file: image j of
+ * the whole set is the prompts file's image j, named %08d.png; which images
+ * share a UNet call depends only on j, the batch size and the layout, so any
+ * run, slice or resume writes the same bytes for the same j on the same
+ * machine type. Every file appears under its final name only when complete,
+ * so a kill -9 at any moment loses at most the images in flight. */
+
+typedef enum { SDC_DATASET_IMAGEFOLDER, SDC_DATASET_WEBDATASET } sdc_dataset_format;
+
+typedef struct {
+    int64_t total;     /* images of this slice */
+    int64_t done;      /* of them on disk (present before the run + made) */
+    int64_t made;      /* made by this run */
+    int64_t failures;  /* images that could not be made */
+    double seconds;    /* since this run started */
+    const char *error; /* set for one call after a failed batch: its message */
+    int64_t error_first, error_end; /* the failed images */
+} sdc_dataset_progress;
+
+typedef void (*sdc_dataset_progress_fn)(void *ctx, const sdc_dataset_progress *p);
+/* Test hook: called at the named points of the n-th image this run writes
+ * ("write" half of its bytes written, "file" in place, "line" half of its
+ * manifest line written, "done" recorded, "close" a tar's trailer written). */
+typedef void (*sdc_dataset_hook_fn)(void *ctx, const char *point, int64_t nth);
+
+typedef struct {
+    const char *model, *prompts, *out;
+    /* the model: path above, loaded with these (variant, config/tokenizer
+     * folders, device, dtype, threads, LoRAs; each changes the pixels and is
+     * part of the data set's identity) */
+    sdc_load_options load;
+    /* the settings of every image: steps, guidance, width, height, scheduler
+     * and a negative prompt (negative_prompts[0]) are defaults a prompts file
+     * line may override; timestep_spacing, karras, eta, clip_skip and rng
+     * apply to all. Its prompts, seed, batch, progress and dump are the
+     * data set's own. */
+    sdc_request req;
+    int images_per_prompt;
+    uint64_t seed;
+    sdc_dataset_format format;
+    int shard_size; /* images per tar (webdataset) */
+    int batch_size; /* images per UNet call */
+    int slice, nslices;
+    sdc_dataset_progress_fn progress;
+    void *progress_ctx;
+    sdc_dataset_hook_fn hook;
+    void *hook_ctx;
+    volatile int *stop; /* non-zero: stop after the current denoising step */
+} sdc_dataset_options;
+
+void sdc_dataset_options_init(sdc_dataset_options *o);
+
+typedef struct {
+    int64_t slice_first, slice_end; /* global indices of this slice */
+    int64_t total, present, made, failures;
+    double seconds;
+    int64_t metadata_lines; /* imagefolder: lines in train/metadata.jsonl after the merge */
+} sdc_dataset_summary;
+
+/* SDC_ERR_INTERRUPTED when *stop was raised; failed batches are counted in
+ * the summary, not returned as errors. */
+sdc_status sdc_dataset_run(const sdc_dataset_options *o, sdc_dataset_summary *sum);
+
+/* Which slice of a data set this process makes: spec ("I/N", --shard) wins,
+ * then a Slurm job array (SLURM_ARRAY_TASK_ID / _COUNT / _MIN / _STEP), then
+ * a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with shards = the Job's
+ * completions > 0); none: slice 0 of 1. *source names where the slice came
+ * from ("--shard", "Slurm array", ...). The environment is the caller's
+ * (NULL: unset), so the choice is testable. */
+typedef struct {
+    const char *slurm_id, *slurm_count, *slurm_min, *slurm_step;
+    const char *k8s_index;
+} sdc_shard_env;
+sdc_status sdc_shard_select(const char *spec, int shards, const sdc_shard_env *env, int *slice, int *nslices,
+                            const char **source);
+
+/* ---- what a model is (sdc info), from configs and headers only ---- */
+
+typedef struct {
+    char name[24];       /* "unet", "vae", "text_encoder", "text_encoder_2" */
+    char source[80];     /* single files: the key prefix; folders: the weight file(s) */
+    int64_t params;      /* elements of the tensors the engine uses */
+    int64_t tensors;
+    int64_t bytes;       /* their stored size */
+    char dtypes[48];     /* e.g. "F16" or "F16+F32" */
+    int lora_targets;    /* Linear / 1x1-conv modules a LoRA can change */
+} sdc_component_report;
+
+typedef struct {
+    int single_file;
+    int64_t file_bytes;         /* the file, or every weight file of the folder */
+    char family[8];             /* "sd1", "sd2", "sdxl" */
+    char family_title[32];      /* "SD 1.x", "SD 2.x", "SDXL" */
+    char pipeline[40];          /* diffusers pipeline class */
+    char configs[160];          /* where the architecture comes from */
+    char prediction[16];        /* "epsilon", "v_prediction", "sample" */
+    char prediction_source[128];
+    char scheduler[24];         /* sdc name: "pndm", "euler", ... */
+    char scheduler_class[48];
+    int width, height;          /* default image size */
+    sdc_component_report comp[4];
+    int ncomp;
+    int lora_targets;           /* over all components */
+    int64_t ema_tensors;        /* model_ema.* copies (ignored) */
+    int64_t ignored_tensors;    /* other tensors the engine does not use */
+    /* single files: where the tokenizers would be taken from, or why none was found */
+    char tokenizer[2][600];
+    int ntokenizers, tokenizers_found;
+} sdc_model_report;
+
+/* opt: config_dir / tokenizer_dir / prediction / variant as for sdc_model_load (may be NULL). */
+sdc_status sdc_model_inspect(const char *path, const sdc_load_options *opt, sdc_model_report *r);
+
+/* ---- CLIP tokenizers (sdc tokenize) ---- */
+
+typedef struct sdc_tokenizer sdc_tokenizer;
+/* dir: vocab.json, merges.txt, tokenizer_config.json [, special_tokens_map.json] */
+sdc_status sdc_tokenizer_load(sdc_tokenizer **out, const char *dir);
+void sdc_tokenizer_free(sdc_tokenizer *t);
+
+typedef struct {
+    int n;                    /* BPE tokens of the text */
+    char **tokens;            /* their strings, e.g. "cat</w>" */
+    int64_t *token_ids;
+    int nuntruncated;         /* bos + every token + eos */
+    int64_t *untruncated_ids;
+    int max_length;           /* the model's (77) */
+    int64_t *input_ids;       /* what the text encoder reads: max_length ids, truncated and padded */
+} sdc_tokens;
+
+sdc_status sdc_tokenize(const sdc_tokenizer *t, const char *text, size_t len, sdc_tokens *out);
+void sdc_tokens_free(sdc_tokens *k);
 
 #ifdef __cplusplus
 }

@@ -9,16 +9,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "pipeline/model_inspect.h"
+#include "sdc.h"
 #include "harness.h"
 #include "io/json.h"
-#include "sdc.h"
 
 TEST(info_sdxl_folder_equals_single_file) {
-    model_report a, b;
+    sdc_model_report a, b;
     sdc_load_options lo = {.config_dir = fixture_path("models/tiny-sdxl")};
-    CHECK_OK(model_inspect(fixture_path("models/tiny-sdxl"), NULL, &a));
-    CHECK_OK(model_inspect(fixture_path("models/tiny-sdxl.safetensors"), &lo, &b));
+    CHECK_OK(sdc_model_inspect(fixture_path("models/tiny-sdxl"), NULL, &a));
+    CHECK_OK(sdc_model_inspect(fixture_path("models/tiny-sdxl.safetensors"), &lo, &b));
     CHECK(!a.single_file && b.single_file, "formats");
     CHECK(!strcmp(a.family, "sdxl") && !strcmp(b.family, "sdxl"), "family %s / %s", a.family, b.family);
     CHECK(!strcmp(a.scheduler, "euler") && !strcmp(b.scheduler, "euler"), "scheduler %s / %s", a.scheduler, b.scheduler);
@@ -43,15 +42,15 @@ TEST(info_sdxl_folder_equals_single_file) {
 }
 
 TEST(info_single_file_builtin_configs) {
-    model_report r;
-    CHECK_OK(model_inspect(fixture_path("models/tiny-sd.safetensors"), NULL, &r));
+    sdc_model_report r;
+    CHECK_OK(sdc_model_inspect(fixture_path("models/tiny-sd.safetensors"), NULL, &r));
     CHECK(!strcmp(r.family, "sd1") && strstr(r.configs, "built-in SD 1.5"), "%s / %s", r.family, r.configs);
     CHECK(!strcmp(r.scheduler, "pndm") && !strcmp(r.prediction, "epsilon") && r.width == 512,
           "scheduler %s, prediction %s, size %d", r.scheduler, r.prediction, r.width);
     CHECK(r.lora_targets == 210, "LoRA targets %d (UNet 192 + text encoder 18)", r.lora_targets);
     /* --prediction reaches folders too */
     sdc_load_options lo = {.prediction = "v"};
-    CHECK_OK(model_inspect(fixture_path("models/tiny-sd"), &lo, &r));
+    CHECK_OK(sdc_model_inspect(fixture_path("models/tiny-sd"), &lo, &r));
     CHECK(!strcmp(r.prediction, "v_prediction") && !strcmp(r.prediction_source, "--prediction"), "%s (%s)",
           r.prediction, r.prediction_source);
 }

@@ -107,7 +107,9 @@ TEST(prompts_plan_indices_seeds_and_runs) {
                    "{\"prompt\": \"c\", \"steps\": 7}\n{\"prompt\": \"d\"}\n{\"prompt\": \"e\", \"negative_prompt\": \"n\"}\n",
                    &l));
     plan p;
-    plan_defaults def = {.steps = 4, .guidance = -1};
+    sdc_request def;
+    sdc_request_init(&def);
+    def.steps = 4;
     CHECK_OK(plan_build(&p, &l, 2, 10, &def, "p.txt"));
     CHECK(p.total == 11, "total %lld", (long long)p.total);
     int64_t firsts[] = {0, 2, 5, 7, 9, 11};
@@ -116,11 +118,13 @@ TEST(prompts_plan_indices_seeds_and_runs) {
     CHECK(plan_seed(&p, 2) == 100 && plan_seed(&p, 4) == 102, "line seed");
     CHECK(plan_seed(&p, 5) == 15 && plan_seed(&p, 10) == 20, "base + index after a seeded line");
     CHECK(plan_line_of(&p, 4) == 1 && plan_line_of(&p, 5) == 2 && plan_line_of(&p, 10) == 4, "line_of");
-    plan_settings s;
-    plan_settings_of(&p, 5, &s);
-    CHECK(s.steps == 7 && !strcmp(s.prompt, "c"), "line steps win");
-    plan_settings_of(&p, 7, &s);
-    CHECK(s.steps == 4 && s.guidance < 0 && !s.negative, "flags fill the rest");
+    sdc_request s;
+    plan_request_of(&p, 5, &s);
+    CHECK(s.steps == 7 && !strcmp(s.prompts[0], "c") && s.nprompts == 1 && s.seed == 15, "line steps win");
+    plan_request_of(&p, 7, &s);
+    CHECK(s.steps == 4 && s.guidance < 0 && !s.negative_prompts, "flags fill the rest");
+    plan_request_of(&p, 9, &s);
+    CHECK(s.negative_prompts && !strcmp(s.negative_prompts[0], "n") && s.nnegative == 1, "a line's negative prompt");
     /* runs: seeds must continue and settings match */
     CHECK(plan_run_end(&p, 0, 11) == 2, "seed jump ends a run: %lld", (long long)plan_run_end(&p, 0, 11));
     CHECK(plan_run_end(&p, 2, 11) == 5, "line 2 alone (next line's seeds jump back)");

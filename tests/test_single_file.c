@@ -17,12 +17,11 @@
 
 #include "family/builtin_configs.h"
 #include "family/ldm_keymap.h"
-#include "pipeline/model_inspect.h"
+#include "sdc.h"
 #include "harness.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "family/single_file.h"
-#include "sdc.h"
 
 /* ---- small file helpers ---- */
 
@@ -622,8 +621,8 @@ TEST(single_file_sd2_model_shape) {
     CHECK(pad == 0, "pad id %d, expected 0 (\"!\")", pad);
     CHECK(!sdxl, "family");
     /* what `sdc info` makes of it */
-    model_report r;
-    CHECK_OK(model_inspect(file, &lo, &r));
+    sdc_model_report r;
+    CHECK_OK(sdc_model_inspect(file, &lo, &r));
     CHECK(!strcmp(r.family, "sd2") && r.ncomp == 3, "family %s, %d components", r.family, r.ncomp);
     CHECK(!strcmp(r.prediction, "v_prediction") && !strcmp(r.scheduler, "ddim"), "%s / %s", r.prediction, r.scheduler);
     /* last resblock (12 tensors) + text_projection + logit_scale + alphas_cumprod unused, 2 EMA tensors */
@@ -632,8 +631,8 @@ TEST(single_file_sd2_model_shape) {
     CHECK(!strcmp(r.comp[2].dtypes, "F16") && !strcmp(r.comp[1].dtypes, "BF16"), "dtypes %s %s", r.comp[2].dtypes,
           r.comp[1].dtypes);
     CHECK(r.comp[2].lora_targets == 12, "text encoder LoRA targets %d (2 layers x 6)", r.comp[2].lora_targets);
-    model_report rf;
-    CHECK_OK(model_inspect(folder, NULL, &rf));
+    sdc_model_report rf;
+    CHECK_OK(sdc_model_inspect(folder, NULL, &rf));
     for (int i = 0; i < 3; i++)
         CHECK(rf.comp[i].params == r.comp[i].params && rf.comp[i].lora_targets == r.comp[i].lora_targets,
               "%s: folder %lld params / %d targets, file %lld / %d", r.comp[i].name, (long long)rf.comp[i].params,

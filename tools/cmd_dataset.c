@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "dataset/dataset.h"
-#include "dataset/shard.h"
 #include "presets.h"
 #include "sdc.h"
 
@@ -85,7 +83,7 @@ static void fmt_eta(char *b, size_t n, double s) {
     else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
-static void on_progress(void *ctx, const ds_progress *p) {
+static void on_progress(void *ctx, const sdc_dataset_progress *p) {
     ui_state *u = ctx;
     if (p->error)
         fprintf(stderr, "sdc: images %lld..%lld failed: %s\n", (long long)p->error_first, (long long)p->error_end - 1,
@@ -130,15 +128,6 @@ enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = P
 /* the preset's values for the settings the command line left open; every one
  * of them is an identity key already (steps, guidance, size, scheduler,
  * timestep_spacing, eta), so the preset needs no key of its own */
-static void apply_preset(const sdc_preset *p, const preset_given *g, ds_options *o) {
-    sdc_request r;
-    sdc_request_init(&r);
-    r.scheduler = o->def.scheduler, r.timestep_spacing = o->timestep_spacing, r.steps = o->def.steps;
-    r.guidance = o->def.guidance, r.eta = o->eta, r.width = o->def.width, r.height = o->def.height;
-    preset_apply(p, g, &r);
-    o->def.scheduler = r.scheduler, o->timestep_spacing = r.timestep_spacing, o->def.steps = r.steps;
-    o->def.guidance = r.guidance, o->eta = r.eta, o->def.width = r.width, o->def.height = r.height;
-}
 
 static void on_lora(void *ctx, const sdc_lora_report *r) {
     (void)ctx;
@@ -163,8 +152,9 @@ int cmd_dataset(int argc, char **argv) {
         {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
         {"dtype", required_argument, 0, O_DTYPE},      {"lora", required_argument, 0, O_LORA},
         {"preset", required_argument, 0, O_PRESET},    {0, 0, 0, 0}};
-    ds_options o;
-    ds_options_init(&o);
+    sdc_dataset_options o;
+    sdc_dataset_options_init(&o);
+    static const char *neg; /* -n: the default negative prompt */
     const char *shard = NULL;
     int shards = 0, quiet = 0;
     static cli_loras loras; /* static: PATH_MAX per LoRA */
@@ -188,35 +178,37 @@ int cmd_dataset(int argc, char **argv) {
         case O_IPP: if (!cli_int("--images-per-prompt", optarg, 1, 1000000, &o.images_per_prompt)) return EXIT_USAGE; break;
         case O_SEED: if (!cli_u64("--seed", optarg, &o.seed)) return EXIT_USAGE; break;
         case O_FORMAT:
-            if (!strcmp(optarg, "imagefolder")) o.format = DS_IMAGEFOLDER;
-            else if (!strcmp(optarg, "webdataset")) o.format = DS_WEBDATASET;
+            if (!strcmp(optarg, "imagefolder")) o.format = SDC_DATASET_IMAGEFOLDER;
+            else if (!strcmp(optarg, "webdataset")) o.format = SDC_DATASET_WEBDATASET;
             else return cli_usage_error("dataset", "--format must be imagefolder or webdataset, got '%s'", optarg);
             break;
         case O_SHARD_SIZE: if (!cli_int("--shard-size", optarg, 1, 1000000, &o.shard_size)) return EXIT_USAGE; break;
-        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, 64, &o.batch_size)) return EXIT_USAGE; break;
+        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, SDC_MAX_BATCH, &o.batch_size)) return EXIT_USAGE; break;
         case O_SHARD: shard = optarg; break;
-        case O_SHARDS: if (!cli_int("--shards", optarg, 1, SHARD_MAX, &shards)) return EXIT_USAGE; break;
-        case 'n': o.def.negative = optarg; break;
-        case O_STEPS: if (!cli_int("--steps", optarg, 1, 1000, &o.def.steps)) return EXIT_USAGE; break;
-        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &o.def.guidance)) return EXIT_USAGE; break;
-        case O_SCHED: o.def.scheduler = optarg; break;
-        case 'W': if (!cli_int("--width", optarg, 8, 4096, &o.def.width)) return EXIT_USAGE; break;
-        case 'H': if (!cli_int("--height", optarg, 8, 4096, &o.def.height)) return EXIT_USAGE; break;
-        case O_SPACING: o.timestep_spacing = optarg; break;
-        case O_KARRAS: o.karras = 1; break;
-        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &o.eta)) return EXIT_USAGE; break;
-        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &o.clip_skip)) return EXIT_USAGE; break;
-        case O_VARIANT: o.variant = optarg; break;
-        case O_CONFIG: o.config_dir = optarg; break;
-        case O_TOKENIZER: o.tokenizer_dir = optarg; break;
-        case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &o.threads)) return EXIT_USAGE; break;
+        case O_SHARDS: if (!cli_int("--shards", optarg, 1, 1000000, &shards)) return EXIT_USAGE; break;
+        case 'n': neg = optarg, o.req.negative_prompts = &neg, o.req.nnegative = 1; break;
+        case O_STEPS: if (!cli_int("--steps", optarg, 1, SDC_MAX_STEPS, &o.req.steps)) return EXIT_USAGE; break;
+        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &o.req.guidance)) return EXIT_USAGE; break;
+        case O_SCHED: o.req.scheduler = optarg; break;
+        case 'W': if (!cli_int("--width", optarg, 8, SDC_MAX_SIDE, &o.req.width)) return EXIT_USAGE; break;
+        case 'H': if (!cli_int("--height", optarg, 8, SDC_MAX_SIDE, &o.req.height)) return EXIT_USAGE; break;
+        case O_SPACING: o.req.timestep_spacing = optarg; break;
+        case O_KARRAS: o.req.karras = 1; break;
+        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &o.req.eta)) return EXIT_USAGE; break;
+        case O_CLIPSKIP:
+            if (!cli_int("--clip-skip", optarg, 1, SDC_MAX_CLIP_SKIP, &o.req.clip_skip)) return EXIT_USAGE;
+            break;
+        case O_VARIANT: o.load.variant = optarg; break;
+        case O_CONFIG: o.load.config_dir = optarg; break;
+        case O_TOKENIZER: o.load.tokenizer_dir = optarg; break;
+        case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &o.load.threads)) return EXIT_USAGE; break;
         case O_RNG:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
                 return cli_usage_error("dataset", "--rng must be cpu or cuda, got '%s'", optarg);
-            o.rng = optarg;
+            o.req.rng = optarg;
             break;
-        case O_DEVICE: if (!cli_device("dataset", optarg, &o.device)) return EXIT_USAGE; break;
-        case O_DTYPE: if (!cli_dtype("dataset", optarg, &o.dtype)) return EXIT_USAGE; break;
+        case O_DEVICE: if (!cli_device("dataset", optarg, &o.load.device)) return EXIT_USAGE; break;
+        case O_DTYPE: if (!cli_dtype("dataset", optarg, &o.load.dtype)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("dataset", "option '%s' needs a value", argv[optind - 1]);
@@ -224,26 +216,26 @@ int cmd_dataset(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("dataset", "unexpected argument '%s'", argv[optind]);
-    if (preset) apply_preset(preset, &given, &o);
-    o.loras = loras.paths;
-    o.lora_scales = loras.scales;
-    o.nloras = loras.n;
+    if (preset) preset_apply(preset, &given, &o.req);
+    o.load.loras = loras.paths;
+    o.load.lora_scales = loras.scales;
+    o.load.nloras = loras.n;
     if (!o.model) return cli_usage_error("dataset", "no model given (-m MODEL)");
     if (!o.prompts) return cli_usage_error("dataset", "no prompts file given (--prompts FILE)");
     if (!o.out) return cli_usage_error("dataset", "no output folder given (--out DIR)");
-    if (o.variant && strcmp(o.variant, "fp16"))
-        return cli_usage_error("dataset", "--variant must be fp16, got '%s'", o.variant);
-    if (o.def.width % 8 || o.def.height % 8)
-        return cli_usage_error("dataset", "width and height must be multiples of 8 (got %dx%d)", o.def.width,
-                               o.def.height);
-    if (o.timestep_spacing && strcmp(o.timestep_spacing, "leading") && strcmp(o.timestep_spacing, "trailing") &&
-        strcmp(o.timestep_spacing, "linspace"))
+    if (o.load.variant && strcmp(o.load.variant, "fp16"))
+        return cli_usage_error("dataset", "--variant must be fp16, got '%s'", o.load.variant);
+    if (o.req.width % 8 || o.req.height % 8)
+        return cli_usage_error("dataset", "width and height must be multiples of 8 (got %dx%d)", o.req.width,
+                               o.req.height);
+    if (o.req.timestep_spacing && strcmp(o.req.timestep_spacing, "leading") &&
+        strcmp(o.req.timestep_spacing, "trailing") && strcmp(o.req.timestep_spacing, "linspace"))
         return cli_usage_error("dataset", "--timestep-spacing must be leading, trailing or linspace, got '%s'",
-                               o.timestep_spacing);
-    shard_env env = {getenv("SLURM_ARRAY_TASK_ID"), getenv("SLURM_ARRAY_TASK_COUNT"), getenv("SLURM_ARRAY_TASK_MIN"),
+                               o.req.timestep_spacing);
+    sdc_shard_env env = {getenv("SLURM_ARRAY_TASK_ID"), getenv("SLURM_ARRAY_TASK_COUNT"), getenv("SLURM_ARRAY_TASK_MIN"),
                      getenv("SLURM_ARRAY_TASK_STEP"), getenv("JOB_COMPLETION_INDEX")};
     const char *source;
-    if (shard_select(shard, shards, &env, &o.slice, &o.nslices, &source))
+    if (sdc_shard_select(shard, shards, &env, &o.slice, &o.nslices, &source))
         return cli_usage_error("dataset", "%s", sdc_last_error());
 
     const char *kill = getenv("SDC_TEST_KILL_AFTER");
@@ -255,15 +247,15 @@ int cmd_dataset(int argc, char **argv) {
     }
     ui_state ui = {.quiet = quiet, .tty = isatty(2)};
     o.progress = on_progress;
-    if (!quiet) o.lora_report = on_lora;
+    if (!quiet) o.load.lora_report = on_lora;
     o.progress_ctx = &ui;
     o.stop = &g_stop;
     if (!quiet && o.nslices > 1) fprintf(stderr, "dataset: slice %d/%d (from %s)\n", o.slice, o.nslices, source);
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    ds_summary s;
-    sdc_status st = ds_run(&o, &s);
+    sdc_dataset_summary s;
+    sdc_status st = sdc_dataset_run(&o, &s);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (!quiet && ui.tty) fprintf(stderr, "\n");

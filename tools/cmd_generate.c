@@ -10,8 +10,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "dataset/plan_run.h"
-#include "io/safetensors.h"
 #include "presets.h"
 #include "sdc.h"
 
@@ -124,10 +122,6 @@ static int on_progress(void *ctx, int step, int total) {
     return g_interrupted;
 }
 
-static void on_dump(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape, const void *data) {
-    if (data) st_writer_add(ctx, name, is_int ? ST_I64 : ST_F32, ndim, shape, data);
-}
-
 /* "{index}" / "{seed}" expansion; several images without a placeholder get "-{index}" before the extension */
 static int expand_output(const char *tmpl, int index, uint64_t seed, int many, char *out, size_t n) {
     char t[PATH_MAX];
@@ -201,9 +195,9 @@ static sdc_status save_prompts_image(void *ctx, int64_t index, const sdc_image *
     char path[PATH_MAX];
     if (!expand_output(o->output, (int)index, img->seed, o->many, path, sizeof path))
         return sdc_fail(SDC_ERR_ARG, "output path for image %lld is too long", (long long)index);
-    SDC_TRY(sdc_image_save_png(img, path));
-    printf("%s\n", path);
-    return SDC_OK;
+    sdc_status st = sdc_image_save_png(img, path);
+    if (!st) printf("%s\n", path);
+    return st;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -237,8 +231,7 @@ int cmd_generate(int argc, char **argv) {
     const sdc_preset *preset = NULL;
     preset_given given = {0};
     const char *prompts_file = NULL;
-    static prompt_list plist; /* static: early returns below leave them reachable, not leaked */
-    static plan pplan;
+    static sdc_prompts *plist; /* static: early returns below leave it reachable, not leaked */
     optind = 1;
     opterr = 0;
     int c;
@@ -319,13 +312,12 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
     if (!have_seed) r.seed = random_seed();
     if (prompts_file) { /* the whole file is checked before the model loads */
-        plan_defaults def = {r.steps, r.guidance, r.width, r.height, r.scheduler, nn ? negs[0] : NULL};
-        if (prompts_file_load(prompts_file, &plist) || plan_build(&pplan, &plist, r.batch, r.seed, &def, prompts_file)) {
+        if (sdc_prompts_load(&plist, prompts_file, r.batch, r.seed)) {
             fprintf(stderr, "sdc: %s\n", sdc_last_error());
             return 1;
         }
     }
-    int64_t total = prompts_file ? pplan.total : np * r.batch;
+    int64_t total = prompts_file ? sdc_prompts_images(plist) : np * r.batch;
     char path[PATH_MAX];
     if (!expand_output(output, 0, r.seed, total > 1, path, sizeof path) || !dir_writable(path)) {
         fprintf(stderr, "sdc: cannot write to '%s': folder missing or not writable\n", output);
@@ -355,10 +347,14 @@ int cmd_generate(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &ps.t0);
     r.progress = on_progress;
     r.progress_ctx = &ps;
-    st_writer *dw = NULL;
+    sdc_dump *dw = NULL;
     if (dump_path) {
-        dw = st_writer_new();
-        r.dump = on_dump;
+        if (!(dw = sdc_dump_new())) {
+            fprintf(stderr, "sdc: out of memory\n");
+            sdc_model_free(m);
+            return 1;
+        }
+        r.dump = sdc_dump_tensor;
         r.dump_ctx = dw;
     }
     struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
@@ -369,12 +365,12 @@ int cmd_generate(int argc, char **argv) {
     int rc = 0;
     if (prompts_file) {
         prompts_out po = {output, total > 1};
-        if (plan_run(m, &r, &pplan, save_prompts_image, &po)) {
+        if (sdc_prompts_generate(m, &r, plist, save_prompts_image, &po)) {
             fprintf(stderr, "sdc: %s\n", sdc_last_error());
             rc = 1;
         }
-        plan_free(&pplan);
-        prompts_free(&plist);
+        sdc_prompts_free(plist);
+        plist = NULL;
     } else if (sdc_generate(m, &r, &imgs, &n)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());
         rc = 1;
@@ -393,11 +389,11 @@ int cmd_generate(int argc, char **argv) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (dw) {
-        if (st_writer_save(dw, dump_path)) {
+        if (sdc_dump_save(dw, dump_path)) {
             fprintf(stderr, "sdc: %s\n", sdc_last_error());
             rc = 1;
         }
-        st_writer_free(dw);
+        sdc_dump_free(dw);
     }
     sdc_model_free(m);
     return rc;

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "pipeline/model_inspect.h"
 #include "sdc.h"
 
 static void help(void) {
@@ -39,7 +38,7 @@ static void human_bytes(int64_t n, char *out, size_t len) {
     else snprintf(out, len, "%lld B", (long long)n);
 }
 
-static void print_text(const char *path, const model_report *r) {
+static void print_text(const char *path, const sdc_model_report *r) {
     char a[32], b[32];
     human_bytes(r->file_bytes, a, sizeof a);
     printf("%s\n", path);
@@ -52,7 +51,7 @@ static void print_text(const char *path, const model_report *r) {
     printf("  %-16s %11s %8s  %-10s %11s %6s  %s\n", "component", "parameters", "tensors", "dtypes", "size", "LoRA",
            "source");
     for (int i = 0; i < r->ncomp; i++) {
-        const inspect_component *c = &r->comp[i];
+        const sdc_component_report *c = &r->comp[i];
         human_count(c->params, a, sizeof a);
         human_bytes(c->bytes, b, sizeof b);
         printf("  %-16s %11s %8lld  %-10s %11s %6d  %s\n", c->name, a, (long long)c->tensors, c->dtypes, b,
@@ -67,7 +66,7 @@ static void print_text(const char *path, const model_report *r) {
     }
 }
 
-static int print_json(const char *path, const model_report *r) {
+static int print_json(const char *path, const sdc_model_report *r) {
     cJSON *o = cJSON_CreateObject(), *comps = cJSON_CreateArray();
     if (!o || !comps) return 1;
     cJSON_AddStringToObject(o, "path", path);
@@ -85,7 +84,7 @@ static int print_json(const char *path, const model_report *r) {
     cJSON_AddNumberToObject(o, "default_height", r->height);
     int64_t total = 0;
     for (int i = 0; i < r->ncomp; i++) {
-        const inspect_component *c = &r->comp[i];
+        const sdc_component_report *c = &r->comp[i];
         cJSON *j = cJSON_CreateObject();
         if (!j) break;
         cJSON_AddStringToObject(j, "name", c->name);
@@ -150,10 +149,10 @@ int cmd_info(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("info", "no model given (-m MODEL)");
-    model_report *r = malloc(sizeof *r);
+    sdc_model_report *r = malloc(sizeof *r);
     if (!r) return 1;
     int rc = 0;
-    if (model_inspect(model, &lo, r)) {
+    if (sdc_model_inspect(model, &lo, r)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());
         rc = 1;
     } else if (json) {

@@ -8,7 +8,6 @@
 
 #include "cli.h"
 #include "sdc.h"
-#include "text/clip_tokenizer.h"
 
 static void help(void) {
     printf("usage: sdc tokenize (--tokenizer DIR | -m MODEL) [--json] (TEXT | -)\n"
@@ -62,8 +61,8 @@ int cmd_tokenize(int argc, char **argv) {
     char path[4096];
     if (model) snprintf(path, sizeof path, "%s/tokenizer", model);
     else snprintf(path, sizeof path, "%s", dir);
-    clip_tokenizer *tok;
-    if (clip_tokenizer_load(&tok, path)) {
+    sdc_tokenizer *tok;
+    if (sdc_tokenizer_load(&tok, path)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());
         return 1;
     }
@@ -73,40 +72,33 @@ int cmd_tokenize(int argc, char **argv) {
     if (!strcmp(text, "-")) {
         if (!(owned = read_stdin(&len))) {
             fprintf(stderr, "sdc: cannot read stdin\n");
-            clip_tokenizer_free(tok);
+            sdc_tokenizer_free(tok);
             return 1;
         }
         text = owned;
     }
-    int rc = 0, max = clip_tokenizer_max_length(tok);
-    int64_t *ids = malloc((size_t)max * sizeof(int64_t)), *untr = NULL;
-    int nu = 0;
-    char **toks = NULL;
-    int32_t *tids = NULL;
-    int nt = 0;
-    if (!ids || clip_encode(tok, text, len, max, ids, &untr, &nu) ||
-        (json && clip_tokenize(tok, text, len, &toks, &tids, &nt))) {
-        fprintf(stderr, "sdc: %s\n", ids ? sdc_last_error() : "out of memory");
+    int rc = 0;
+    sdc_tokens k;
+    if (sdc_tokenize(tok, text, len, &k)) {
+        fprintf(stderr, "sdc: %s\n", sdc_last_error());
         rc = 1;
     } else if (json) {
         cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "tokens");
-        for (int i = 0; i < nt; i++) cJSON_AddItemToArray(a, cJSON_CreateString(toks[i]));
+        for (int i = 0; i < k.n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(k.tokens[i]));
         a = cJSON_AddArrayToObject(o, "untruncated_ids");
-        for (int i = 0; i < nu; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)untr[i]));
+        for (int i = 0; i < k.nuntruncated; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)k.untruncated_ids[i]));
         a = cJSON_AddArrayToObject(o, "input_ids");
-        for (int i = 0; i < max; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids[i]));
+        for (int i = 0; i < k.max_length; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)k.input_ids[i]));
         char *s = cJSON_PrintUnformatted(o);
         printf("%s\n", s);
         free(s);
         cJSON_Delete(o);
     } else {
-        for (int i = 0; i < max; i++) printf(i ? " %lld" : "%lld", (long long)ids[i]);
+        for (int i = 0; i < k.max_length; i++) printf(i ? " %lld" : "%lld", (long long)k.input_ids[i]);
         printf("\n");
     }
-    clip_tokens_free(toks, tids, nt);
-    free(ids);
-    free(untr);
+    if (!rc) sdc_tokens_free(&k);
     free(owned);
-    clip_tokenizer_free(tok);
+    sdc_tokenizer_free(tok);
     return rc;
 }

@@ -8,9 +8,7 @@
 
 #include "sdc.h"
 
-/* Record a message and return `code` (printf-style). */
-sdc_status sdc_fail(sdc_status code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* sdc_fail (sdc.h): record a message and return `code`. */
 
 /* Prefix the current message with more context ("loading unet: ..."). */
 sdc_status sdc_wrap(sdc_status code, const char *fmt, ...)

@@ -1,8 +1,18 @@
-/* dataset.c - the `sdc dataset` runner: check or create the folder's
- * config, find what this slice already has (repairing a torn tar or
- * manifest), make the missing images batch by batch, write each one durably,
- * and merge the imagefolder metadata. Printing is the caller's job. */
-#include "dataset/dataset.h"
+/* dataset.c - sdc_dataset_run, the `sdc dataset` runner: check or create
+ * the folder's config, find what this slice already has (repairing a torn
+ * tar or manifest), make the missing images batch by batch, write each one
+ * durably, and merge the imagefolder metadata. Printing is the caller's job.
+ *
+ * Folder layout:
+ *   DIR/sdc-dataset.json                     what the folder holds (see dataset_config.h)
+ *   DIR/manifests/slice-I-of-N.jsonl         finished images of slice I (one metadata line each)
+ *   imagefolder: DIR/train/00001234.png, DIR/train/metadata.jsonl (all slices merged)
+ *   webdataset:  DIR/shard-000000.tar (00001234.png/.txt/.json members);
+ *                DIR/shard-000001.tar.part while being written
+ * Every file appears under its final name only when complete (temporary
+ * name + fsync + rename); manifests are appended after the image is in place
+ * and repaired on resume, so a kill -9 at any moment loses at most the
+ * images in flight. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +27,7 @@
 #include <unistd.h>
 
 #include "dataset/dataset_config.h"
+#include "dataset/plan.h"
 #include "dataset/durable_io.h"
 #include "dataset/fingerprint.h"
 #include "dataset/manifest.h"
@@ -24,28 +35,28 @@
 #include "dataset/tar_writer.h"
 #include "io/png_io.h"
 #include "sched/scheduler.h"
+#include "sdc.h"
 
 #define MAX_BATCH 64
 #define LOCK_NAME ".sdc-lock"
 
-void ds_options_init(ds_options *o) {
+void sdc_dataset_options_init(sdc_dataset_options *o) {
     memset(o, 0, sizeof *o);
+    sdc_request_init(&o->req);
     o->images_per_prompt = 1;
-    o->format = DS_IMAGEFOLDER;
+    o->format = SDC_DATASET_IMAGEFOLDER;
     o->shard_size = 1000;
     o->batch_size = 1;
     o->nslices = 1;
-    o->def.guidance = -1.0f;
-    o->karras = -1;
 }
 
 typedef struct {
-    const ds_options *o;
+    const sdc_dataset_options *o;
     prompt_list pl;
     plan p;
     char model_name[256], scheduler[32];
     ds_identity id;
-    ds_lora *loras;  /* [o->nloras]: id.loras */
+    ds_lora *loras;  /* [o->load.nloras]: id.loras */
     jbuf lora_meta;  /* the LoRAs as the metadata lines list them */
     ds_resolved res;
     sdc_model *m;
@@ -53,7 +64,7 @@ typedef struct {
     int mfd;
     int64_t unit, u0, u1, first, end;
     uint8_t *done; /* [end - first]: 1 when the image is on disk */
-    ds_progress prog;
+    sdc_dataset_progress prog;
     double t0;
     int64_t nth;
     jbuf line;
@@ -86,12 +97,12 @@ static void tar_path(const run_state *S, int64_t unit, const char *suffix, char 
 }
 
 static void meta_of(const run_state *S, int64_t j, image_meta *m) {
-    plan_settings s;
-    plan_settings_of(&S->p, j, &s);
+    sdc_request s;
+    plan_request_of(&S->p, j, &s);
     m->index = j;
-    m->text = s.prompt;
-    m->negative = s.negative;
-    m->seed = plan_seed(&S->p, j);
+    m->text = s.prompts[0];
+    m->negative = s.negative_prompts ? s.negative_prompts[0] : NULL;
+    m->seed = s.seed;
     m->steps = s.steps ? s.steps : S->res.steps;
     m->guidance = s.guidance >= 0 ? s.guidance : S->res.guidance;
     m->scheduler = s.scheduler ? s.scheduler : S->res.scheduler;
@@ -106,11 +117,7 @@ static void meta_of(const run_state *S, int64_t j, image_meta *m) {
 
 static sdc_status load_model(run_state *S) {
     if (S->m) return SDC_OK;
-    sdc_load_options lo = {.variant = S->o->variant, .threads = S->o->threads, .config_dir = S->o->config_dir,
-                           .tokenizer_dir = S->o->tokenizer_dir, .dtype = S->o->dtype, .device = S->o->device,
-                           .loras = S->o->loras, .lora_scales = S->o->lora_scales, .nloras = S->o->nloras,
-                           .lora_report = S->o->lora_report, .lora_report_ctx = S->o->lora_report_ctx};
-    return sdc_model_load(&S->m, S->o->model, &lo);
+    return sdc_model_load(&S->m, S->o->model, &S->o->load);
 }
 
 /* only our own lock or a config torn before its rename may be there already */
@@ -199,7 +206,7 @@ static sdc_status scan_unit(run_state *S, int64_t u, int64_t ustart, int64_t uen
 }
 
 static sdc_status scan_done(run_state *S) {
-    if (S->o->format == DS_IMAGEFOLDER) {
+    if (S->o->format == SDC_DATASET_IMAGEFOLDER) {
         for (int64_t j = S->first; j < S->end; j++) {
             char p[PATH_MAX];
             image_path(S, j, ".tmp", p, sizeof p);
@@ -324,34 +331,20 @@ static int stop_requested(void *ctx, int step, int total) {
 }
 
 static sdc_status generate(run_state *S, int64_t g, int64_t gend, sdc_image **imgs, int *n) {
-    const ds_options *o = S->o;
     const char *pos[MAX_BATCH], *neg[MAX_BATCH];
-    plan_settings s;
+    sdc_request r, one;
     for (int64_t j = g; j < gend; j++) {
-        plan_settings_of(&S->p, j, &s);
-        pos[j - g] = s.prompt;
-        neg[j - g] = s.negative;
+        plan_request_of(&S->p, j, &one);
+        pos[j - g] = one.prompts[0];
+        neg[j - g] = one.negative_prompts ? one.negative_prompts[0] : NULL;
     }
-    plan_settings_of(&S->p, g, &s);
-    sdc_request r;
-    sdc_request_init(&r);
+    plan_request_of(&S->p, g, &r);
     r.prompts = pos;
     r.nprompts = (int)(gend - g);
-    if (s.negative) {
+    if (r.negative_prompts) {
         r.negative_prompts = neg;
         r.nnegative = r.nprompts;
     }
-    r.seed = plan_seed(&S->p, g);
-    r.rng = o->rng;
-    r.steps = s.steps;
-    r.guidance = s.guidance;
-    r.width = s.width;
-    r.height = s.height;
-    r.scheduler = s.scheduler;
-    r.timestep_spacing = o->timestep_spacing;
-    r.karras = o->karras;
-    r.eta = o->eta;
-    r.clip_skip = o->clip_skip;
     r.progress = stop_requested;
     r.progress_ctx = S;
     SDC_TRY(load_model(S));
@@ -377,7 +370,7 @@ static sdc_status make_batch(run_state *S, int64_t g, int64_t gend, int tar_fd, 
         S->prog.error_first = g;
         S->prog.error_end = gend;
         report(S);
-        *failed = S->o->format == DS_WEBDATASET;
+        *failed = S->o->format == SDC_DATASET_WEBDATASET;
         return SDC_OK;
     }
     for (int64_t j = g; j < gend && !st; j++) {
@@ -390,7 +383,7 @@ static sdc_status make_batch(run_state *S, int64_t g, int64_t gend, int tar_fd, 
         const sdc_image *im = &imgs[j - g]; /* the bytes sdc_image_save_png writes */
         st = png_encode_rgb_mem(im->rgb, im->width, im->height, "parameters", im->infotext, &png, &pn);
         if (!st) {
-            st = S->o->format == DS_IMAGEFOLDER ? write_png_file(S, j, png, pn)
+            st = S->o->format == SDC_DATASET_IMAGEFOLDER ? write_png_file(S, j, png, pn)
                                                 : append_tar_image(S, tar_fd, part, j, png, pn, &m);
             free(png);
         }
@@ -404,7 +397,7 @@ static sdc_status make_unit(run_state *S, int64_t u) {
     int64_t ustart = u * S->unit, uend = ustart + S->unit < S->p.total ? ustart + S->unit : S->p.total;
     char tar[PATH_MAX], part[PATH_MAX];
     int fd = -1, failed = 0;
-    if (S->o->format == DS_WEBDATASET) {
+    if (S->o->format == SDC_DATASET_WEBDATASET) {
         tar_path(S, u, "", tar, sizeof tar);
         tar_path(S, u, ".part", part, sizeof part);
         if (dio_exists(tar)) return SDC_OK;
@@ -427,27 +420,29 @@ static sdc_status make_unit(run_state *S, int64_t u) {
 
 /* The identity's rng / device / dtype: NULL for the defaults, so folders made
  * before these keys existed (all defaults) keep their config lines. */
-static void set_compute_identity(ds_identity *id, const ds_options *o) {
-    int cuda = o->device && !strcmp(o->device, "cuda");
-    id->rng = o->rng && strcmp(o->rng, "cpu") ? o->rng : NULL;
-    id->device = o->device && strcmp(o->device, "cpu") ? o->device : NULL;
-    id->dtype = o->dtype && strcmp(o->dtype, cuda ? "f16" : "f32") ? o->dtype : NULL;
+static void set_compute_identity(ds_identity *id, const sdc_dataset_options *o) {
+    const char *dev = o->load.device, *dt = o->load.dtype, *rng = o->req.rng;
+    int cuda = dev && !strcmp(dev, "cuda");
+    id->rng = rng && strcmp(rng, "cpu") ? rng : NULL;
+    id->device = dev && strcmp(dev, "cpu") ? dev : NULL;
+    id->dtype = dt && strcmp(dt, cuda ? "f16" : "f32") ? dt : NULL;
 }
 
 /* Each LoRA's name, scale and content digest into the identity (a missing or
  * unreadable file fails here, before any folder is made), and the list the
  * metadata lines carry. */
 static sdc_status set_lora_identity(run_state *S) {
-    const ds_options *o = S->o;
-    if (!o->nloras) return SDC_OK;
-    if (!(S->loras = calloc((size_t)o->nloras, sizeof *S->loras))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    const sdc_dataset_options *o = S->o;
+    const sdc_load_options *lo = &o->load;
+    if (!lo->nloras) return SDC_OK;
+    if (!(S->loras = calloc((size_t)lo->nloras, sizeof *S->loras))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     jb_puts(&S->lora_meta, "[");
-    for (int i = 0; i < o->nloras; i++) {
+    for (int i = 0; i < lo->nloras; i++) {
         ds_lora *l = &S->loras[i];
-        const char *slash = strrchr(o->loras[i], '/');
-        l->name = slash ? slash + 1 : o->loras[i];
-        l->scale = o->lora_scales ? o->lora_scales[i] : 1.0f;
-        SDC_TRY(file_fingerprint(o->loras[i], &l->fingerprint));
+        const char *slash = strrchr(lo->loras[i], '/');
+        l->name = slash ? slash + 1 : lo->loras[i];
+        l->scale = lo->lora_scales ? lo->lora_scales[i] : 1.0f;
+        SDC_TRY(file_fingerprint(lo->loras[i], &l->fingerprint));
         jb_puts(&S->lora_meta, i ? ", {\"name\": " : "{\"name\": ");
         jb_str(&S->lora_meta, l->name);
         jb_puts(&S->lora_meta, ", \"scale\": ");
@@ -457,11 +452,11 @@ static sdc_status set_lora_identity(run_state *S) {
     jb_puts(&S->lora_meta, "]");
     if (S->lora_meta.oom) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     S->id.loras = S->loras;
-    S->id.nloras = o->nloras;
+    S->id.nloras = lo->nloras;
     return SDC_OK;
 }
 
-static sdc_status check_options(const ds_options *o) {
+static sdc_status check_options(const sdc_dataset_options *o) {
     if (!o->model || !o->prompts || !o->out) return sdc_fail(SDC_ERR_ARG, "model, prompts file and output folder are needed");
     if (o->batch_size < 1 || o->batch_size > MAX_BATCH)
         return sdc_fail(SDC_ERR_ARG, "batch size %d out of range (1..%d)", o->batch_size, MAX_BATCH);
@@ -469,14 +464,18 @@ static sdc_status check_options(const ds_options *o) {
         return sdc_fail(SDC_ERR_ARG, "shard size %d out of range (1..%d)", o->shard_size, PROMPTS_MAX_COUNT);
     if (o->nslices < 1 || o->slice < 0 || o->slice >= o->nslices)
         return sdc_fail(SDC_ERR_ARG, "slice %d/%d out of range", o->slice, o->nslices);
-    if (o->nloras < 0 || (o->nloras && !o->loras)) return sdc_fail(SDC_ERR_ARG, "bad LoRA list");
+    if (o->load.nloras < 0 || (o->load.nloras && !o->load.loras)) return sdc_fail(SDC_ERR_ARG, "bad LoRA list");
+    if (o->req.negative_prompts && !o->req.negative_prompts[0])
+        return sdc_fail(SDC_ERR_ARG, "the default negative prompt is missing");
     return SDC_OK;
 }
 
-static sdc_status run(run_state *S, ds_summary *sum) {
-    const ds_options *o = S->o;
+static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
+    const sdc_dataset_options *o = S->o;
     SDC_TRY(check_options(o));
-    plan_defaults def = o->def;
+    sdc_request def = o->req; /* the defaults lines may override, and what every image shares */
+    def.nnegative = o->req.negative_prompts ? 1 : 0;
+    def.progress = NULL, def.dump = NULL; /* the data set's own */
     if (def.scheduler) { /* one spelling in the config and the metadata */
         sched_kind k;
         SDC_TRY(sched_kind_from_name(def.scheduler, &k));
@@ -495,25 +494,26 @@ static sdc_status run(run_state *S, ds_summary *sum) {
 
     ds_identity *id = &S->id;
     id->model = S->model_name;
-    SDC_TRY(model_fingerprint(o->model, o->variant, o->config_dir, o->tokenizer_dir, &id->model_fingerprint));
-    id->variant = o->variant;
+    SDC_TRY(model_fingerprint(o->model, o->load.variant, o->load.config_dir, o->load.tokenizer_dir,
+                              &id->model_fingerprint));
+    id->variant = o->load.variant;
     id->prompts_digest = plan_digest(&S->p);
     id->nprompts = S->pl.n;
     id->images = S->p.total;
     id->images_per_prompt = o->images_per_prompt;
     id->seed = o->seed;
-    id->negative = def.negative;
+    id->negative = def.negative_prompts ? def.negative_prompts[0] : NULL;
     id->steps = def.steps;
     id->guidance = def.guidance;
     id->width = def.width;
     id->height = def.height;
     id->scheduler = def.scheduler;
-    id->timestep_spacing = o->timestep_spacing;
-    id->karras = o->karras;
-    id->eta = o->eta;
-    id->clip_skip = o->clip_skip;
-    id->format = o->format == DS_WEBDATASET ? "webdataset" : "imagefolder";
-    id->shard_size = o->format == DS_WEBDATASET ? o->shard_size : 0;
+    id->timestep_spacing = def.timestep_spacing;
+    id->karras = def.karras;
+    id->eta = def.eta;
+    id->clip_skip = def.clip_skip;
+    id->format = o->format == SDC_DATASET_WEBDATASET ? "webdataset" : "imagefolder";
+    id->shard_size = o->format == SDC_DATASET_WEBDATASET ? o->shard_size : 0;
     id->batch_size = o->batch_size;
     set_compute_identity(id, o);
     SDC_TRY(set_lora_identity(S));
@@ -523,7 +523,7 @@ static sdc_status run(run_state *S, ds_summary *sum) {
     SDC_TRY(dio_mkdirs(S->dir));
     SDC_TRY(open_config(S));
 
-    S->unit = o->format == DS_WEBDATASET ? o->shard_size : o->batch_size;
+    S->unit = o->format == SDC_DATASET_WEBDATASET ? o->shard_size : o->batch_size;
     shard_range((S->p.total + S->unit - 1) / S->unit, o->slice, o->nslices, &S->u0, &S->u1);
     S->first = S->u0 * S->unit;
     S->end = S->u1 * S->unit < S->p.total ? S->u1 * S->unit : S->p.total;
@@ -531,7 +531,7 @@ static sdc_status run(run_state *S, ds_summary *sum) {
     sum->slice_first = S->first;
     sum->slice_end = S->end;
     SDC_TRY(dio_mkdirs(S->mdir));
-    if (o->format == DS_IMAGEFOLDER) SDC_TRY(dio_mkdirs(S->train));
+    if (o->format == SDC_DATASET_IMAGEFOLDER) SDC_TRY(dio_mkdirs(S->train));
     S->mfd = open(S->manifest, O_RDWR | O_CREAT | O_APPEND, 0666);
     if (S->mfd < 0) return sdc_fail(SDC_ERR_IO, "%s: cannot open: %s", S->manifest, strerror(errno));
     if (flock(S->mfd, LOCK_EX | LOCK_NB))
@@ -558,7 +558,7 @@ static sdc_status run(run_state *S, ds_summary *sum) {
         return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted after %lld new images; run the same command again to resume",
                         (long long)S->prog.made);
     SDC_TRY(st);
-    if (o->format == DS_IMAGEFOLDER) { /* the last slice to finish lists everyone's images */
+    if (o->format == SDC_DATASET_IMAGEFOLDER) { /* the last slice to finish lists everyone's images */
         char lock[PATH_MAX], meta[PATH_MAX];
         int lfd;
         snprintf(lock, sizeof lock, "%s/" LOCK_NAME, S->dir);
@@ -570,7 +570,7 @@ static sdc_status run(run_state *S, ds_summary *sum) {
     return st;
 }
 
-sdc_status ds_run(const ds_options *o, ds_summary *sum) {
+sdc_status sdc_dataset_run(const sdc_dataset_options *o, sdc_dataset_summary *sum) {
     run_state *S = calloc(1, sizeof *S);
     memset(sum, 0, sizeof *sum);
     if (!S) return sdc_fail(SDC_ERR_NOMEM, "out of memory");

@@ -9,7 +9,7 @@
 #include "dataset/hash.h"
 
 sdc_status plan_build(plan *p, const prompt_list *l, int images_per_prompt, uint64_t base_seed,
-                      const plan_defaults *def, const char *what) {
+                      const sdc_request *base, const char *what) {
     memset(p, 0, sizeof *p);
     if (images_per_prompt < 1 || images_per_prompt > PROMPTS_MAX_COUNT)
         return sdc_fail(SDC_ERR_ARG, "images per prompt %d out of range (1..%d)", images_per_prompt, PROMPTS_MAX_COUNT);
@@ -30,8 +30,8 @@ sdc_status plan_build(plan *p, const prompt_list *l, int images_per_prompt, uint
     p->total = t;
     p->list = l;
     p->base_seed = base_seed;
-    if (def) p->def = *def;
-    else p->def.guidance = -1.0f;
+    if (base) p->base = *base;
+    else sdc_request_init(&p->base);
     return SDC_OK;
 }
 
@@ -56,32 +56,44 @@ uint64_t plan_seed(const plan *p, int64_t index) {
     return e->has_seed ? e->seed + (uint64_t)(index - p->first[i]) : p->base_seed + (uint64_t)index;
 }
 
-void plan_settings_of(const plan *p, int64_t index, plan_settings *s) {
+void plan_request_of(const plan *p, int64_t index, sdc_request *r) {
     const prompt_entry *e = &p->list->e[plan_line_of(p, index)];
-    s->prompt = e->prompt;
-    s->negative = e->negative ? e->negative : p->def.negative;
-    s->steps = e->steps ? e->steps : p->def.steps;
-    s->guidance = e->guidance >= 0 ? e->guidance : p->def.guidance;
-    s->width = e->width ? e->width : p->def.width;
-    s->height = e->height ? e->height : p->def.height;
-    s->scheduler = e->scheduler ? e->scheduler : p->def.scheduler;
+    const sdc_request *b = &p->base;
+    *r = *b;
+    r->prompts = (const char *const *)&e->prompt;
+    r->nprompts = 1;
+    r->batch = 1;
+    r->batch_size = 0;
+    if (e->negative) {
+        r->negative_prompts = (const char *const *)&e->negative;
+        r->nnegative = 1;
+    } else {
+        r->nnegative = b->negative_prompts ? 1 : 0;
+    }
+    r->seed = plan_seed(p, index);
+    r->steps = e->steps ? e->steps : b->steps;
+    r->guidance = e->guidance >= 0 ? e->guidance : b->guidance;
+    r->width = e->width ? e->width : b->width;
+    r->height = e->height ? e->height : b->height;
+    r->scheduler = e->scheduler ? e->scheduler : b->scheduler;
 }
 
 static int same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
 
-static int batchable(const plan_settings *a, const plan_settings *b) {
+/* one UNet call can hold both: same settings, a negative prompt for both or neither */
+static int batchable(const sdc_request *a, const sdc_request *b) {
     return a->steps == b->steps && a->guidance == b->guidance && a->width == b->width && a->height == b->height &&
-           same_str(a->scheduler, b->scheduler) && !a->negative == !b->negative;
+           same_str(a->scheduler, b->scheduler) && !a->negative_prompts == !b->negative_prompts;
 }
 
 int64_t plan_run_end(const plan *p, int64_t index, int64_t limit) {
     if (limit > p->total) limit = p->total;
     int i = plan_line_of(p, index);
-    plan_settings s0, s;
-    plan_settings_of(p, index, &s0);
+    sdc_request s0, s;
+    plan_request_of(p, index, &s0);
     int64_t end = p->first[i + 1];
     while (end < limit) { /* the next line joins when it batches and its seeds continue */
-        plan_settings_of(p, end, &s);
+        plan_request_of(p, end, &s);
         if (!batchable(&s0, &s) || plan_seed(p, end) != plan_seed(p, end - 1) + 1) break;
         end = p->first[plan_line_of(p, end) + 1];
     }

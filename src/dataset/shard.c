@@ -72,3 +72,8 @@ void shard_range(int64_t nunits, int i, int n, int64_t *u0, int64_t *u1) {
     *u0 = nunits * i / n;
     *u1 = nunits * (i + 1) / n;
 }
+
+sdc_status sdc_shard_select(const char *spec, int shards, const sdc_shard_env *env, int *slice, int *nslices,
+                            const char **source) {
+    return shard_select(spec, shards, env, slice, nslices, source);
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "sdc.h"
 
 #define SHARD_MAX 1000000
 
@@ -15,14 +16,9 @@
 sdc_status shard_parse(const char *spec, int *i, int *n);
 
 /* The environment as seen by the caller (NULL = unset). */
-typedef struct {
-    const char *slurm_id, *slurm_count, *slurm_min, *slurm_step;
-    const char *k8s_index;
-} shard_env;
+typedef sdc_shard_env shard_env;
 
-/* spec (--shard) wins, then Slurm, then JOB_COMPLETION_INDEX (needs shards,
- * the --shards N flag, > 0); none of them: slice 0 of 1. *source names
- * where the slice came from ("--shard", "Slurm array", ...). */
+/* sdc_shard_select (sdc.h). */
 sdc_status shard_select(const char *spec, int shards, const shard_env *env, int *i, int *n, const char **source);
 
 /* Units [*u0, *u1) of nunits for slice i of n: contiguous, sizes differ by at most one. */

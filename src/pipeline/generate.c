@@ -529,16 +529,3 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     *nimages = S.B;
     return SDC_OK;
 }
-
-void sdc_images_free(sdc_image *images, int n) {
-    if (!images) return;
-    for (int i = 0; i < n; i++) {
-        free(images[i].rgb);
-        free(images[i].infotext);
-    }
-    free(images);
-}
-
-sdc_status sdc_image_save_png(const sdc_image *img, const char *path) {
-    return png_write_rgb(path, img->rgb, img->width, img->height, "parameters", img->infotext);
-}

@@ -1,18 +1,19 @@
-/* model_inspect.c - `sdc info`'s facts about a folder or a single file
- * (see model_inspect.h). Single files go through the same detection, config
- * choice and key map as loading (single_file.h), so what is reported is what
- * a load would use. */
-#include "pipeline/model_inspect.h"
-
+/* model_inspect.c - sdc_model_inspect (`sdc info`): what a folder or a
+ * single file is, from its configs and safetensors headers only (no weight
+ * is converted, nothing is computed). Single files go through the same
+ * detection, config choice and key map as loading (single_file.h), so what
+ * is reported is what a load would use. */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/json.h"
-#include "io/paths.h"
 #include "family/family.h"
 #include "family/single_file.h"
+#include "io/json.h"
+#include "io/paths.h"
 #include "sched/scheduler.h"
+#include "sdc.h"
 
 static int ends(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -37,7 +38,7 @@ static int lora_target(const char *name) {
 }
 
 typedef struct {
-    inspect_component *c;
+    sdc_component_report *c;
     unsigned dtypes; /* bit per st_dtype */
 } acc;
 
@@ -63,7 +64,7 @@ static int64_t file_size(const char *path) {
 }
 
 /* scheduler kind, prediction and default size shared by both kinds of model */
-static sdc_status describe_sched(model_report *r, const cJSON *sched, const unet_config *u, int vae_blocks) {
+static sdc_status describe_sched(sdc_model_report *r, const cJSON *sched, const unet_config *u, int vae_blocks) {
     sched_config sc;
     SDC_TRY(sched_config_from_json(sched, NULL, &sc));
     snprintf(r->scheduler, sizeof r->scheduler, "%s", sched_kind_name(sc.kind));
@@ -73,13 +74,13 @@ static sdc_status describe_sched(model_report *r, const cJSON *sched, const unet
     return SDC_OK;
 }
 
-static void set_family(model_report *r, ckpt_family f) {
+static void set_family(sdc_model_report *r, ckpt_family f) {
     static const char *ids[] = {"sd1", "sd2", "sdxl"};
     snprintf(r->family, sizeof r->family, "%s", ids[f]);
     snprintf(r->family_title, sizeof r->family_title, "%s", ckpt_family_name(f));
 }
 
-static sdc_status inspect_single(const char *path, const sdc_load_options *opt, model_report *r) {
+static sdc_status inspect_single(const char *path, const sdc_load_options *opt, sdc_model_report *r) {
     if (file_is_pickle(path))
         return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: a PyTorch pickle checkpoint; sdc reads .safetensors only", path);
     st_file f;
@@ -137,13 +138,14 @@ static sdc_status inspect_single(const char *path, const sdc_load_options *opt, 
     return st;
 }
 
-static sdc_status inspect_component_dir(model_report *r, const char *root, const char *name, const char *base,
+static sdc_status inspect_component_dir(sdc_model_report *r, const char *root, const char *name, const char *base,
                                         const char *variant) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     weights w;
     SDC_TRY(weights_open_component(&w, dir, base, variant));
-    inspect_component *c = &r->comp[r->ncomp++];
+    assert(r->ncomp < (int)(sizeof r->comp / sizeof r->comp[0]) && "a family with more components than a report holds");
+    sdc_component_report *c = &r->comp[r->ncomp++];
     snprintf(c->name, sizeof c->name, "%s", name);
     acc a = {.c = c};
     for (int i = 0; i < w.nfiles; i++) {
@@ -160,7 +162,7 @@ static sdc_status inspect_component_dir(model_report *r, const char *root, const
     return SDC_OK;
 }
 
-static sdc_status inspect_folder(const char *path, const sdc_load_options *opt, model_report *r) {
+static sdc_status inspect_folder(const char *path, const sdc_load_options *opt, sdc_model_report *r) {
     char p[4096];
     cJSON *idx = NULL, *sched = NULL, *uj = NULL;
     snprintf(p, sizeof p, "%s/model_index.json", path);
@@ -214,7 +216,7 @@ static sdc_status inspect_folder(const char *path, const sdc_load_options *opt, 
     return SDC_OK;
 }
 
-sdc_status model_inspect(const char *path, const sdc_load_options *opt, model_report *r) {
+sdc_status sdc_model_inspect(const char *path, const sdc_load_options *opt, sdc_model_report *r) {
     memset(r, 0, sizeof *r);
     sdc_status st;
     if (dir_exists(path)) st = inspect_folder(path, opt, r);

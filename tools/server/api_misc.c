@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "infotext_parse.h"
-#include "io/png_io.h"
 #include "json_util.h"
 #include "sampler_map.h"
 #include "server.h"
@@ -186,7 +185,6 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
     uint8_t *png = NULL;
     size_t png_n = 0;
     uint32_t w, h;
-    uint8_t *rgb = NULL;
     char *params = NULL;
     int iw, ih;
     if (b64_decode(img, strlen(img), &png, &png_n)) {
@@ -195,7 +193,7 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
         reply_invalid(r, "image: not a PNG (this server reads PNG infotexts only)");
     } else if (!w || !h || w > (uint32_t)a->cfg->max_side * 4 || h > (uint32_t)a->cfg->max_side * 4) {
         reply_invalid(r, "image: %ux%u is larger than this server reads (%d per side)", w, h, a->cfg->max_side * 4);
-    } else if (png_read_rgb_mem(png, png_n, &rgb, &iw, &ih, &params)) {
+    } else if (sdc_png_decode(png, png_n, NULL, &iw, &ih, &params)) {
         reply_invalid(r, "image: %s", sdc_last_error());
     } else {
         cJSON *o = cJSON_CreateObject(), *parsed = infotext_parse(params ? params : "");
@@ -208,7 +206,6 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
         cJSON_Delete(parsed);
         reply_json(r, 200, o);
     }
-    free(rgb);
     free(params);
     free(png);
     cJSON_Delete(req);

@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io/png_io.h"
 #include "json_util.h"
 #include "sampler_map.h"
 #include "server.h"
@@ -226,7 +225,7 @@ static void build_response(const api_ctx *a, const cJSON *req, const t2i_request
             if (!t->send_images) continue;
             void *png;
             size_t png_n;
-            if (png_encode_rgb_mem(im->rgb, im->width, im->height, "parameters", im->infotext, &png, &png_n)) {
+            if (sdc_image_encode_png(im, &png, &png_n)) {
                 cJSON_Delete(out);
                 reply_error(r, 500, "RuntimeError", "%s", sdc_last_error());
                 return;
