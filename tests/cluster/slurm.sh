@@ -26,7 +26,7 @@ SKIP="slurm cluster test: SKIPPED"
 # ---- root and packages -------------------------------------------------------------------------
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        exec sudo -n SDC_BIN="$SDC" bash "${BASH_SOURCE[0]}" "$@"
+        exec sudo -n env SDC_BIN="$SDC" bash "${BASH_SOURCE[0]}" "$@"
     fi
     echo "$SKIP (needs root or password-less sudo to install and run slurmd)"
     exit 0
