@@ -66,7 +66,7 @@ BENCH_SRC := $(shell find bench -name '*.c' | sort)
 BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
-.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu
+.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
@@ -126,12 +126,21 @@ cuda-emu:
 test-cuda-emu: cuda-emu
 	SDC_BIN=build/emu/sdc ./build/emu/test_sdc cuda
 
-# The browser test runs first so that the suite's summary line closes the output.
+# The browser test runs first; the cluster tests run after the unit suites and end with their
+# own summary line.
 test: all asan cuda-emu
 	$(MAKE) test-browser
 	SDC_BIN=build/emu/sdc ./build/emu/test_sdc cuda
 	./build/test_sdc
 	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
+	$(MAKE) test-cluster
+
+# docs/k8s-indexed-job.yaml under JOB_COMPLETION_INDEX (no cluster needed), then docs/slurm-array.sh
+# on a real one-node Slurm cluster started and torn down by the test (root or sudo; it installs
+# Debian's slurm-wlm and munge when missing). See tests/cluster and docs/dataset.md.
+test-cluster: $(B)/sdc
+	SDC_BIN=$(B)/sdc tests/cluster/k8s.sh
+	SDC_BIN=$(B)/sdc tests/cluster/slurm.sh
 
 # The web page in Debian's headless chromium, driven by playwright-core (tests/browser).
 test-browser: $(B)/sdc
