@@ -111,7 +111,7 @@ $(B)/test_sdc: $(TEST_OBJ) $(B)/libsdc.a
 # The sanitizer build lives in build/asan and runs the same suite against its own CLI
 # (CPU only: CUDA=0, see the CUDA section above).
 asan:
-	$(MAKE) B=build/asan CUDA=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	$(MAKE) B=build/asan CUDA=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
 	        LDFLAGS="-fopenmp -fsanitize=address,undefined" build/asan/sdc build/asan/test_sdc
 
 test-fast: all
