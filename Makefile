@@ -3,7 +3,7 @@
 CC      ?= cc
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=c11 -Ibench -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fopenmp -Iinclude -Isrc $(OPT) -g
-LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lmicrohttpd -lm -lpthread
+LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lmicrohttpd -lz -lm -lpthread
 LDFLAGS += -fopenmp
 
 SRC      := $(shell find src -name '*.c' | sort)
@@ -149,8 +149,10 @@ test-browser: $(B)/sdc
 
 bench: $(BENCH_PROGS)
 
-$(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/libsdc.a
-	$(CC) $(LDFLAGS) -o $@ $(B)/obj/bench/$*.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/libsdc.a $(LDLIBS)
+# the server's infotext parser (tools/server) is timed by bench_hostile_input
+BENCH_TOOL_OBJ := $(B)/obj/tools/server/infotext_parse.o $(B)/obj/tools/server/json_util.o
+$(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(BENCH_TOOL_OBJ) $(B)/libsdc.a
+	$(CC) $(LDFLAGS) -o $@ $(B)/obj/bench/$*.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(BENCH_TOOL_OBJ) $(B)/libsdc.a $(LDLIBS)
 
 clean:
 	rm -rf build
