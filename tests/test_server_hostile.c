@@ -350,6 +350,33 @@ out:
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
+/* The infotext parser retried a miss one byte later, rescanning the same run
+ * of letters: a 256 KiB run (the largest text png-info reads) took ~25 s
+ * here; now milliseconds. The 10 s bound is a guard against that, not a
+ * timing. */
+TEST(server_png_info_long_text_linear) {
+    srv s;
+    char why[1024];
+    CHECK(srv_start(&s, "", why, sizeof why), "%s", why);
+    int failed = 0;
+    reply r = {0};
+    size_t n = 11 + SDC_PNG_TEXT_MAX;
+    char *text = malloc(n), *body = NULL;
+    memcpy(text, "parameters", 11);
+    for (size_t i = 11; i < n; i++) text[i] = (char)('a' + i % 26);
+    body = text_png_body("tEXt", text, n);
+    double t0 = now_s();
+    post(s.port, "/sdapi/v1/png-info", body, &r, 60);
+    double dt = now_s() - t0;
+    FAIL_IF(r.status != 200 || !body_ok(&r, why, sizeof why), "256 KiB run of letters: %d %s", r.status, why);
+    FAIL_IF(dt > 10, "256 KiB run of letters took %.1f s", dt);
+out:
+    free(text), free(body);
+    reply_free(&r);
+    int rc = srv_stop(&s);
+    if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
 /* ---- UTF-8 ---- */
 
 /* invalid UTF-8 in a request is refused (422, as FastAPI does); what the
