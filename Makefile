@@ -66,7 +66,8 @@ BENCH_SRC := $(shell find bench -name '*.c' | sort)
 BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
-.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster
+.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster fuzz fuzz-build \
+        fuzz-regress fuzz-targets
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
@@ -133,7 +134,59 @@ test: all asan cuda-emu
 	SDC_BIN=build/emu/sdc ./build/emu/test_sdc cuda
 	./build/test_sdc
 	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
+	$(MAKE) fuzz-regress
 	$(MAKE) test-cluster
+
+# ---- fuzzing (tests/fuzz, docs/fuzzing.md) ----
+# libFuzzer targets built with clang (ASan + UBSan + float-cast-overflow) in
+# build/fuzz. `make fuzz` runs each for FUZZ_SECONDS into build/fuzz/corpus/NAME
+# (seeded from tests/fixtures and tests/fuzz/seeds); `make fuzz-regress` (part of
+# `make test`) runs every input of each seed corpus and of tests/fuzz/regress/NAME
+# once. Without clang both say so in one line and succeed.
+CLANG ?= $(shell command -v clang 2>/dev/null)
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_NAMES := $(filter-out fuzz_util,$(FUZZ_NAMES))
+FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
+FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
+            -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wno-unknown-warning-option
+# the server handlers a harness calls (libmicrohttpd, the job queue and the page stay out)
+FUZZ_TOOL_OBJ := $(addprefix $(B)/obj/tools/server/,api_txt2img.o api_misc.o json_util.o sampler_map.o infotext_parse.o)
+FUZZ_RUN = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
+
+fuzz-build:
+	@if [ -z "$(CLANG)" ]; then echo "fuzz: skipped, no clang (apt-get install clang libclang-rt-14-dev)"; else \
+	  $(MAKE) --no-print-directory B=build/fuzz CC="$(CLANG)" CUDA=0 OPT="$(FUZZ_OPT)" LDFLAGS="-fopenmp" fuzz-targets && \
+	  tests/fuzz/make_corpus.sh build/fuzz/seeds; fi
+
+fuzz-targets: $(FUZZ_NAMES:%=$(B)/%)
+
+# an archive, so a harness pulls in only the handlers it calls
+$(B)/libsdc_server.a: $(FUZZ_TOOL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+.SECONDARY: $(FUZZ_NAMES:%=$(B)/obj/tests/fuzz/%.o) $(B)/obj/tests/fuzz/fuzz_util.o
+
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/fuzz_util.o $(B)/libsdc_server.a $(B)/libsdc.a
+	$(CC) -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: fuzz-build
+	@if [ -n "$(CLANG)" ]; then for t in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/corpus/$$t && echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  $(FUZZ_RUN) build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/corpus/$$t build/fuzz/seeds/$$t \
+	    $$(test -d tests/fuzz/regress/$$t && echo tests/fuzz/regress/$$t) > build/fuzz/fuzz-$$t.log 2>&1; rc=$$?; \
+	  grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|Test unit written)" \
+	    build/fuzz/fuzz-$$t.log; test $$rc -eq 0 || { echo "fuzz: $$t found something (build/fuzz/fuzz-$$t.log)"; exit 1; }; \
+	  done; fi
+
+fuzz-regress: fuzz-build
+	@if [ -n "$(CLANG)" ]; then for t in $(FUZZ_NAMES); do \
+	  $(FUZZ_RUN) build/fuzz/$$t -runs=0 -timeout=25 -rss_limit_mb=4096 build/fuzz/seeds/$$t \
+	    $$(test -d tests/fuzz/regress/$$t && echo tests/fuzz/regress/$$t) > build/fuzz/regress-$$t.log 2>&1 || \
+	    { cat build/fuzz/regress-$$t.log; echo "fuzz-regress: $$t FAILED"; exit 1; }; \
+	  echo "fuzz-regress: $$t: $$(grep -ho 'INITED.*' build/fuzz/regress-$$t.log | head -1)"; done; fi
 
 # docs/k8s-indexed-job.yaml under JOB_COMPLETION_INDEX (no cluster needed), then docs/slurm-array.sh
 # on a real one-node Slurm cluster started and torn down by the test (root or sudo; it installs
