@@ -183,7 +183,7 @@ fuzz: fuzz-build
 
 fuzz-regress: fuzz-build
 	@if [ -n "$(CLANG)" ]; then for t in $(FUZZ_NAMES); do \
-	  $(FUZZ_RUN) build/fuzz/$$t -runs=0 -timeout=25 -rss_limit_mb=4096 build/fuzz/seeds/$$t \
+	  $(FUZZ_RUN) build/fuzz/$$t -runs=0 -timeout=25 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/regress-crash-$$t- build/fuzz/seeds/$$t \
 	    $$(test -d tests/fuzz/regress/$$t && echo tests/fuzz/regress/$$t) > build/fuzz/regress-$$t.log 2>&1 || \
 	    { cat build/fuzz/regress-$$t.log; echo "fuzz-regress: $$t FAILED"; exit 1; }; \
 	  echo "fuzz-regress: $$t: $$(grep -ho 'INITED.*' build/fuzz/regress-$$t.log | head -1)"; done; fi
