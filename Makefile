@@ -67,7 +67,7 @@ BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_r
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
 .PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster fuzz fuzz-build \
-        fuzz-regress fuzz-targets
+        fuzz-regress fuzz-targets fuzz-run
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
@@ -139,11 +139,16 @@ test: all asan cuda-emu
 
 # ---- fuzzing (tests/fuzz, docs/fuzzing.md) ----
 # libFuzzer targets built with clang (ASan + UBSan + float-cast-overflow) in
-# build/fuzz. `make fuzz` runs each for FUZZ_SECONDS into build/fuzz/corpus/NAME
+# build/fuzz. `make fuzz` installs clang when missing (scripts/install-fuzz-deps.sh)
+# and runs each target for FUZZ_SECONDS into build/fuzz/corpus/NAME
 # (seeded from tests/fixtures and tests/fuzz/seeds); `make fuzz-regress` (part of
 # `make test`) runs every input of each seed corpus and of tests/fuzz/regress/NAME
 # once. Without clang both say so in one line and succeed.
 CLANG ?= $(shell command -v clang 2>/dev/null)
+# "yes" when $(CLANG) links a libFuzzer program (clang alone, without compiler-rt, does not);
+# recursive (=): only the fuzz targets pay for the check
+FUZZ_CAN = $(if $(CLANG),$(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+             $(CLANG) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes))
 FUZZ_SECONDS ?= 60
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_NAMES := $(filter-out fuzz_util,$(FUZZ_NAMES))
@@ -155,7 +160,7 @@ FUZZ_TOOL_OBJ := $(addprefix $(B)/obj/tools/server/,api_txt2img.o api_misc.o jso
 FUZZ_RUN = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
 
 fuzz-build:
-	@if [ -z "$(CLANG)" ]; then echo "fuzz: skipped, no clang (apt-get install clang libclang-rt-14-dev)"; else \
+	@if [ -z "$(FUZZ_CAN)" ]; then echo "fuzz: skipped, no clang with libFuzzer (scripts/install-fuzz-deps.sh installs it)"; else \
 	  $(MAKE) --no-print-directory B=build/fuzz CC="$(CLANG)" CUDA=0 OPT="$(FUZZ_OPT)" LDFLAGS="-fopenmp" fuzz-targets && \
 	  tests/fuzz/make_corpus.sh build/fuzz/seeds; fi
 
@@ -171,8 +176,12 @@ $(B)/libsdc_server.a: $(FUZZ_TOOL_OBJ)
 $(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/fuzz_util.o $(B)/libsdc_server.a $(B)/libsdc.a
 	$(CC) -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-fuzz: fuzz-build
-	@if [ -n "$(CLANG)" ]; then for t in $(FUZZ_NAMES); do \
+fuzz:
+	scripts/install-fuzz-deps.sh
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: fuzz-build
+	@if [ -n "$(FUZZ_CAN)" ]; then for t in $(FUZZ_NAMES); do \
 	  mkdir -p build/fuzz/corpus/$$t && echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
 	  $(FUZZ_RUN) build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/corpus/$$t build/fuzz/seeds/$$t \
@@ -182,7 +191,7 @@ fuzz: fuzz-build
 	  done; fi
 
 fuzz-regress: fuzz-build
-	@if [ -n "$(CLANG)" ]; then for t in $(FUZZ_NAMES); do \
+	@if [ -n "$(FUZZ_CAN)" ]; then for t in $(FUZZ_NAMES); do \
 	  $(FUZZ_RUN) build/fuzz/$$t -runs=0 -timeout=25 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/regress-crash-$$t- build/fuzz/seeds/$$t \
 	    $$(test -d tests/fuzz/regress/$$t && echo tests/fuzz/regress/$$t) > build/fuzz/regress-$$t.log 2>&1 || \
 	    { cat build/fuzz/regress-$$t.log; echo "fuzz-regress: $$t FAILED"; exit 1; }; \
