@@ -85,9 +85,12 @@ int main(int argc, char **argv) {
     struct {
         const char *name;
         fill_fn fill;
-    } shapes[] = {{"random letters (one word)", fill_letters}, {"one letter repeated", fill_same},
-                  {"words", fill_words},                       {"CJK", fill_cjk},
-                  {"combining marks", fill_marks},             {"keys, quotes, backslashes", fill_keys}};
+    } shapes[] = {{"random letters (one word)", fill_letters},
+                  {"one letter repeated", fill_same},
+                  {"words", fill_words},
+                  {"CJK", fill_cjk},
+                  {"combining marks", fill_marks},
+                  {"keys, quotes, backslashes", fill_keys}};
     double budget = BUDGET_S * mb;
     printf("tokenizer %s, %d MB inputs, budget %.1f s each\n", dir, mb, budget);
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
@@ -97,12 +100,16 @@ int main(int argc, char **argv) {
         sdc_status st = clip_encode(t, s, n, 77, ids, NULL, NULL);
         double dt = bench_now() - t0;
         printf("  clip_encode     %-28s %7.3f s  %s%s\n", shapes[k].name, dt, st ? "error: " : "",
-               st ? sdc_last_error() : dt <= budget ? "within budget" : "OVER BUDGET");
+               st             ? sdc_last_error()
+               : dt <= budget ? "within budget"
+                              : "OVER BUDGET");
         t0 = bench_now();
         cJSON *j = infotext_parse(s);
         dt = bench_now() - t0;
         printf("  infotext_parse  %-28s %7.3f s  %s\n", shapes[k].name, dt,
-               !j ? "out of memory" : dt <= budget ? "within budget" : "OVER BUDGET");
+               !j             ? "out of memory"
+               : dt <= budget ? "within budget"
+                              : "OVER BUDGET");
         cJSON_Delete(j);
     }
     printf("peak RSS %.0f MiB\n", bench_peak_rss_mib());

@@ -28,7 +28,9 @@ void hbuf_free(hbuf *b) {
     memset(b, 0, sizeof *b);
 }
 
-static void be32(uint8_t *o, uint32_t v) { o[0] = (uint8_t)(v >> 24), o[1] = (uint8_t)(v >> 16), o[2] = (uint8_t)(v >> 8), o[3] = (uint8_t)v; }
+static void be32(uint8_t *o, uint32_t v) {
+    o[0] = (uint8_t)(v >> 24), o[1] = (uint8_t)(v >> 16), o[2] = (uint8_t)(v >> 8), o[3] = (uint8_t)v;
+}
 
 void png_chunk(hbuf *out, const char *type, const void *data, size_t n) {
     uint8_t h[8], c[4];

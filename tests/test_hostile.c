@@ -183,7 +183,8 @@ TEST(hostile_png_text_without_pixels) {
     ihdr[4] = 0, ihdr[5] = 1, ihdr[6] = 0x86, ihdr[7] = 0xA0; /* 100000 */
     memcpy(ihdr + 8, ihdr + 4, 4);
     uint32_t crc = (uint32_t)crc32(0, ihdr, 17);
-    ihdr[17] = (uint8_t)(crc >> 24), ihdr[18] = (uint8_t)(crc >> 16), ihdr[19] = (uint8_t)(crc >> 8), ihdr[20] = (uint8_t)crc;
+    ihdr[17] = (uint8_t)(crc >> 24), ihdr[18] = (uint8_t)(crc >> 16), ihdr[19] = (uint8_t)(crc >> 8),
+    ihdr[20] = (uint8_t)crc;
     size_t h0 = heap_in_use();
     CHECK_OK(sdc_png_decode(png.p, png.n, NULL, &w, &h, &params));
     CHECK(heap_in_use() < h0 + (1 << 20) + 4096, "reading the text took pixel memory");
@@ -215,8 +216,8 @@ TEST(hostile_png_text_bomb) {
         hbuf_free(&png);
         hbuf_free(&body);
         if (kind < 2) {
-            CHECK(st == SDC_ERR_FORMAT && strstr(sdc_last_error(), "262144"),
-                  "bomb %d: status %d: %s", kind, st, sdc_last_error());
+            CHECK(st == SDC_ERR_FORMAT && strstr(sdc_last_error(), "262144"), "bomb %d: status %d: %s", kind, st,
+                  sdc_last_error());
         } else {
             CHECK(st == SDC_OK && !got_text, "bomb under another keyword: status %d: %s", st, sdc_last_error());
         }

@@ -132,8 +132,8 @@ static void send_all(int fd, const void *p, size_t n) {
 }
 
 typedef struct {
-    int status;       /* 0: no HTTP answer (refused, cut, timed out) */
-    char head[2048];  /* status line and headers */
+    int status;      /* 0: no HTTP answer (refused, cut, timed out) */
+    char head[2048]; /* status line and headers */
     char *body;
     size_t len;
 } reply;
@@ -260,11 +260,11 @@ static char *text_png_body(const char *type, const void *text, size_t n) {
     return s;
 }
 
-#define FAIL_IF(cond, ...)                                 \
-    if (cond) {                                            \
-        test_fail_at(__FILE__, __LINE__, __VA_ARGS__);     \
-        failed = 1;                                        \
-        goto out;                                          \
+#define FAIL_IF(cond, ...)                                                                                             \
+    if (cond) {                                                                                                        \
+        test_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                                                 \
+        failed = 1;                                                                                                    \
+        goto out;                                                                                                      \
     }
 
 /* ---- limits ---- */
@@ -284,7 +284,8 @@ TEST(server_limits_cover_defaults) {
         {"{\"prompt\": \"x\", \"steps\": 2}", "width 512 (the default"},
         {"{\"prompt\": \"x\", \"steps\": 2, \"width\": 64}", "height 512 (the default"},
         {"{\"prompt\": \"x\", \"steps\": 2, \"width\": 64, \"height\": 64, \"override_settings\": "
-         "{\"CLIP_stop_at_last_layers\": 2, \"steps\": 50}}", NULL},
+         "{\"CLIP_stop_at_last_layers\": 2, \"steps\": 50}}",
+         NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         post(s.port, "/sdapi/v1/txt2img", cases[i].json, &r, 30);
@@ -336,7 +337,8 @@ TEST(server_png_info_text_capped) {
     ihdr[4] = 0, ihdr[5] = 1, ihdr[6] = 0x86, ihdr[7] = 0xA0;
     memcpy(ihdr + 8, ihdr + 4, 4);
     uint32_t crc = (uint32_t)crc32(0, ihdr, 17);
-    ihdr[17] = (uint8_t)(crc >> 24), ihdr[18] = (uint8_t)(crc >> 16), ihdr[19] = (uint8_t)(crc >> 8), ihdr[20] = (uint8_t)crc;
+    ihdr[17] = (uint8_t)(crc >> 24), ihdr[18] = (uint8_t)(crc >> 16), ihdr[19] = (uint8_t)(crc >> 8),
+    ihdr[20] = (uint8_t)crc;
     char *big = png_info_body(&png);
     hbuf_free(&chunk), hbuf_free(&png);
     post(s.port, "/sdapi/v1/png-info", big, &r, 30);
@@ -389,9 +391,12 @@ TEST(server_replies_valid_utf8) {
     int failed = 0;
     reply r = {0};
     char *b1 = NULL, *b2 = NULL;
-    post(s.port, "/sdapi/v1/txt2img", "{\"sampler_name\": \"E\xed" "er\"}", &r, 30);
-    FAIL_IF(r.status != 422 || !strstr(detail(&r, d, sizeof d), "UTF-8"), "invalid UTF-8 sampler: %d %.200s",
-            r.status, r.body ? r.body : "");
+    post(s.port, "/sdapi/v1/txt2img",
+         "{\"sampler_name\": \"E\xed"
+         "er\"}",
+         &r, 30);
+    FAIL_IF(r.status != 422 || !strstr(detail(&r, d, sizeof d), "UTF-8"), "invalid UTF-8 sampler: %d %.200s", r.status,
+            r.body ? r.body : "");
     FAIL_IF(!body_ok(&r, why, sizeof why), "%s", why);
     reply_free(&r);
     post(s.port, "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"\xff\xfe\"}", &r, 30);
@@ -454,8 +459,7 @@ static int trickle_step(trickle *t) {
         char c;
         /* EOF, an error, or an answer (a 4xx for the garbage): the server is done with it */
         ssize_t k = recv(t->fds[i], &c, 1, MSG_PEEK);
-        if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || send(t->fds[i], "G", 1, MSG_NOSIGNAL) < 0)
-            closed++;
+        if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || send(t->fds[i], "G", 1, MSG_NOSIGNAL) < 0) closed++;
     }
     return closed;
 }
@@ -515,7 +519,8 @@ TEST(server_request_memory_budget) {
     int failed = 0;
     reply r = {0};
     char *body = NULL;
-    const char *h = "POST /sdapi/v1/png-info HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000000\r\n\r\n";
+    const char *h =
+        "POST /sdapi/v1/png-info HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000000\r\n\r\n";
     int a = dial(s.port, 30);
     FAIL_IF(a < 0, "connect failed");
     send_all(a, h, strlen(h));
@@ -573,7 +578,8 @@ TEST(server_head_keeps_connection) {
         send_all(fd, req, (size_t)k);
         read_reply(fd, &r, 0, 0);
         close(fd);
-        FAIL_IF(!same, "HEAD %s: status or Content-Length differ from GET's (%d, %zu bytes)", paths[i], g.status, g.len);
+        FAIL_IF(!same, "HEAD %s: status or Content-Length differ from GET's (%d, %zu bytes)", paths[i], g.status,
+                g.len);
         FAIL_IF(r.status != 200 || strcmp(r.body, "{}"), "HEAD %s: the next request on the connection got %d '%.100s'",
                 paths[i], r.status, r.body ? r.body : "");
         reply_free(&r), reply_free(&g);
@@ -598,10 +604,16 @@ static void hammer_round(hammer *h) {
     reply r = {0};
     char why[512];
     /* malformed, wrong, oversized and nested bodies */
-    static const char *bodies[] = {"", "{", "[1,2]", "{\"prompt\": 5}", "{\"steps\": 1e999}",
-                                   "{\"prompt\": \"\xc3\x28\"}", "{\"sampler_name\": \"\xf0\x90\x80\"}",
+    static const char *bodies[] = {"",
+                                   "{",
+                                   "[1,2]",
+                                   "{\"prompt\": 5}",
+                                   "{\"steps\": 1e999}",
+                                   "{\"prompt\": \"\xc3\x28\"}",
+                                   "{\"sampler_name\": \"\xf0\x90\x80\"}",
                                    "{\"override_settings\": {\"randn_source\": \"\xe2\x82\"}}",
-                                   "{\"override_settings\": []}", "{\"image\": \"====\"}"};
+                                   "{\"override_settings\": []}",
+                                   "{\"image\": \"====\"}"};
     const char *paths[] = {"/sdapi/v1/txt2img", "/sdapi/v1/png-info", "/sdapi/v1/options"};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
         for (size_t p = 0; p < 3; p++) {
@@ -634,7 +646,8 @@ static void hammer_round(hammer *h) {
     memset(b + 12, 'a', big - 14);
     memcpy(b + big - 2, "\"}", 3);
     post(h->port, "/sdapi/v1/png-info", b, &r, 60);
-    if (r.status != 422 || !body_ok(&r, why, sizeof why)) snprintf(h->why, sizeof h->why, "8 MB body: %d", r.status), h->failures++;
+    if (r.status != 422 || !body_ok(&r, why, sizeof why))
+        snprintf(h->why, sizeof h->why, "8 MB body: %d", r.status), h->failures++;
     reply_free(&r);
     free(b);
     /* a Content-Length past the limit, and bytes that are not HTTP */
@@ -652,7 +665,8 @@ static void hammer_round(hammer *h) {
         send_all(fd, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 24);
         read_reply(fd, &r, 0, 0);
         close(fd);
-        if (r.status && (r.status < 400 || r.status >= 500)) snprintf(h->why, sizeof h->why, "garbage: %d", r.status), h->failures++;
+        if (r.status && (r.status < 400 || r.status >= 500))
+            snprintf(h->why, sizeof h->why, "garbage: %d", r.status), h->failures++;
         reply_free(&r);
     }
     /* PNG text bombs */
@@ -696,7 +710,8 @@ static int hammer_load(int port, trickle *t, int *failed_round, char *why, size_
     }
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < 4; i++)
-        if (h[i].failures && ok) snprintf(why, why_n, "client %d: %d failures, e.g. %s", i, h[i].failures, h[i].why), ok = 0;
+        if (h[i].failures && ok)
+            snprintf(why, why_n, "client %d: %d failures, e.g. %s", i, h[i].failures, h[i].why), ok = 0;
     trickle_close(t);
     (void)failed_round;
     return ok;
@@ -720,7 +735,8 @@ TEST(server_hardening_rss_flat) {
     FAIL_IF(!hammer_load(s.port, &t, NULL, why, sizeof why), "first round: %s", why);
     long rss0 = srv_rss_kb(&s);
     double t0 = now_s();
-    for (int round = 0; round < 3; round++) FAIL_IF(!hammer_load(s.port, &t, NULL, why, sizeof why), "round %d: %s", round, why);
+    for (int round = 0; round < 3; round++)
+        FAIL_IF(!hammer_load(s.port, &t, NULL, why, sizeof why), "round %d: %s", round, why);
     request(s.port, "GET", "/sdapi/v1/progress", NULL, 0, &r, 10);
     FAIL_IF(r.status != 200, "/progress after the rounds: %d", r.status);
     reply_free(&r);

@@ -107,7 +107,8 @@ static sdc_status text_chunk(const uint8_t *type, const uint8_t *d, size_t n, co
     const uint8_t *p = nul + 1, *end = d + n;
     int compressed = 0, latin1 = 1;
     if (!memcmp(type, "zTXt", 4)) {
-        if (p >= end || *p != 0) return sdc_fail(SDC_ERR_FORMAT, "PNG zTXt chunk '%s' has an unknown compression method", keyword);
+        if (p >= end || *p != 0)
+            return sdc_fail(SDC_ERR_FORMAT, "PNG zTXt chunk '%s' has an unknown compression method", keyword);
         p++, compressed = 1;
     } else if (!memcmp(type, "iTXt", 4)) {
         /* compression flag, method, language tag\0, translated keyword\0, text */

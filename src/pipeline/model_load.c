@@ -107,7 +107,8 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     int is_file = !dir_exists(path);
     struct stat sb;
     if (is_file && !path_exists(path))
-        return sdc_fail(SDC_ERR_IO, stat(path, &sb) ? "%s: model not found" : "%s: not a regular file or a folder", path);
+        return sdc_fail(SDC_ERR_IO, stat(path, &sb) ? "%s: model not found" : "%s: not a regular file or a folder",
+                        path);
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!is_file && !path_exists(p))

@@ -470,7 +470,8 @@ sdc_status clip_tokenize(const clip_tokenizer *t, const char *text, size_t len, 
     *n = 0;
     if (!text && len) return sdc_fail(SDC_ERR_ARG, "clip_tokenize: text is NULL");
     if (len > SDC_MAX_PROMPT_BYTES)
-        return sdc_fail(SDC_ERR_ARG, "a prompt of %zu bytes is longer than the limit of %d bytes", len, SDC_MAX_PROMPT_BYTES);
+        return sdc_fail(SDC_ERR_ARG, "a prompt of %zu bytes is longer than the limit of %d bytes", len,
+                        SDC_MAX_PROMPT_BYTES);
     tok_out o = {.want_str = 1};
     sdc_status st = run(t, text ? text : "", len, &o);
     if (st) {
@@ -490,7 +491,8 @@ sdc_status clip_encode(const clip_tokenizer *t, const char *text, size_t len, in
     if (max_len < 2) return sdc_fail(SDC_ERR_ARG, "clip_encode: max_length %d < 2 (bos + eos)", max_len);
     if (!text && len) return sdc_fail(SDC_ERR_ARG, "clip_encode: text is NULL");
     if (len > SDC_MAX_PROMPT_BYTES)
-        return sdc_fail(SDC_ERR_ARG, "a prompt of %zu bytes is longer than the limit of %d bytes", len, SDC_MAX_PROMPT_BYTES);
+        return sdc_fail(SDC_ERR_ARG, "a prompt of %zu bytes is longer than the limit of %d bytes", len,
+                        SDC_MAX_PROMPT_BYTES);
     tok_out o = {.want_str = 0};
     sdc_status st = run(t, text ? text : "", len, &o);
     if (st) {

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         for (int i = 0; i < f.n; i++) {
             const st_tensor *t = st_find(&f, f.tensors[i].name);
             if (t != &f.tensors[i]) abort(); /* sorted, names unique: each found at its own entry */
-            if (t->numel <= 4096) { /* every dtype converts; small ones only, for speed */
+            if (t->numel <= 4096) {          /* every dtype converts; small ones only, for speed */
                 float *x = NULL;
                 int64_t *v = NULL;
                 if (!st_to_f32(t, &x)) free(x);

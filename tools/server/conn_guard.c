@@ -6,7 +6,6 @@
  * txt2img job may run for minutes, so busy connections have no deadline). */
 #include "conn_guard.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -19,11 +18,11 @@ enum { G_WAIT_HEADERS, G_BODY, G_BUSY };
 
 struct guard_conn {
     guard_conn *prev, *next;
-    int fd;        /* our dup of the socket: shutdown() on it cuts the connection */
+    int fd; /* our dup of the socket: shutdown() on it cuts the connection */
     int state;
-    double since;  /* when the current state began (CLOCK_MONOTONIC seconds) */
-    size_t bytes;  /* body bytes received in G_BODY */
-    int cut;       /* shut down already */
+    double since; /* when the current state began (CLOCK_MONOTONIC seconds) */
+    size_t bytes; /* body bytes received in G_BODY */
+    int cut;      /* shut down already */
 };
 
 struct conn_guard {

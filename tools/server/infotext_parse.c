@@ -214,8 +214,10 @@ cJSON *infotext_parse(const char *text) {
         if (!good) goto oom;
     }
     /* what A1111 fills in for fields a default run leaves out */
-    if (!cJSON_GetObjectItemCaseSensitive(res, "Clip skip") && !cJSON_AddStringToObject(res, "Clip skip", "1")) goto oom;
-    if (!cJSON_GetObjectItemCaseSensitive(res, "Schedule type") && !cJSON_AddStringToObject(res, "Schedule type", "Automatic"))
+    if (!cJSON_GetObjectItemCaseSensitive(res, "Clip skip") && !cJSON_AddStringToObject(res, "Clip skip", "1"))
+        goto oom;
+    if (!cJSON_GetObjectItemCaseSensitive(res, "Schedule type") &&
+        !cJSON_AddStringToObject(res, "Schedule type", "Automatic"))
         goto oom;
     free(pm);
     return res;
