@@ -9,7 +9,9 @@
 #include "sdc.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* ASan's allocator statistics (clang's sanitizer/allocator_interface.h; gcc
+ * ships no such header, but its libasan exports the same function) */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 void hbuf_add(hbuf *b, const void *p, size_t n) {
