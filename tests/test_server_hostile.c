@@ -662,7 +662,9 @@ static void hammer_round(hammer *h) {
     }
     fd = dial(h->port, 30);
     if (fd >= 0) {
-        send_all(fd, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 24);
+        /* a TLS ClientHello's first bytes; sizeof, since the bytes hold a NUL */
+        static const char tls[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n";
+        send_all(fd, tls, sizeof tls - 1);
         read_reply(fd, &r, 0, 0);
         close(fd);
         if (r.status && (r.status < 400 || r.status >= 500))
