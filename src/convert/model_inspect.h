@@ -31,7 +31,7 @@ typedef struct {
     char configs[160];          /* where the architecture comes from */
     char prediction[16];        /* "epsilon", "v_prediction", "sample" */
     char prediction_source[128];
-    char scheduler[16];         /* sdc name: "pndm", "euler", ... */
+    char scheduler[16];         /* sdc name of the sampler (sdc_sampler_info.name) */
     char scheduler_class[40];
     int width, height;          /* default image size */
     inspect_component comp[INSPECT_MAX_COMPONENTS];

@@ -1,17 +1,15 @@
 /* infotext.c - A1111-compatible generation parameters text. */
 #include "pipeline/infotext.h"
 
+#include "sdc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *infotext_sampler_name(const char *n) {
-    static const char *map[][2] = {{"ddim", "DDIM"},         {"pndm", "PLMS"}, {"euler", "Euler"},
-                                   {"euler_a", "Euler a"},   {"dpmpp_2m", "DPM++ 2M"},
-                                   {"lcm", "LCM"},           {"tcd", "TCD"}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(map[i][0], n)) return map[i][1];
-    return n;
+    const sdc_sampler_info *s = sdc_sampler_find(n);
+    return s ? s->a1111_name : n;
 }
 
 /* %g that always reads back as the same float */
