@@ -199,6 +199,26 @@ const sdc_sampler_info *sdc_sampler_find(const char *name);
  * (else 0; karras may be NULL). NULL when unknown. */
 const sdc_sampler_info *sdc_sampler_find_a1111(const char *name, int *karras);
 
+/* ---- presets ----
+ * The settings of fast recipes (the model cards' own diffusers calls),
+ * for `sdc generate|dataset --preset NAME`. */
+
+typedef struct {
+    const char *name;
+    const sdc_sampler_info *sampler;
+    const char *timestep_spacing; /* NULL: the scheduler config's */
+    int steps;
+    float guidance;
+    float eta;                    /* < 0: leave */
+    int size;                     /* width = height; 0: the model's native size */
+    const char *lora;             /* the LoRA file the recipe is made for, or NULL */
+    const char *source;           /* where the recipe comes from (model card) */
+} sdc_preset;
+
+int sdc_preset_count(void);
+const sdc_preset *sdc_preset_at(int i); /* 0 <= i < sdc_preset_count(), else NULL */
+const sdc_preset *sdc_preset_find(const char *name); /* exact name; NULL when unknown */
+
 #ifdef __cplusplus
 }
 #endif
