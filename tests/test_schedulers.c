@@ -2,6 +2,7 @@
  * trajectories (units/schedulers.*), the end-to-end cases' schedules and
  * scheduler steps (teacher-forced with the golden noise_pred), from_config
  * key carry-over, and bad input. */
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "rng/torch_rng.h"
+#include "sched/sched_internal.h"
 #include "sched/scheduler.h"
 
 /* ---------- helpers ---------- */
@@ -943,3 +945,143 @@ TEST(sched_names_and_noise_draws) {
     sched_free(s);
 }
 
+/* ---------- the registry ---------- */
+
+/* every name a row goes by: sdc name, aliases, diffusers class, A1111 name, A1111 aliases */
+static int row_names(const sdc_sampler_info *s, const char **out, int max) {
+    int n = 0;
+    out[n++] = s->name;
+    for (int k = 0; s->aliases && s->aliases[k] && n < max; k++) out[n++] = s->aliases[k];
+    out[n++] = s->diffusers_class;
+    out[n++] = s->a1111_name;
+    for (int k = 0; s->a1111_aliases && s->a1111_aliases[k] && n < max; k++) out[n++] = s->a1111_aliases[k];
+    return n;
+}
+
+static int in_list(const char *v, const char *const *list) {
+    for (; list && *list; list++)
+        if (!strcmp(v, *list)) return 1;
+    return 0;
+}
+
+/* names that sched_find would confuse: case-insensitive, '-' == '_' */
+static int same_name(const char *a, const char *b) {
+    for (; *a && *b; a++, b++) {
+        int x = *a == '-' ? '_' : tolower((unsigned char)*a), y = *b == '-' ? '_' : tolower((unsigned char)*b);
+        if (x != y) return 0;
+    }
+    return *a == *b;
+}
+
+TEST(sched_registry_rows) {
+    const int n = sched_count();
+    CHECK(n >= 7 && n == sdc_sampler_count(), "%d rows, the public view has %d", n, sdc_sampler_count());
+    CHECK(!sdc_sampler_at(-1) && !sdc_sampler_at(n) && !sched_at(n), "out-of-range rows");
+    int a1111_default = 0, ui_default = 0;
+    for (int i = 0; i < n; i++) {
+        const sched_def *d = sched_at(i);
+        const sdc_sampler_info *s = sched_info(d);
+        CHECK(sdc_sampler_at(i) == s, "row %d: public view is another row", i);
+        /* all three names */
+        CHECK(s->name && *s->name && s->diffusers_class && *s->diffusers_class && s->a1111_name && *s->a1111_name,
+              "row %d lacks a name", i);
+        CHECK(s->a1111_aliases && s->a1111_aliases[0], "%s: no A1111 alias", s->name);
+        CHECK(!s->a1111_option_key == !s->a1111_option_value, "%s: option key without value", s->name);
+        a1111_default += s->a1111_default, ui_default += s->ui_default;
+        /* the row is complete */
+        CHECK(d->keys && d->set_timesteps && d->step && d->calls_per_step >= 1, "%s: incomplete row", s->name);
+        CHECK(d->opts_size <= SCHED_OPTS_SIZE, "%s: options of %zu bytes", s->name, d->opts_size);
+        CHECK(!d->state_reset || (d->state_create && d->state_free), "%s: history without state", s->name);
+        CHECK(s->karras_ok == sched_takes_key(d, "use_karras_sigmas"), "%s: karras_ok disagrees with its keys", s->name);
+        int nkeys = 0, in_opts = 0;
+        for (const sched_key *k = d->keys; k->key; k++, nkeys++) {
+            in_opts |= k->in_opts;
+            for (const sched_key *q = d->keys; q != k; q++) CHECK(strcmp(q->key, k->key), "%s: key %s twice", s->name, k->key);
+        }
+        CHECK(!in_opts || d->opts_size > 0, "%s: option keys without an options struct", s->name);
+        CHECK(sched_takes_key(d, "num_train_timesteps") && sched_takes_key(d, "prediction_type"), "%s: keys", s->name);
+        /* from_config with nothing: every key from the class defaults, in order */
+        sched_config c;
+        CHECK_OK(sched_config_from_json(NULL, s->name, &c));
+        CHECK(c.def == d && c.n_defaulted == nkeys, "%s: %d of %d keys defaulted", s->name, c.n_defaulted, nkeys);
+        int k = 0;
+        for (const sched_key *q = d->keys; q->key && k < c.n_defaulted; q++, k++)
+            CHECK(!strcmp(c.defaulted[k], q->key), "%s: defaulted[%d] = %s", s->name, k, c.defaulted[k]);
+        for (const sched_key *q = d->keys; q->key; q++) {
+            cJSON *v = sched_config_value(&c, q->key);
+            CHECK(v, "%s: no value for its key %s", s->name, q->key);
+            cJSON_Delete(v);
+        }
+        CHECK(!sched_config_value(&c, "no_such_key"), "%s: a value for a key it does not take", s->name);
+        /* find by each name round-trips; no name of another row is the same */
+        const char *mine[24];
+        int nm = row_names(s, mine, 24);
+        for (int m = 0; m < nm; m++) {
+            CHECK(sched_find(mine[m], NULL) == d && sdc_sampler_find(mine[m]) == s, "%s: '%s' finds another row", s->name,
+                  mine[m]);
+            int karras = -1;
+            CHECK(sched_find(mine[m], &karras) == d && karras == 0, "%s: '%s' with karras", s->name, mine[m]);
+            CHECK_OK(sched_config_from_json(NULL, mine[m], &c));
+            CHECK(c.def == d && !c.use_karras_sigmas, "%s: config by '%s'", s->name, mine[m]);
+            char canon[64];
+            CHECK_OK(sched_canonical_name(mine[m], canon, sizeof canon));
+            CHECK(!strcmp(canon, s->name), "%s: '%s' is stored as '%s'", s->name, mine[m], canon);
+            for (int j = 0; j < n; j++) {
+                if (j == i) continue;
+                const char *theirs[24];
+                int nt = row_names(sched_info(sched_at(j)), theirs, 24);
+                for (int t = 0; t < nt; t++)
+                    CHECK(!same_name(mine[m], theirs[t]), "'%s' names %s and %s", mine[m], s->name,
+                          sched_info(sched_at(j))->name);
+            }
+        }
+        /* A1111's lookup: its names and aliases only; legacy Karras names for the samplers that take it */
+        int karras = -1;
+        CHECK(sdc_sampler_find_a1111(s->a1111_name, &karras) == s && karras == 0, "%s: A1111 name", s->name);
+        for (int a = 0; s->a1111_aliases[a]; a++)
+            CHECK(sdc_sampler_find_a1111(s->a1111_aliases[a], NULL) == s, "%s: A1111 alias %s", s->name,
+                  s->a1111_aliases[a]);
+        if (!in_list(s->diffusers_class, s->a1111_aliases))
+            CHECK(!sdc_sampler_find_a1111(s->diffusers_class, NULL), "%s: A1111 finds the class name", s->name);
+        char legacy[96], alias_ka[96];
+        snprintf(legacy, sizeof legacy, "%s Karras", s->a1111_name);
+        snprintf(alias_ka, sizeof alias_ka, "%s_ka", s->a1111_aliases[0]);
+        CHECK(sched_find(legacy, &karras) == d && karras == 1, "%s: '%s'", s->name, legacy);
+        CHECK(sched_find(alias_ka, &karras) == d && karras == 1, "%s: '%s'", s->name, alias_ka);
+        CHECK(!sched_find(legacy, NULL), "%s: '%s' found without asking for the schedule", s->name, legacy);
+        if (s->karras_ok) {
+            CHECK(sdc_sampler_find_a1111(legacy, &karras) == s && karras == 1, "%s: '%s'", s->name, legacy);
+            CHECK(sdc_sampler_find_a1111(alias_ka, &karras) == s && karras == 1, "%s: '%s'", s->name, alias_ka);
+            CHECK_OK(sched_config_from_json(NULL, legacy, &c));
+            CHECK(c.def == d && c.use_karras_sigmas, "%s: '%s' without Karras sigmas", s->name, legacy);
+            char canon[64];
+            CHECK_OK(sched_canonical_name(alias_ka, canon, sizeof canon));
+            CHECK(!strcmp(canon, legacy), "'%s' is stored as '%s'", alias_ka, canon);
+        } else {
+            CHECK(!sdc_sampler_find_a1111(legacy, NULL), "%s: A1111 finds '%s'", s->name, legacy);
+            CHECK(sched_config_from_json(NULL, legacy, &c) == SDC_ERR_ARG && strstr(sdc_last_error(), "Karras"),
+                  "%s: '%s' accepted", s->name, legacy);
+            CHECK(sched_check_karras(d, "--karras") == SDC_ERR_ARG && strstr(sdc_last_error(), "--karras applies to"),
+                  "%s: --karras", s->name);
+        }
+    }
+    CHECK(a1111_default == 1 && ui_default == 1, "%d A1111 defaults, %d UI defaults", a1111_default, ui_default);
+    /* the presets name registry rows */
+    CHECK(sdc_preset_count() >= 1, "no presets");
+    for (int p = 0; p < sdc_preset_count(); p++) {
+        const sdc_preset *ps = sdc_preset_at(p);
+        int found = 0;
+        for (int i = 0; i < n; i++) found |= ps->sampler == sdc_sampler_at(i);
+        CHECK(found && sdc_preset_find(ps->name) == ps, "preset %s", ps->name);
+    }
+    CHECK(!sdc_preset_find("turbo") && !sdc_preset_at(sdc_preset_count()), "unknown presets");
+    /* unknown names: NULL, and the message lists every name kind */
+    CHECK(!sched_find("k_lms", NULL) && !sdc_sampler_find(NULL) && !sdc_sampler_find_a1111("", NULL), "unknown names");
+    CHECK(sched_unknown("x") == SDC_ERR_ARG, "sched_unknown");
+    for (int i = 0; i < n; i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
+        CHECK(strstr(sdc_last_error(), s->name) && strstr(sdc_last_error(), s->diffusers_class) &&
+                  strstr(sdc_last_error(), s->a1111_name),
+              "the message lacks %s: %s", s->name, sdc_last_error());
+    }
+}
