@@ -90,7 +90,7 @@ TEST(sched_alphas_cumprod_exact) {
     CHECK(ref && n == 1000, "alphas_cumprod missing");
     cJSON *j = cJSON_Parse("{\"num_train_timesteps\":1000,\"beta_start\":0.00085,\"beta_end\":0.012,"
                            "\"beta_schedule\":\"scaled_linear\"}");
-    CHECK(sched_count() == 7, "%d samplers", sched_count());
+    CHECK(sched_count() >= 7, "%d samplers", sched_count());
     for (int k = 0; k < sched_count(); k++) {
         const char *name = sched_info(sched_at(k))->name;
         sched_config c;
