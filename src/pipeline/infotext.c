@@ -1,16 +1,9 @@
 /* infotext.c - A1111-compatible generation parameters text. */
 #include "pipeline/infotext.h"
 
-#include "sdc.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-const char *infotext_sampler_name(const char *n) {
-    const sdc_sampler_info *s = sdc_sampler_find(n);
-    return s ? s->a1111_name : n;
-}
 
 /* %g that always reads back as the same float */
 static void fmt_num(char *b, size_t n, float v) { snprintf(b, n, "%.9g", (double)v); }

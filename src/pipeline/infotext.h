@@ -18,7 +18,5 @@ typedef struct {
 
 /* malloc'd string, NULL on allocation failure */
 char *infotext_format(const infotext_fields *f);
-/* A1111 sampler name for any sampler name (the registry's); unknown names as they are */
-const char *infotext_sampler_name(const char *sdc_name);
 
 #endif
