@@ -15,7 +15,35 @@
 
 #define MAX_PROMPTS 64
 
+/* the registry's names joined: sdc names (which 0), A1111 names (1), the
+ * samplers that take Karras sigmas (2) or eta (3) */
+static void sampler_list(int which, char *out, size_t n) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0, k = 0; i < sdc_sampler_count() && o < n; i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
+        if ((which == 2 && !s->karras_ok) || (which == 3 && !s->takes_eta)) continue;
+        o += (size_t)snprintf(out + o, n - o, "%s%s", !k++ ? "" : which == 0 ? " | " : ", ",
+                              which == 1 ? s->a1111_name : s->name);
+    }
+}
+
 static void help(void) {
+    char samplers[256], a1111[256], karras[128], eta[128], presets[1024];
+    sampler_list(0, samplers, sizeof samplers);
+    sampler_list(1, a1111, sizeof a1111);
+    sampler_list(2, karras, sizeof karras);
+    sampler_list(3, eta, sizeof eta);
+    size_t o = 0;
+    presets[0] = 0;
+    for (int i = 0; i < sdc_preset_count() && o < sizeof presets; i++) {
+        const sdc_preset *p = sdc_preset_at(i);
+        char d[160];
+        preset_describe(p, d, sizeof d);
+        o += (size_t)snprintf(presets + o, sizeof presets - o, "%30s%-16s%s\n", "", p->name, d);
+        if (p->lora && o < sizeof presets)
+            o += (size_t)snprintf(presets + o, sizeof presets - o, "%46s(with --lora %s)\n", "", p->lora);
+    }
     printf(
         "usage: sdc generate -m MODEL -p PROMPT [options]\n"
         "\n"
@@ -41,12 +69,15 @@ static void help(void) {
         "      --steps N             denoising steps (default 50)\n"
         "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
         "                            G <= 1 disables guidance (one UNet pass per step)\n"
-        "      --scheduler NAME      ddim | pndm | euler | euler_a | dpmpp_2m | lcm | tcd\n"
+        "      --scheduler NAME      %s\n"
         "                            (default: the model's scheduler_config.json; settings in that\n"
-        "                            file carry over, others take the scheduler's defaults)\n"
+        "                            file carry over, others take the scheduler's defaults); also\n"
+        "                            a diffusers class name, or A1111's name:\n"
+        "                            %s\n"
+        "                            (A1111's \"NAME Karras\": that sampler with --karras)\n"
         "      --timestep-spacing S  leading | trailing | linspace\n"
-        "      --karras              Karras sigmas (dpmpp_2m, euler)\n"
-        "      --eta E               DDIM eta / TCD gamma, 0..1 (default 0)\n"
+        "      --karras              Karras sigmas (%s)\n"
+        "      --eta E               eta of %s (TCD's gamma), 0..1 (default 0)\n"
         "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
         "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
         "      --rng cpu|cuda        the generator the seed seeds: cpu (default) = torch.Generator(\"cpu\"),\n"
@@ -66,11 +97,7 @@ static void help(void) {
         "                            into the weights before the first step: W + SCALE * alpha/rank\n"
         "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
         "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
-        "                              sdxl-turbo      Euler a, trailing, 1 step, guidance 0, 512x512\n"
-        "                              hyper-sd-2step  DDIM, trailing, 2 steps, guidance 0\n"
-        "                                              (with --lora Hyper-SDXL-2steps-lora.safetensors)\n"
-        "                              hyper-sd-1step  TCD, 1 step, guidance 0, eta 1.0\n"
-        "                                              (with --lora Hyper-SDXL-1step-lora.safetensors)\n"
+        "%s"
         "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
         "                            expand; with several images and no placeholder \"-{index}\"\n"
         "                            goes before the extension\n"
@@ -91,7 +118,8 @@ static void help(void) {
         "      --quiet               no progress lines\n"
         "  -h, --help                this text\n"
         "\n"
-        "Exit status: 0 success, 1 error, 2 usage error.\n");
+        "Exit status: 0 success, 1 error, 2 usage error.\n",
+        samplers, a1111, karras, eta, presets);
 }
 
 static volatile sig_atomic_t g_interrupted;

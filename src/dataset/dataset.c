@@ -477,9 +477,7 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
     def.nnegative = o->req.negative_prompts ? 1 : 0;
     def.progress = NULL, def.dump = NULL; /* the data set's own */
     if (def.scheduler) { /* one spelling in the config and the metadata */
-        sched_kind k;
-        SDC_TRY(sched_kind_from_name(def.scheduler, &k));
-        snprintf(S->scheduler, sizeof S->scheduler, "%s", sched_kind_name(k));
+        SDC_TRY(sched_canonical_name(def.scheduler, S->scheduler, sizeof S->scheduler));
         def.scheduler = S->scheduler;
     }
     SDC_TRY(prompts_file_load(o->prompts, &S->pl));

@@ -93,10 +93,10 @@ static sdc_status parse_object(const cJSON *o, const char *what, int line, promp
             if (!cJSON_IsString(v))
                 return sdc_fail(SDC_ERR_FORMAT, "%s:%d: \"%s\" must be a string", what, line, k);
             if (!strcmp(k, "scheduler")) {
-                sched_kind kind;
-                if (sched_kind_from_name(v->valuestring, &kind))
+                char name[64];
+                if (sched_canonical_name(v->valuestring, name, sizeof name))
                     return sdc_wrap(SDC_ERR_FORMAT, "%s:%d: \"scheduler\"", what, line);
-                if (!(e->scheduler = strdup(sched_kind_name(kind)))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+                if (!(e->scheduler = strdup(name))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
             } else {
                 char **dst = !strcmp(k, "prompt") ? &e->prompt : &e->negative;
                 if (!(*dst = strdup(v->valuestring))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");

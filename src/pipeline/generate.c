@@ -39,7 +39,7 @@ void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
         info->prediction = !strcmp(cfg.prediction_type, "v_prediction") ? "v_prediction"
                            : !strcmp(cfg.prediction_type, "sample")     ? "sample"
                                                                          : "epsilon";
-        info->scheduler = sched_kind_name(cfg.kind);
+        info->scheduler = sched_info(cfg.def)->name;
     }
     info->default_width = info->default_height = uc->sample_size * m->vae_scale;
     info->default_steps = m->fam->default_steps;
@@ -124,9 +124,7 @@ static sdc_status setup_scheduler(gen_state *S) {
         snprintf(S->sc.timestep_spacing, sizeof S->sc.timestep_spacing, "%s", r->timestep_spacing);
     }
     if (r->karras >= 0) {
-        if (r->karras && !sched_class_takes_key(S->sc.kind, "use_karras_sigmas"))
-            return sdc_fail(SDC_ERR_ARG, "--karras applies to dpmpp_2m and euler, not to %s",
-                            sched_kind_name(S->sc.kind));
+        if (r->karras) SDC_TRY(sched_check_karras(S->sc.def, "--karras"));
         S->sc.use_karras_sigmas = r->karras;
     }
     return sched_create(&S->s, &S->sc, S->steps);
@@ -512,7 +510,7 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
             .prompt = r->prompts[p],
             .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
             .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
-            .sampler = infotext_sampler_name(sched_kind_name(S.sc.kind)),
+            .sampler = sched_info(S.sc.def)->a1111_name,
             .schedule = S.sc.use_karras_sigmas ? "Karras" : NULL,
             .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
             .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,

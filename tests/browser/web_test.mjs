@@ -73,6 +73,9 @@ async function run() {
     await page.waitForFunction(() => document.querySelectorAll("#sampler option").length > 1);
     const model = await page.textContent("#model");
     if (!model.includes("tiny-sd")) throw new Error(`model name not shown: '${model}'`);
+    /* a fresh browser (nothing saved) starts on the registry's ui_default sampler */
+    const firstSampler = await page.$eval("#sampler", (s) => s.value);
+    if (firstSampler !== "Euler a") throw new Error(`the sampler preselected is '${firstSampler}', want 'Euler a'`);
 
     await page.fill("#prompt", "a lighthouse on a cliff at dawn, watercolor");
     await page.fill("#negative", "blurry");

@@ -42,7 +42,7 @@ static cJSON *default_parameters(void) {
     cJSON_AddFalseToObject(p, "do_not_save_grid");
     cJSON_AddNullToObject(p, "eta");
     cJSON_AddNullToObject(p, "override_settings");
-    cJSON_AddStringToObject(p, "sampler_index", "Euler");
+    cJSON_AddStringToObject(p, "sampler_index", sampler_default()->a1111_name);
     cJSON_AddNullToObject(p, "script_name");
     cJSON_AddItemToObject(p, "script_args", cJSON_CreateArray());
     cJSON_AddTrueToObject(p, "send_images");
@@ -78,7 +78,7 @@ typedef struct {
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
-    const a1111_sampler *sampler;
+    const sdc_sampler_info *sampler;
     int schedule;
 } t2i_request;
 
@@ -138,10 +138,11 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             }
         }
     }
-    /* A1111: sampler_name, else sampler_index (default "Euler"); a schedule in the name is the legacy spelling */
+    /* A1111: sampler_name, else sampler_index (default: sampler_default); a schedule in the name is the legacy
+     * spelling */
     const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
                         : sampler_index && *sampler_index   ? sampler_index
-                                                            : "Euler";
+                                                            : sampler_default()->a1111_name;
     t->schedule = SCHEDULE_AUTOMATIC;
     if (!(t->sampler = sampler_find(sname, &t->schedule))) {
         reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
@@ -157,7 +158,9 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
         if (s != SCHEDULE_AUTOMATIC) t->schedule = s;
     }
     if (t->schedule == SCHEDULE_KARRAS && !t->sampler->karras_ok) {
-        reply_invalid(r, "scheduler Karras applies to the DPM++ 2M and Euler samplers, not to %s", t->sampler->name);
+        char names[128];
+        sampler_karras_names(names, sizeof names);
+        reply_invalid(r, "scheduler Karras applies to the %s samplers, not to %s", names, t->sampler->a1111_name);
         return 0;
     }
     return 1;
@@ -185,7 +188,7 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNumberToObject(o, "subseed_strength", 0);
     cJSON_AddNumberToObject(o, "width", t->width);
     cJSON_AddNumberToObject(o, "height", t->height);
-    cJSON_AddStringToObject(o, "sampler_name", t->sampler->name);
+    cJSON_AddStringToObject(o, "sampler_name", t->sampler->a1111_name);
     cJSON_AddNumberToObject(o, "cfg_scale", t->cfg);
     cJSON_AddNumberToObject(o, "steps", t->steps);
     cJSON_AddNumberToObject(o, "batch_size", t->batch);
@@ -284,7 +287,7 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     j->n_iter = t.n_iter;
     j->cfg = t.cfg;
     j->eta = t.eta;
-    j->scheduler = t.sampler->sdc;
+    j->scheduler = t.sampler->name;
     j->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->clip_skip = t.clip_skip;
     j->rng = t.rng;
