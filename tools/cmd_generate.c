@@ -272,7 +272,7 @@ int cmd_generate(int argc, char **argv) {
                 return cli_usage_error("generate", "--preset must be %s, got '%s'", preset_names(), optarg);
             break;
         case O_PROMPTS_FILE: prompts_file = optarg; break;
-        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, 64, &r.batch_size)) return EXIT_USAGE; break;
+        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, INT_MAX, &r.batch_size)) return EXIT_USAGE; break;
         case O_VAE_TILING: r.vae_tiling = 1; break;
         case O_VAE_TILE_SIZE:
             if (!cli_int("--vae-tile-size", optarg, 32, 4096, &r.vae_tile_size)) return EXIT_USAGE;
@@ -288,21 +288,21 @@ int cmd_generate(int argc, char **argv) {
             if (nn == MAX_PROMPTS) return cli_usage_error("generate", "at most %d negative prompts", MAX_PROMPTS);
             negs[nn++] = optarg;
             break;
-        case O_STEPS: if (!cli_int("--steps", optarg, 1, 1000, &r.steps)) return EXIT_USAGE; break;
-        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &r.guidance)) return EXIT_USAGE; break;
+        case O_STEPS: if (!cli_int("--steps", optarg, 1, INT_MAX, &r.steps)) return EXIT_USAGE; break;
+        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 1e9, &r.guidance)) return EXIT_USAGE; break;
         case O_SCHED: r.scheduler = optarg; break;
         case O_SPACING: r.timestep_spacing = optarg; break;
         case O_KARRAS: r.karras = 1; break;
-        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &r.eta)) return EXIT_USAGE; break;
+        case O_ETA: if (!cli_float("--eta", optarg, 0, 1e9, &r.eta)) return EXIT_USAGE; break;
         case O_SEED: if (!cli_u64("--seed", optarg, &r.seed)) return EXIT_USAGE; have_seed = 1; break;
         case O_RNG:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
                 return cli_usage_error("generate", "--rng must be cpu or cuda, got '%s'", optarg);
             r.rng = optarg;
             break;
-        case O_BATCH: if (!cli_int("--batch", optarg, 1, 64, &r.batch)) return EXIT_USAGE; break;
-        case 'W': if (!cli_int("--width", optarg, 8, 4096, &r.width)) return EXIT_USAGE; break;
-        case 'H': if (!cli_int("--height", optarg, 8, 4096, &r.height)) return EXIT_USAGE; break;
+        case O_BATCH: if (!cli_int("--batch", optarg, 1, INT_MAX, &r.batch)) return EXIT_USAGE; break;
+        case 'W': if (!cli_int("--width", optarg, 1, INT_MAX, &r.width)) return EXIT_USAGE; break;
+        case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &r.height)) return EXIT_USAGE; break;
         case O_VARIANT: lo.variant = optarg; break;
         case O_CONFIG: lo.config_dir = optarg; break;
         case O_TOKENIZER: lo.tokenizer_dir = optarg; break;
@@ -317,7 +317,7 @@ int cmd_generate(int argc, char **argv) {
         case O_DTYPE: if (!cli_dtype("generate", optarg, &lo.dtype)) return EXIT_USAGE; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
-        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &r.clip_skip)) return EXIT_USAGE; break;
+        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &r.clip_skip)) return EXIT_USAGE; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("generate", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
@@ -330,14 +330,15 @@ int cmd_generate(int argc, char **argv) {
     if (np && prompts_file) return cli_usage_error("generate", "-p and --prompts cannot be combined");
     if (prompts_file && (nn > 1 || dump_path))
         return cli_usage_error("generate", "with --prompts give at most one -n (lines may set negative_prompt), no --dump");
-    if (nn > 1 && nn != np)
-        return cli_usage_error("generate", "%d negative prompts for %d prompts (give one, or one per prompt)", nn, np);
     if (lo.variant && strcmp(lo.variant, "fp16"))
         return cli_usage_error("generate", "--variant must be fp16, got '%s'", lo.variant);
-    if (r.width % 8 || r.height % 8)
-        return cli_usage_error("generate", "width and height must be multiples of 8 (got %dx%d)", r.width, r.height);
-    if (r.vae_tile_size && !r.vae_tiling)
-        return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
+    if (r.vae_tile_size && !r.vae_tiling) return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
+    static const char *const file_line[1] = {""}; /* --prompts: the lines come later, checked as they run */
+    r.prompts = np ? prompts : file_line;
+    r.nprompts = np ? np : 1;
+    r.negative_prompts = nn ? negs : NULL;
+    r.nnegative = nn;
+    if (sdc_request_check(NULL, &r)) return cli_usage_error("generate", "%s", sdc_last_error());
     if (!have_seed) r.seed = random_seed();
     if (prompts_file) { /* the whole file is checked before the model loads */
         if (sdc_prompts_load(&plist, prompts_file, r.batch, r.seed)) {
@@ -355,10 +356,6 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: cannot write to '%s': folder missing or not writable\n", dump_path);
         return 1;
     }
-    r.prompts = prompts;
-    r.nprompts = np;
-    r.negative_prompts = nn ? negs : NULL;
-    r.nnegative = nn;
     lo.threads = threads;
     lo.loras = loras.paths;
     lo.lora_scales = loras.scales;

@@ -113,7 +113,7 @@ static sdc_status parse_object(const cJSON *o, const char *what, int line, promp
             e->seed = (uint64_t)d;
             continue;
         } else if (!strcmp(k, "steps")) {
-            SDC_TRY(get_int(v, what, line, k, 1, 1000, &d));
+            SDC_TRY(get_int(v, what, line, k, 1, SDC_MAX_STEPS, &d));
             e->steps = (int)d;
             continue;
         } else if (!strcmp(k, "count")) {
@@ -121,7 +121,7 @@ static sdc_status parse_object(const cJSON *o, const char *what, int line, promp
             e->count = (int)d;
             continue;
         } else if (!strcmp(k, "width") || !strcmp(k, "height")) {
-            SDC_TRY(get_int(v, what, line, k, 8, 4096, &d));
+            SDC_TRY(get_int(v, what, line, k, 8, SDC_MAX_SIDE, &d));
             if ((int)d % 8) return sdc_fail(SDC_ERR_FORMAT, "%s:%d: \"%s\" must be a multiple of 8, got %d", what, line,
                                             k, (int)d);
             *(!strcmp(k, "width") ? &e->width : &e->height) = (int)d;
