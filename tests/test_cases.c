@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "case_util.h"
 #include "golden.h"
 #include "harness.h"
 #include "io/json.h"
@@ -37,90 +38,8 @@ static const case_spec k_cases[] = {
 
 static int verbose(void) { return getenv("SDC_TEST_VERBOSE") != NULL; }
 
-static const char *sched_name(const char *cls) {
-    static const char *m[][2] = {{"PNDMScheduler", "pndm"},       {"DDIMScheduler", "ddim"},
-                                 {"EulerDiscreteScheduler", "euler"}, {"EulerAncestralDiscreteScheduler", "euler_a"},
-                                 {"DPMSolverMultistepScheduler", "dpmpp_2m"}, {"LCMScheduler", "lcm"},
-                                 {"TCDScheduler", "tcd"}};
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-        if (!strcmp(m[i][0], cls)) return m[i][1];
-    return NULL;
-}
-
-/* the request a case describes; strings point into the JSON */
-typedef struct {
-    cJSON *j;
-    const char *model, *variant, *sched, *spacing;
-    const char *prompts[8], *negs[8];
-    int np, nn, steps, W, H, karras;
-    float g, eta;
-    uint64_t seed;
-    char lora_paths[4][512]; /* "loras": fused in order, paths relative to the fixtures */
-    const char *loras[4];
-    float lora_scales[4];
-    int nloras;
-    int lora_modules[4];     /* checks.lora_modules_fused */
-    char config_dir[512];    /* single-file cases: the folder that gives configs, tokenizers, scheduler */
-} case_req;
-
-static int load_case(const char *name, case_req *c) {
-    char p[256];
-    memset(c, 0, sizeof *c);
-    snprintf(p, sizeof p, "cases/%s.json", name);
-    if (json_load(fixture_path(p), &c->j)) return 0;
-    cJSON *j = c->j, *s = cJSON_GetObjectItem(j, "scheduler"), *ov = cJSON_GetObjectItem(s, "overrides");
-    c->model = cJSON_GetObjectItem(j, "model")->valuestring;
-    const cJSON *sf = cJSON_GetObjectItem(j, "single_file");
-    if (cJSON_IsString(sf)) { /* the weights come from the single file, the rest from the folder */
-        snprintf(c->config_dir, sizeof c->config_dir, "%s", fixture_path(c->model));
-        c->model = sf->valuestring;
-    }
-    const cJSON *v = cJSON_GetObjectItem(j, "unet_variant");
-    c->variant = cJSON_IsString(v) ? v->valuestring : NULL;
-    c->sched = sched_name(cJSON_GetObjectItem(s, "class")->valuestring);
-    const cJSON *ts = cJSON_GetObjectItem(ov, "timestep_spacing");
-    c->spacing = cJSON_IsString(ts) ? ts->valuestring : NULL;
-    c->karras = cJSON_IsTrue(cJSON_GetObjectItem(ov, "use_karras_sigmas")) ? 1 : -1;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(j, "prompt")) c->prompts[c->np++] = a->valuestring;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(j, "negative_prompt")) c->negs[c->nn++] = a->valuestring;
-    c->seed = (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(j, "seeds"), 0)->valuedouble;
-    c->steps = cJSON_GetObjectItem(j, "num_inference_steps")->valueint;
-    c->g = (float)cJSON_GetObjectItem(j, "guidance_scale")->valuedouble;
-    c->W = cJSON_GetObjectItem(j, "width")->valueint;
-    c->H = cJSON_GetObjectItem(j, "height")->valueint;
-    c->eta = (float)cJSON_GetObjectItem(j, "eta")->valuedouble;
-    const cJSON *fused = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checks"), "lora_modules_fused");
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(j, "loras")) {
-        if (c->nloras == 4) return 0;
-        snprintf(c->lora_paths[c->nloras], sizeof c->lora_paths[0], "%s",
-                 fixture_path(cJSON_GetObjectItem(a, "path")->valuestring));
-        c->loras[c->nloras] = c->lora_paths[c->nloras];
-        c->lora_scales[c->nloras] = (float)cJSON_GetObjectItem(a, "scale")->valuedouble;
-        const cJSON *k = cJSON_GetArrayItem(fused, c->nloras);
-        c->lora_modules[c->nloras++] = k ? k->valueint : -1;
-    }
-    return c->sched != NULL;
-}
-
-/* the load options a case asks for (its LoRAs fused in order) */
-static sdc_load_options case_load_options(const case_req *c) {
-    sdc_load_options lo = {.variant = c->variant};
-    lo.loras = c->loras, lo.lora_scales = c->lora_scales, lo.nloras = c->nloras;
-    lo.config_dir = c->config_dir[0] ? c->config_dir : NULL;
-    return lo;
-}
-
-/* the request a case describes */
-static sdc_request case_request(const case_req *c) {
-    sdc_request r;
-    sdc_request_init(&r);
-    r.prompts = c->prompts, r.nprompts = c->np;
-    r.negative_prompts = c->nn ? c->negs : NULL, r.nnegative = c->nn;
-    r.seed = c->seed, r.steps = c->steps, r.guidance = c->g, r.width = c->W, r.height = c->H, r.eta = c->eta;
-    r.scheduler = c->sched, r.timestep_spacing = c->spacing, r.karras = c->karras;
-    return r;
-}
+/* a wave-1 case (tests/fixtures/cases) */
+static int load_case(const char *name, case_req *c) { return case_load("", name, c); }
 
 typedef struct {
     int n, modules[4];
@@ -130,34 +49,6 @@ static void on_lora_report(void *ctx, const sdc_lora_report *r) {
     lora_seen *s = ctx;
     if (s->n < 4) s->modules[s->n] = r->modules;
     s->n++;
-}
-
-typedef struct {
-    st_writer *w;
-} dump_ctx;
-
-static void collect(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape, const void *data) {
-    dump_ctx *d = ctx;
-    if (data) st_writer_add(d->w, name, is_int ? ST_I64 : ST_F32, ndim, shape, data);
-}
-
-/* compare one dumped tensor with the golden; returns the max abs diff (INF if missing/mismatched) */
-static double cmp_tensor(const st_file *mine, const st_file *gold, const char *name) {
-    const st_tensor *a = st_find(mine, name), *b = st_find(gold, name);
-    if (!a || !b || a->numel != b->numel) return INFINITY;
-    if (b->dtype == ST_I64) {
-        int64_t *x, *y;
-        if (st_to_i64(a, &x) || st_to_i64(b, &y)) return INFINITY;
-        double d = memcmp(x, y, (size_t)a->numel * 8) ? INFINITY : 0;
-        free(x), free(y);
-        return d;
-    }
-    float *x, *y;
-    if (st_to_f32(a, &x)) return INFINITY;
-    if (st_to_f32(b, &y)) { free(x); return INFINITY; }
-    double d = max_abs_diff(x, y, a->numel);
-    free(x), free(y);
-    return d;
 }
 
 /* device NULL: the CPU; "emulated": behind the emulated device boundary */
@@ -178,8 +69,8 @@ static void run_case_library_on(const case_spec *cs, const char *device) {
     CHECK(lora_ok, "%s: %d LoRA reports, first with %d modules (expected %d with %d)", cs->name, seen.n,
           seen.modules[0], c.nloras, c.nloras ? c.lora_modules[0] : 0);
     sdc_request r = case_request(&c);
-    dump_ctx d = {.w = st_writer_new()};
-    r.dump = collect, r.dump_ctx = &d;
+    case_dump d = {.w = st_writer_new()};
+    r.dump = case_collect, r.dump_ctx = &d;
     sdc_image *imgs;
     int n;
     st = sdc_generate(m, &r, &imgs, &n);
@@ -215,7 +106,7 @@ static void run_case_library_on(const case_spec *cs, const char *device) {
     int compared = 0;
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (!st_find(&gold, checks[i].name)) continue;
-        double diff = cmp_tensor(&mine, &gold, checks[i].name);
+        double diff = case_cmp_tensor(&mine, &gold, checks[i].name);
         if (verbose()) printf("     %s: %s diff %.3g\n", cs->name, checks[i].name, diff);
         if (!(diff <= checks[i].tol)) {
             st_close(&mine), st_close(&gold);
@@ -225,13 +116,6 @@ static void run_case_library_on(const case_spec *cs, const char *device) {
     }
     st_close(&mine), st_close(&gold);
     CHECK(compared >= 8, "%s: only %d tensors compared", cs->name, compared);
-}
-
-/* PSNR of two RGB8 images in dB (INFINITY when equal) */
-static double psnr8(const uint8_t *a, const uint8_t *b, int64_t n) {
-    double se = 0;
-    for (int64_t k = 0; k < n; k++) se += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
-    return se == 0 ? INFINITY : 10.0 * log10(255.0 * 255.0 / (se / (double)n));
 }
 
 /* device NULL: the CPU, within 2/255 of the golden PNG everywhere; "cuda":
@@ -356,56 +240,11 @@ static void run_case_emulated_f16(const case_spec *cs) {
 static void run_case_unet_calls(const case_spec *cs) {
     case_req c;
     CHECK(load_case(cs->name, &c), "cannot read case %s", cs->name);
-    sdc_model *m;
-    sdc_load_options lo = case_load_options(&c);
-    sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
-    int ncalls = cJSON_GetObjectItem(c.j, "num_unet_calls")->valueint;
+    double worst;
+    int worst_k;
+    sdc_status st = case_unet_calls(&c, cs->name, &worst, &worst_k);
     cJSON_Delete(c.j);
-    CHECK(st == SDC_OK, "load: %s", sdc_last_error());
-    char gp[256];
-    snprintf(gp, sizeof gp, "cases/%s.safetensors", cs->name);
-    st_file g;
-    st = st_open(&g, fixture_path(gp));
-    if (st) sdc_model_free(m);
-    CHECK(st == SDC_OK, "golden: %s", sdc_last_error());
-    const st_tensor *pe = st_find(&g, "prompt_embeds"), *ne = st_find(&g, "negative_prompt_embeds");
-    const st_tensor *tt = st_find(&g, "timesteps");
-    int B = (int)pe->shape[0], T = (int)pe->shape[1], D = (int)pe->shape[2], n = ne ? 2 : 1;
-    float *ctx = malloc((size_t)n * B * T * D * sizeof(float)), *ts = NULL, tv[16];
-    if (ne) st_copy_f32(ne, ctx);
-    st_copy_f32(pe, ctx + (size_t)(n - 1) * B * T * D);
-    int64_t *ti = NULL;
-    if (tt->dtype == ST_I64) st_to_i64(tt, &ti);
-    else st_to_f32(tt, &ts);
-    float *pooled = NULL, *tids = NULL;
-    if (st_find(&g, "add_text_embeds")) {
-        pooled = golden_f32(&g, "add_text_embeds", NULL);
-        tids = golden_f32(&g, "add_time_ids", NULL);
-    }
-    unet_extra ex = {.text_embeds = pooled, .time_ids = tids};
-    double worst = 0;
-    int worst_k = 0;
-    for (int k = 1; k <= ncalls && !st; k++) {
-        char nm[64], no[64];
-        snprintf(nm, sizeof nm, "model_input_%d", k);
-        snprintf(no, sizeof no, "unet_out_%d", k);
-        const st_tensor *mi = st_find(&g, nm);
-        int64_t nout;
-        float *x1 = golden_f32(&g, nm, NULL), *ref = golden_f32(&g, no, &nout);
-        int h = (int)mi->shape[2], w = (int)mi->shape[3];
-        int64_t per = mi->numel;
-        float *x = malloc((size_t)(n * per) * sizeof(float)), *out = malloc((size_t)nout * sizeof(float));
-        for (int i = 0; i < n; i++) memcpy(x + i * per, x1, (size_t)per * sizeof(float));
-        for (int i = 0; i < n * B; i++) tv[i] = ti ? (float)ti[k - 1] : ts[k - 1];
-        st = unet_forward(m->unet, x, n * B, h, w, tv, ctx, T, &ex, out, NULL, NULL);
-        double d = st ? INFINITY : max_abs_diff(out, ref, nout);
-        if (d > worst) worst = d, worst_k = k;
-        free(x1), free(ref), free(x), free(out);
-    }
-    free(ctx), free(ts), free(ti), free(pooled), free(tids);
-    st_close(&g);
-    sdc_model_free(m);
-    CHECK(st == SDC_OK, "unet: %s", sdc_last_error());
+    CHECK(st == SDC_OK, "%s: %s", cs->name, sdc_last_error());
     if (verbose()) printf("     %s: worst teacher-forced unet_out_%d diff %.3g\n", cs->name, worst_k, worst);
     CHECK(worst <= cs->unet_tol, "%s: unet_out_%d differs by %g", cs->name, worst_k, worst);
 }

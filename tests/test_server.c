@@ -608,8 +608,9 @@ TEST(server_bad_requests) {
         {"POST", "/sdapi/v1/txt2img", "{\"seed\": -5}", 422},
         {"POST", "/sdapi/v1/txt2img", "{\"seed\": 1e30}", 422},
         {"POST", "/sdapi/v1/txt2img", "{\"batch_size\": 8, \"n_iter\": 8}", 422},
-        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"UniPC\"}", 400},  /* unknown sampler */
-        {"POST", "/sdapi/v1/txt2img", "{\"scheduler\": \"Exponential\"}", 400},
+        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"DPM++ 2S a\"}", 400}, /* a sampler sdc lacks */
+        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"k_no_such\"}", 400},  /* unknown sampler */
+        {"POST", "/sdapi/v1/txt2img", "{\"scheduler\": \"Polyexponential\"}", 400},
         {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"DDIM\", \"scheduler\": \"Karras\"}", 422},
         {"POST", "/sdapi/v1/txt2img", "{\"override_settings\": {\"CLIP_stop_at_last_layers\": 99}}", 422},
         {"POST", "/sdapi/v1/png-info", "{}", 422},

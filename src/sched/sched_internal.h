@@ -55,7 +55,22 @@ struct sdc_scheduler {
 
 /* ---- config keys ---- */
 
-typedef enum { SCHED_K_INT, SCHED_K_NUM, SCHED_K_BOOL, SCHED_K_STR, SCHED_K_OPT_NUM, SCHED_K_NULLABLE } sched_key_type;
+typedef enum {
+    SCHED_K_INT,
+    SCHED_K_NUM,
+    SCHED_K_BOOL,
+    SCHED_K_STR,
+    SCHED_K_OPT_NUM,
+    SCHED_K_NULLABLE,
+    SCHED_K_INT_LIST /* a JSON list of ints: sched_int_list at off (options only) */
+} sched_key_type;
+
+/* A K_INT_LIST value (UniPC's disable_corrector). */
+#define SCHED_INT_LIST_MAX 16
+typedef struct {
+    int n;
+    int v[SCHED_INT_LIST_MAX];
+} sched_int_list;
 
 /* One __init__ argument of a diffusers class and its default. */
 typedef struct {
@@ -86,6 +101,7 @@ typedef struct {
 #define SO_STR(T, f, d) \
     {.key = #f, .type = SCHED_K_STR, .in_opts = 1, .off = offsetof(T, f), .size = sizeof(((T *)0)->f), .str = (d)}
 #define SO_NULLABLE(T, f) {.key = #f, .type = SCHED_K_NULLABLE, .in_opts = 1, .has_off = offsetof(T, has_##f)}
+#define SO_INT_LIST(T, f) {.key = #f, .type = SCHED_K_INT_LIST, .in_opts = 1, .off = offsetof(T, f)} /* default [] */
 #define SK_END {.key = NULL}
 
 /* A copy of the sampler's options struct out of cfg->opts (memcpy: opts is
@@ -99,8 +115,18 @@ typedef struct {
 /* ---- the registry row ---- */
 
 struct sched_def {
-    sdc_sampler_info info;       /* names and flags: the public view (sdc_sampler_at) */
+    sdc_sampler_info info;       /* names and flags: the public view (sdc_sampler_at); info.schedules
+                                    declares the schedule types it takes (SCHED_SCHEDULES_SIGMA when
+                                    set_timesteps fills sigmas through a schedule helper that reads
+                                    cfg.schedule, else SCHED_SCHEDULES_TIMESTEP) */
     const sched_key *keys;       /* the class's __init__ arguments in order, with its defaults; SK_END ends */
+    /* Rows that share a diffusers class (DPMSolverMultistepScheduler: DPM++ 2M
+     * and DPM++ 2M SDE) differ in the value of one string key of it: picking
+     * the row by its own name sets variant_key to variant_value; a config that
+     * names only the class (its "_class_name", or the class as --scheduler)
+     * picks the row whose variant_value it holds (absent: the key's default).
+     * NULL: the row has its class to itself. */
+    const char *variant_key, *variant_value;
     size_t opts_size;            /* sizeof the options struct its SO_ keys fill (0: none) */
     int calls_per_step;          /* model calls one step takes (1; Heun-style samplers 2) */
     /* class-specific config checks after the common ones (NULL: none) */
@@ -128,10 +154,16 @@ struct sched_def {
 /* ---- registry.c ---- */
 
 enum { SCHED_LIST_NAMES, SCHED_LIST_CLASSES, SCHED_LIST_A1111, SCHED_LIST_KARRAS };
-/* The registry's sdc names / diffusers classes / A1111 names / sdc names of
- * the samplers that take Karras sigmas, in registry order, joined by sep
- * (last_sep before the last one): "a, b and c". */
+/* The registry's sdc names / diffusers classes (each once) / A1111 names /
+ * sdc names of the samplers that take Karras sigmas, in registry order,
+ * joined by sep (last_sep before the last one): "a, b and c". */
 void sched_list_names(int which, const char *sep, const char *last_sep, char *out, size_t n);
+/* The sdc names of the samplers that take schedule type k, joined the same way. */
+void sched_list_takers(sched_schedule k, const char *sep, const char *last_sep, char *out, size_t n);
+/* The row a config picks among those of d's class (see variant_key):
+ * value NULL means the key's default. d itself when it has no siblings or
+ * none holds value. */
+const sched_def *sched_variant_row(const sched_def *d, const char *value);
 
 /* ---- schedule_common.c ---- */
 
@@ -162,14 +194,33 @@ double sched_sigma_to_t(double sigma, const float *log_sigmas, int n);
  * log(train_sigmas), T of them). t may alias nothing else. */
 sdc_status sched_karras_schedule(const float *train_sigmas, int T, double sigma_min, double sigma_max, int n,
                                  double *sig, double *t);
+/* Which sigmas a sigma-based sampler steps over: SCHED_SCHEDULE_KARRAS
+ * when karras (its class's use_karras_sigmas) is set, else the config's
+ * schedule type when it is a formula (Karras, Exponential, SGM Uniform,
+ * Simple), else SCHED_SCHEDULE_UNIFORM: the class's own spacing. */
+sched_schedule sched_sigma_kind(const sched_config *c, int karras);
+/* A formula schedule's n sigmas (float64) from sigma_max down to sigma_min
+ * into sig and each one's fractional training timestep (sched_sigma_to_t
+ * against log(train)) into t; train: the T training sigmas (float32).
+ * Karras et al. (rho 7, diffusers _convert_to_karras); exponential
+ * (k-diffusion get_sigmas_exponential: log-linear from sigma_max to
+ * sigma_min); SGM uniform (A1111/ComfyUI sgm_uniform: n timesteps evenly
+ * from t(sigma_max) to t(sigma_min), last excluded, sigma by log-linear
+ * interpolation of the training sigmas); simple (ComfyUI simple_scheduler:
+ * every T/n-th training sigma from the top; sigma_min/max unused). */
+sdc_status sched_formula_sigmas(sched_schedule kind, const float *train, int T, double sigma_min, double sigma_max,
+                                int n, double *sig, double *t);
 /* leading / trailing / linspace integer timesteps (DDIM, LCM-free classes).
  * Fills out[0..n-1] descending. */
 sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out);
 /* The discrete sigma schedule of EulerDiscrete / EulerAncestralDiscrete
  * (and the k-diffusion-style classes like them): float32 timesteps by
  * timestep_spacing, sigmas interpolated from the training sigmas (or Karras
- * sigmas when karras), a final sigma of 0 or, with final_sigma_min,
- * sigma(t=0); init_noise_sigma. Sets ts_float, sigmas, n_sigmas, n_calls. */
+ * sigmas when karras - the class's use_karras_sigmas -, or another formula
+ * schedule the config's schedule type asks for, between the first and last
+ * interpolated sigma, timesteps from sigma_to_t), a final sigma of 0 or,
+ * with final_sigma_min, sigma(t=0); init_noise_sigma. Sets ts_float,
+ * sigmas, n_sigmas, n_calls. */
 sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_sigma_min);
 /* scale_model_input of the sigma samplers: x / sqrt(sigma_i^2 + 1) in float32. */
 void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);

@@ -197,13 +197,57 @@ double sched_sigma_to_t(double sigma, const float *log_sigmas, int n) {
 
 sdc_status sched_karras_schedule(const float *train_sigmas, int T, double sigma_min, double sigma_max, int n,
                                  double *sig, double *t) {
+    return sched_formula_sigmas(SCHED_SCHEDULE_KARRAS, train_sigmas, T, sigma_min, sigma_max, n, sig, t);
+}
+
+sched_schedule sched_sigma_kind(const sched_config *c, int karras) {
+    if (karras) return SCHED_SCHEDULE_KARRAS;
+    switch (c->schedule) {
+    case SCHED_SCHEDULE_KARRAS:
+    case SCHED_SCHEDULE_EXPONENTIAL:
+    case SCHED_SCHEDULE_SGM_UNIFORM:
+    case SCHED_SCHEDULE_SIMPLE: return c->schedule;
+    default: return SCHED_SCHEDULE_UNIFORM;
+    }
+}
+
+/* k-diffusion's t_to_sigma: log-linear between the neighbouring training sigmas */
+static double t_to_sigma(double t, const float *logs, int T) {
+    if (t <= 0) return exp((double)logs[0]);
+    if (t >= T - 1) return exp((double)logs[T - 1]);
+    int lo = (int)floor(t);
+    double w = t - lo;
+    return exp((1 - w) * (double)logs[lo] + w * (double)logs[lo + 1]);
+}
+
+sdc_status sched_formula_sigmas(sched_schedule kind, const float *train, int T, double sigma_min, double sigma_max,
+                                int n, double *sig, double *t) {
+    if (n < 1 || T < 2) return sdc_fail(SDC_ERR_ARG, "scheduler: %d sigmas from %d training sigmas", n, T);
     float *logs = malloc((size_t)T * sizeof(float));
     if (!logs) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
-    for (int i = 0; i < T; i++) logs[i] = logf(train_sigmas[i]); /* np.log of a float32 array */
-    sched_karras(sigma_min, sigma_max, n, sig);
-    for (int i = 0; i < n; i++) t[i] = sched_sigma_to_t(sig[i], logs, T);
+    for (int i = 0; i < T; i++) logs[i] = logf(train[i]); /* np.log of a float32 array */
+    sdc_status st = SDC_OK;
+    switch (kind) {
+    case SCHED_SCHEDULE_KARRAS: sched_karras(sigma_min, sigma_max, n, sig); break;
+    case SCHED_SCHEDULE_EXPONENTIAL: /* exp(linspace(log(sigma_max), log(sigma_min), n)) */
+        np_linspace(log(sigma_max), log(sigma_min), n, 1, sig);
+        for (int i = 0; i < n; i++) sig[i] = exp(sig[i]);
+        break;
+    case SCHED_SCHEDULE_SGM_UNIFORM: { /* linspace(t(sigma_max), t(sigma_min), n + 1)[:-1] */
+        double t0 = sched_sigma_to_t(sigma_max, logs, T), t1 = sched_sigma_to_t(sigma_min, logs, T);
+        for (int i = 0; i < n; i++) sig[i] = t_to_sigma(t0 + (t1 - t0) * i / n, logs, T);
+        break;
+    }
+    case SCHED_SCHEDULE_SIMPLE: { /* sigmas[-(1 + int(x * len(sigmas) / n))] */
+        const double ss = (double)T / n;
+        for (int i = 0; i < n; i++) sig[i] = (double)train[T - 1 - (int)(i * ss)];
+        break;
+    }
+    default: st = sdc_fail(SDC_ERR_ARG, "scheduler: schedule type %d has no sigma formula", (int)kind);
+    }
+    for (int i = 0; !st && i < n; i++) t[i] = sched_sigma_to_t(sig[i], logs, T);
     free(logs);
-    return SDC_OK;
+    return st;
 }
 
 sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out) {
@@ -279,10 +323,11 @@ sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_s
         if (c->rescale_betas_zero_snr) s->ac[T - 1] = 0x1p-24f; /* near 0 but not 0: first sigma finite */
         sched_train_sigmas(s->ac, T, train);
         for (int i = 0; i < n; i++) sig[i] = np_interp_index((double)s->ts_float[i], train, T);
-        if (karras) {
+        const sched_schedule kind = sched_sigma_kind(c, karras);
+        if (kind != SCHED_SCHEDULE_UNIFORM) { /* the range of the class's _convert_to_karras */
             double smin = c->has_sigma_min ? c->sigma_min : sig[n - 1];
             double smax = c->has_sigma_max ? c->sigma_max : sig[0];
-            st = sched_karras_schedule(train, T, smin, smax, n, sig, t);
+            st = sched_formula_sigmas(kind, train, T, smin, smax, n, sig, t);
             for (int i = 0; !st && i < n; i++) s->ts_float[i] = (float)t[i];
         }
     }
