@@ -282,3 +282,22 @@ TEST(schedules_infotext_and_images) {
     CHECK(same_auto, "Automatic on tiny-sd's config (no Karras) is not Uniform");
     CHECK(moved, "a formula schedule gave the uniform image");
 }
+
+/* sdc generate --help lists every sampler with its A1111 name and class, and every schedule type */
+TEST(schedules_cli_help_lists_them) {
+    char cmd[1024];
+    static char out[16384];
+    snprintf(cmd, sizeof cmd, "%s generate --help", sdc_binary());
+    CHECK(run_cmd(cmd, out, sizeof out) == 0, "--help failed: %s", out);
+    for (int i = 0; i < sdc_sampler_count(); i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
+        char line[128];
+        snprintf(line, sizeof line, "%s \"%s\"", s->name, s->a1111_name);
+        char *at = strstr(out, s->name);
+        CHECK(at && strstr(out, s->a1111_name) && strstr(out, s->diffusers_class), "--help lacks %s", line);
+    }
+    for (int k = 0; k < sdc_schedule_count(); k++)
+        CHECK(strstr(out, sdc_schedule_at(k)->name) && strstr(out, sdc_schedule_at(k)->summary), "--help lacks %s",
+              sdc_schedule_at(k)->name);
+    CHECK(strstr(out, "--schedule NAME") && strstr(out, "--karras"), "--help lacks --schedule / --karras");
+}
