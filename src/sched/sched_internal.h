@@ -178,6 +178,11 @@ int sched_is_eps(const sched_config *c);
 int sched_is_v(const sched_config *c);
 int sched_is_sample(const sched_config *c);
 
+/* ---- sleef_f32.c: torch.log / torch.exp of float32 tensors (Sleef u10, lane for lane) ---- */
+
+float sleef_logf_u1(float d);
+float sleef_expf(float d);
+
 /* ---- LCMScheduler and TCDScheduler (lcm.c): same arguments, same timesteps ---- */
 
 typedef struct {
