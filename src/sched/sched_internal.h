@@ -148,13 +148,17 @@ void np_linspace(double start, double stop, int num, int endpoint, double *out);
 int np_arange(double start, double stop, double step, double *out, int max);
 /* numpy.round (half to even) for float64. */
 double np_round(double x);
+/* numpy.log of a float32 array element (np_logf.c: numpy's SIMD loop, not
+ * correctly rounded). */
+float np_logf(float x);
 /* numpy.interp(x, arange(len), fp) for fp float32 values: float64 result. */
 double np_interp_index(double x, const float *fp, int len);
 /* sqrt((1 - ac) / ac) in float32, elementwise (torch). */
 void sched_train_sigmas(const float *ac, int n, float *sig);
 /* Karras et al. schedule (diffusers _convert_to_karras), float64. */
 void sched_karras(double sigma_min, double sigma_max, int n, double *out);
-/* diffusers _sigma_to_t with log_sigmas = np.log(float32 sigmas) (float32). */
+/* diffusers _sigma_to_t of a float64 sigma with log_sigmas = np.log(float32
+ * sigmas) (np_logf), in numpy's dtypes. */
 double sched_sigma_to_t(double sigma, const float *log_sigmas, int n);
 /* The Karras sigma schedule a sampler with use_karras_sigmas takes: n
  * sigmas from sigma_max down to sigma_min into sig, and each one's
