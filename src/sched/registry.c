@@ -12,7 +12,7 @@
 
 #include "sched/sched_internal.h"
 
-#define SCHED_ROWS(X) X(dpmpp_2m) X(euler_a) X(euler) X(lcm) X(ddim) X(pndm) X(tcd)
+#define SCHED_ROWS(X) X(dpmpp_2m) X(euler_a) X(euler) X(lms) X(heun) X(dpm2) X(dpm2_a) X(lcm) X(ddim) X(pndm) X(tcd)
 
 #define DECLARE_ROW(n) extern const sched_def sched_##n;
 #define ROW(n) &sched_##n,
