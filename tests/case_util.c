@@ -7,11 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/ops.h"
 #include "family/model.h"
 #include "golden.h"
 #include "harness.h"
 #include "io/json.h"
+#include "io/png_io.h"
 #include "nn/unet.h"
+#include "nn/unet_runner.h"
+#include "text/clip_text_runner.h"
+
+static int verbose(void) { return getenv("SDC_TEST_VERBOSE") != NULL; }
 
 /* the --scheduler name of a case's diffusers class and overrides: the
  * classes' own rows, DPMSolverMultistep by its algorithm_type override */
@@ -100,6 +106,15 @@ int case_load(const char *dir, const char *name, case_req *c) {
         c->lora_modules[c->nloras++] = k ? k->valueint : -1;
     }
     return c->np > 0;
+}
+
+int case_find(const char *name, case_req *c) {
+    char p[256];
+    snprintf(p, sizeof p, "cases/%s.json", name);
+    /* the wave-1 cases, then the second set's; a missing file is not an error */
+    FILE *f = fopen(fixture_path(p), "r");
+    if (f) fclose(f);
+    return case_load(f ? "" : "../fixtures2/", name, c);
 }
 
 const char *case_file(const case_req *c, const char *name, const char *suffix) {
@@ -231,4 +246,152 @@ sdc_status case_unet_calls(const case_req *c, const char *name, double *worst, i
     st_close(&g);
     sdc_model_free(m);
     return st;
+}
+
+/* ---- the runners (test bodies) ---- */
+
+typedef struct {
+    int n, modules[4];
+} lora_seen;
+
+static void on_lora_report(void *ctx, const sdc_lora_report *r) {
+    lora_seen *s = ctx;
+    if (s->n < 4) s->modules[s->n] = r->modules;
+    s->n++;
+}
+
+/* device NULL: the CPU; "emulated": behind the emulated device boundary */
+void run_case_library_on(const case_spec *cs, const char *device) {
+    case_req c;
+    CHECK(case_find(cs->name, &c), "cannot read case %s", cs->name);
+    sdc_model *m;
+    sdc_load_options lo = case_load_options(&c);
+    lo.device = device;
+    lora_seen seen = {0};
+    lo.lora_report = on_lora_report, lo.lora_report_ctx = &seen;
+    sdc_status st = sdc_model_load(&m, fixture_path(c.model), &lo);
+    if (st) cJSON_Delete(c.j);
+    CHECK(st == SDC_OK, "load: %s", sdc_last_error());
+    int lora_ok = seen.n == c.nloras;
+    for (int i = 0; lora_ok && i < c.nloras; i++) lora_ok = seen.modules[i] == c.lora_modules[i];
+    if (!lora_ok) sdc_model_free(m), cJSON_Delete(c.j);
+    CHECK(lora_ok, "%s: %d LoRA reports, first with %d modules (expected %d with %d)", cs->name, seen.n,
+          seen.modules[0], c.nloras, c.nloras ? c.lora_modules[0] : 0);
+    sdc_request r = case_request(&c);
+    case_dump d = {.w = st_writer_new()};
+    r.dump = case_collect, r.dump_ctx = &d;
+    sdc_image *imgs;
+    int n;
+    st = sdc_generate(m, &r, &imgs, &n);
+    char gp[256], mp[256];
+    snprintf(mp, sizeof mp, "%s", tmp_path(cs->name));
+    if (!st) st = st_writer_save(d.w, mp);
+    st_writer_free(d.w);
+    /* every activation buffer came back: none but the ones the kept runners hold */
+    unet_runner_free(m->unet_run), clip_runner_free(m->te_run[0]), clip_runner_free(m->te_run[1]);
+    m->unet_run = NULL, m->te_run[0] = m->te_run[1] = NULL;
+    int64_t left = op_live_allocations(m->cx);
+    sdc_model_free(m);
+    if (left) cJSON_Delete(c.j);
+    CHECK(!left, "%s: %lld activation buffers left", cs->name, (long long)left);
+    int ncalls = cJSON_GetObjectItem(c.j, "num_unet_calls")->valueint;
+    cJSON_Delete(c.j);
+    CHECK(st == SDC_OK, "generate: %s", sdc_last_error());
+    sdc_images_free(imgs, n);
+    snprintf(gp, sizeof gp, "%s", case_file(&c, cs->name, ".safetensors"));
+    st_file mine, gold;
+    CHECK_OK(st_open(&mine, mp));
+    CHECK_OK(st_open(&gold, fixture_path(gp)));
+    char last[32], first_pred[32];
+    snprintf(last, sizeof last, "latents_%d", ncalls);
+    snprintf(first_pred, sizeof first_pred, "noise_pred_1");
+    struct {
+        const char *name;
+        double tol;
+    } checks[] = {
+        {"input_ids", 0},
+        {"uncond_input_ids", 0},
+        {"input_ids_2", 0},
+        {"timesteps", 1e-6},
+        {"noise", 0},
+        {"latents_0", 0},
+        {"prompt_embeds", 1e-5},
+        {"negative_prompt_embeds", 1e-5},
+        {"pooled_prompt_embeds", 1e-5},
+        {"add_time_ids", 0},
+        {first_pred, 5e-5},
+        {last, cs->latents_tol},
+        {"decoded", cs->decoded_tol},
+        {"image", cs->image_tol},
+    };
+    int compared = 0;
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        if (!st_find(&gold, checks[i].name)) continue;
+        double diff = case_cmp_tensor(&mine, &gold, checks[i].name);
+        if (verbose()) printf("     %s: %s diff %.3g\n", cs->name, checks[i].name, diff);
+        if (!(diff <= checks[i].tol)) {
+            st_close(&mine), st_close(&gold);
+            CHECK(0, "%s: %s differs by %g (tolerance %g)", cs->name, checks[i].name, diff, checks[i].tol);
+        }
+        compared++;
+    }
+    st_close(&mine), st_close(&gold);
+    CHECK(compared >= 8, "%s: only %d tensors compared", cs->name, compared);
+}
+
+/* device NULL: the CPU, within 2/255 of the golden PNG everywhere; "cuda":
+ * f16 on the GPU, PSNR >= 35 dB against it (skipped without a GPU) */
+void run_case_cli_on(const case_spec *cs, const char *device) {
+    case_req c;
+    CHECK(case_find(cs->name, &c), "cannot read case %s", cs->name);
+    char cmd[4096], out[512];
+    snprintf(out, sizeof out, "%s", tmp_path(cs->name));
+    int o = snprintf(cmd, sizeof cmd,
+                     "%s generate --quiet -m %s --seed %llu --steps %d --guidance %g -W %d -H %d "
+                     "--scheduler %s --eta %g -o '%s-{index}.png'",
+                     sdc_binary(), fixture_path(c.model), (unsigned long long)c.seed, c.steps, (double)c.g, c.W, c.H,
+                     c.sched, (double)c.eta, out);
+    if (c.variant) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --variant %s", c.variant);
+    if (c.spacing) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --timestep-spacing %s", c.spacing);
+    if (c.karras == 1) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --karras");
+    if (c.config_dir[0]) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --config '%s'", c.config_dir);
+    for (int i = 0; i < c.nloras; i++)
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --lora '%s:%g'", c.loras[i], (double)c.lora_scales[i]);
+    for (int i = 0; i < c.np; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -p \"%s\"", c.prompts[i]);
+    for (int i = 0; i < c.nn; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -n \"%s\"", c.negs[i]);
+    if (device) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --device %s", device);
+    int np = c.np;
+    cJSON_Delete(c.j);
+    char log[2048];
+    int rc = run_cmd(cmd, log, sizeof log);
+    if (device && rc == 1 && (strstr(log, "no CUDA device") || strstr(log, "no CUDA support"))) SKIP("%s", log);
+    CHECK(rc == 0, "command failed (%d): %s\n%s", rc, cmd, log);
+    for (int i = 0; i < np; i++) {
+        char mine[600], gold[256];
+        snprintf(mine, sizeof mine, "%s-%d.png", out, i);
+        snprintf(gold, sizeof gold, "%scases/%s_%d.png", c.dir, cs->name, i);
+        uint8_t *a, *b;
+        int aw, ah, bw, bh;
+        char *params;
+        CHECK_OK(png_read_rgb(mine, &a, &aw, &ah, &params));
+        CHECK_OK(png_read_rgb(fixture_path(gold), &b, &bw, &bh, NULL));
+        int worst = aw == bw && ah == bh ? 0 : 999;
+        for (int64_t k = 0; worst < 999 && k < (int64_t)aw * ah * 3; k++) {
+            int d = abs((int)a[k] - (int)b[k]);
+            if (d > worst) worst = d;
+        }
+        double psnr = worst < 999 ? psnr8(a, b, (int64_t)aw * ah * 3) : 0;
+        int has_params = params && strstr(params, "Steps: ") && strstr(params, "Seed: ");
+        free(a), free(b), free(params);
+        if (device) {
+            if (verbose())
+                printf("     %s image %d on %s: PSNR %.1f dB, max difference %d/255\n", cs->name, i, device, psnr,
+                       worst);
+            CHECK(psnr >= 35.0, "%s image %d on %s: PSNR %.1f dB < 35", cs->name, i, device, psnr);
+            continue;
+        }
+        if (verbose()) printf("     %s image %d: max pixel difference %d/255\n", cs->name, i, worst);
+        CHECK(worst <= 2, "%s image %d: max pixel difference %d/255", cs->name, i, worst);
+        CHECK(has_params, "%s: PNG lacks the parameters infotext", cs->name);
+    }
 }

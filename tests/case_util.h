@@ -2,7 +2,8 @@
  * (tests/fixtures/cases/NAME.json, or tests/fixtures2/cases/NAME.json for
  * the second wave) read into the sdc_request and load options it describes,
  * and comparisons of what sdc made with the case's tensors and PNGs.
- * Shared by test_cases.c (wave 1) and test_sampler_cases.c (wave 2). */
+ * Shared by test_cases.c (wave 1), test_sampler_cases.c and test_ksamplers.c
+ * (the second set's sampler cases). */
 #ifndef SDC_TESTS_CASE_UTIL_H
 #define SDC_TESTS_CASE_UTIL_H
 
@@ -35,6 +36,8 @@ typedef struct {
  * (a scheduler class or override it cannot say on the command line); then
  * c->j is freed. The caller frees c->j (cJSON_Delete). */
 int case_load(const char *dir, const char *name, case_req *c);
+/* Case NAME of tests/fixtures/cases, else of tests/fixtures2/cases (as case_load). */
+int case_find(const char *name, case_req *c);
 /* its PNG / safetensors: "<dir>cases/<name>_<i>.png" relative to tests/fixtures */
 const char *case_file(const case_req *c, const char *name, const char *suffix);
 /* the load options a case asks for (its LoRAs fused in order) */
@@ -59,5 +62,23 @@ sdc_status case_unet_calls(const case_req *c, const char *name, double *worst, i
 double psnr8(const uint8_t *a, const uint8_t *b, int64_t n);
 /* largest per-channel difference of two RGB8 images */
 int max_pixel_diff(const uint8_t *a, const uint8_t *b, int64_t n);
+
+/* ---- end-to-end runners: test bodies (CHECK), the case found by case_find ---- */
+
+typedef struct {
+    const char *name;
+    double latents_tol, decoded_tol, image_tol;
+    double unet_tol; /* teacher-forced UNet call */
+} case_spec;
+
+/* The case through the library (device NULL: the CPU; "emulated": behind the
+ * emulated device boundary): embeddings, noise, the first noise_pred, the last
+ * latents, decoded and image against the golden; the dump of every
+ * intermediate is left at tmp_path(cs->name). */
+void run_case_library_on(const case_spec *cs, const char *device);
+/* The case through build/sdc (device NULL: the CPU, within 2/255 of the
+ * golden PNG everywhere; "cuda": f16 on the GPU, PSNR >= 35 dB, skipped
+ * without a GPU). */
+void run_case_cli_on(const case_spec *cs, const char *device);
 
 #endif

@@ -830,11 +830,11 @@ TEST(sched_bad_input) {
     sched_config c;
     sdc_scheduler *s = NULL;
     /* unknown names / classes */
-    CHECK(sched_config_from_json(NULL, "k_lms", &c) == SDC_ERR_ARG, "unknown name accepted");
+    CHECK(sched_config_from_json(NULL, "k_dpm_fast", &c) == SDC_ERR_ARG, "unknown name accepted");
     CHECK(strstr(sdc_last_error(), "valid") && strstr(sdc_last_error(), "euler_a"), "message: %s", sdc_last_error());
-    cJSON *j = cJSON_Parse("{\"_class_name\":\"LMSDiscreteScheduler\"}");
+    cJSON *j = cJSON_Parse("{\"_class_name\":\"DPMSolverSDEScheduler\"}");
     CHECK(sched_config_from_json(j, NULL, &c) == SDC_ERR_ARG, "unknown class accepted");
-    CHECK(strstr(sdc_last_error(), "LMSDiscreteScheduler") && strstr(sdc_last_error(), "DDIMScheduler"), "message: %s",
+    CHECK(strstr(sdc_last_error(), "DPMSolverSDEScheduler") && strstr(sdc_last_error(), "DDIMScheduler"), "message: %s",
           sdc_last_error());
     cJSON_Delete(j);
     j = cJSON_Parse("{\"beta_start\":0.1}");
@@ -1115,7 +1115,8 @@ TEST(sched_registry_rows) {
     }
     CHECK(!sdc_preset_find("turbo") && !sdc_preset_at(sdc_preset_count()), "unknown presets");
     /* unknown names: NULL, and the message lists every name kind */
-    CHECK(!sched_find("k_lms", NULL) && !sdc_sampler_find(NULL) && !sdc_sampler_find_a1111("", NULL), "unknown names");
+    CHECK(!sched_find("k_dpm_fast", NULL) && !sdc_sampler_find(NULL) && !sdc_sampler_find_a1111("", NULL),
+          "unknown names");
     CHECK(sched_unknown("x") == SDC_ERR_ARG, "sched_unknown");
     for (int i = 0; i < n; i++) {
         const sdc_sampler_info *s = sdc_sampler_at(i);

@@ -12,8 +12,11 @@
 
 #include "sched/sched_internal.h"
 
-#define SCHED_ROWS(X) \
-    X(dpmpp_2m) X(dpmpp_2m_sde) X(dpmpp_2s) X(euler_a) X(euler) X(lcm) X(ddim) X(pndm) X(unipc) X(tcd) X(deis)
+/* clang-format off */
+#define SCHED_ROWS(X)                                                                                   \
+    X(dpmpp_2m) X(dpmpp_2m_sde) X(dpmpp_2s) X(euler_a) X(euler) X(lms) X(heun) X(dpm2) X(dpm2_a)      \
+    X(lcm) X(ddim) X(pndm) X(unipc) X(tcd) X(deis)
+/* clang-format on */
 
 #define DECLARE_ROW(n) extern const sched_def sched_##n;
 #define ROW(n) &sched_##n,

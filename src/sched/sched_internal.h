@@ -8,6 +8,7 @@
 #ifndef SDC_SCHED_INTERNAL_H
 #define SDC_SCHED_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -180,13 +181,17 @@ void np_linspace(double start, double stop, int num, int endpoint, double *out);
 int np_arange(double start, double stop, double step, double *out, int max);
 /* numpy.round (half to even) for float64. */
 double np_round(double x);
+/* numpy.log of a float32 array element (np_logf.c: numpy's SIMD loop, not
+ * correctly rounded). */
+float np_logf(float x);
 /* numpy.interp(x, arange(len), fp) for fp float32 values: float64 result. */
 double np_interp_index(double x, const float *fp, int len);
 /* sqrt((1 - ac) / ac) in float32, elementwise (torch). */
 void sched_train_sigmas(const float *ac, int n, float *sig);
 /* Karras et al. schedule (diffusers _convert_to_karras), float64. */
 void sched_karras(double sigma_min, double sigma_max, int n, double *out);
-/* diffusers _sigma_to_t with log_sigmas = np.log(float32 sigmas) (float32). */
+/* diffusers _sigma_to_t of a float64 sigma with log_sigmas = np.log(float32
+ * sigmas) (np_logf), in numpy's dtypes. */
 double sched_sigma_to_t(double sigma, const float *log_sigmas, int n);
 /* The Karras sigma schedule a sampler with use_karras_sigmas takes: n
  * sigmas from sigma_max down to sigma_min into sig, and each one's
@@ -222,12 +227,70 @@ sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out);
  * with final_sigma_min, sigma(t=0); init_noise_sigma. Sets ts_float,
  * sigmas, n_sigmas, n_calls. */
 sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_sigma_min);
+/* The same with the schedule type given (sched_sigma_kind's answer, or
+ * SCHED_SCHEDULE_UNIFORM for the class's own spacing whatever the config
+ * says: the base a sampler with its own formula handling starts from). */
+sdc_status sched_sigma_schedule_of(sdc_scheduler *s, int n, sched_schedule kind, int final_sigma_min);
 /* scale_model_input of the sigma samplers: x / sqrt(sigma_i^2 + 1) in float32. */
 void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);
+
+/* pred_original_sample of the sigma samplers at sigma (Heun, KDPM2, LMS ...),
+ * float32 tensor math in diffusers' order: epsilon x - sigma * e;
+ * v_prediction e * (-sigma / (sigma^2 + 1)^0.5) + x / (sigma^2 + 1); sample e. */
+typedef struct {
+    int kind; /* 0 epsilon, 1 v_prediction, 2 sample */
+    float sigma, c_out, s2p1;
+} sched_x0;
+static inline sched_x0 sched_x0_at(const sched_config *c, float sigma) {
+    const float s2p1 = sigma * sigma + 1.0f;
+    const int kind = !strcmp(c->prediction_type, "epsilon") ? 0 : !strcmp(c->prediction_type, "v_prediction") ? 1 : 2;
+    return (sched_x0){kind, sigma, -sigma / sqrtf(s2p1), s2p1};
+}
+static inline float sched_x0_of(const sched_x0 *p, float x, float e) {
+    return p->kind == 0 ? x - p->sigma * e : p->kind == 1 ? e * p->c_out + x / p->s2p1 : e;
+}
 
 int sched_is_eps(const sched_config *c);
 int sched_is_v(const sched_config *c);
 int sched_is_sample(const sched_config *c);
+
+/* ---- sleef_f32.c: torch.log / torch.exp of float32 tensors (Sleef u10, lane for lane) ---- */
+
+float sleef_logf_u1(float d);
+float sleef_expf(float d);
+
+/* ---- KDPM2DiscreteScheduler and KDPM2AncestralDiscreteScheduler (kdpm2_common.c) ---- */
+
+/* Both take the same __init__ arguments, validate alike, start from the same
+ * schedule and keep the same state; each interpolates its own midpoints. */
+typedef struct {
+    int n;            /* inference steps */
+    float *sig;       /* sigmas before interleaving: n + 1, the last 0 */
+    float *mid;       /* sigmas_interpol before interleaving, n + 1 */
+    float *up, *down; /* the ancestral sampler's sigmas_up / sigmas_down, n + 1 */
+    int64_t len;      /* floats of sample (0: none yet) */
+    float *sample;    /* self.sample: the first-order call's start sample */
+} sched_kdpm2_state;
+
+extern const sched_key sched_kdpm2_keys[];
+sdc_status sched_kdpm2_validate(const sched_config *c, int steps);
+sdc_status sched_kdpm2_state_create(sdc_scheduler *s);
+void sched_kdpm2_state_free(void *state);
+sdc_status sched_kdpm2_state_reset(sdc_scheduler *s, int64_t n);
+/* The schedule both start from: n timesteps by timestep_spacing into t (Karras:
+ * from the Karras sigmas, rounded), n + 1 sigmas into the state's sig (the last
+ * 0), init_noise_sigma, and np.log of the training sigmas into log_sigmas
+ * (num_train_timesteps floats). */
+sdc_status sched_kdpm2_schedule(sdc_scheduler *s, int n, double *t, float *log_sigmas);
+/* exp(lerp(log a, log b, 0.5)) as torch computes it on float32 tensors (the midpoints) */
+float sched_kdpm2_log_mid(float a, float b);
+/* diffusers' _sigma_to_t fed a float32 torch midpoint sigma and the
+ * log_sigmas tensor: float32 throughout but the log */
+double sched_kdpm2_sigma_to_t(float sigma, const float *log_sigmas, int T);
+/* Install the interleaved schedule of 2n - 1 calls: timesteps [t0, tm_a, t1,
+ * tm_{a+1}, t2, ...] (tm: the midpoints' timesteps from index a = first_mid)
+ * and sigmas [s0, s1, s1, ..., s_n, s_n, s_n] (2n + 2, as diffusers lists them). */
+sdc_status sched_kdpm2_install(sdc_scheduler *s, int n, const double *t, const double *tm, int first_mid);
 
 /* ---- LCMScheduler and TCDScheduler (lcm.c): same arguments, same timesteps ---- */
 
