@@ -258,7 +258,7 @@ static int same_image(const char *b64, const char *cli_png, char *why, size_t n)
 /* ---- tests ---- */
 
 TEST(server_usage_errors) {
-    const char *bad[] = {"", "-m x --port 70000", "-m x --api-auth nocolon", "-m x --queue 0", "-m x --bogus",
+    const char *bad[] = {"-m x --port 70000", "-m x --api-auth nocolon", "-m x --queue 0", "-m x --bogus",
                          "-m x extra"};
     char cmd[1024], out[2048];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

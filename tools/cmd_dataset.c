@@ -17,14 +17,15 @@
 
 static void help(void) {
     printf(
-        "usage: sdc dataset -m MODEL --prompts FILE --out DIR [options]\n"
+        "usage: sdc dataset [-m MODEL] --prompts FILE --out DIR [options]\n"
         "\n"
         "Make a data set of images for training: image j (counting over the whole prompts file) has\n"
         "seed BASE + j and the name %%08d.png, so any run, machine or slice makes the same image for the\n"
         "same j. Rerunning the same command resumes an interrupted run (even after kill -9) and ends\n"
         "with exactly the files of an uninterrupted one; a folder made with other arguments is refused.\n"
         "\n"
-        "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint\n"
+        "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint (default:\n"
+        "                            the demo model sdc-shapes-64; $SDC_MODEL overrides)\n"
         "      --config DIR  --tokenizer DIR   for single files, as in sdc generate\n"
         "      --prompts FILE        one prompt per line, or JSONL: {\"prompt\": ..., \"negative_prompt\",\n"
         "                            \"seed\", \"steps\", \"guidance\", \"width\", \"height\", \"scheduler\",\n"
@@ -225,7 +226,6 @@ int cmd_dataset(int argc, char **argv) {
     o.load.loras = loras.paths;
     o.load.lora_scales = loras.scales;
     o.load.nloras = loras.n;
-    if (!o.model) return cli_usage_error("dataset", "no model given (-m MODEL)");
     if (!o.prompts) return cli_usage_error("dataset", "no prompts file given (--prompts FILE)");
     if (!o.out) return cli_usage_error("dataset", "no output folder given (--out DIR)");
     if (o.load.variant && strcmp(o.load.variant, "fp16"))
@@ -246,6 +246,8 @@ int cmd_dataset(int argc, char **argv) {
         if (*end == ':') snprintf(g_kill_point, sizeof g_kill_point, "%s", end + 1);
         o.hook = on_hook;
     }
+    char default_model[PATH_MAX];
+    if (!(o.model = cli_model_or_default("dataset", o.model, quiet, default_model, sizeof default_model))) return 1;
     ui_state ui = {.quiet = quiet, .tty = isatty(2)};
     o.progress = on_progress;
     if (!quiet) o.load.lora_report = on_lora;

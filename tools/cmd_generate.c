@@ -68,7 +68,7 @@ static void help(void) {
             o += (size_t)snprintf(presets + o, sizeof presets - o, "%46s(with --lora %s)\n", "", p->lora);
     }
     printf(
-        "usage: sdc generate -m MODEL -p PROMPT [options]\n"
+        "usage: sdc generate [-m MODEL] -p PROMPT [options]\n"
         "\n"
         "Generate images from a text prompt with a Stable Diffusion model (diffusers folder or\n"
         "single-file checkpoint).\n"
@@ -78,6 +78,9 @@ static void help(void) {
         "  -m, --model PATH          diffusers pipeline folder (model_index.json + components), or a\n"
         "                            single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors in\n"
         "                            the original layout of A1111, ComfyUI and Civitai)\n"
+        "                            (default: the demo model sdc-shapes-64, 64x64 coloured shapes from\n"
+        "                            captions like \"a red circle on a blue background\"; $SDC_MODEL\n"
+        "                            overrides)\n"
         "      --config DIR          single files: take the configs, tokenizers and scheduler from this\n"
         "                            diffusers folder instead of the built-in SD 1.5 / SD 2.1 / SDXL ones\n"
         "      --tokenizer DIR       single files: CLIP tokenizer folder (vocab.json, merges.txt ...) or\n"
@@ -352,7 +355,6 @@ int cmd_generate(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (preset) preset_apply(preset, &given, &r);
-    if (!model) return cli_usage_error("generate", "no model given (-m MODEL)");
     if (!np && !prompts_file) return cli_usage_error("generate", "no prompt given (-p PROMPT or --prompts FILE)");
     if (np && prompts_file) return cli_usage_error("generate", "-p and --prompts cannot be combined");
     if (prompts_file && (nn > 1 || dump_path))
@@ -389,6 +391,8 @@ int cmd_generate(int argc, char **argv) {
     lo.nloras = loras.n;
     if (!quiet) lo.lora_report = on_lora;
 
+    char default_model[PATH_MAX];
+    if (!(model = cli_model_or_default("generate", model, quiet, default_model, sizeof default_model))) return 1;
     sdc_model *m;
     if (sdc_model_load(&m, model, &lo)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());

@@ -110,6 +110,8 @@ void api_interrupt(api_ctx *a, http_reply *r);
 void api_empty(int list, http_reply *r);
 
 /* ---- the page (page.c) ---- */
+/* Fill the page's defaults (sampler, the model's size) once, before serving. */
+void page_init(const sdc_model_info *info);
 const char *page_html(size_t *len);
 
 /* ---- the server (server.c) ---- */
