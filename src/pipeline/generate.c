@@ -378,6 +378,14 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     return generate_batch(m, r, 1, images, nimages);
 }
 
+/* A1111's "Schedule type" of a config: the label of the schedule the request
+ * chose; for Automatic, Karras when the config itself turns Karras sigmas on,
+ * else none (the sampler's own schedule, as A1111 leaves it unsaid). */
+static const char *infotext_schedule(const sched_config *sc) {
+    if (sc->schedule != SCHED_SCHEDULE_AUTOMATIC) return sdc_schedule_at(sc->schedule)->label;
+    return sc->use_karras_sigmas ? sdc_schedule_at(SCHED_SCHEDULE_KARRAS)->label : NULL;
+}
+
 /* One UNet batch. last: no UNet call follows in this request, so the UNet's
  * mapped weights may leave the resident set before the VAE runs (the next
  * request maps them back from the page cache: ~0.05 s per GB here). */
@@ -431,7 +439,7 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
             .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
             .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
             .sampler = sched_info(S.sc->def)->a1111_name,
-            .schedule = S.sc->use_karras_sigmas ? "Karras" : NULL,
+            .schedule = infotext_schedule(S.sc),
             .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
             .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
         };
