@@ -3,16 +3,21 @@
  * behind the emulated device boundary, the key layouts a single file may
  * have (diffusers, madebyollin's two files, prefixed), and the loader's
  * errors for what is not TAESD. SDC_TEST_VERBOSE=1 prints every max diff. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "golden.h"
 #include "harness.h"
+#include "io/json.h"
+#include "io/png_io.h"
 #include "io/safetensors.h"
 #include "nn/taesd.h"
+#include "sdc.h"
 
 #define ATOL 1e-4
 #define TAESD_DIR "../fixtures2/models/taesd-random"
@@ -89,3 +94,273 @@ TEST(taesd_goldens_emulated_device) {
     check_goldens(cx, fixture_path(TAESD_DIR), 1, "emulated");
     op_ctx_free(cx);
 }
+
+/* ---- single files in the other key layouts ----
+ * Written from the diffusers file: each tensor renamed by `rename`, or left
+ * out when it returns 0 (so one source file gives madebyollin's decoder and
+ * encoder halves). */
+typedef int (*rename_fn)(const char *name, char *out, size_t n);
+
+static sdc_status write_renamed(const char *dst, rename_fn rename) {
+    st_file src;
+    SDC_TRY(st_open(&src, fixture_path(TAESD_DIR "/diffusion_pytorch_model.safetensors")));
+    st_writer *w = st_writer_new();
+    sdc_status st = w ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < src.n && !st; i++) {
+        const st_tensor *t = &src.tensors[i];
+        char name[256];
+        if (rename(t->name, name, sizeof name)) st = st_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data);
+    }
+    if (!st) st = st_writer_save(w, dst);
+    st_writer_free(w);
+    st_close(&src);
+    return st;
+}
+
+/* "decoder.layers.N.rest" -> "<prefix>(N + offset).rest" */
+static int renum(const char *name, const char *part, const char *prefix, int offset, char *out, size_t n) {
+    size_t k = strlen(part);
+    if (strncmp(name, part, k)) return 0;
+    char *end;
+    long idx = strtol(name + k, &end, 10);
+    snprintf(out, n, "%s%ld%s", prefix, idx + offset, end);
+    return 1;
+}
+static int mbo_decoder(const char *name, char *out, size_t n) { return renum(name, "decoder.layers.", "", 1, out, n); }
+static int mbo_encoder(const char *name, char *out, size_t n) { return renum(name, "encoder.layers.", "", 0, out, n); }
+static int prefixed(const char *name, char *out, size_t n) {
+    return renum(name, "decoder.layers.", "taesd_decoder.", 1, out, n) ||
+           renum(name, "encoder.layers.", "taesd_encoder.", 0, out, n);
+}
+
+TEST(taesd_goldens_single_files) {
+    /* the diffusers file on its own: the built-in config */
+    check_goldens(test_cx(), fixture_path(TAESD_DIR "/diffusion_pytorch_model.safetensors"), 1, "diffusers file");
+    if (test_failed()) return;
+    /* madebyollin's pair, given either half */
+    const char *dec = tmp_path("mbo/taesd_decoder.safetensors"), *enc = tmp_path("mbo/taesd_encoder.safetensors");
+    mkdir(tmp_path("mbo"), 0755);
+    CHECK_OK(write_renamed(dec, mbo_decoder));
+    CHECK_OK(write_renamed(enc, mbo_encoder));
+    check_goldens(test_cx(), dec, 1, "madebyollin decoder + encoder");
+    if (test_failed()) return;
+    check_goldens(test_cx(), enc, 1, "madebyollin encoder + decoder");
+    if (test_failed()) return;
+    /* the decoder alone decodes; encoding says why it cannot */
+    const char *alone = tmp_path("mbo-dec/taesdxl_decoder.safetensors");
+    mkdir(tmp_path("mbo-dec"), 0755);
+    CHECK_OK(write_renamed(alone, mbo_decoder));
+    check_goldens(test_cx(), alone, 0, "madebyollin decoder alone");
+    if (test_failed()) return;
+    sdc_taesd *t;
+    CHECK_OK(taesd_load(&t, test_cx(), alone, NULL));
+    float img[3 * 16 * 16] = {0}, lat[4 * 2 * 2];
+    sdc_status st = taesd_encode(t, img, 1, 16, 16, lat);
+    taesd_free(t);
+    CHECK(st == SDC_ERR_UNSUPPORTED && strstr(sdc_last_error(), "no encoder"), "encode without encoder: %s",
+          sdc_last_error());
+    /* both halves in one file under prefixes */
+    const char *pre = tmp_path("taesd-prefixed.safetensors");
+    CHECK_OK(write_renamed(pre, prefixed));
+    check_goldens(test_cx(), pre, 1, "prefixed file");
+}
+
+/* ---- what is not TAESD ---- */
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    fputs(text, f);
+    return fclose(f) == 0;
+}
+
+/* taesd_load must fail with `code` and a message containing `want` (and the path) */
+static void expect_load_error(const char *path, sdc_status code, const char *want) {
+    sdc_taesd *t = NULL;
+    sdc_status st = taesd_load(&t, test_cx(), path, NULL);
+    taesd_free(t);
+    CHECK(st != SDC_OK && t == NULL, "%s: loaded", path);
+    CHECK(st == code, "%s: status %s, expected %s (%s)", path, sdc_status_name(st), sdc_status_name(code),
+          sdc_last_error());
+    CHECK(strstr(sdc_last_error(), want), "%s: message '%s' lacks '%s'", path, sdc_last_error(), want);
+}
+
+static int drop_all(const char *name, char *out, size_t n) {
+    (void)name, (void)out, (void)n;
+    return 0;
+}
+
+TEST(taesd_load_errors) {
+    expect_load_error(tmp_path("no-such-taesd"), SDC_ERR_IO, "not found");
+    /* a folder without config.json */
+    mkdir(tmp_path("taesd-noconfig"), 0755);
+    expect_load_error(tmp_path("taesd-noconfig"), SDC_ERR_FORMAT, "no config.json");
+    if (test_failed()) return;
+    /* the model's KL VAE folder and file */
+    expect_load_error(fixture_path("models/tiny-sd/vae"), SDC_ERR_UNSUPPORTED, "AutoencoderKL");
+    if (test_failed()) return;
+    expect_load_error(fixture_path("models/tiny-sd/vae/diffusion_pytorch_model.safetensors"), SDC_ERR_FORMAT,
+                      "full VAE");
+    if (test_failed()) return;
+    /* a text file, an empty safetensors file, an encoder without its decoder */
+    const char *txt = tmp_path("not-taesd.safetensors");
+    CHECK(write_text(txt, "hello"), "write");
+    sdc_taesd *t = NULL;
+    CHECK(taesd_load(&t, test_cx(), txt, NULL) != SDC_OK && !t, "a text file loaded");
+    const char *empty = tmp_path("empty-taesd.safetensors");
+    CHECK_OK(write_renamed(empty, drop_all));
+    expect_load_error(empty, SDC_ERR_FORMAT, "not a TAESD file");
+    if (test_failed()) return;
+    mkdir(tmp_path("enc-only"), 0755);
+    const char *enc = tmp_path("enc-only/taesd_encoder.safetensors");
+    CHECK_OK(write_renamed(enc, mbo_encoder));
+    expect_load_error(enc, SDC_ERR_FORMAT, "encoder only");
+    if (test_failed()) return;
+    /* configs: wrong class, activation, mismatched lists, widths that change */
+    static const struct {
+        const char *json;
+        sdc_status code;
+        const char *want;
+    } cfgs[] = {
+        {"{\"_class_name\": \"UNet2DConditionModel\"}", SDC_ERR_UNSUPPORTED, "not TAESD"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"act_fn\": \"silu\"}", SDC_ERR_UNSUPPORTED, "act_fn 'silu'"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"upsample_fn\": \"bilinear\"}", SDC_ERR_UNSUPPORTED, "upsample_fn"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"num_encoder_blocks\": [1, 3, 3]}", SDC_ERR_FORMAT,
+         "num_encoder_blocks 3"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"decoder_block_out_channels\": [64, 32, 64, 64]}",
+         SDC_ERR_UNSUPPORTED, "must all be equal"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"latent_channels\": 0}", SDC_ERR_FORMAT, "latent_channels"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"scaling_factor\": 0}", SDC_ERR_FORMAT, "scaling_factor"},
+        {"{\"_class_name\": \"AutoencoderTiny\", \"num_decoder_blocks\": \"3\"}", SDC_ERR_FORMAT, "must be a list"},
+        {"[1, 2]", SDC_ERR_FORMAT, "not a JSON object"},
+        {"{\"_class_name\": \"AutoencoderTiny\"", SDC_ERR_FORMAT, "config.json"},
+        /* a config whose latent width disagrees with the weights */
+        {"{\"_class_name\": \"AutoencoderTiny\", \"latent_channels\": 16}", SDC_ERR_SHAPE, "decoder.layers.0.weight"},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        char dir[64], p[1100];
+        snprintf(dir, sizeof dir, "taesd-cfg-%zu", i);
+        snprintf(p, sizeof p, "%s", tmp_path(dir));
+        mkdir(p, 0755);
+        char cfg[1200], wt[1200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", p);
+        snprintf(wt, sizeof wt, "%s/diffusion_pytorch_model.safetensors", p);
+        CHECK(write_text(cfg, cfgs[i].json), "write %s", cfg);
+        char real[PATH_MAX];
+        unlink(wt);
+        CHECK(realpath(fixture_path(TAESD_DIR "/diffusion_pytorch_model.safetensors"), real) && symlink(real, wt) == 0,
+              "weights for %s", p);
+        expect_load_error(p, cfgs[i].code, cfgs[i].want);
+        if (test_failed()) return;
+    }
+}
+
+/* ---- the end-to-end case: tiny-sd's latents decoded by TAESD ---- */
+
+#define CASE "../fixtures2/cases/sd-taesd-decode"
+
+typedef struct {
+    cJSON *j;
+    char model[512], taesd[512], prompt[256];
+    int steps, W, H;
+    uint64_t seed;
+    float g;
+} taesd_case;
+
+/* the case's call; paths are relative to the folder that holds cases/ */
+static int load_taesd_case(taesd_case *c) {
+    memset(c, 0, sizeof *c);
+    if (json_load(fixture_path(CASE ".json"), &c->j)) return 0;
+    const cJSON *j = c->j, *s = cJSON_GetObjectItem(j, "scheduler");
+    const cJSON *m = cJSON_GetObjectItem(j, "model"), *t = cJSON_GetObjectItem(j, "taesd");
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt"), 0);
+    if (!cJSON_IsString(m) || !cJSON_IsString(t) || !cJSON_IsString(p) || !s ||
+        strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "class")), "DDIMScheduler"))
+        return 0;
+    char rel[600];
+    snprintf(rel, sizeof rel, "../fixtures2/%s", m->valuestring);
+    snprintf(c->model, sizeof c->model, "%s", fixture_path(rel));
+    snprintf(rel, sizeof rel, "../fixtures2/%s", t->valuestring);
+    snprintf(c->taesd, sizeof c->taesd, "%s", fixture_path(rel));
+    snprintf(c->prompt, sizeof c->prompt, "%s", p->valuestring);
+    c->seed = (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(j, "seeds"), 0)->valuedouble;
+    c->steps = cJSON_GetObjectItem(j, "num_inference_steps")->valueint;
+    c->g = (float)cJSON_GetObjectItem(j, "guidance_scale")->valuedouble;
+    c->W = cJSON_GetObjectItem(j, "width")->valueint;
+    c->H = cJSON_GetObjectItem(j, "height")->valueint;
+    return 1;
+}
+
+/* max |a - b| over RGB8 pixels against the golden PNG; 999 when sizes differ */
+static int golden_png_diff(const uint8_t *a, int w, int h) {
+    uint8_t *b;
+    int bw, bh;
+    if (png_read_rgb(fixture_path(CASE "_0.png"), &b, &bw, &bh, NULL)) return 999;
+    int worst = bw == w && bh == h ? 0 : 999;
+    for (int64_t k = 0; worst < 999 && k < (int64_t)w * h * 3; k++) {
+        int d = abs((int)a[k] - (int)b[k]);
+        if (d > worst) worst = d;
+    }
+    free(b);
+    return worst;
+}
+
+TEST(taesd_case_cli_png) {
+    taesd_case c;
+    CHECK(load_taesd_case(&c), "cannot read %s.json", CASE);
+    char cmd[4096], out[600], log[2048];
+    snprintf(out, sizeof out, "%s", tmp_path("sd-taesd-decode.png"));
+    snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --taesd '%s' -p \"%s\" --seed %llu --steps %d --guidance %g "
+             "-W %d -H %d --scheduler ddim -o '%s'", sdc_binary(), c.model, c.taesd, c.prompt,
+             (unsigned long long)c.seed, c.steps, (double)c.g, c.W, c.H, out);
+    cJSON_Delete(c.j);
+    int rc = run_cmd(cmd, log, sizeof log);
+    CHECK(rc == 0, "command failed (%d): %s\n%s", rc, cmd, log);
+    uint8_t *a;
+    int w, h;
+    char *params = NULL;
+    CHECK_OK(png_read_rgb(out, &a, &w, &h, &params));
+    int worst = golden_png_diff(a, w, h);
+    int said = params && strstr(params, ", VAE Decoder: TAESD,") && strstr(params, "Seed: ");
+    free(a), free(params);
+    if (getenv("SDC_TEST_VERBOSE")) printf("     sd-taesd-decode (CLI): max pixel difference %d/255\n", worst);
+    CHECK(worst <= 2, "sd-taesd-decode: max pixel difference %d/255", worst);
+    CHECK(said, "the infotext does not say VAE Decoder: TAESD");
+}
+
+/* the case through the library: on the CPU and behind the emulated device,
+ * every activation buffer returned */
+static void taesd_case_library(const char *device) {
+    taesd_case c;
+    CHECK(load_taesd_case(&c), "cannot read %s.json", CASE);
+    sdc_load_options lo = {.taesd = c.taesd, .device = device};
+    sdc_model *m;
+    sdc_status st = sdc_model_load(&m, c.model, &lo);
+    if (st) cJSON_Delete(c.j);
+    CHECK(st == SDC_OK, "load: %s", sdc_last_error());
+    const char *prompts[1] = {c.prompt};
+    sdc_request r;
+    sdc_request_init(&r);
+    r.prompts = prompts, r.nprompts = 1, r.seed = c.seed, r.steps = c.steps, r.guidance = c.g;
+    r.width = c.W, r.height = c.H, r.scheduler = "ddim";
+    sdc_image *imgs = NULL;
+    int n = 0;
+    st = sdc_generate(m, &r, &imgs, &n);
+    cJSON_Delete(c.j);
+    sdc_model_info info;
+    sdc_model_get_info(m, &info);
+    int worst = !st && n == 1 ? golden_png_diff(imgs[0].rgb, imgs[0].width, imgs[0].height) : 999;
+    int said = !st && n == 1 && strstr(imgs[0].infotext, "VAE Decoder: TAESD");
+    sdc_images_free(imgs, n);
+    sdc_model_free(m);
+    CHECK(st == SDC_OK, "generate: %s", sdc_last_error());
+    if (getenv("SDC_TEST_VERBOSE"))
+        printf("     sd-taesd-decode (library, %s): max pixel difference %d/255\n", device ? device : "cpu", worst);
+    CHECK(worst <= 2, "sd-taesd-decode on %s: max pixel difference %d/255", device ? device : "cpu", worst);
+    CHECK(said, "the infotext does not say VAE Decoder: TAESD");
+    CHECK(info.has_taesd && info.params_taesd > 2000000, "model info: has_taesd %d, %lld parameters", info.has_taesd,
+          (long long)info.params_taesd);
+}
+
+TEST(taesd_case_library) { taesd_case_library(NULL); }
+TEST(taesd_case_emulated_device) { taesd_case_library("emulated"); }

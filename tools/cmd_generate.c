@@ -87,6 +87,11 @@ static void help(void) {
         "                            when the image is larger than one tile\n"
         "      --vae-tile-size PX    with --vae-tiling: tile side, a multiple of 32 (default: the VAE\n"
         "                            config's sample_size, e.g. 512 for SD 1.5, as diffusers)\n"
+        "      --taesd PATH          decode with TAESD (diffusers' AutoencoderTiny) instead of the KL VAE:\n"
+        "                            a diffusers folder (madebyollin/taesd for SD 1.x/2.x, taesdxl for\n"
+        "                            SDXL) or a .safetensors file (e.g. taesd_decoder.safetensors);\n"
+        "                            about 20x less arithmetic (512x512: 0.3 s against 5.7 s here),\n"
+        "                            slightly softer pixels; infotexts say \"VAE Decoder: TAESD\"\n"
         "      --threads N           CPU threads (default: all cores)\n"
         "      --quiet               no progress lines\n"
         "  -h, --help                this text\n"
@@ -183,6 +188,7 @@ static void on_lora(void *ctx, const sdc_lora_report *r) {
 enum { O_PROMPTS_FILE = 600, O_BATCH_SIZE }; /* --prompts FILE, --batch-size B */
 enum { O_VAE_TILING = 640, O_VAE_TILE_SIZE }; /* --vae-tiling, --vae-tile-size PX */
 enum { O_RNG = 660 };                          /* --rng cpu|cuda */
+enum { O_TAESD = 680 };                        /* --taesd PATH */
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -218,7 +224,7 @@ int cmd_generate(int argc, char **argv) {
         {"prediction", required_argument, 0, O_PREDICTION},
         {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
         {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
-        {"rng", required_argument, 0, O_RNG},
+        {"rng", required_argument, 0, O_RNG},      {"taesd", required_argument, 0, O_TAESD},
         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
@@ -276,6 +282,7 @@ int cmd_generate(int argc, char **argv) {
         case 'W': if (!cli_int("--width", optarg, 8, 4096, &r.width)) return EXIT_USAGE; break;
         case 'H': if (!cli_int("--height", optarg, 8, 4096, &r.height)) return EXIT_USAGE; break;
         case O_VARIANT: lo.variant = optarg; break;
+        case O_TAESD: lo.taesd = optarg; break;
         case O_CONFIG: lo.config_dir = optarg; break;
         case O_TOKENIZER: lo.tokenizer_dir = optarg; break;
         case O_PREDICTION:
@@ -310,6 +317,8 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error("generate", "width and height must be multiples of 8 (got %dx%d)", r.width, r.height);
     if (r.vae_tile_size && !r.vae_tiling)
         return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
+    if (lo.taesd && r.vae_tiling)
+        return cli_usage_error("generate", "--vae-tiling tiles the KL VAE; --taesd decodes whole images");
     if (!have_seed) r.seed = random_seed();
     if (prompts_file) { /* the whole file is checked before the model loads */
         if (sdc_prompts_load(&plist, prompts_file, r.batch, r.seed)) {
