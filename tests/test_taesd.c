@@ -364,3 +364,47 @@ static void taesd_case_library(const char *device) {
 
 TEST(taesd_case_library) { taesd_case_library(NULL); }
 TEST(taesd_case_emulated_device) { taesd_case_library("emulated"); }
+
+/* ---- sdc dataset --taesd: the TAESD is part of the data set's identity ---- */
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    if (b) b[fread(b, 1, (1 << 16) - 1, f)] = 0;
+    fclose(f);
+    return b;
+}
+
+TEST(taesd_dataset_identity) {
+    const char *prompts = tmp_path("taesd-prompts.txt"), *dir = tmp_path("taesd-dataset");
+    CHECK(write_text(prompts, "a lighthouse\n"), "write prompts");
+    char cmd[4096], out[2048];
+    const char *base = "%s dataset --quiet -m '%s' --prompts '%s' --out '%s' --steps 2 -W 64 -H 64 --scheduler ddim%s";
+    char with[1200];
+    snprintf(with, sizeof with, " --taesd '%s'", fixture_path(TAESD_DIR));
+    snprintf(cmd, sizeof cmd, base, sdc_binary(), fixture_path("models/tiny-sd"), prompts, dir, with);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0, "dataset --taesd failed (%d): %s", rc, out);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/sdc-dataset.json", dir);
+    char *cfg = read_text(p);
+    snprintf(p, sizeof p, "%s/train/metadata.jsonl", dir);
+    char *meta = read_text(p);
+    snprintf(p, sizeof p, "%s/train/00000000.png", dir);
+    uint8_t *rgb = NULL;
+    int w, h;
+    char *params = NULL;
+    sdc_status st = png_read_rgb(p, &rgb, &w, &h, &params);
+    int cfg_ok = cfg && strstr(cfg, "\n  \"taesd\": {\"name\": \"taesd-random\", \"fingerprint\": \"");
+    int meta_ok = meta && strstr(meta, "\"vae_decoder\": \"TAESD\"");
+    int png_ok = !st && params && strstr(params, "VAE Decoder: TAESD");
+    free(cfg), free(meta), free(rgb), free(params);
+    CHECK(cfg_ok, "sdc-dataset.json lacks the taesd line");
+    CHECK(meta_ok, "metadata.jsonl lacks vae_decoder");
+    CHECK(png_ok, "the PNG's infotext lacks VAE Decoder: TAESD (%s)", st ? sdc_last_error() : "");
+    /* the same folder without --taesd is another data set */
+    snprintf(cmd, sizeof cmd, base, sdc_binary(), fixture_path("models/tiny-sd"), prompts, dir, "");
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "taesd"), "resumed without --taesd (%d): %s", rc, out);
+}

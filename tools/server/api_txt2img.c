@@ -75,6 +75,7 @@ static uint64_t random_seed(void) {
 typedef struct {
     const char *prompt, *negative, *sampler_name, *schedule_name;
     const char *rng; /* sdc's --rng for override_settings.randn_source; NULL: cpu */
+    const char *vae_decode; /* override_settings.sd_vae_decode_method: "full", "taesd"; NULL: the server's */
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
@@ -136,6 +137,13 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
                 reply_invalid(r, "override_settings.randn_source: expected GPU, CPU or NV, got '%.40s'", src);
                 return 0;
             }
+        }
+        const char *method = NULL;
+        int taesd;
+        if (!field_string(ovr, "sd_vae_decode_method", &method, r)) return 0;
+        if (method) {
+            if (!api_vae_decode_method(a, "override_settings.sd_vae_decode_method", method, &taesd, r)) return 0;
+            t->vae_decode = taesd ? "taesd" : "full";
         }
     }
     /* A1111: sampler_name, else sampler_index (default "Euler"); a schedule in the name is the legacy spelling */
@@ -200,6 +208,7 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNullToObject(o, "denoising_strength");
     cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
     if (t->schedule == SCHEDULE_KARRAS) cJSON_AddStringToObject(extra, "Schedule type", "Karras");
+    if (j->taesd_decoded) cJSON_AddStringToObject(extra, "VAE Decoder", "TAESD");
     cJSON_AddNumberToObject(o, "index_of_first_image", 0);
     cJSON *its = cJSON_AddArrayToObject(o, "infotexts");
     for (int i = 0; i < nimg; i++) cJSON_AddItemToArray(its, cJSON_CreateString(infotexts[i]));
@@ -288,6 +297,7 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     j->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->clip_skip = t.clip_skip;
     j->rng = t.rng;
+    j->vae_decode = t.vae_decode;
     int res = jq_run(a->queue, j);
     if (res == JQ_FULL) {
         reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later", a->cfg->queue);
