@@ -408,3 +408,60 @@ TEST(taesd_dataset_identity) {
     rc = run_cmd(cmd, out, sizeof out);
     CHECK(rc != 0 && strstr(out, "taesd"), "resumed without --taesd (%d): %s", rc, out);
 }
+
+/* ---- on a CUDA device (a GPU, or the CPU emulator of `make test-cuda-emu`) ----
+ * The goldens with the weights uploaded in f32 (convolutions with TF32
+ * operands, as torch's allow_tf32 on GPUs) and in f16 (AutoencoderTiny is
+ * f16-safe: the model runs it in the UNet's precision). Skipped without one. */
+static void cuda_goldens(op_dtype dt, double tol) {
+    op_ctx *cx;
+    if (op_ctx_create(&cx, OP_DEV_CUDA, 0)) SKIP("%s", sdc_last_error());
+    sdc_taesd *t = NULL;
+    st_file g;
+    sdc_status st = taesd_load(&t, cx, fixture_path(TAESD_DIR), NULL);
+    if (!st) st = taesd_to_device(t, dt);
+    if (!st) op_set_precision(cx, dt);
+    int opened = !st && !(st = st_open(&g, fixture_path(GOLDEN)));
+    double d8 = opened ? decode_diff(t, &g, "8x8") : INFINITY, d16 = opened ? decode_diff(t, &g, "16x12") : INFINITY;
+    double de = opened ? encode_diff(t, &g) : INFINITY;
+    if (opened) st_close(&g);
+    taesd_free(t);
+    op_ctx_free(cx);
+    CHECK(st == SDC_OK, "%s", sdc_last_error());
+    const char *name = dt == OP_F16 ? "f16" : "f32";
+    if (getenv("SDC_TEST_VERBOSE"))
+        printf("     cuda %s: decoded_8x8 %.3g, decoded_16x12 %.3g, encoded_64x96 %.3g (tolerance %g)\n", name, d8, d16,
+               de, tol);
+    CHECK(d8 <= tol && d16 <= tol && de <= tol, "cuda %s: max|diff| %g / %g / %g > %g", name, d8, d16, de, tol);
+}
+
+TEST(cuda_taesd_goldens_f32) { cuda_goldens(OP_F32, 1e-2); } /* emulator: 2.3e-3 (TF32) */
+TEST(cuda_taesd_goldens_f16) { cuda_goldens(OP_F16, 2e-2); } /* emulator: 2.8e-3 */
+
+/* the end-to-end case with --device cuda (f16): PSNR >= 35 dB against
+ * diffusers' float32 PNG, the bound of the other cases' *_cuda_png */
+TEST(cuda_taesd_case_png) {
+    taesd_case c;
+    CHECK(load_taesd_case(&c), "cannot read %s.json", CASE);
+    char cmd[4096], out[600], log[2048];
+    snprintf(out, sizeof out, "%s", tmp_path("sd-taesd-decode-cuda.png"));
+    snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --taesd '%s' -p \"%s\" --seed %llu --steps %d --guidance %g "
+             "-W %d -H %d --scheduler ddim --device cuda -o '%s'", sdc_binary(), c.model, c.taesd, c.prompt,
+             (unsigned long long)c.seed, c.steps, (double)c.g, c.W, c.H, out);
+    cJSON_Delete(c.j);
+    int rc = run_cmd(cmd, log, sizeof log);
+    if (rc == 1 && (strstr(log, "no CUDA device") || strstr(log, "no CUDA support"))) SKIP("%s", log);
+    CHECK(rc == 0, "command failed (%d): %s\n%s", rc, cmd, log);
+    uint8_t *a, *b;
+    int w, h, bw, bh;
+    CHECK_OK(png_read_rgb(out, &a, &w, &h, NULL));
+    sdc_status st = png_read_rgb(fixture_path(CASE "_0.png"), &b, &bw, &bh, NULL);
+    if (st) free(a);
+    CHECK(st == SDC_OK, "%s", sdc_last_error());
+    double se = 0;
+    for (int64_t k = 0; bw == w && bh == h && k < (int64_t)w * h * 3; k++) se += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+    double psnr = bw == w && bh == h ? (se ? 10.0 * log10(255.0 * 255.0 / (se / ((double)w * h * 3))) : 99) : 0;
+    free(a), free(b);
+    if (getenv("SDC_TEST_VERBOSE")) printf("     sd-taesd-decode on cuda: PSNR %.1f dB\n", psnr);
+    CHECK(psnr >= 35.0, "sd-taesd-decode on cuda: PSNR %.1f dB < 35", psnr);
+}
