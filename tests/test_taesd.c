@@ -365,6 +365,40 @@ static void taesd_case_library(const char *device) {
 TEST(taesd_case_library) { taesd_case_library(NULL); }
 TEST(taesd_case_emulated_device) { taesd_case_library("emulated"); }
 
+/* The --device cuda numerics predicted on the CPU: the emulated device with
+ * the CUDA backend's f16 roundings (UNet, text encoder and TAESD, which is
+ * f16-safe); held to the *_cuda_png bound, PSNR >= 35 dB. */
+TEST(taesd_case_emulated_f16) {
+    taesd_case c;
+    CHECK(load_taesd_case(&c), "cannot read %s.json", CASE);
+    sdc_load_options lo = {.taesd = c.taesd, .device = "emulated", .dtype = "f16"};
+    sdc_model *m = NULL;
+    const char *prompts[1] = {c.prompt};
+    sdc_request r;
+    sdc_request_init(&r);
+    r.prompts = prompts, r.nprompts = 1, r.seed = c.seed, r.steps = c.steps, r.guidance = c.g;
+    r.width = c.W, r.height = c.H, r.scheduler = "ddim";
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = sdc_model_load(&m, c.model, &lo);
+    if (!st) st = sdc_generate(m, &r, &imgs, &n);
+    cJSON_Delete(c.j);
+    sdc_model_free(m);
+    uint8_t *b = NULL;
+    int bw = 0, bh = 0;
+    if (!st) st = png_read_rgb(fixture_path(CASE "_0.png"), &b, &bw, &bh, NULL);
+    double se = 0, psnr = 0;
+    if (!st && n == 1 && bw == imgs[0].width && bh == imgs[0].height) {
+        for (int64_t k = 0; k < (int64_t)bw * bh * 3; k++) se += ((double)imgs[0].rgb[k] - b[k]) * ((double)imgs[0].rgb[k] - b[k]);
+        psnr = se ? 10.0 * log10(255.0 * 255.0 / (se / ((double)bw * bh * 3))) : 99;
+    }
+    free(b);
+    sdc_images_free(imgs, n);
+    CHECK(st == SDC_OK, "%s", sdc_last_error());
+    if (getenv("SDC_TEST_VERBOSE")) printf("     sd-taesd-decode, f16 (emulated): PSNR %.1f dB\n", psnr);
+    CHECK(psnr >= 35.0, "sd-taesd-decode f16-emulated: PSNR %.1f dB < 35", psnr);
+}
+
 /* ---- sdc dataset --taesd: the TAESD is part of the data set's identity ---- */
 
 static char *read_text(const char *path) {
