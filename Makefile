@@ -66,7 +66,7 @@ BENCH_SRC := $(shell find bench -name '*.c' | sort)
 BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
-.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster
+.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster install uninstall FORCE
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
@@ -101,6 +101,31 @@ $(B)/gen/page_html.h: tools/server/page.html
 	xxd -i $< > $@.tmp && mv $@.tmp $@
 $(B)/obj/tools/server/page.o: $(B)/gen/page_html.h
 $(B)/obj/tools/server/page.o: CFLAGS += -I$(B)/gen
+
+# Where `make install` puts the program and the demo model; the program looks
+# for the model there when it is not beside it (tools/default_model.c).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/sdc
+# rewritten only when DATADIR changes, so a new PREFIX rebuilds what reads it
+$(B)/gen/datadir.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define SDC_DATADIR "$(DATADIR)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+$(B)/obj/tools/default_model.o: $(B)/gen/datadir.h
+$(B)/obj/tools/default_model.o: CFLAGS += -I$(B)/gen
+
+install: $(B)/sdc
+	install -D -m 755 $(B)/sdc $(DESTDIR)$(BINDIR)/sdc
+	mkdir -p $(DESTDIR)$(DATADIR)/models
+	rm -rf $(DESTDIR)$(DATADIR)/models/sdc-shapes-64
+	cp -R models/sdc-shapes-64 $(DESTDIR)$(DATADIR)/models/
+	chmod -R a+rX,go-w $(DESTDIR)$(DATADIR)/models/sdc-shapes-64
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/sdc
+	rm -rf $(DESTDIR)$(DATADIR)/models/sdc-shapes-64
+	-rmdir $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DATADIR)
 
 $(B)/sdc: $(TOOL_OBJ) $(B)/libsdc.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libsdc.a $(LDLIBS)

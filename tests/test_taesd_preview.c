@@ -201,7 +201,7 @@ TEST(taesd_preview_x0_formula_is_ddims) {
     static const char *const types[2] = {"epsilon", "v_prediction"};
     for (int t = 0; t < 2; t++) {
         sched_config sc;
-        sched_config_defaults(SCHED_DDIM, &sc);
+        sched_config_defaults(sched_find("ddim", NULL), &sc);
         snprintf(sc.prediction_type, sizeof sc.prediction_type, "%s", types[t]);
         snprintf(sc.beta_schedule, sizeof sc.beta_schedule, "scaled_linear");
         sc.beta_start = 0.00085, sc.beta_end = 0.012, sc.clip_sample = 0; /* SD's, not DDIM's class defaults */

@@ -13,13 +13,14 @@
 
 static void help(void) {
     printf(
-        "usage: sdc serve -m MODEL [options]\n"
+        "usage: sdc serve [-m MODEL] [options]\n"
         "\n"
         "Keep the model loaded and serve AUTOMATIC1111's HTTP API (POST /sdapi/v1/txt2img,\n"
         "GET /sdapi/v1/progress, ...) and a web page at /. One image job runs at a time;\n"
         "others wait in a bounded queue (503 when it is full). Stop with Ctrl-C or SIGTERM.\n"
         "\n"
-        "  -m, --model PATH          diffusers pipeline folder\n"
+        "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint (default:\n"
+        "                            the demo model sdc-shapes-64; $SDC_MODEL overrides)\n"
         "      --host ADDR           address to bind (default 127.0.0.1: this machine only)\n"
         "      --port P              TCP port (default 7860; 0: any free port, printed)\n"
         "      --api-auth U:P[,U:P]  require HTTP basic auth on every route\n"
@@ -96,9 +97,10 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("serve", "no model given (-m MODEL)");
     if (preview_given && !lo.taesd)
         return cli_usage_error("serve", "--preview-every needs --taesd (the previews are TAESD's)");
+    char default_model[PATH_MAX];
+    if (!(model = cli_model_or_default("serve", model, 0, default_model, sizeof default_model))) return 1;
     if (lo.variant && strcmp(lo.variant, "fp16"))
         return cli_usage_error("serve", "--variant must be fp16, got '%s'", lo.variant);
     if (cfg.auth) {

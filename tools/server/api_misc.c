@@ -32,15 +32,17 @@ void api_sd_models(api_ctx *a, http_reply *r) {
 void api_samplers(api_ctx *a, http_reply *r) {
     (void)a;
     cJSON *list = cJSON_CreateArray();
-    for (int i = 0; list && i < sampler_count(); i++) {
-        const a1111_sampler *s = sampler_at(i);
+    for (int i = 0; list && i < sdc_sampler_count(); i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
         cJSON *o = cJSON_CreateObject();
         if (!o) break;
-        cJSON_AddStringToObject(o, "name", s->name);
+        cJSON_AddStringToObject(o, "name", s->a1111_name);
         cJSON *al = cJSON_AddArrayToObject(o, "aliases");
-        for (int k = 0; s->aliases[k]; k++) cJSON_AddItemToArray(al, cJSON_CreateString(s->aliases[k]));
+        for (int k = 0; s->a1111_aliases && s->a1111_aliases[k]; k++)
+            cJSON_AddItemToArray(al, cJSON_CreateString(s->a1111_aliases[k]));
         cJSON *opt = cJSON_AddObjectToObject(o, "options");
-        if (s->option_key) cJSON_AddBoolToObject(opt, s->option_key, !strcmp(s->option_value, "true"));
+        if (s->a1111_option_key)
+            cJSON_AddBoolToObject(opt, s->a1111_option_key, !strcmp(s->a1111_option_value, "true"));
         cJSON_AddItemToArray(list, o);
     }
     reply_json(r, 200, list);

@@ -42,7 +42,7 @@ static cJSON *default_parameters(void) {
     cJSON_AddFalseToObject(p, "do_not_save_grid");
     cJSON_AddNullToObject(p, "eta");
     cJSON_AddNullToObject(p, "override_settings");
-    cJSON_AddStringToObject(p, "sampler_index", "Euler");
+    cJSON_AddStringToObject(p, "sampler_index", sampler_default()->a1111_name);
     cJSON_AddNullToObject(p, "script_name");
     cJSON_AddItemToObject(p, "script_args", cJSON_CreateArray());
     cJSON_AddTrueToObject(p, "send_images");
@@ -79,7 +79,7 @@ typedef struct {
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
-    const a1111_sampler *sampler;
+    const sdc_sampler_info *sampler;
     int schedule;
 } t2i_request;
 
@@ -125,7 +125,7 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             reply_invalid(r, "override_settings: expected an object");
             return 0;
         }
-        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, 12, &t->clip_skip, r)) return 0;
+        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r)) return 0;
         /* A1111's "Random number generator source": GPU is torch's CUDA generator, NV its CPU
          * emulation of it (the same noise for latents), CPU torch's CPU generator */
         const char *src = NULL;
@@ -146,10 +146,11 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             t->vae_decode = taesd ? "taesd" : "full";
         }
     }
-    /* A1111: sampler_name, else sampler_index (default "Euler"); a schedule in the name is the legacy spelling */
+    /* A1111: sampler_name, else sampler_index (default: sampler_default); a schedule in the name is the legacy
+     * spelling */
     const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
                         : sampler_index && *sampler_index   ? sampler_index
-                                                            : "Euler";
+                                                            : sampler_default()->a1111_name;
     t->schedule = SCHEDULE_AUTOMATIC;
     if (!(t->sampler = sampler_find(sname, &t->schedule))) {
         reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
@@ -165,7 +166,9 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
         if (s != SCHEDULE_AUTOMATIC) t->schedule = s;
     }
     if (t->schedule == SCHEDULE_KARRAS && !t->sampler->karras_ok) {
-        reply_invalid(r, "scheduler Karras applies to the DPM++ 2M and Euler samplers, not to %s", t->sampler->name);
+        char names[128];
+        sampler_karras_names(names, sizeof names);
+        reply_invalid(r, "scheduler Karras applies to the %s samplers, not to %s", names, t->sampler->a1111_name);
         return 0;
     }
     return 1;
@@ -183,17 +186,17 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     for (int i = 0; i < total; i++) {
         cJSON_AddItemToArray(all_prompts, cJSON_CreateString(t->prompt));
         cJSON_AddItemToArray(all_neg, cJSON_CreateString(t->negative));
-        cJSON_AddItemToArray(all_seeds, cJSON_CreateNumber((double)(j->seed + (uint64_t)i)));
-        cJSON_AddItemToArray(all_sub, cJSON_CreateNumber((double)(j->seed + (uint64_t)i)));
+        cJSON_AddItemToArray(all_seeds, cJSON_CreateNumber((double)(j->req.seed + (uint64_t)i)));
+        cJSON_AddItemToArray(all_sub, cJSON_CreateNumber((double)(j->req.seed + (uint64_t)i)));
     }
     cJSON_AddStringToObject(o, "prompt", t->prompt);
     cJSON_AddStringToObject(o, "negative_prompt", t->negative);
-    cJSON_AddNumberToObject(o, "seed", (double)j->seed);
-    cJSON_AddNumberToObject(o, "subseed", (double)j->seed);
+    cJSON_AddNumberToObject(o, "seed", (double)j->req.seed);
+    cJSON_AddNumberToObject(o, "subseed", (double)j->req.seed);
     cJSON_AddNumberToObject(o, "subseed_strength", 0);
     cJSON_AddNumberToObject(o, "width", t->width);
     cJSON_AddNumberToObject(o, "height", t->height);
-    cJSON_AddStringToObject(o, "sampler_name", t->sampler->name);
+    cJSON_AddStringToObject(o, "sampler_name", t->sampler->a1111_name);
     cJSON_AddNumberToObject(o, "cfg_scale", t->cfg);
     cJSON_AddNumberToObject(o, "steps", t->steps);
     cJSON_AddNumberToObject(o, "batch_size", t->batch);
@@ -283,21 +286,24 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
         reply_error(r, 500, "MemoryError", "out of memory");
         return;
     }
-    j->prompt = t.prompt;
-    j->negative = *t.negative ? t.negative : NULL; /* "" is what sdc encodes without a negative prompt */
-    j->seed = t.seed < 0 ? random_seed() : (uint64_t)t.seed;
-    j->steps = t.steps;
-    j->width = t.width;
-    j->height = t.height;
-    j->batch = t.batch;
+    const char *prompt[1] = {t.prompt}, *negative[1] = {t.negative}; /* alive until jq_run returns */
+    sdc_request *q = &j->req;
+    sdc_request_init(q);
+    q->prompts = prompt, q->nprompts = 1;
+    if (*t.negative) q->negative_prompts = negative, q->nnegative = 1; /* "" is what sdc encodes without one */
+    q->seed = t.seed < 0 ? random_seed() : (uint64_t)t.seed;
+    q->steps = t.steps, q->width = t.width, q->height = t.height, q->batch = t.batch;
+    q->guidance = t.cfg, q->eta = t.eta, q->clip_skip = t.clip_skip, q->rng = t.rng;
+    q->scheduler = t.sampler->name;
+    q->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->n_iter = t.n_iter;
-    j->cfg = t.cfg;
-    j->eta = t.eta;
-    j->scheduler = t.sampler->sdc;
-    j->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
-    j->clip_skip = t.clip_skip;
-    j->rng = t.rng;
-    j->vae_decode = t.vae_decode;
+    q->vae_decode = t.vae_decode;
+    if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */
+        reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
+        free(j);
+        cJSON_Delete(req);
+        return;
+    }
     int res = jq_run(a->queue, j);
     if (res == JQ_FULL) {
         reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later", a->cfg->queue);

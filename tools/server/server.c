@@ -269,6 +269,7 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
     char *abs_path = realpath(model_path, NULL);
     s.api = (api_ctx){.cfg = cfg, .model = m, .model_path = abs_path ? abs_path : model_path};
     sdc_model_get_info(m, &s.api.info);
+    page_init(&s.api.info);
     s.api.model_name = s.api.info.name;
     if (!parse_users(&s, cfg->auth)) {
         fprintf(stderr, "sdc: --api-auth expects user:pass[,user:pass...] (at most %d)\n", MAX_USERS);

@@ -46,15 +46,13 @@ typedef struct {
 typedef struct job_queue job_queue;
 
 /* One txt2img request as the worker runs it: n_iter calls of sdc_generate
- * with `batch` images each; image k of iteration i has seed seed + i*batch + k. */
+ * with req (its strings are the request thread's, alive until jq_run
+ * returns), image k of iteration i seeded req.seed + i*req.batch + k. */
 typedef struct {
-    const char *prompt, *negative; /* negative NULL: none */
-    uint64_t seed;
-    int steps, width, height, batch, n_iter, karras, clip_skip;
-    float cfg, eta;
-    const char *scheduler; /* sdc scheduler name */
-    const char *rng;       /* sdc_request.rng: NULL / "cpu" or "cuda" */
-    const char *vae_decode; /* override_settings.sd_vae_decode_method: "full", "taesd", NULL: the server's option */
+    sdc_request req;       /* checked with sdc_request_check before it is queued; its
+                            * vae_decode is the request's override_settings.sd_vae_decode_method,
+                            * NULL: the server's option */
+    int n_iter;
     /* results, filled by the worker */
     int result;            /* JQ_DONE, JQ_FULL, JQ_SHUTDOWN */
     int interrupted;       /* stopped early by /interrupt or shutdown */
@@ -140,6 +138,8 @@ void api_empty(int list, http_reply *r);
 char *live_preview_b64(const sdc_image *images, int n, int grid);
 
 /* ---- the page (page.c) ---- */
+/* Fill the page's defaults (sampler, the model's size) once, before serving. */
+void page_init(const sdc_model_info *info);
 const char *page_html(size_t *len);
 
 /* ---- the server (server.c) ---- */
