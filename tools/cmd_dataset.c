@@ -58,6 +58,8 @@ static void help(void) {
         "      --lora PATH[:SCALE]   fuse a LoRA into the weights, as in sdc generate (SCALE default\n"
         "                            1.0); repeatable, applied in order. Each one's file name, scale\n"
         "                            and content digest are part of the identity\n"
+        "      --taesd PATH          decode with TAESD instead of the KL VAE, as in sdc generate; its\n"
+        "                            name and content digest are part of the identity\n"
         "      --preset NAME         settings of a fast recipe, as in sdc generate (%s);\n"
         "                            explicit flags still win, a JSONL line's values win over both\n"
         "      --threads N           CPU threads (default: all cores)\n"
@@ -123,7 +125,8 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
 
 enum { O_SCHEDULE = 700 }; /* --schedule NAME */
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
-       O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET };
+       O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET,
+       O_TAESD };
 
 /* the options a preset sets share their codes with every command (presets.h) */
 enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
@@ -152,6 +155,7 @@ int cmd_dataset(int argc, char **argv) {
         {"schedule", required_argument, 0, O_SCHEDULE},
         {"eta", required_argument, 0, O_ETA},          {"clip-skip", required_argument, 0, O_CLIPSKIP},
         {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
+        {"taesd", required_argument, 0, O_TAESD},
         {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
         {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
         {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
@@ -205,6 +209,7 @@ int cmd_dataset(int argc, char **argv) {
             if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &o.req.clip_skip)) return EXIT_USAGE;
             break;
         case O_VARIANT: o.load.variant = optarg; break;
+        case O_TAESD: o.load.taesd = optarg; break;
         case O_CONFIG: o.load.config_dir = optarg; break;
         case O_TOKENIZER: o.load.tokenizer_dir = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &o.load.threads)) return EXIT_USAGE; break;

@@ -142,6 +142,11 @@ static void help(void) {
         "                            when the image is larger than one tile\n"
         "      --vae-tile-size PX    with --vae-tiling: tile side, a multiple of 32 (default: the VAE\n"
         "                            config's sample_size, e.g. 512 for SD 1.5, as diffusers)\n"
+        "      --taesd PATH          decode with TAESD (diffusers' AutoencoderTiny) instead of the KL VAE:\n"
+        "                            a diffusers folder (madebyollin/taesd for SD 1.x/2.x, taesdxl for\n"
+        "                            SDXL) or a .safetensors file (e.g. taesd_decoder.safetensors);\n"
+        "                            about 18x less arithmetic (512x512 on 2 cores: ~0.9 s against ~5.9 s),\n"
+        "                            slightly softer pixels; infotexts say \"VAE Decoder: TAESD\"\n"
         "      --threads N           CPU threads (default: all cores)\n"
         "      --quiet               no progress lines\n"
         "  -h, --help                this text\n"
@@ -240,6 +245,7 @@ enum { O_PROMPTS_FILE = 600, O_BATCH_SIZE }; /* --prompts FILE, --batch-size B *
 enum { O_VAE_TILING = 640, O_VAE_TILE_SIZE }; /* --vae-tiling, --vae-tile-size PX */
 enum { O_RNG = 660 };                          /* --rng cpu|cuda */
 enum { O_SCHEDULE = 680 };                     /* --schedule NAME */
+enum { O_TAESD = 700 };                        /* --taesd PATH */
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -276,6 +282,7 @@ int cmd_generate(int argc, char **argv) {
         {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
         {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
         {"rng", required_argument, 0, O_RNG},      {"schedule", required_argument, 0, O_SCHEDULE},
+        {"taesd", required_argument, 0, O_TAESD},
         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
@@ -334,6 +341,7 @@ int cmd_generate(int argc, char **argv) {
         case 'W': if (!cli_int("--width", optarg, 1, INT_MAX, &r.width)) return EXIT_USAGE; break;
         case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &r.height)) return EXIT_USAGE; break;
         case O_VARIANT: lo.variant = optarg; break;
+        case O_TAESD: lo.taesd = optarg; break;
         case O_CONFIG: lo.config_dir = optarg; break;
         case O_TOKENIZER: lo.tokenizer_dir = optarg; break;
         case O_PREDICTION:
@@ -362,6 +370,8 @@ int cmd_generate(int argc, char **argv) {
     if (lo.variant && strcmp(lo.variant, "fp16"))
         return cli_usage_error("generate", "--variant must be fp16, got '%s'", lo.variant);
     if (r.vae_tile_size && !r.vae_tiling) return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
+    if (lo.taesd && r.vae_tiling)
+        return cli_usage_error("generate", "--vae-tiling tiles the KL VAE; --taesd decodes whole images");
     static const char *const file_line[1] = {""}; /* --prompts: the lines come later, checked as they run */
     r.prompts = np ? prompts : file_line;
     r.nprompts = np ? np : 1;

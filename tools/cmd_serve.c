@@ -43,6 +43,12 @@ static void help(void) {
         "      --threads N           CPU threads (default: all cores)\n"
         "      --device cpu|cuda     compute device (cuda: builds made with nvcc)\n"
         "      --dtype f32|bf16      compute precision (bf16: faster on CPUs with AVX512_BF16; see generate)\n"
+        "      --taesd PATH          TAESD folder or .safetensors file: images decode with it (A1111's\n"
+        "                            sd_vae_decode_method TAESD; \"Full\" per request or in /options\n"
+        "                            switches back) and it draws the live previews of /progress\n"
+        "      --preview-every N     with --taesd: a live preview every N steps (A1111's\n"
+        "                            show_progress_every_n_steps, default 10; 0: previews off until a\n"
+        "                            client turns them on in /options)\n"
         "      --quiet               no per-request log lines\n"
         "  -h, --help                this text\n"
         "\n"
@@ -50,7 +56,7 @@ static void help(void) {
 }
 
 enum { O_HOST = 256, O_PORT, O_AUTH, O_QUEUE, O_MAXSIZE, O_MAXSTEPS, O_MAXIMAGES, O_MAXBODY, O_MAXCONN, O_VARIANT,
-       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE, O_MAXMEM, O_CLIENT_TIMEOUT };
+       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE, O_MAXMEM, O_CLIENT_TIMEOUT, O_TAESD, O_PREVIEW_EVERY };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
@@ -64,11 +70,13 @@ int cmd_serve(int argc, char **argv) {
         {"dtype", required_argument, 0, O_DTYPE},      {"device", required_argument, 0, O_DEVICE},
         {"max-request-memory-mb", required_argument, 0, O_MAXMEM},
         {"client-timeout", required_argument, 0, O_CLIENT_TIMEOUT},
+        {"taesd", required_argument, 0, O_TAESD},      {"preview-every", required_argument, 0, O_PREVIEW_EVERY},
         {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
-                         .max_images = 16, .max_body = 16u << 20, .max_connections = 64, .client_timeout = 10};
+                         .max_images = 16, .max_body = 16u << 20, .max_connections = 64, .client_timeout = 10,
+                         .preview_every = 10};
     const char *model = NULL;
-    int body_mb = 16, mem_mb = 256, threads = 0;
+    int body_mb = 16, mem_mb = 256, threads = 0, preview_given = 0;
     sdc_load_options lo = {0};
     optind = 1;
     opterr = 0;
@@ -92,12 +100,19 @@ int cmd_serve(int argc, char **argv) {
         case O_QUIET: cfg.quiet = 1; break;
         case O_DEVICE: if (!cli_device("serve", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("serve", optarg, &lo.dtype)) return EXIT_USAGE; break;
+        case O_TAESD: lo.taesd = optarg; break;
+        case O_PREVIEW_EVERY:
+            if (!cli_int("--preview-every", optarg, 0, 1000, &cfg.preview_every)) return EXIT_USAGE;
+            preview_given = 1;
+            break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (preview_given && !lo.taesd)
+        return cli_usage_error("serve", "--preview-every needs --taesd (the previews are TAESD's)");
     char default_model[PATH_MAX];
     if (!(model = cli_model_or_default("serve", model, 0, default_model, sizeof default_model))) return 1;
     if (lo.variant && strcmp(lo.variant, "fp16"))

@@ -26,6 +26,11 @@ static void identity(jbuf *b, const ds_identity *id) {
         }
         jb_puts(b, "]");
     }
+    if (id->taesd) {
+        jb_puts(b, ",\n  \"taesd\": {\"name\": ");
+        jb_str(b, id->taesd);
+        jb_printf(b, ", \"fingerprint\": \"%016llx\"}", (unsigned long long)id->taesd_fingerprint);
+    }
     jb_puts(b, ",\n  \"format\": ");
     jb_str(b, id->format);
     jb_printf(b, ",\n  \"shard_size\": %d,\n  \"batch_size\": %d,\n", id->shard_size, id->batch_size);
@@ -97,7 +102,8 @@ static int has_key(const char *text, const char *key) {
 
 /* keys written only with values other than their defaults */
 static int is_optional(const char *key) {
-    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "loras");
+    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "loras") ||
+           !strcmp(key, "taesd");
 }
 
 /* la (this run's line) differs from lb (the stored one) */

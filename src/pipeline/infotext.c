@@ -24,6 +24,8 @@ char *infotext_format(const infotext_fields *f) {
     if (f->eta != 0.0f) o += snprintf(s + o, n - (size_t)o, ", Eta: %s", e);
     if (f->clip_skip > 1) o += snprintf(s + o, n - (size_t)o, ", Clip skip: %d", f->clip_skip);
     if (f->rng) o += snprintf(s + o, n - (size_t)o, ", RNG: %s", f->rng); /* A1111 writes it only when not GPU */
+    /* A1111 adds it to extra_generation_params when sd_vae_decode_method is not "Full" */
+    if (f->vae_decoder) o += snprintf(s + o, n - (size_t)o, ", VAE Decoder: %s", f->vae_decoder);
     snprintf(s + o, n - (size_t)o, ", Version: sdc");
     return s;
 }

@@ -14,6 +14,7 @@ typedef struct {
     uint64_t seed;
     const char *model;
     const char *rng;               /* A1111's "RNG" (randn source): "CPU", or NULL for its default GPU noise */
+    const char *vae_decoder;       /* A1111's "VAE Decoder" (sd_vae_decode_method): "TAESD", or NULL for Full */
 } infotext_fields;
 
 /* malloc'd string, NULL on allocation failure */

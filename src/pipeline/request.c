@@ -95,6 +95,10 @@ static sdc_status check_fields(const sdc_request *r) {
     noise_rng rng;
     SDC_TRY(noise_rng_parse(r->rng, &rng));
     if (r->vae_tile_size && !r->vae_tiling) return sdc_fail(SDC_ERR_ARG, "a VAE tile size needs VAE tiling");
+    if (r->vae_decode && strcmp(r->vae_decode, "full") && strcmp(r->vae_decode, "taesd"))
+        return sdc_fail(SDC_ERR_ARG, "unknown VAE decode method '%s' (full or taesd)", r->vae_decode);
+    if (r->preview_every < 0 || r->preview_every > SDC_MAX_STEPS)
+        return sdc_fail(SDC_ERR_ARG, "preview every %d steps is out of range (0..%d)", r->preview_every, SDC_MAX_STEPS);
     if (r->scheduler) { /* the name alone; with a model, its config decides the rest */
         sched_config sc;
         SDC_TRY(sched_config_from_json(NULL, r->scheduler, &sc));
@@ -140,6 +144,14 @@ sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_pla
         return sdc_fail(SDC_ERR_ARG, "size %dx%d must be a multiple of %d for this model", P->W, P->H, m->vae_scale);
     P->cfg = P->g > 1.0f && !uc->time_cond_proj_dim;
     SDC_TRY(noise_rng_parse(r->rng, &P->rng));
+    /* the final image's decoder (sdc_request.vae_decode): TAESD by default when the model has one */
+    const char *d = r->vae_decode;
+    if (d && !strcmp(d, "taesd") && !m->taesd)
+        return sdc_fail(SDC_ERR_ARG, "TAESD decoding asked for, but the model was loaded without a TAESD (--taesd)");
+    P->taesd = d ? !strcmp(d, "taesd") : m->taesd != NULL;
+    if (P->taesd && r->vae_tiling)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "VAE tiling is the KL VAE's; TAESD decodes the whole image (decode "
+                                             "with the full VAE to tile)");
     if (r->vae_tiling) SDC_TRY(vae_tile_size(m, r, &P->vae_tile));
     sched_config *sc = &P->sched;
     SDC_TRY(sched_config_from_json(m->sched_json, r->scheduler, sc));

@@ -82,12 +82,52 @@ void api_options_get(api_ctx *a, http_reply *r) {
         cJSON_AddNumberToObject(o, "eta_ddim", 0);
         cJSON_AddNumberToObject(o, "eta_ancestral", 1);
         cJSON_AddTrueToObject(o, "enable_pnginfo");
+        jq_options q;
+        jq_get_options(a->queue, &q);
+        cJSON_AddBoolToObject(o, "live_previews_enable", q.live_previews);
+        cJSON_AddNumberToObject(o, "show_progress_every_n_steps", q.every);
+        cJSON_AddBoolToObject(o, "show_progress_grid", q.grid);
+        cJSON_AddStringToObject(o, "show_progress_type", "TAESD"); /* sdc's only preview method */
+        cJSON_AddStringToObject(o, "sd_vae_decode_method", a->info.has_taesd && q.taesd_decode ? "TAESD" : "Full");
     }
     reply_json(r, 200, o);
 }
 
+/* sd_vae_decode_method: "Full" or "TAESD" (which needs the model's TAESD); 0 with a 422 reply otherwise */
+int api_vae_decode_method(const api_ctx *a, const char *key, const char *v, int *taesd, http_reply *r) {
+    if (!strcmp(v, "Full")) {
+        *taesd = 0;
+        return 1;
+    }
+    if (!strcmp(v, "TAESD") && a->info.has_taesd) {
+        *taesd = 1;
+        return 1;
+    }
+    if (!strcmp(v, "TAESD"))
+        reply_invalid(r, "%s: TAESD needs a server started with --taesd", key);
+    else
+        reply_invalid(r, "%s: expected Full or TAESD, got '%.40s'", key, v);
+    return 0;
+}
+
+/* the live-preview and decode options, checked all before any is applied */
+static int options_previews(api_ctx *a, const cJSON *req, http_reply *r) {
+    jq_options o;
+    jq_get_options(a->queue, &o);
+    const char *method = NULL;
+    if (!field_bool(req, "live_previews_enable", &o.live_previews, r) ||
+        !field_int(req, "show_progress_every_n_steps", -1, SDC_MAX_STEPS, &o.every, r) ||
+        !field_bool(req, "show_progress_grid", &o.grid, r) || !field_string(req, "sd_vae_decode_method", &method, r))
+        return 0;
+    if (method && !api_vae_decode_method(a, "sd_vae_decode_method", method, &o.taesd_decode, r)) return 0;
+    jq_set_options(a->queue, &o);
+    return 1;
+}
+
 /* Clients (Open WebUI, SillyTavern) POST the checkpoint they want; this
- * server holds one model, so only that one is accepted, other keys are ignored. */
+ * server holds one model, so only that one is accepted. The live-preview
+ * options and sd_vae_decode_method are applied (to jobs that start
+ * afterwards); other keys are ignored. */
 void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
     cJSON *req;
     if (!req_body_parse(body, len, "of option names and values", &req, r)) return;
@@ -102,12 +142,16 @@ void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
             return;
         }
     }
+    if (!options_previews(a, req, r)) {
+        cJSON_Delete(req);
+        return;
+    }
     cJSON_Delete(req);
     reply_json(r, 200, cJSON_CreateNull());
 }
 
 /* A1111's progressapi: 0.01 + job_no/job_count + step/steps/job_count, eta from the elapsed time */
-void api_progress(api_ctx *a, http_reply *r) {
+void api_progress(api_ctx *a, int skip_image, http_reply *r) {
     jq_progress p;
     jq_get_progress(a->queue, &p);
     double progress = 0, eta = 0;
@@ -148,7 +192,10 @@ void api_progress(api_ctx *a, http_reply *r) {
     cJSON_AddNumberToObject(s, "sampling_steps", p.busy ? p.sampling_steps : 0);
     cJSON_AddNumberToObject(s, "queue_waiting", p.waiting);
     cJSON_AddItemToObject(o, "state", s);
-    cJSON_AddNullToObject(o, "current_image");
+    char *img = skip_image ? NULL : jq_current_image(a->queue);
+    if (img) cJSON_AddStringToObject(o, "current_image", img);
+    else cJSON_AddNullToObject(o, "current_image");
+    free(img);
     if (has_text) cJSON_AddStringToObject(o, "textinfo", text);
     else cJSON_AddNullToObject(o, "textinfo");
     cJSON_AddNullToObject(o, "current_task");

@@ -75,6 +75,7 @@ static uint64_t random_seed(void) {
 typedef struct {
     const char *prompt, *negative, *sampler_name, *schedule_name;
     const char *rng; /* sdc's --rng for override_settings.randn_source; NULL: cpu */
+    const char *vae_decode; /* override_settings.sd_vae_decode_method: "full", "taesd"; NULL: the server's */
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
@@ -158,6 +159,13 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
                 return 0;
             }
         }
+        const char *method = NULL;
+        int taesd;
+        if (!field_string(ovr, "sd_vae_decode_method", &method, r)) return 0;
+        if (method) {
+            if (!api_vae_decode_method(a, "override_settings.sd_vae_decode_method", method, &taesd, r)) return 0;
+            t->vae_decode = taesd ? "taesd" : "full";
+        }
     }
     /* A1111: sampler_name, else sampler_index (default: sampler_default); a schedule in the name is the legacy
      * spelling */
@@ -228,6 +236,7 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNullToObject(o, "denoising_strength");
     cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
     if (t->schedule) cJSON_AddStringToObject(extra, "Schedule type", t->schedule->label);
+    if (j->taesd_decoded) cJSON_AddStringToObject(extra, "VAE Decoder", "TAESD");
     cJSON_AddNumberToObject(o, "index_of_first_image", 0);
     cJSON *its = cJSON_AddArrayToObject(o, "infotexts");
     for (int i = 0; i < nimg; i++) cJSON_AddItemToArray(its, cJSON_CreateString(infotexts[i]));
@@ -304,6 +313,7 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->scheduler = t.sampler->name;
     q->schedule = t.schedule ? t.schedule->name : NULL;
     j->n_iter = t.n_iter;
+    q->vae_decode = t.vae_decode;
     if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */
         reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
         free(j);

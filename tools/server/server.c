@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,7 +95,8 @@ static const route k_routes[] = {
     {"/sdapi/v1/loras", M_GET},
 };
 
-static void dispatch(server *s, const char *url, const char *method, const char *body, size_t len, http_reply *r) {
+static void dispatch(server *s, struct MHD_Connection *c, const char *url, const char *method, const char *body,
+                     size_t len, http_reply *r) {
     const route *rt = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
         if (!strcmp(k_routes[i].path, url)) rt = &k_routes[i];
@@ -126,7 +128,11 @@ static void dispatch(server *s, const char *url, const char *method, const char 
         if (m == M_GET) api_options_get(a, r);
         else api_options_post(a, body, len, r);
     } else if (!strcmp(url, "/sdapi/v1/progress")) {
-        api_progress(a, r);
+        /* A1111's ProgressRequest: ?skip_current_image=true (FastAPI reads true/1/yes/on) */
+        const char *skip = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "skip_current_image");
+        int sk = skip && (!strcasecmp(skip, "true") || !strcmp(skip, "1") || !strcasecmp(skip, "yes") ||
+                          !strcasecmp(skip, "on"));
+        api_progress(a, sk, r);
     } else if (!strcmp(url, "/sdapi/v1/png-info")) {
         api_png_info(a, body, len, r);
     } else if (!strcmp(url, "/sdapi/v1/interrupt")) {
@@ -251,7 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     guard_request_complete(s->guard, q->gc);
     http_reply r = {0};
-    dispatch(s, url, method, q->body ? q->body : "", q->len, &r);
+    dispatch(s, c, url, method, q->body ? q->body : "", q->len, &r);
     return send_reply(s, c, method, url, q, &r, 0);
 }
 
@@ -346,7 +352,10 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
         fprintf(stderr, "sdc: cannot use --host '%s': %s\n", cfg->host, gai_strerror(gai));
         goto done;
     }
-    if (jq_start(&s.api.queue, m, cfg->queue)) {
+    /* A1111's defaults, with the period of --preview-every (0: off) */
+    jq_options opt = {.live_previews = cfg->preview_every > 0, .every = cfg->preview_every > 0 ? cfg->preview_every : 10,
+                      .grid = 1, .taesd_decode = s.api.info.has_taesd};
+    if (jq_start(&s.api.queue, m, cfg->queue, &opt)) {
         fprintf(stderr, "sdc: cannot start the worker thread\n");
         goto done;
     }
