@@ -12,51 +12,89 @@
 #include "server/server.h"
 
 static void help(void) {
-    printf(
-        "usage: sdc serve [-m MODEL] [options]\n"
-        "\n"
-        "Keep the model loaded and serve AUTOMATIC1111's HTTP API (POST /sdapi/v1/txt2img,\n"
-        "GET /sdapi/v1/progress, ...) and a web page at /. One image job runs at a time;\n"
-        "others wait in a bounded queue (503 when it is full). Stop with Ctrl-C or SIGTERM.\n"
-        "\n"
-        "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint (default:\n"
-        "                            the demo model sdc-shapes-64; $SDC_MODEL overrides)\n"
-        "      --host ADDR           address to bind (default 127.0.0.1: this machine only)\n"
-        "      --port P              TCP port (default 7860; 0: any free port, printed)\n"
-        "      --api-auth U:P[,U:P]  require HTTP basic auth on every route\n"
-        "      --queue N             jobs that may wait behind the running one (default 4)\n"
-        "      --max-size N          largest width/height accepted (default 2048)\n"
-        "      --max-steps N         most steps accepted (default 150)\n"
-        "      --max-images N        most images per request, batch_size x n_iter (default 16)\n"
-        "      --max-body-mb N       largest request body in MiB (default 16)\n"
-        "      --max-connections N   open connections at once (default 64)\n"
-        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
-        "      --threads N           CPU threads (default: all cores)\n"
-        "      --device cpu|cuda     compute device (cuda: builds made with nvcc)\n"
-        "      --dtype f32|bf16      compute precision (bf16: faster on CPUs with AVX512_BF16; see generate)\n"
-        "      --quiet               no per-request log lines\n"
-        "  -h, --help                this text\n"
-        "\n"
-        "Exit status: 0 after a clean shutdown, 1 error, 2 usage error.\n");
+    printf("usage: sdc serve [-m MODEL] [options]\n"
+           "\n"
+           "Keep the model loaded and serve AUTOMATIC1111's HTTP API (POST /sdapi/v1/txt2img,\n"
+           "GET /sdapi/v1/progress, ...) and a web page at /. One image job runs at a time;\n"
+           "others wait in a bounded queue (503 when it is full). Stop with Ctrl-C or SIGTERM.\n"
+           "\n"
+           "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint (default:\n"
+           "                            the demo model sdc-shapes-64; $SDC_MODEL overrides; with\n"
+           "                            --models-dir: the folder's first model)\n"
+           "      --models-dir DIR      offer every diffusers folder and .safetensors checkpoint in DIR\n"
+           "                            (and its subfolders) at /sdapi/v1/sd-models; POST /sdapi/v1/options\n"
+           "                            {\"sd_model_checkpoint\": NAME} or override_settings switch models;\n"
+           "                            one is loaded at a time\n"
+           "      --lora-dir DIR        <lora:NAME:W> tags in prompts fuse DIR/NAME.safetensors at W for\n"
+           "                            that request (CPU models); /sdapi/v1/loras lists DIR\n"
+           "      --cors-allow-origins LIST  browser origins (comma-separated, * for any) that may call\n"
+           "                            the API: preflights answered, CORS headers on replies (default none)\n"
+           "      --cors-allow-origins-regex RE  the same for origins matching RE (POSIX extended)\n"
+           "      --host ADDR           address to bind (default 127.0.0.1: this machine only)\n"
+           "      --port P              TCP port (default 7860; 0: any free port, printed)\n"
+           "      --api-auth U:P[,U:P]  require HTTP basic auth on every route\n"
+           "      --queue N             jobs that may wait behind the running one (default 4)\n"
+           "      --max-size N          largest width/height accepted (default 2048)\n"
+           "      --max-steps N         most steps accepted (default 150)\n"
+           "      --max-images N        most images per request, batch_size x n_iter (default 16)\n"
+           "      --max-body-mb N       largest request body in MiB (default 16)\n"
+           "      --max-connections N   open connections at once (default 64)\n"
+           "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+           "      --threads N           CPU threads (default: all cores)\n"
+           "      --device cpu|cuda     compute device (cuda: builds made with nvcc)\n"
+           "      --dtype f32|bf16      compute precision (bf16: faster on CPUs with AVX512_BF16; see generate)\n"
+           "      --quiet               no per-request log lines\n"
+           "  -h, --help                this text\n"
+           "\n"
+           "Exit status: 0 after a clean shutdown, 1 error, 2 usage error.\n");
 }
 
-enum { O_HOST = 256, O_PORT, O_AUTH, O_QUEUE, O_MAXSIZE, O_MAXSTEPS, O_MAXIMAGES, O_MAXBODY, O_MAXCONN, O_VARIANT,
-       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE };
+enum {
+    O_HOST = 256,
+    O_PORT,
+    O_AUTH,
+    O_QUEUE,
+    O_MAXSIZE,
+    O_MAXSTEPS,
+    O_MAXIMAGES,
+    O_MAXBODY,
+    O_MAXCONN,
+    O_VARIANT,
+    O_THREADS,
+    O_QUIET,
+    O_DTYPE,
+    O_DEVICE,
+    O_MODELS_DIR,
+    O_LORA_DIR,
+    O_CORS,
+    O_CORS_RE
+};
 
 int cmd_serve(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},          {"host", required_argument, 0, O_HOST},
-        {"port", required_argument, 0, O_PORT},        {"api-auth", required_argument, 0, O_AUTH},
-        {"queue", required_argument, 0, O_QUEUE},      {"max-size", required_argument, 0, O_MAXSIZE},
-        {"max-steps", required_argument, 0, O_MAXSTEPS}, {"max-images", required_argument, 0, O_MAXIMAGES},
-        {"max-body-mb", required_argument, 0, O_MAXBODY}, {"max-connections", required_argument, 0, O_MAXCONN},
-        {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
-        {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
-        {"dtype", required_argument, 0, O_DTYPE},      {"device", required_argument, 0, O_DEVICE},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"host", required_argument, 0, O_HOST},
+                                         {"port", required_argument, 0, O_PORT},
+                                         {"api-auth", required_argument, 0, O_AUTH},
+                                         {"queue", required_argument, 0, O_QUEUE},
+                                         {"max-size", required_argument, 0, O_MAXSIZE},
+                                         {"max-steps", required_argument, 0, O_MAXSTEPS},
+                                         {"max-images", required_argument, 0, O_MAXIMAGES},
+                                         {"max-body-mb", required_argument, 0, O_MAXBODY},
+                                         {"max-connections", required_argument, 0, O_MAXCONN},
+                                         {"variant", required_argument, 0, O_VARIANT},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"dtype", required_argument, 0, O_DTYPE},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"models-dir", required_argument, 0, O_MODELS_DIR},
+                                         {"lora-dir", required_argument, 0, O_LORA_DIR},
+                                         {"cors-allow-origins", required_argument, 0, O_CORS},
+                                         {"cors-allow-origins-regex", required_argument, 0, O_CORS_RE},
+                                         {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
                          .max_images = 16, .max_body = 16u << 20, .max_connections = 64};
-    const char *model = NULL;
+    const char *model = NULL, *models_dir = NULL;
     int body_mb = 16, threads = 0;
     sdc_load_options lo = {0};
     optind = 1;
@@ -77,6 +115,10 @@ int cmd_serve(int argc, char **argv) {
         case O_VARIANT: lo.variant = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: cfg.quiet = 1; break;
+        case O_MODELS_DIR: models_dir = optarg; break;
+        case O_LORA_DIR: cfg.lora_dir = optarg; break;
+        case O_CORS: cfg.cors_origins = optarg; break;
+        case O_CORS_RE: cfg.cors_regex = optarg; break;
         case O_DEVICE: if (!cli_device("serve", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("serve", optarg, &lo.dtype)) return EXIT_USAGE; break;
         case 'h': help(); return 0;
@@ -86,7 +128,8 @@ int cmd_serve(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     char default_model[PATH_MAX];
-    if (!(model = cli_model_or_default("serve", model, 0, default_model, sizeof default_model))) return 1;
+    if (!models_dir && !(model = cli_model_or_default("serve", model, 0, default_model, sizeof default_model)))
+        return 1;
     if (lo.variant && strcmp(lo.variant, "fp16"))
         return cli_usage_error("serve", "--variant must be fp16, got '%s'", lo.variant);
     if (cfg.auth) {
@@ -105,12 +148,13 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sdc_model *m;
-    if (sdc_model_load(&m, model, &lo)) {
-        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+    model_set *ms;
+    char err[1024];
+    if (!ms_open(&ms, models_dir, model, &lo, err, sizeof err)) {
+        fprintf(stderr, "sdc: %s\n", err);
         return 1;
     }
-    int rc = server_run(m, model, &cfg);
-    sdc_model_free(m);
+    int rc = server_run(ms, &cfg);
+    ms_free(ms);
     return rc;
 }

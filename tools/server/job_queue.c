@@ -11,10 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "model_set.h"
 #include "server.h"
 
 struct job_queue {
-    sdc_model *model;
+    model_set *models; /* the worker makes each job's model resident (ms_switch) */
     pthread_t worker;
     pthread_mutex_t mu;
     pthread_cond_t work, done; /* work: a job was queued or stop; done: some job finished */
@@ -22,6 +23,7 @@ struct job_queue {
     int cap, head, count;
     jq_job *running;
     int interrupt, stopping;
+    int skip; /* /skip: stop the running iteration only */
     jq_progress prog;
 };
 
@@ -36,17 +38,29 @@ static int on_step(void *ctx, int step, int total) {
     pthread_mutex_lock(&q->mu);
     q->prog.sampling_step = step;
     q->prog.sampling_steps = total;
-    int stop = q->interrupt;
+    int stop = q->interrupt || q->skip;
     pthread_mutex_unlock(&q->mu);
     return stop;
 }
 
 /* n_iter calls of sdc_generate; the error message is thread-local, so it is copied here */
 static void run_job(job_queue *q, jq_job *j) {
+    sdc_status st = ms_switch(q->models, j->model_path);
+    if (st) {
+        j->st = st;
+        snprintf(j->error, sizeof j->error, "%s", sdc_last_error());
+        j->load_failed = 1;
+        return;
+    }
+    snprintf(j->model_name, sizeof j->model_name, "%s", ms_info(q->models)->name);
     for (int it = 0; it < j->n_iter; it++) {
         pthread_mutex_lock(&q->mu);
         q->prog.job_no = it;
         q->prog.sampling_step = 0;
+        /* the steps are known before the first one ends (A1111 sets them as its sampler starts) */
+        q->prog.sampling_steps = j->req.steps > 0 ? j->req.steps : 0;
+        q->prog.skipped = 0;
+        q->skip = 0;
         int stop = q->interrupt;
         pthread_mutex_unlock(&q->mu);
         if (stop) {
@@ -57,7 +71,15 @@ static void run_job(job_queue *q, jq_job *j) {
         r.seed = j->req.seed + (uint64_t)it * (uint64_t)j->req.batch;
         r.progress = on_step;
         r.progress_ctx = q;
-        sdc_status st = sdc_generate(q->model, &r, &j->images[it], &j->nimages[it]);
+        st = sdc_generate(ms_model(q->models), &r, &j->images[it], &j->nimages[it]);
+        pthread_mutex_lock(&q->mu);
+        int skipped = st == SDC_ERR_INTERRUPTED && q->skip && !q->interrupt;
+        if (skipped) q->prog.skipped = 1;
+        pthread_mutex_unlock(&q->mu);
+        if (skipped) { /* this iteration gives no images; the next ones run */
+            j->iterations_done = it + 1;
+            continue;
+        }
         if (st == SDC_ERR_INTERRUPTED) {
             j->interrupted = 1;
             break;
@@ -105,12 +127,12 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int jq_start(job_queue **out, sdc_model *m, int capacity) {
+int jq_start(job_queue **out, model_set *ms, int capacity) {
     job_queue *q = calloc(1, sizeof *q);
     if (!q) return -1;
     q->cap = capacity > 0 ? capacity : 1;
     q->ring = calloc((size_t)q->cap, sizeof *q->ring);
-    q->model = m;
+    q->models = ms;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->done, NULL);
@@ -147,6 +169,12 @@ int jq_run(job_queue *q, jq_job *j) {
 void jq_interrupt(job_queue *q) {
     pthread_mutex_lock(&q->mu);
     if (q->running) q->interrupt = 1;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void jq_skip(job_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    if (q->running) q->skip = 1;
     pthread_mutex_unlock(&q->mu);
 }
 
