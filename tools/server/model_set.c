@@ -110,6 +110,13 @@ static int walk(const char *abs, const char *rel, int depth, ms_entry **v, int *
     return ok;
 }
 
+/* the same file or folder (a link into the models folder is its target) */
+static int same_file(const char *a, const char *b) {
+    struct stat x, y;
+    if (!strcmp(a, b)) return 1;
+    return !stat(a, &x) && !stat(b, &y) && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 static int cmp_title(const void *a, const void *b) {
     return strcasecmp(((const ms_entry *)a)->title, ((const ms_entry *)b)->title);
 }
@@ -130,7 +137,7 @@ static int scan(model_set *ms, ms_entry **v, int *n, char *err, size_t en) {
         if (ok) qsort(*v, (size_t)*n, sizeof **v, cmp_title);
     }
     int have = 0;
-    for (int i = 0; ok && ms->cur.path && i < *n; i++) have |= !strcmp((*v)[i].path, ms->cur.path);
+    for (int i = 0; ok && ms->cur.path && i < *n; i++) have |= same_file((*v)[i].path, ms->cur.path);
     if (ok && ms->cur.path && !have) {
         ms_entry e;
         ok = entry_copy(&e, &ms->cur) && push(v, n, &cap, &e);
@@ -157,7 +164,7 @@ static sdc_status load(model_set *ms, const char *path) {
     ms_entry e = {0};
     const ms_entry *known = NULL;
     for (int i = 0; i < ms->n; i++)
-        if (!strcmp(ms->e[i].path, path)) known = &ms->e[i];
+        if (!known && same_file(ms->e[i].path, path)) known = &ms->e[i];
     struct stat sb;
     int is_file = !stat(path, &sb) && S_ISREG(sb.st_mode);
     char name[1024];
