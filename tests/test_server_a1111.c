@@ -167,6 +167,10 @@ TEST(server_a1111_endpoints) {
         {"POST", "/sdapi/v1/refresh-checkpoints", "null"},
         {"POST", "/sdapi/v1/refresh-loras", "null"},
         {"POST", "/sdapi/v1/skip", "null"},
+        {"POST", "/sdapi/v1/refresh-embeddings", "null"},
+        {"GET", "/sdapi/v1/sd-modules", "[]"},
+        {"GET", "/sdapi/v1/script-info", "[]"},
+        {"GET", "/sdapi/v1/extensions", "[]"},
         {"POST", "/sdapi/v1/interrupt", "{}"},
     };
     for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {

@@ -85,7 +85,11 @@ static const route k_routes[] = {
     {"/sdapi/v1/face-restorers", M_GET},
     {"/sdapi/v1/realesrgan-models", M_GET},
     {"/sdapi/v1/hypernetworks", M_GET},
+    {"/sdapi/v1/sd-modules", M_GET},
+    {"/sdapi/v1/script-info", M_GET},
+    {"/sdapi/v1/extensions", M_GET},
     {"/sdapi/v1/refresh-vae", M_POST},
+    {"/sdapi/v1/refresh-embeddings", M_POST},
 };
 
 static void dispatch(server *s, const char *url_in, const char *method, const char *body, size_t len, http_reply *r) {
@@ -146,8 +150,10 @@ static void dispatch(server *s, const char *url_in, const char *method, const ch
         api_embeddings(a, r);
     } else if (!strcmp(url, "/sdapi/v1/scripts")) {
         api_scripts(a, r);
-    } else if (!strcmp(url, "/sdapi/v1/refresh-loras") || !strcmp(url, "/sdapi/v1/refresh-vae")) {
-        reply_json(r, 200, cJSON_CreateNull()); /* the LoRA folder is read on every request; there are no VAEs */
+    } else if (!strcmp(url, "/sdapi/v1/refresh-loras") || !strcmp(url, "/sdapi/v1/refresh-vae") ||
+               !strcmp(url, "/sdapi/v1/refresh-embeddings")) {
+        /* the LoRA folder is read at every request; there are no VAEs or embeddings to read */
+        reply_json(r, 200, cJSON_CreateNull());
     } else {
         api_empty(strcmp(url, "/internal/ping") != 0, r);
     }
