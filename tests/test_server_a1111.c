@@ -446,3 +446,125 @@ out:
     int rc = server_stop(&s);
     CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
+
+/* a models folder with tiny-sd and sub/tiny-sdxl (links); dir gets its path */
+static int make_models_dir(const char *name, char *dir, size_t n) {
+    char p[1200];
+    snprintf(dir, n, "%s", tmp_path(name));
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/sub", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/tiny-sd", dir);
+    int ok = symlink_fixture("models/tiny-sd", p);
+    snprintf(p, sizeof p, "%s/sub/tiny-sdxl", dir);
+    return ok && symlink_fixture("models/tiny-sdxl", p);
+}
+
+/* the images of a txt2img answer decode as PNGs of w x h */
+static int pngs_ok(const http_resp *r, int want, int w, int h) {
+    cJSON *j = json_of(r);
+    const cJSON *imgs = cJSON_GetObjectItem(j, "images");
+    int ok = cJSON_GetArraySize(imgs) == want;
+    for (int i = 0; ok && i < want; i++) {
+        const char *path = tmp_path("client.png");
+        uint8_t *rgb = NULL;
+        int iw = 0, ih = 0;
+        FILE *f;
+        ok = b64_to_file(cJSON_GetStringValue(cJSON_GetArrayItem(imgs, i)), path) && (f = fopen(path, "rb"));
+        if (ok) {
+            static unsigned char buf[1 << 20];
+            size_t n = fread(buf, 1, sizeof buf, f);
+            fclose(f);
+            ok = !sdc_png_decode(buf, n, &rgb, &iw, &ih, NULL) && iw == w && ih == h;
+            free(rgb);
+        }
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* Open WebUI's AUTOMATIC1111 engine, request for request (its images
+ * router): an "authorization: Basic " header with an empty credential when
+ * no auth is configured; models from /sd-models as {id: title, name:
+ * model_name}; a model switch GETs /options and POSTs the whole object back
+ * with sd_model_checkpoint changed; txt2img with prompt, batch_size, width,
+ * height, steps, negative_prompt, cfg_scale, sampler_name, scheduler. Then
+ * SillyTavern's: /options as its ping, the lists it fills its menus from, a
+ * model switch followed by /progress polling until idle, and txt2img with
+ * the body its extension builds (hires fields, override_settings with
+ * sd_vae, its own url and auth keys ...). */
+TEST(server_a1111_client_replays) {
+    char dir[1024], args[1400], why[1024], name[256];
+    CHECK(make_models_dir("client-models", dir, sizeof dir), "cannot build the models folder");
+    snprintf(args, sizeof args, "--models-dir '%s' -m '%s/tiny-sd'", dir, dir);
+    server_proc s;
+    CHECK(server_start_args(&s, args, why, sizeof why), "%s", why);
+    const char *auth = "authorization: Basic \r\n";
+    http_resp r = {0};
+    cJSON *j = NULL;
+    char *body = NULL;
+    /* Open WebUI */
+    req(s.port, "GET", "/sdapi/v1/sd-models", NULL, auth, &r);
+    j = json_of(&r);
+    EXPECT(r.status == 200 && cJSON_GetArraySize(j) == 2, "OWUI models: %d %s", r.status, r.body);
+    const char *title = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "title"));
+    EXPECT(title && !strcmp(title, "sub/tiny-sdxl"), "OWUI model id: %s", r.body);
+    cJSON_Delete(j), j = NULL;
+    resp_free(&r);
+    req(s.port, "GET", "/sdapi/v1/options", NULL, auth, &r);
+    j = json_of(&r);
+    EXPECT(r.status == 200 && cJSON_IsObject(j), "OWUI options: %d", r.status);
+    cJSON_ReplaceItemInObject(j, "sd_model_checkpoint", cJSON_CreateString("sub/tiny-sdxl"));
+    body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j), j = NULL;
+    resp_free(&r);
+    req(s.port, "POST", "/sdapi/v1/options", body, auth, &r);
+    EXPECT(r.status == 200, "OWUI switch: %d %s", r.status, r.body);
+    resp_free(&r);
+    req(s.port, "POST", "/sdapi/v1/txt2img",
+        "{\"prompt\": \"a lighthouse\", \"batch_size\": 1, \"width\": 64, \"height\": 64, \"steps\": 2, "
+        "\"negative_prompt\": \"blurry\", \"cfg_scale\": 7.0, \"sampler_name\": \"Euler\", \"scheduler\": \"Karras\"}",
+        auth, &r);
+    EXPECT(r.status == 200 && pngs_ok(&r, 1, 64, 64) && !strcmp(model_of(&r, name, sizeof name), "tiny-sdxl"),
+           "OWUI txt2img: %d %s %.300s", r.status, name, r.body);
+    resp_free(&r);
+
+    /* SillyTavern */
+    static const char *lists[] = {"/sdapi/v1/options",    "/sdapi/v1/sd-models", "/sdapi/v1/samplers",
+                                  "/sdapi/v1/schedulers", "/sdapi/v1/upscalers", "/sdapi/v1/latent-upscale-modes",
+                                  "/sdapi/v1/sd-vae"};
+    for (int i = 0; i < 7; i++) {
+        req(s.port, "GET", lists[i], NULL, "Authorization: Basic \r\n", &r);
+        EXPECT(r.status == 200, "ST %s: %d", lists[i], r.status);
+        resp_free(&r);
+    }
+    req(s.port, "POST", "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"tiny-sd\"}", "Authorization: Basic \r\n", &r);
+    EXPECT(r.status == 200, "ST switch: %d %s", r.status, r.body);
+    resp_free(&r);
+    req(s.port, "GET", "/sdapi/v1/progress", NULL, "Authorization: Basic \r\n", &r);
+    j = json_of(&r);
+    EXPECT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "progress")) == 0 &&
+               cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "state"), "job_count")) == 0,
+           "ST waits for progress 0 and job_count 0: %s", r.body);
+    cJSON_Delete(j), j = NULL;
+    resp_free(&r);
+    req(s.port, "POST", "/sdapi/v1/txt2img",
+        "{\"url\": \"http://127.0.0.1:7860\", \"auth\": \"\", \"prompt\": \"a cat, masterpiece\", "
+        "\"negative_prompt\": \"lowres, bad anatomy\", \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Karras\", "
+        "\"steps\": 2, \"cfg_scale\": 7, \"width\": 64, \"height\": 64, \"restore_faces\": false, \"enable_hr\": "
+        "false, "
+        "\"hr_upscaler\": \"Latent\", \"hr_scale\": 2, \"hr_additional_modules\": [], \"denoising_strength\": 0.7, "
+        "\"hr_second_pass_steps\": 0, \"seed\": 42, \"override_settings\": {\"CLIP_stop_at_last_layers\": 1, "
+        "\"sd_vae\": \"Automatic\"}, \"override_settings_restore_afterwards\": true, \"clip_skip\": 1, "
+        "\"save_images\": true, \"send_images\": true, \"do_not_save_grid\": false, \"do_not_save_samples\": false}",
+        "Authorization: Basic \r\n", &r);
+    EXPECT(r.status == 200 && pngs_ok(&r, 1, 64, 64) && !strcmp(model_of(&r, name, sizeof name), "tiny-sd"),
+           "ST txt2img: %d %s %.300s", r.status, name, r.body);
+out:
+    free(body);
+    cJSON_Delete(j);
+    resp_free(&r);
+    int rc = server_stop(&s);
+    CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+    CHECK(log_clean(s.log), "the server logged a warning: see %s", s.log);
+}
