@@ -568,3 +568,40 @@ out:
     CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
     CHECK(log_clean(s.log), "the server logged a warning: see %s", s.log);
 }
+
+/* --keep-models 2: a model switched away from stays loaded, so switching
+ * back needs no load - shown by removing its folder in between (with the
+ * default of one model the same switch must load it and fails) */
+TEST(server_a1111_keep_models) {
+    for (int keep = 2; keep >= 1; keep--) {
+        char dir[1024], args[1400], why[1024], name[256], p[1200];
+        snprintf(p, sizeof p, "keep-models-%d", keep);
+        CHECK(make_models_dir(p, dir, sizeof dir), "cannot build the models folder");
+        snprintf(args, sizeof args, "--models-dir '%s' -m '%s/tiny-sd' --keep-models %d", dir, dir, keep);
+        server_proc s;
+        CHECK(server_start_args(&s, args, why, sizeof why), "%s", why);
+        http_resp r = {0};
+        int fail = 1;
+        http(s.port, "POST", "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"sub/tiny-sdxl\"}", &r);
+        EXPECT(r.status == 200, "keep %d: switch: %d %s", keep, r.status, r.body);
+        resp_free(&r);
+        snprintf(p, sizeof p, "%s/tiny-sd", dir);
+        EXPECT(!unlink(p), "unlink %s", p);
+        http(s.port, "POST", "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"tiny-sd\"}", &r);
+        if (keep == 2) {
+            EXPECT(r.status == 200, "keep 2: switch back to the kept model: %d %s", r.status, r.body);
+            resp_free(&r);
+            http(s.port, "POST", "/sdapi/v1/txt2img", GEN(""), &r);
+            EXPECT(r.status == 200 && !strcmp(model_of(&r, name, sizeof name), "tiny-sd"), "keep 2: generate: %d %s",
+                   r.status, name);
+        } else {
+            EXPECT(r.status == 500, "keep 1: the switch back must load (and fail): %d %s", r.status, r.body);
+        }
+        fail = 0;
+    out:
+        resp_free(&r);
+        int rc = server_stop(&s);
+        if (fail) return;
+        CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+    }
+}

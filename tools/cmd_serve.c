@@ -24,7 +24,9 @@ static void help(void) {
            "      --models-dir DIR      offer every diffusers folder and .safetensors checkpoint in DIR\n"
            "                            (and its subfolders) at /sdapi/v1/sd-models; POST /sdapi/v1/options\n"
            "                            {\"sd_model_checkpoint\": NAME} or override_settings switch models;\n"
-           "                            one is loaded at a time\n"
+           "                            one is loaded at a time unless --keep-models\n"
+           "      --keep-models N       keep the last N models used loaded (1..8, default 1): switching\n"
+           "                            among them costs no load, memory holds N models\n"
            "      --lora-dir DIR        <lora:NAME:W> tags in prompts fuse DIR/NAME.safetensors at W for\n"
            "                            that request (CPU models); /sdapi/v1/loras lists DIR\n"
            "      --cors-allow-origins LIST  browser origins (comma-separated, * for any) that may call\n"
@@ -67,7 +69,8 @@ enum {
     O_MODELS_DIR,
     O_LORA_DIR,
     O_CORS,
-    O_CORS_RE
+    O_CORS_RE,
+    O_KEEP
 };
 
 int cmd_serve(int argc, char **argv) {
@@ -91,11 +94,12 @@ int cmd_serve(int argc, char **argv) {
                                          {"lora-dir", required_argument, 0, O_LORA_DIR},
                                          {"cors-allow-origins", required_argument, 0, O_CORS},
                                          {"cors-allow-origins-regex", required_argument, 0, O_CORS_RE},
+                                         {"keep-models", required_argument, 0, O_KEEP},
                                          {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
                          .max_images = 16, .max_body = 16u << 20, .max_connections = 64};
     const char *model = NULL, *models_dir = NULL;
-    int body_mb = 16, threads = 0;
+    int body_mb = 16, threads = 0, keep = 1;
     sdc_load_options lo = {0};
     optind = 1;
     opterr = 0;
@@ -119,6 +123,9 @@ int cmd_serve(int argc, char **argv) {
         case O_LORA_DIR: cfg.lora_dir = optarg; break;
         case O_CORS: cfg.cors_origins = optarg; break;
         case O_CORS_RE: cfg.cors_regex = optarg; break;
+        case O_KEEP:
+            if (!cli_int("--keep-models", optarg, 1, MS_MAX_KEEP, &keep)) return EXIT_USAGE;
+            break;
         case O_DEVICE: if (!cli_device("serve", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("serve", optarg, &lo.dtype)) return EXIT_USAGE; break;
         case 'h': help(); return 0;
@@ -150,7 +157,7 @@ int cmd_serve(int argc, char **argv) {
 
     model_set *ms;
     char err[1024];
-    if (!ms_open(&ms, models_dir, model, &lo, err, sizeof err)) {
+    if (!ms_open(&ms, models_dir, model, &lo, keep, err, sizeof err)) {
         fprintf(stderr, "sdc: %s\n", err);
         return 1;
     }

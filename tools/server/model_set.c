@@ -14,15 +14,25 @@
 #define MAX_DEPTH 3
 #define MAX_MODELS 4096
 
+/* a loaded model that is not the active one (--keep-models) */
+typedef struct {
+    ms_entry e;
+    sdc_model *m;
+    sdc_model_info info;
+} parked_model;
+
 struct model_set {
     pthread_rwlock_t lock;
     char *dir; /* absolute, NULL without --models-dir */
     const sdc_load_options *lo;
     ms_entry *e;
     int n, cap;
-    ms_entry cur; /* the resident model's entry (owned) */
+    ms_entry cur; /* the active model's entry (owned) */
     sdc_model *model;
     sdc_model_info info;
+    int keep;                         /* models kept loaded, the active one included */
+    parked_model parked[MS_MAX_KEEP]; /* the others, least recently used first */
+    int nparked;
 };
 
 static void entry_free(ms_entry *e) {
@@ -183,12 +193,14 @@ static sdc_status load(model_set *ms, const char *path) {
     return SDC_OK;
 }
 
-int ms_open(model_set **out, const char *dir, const char *initial, const sdc_load_options *lo, char *err, size_t n) {
+int ms_open(model_set **out, const char *dir, const char *initial, const sdc_load_options *lo, int keep, char *err,
+            size_t n) {
     *out = NULL;
     model_set *ms = calloc(1, sizeof *ms);
     if (!ms) return snprintf(err, n, "out of memory"), 0;
     pthread_rwlock_init(&ms->lock, NULL);
     ms->lo = lo;
+    ms->keep = keep < 1 ? 1 : keep > MS_MAX_KEEP ? MS_MAX_KEEP : keep;
     if (dir && !(ms->dir = realpath(dir, NULL))) {
         snprintf(err, n, "--models-dir %s: not a readable folder", dir);
         ms_free(ms);
@@ -225,6 +237,10 @@ int ms_open(model_set **out, const char *dir, const char *initial, const sdc_loa
 void ms_free(model_set *ms) {
     if (!ms) return;
     sdc_model_free(ms->model);
+    for (int i = 0; i < ms->nparked; i++) {
+        sdc_model_free(ms->parked[i].m);
+        entry_free(&ms->parked[i].e);
+    }
     list_free(ms->e, ms->n);
     entry_free(&ms->cur);
     free(ms->dir);
@@ -278,18 +294,58 @@ const ms_entry *ms_find(const model_set *ms, const char *name) {
     return NULL;
 }
 
+/* the active model into a parked slot (the caller made room) */
+static void park_active(model_set *ms) {
+    parked_model *p = &ms->parked[ms->nparked++];
+    p->e = ms->cur, p->m = ms->model, p->info = ms->info;
+    memset(&ms->cur, 0, sizeof ms->cur);
+    ms->model = NULL;
+}
+
+/* parked slot i becomes the active model (the active one must be parked or freed) */
+static void unpark(model_set *ms, int i) {
+    parked_model p = ms->parked[i];
+    memmove(&ms->parked[i], &ms->parked[i + 1], (size_t)(ms->nparked - i - 1) * sizeof p);
+    ms->nparked--;
+    ms->cur = p.e, ms->model = p.m, ms->info = p.info;
+}
+
 sdc_status ms_switch(model_set *ms, const char *path) {
     if (ms->cur.path && !strcmp(ms->cur.path, path)) return SDC_OK;
     char old[PATH_MAX];
     snprintf(old, sizeof old, "%s", ms->cur.path ? ms->cur.path : "");
     pthread_rwlock_wrlock(&ms->lock);
-    sdc_model_free(ms->model); /* first: one model's memory at a time */
-    ms->model = NULL;
+    int hit = -1;
+    for (int i = 0; i < ms->nparked && hit < 0; i++)
+        if (!strcmp(ms->parked[i].e.path, path)) hit = i;
+    if (hit >= 0) { /* kept loaded: no load, the active one is kept in its place */
+        parked_model was = {.e = ms->cur, .m = ms->model, .info = ms->info};
+        unpark(ms, hit);
+        ms->parked[ms->nparked++] = was;
+        pthread_rwlock_unlock(&ms->lock);
+        return SDC_OK;
+    }
+    int parked = 0;
+    if (ms->keep > 1 && ms->model) {
+        if (ms->nparked == ms->keep - 1) { /* the least recently used goes first */
+            sdc_model_free(ms->parked[0].m);
+            entry_free(&ms->parked[0].e);
+            memmove(&ms->parked[0], &ms->parked[1], (size_t)(ms->nparked - 1) * sizeof ms->parked[0]);
+            ms->nparked--;
+        }
+        park_active(ms);
+        parked = 1;
+    } else {
+        sdc_model_free(ms->model); /* first: one model's memory at a time */
+        ms->model = NULL;
+    }
     sdc_status st = load(ms, path);
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", sdc_last_error());
-        sdc_status back = *old ? load(ms, old) : SDC_ERR_IO;
+        sdc_status back = SDC_OK;
+        if (parked) unpark(ms, ms->nparked - 1);
+        else back = *old ? load(ms, old) : SDC_ERR_IO;
         pthread_rwlock_unlock(&ms->lock);
         return sdc_fail(st, "%s%s", msg, back ? " (and the previous model could not be loaded again)" : "");
     }

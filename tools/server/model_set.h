@@ -3,8 +3,10 @@
  * (model_index.json) and every .safetensors file in the folder and its
  * subfolders, named as A1111 names them (title: the path relative to the
  * folder, model_name: that without extension, '/' as '_'). One model is
- * resident at a time: a switch frees the old one before loading the new
- * (peak memory of one model), and a failed load brings the old one back.
+ * active; with keep 1 (the default) it is the only one loaded: a switch
+ * frees it before loading the new (peak memory of one model), and a failed
+ * load loads it again. With keep N the last N models used stay loaded (the
+ * least recently used is freed first), so switching among them is free.
  * Request threads read under ms_read_lock; only the queue's worker
  * switches (ms_switch), so the worker reads without the lock. */
 #ifndef SDC_TOOLS_SERVER_MODEL_SET_H
@@ -23,10 +25,14 @@ typedef struct {
 
 typedef struct model_set model_set;
 
+#define MS_MAX_KEEP 8
+
 /* dir: --models-dir (NULL: only `initial`). initial: the model to load first
- * (NULL: the first listed). lo is kept (it must outlive the set). 0 with a
- * message in err when the folder cannot be read or the model not loaded. */
-int ms_open(model_set **out, const char *dir, const char *initial, const sdc_load_options *lo, char *err, size_t n);
+ * (NULL: the first listed). lo is kept (it must outlive the set). keep:
+ * models kept loaded (1..MS_MAX_KEEP). 0 with a message in err when the
+ * folder cannot be read or the model not loaded. */
+int ms_open(model_set **out, const char *dir, const char *initial, const sdc_load_options *lo, int keep, char *err,
+            size_t n);
 void ms_free(model_set *ms);
 /* Read the folder again (/refresh-checkpoints); the resident model stays listed. */
 int ms_rescan(model_set *ms, char *err, size_t n);
