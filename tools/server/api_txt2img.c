@@ -335,7 +335,8 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
         snprintf(title, sizeof title, "%s", e->title);
     }
     int checked = 1;
-    if (!(t.checkpoint && *t.checkpoint && !e) && !strcmp(ms_resident(a->models)->path, j->model_path))
+    const char *resident = ms_resident(a->models)->path;
+    if (!(t.checkpoint && *t.checkpoint && !e) && resident && ms_model(a->models) && !strcmp(resident, j->model_path))
         checked = !sdc_request_check(ms_model(a->models), q);
     ms_read_unlock(a->models);
     if ((t.checkpoint && *t.checkpoint && !e) || !checked) { /* refused before it waits in the queue */

@@ -346,6 +346,10 @@ sdc_status ms_switch(model_set *ms, const char *path) {
         sdc_status back = SDC_OK;
         if (parked) unpark(ms, ms->nparked - 1);
         else back = *old ? load(ms, old) : SDC_ERR_IO;
+        if (back) { /* no model: the next job loads its own; info's strings were the model's */
+            entry_free(&ms->cur);
+            ms->info = (sdc_model_info){.name = "", .family = "", .prediction = "", .scheduler = "", .device = "none"};
+        }
         pthread_rwlock_unlock(&ms->lock);
         return sdc_fail(st, "%s%s", msg, back ? " (and the previous model could not be loaded again)" : "");
     }

@@ -42,8 +42,8 @@ void ms_read_unlock(model_set *ms);
 /* under the read lock (or on the worker): */
 int ms_count(const model_set *ms);
 const ms_entry *ms_at(const model_set *ms, int i);
-const ms_entry *ms_resident(const model_set *ms); /* the loaded model's entry */
-sdc_model *ms_model(const model_set *ms);
+const ms_entry *ms_resident(const model_set *ms); /* the active model's entry (path NULL: none) */
+sdc_model *ms_model(const model_set *ms);         /* NULL when a switch left none loaded */
 const sdc_model_info *ms_info(const model_set *ms);
 const char *ms_dir(const model_set *ms);
 /* A1111's get_closet_checkpoint_match: an exact title, model_name or stem,
