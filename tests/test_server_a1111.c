@@ -605,3 +605,45 @@ TEST(server_a1111_keep_models) {
         CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
     }
 }
+
+/* a switch where neither the new model nor the previous one loads leaves
+ * no model: requests fail with 500 naming why, and serve again once the
+ * model is back */
+TEST(server_a1111_models_none_loadable) {
+    char dir[1024], args[1400], why[1024], name[256], p[1200];
+    CHECK(make_models_dir("none-loadable", dir, sizeof dir), "cannot build the models folder");
+    snprintf(p, sizeof p, "%s/broken", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/broken/model_index.json", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f, "cannot write %s", p);
+    fputs("{\"_class_name\": \"StableDiffusionPipeline\"}", f);
+    fclose(f);
+    snprintf(args, sizeof args, "--models-dir '%s' -m '%s/tiny-sd'", dir, dir);
+    server_proc s;
+    CHECK(server_start_args(&s, args, why, sizeof why), "%s", why);
+    http_resp r = {0};
+    snprintf(p, sizeof p, "%s/tiny-sd", dir);
+    EXPECT(!unlink(p), "unlink %s", p);
+    http(s.port, "POST", "/sdapi/v1/options", "{\"sd_model_checkpoint\": \"broken\"}", &r);
+    EXPECT(r.status == 500 && strstr(r.body, "could not be loaded again"), "double failure: %d %s", r.status, r.body);
+    resp_free(&r);
+    http(s.port, "POST", "/sdapi/v1/txt2img", GEN(""), &r);
+    EXPECT(r.status == 500 && strstr(r.body, "tiny-sd"), "no model: %d %s", r.status, r.body);
+    resp_free(&r);
+    static const char *still[] = {"/sdapi/v1/memory", "/sdapi/v1/cmd-flags", "/sdapi/v1/options",
+                                  "/sdapi/v1/sd-models"};
+    for (int i = 0; i < 4; i++) {
+        http(s.port, "GET", still[i], NULL, &r);
+        EXPECT(r.status == 200, "%s without a model: %d", still[i], r.status);
+        resp_free(&r);
+    }
+    EXPECT(symlink_fixture("models/tiny-sd", p), "relink");
+    http(s.port, "POST", "/sdapi/v1/txt2img", GEN(""), &r);
+    EXPECT(r.status == 200 && !strcmp(model_of(&r, name, sizeof name), "tiny-sd"), "model back: %d %s", r.status,
+           r.body);
+out:
+    resp_free(&r);
+    int rc = server_stop(&s);
+    CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
