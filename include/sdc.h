@@ -188,6 +188,12 @@ typedef struct {
                                 vae.enable_tiling() does (only when the latent exceeds one tile) */
     int vae_tile_size;       /* with vae_tiling: tile side in pixels, a multiple of 4 x the VAE's
                                 downscale (32 for SD); 0: the VAE config's sample_size, as diffusers */
+    const char *lora_dir;    /* NULL: prompts are text as written. A folder: AUTOMATIC1111's <lora:NAME:W>
+                                tags (sdc_prompt_loras) are removed from the prompts and the LoRAs they
+                                name (sdc_lora_find in this folder) are fused for this request over the
+                                load-time weights, then put back when a later request names others;
+                                every prompt of the request must name the same LoRAs. The infotexts keep
+                                the prompts as written. CPU models only. */
     sdc_progress_fn progress;
     void *progress_ctx;
     sdc_tensor_fn dump;
@@ -243,6 +249,40 @@ sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len);
  * U+FFFD; at most SDC_PNG_TEXT_MAX bytes inflated; *params NULL when absent;
  * params NULL: not read). The caller frees *rgb and *params. */
 sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params);
+
+/* ---- LoRA tags in prompts and LoRA folders (AUTOMATIC1111's conventions) ---- */
+
+#define SDC_MAX_PROMPT_LORAS 16 /* LoRA tags in one prompt */
+
+typedef struct {
+    char name[256]; /* the file's name without .safetensors */
+    float te, unet; /* scales of the text encoders and of the UNet */
+} sdc_lora_tag;
+
+/* A1111's extra-network tags <TYPE:ARGS> with TYPE lora (or lyco, its old
+ * alias): <lora:NAME>, <lora:NAME:W> (te = unet = W), <lora:NAME:TE:UNET>,
+ * and the named forms te=, unet=. Every such tag is removed from the text
+ * (nothing else changes: the spaces and commas around it stay, as in A1111);
+ * *stripped (may be NULL) gets the text without them (malloc'd). Other
+ * <word:...> tags stay text, except <hypernet:...>, which is refused (sdc has
+ * no hypernetworks). SDC_ERR_ARG names a malformed tag (no name, a scale that
+ * is no number or outside -100..100, dyn=, more than SDC_MAX_PROMPT_LORAS). */
+sdc_status sdc_prompt_loras(const char *prompt, char **stripped, sdc_lora_tag *tags, int *ntags);
+
+/* The LoRA called name in dir, as A1111 names the files of its Lora folder:
+ * NAME.safetensors in dir or in a subfolder (3 levels at most; the first in
+ * sorted order wins). Names with '/', '\' or a leading '.' are never found.
+ * SDC_ERR_ARG "LoRA 'NAME' not found in DIR" when absent. */
+sdc_status sdc_lora_find(const char *dir, const char *name, char *path, size_t n);
+
+typedef struct {
+    char *name;          /* file name without .safetensors */
+    char *path;          /* dir/relative/path.safetensors */
+    char *metadata_json; /* the file's __metadata__ object as JSON ("{}" when none or unreadable) */
+} sdc_lora_file;
+/* Every LoRA file sdc_lora_find can find in dir, sorted by path (at most 4096). */
+sdc_status sdc_lora_scan(const char *dir, sdc_lora_file **files, int *n);
+void sdc_lora_files_free(sdc_lora_file *files, int n);
 
 /* ---- intermediates: an sdc_tensor_fn that collects a .safetensors file ---- */
 

@@ -124,6 +124,10 @@ static void help(void) {
         "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
         "                            into the weights before the first step: W + SCALE * alpha/rank\n"
         "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
+        "      --lora-dir DIR        AUTOMATIC1111's <lora:NAME:W> tags in prompts: removed from the\n"
+        "                            text, DIR/NAME.safetensors (or a subfolder's) fused at W, the same\n"
+        "                            image as --lora DIR/NAME.safetensors:W (<lora:NAME:TE:UNET> weighs\n"
+        "                            the text encoders and the UNet apart); without it tags are text\n"
         "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
         "%s"
         "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
@@ -246,6 +250,7 @@ enum { O_VAE_TILING = 640, O_VAE_TILE_SIZE }; /* --vae-tiling, --vae-tile-size P
 enum { O_RNG = 660 };                          /* --rng cpu|cuda */
 enum { O_SCHEDULE = 680 };                     /* --schedule NAME */
 enum { O_TAESD = 700 };                        /* --taesd PATH */
+enum { O_LORA_DIR = 720 };                     /* --lora-dir DIR: <lora:NAME:W> tags */
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -282,7 +287,7 @@ int cmd_generate(int argc, char **argv) {
         {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
         {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
         {"rng", required_argument, 0, O_RNG},      {"schedule", required_argument, 0, O_SCHEDULE},
-        {"taesd", required_argument, 0, O_TAESD},
+        {"taesd", required_argument, 0, O_TAESD},  {"lora-dir", required_argument, 0, O_LORA_DIR},
         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
@@ -308,6 +313,7 @@ int cmd_generate(int argc, char **argv) {
                 return cli_usage_error("generate", "--preset must be %s, got '%s'", preset_names(), optarg);
             break;
         case O_PROMPTS_FILE: prompts_file = optarg; break;
+        case O_LORA_DIR: r.lora_dir = optarg; break;
         case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, INT_MAX, &r.batch_size)) return EXIT_USAGE; break;
         case O_VAE_TILING: r.vae_tiling = 1; break;
         case O_VAE_TILE_SIZE:

@@ -23,7 +23,19 @@ static void help(void) {
         "others wait in a bounded queue (503 when it is full). Stop with Ctrl-C or SIGTERM.\n"
         "\n"
         "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint (default:\n"
-        "                            the demo model sdc-shapes-64; $SDC_MODEL overrides)\n"
+        "                            the demo model sdc-shapes-64; $SDC_MODEL overrides; with\n"
+        "                            --models-dir: the folder's first model)\n"
+        "      --models-dir DIR      offer every diffusers folder and .safetensors checkpoint in DIR\n"
+        "                            (and its subfolders) at /sdapi/v1/sd-models; POST /sdapi/v1/options\n"
+        "                            {\"sd_model_checkpoint\": NAME} or override_settings switch models;\n"
+        "                            one is loaded at a time unless --keep-models\n"
+        "      --keep-models N       keep the last N models used loaded (1..8, default 1): switching\n"
+        "                            among them costs no load, memory holds N models\n"
+        "      --lora-dir DIR        <lora:NAME:W> tags in prompts fuse DIR/NAME.safetensors at W for\n"
+        "                            that request (CPU models); /sdapi/v1/loras lists DIR\n"
+        "      --cors-allow-origins LIST  browser origins (comma-separated, * for any) that may call\n"
+        "                            the API: preflights answered, CORS headers on replies (default none)\n"
+        "      --cors-allow-origins-regex RE  the same for origins matching RE (POSIX extended)\n"
         "      --host ADDR           address to bind (default 127.0.0.1: this machine only)\n"
         "      --port P              TCP port (default 7860; 0: any free port, printed)\n"
         "      --api-auth U:P[,U:P]  require HTTP basic auth on every route\n"
@@ -56,7 +68,8 @@ static void help(void) {
 }
 
 enum { O_HOST = 256, O_PORT, O_AUTH, O_QUEUE, O_MAXSIZE, O_MAXSTEPS, O_MAXIMAGES, O_MAXBODY, O_MAXCONN, O_VARIANT,
-       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE, O_MAXMEM, O_CLIENT_TIMEOUT, O_TAESD, O_PREVIEW_EVERY };
+       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE, O_MAXMEM, O_CLIENT_TIMEOUT, O_TAESD, O_PREVIEW_EVERY, O_MODELS_DIR,
+       O_LORA_DIR, O_CORS, O_CORS_RE, O_KEEP };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
@@ -71,12 +84,16 @@ int cmd_serve(int argc, char **argv) {
         {"max-request-memory-mb", required_argument, 0, O_MAXMEM},
         {"client-timeout", required_argument, 0, O_CLIENT_TIMEOUT},
         {"taesd", required_argument, 0, O_TAESD},      {"preview-every", required_argument, 0, O_PREVIEW_EVERY},
+        {"models-dir", required_argument, 0, O_MODELS_DIR}, {"lora-dir", required_argument, 0, O_LORA_DIR},
+        {"cors-allow-origins", required_argument, 0, O_CORS},
+        {"cors-allow-origins-regex", required_argument, 0, O_CORS_RE},
+        {"keep-models", required_argument, 0, O_KEEP},
         {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
                          .max_images = 16, .max_body = 16u << 20, .max_connections = 64, .client_timeout = 10,
                          .preview_every = 10};
-    const char *model = NULL;
-    int body_mb = 16, mem_mb = 256, threads = 0, preview_given = 0;
+    const char *model = NULL, *models_dir = NULL;
+    int body_mb = 16, mem_mb = 256, threads = 0, preview_given = 0, keep = 1;
     sdc_load_options lo = {0};
     optind = 1;
     opterr = 0;
@@ -98,6 +115,11 @@ int cmd_serve(int argc, char **argv) {
         case O_VARIANT: lo.variant = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: cfg.quiet = 1; break;
+        case O_MODELS_DIR: models_dir = optarg; break;
+        case O_LORA_DIR: cfg.lora_dir = optarg; break;
+        case O_CORS: cfg.cors_origins = optarg; break;
+        case O_CORS_RE: cfg.cors_regex = optarg; break;
+        case O_KEEP: if (!cli_int("--keep-models", optarg, 1, MS_MAX_KEEP, &keep)) return EXIT_USAGE; break;
         case O_DEVICE: if (!cli_device("serve", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("serve", optarg, &lo.dtype)) return EXIT_USAGE; break;
         case O_TAESD: lo.taesd = optarg; break;
@@ -114,7 +136,8 @@ int cmd_serve(int argc, char **argv) {
     if (preview_given && !lo.taesd)
         return cli_usage_error("serve", "--preview-every needs --taesd (the previews are TAESD's)");
     char default_model[PATH_MAX];
-    if (!(model = cli_model_or_default("serve", model, 0, default_model, sizeof default_model))) return 1;
+    if (!models_dir && !(model = cli_model_or_default("serve", model, 0, default_model, sizeof default_model)))
+        return 1;
     if (lo.variant && strcmp(lo.variant, "fp16"))
         return cli_usage_error("serve", "--variant must be fp16, got '%s'", lo.variant);
     if (cfg.auth) {
@@ -145,12 +168,13 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sdc_model *m;
-    if (sdc_model_load(&m, model, &lo)) {
-        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+    model_set *ms;
+    char err[1024];
+    if (!ms_open(&ms, models_dir, model, &lo, keep, err, sizeof err)) {
+        fprintf(stderr, "sdc: %s\n", err);
         return 1;
     }
-    int rc = server_run(m, model, &cfg);
-    sdc_model_free(m);
+    int rc = server_run(ms, &cfg);
+    ms_free(ms);
     return rc;
 }

@@ -2,6 +2,7 @@
  * has which line, seed and settings), run through one loaded model in
  * index order (`sdc generate --prompts`). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "dataset/plan.h"
 #include "sdc.h"
@@ -59,6 +60,33 @@ static sdc_status run_batch(sdc_model *m, const plan *p, int64_t g, int64_t gend
     return st;
 }
 
+/* the LoRA tags of image j's prompt equal those of `first` (n of them) */
+static int same_loras(const plan *p, int64_t j, const sdc_lora_tag *first, int n) {
+    sdc_request one;
+    plan_request_of(p, j, &one);
+    sdc_lora_tag t[SDC_MAX_PROMPT_LORAS];
+    int k;
+    if (sdc_prompt_loras(one.prompts[0], NULL, t, &k)) return 0; /* a malformed tag: alone, to fail on its own */
+    if (k != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(t[i].name, first[i].name) || t[i].te != first[i].te || t[i].unet != first[i].unet) return 0;
+    return 1;
+}
+
+/* with a LoRA folder one UNet batch serves one set of <lora:...> tags: the
+ * run [g, gend) ends before the first image whose prompt names other ones */
+static int64_t lora_run_end(const plan *p, int64_t g, int64_t gend) {
+    if (!p->base.lora_dir) return gend;
+    sdc_request one;
+    plan_request_of(p, g, &one);
+    sdc_lora_tag first[SDC_MAX_PROMPT_LORAS];
+    int n;
+    if (sdc_prompt_loras(one.prompts[0], NULL, first, &n)) return g + 1;
+    int64_t j = g + 1;
+    while (j < gend && same_loras(p, j, first, n)) j++;
+    return j;
+}
+
 sdc_status sdc_prompts_generate(sdc_model *m, const sdc_request *base, const sdc_prompts *pr, sdc_image_fn on_image,
                                 void *ctx) {
     plan p = pr->p; /* the same plan with the caller's settings */
@@ -74,7 +102,7 @@ sdc_status sdc_prompts_generate(sdc_model *m, const sdc_request *base, const sdc
             if (wend - w > SDC_MAX_BATCH) wend = w + SDC_MAX_BATCH;
         }
         for (int64_t g = w, gend; g < wend; g = gend) {
-            gend = plan_run_end(&p, g, wend);
+            gend = lora_run_end(&p, g, plan_run_end(&p, g, wend));
             SDC_TRY(run_batch(m, &p, g, gend, on_image, ctx));
         }
         w = wend;

@@ -41,6 +41,9 @@ struct sdc_model {
     /* the text encoders' runners with their graphs, kept on device backends
      * for the next request (clip_unet_vae.c) */
     struct clip_runner *te_run[MODEL_MAX_TEXT];
+    /* the LoRAs of the last request's <lora:...> tags, fused over the
+     * load-time weights (pipeline/model_lora.c) */
+    struct model_req_loras *req_loras;
 };
 
 #endif

@@ -43,5 +43,9 @@ typedef struct {
 /* Fuse the LoRA file at path into t's weights with the given scale;
  * counts (may be NULL) receives the modules it changed. */
 sdc_status lora_apply(const lora_targets *t, const char *path, float scale, lora_counts *counts);
+/* The same with a scale per component (A1111's <lora:NAME:TE:UNET> tags
+ * weigh the text encoders and the UNet apart). */
+sdc_status lora_apply_scaled(const lora_targets *t, const char *path, const float scale[LORA_NCOMP],
+                             lora_counts *counts);
 
 #endif

@@ -46,7 +46,8 @@ static sdc_status read_alpha(const char *path, const st_tensor *a, double *alpha
 
 /* Check one module against the model and fill its plan. */
 static sdc_status resolve(const lora_targets *t, lora_index *ix, int *built, const char *path, const lora_module *m,
-                          float scale, fuse_plan *p) {
+                          const float *scales, fuse_plan *p) {
+    float scale = scales[m->comp];
     weights *w = t->w[m->comp];
     if (!w)
         return sdc_fail(SDC_ERR_SHAPE, "%s: LoRA key '%s' is for a %s, which this model does not have", path, m->key,
@@ -103,8 +104,16 @@ static int cmp_plan(const void *a, const void *b) {
 }
 
 sdc_status lora_apply(const lora_targets *t, const char *path, float scale, lora_counts *counts) {
+    const float scales[LORA_NCOMP] = {scale, scale, scale};
+    return lora_apply_scaled(t, path, scales, counts);
+}
+
+sdc_status lora_apply_scaled(const lora_targets *t, const char *path, const float scale[LORA_NCOMP],
+                             lora_counts *counts) {
     if (counts) memset(counts, 0, sizeof *counts);
-    if (!isfinite(scale)) return sdc_fail(SDC_ERR_ARG, "%s: LoRA scale %g is not a finite number", path, (double)scale);
+    for (int c = 0; c < LORA_NCOMP; c++)
+        if (!isfinite(scale[c]))
+            return sdc_fail(SDC_ERR_ARG, "%s: LoRA scale %g is not a finite number", path, (double)scale[c]);
     st_file f;
     SDC_TRY(st_open(&f, path));
     lora_module *mods = NULL;

@@ -40,7 +40,10 @@ sdc_status weights_open(weights *w, const char *const *paths, int n) {
 void weights_close(weights *w) {
     for (int i = 0; i < w->ndevice; i++) op_weight_free(w->device_cx, w->device[i]);
     free(w->device);
-    for (int i = 0; i < w->nslots; i++) free(w->slots[i].name);
+    for (int i = 0; i < w->nslots; i++) {
+        if (w->slots[i].overlay_owner) free(w->slots[i].overlay_copy);
+        free(w->slots[i].name);
+    }
     free(w->slots);
     for (int i = 0; i < w->nviews; i++) free(w->views[i].name);
     free(w->views);
@@ -158,6 +161,10 @@ static sdc_status add_slot(weights *w, const char *name, const void **slot, op_d
     s->slot = slot;
     s->dtype = dtype;
     s->mutable_copy = NULL;
+    s->overlay_copy = NULL;
+    s->overlay_base = NULL;
+    s->overlay_base_dt = OP_F32;
+    s->overlay_owner = 0;
     w->nslots++;
     return SDC_OK;
 }
@@ -223,6 +230,50 @@ sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
 int weights_slot_count(const weights *w) { return w->nslots; }
 const char *weights_slot_name(const weights *w, int i) { return i >= 0 && i < w->nslots ? w->slots[i].name : NULL; }
 
+/* weights_mutable under an overlay: a fresh float32 copy of what slot `first`
+ * (and every slot of its name) reads now, the old pointers kept */
+static sdc_status overlay_copy(weights *w, int first, const st_tensor *t, const char *name, float **data) {
+    weights_slot *s0 = &w->slots[first];
+    if (s0->overlay_copy) {
+        *data = s0->overlay_copy;
+        return SDC_OK;
+    }
+    if (w->ndevice)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "'%s' lives on the device; it cannot be changed per request", name);
+    if (!t) return sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor", name);
+    float *d;
+    op_dtype cur_dt = s0->dtype ? *s0->dtype : OP_F32;
+    if (cur_dt == OP_F32) SDC_TRY(alloc_copy(t, *s0->slot, &d));
+    else SDC_TRY(st_to_f32(t, &d)); /* a 16-bit slot reads the stored tensor itself */
+    for (int i = first; i < w->nslots; i++)
+        if (!strcmp(w->slots[i].name, name)) {
+            weights_slot *s = &w->slots[i];
+            s->overlay_base = *s->slot;
+            s->overlay_base_dt = s->dtype ? *s->dtype : OP_F32;
+            *s->slot = d;
+            if (s->dtype) *s->dtype = OP_F32;
+            s->overlay_copy = d;
+            s->overlay_owner = i == first;
+        }
+    *data = d;
+    return SDC_OK;
+}
+
+void weights_overlay_begin(weights *w) { w->overlay = 1; }
+
+void weights_overlay_drop(weights *w) {
+    for (int i = 0; i < w->nslots; i++) {
+        weights_slot *s = &w->slots[i];
+        if (!s->overlay_copy) continue;
+        *s->slot = s->overlay_base;
+        if (s->dtype) *s->dtype = s->overlay_base_dt;
+        if (s->overlay_owner) free(s->overlay_copy);
+        s->overlay_copy = NULL;
+        s->overlay_owner = 0;
+    }
+    w->overlay = 0;
+}
+
 sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim, int64_t *shape) {
     int first = -1;
     for (int i = 0; i < w->nslots; i++)
@@ -235,6 +286,7 @@ sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim
     if (ndim) *ndim = t ? t->ndim : 1;
     if (shape && t)
         for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
+    if (w->overlay) return overlay_copy(w, first, t, name, data);
     if (w->slots[first].mutable_copy) {
         *data = w->slots[first].mutable_copy;
         return SDC_OK;

@@ -20,6 +20,12 @@ typedef struct {
     const void **slot;     /* the model's pointer (a const float * when dtype is NULL) */
     op_dtype *dtype;       /* the model's dtype of *slot (weights_get_t), NULL for float-only slots */
     float *mutable_copy;   /* set once weights_mutable made the slot point to an owned copy */
+    /* an overlay's change (weights_overlay_begin): the copy the slot reads
+     * now, and what it read before (put back by weights_overlay_drop) */
+    float *overlay_copy;
+    const void *overlay_base;
+    op_dtype overlay_base_dt;
+    int overlay_owner; /* this slot frees overlay_copy (one per name) */
 } weights_slot;
 
 typedef struct {
@@ -40,6 +46,7 @@ typedef struct {
     void **device; /* device copies made by weights_to_device, in device_cx */
     int ndevice;
     op_ctx *device_cx;
+    int overlay; /* weights_overlay_begin was called (and not yet dropped) */
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
@@ -88,5 +95,15 @@ const char *weights_slot_name(const weights *w, int i);
  * later calls return the same buffer. SDC_ERR_ARG when the model has no
  * parameter of that name. shape may be NULL. */
 sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim, int64_t *shape);
+
+/* Changes that must be undone (per-request LoRAs): after weights_overlay_begin,
+ * weights_mutable never writes into a buffer the model already reads; it
+ * makes a new float32 copy of the current values (load-time LoRAs included)
+ * and remembers what each slot pointed to. weights_overlay_drop points every
+ * slot back there and frees the copies, so the model reads bit for bit what
+ * it read before the overlay, without ever keeping a second copy of an
+ * unchanged tensor. Host weights only (not after weights_to_device). */
+void weights_overlay_begin(weights *w);
+void weights_overlay_drop(weights *w);
 
 #endif

@@ -19,6 +19,7 @@
 #include "pipeline/infotext.h"
 #include "pipeline/pixels.h"
 #include "pipeline/preview.h"
+#include "pipeline/prompt_loras.h"
 #include "pipeline/request.h"
 #include "rng/noise_gen.h"
 #include "sched/scheduler.h"
@@ -382,8 +383,20 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     *images = NULL;
     *nimages = 0;
     SDC_TRY(request_resolve(m, r, &(request_plan){0})); /* every field, before any work */
-    if (r->batch_size && (int64_t)r->batch * r->nprompts > r->batch_size) return generate_chunked(m, r, images, nimages);
-    return generate_batch(m, r, 1, images, nimages);
+    prompt_loras pl; /* <lora:...> tags: removed from the prompts, their LoRAs fused for this request */
+    SDC_TRY(prompt_loras_begin(m, r, &pl));
+    const sdc_request *q = &pl.req;
+    sdc_status st = q->batch_size && (int64_t)q->batch * q->nprompts > q->batch_size
+                        ? generate_chunked(m, q, images, nimages)
+                        : generate_batch(m, q, 1, images, nimages);
+    if (!st) st = prompt_loras_infotexts(&pl, *images, *nimages);
+    prompt_loras_end(&pl);
+    if (st) {
+        sdc_images_free(*images, *nimages);
+        *images = NULL;
+        *nimages = 0;
+    }
+    return st;
 }
 
 /* A1111's "Schedule type" of a config: the label of the schedule the request
@@ -446,10 +459,16 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
         infotext_fields f = {
             .prompt = r->prompts[p],
             .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
-            .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
+            .steps = S.steps,
+            .width = S.W,
+            .height = S.H,
+            .clip_skip = r->clip_skip,
             .sampler = sched_info(S.sc->def)->a1111_name,
             .schedule = infotext_schedule(S.sc),
-            .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
+            .guidance = S.g,
+            .eta = sched_info(S.sc->def)->takes_eta ? r->eta : 0.0f, /* A1111 writes Eta only for samplers that use it */
+            .seed = r->seed + (uint64_t)b,
+            .model = m->name,
             .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
             .vae_decoder = S.taesd ? "TAESD" : NULL,
         };

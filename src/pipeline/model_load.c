@@ -160,6 +160,7 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
 
 void sdc_model_free(sdc_model *m) {
     if (!m) return;
+    model_request_loras_free(m); /* its overlays are freed with the weights */
     for (int i = 0; i < MODEL_MAX_TEXT; i++) {
         clip_tokenizer_free(m->tok[i]);
         clip_runner_free(m->te_run[i]); /* its graph reads the encoder's weights */

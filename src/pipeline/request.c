@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nn/vae_tiling.h"
+#include "pipeline/prompt_loras.h"
 
 void sdc_request_init(sdc_request *r) {
     memset(r, 0, sizeof *r);
@@ -128,6 +129,11 @@ static sdc_status vae_tile_size(const sdc_model *m, const sdc_request *r, int *p
 
 sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_plan *P) {
     SDC_TRY(check_fields(r));
+    if (r->lora_dir) { /* the tags parse and name files of the folder (nothing is fused here) */
+        prompt_loras pl;
+        SDC_TRY(prompt_loras_begin(NULL, r, &pl));
+        prompt_loras_end(&pl);
+    }
     if (!m) return SDC_OK;
     const unet_config *uc = unet_get_config(m->unet);
     memset(P, 0, sizeof *P);

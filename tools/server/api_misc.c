@@ -1,5 +1,5 @@
 /* api_misc.c - the small A1111 endpoints: sd-models, samplers, schedulers,
- * options (GET, and a POST that accepts only this server's own model),
+ * options (GET, and a POST whose sd_model_checkpoint switches the model),
  * progress, png-info and interrupt. Shapes follow A1111's
  * modules/api/models.py. */
 #include <math.h>
@@ -13,19 +13,38 @@
 #include "sampler_map.h"
 #include "server.h"
 
+void api_option_checkpoint(api_ctx *a, char *path, size_t np, char *title, size_t nt) {
+    pthread_mutex_lock(&a->opt_mu);
+    if (path) snprintf(path, np, "%s", a->option_path);
+    if (title) snprintf(title, nt, "%s", a->option_title);
+    pthread_mutex_unlock(&a->opt_mu);
+}
+
+void api_set_option_checkpoint(api_ctx *a, const ms_entry *e) {
+    pthread_mutex_lock(&a->opt_mu);
+    snprintf(a->option_path, sizeof a->option_path, "%s", e->path);
+    snprintf(a->option_title, sizeof a->option_title, "%s", e->title);
+    pthread_mutex_unlock(&a->opt_mu);
+}
+
+/* A1111's checkpoint list; hash and sha256 stay null as in A1111 until it has
+ * hashed a file (hashing gigabytes at every listing is not worth it) */
 void api_sd_models(api_ctx *a, http_reply *r) {
-    cJSON *list = cJSON_CreateArray(), *m = cJSON_CreateObject();
-    if (list && m) {
-        cJSON_AddStringToObject(m, "title", a->model_name);
-        cJSON_AddStringToObject(m, "model_name", a->model_name);
+    cJSON *list = cJSON_CreateArray();
+    ms_read_lock(a->models);
+    for (int i = 0; list && i < ms_count(a->models); i++) {
+        const ms_entry *e = ms_at(a->models, i);
+        cJSON *m = cJSON_CreateObject();
+        if (!m) break;
+        cJSON_AddStringToObject(m, "title", e->title);
+        cJSON_AddStringToObject(m, "model_name", e->model_name);
         cJSON_AddNullToObject(m, "hash");
         cJSON_AddNullToObject(m, "sha256");
-        cJSON_AddStringToObject(m, "filename", a->model_path);
+        cJSON_AddStringToObject(m, "filename", e->path);
         cJSON_AddNullToObject(m, "config");
         cJSON_AddItemToArray(list, m);
-        m = NULL;
     }
-    cJSON_Delete(m);
+    ms_read_unlock(a->models);
     reply_json(r, 200, list);
 }
 
@@ -73,8 +92,10 @@ void api_schedulers(api_ctx *a, http_reply *r) {
 
 void api_options_get(api_ctx *a, http_reply *r) {
     cJSON *o = cJSON_CreateObject();
+    char title[1024];
+    api_option_checkpoint(a, NULL, 0, title, sizeof title);
     if (o) {
-        cJSON_AddStringToObject(o, "sd_model_checkpoint", a->model_name);
+        cJSON_AddStringToObject(o, "sd_model_checkpoint", title);
         cJSON_AddNullToObject(o, "sd_checkpoint_hash");
         cJSON_AddStringToObject(o, "sd_vae", "Automatic");
         cJSON_AddStringToObject(o, "samples_format", "png");
@@ -88,7 +109,7 @@ void api_options_get(api_ctx *a, http_reply *r) {
         cJSON_AddNumberToObject(o, "show_progress_every_n_steps", q.every);
         cJSON_AddBoolToObject(o, "show_progress_grid", q.grid);
         cJSON_AddStringToObject(o, "show_progress_type", "TAESD"); /* sdc's only preview method */
-        cJSON_AddStringToObject(o, "sd_vae_decode_method", a->info.has_taesd && q.taesd_decode ? "TAESD" : "Full");
+        cJSON_AddStringToObject(o, "sd_vae_decode_method", a->has_taesd && q.taesd_decode ? "TAESD" : "Full");
     }
     reply_json(r, 200, o);
 }
@@ -99,7 +120,7 @@ int api_vae_decode_method(const api_ctx *a, const char *key, const char *v, int 
         *taesd = 0;
         return 1;
     }
-    if (!strcmp(v, "TAESD") && a->info.has_taesd) {
+    if (!strcmp(v, "TAESD") && a->has_taesd) {
         *taesd = 1;
         return 1;
     }
@@ -124,21 +145,49 @@ static int options_previews(api_ctx *a, const cJSON *req, http_reply *r) {
     return 1;
 }
 
-/* Clients (Open WebUI, SillyTavern) POST the checkpoint they want; this
- * server holds one model, so only that one is accepted. The live-preview
- * options and sd_vae_decode_method are applied (to jobs that start
- * afterwards); other keys are ignored. */
+/* Clients (Open WebUI, SillyTavern, webuiapi's util_set_model) POST the
+ * checkpoint they want: it is loaded (behind the jobs already queued) before
+ * the answer, as A1111 does, and becomes the model of later jobs. An unknown
+ * name is a 422, a model that fails to load a 500 naming why (the previous
+ * model stays). The live-preview options and sd_vae_decode_method
+ * are applied to jobs that start afterwards; other keys are ignored. */
 void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
     cJSON *req;
     if (!req_body_parse(body, len, "of option names and values", &req, r)) return;
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(req, "sd_model_checkpoint");
     if (ck && !cJSON_IsNull(ck)) {
         const char *want = cJSON_IsString(ck) ? ck->valuestring : NULL;
-        size_t n = strlen(a->model_name);
-        /* A1111 titles look like "name [hash]"; the name part is what counts */
-        if (!want || strncmp(want, a->model_name, n) || (want[n] && want[n] != ' ' && want[n] != '.')) {
+        jq_job *j = calloc(1, sizeof *j);
+        ms_entry e = {0};
+        char title[1024];
+        ms_read_lock(a->models);
+        const ms_entry *f = want && j ? ms_find(a->models, want) : NULL;
+        if (f) {
+            snprintf(j->model_path, sizeof j->model_path, "%s", f->path);
+            snprintf(title, sizeof title, "%s", f->title);
+        }
+        ms_read_unlock(a->models);
+        if (!j) {
+            reply_error(r, 500, "MemoryError", "out of memory");
+        } else if (!f) {
+            reply_invalid(r, "model '%.200s' not found (see /sdapi/v1/sd-models)", want ? want : "(not a string)");
+        } else {
+            int res = jq_run(a->queue, j); /* n_iter 0: load only */
+            if (res == JQ_FULL) {
+                reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later",
+                            a->cfg->queue);
+            } else if (res == JQ_SHUTDOWN) {
+                reply_error(r, 503, "HTTPException", "the server is shutting down");
+            } else if (j->st) {
+                reply_error(r, 500, "RuntimeError", "cannot load '%s': %s", title, j->error);
+            } else {
+                e.path = j->model_path, e.title = title;
+                api_set_option_checkpoint(a, &e);
+            }
+        }
+        free(j);
+        if (r->status) {
             cJSON_Delete(req);
-            reply_invalid(r, "model not found: this server holds only '%s'", a->model_name);
             return;
         }
     }
@@ -165,8 +214,9 @@ void api_progress(api_ctx *a, int skip_image, http_reply *r) {
         double elapsed = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - p.time_start;
         eta = elapsed / progress - elapsed;
         if (progress > 1) progress = 1;
-        int o = snprintf(text, sizeof text, "Batch %d of %d, step %d of %d", p.job_no + 1, p.job_count,
-                         p.sampling_step, p.sampling_steps);
+        int o = snprintf(text, sizeof text, "Batch %d of %d", p.job_no + 1, p.job_count);
+        if (p.sampling_steps > 0)
+            o += snprintf(text + o, sizeof text - (size_t)o, ", step %d of %d", p.sampling_step, p.sampling_steps);
         if (p.waiting) snprintf(text + o, sizeof text - (size_t)o, ", %d waiting", p.waiting);
         has_text = 1;
     } else if (p.waiting) {
@@ -181,7 +231,7 @@ void api_progress(api_ctx *a, int skip_image, http_reply *r) {
     }
     cJSON_AddNumberToObject(o, "progress", progress);
     cJSON_AddNumberToObject(o, "eta_relative", isfinite(eta) ? eta : 0);
-    cJSON_AddFalseToObject(s, "skipped");
+    cJSON_AddBoolToObject(s, "skipped", p.busy && p.skipped);
     cJSON_AddBoolToObject(s, "interrupted", p.interrupted);
     cJSON_AddFalseToObject(s, "stopping_generation");
     cJSON_AddStringToObject(s, "job", p.busy ? "txt2img" : "");

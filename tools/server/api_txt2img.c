@@ -74,6 +74,9 @@ static uint64_t random_seed(void) {
 
 typedef struct {
     const char *prompt, *negative, *sampler_name, *schedule_name;
+    const char *checkpoint; /* override_settings.sd_model_checkpoint, NULL: the option's */
+    int restore_afterwards; /* override_settings_restore_afterwards (A1111's default true) */
+    double cfg_json;        /* cfg_scale as sent (a double: its decimals as written) */
     const char *rng; /* sdc's --rng for override_settings.randn_source; NULL: cpu */
     const char *vae_decode; /* override_settings.sd_vae_decode_method: "full", "taesd"; NULL: the server's */
     double seed;
@@ -107,21 +110,34 @@ static int within_limits(const server_config *c, const cJSON *req, const t2i_req
 /* every field checked before anything is queued; 0 with a 4xx reply on the first bad one */
 static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, http_reply *r) {
     const server_config *c = a->cfg;
-    *t = (t2i_request){.prompt = "", .negative = "", .seed = -1, .steps = 50, .width = 512, .height = 512,
-                       .batch = 1, .n_iter = 1, .send_images = 1, .cfg = 7.0f, .eta = 0.0f};
+    *t = (t2i_request){.prompt = "",
+                       .negative = "",
+                       .seed = -1,
+                       .steps = 50,
+                       .width = 512,
+                       .height = 512,
+                       .batch = 1,
+                       .n_iter = 1,
+                       .send_images = 1,
+                       .cfg = 7.0f,
+                       .eta = 0.0f,
+                       .cfg_json = 7.0,
+                       .restore_afterwards = 1};
     const char *sampler_index = NULL;
     if (!field_string(req, "prompt", &t->prompt, r) || !field_string(req, "negative_prompt", &t->negative, r) ||
         !field_int(req, "steps", 1, c->max_steps, &t->steps, r) ||
-        !field_number(req, "cfg_scale", 0, 100, &t->cfg, r) ||
-        !field_int(req, "width", 8, c->max_side, &t->width, r) ||
+        !field_number(req, "cfg_scale", 0, 100, &t->cfg, r) || !field_int(req, "width", 8, c->max_side, &t->width, r) ||
         !field_int(req, "height", 8, c->max_side, &t->height, r) ||
         !field_int(req, "batch_size", 1, c->max_images, &t->batch, r) ||
-        !field_int(req, "n_iter", 1, c->max_images, &t->n_iter, r) ||
-        !field_number(req, "eta", 0, 1, &t->eta, r) || !field_bool(req, "send_images", &t->send_images, r) ||
+        !field_int(req, "n_iter", 1, c->max_images, &t->n_iter, r) || !field_number(req, "eta", 0, 1, &t->eta, r) ||
+        !field_bool(req, "send_images", &t->send_images, r) ||
         !field_string(req, "sampler_name", &t->sampler_name, r) ||
         !field_string(req, "sampler_index", &sampler_index, r) ||
-        !field_string(req, "scheduler", &t->schedule_name, r))
+        !field_string(req, "scheduler", &t->schedule_name, r) ||
+        !field_bool(req, "override_settings_restore_afterwards", &t->restore_afterwards, r))
         return 0;
+    const cJSON *cfgv = cJSON_GetObjectItemCaseSensitive(req, "cfg_scale");
+    if (cJSON_IsNumber(cfgv)) t->cfg_json = cfgv->valuedouble;
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(req, "seed");
     if (seed && !cJSON_IsNull(seed)) {
         double d = cJSON_IsNumber(seed) ? seed->valuedouble : NAN;
@@ -147,6 +163,7 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             return 0;
         }
         if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r)) return 0;
+        if (!field_string(ovr, "sd_model_checkpoint", &t->checkpoint, r)) return 0;
         /* A1111's "Random number generator source": GPU is torch's CUDA generator, NV its CPU
          * emulation of it (the same noise for latents), CPU torch's CPU generator */
         const char *src = NULL;
@@ -199,8 +216,23 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
     return within_limits(c, req, t, r);
 }
 
+/* A Python float as json.dumps writes it: the shortest text that reads back
+ * as the same double, with ".0" on whole numbers (A1111's cfg_scale is a
+ * float: 7 is "7.0") */
+static cJSON *python_float(double v) {
+    char b[40];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    for (int p = 1; p <= 17; p++) {
+        snprintf(b, sizeof b, "%.*g", p, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    if (!strpbrk(b, ".eEn")) strcat(b, ".0");
+    return cJSON_CreateRaw(b);
+}
+
 static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *j, int nimg, char **infotexts,
                           const char *timestamp) {
+    (void)a;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     int total = t->batch * t->n_iter;
@@ -222,12 +254,12 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNumberToObject(o, "width", t->width);
     cJSON_AddNumberToObject(o, "height", t->height);
     cJSON_AddStringToObject(o, "sampler_name", t->sampler->a1111_name);
-    cJSON_AddNumberToObject(o, "cfg_scale", t->cfg);
+    cJSON_AddItemToObject(o, "cfg_scale", python_float(t->cfg_json));
     cJSON_AddNumberToObject(o, "steps", t->steps);
     cJSON_AddNumberToObject(o, "batch_size", t->batch);
     cJSON_AddFalseToObject(o, "restore_faces");
     cJSON_AddNullToObject(o, "face_restoration_model");
-    cJSON_AddStringToObject(o, "sd_model_name", a->model_name);
+    cJSON_AddStringToObject(o, "sd_model_name", j->model_name);
     cJSON_AddNullToObject(o, "sd_model_hash");
     cJSON_AddNullToObject(o, "sd_vae_name");
     cJSON_AddNullToObject(o, "sd_vae_hash");
@@ -274,7 +306,9 @@ static void build_response(const api_ctx *a, const cJSON *req, const t2i_request
             if (!s) goto oom;
             cJSON_AddItemToArray(images, s);
         }
-    cJSON_AddItemToObject(out, "parameters", echo_parameters(req));
+    cJSON *params = echo_parameters(req);
+    if (params) cJSON_ReplaceItemInObjectCaseSensitive(params, "cfg_scale", python_float(t->cfg_json));
+    cJSON_AddItemToObject(out, "parameters", params);
     cJSON *info = info_object(a, t, j, nimg, infotexts, j->job_timestamp);
     char *info_s = info ? cJSON_PrintUnformatted(info) : NULL;
     cJSON_Delete(info);
@@ -312,10 +346,31 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->guidance = t.cfg, q->eta = t.eta, q->clip_skip = t.clip_skip, q->rng = t.rng;
     q->scheduler = t.sampler->name;
     q->schedule = t.schedule ? t.schedule->name : NULL;
-    j->n_iter = t.n_iter;
     q->vae_decode = t.vae_decode;
-    if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */
-        reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
+    q->lora_dir = a->cfg->lora_dir;
+    j->n_iter = t.n_iter;
+    /* the model: override_settings' checkpoint, else the option's; checked now
+     * when it is the resident one, else by the worker once it is loaded */
+    char title[1024];
+    api_option_checkpoint(a, j->model_path, sizeof j->model_path, title, sizeof title);
+    ms_entry chosen = {0};
+    ms_read_lock(a->models);
+    const ms_entry *e = t.checkpoint && *t.checkpoint ? ms_find(a->models, t.checkpoint) : NULL;
+    if (e) {
+        snprintf(j->model_path, sizeof j->model_path, "%s", e->path);
+        snprintf(title, sizeof title, "%s", e->title);
+    }
+    int checked = 1;
+    const char *resident = ms_resident(a->models)->path;
+    if (!(t.checkpoint && *t.checkpoint && !e) && resident && ms_model(a->models) && !strcmp(resident, j->model_path))
+        checked = !sdc_request_check(ms_model(a->models), q);
+    ms_read_unlock(a->models);
+    if ((t.checkpoint && *t.checkpoint && !e) || !checked) { /* refused before it waits in the queue */
+        if (!checked) reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
+        else
+            reply_invalid(r,
+                          "override_settings.sd_model_checkpoint: model '%.200s' not found (see /sdapi/v1/sd-models)",
+                          t.checkpoint);
         free(j);
         cJSON_Delete(req);
         return;
@@ -325,11 +380,17 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
         reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later", a->cfg->queue);
     } else if (res == JQ_SHUTDOWN || (j->interrupted && !j->iterations_done && jq_stopping(a->queue))) {
         reply_error(r, 503, "HTTPException", "the server is shutting down");
+    } else if (j->load_failed) {
+        reply_error(r, 500, "RuntimeError", "cannot load '%s': %s", title, j->error);
     } else if (j->st) {
         int client = j->st == SDC_ERR_ARG || j->st == SDC_ERR_UNSUPPORTED;
         reply_error(r, client ? 422 : 500, client ? "HTTPException" : "RuntimeError", "%s", j->error);
     } else {
         build_response(a, req, &t, j, r);
+        if (e && !t.restore_afterwards) { /* the override stays the option, as in A1111 */
+            chosen.path = j->model_path, chosen.title = title;
+            api_set_option_checkpoint(a, &chosen);
+        }
     }
     jq_job_free_images(j);
     free(j);

@@ -13,10 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "model_set.h"
 #include "server.h"
 
 struct job_queue {
-    sdc_model *model;
+    model_set *models; /* the worker makes each job's model resident (ms_switch) */
     pthread_t worker;
     pthread_mutex_t mu;
     pthread_cond_t work, done; /* work: a job was queued or stop; done: some job finished */
@@ -24,8 +25,9 @@ struct job_queue {
     int cap, head, count;
     jq_job *running;
     int interrupt, stopping;
+    int skip; /* /skip: stop the running iteration only */
     jq_progress prog;
-    int has_taesd;   /* the model was loaded with one: previews and TAESD decodes are possible */
+    int has_taesd;   /* the models were loaded with one (--taesd): previews and TAESD decodes are possible */
     jq_options opt;  /* what the next job runs with */
     jq_options run;  /* what the running job runs with (the worker's copy) */
     char *preview;   /* the running job's latest preview, base64 PNG, or NULL */
@@ -42,7 +44,7 @@ static int on_step(void *ctx, int step, int total) {
     pthread_mutex_lock(&q->mu);
     q->prog.sampling_step = step;
     q->prog.sampling_steps = total;
-    int stop = q->interrupt;
+    int stop = q->interrupt || q->skip;
     pthread_mutex_unlock(&q->mu);
     return stop;
 }
@@ -68,6 +70,14 @@ static void clear_preview(job_queue *q) {
 
 /* n_iter calls of sdc_generate; the error message is thread-local, so it is copied here */
 static void run_job(job_queue *q, jq_job *j) {
+    sdc_status st = ms_switch(q->models, j->model_path);
+    if (st) {
+        j->st = st;
+        snprintf(j->error, sizeof j->error, "%s", sdc_last_error());
+        j->load_failed = 1;
+        return;
+    }
+    snprintf(j->model_name, sizeof j->model_name, "%s", ms_info(q->models)->name);
     /* the job's decoder: its override, else the server's option; "full" without a TAESD */
     const char *decode = j->req.vae_decode           ? j->req.vae_decode
                          : q->has_taesd && q->run.taesd_decode ? "taesd"
@@ -77,6 +87,10 @@ static void run_job(job_queue *q, jq_job *j) {
         pthread_mutex_lock(&q->mu);
         q->prog.job_no = it;
         q->prog.sampling_step = 0;
+        /* the steps are known before the first one ends (A1111 sets them as its sampler starts) */
+        q->prog.sampling_steps = j->req.steps > 0 ? j->req.steps : 0;
+        q->prog.skipped = 0;
+        q->skip = 0;
         int stop = q->interrupt;
         pthread_mutex_unlock(&q->mu);
         if (stop) {
@@ -95,7 +109,15 @@ static void run_job(job_queue *q, jq_job *j) {
             r.preview_ctx = q;
             r.preview_every = q->run.every > 0 ? q->run.every : 1;
         }
-        sdc_status st = sdc_generate(q->model, &r, &j->images[it], &j->nimages[it]);
+        st = sdc_generate(ms_model(q->models), &r, &j->images[it], &j->nimages[it]);
+        pthread_mutex_lock(&q->mu);
+        int skipped = st == SDC_ERR_INTERRUPTED && q->skip && !q->interrupt;
+        if (skipped) q->prog.skipped = 1;
+        pthread_mutex_unlock(&q->mu);
+        if (skipped) { /* this iteration gives no images; the next ones run */
+            j->iterations_done = it + 1;
+            continue;
+        }
         if (st == SDC_ERR_INTERRUPTED) {
             j->interrupted = 1;
             break;
@@ -145,15 +167,14 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int jq_start(job_queue **out, sdc_model *m, int capacity, const jq_options *opt) {
+int jq_start(job_queue **out, model_set *ms, int capacity, const jq_options *opt) {
     job_queue *q = calloc(1, sizeof *q);
     if (!q) return -1;
     q->cap = capacity > 0 ? capacity : 1;
     q->ring = calloc((size_t)q->cap, sizeof *q->ring);
-    q->model = m;
-    sdc_model_info info;
-    sdc_model_get_info(m, &info);
-    q->has_taesd = info.has_taesd;
+    q->models = ms;
+    /* every model of the set is loaded with the same options, --taesd included */
+    q->has_taesd = ms_info(ms) && ms_info(ms)->has_taesd;
     q->opt = *opt;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
@@ -191,6 +212,12 @@ int jq_run(job_queue *q, jq_job *j) {
 void jq_interrupt(job_queue *q) {
     pthread_mutex_lock(&q->mu);
     if (q->running) q->interrupt = 1;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void jq_skip(job_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    if (q->running) q->skip = 1;
     pthread_mutex_unlock(&q->mu);
 }
 

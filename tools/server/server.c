@@ -1,11 +1,13 @@
 /* server.c - the libmicrohttpd side of `sdc serve`: one thread per
  * connection, a request body limit, a budget for the memory requests hold
  * at once and deadlines for slow clients (conn_guard.c), optional HTTP
- * basic auth on every route, routing to the API handlers (404 unknown path,
- * 405 wrong method; HEAD is GET without the body, which libmicrohttpd
- * leaves out), and the shutdown on SIGINT/SIGTERM: stop accepting,
- * interrupt the running job, answer every request still in flight, then
- * stop. */
+ * basic auth on every route, CORS (cors.c: preflights answered before auth,
+ * as browsers send them without credentials), routing to the API handlers
+ * (404 unknown path, 405 wrong method; a trailing slash names the same
+ * route; HEAD is GET without the body, which libmicrohttpd leaves out), and
+ * the shutdown on SIGINT/SIGTERM: stop accepting, interrupt the running
+ * job, answer every request still in flight, then stop. */
+#include <ctype.h>
 #include <errno.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "conn_guard.h"
+#include "cors.h"
 #include "json_util.h"
 #include "server.h"
 
@@ -34,6 +37,7 @@ typedef struct {
     api_ctx api;
     char *users[MAX_USERS]; /* "user:pass" */
     int nusers;
+    cors_policy cors;
     pthread_mutex_t mu;
     pthread_cond_t idle;
     int in_flight; /* requests begun and not yet completed */
@@ -87,16 +91,39 @@ static const route k_routes[] = {
     {"/sdapi/v1/progress", M_GET},
     {"/sdapi/v1/png-info", M_POST},
     {"/sdapi/v1/interrupt", M_POST},
-    /* probed by clients (SillyTavern, Open WebUI); this server has none of these */
+    {"/sdapi/v1/skip", M_POST},
+    {"/sdapi/v1/loras", M_GET},
+    {"/sdapi/v1/refresh-loras", M_POST},
+    {"/sdapi/v1/refresh-checkpoints", M_POST},
+    {"/sdapi/v1/cmd-flags", M_GET},
+    {"/sdapi/v1/memory", M_GET},
+    {"/sdapi/v1/embeddings", M_GET},
+    {"/sdapi/v1/scripts", M_GET},
+    /* probed by clients (webuiapi, SillyTavern, Open WebUI); this server has none of these: A1111's empty answers */
     {"/internal/ping", M_GET},
     {"/sdapi/v1/upscalers", M_GET},
     {"/sdapi/v1/latent-upscale-modes", M_GET},
     {"/sdapi/v1/sd-vae", M_GET},
-    {"/sdapi/v1/loras", M_GET},
+    {"/sdapi/v1/prompt-styles", M_GET},
+    {"/sdapi/v1/face-restorers", M_GET},
+    {"/sdapi/v1/realesrgan-models", M_GET},
+    {"/sdapi/v1/hypernetworks", M_GET},
+    {"/sdapi/v1/sd-modules", M_GET},
+    {"/sdapi/v1/script-info", M_GET},
+    {"/sdapi/v1/extensions", M_GET},
+    {"/sdapi/v1/refresh-vae", M_POST},
+    {"/sdapi/v1/refresh-embeddings", M_POST},
 };
 
-static void dispatch(server *s, struct MHD_Connection *c, const char *url, const char *method, const char *body,
+static void dispatch(server *s, struct MHD_Connection *c, const char *url_in, const char *method, const char *body,
                      size_t len, http_reply *r) {
+    /* "/sdapi/v1/options/" is "/sdapi/v1/options" (FastAPI redirects it; answering saves clients the redirect) */
+    char url[256];
+    size_t ul = strlen(url_in);
+    if (ul >= sizeof url) ul = sizeof url - 1; /* longer than any route: stays unknown */
+    memcpy(url, url_in, ul);
+    url[ul] = 0;
+    if (ul > 1 && url[ul - 1] == '/') url[ul - 1] = 0;
     const route *rt = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
         if (!strcmp(k_routes[i].path, url)) rt = &k_routes[i];
@@ -137,12 +164,41 @@ static void dispatch(server *s, struct MHD_Connection *c, const char *url, const
         api_png_info(a, body, len, r);
     } else if (!strcmp(url, "/sdapi/v1/interrupt")) {
         api_interrupt(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/skip")) {
+        api_skip(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/loras")) {
+        api_loras(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/refresh-checkpoints")) {
+        api_refresh_checkpoints(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/cmd-flags")) {
+        api_cmd_flags(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/memory")) {
+        api_memory(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/embeddings")) {
+        api_embeddings(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/scripts")) {
+        api_scripts(a, r);
+    } else if (!strcmp(url, "/sdapi/v1/refresh-loras") || !strcmp(url, "/sdapi/v1/refresh-vae") ||
+               !strcmp(url, "/sdapi/v1/refresh-embeddings")) {
+        /* the LoRA folder is read at every request; there are no VAEs or embeddings to read */
+        reply_json(r, 200, cJSON_CreateNull());
     } else {
         api_empty(strcmp(url, "/internal/ping") != 0, r);
     }
 }
 
 /* ---- libmicrohttpd callbacks ---- */
+
+/* Starlette's CORSMiddleware: the allowed Origin echoed (credentials are on,
+ * so never "*"), on every response to a request that sent one */
+static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *resp) {
+    if (!cors_enabled(&s->cors)) return;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    MHD_add_response_header(resp, "Vary", "Origin");
+    if (!cors_allowed(&s->cors, origin)) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
+}
 
 static enum MHD_Result send_reply(server *s, struct MHD_Connection *c, const char *method, const char *url,
                                   request *q, http_reply *r, int auth_fail) {
@@ -156,6 +212,13 @@ static enum MHD_Result send_reply(server *s, struct MHD_Connection *c, const cha
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    add_cors(s, c, resp);
+    if (r->preflight) { /* allowed: every method and the headers asked for, cached 10 minutes (Starlette's) */
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        if (h) MHD_add_response_header(resp, "Access-Control-Allow-Headers", h);
+    }
     enum MHD_Result ok = auth_fail ? MHD_queue_basic_auth_fail_response(c, "sdc", resp)
                                    : MHD_queue_response(c, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
@@ -166,24 +229,51 @@ static enum MHD_Result send_reply(server *s, struct MHD_Connection *c, const cha
     return ok;
 }
 
-/* constant-time comparison of the offered "user:pass" with each allowed one */
+/* The "user:pass" of an Authorization header, read here rather than by
+ * libmicrohttpd: the scheme is case-insensitive (RFC 7617; "basic" works in
+ * A1111) and a malformed or empty credential is a quiet refusal, not a
+ * logged warning. NULL when absent or not basic (caller frees). */
+static char *basic_credentials(struct MHD_Connection *c, size_t *n) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h) return NULL;
+    while (*h == ' ' || *h == '\t') h++;
+    if (strncasecmp(h, "basic", 5) || (h[5] && h[5] != ' ' && h[5] != '\t')) return NULL;
+    h += 5;
+    while (*h == ' ' || *h == '\t') h++;
+    size_t k = strlen(h);
+    while (k && isspace((unsigned char)h[k - 1])) k--;
+    uint8_t *dec = NULL;
+    if (!k || k > 1024 || b64_decode(h, k, &dec, n)) return NULL;
+    char *s = malloc(*n + 1);
+    if (s) memcpy(s, dec, *n), s[*n] = 0;
+    free(dec);
+    if (s && (!memchr(s, ':', *n) || memchr(s, 0, *n))) free(s), s = NULL;
+    return s;
+}
+
+/* constant-time comparison of the offered "user:pass" with each allowed one;
+ * without --api-auth any Authorization header (SillyTavern sends an empty
+ * "Basic ") is ignored */
 static int authorized(server *s, struct MHD_Connection *c) {
     if (!s->nusers) return 1;
-    char *pass = NULL, *user = MHD_basic_auth_get_username_password(c, &pass);
+    size_t n = 0;
+    char *offered = basic_credentials(c, &n);
     int ok = 0;
-    if (user && pass) {
-        char offered[512];
-        int n = snprintf(offered, sizeof offered, "%s:%s", user, pass);
-        for (int i = 0; i < s->nusers && n > 0 && (size_t)n < sizeof offered; i++) {
-            size_t len = strlen(s->users[i]);
-            unsigned diff = (size_t)n != len;
-            for (size_t k = 0; k < len; k++) diff |= (unsigned)(s->users[i][k] ^ offered[k < (size_t)n ? k : 0]);
-            ok |= !diff;
-        }
+    for (int i = 0; offered && i < s->nusers; i++) {
+        size_t len = strlen(s->users[i]);
+        unsigned diff = n != len;
+        for (size_t k = 0; k < len; k++) diff |= (unsigned)(s->users[i][k] ^ offered[k < n ? k : 0]);
+        ok |= !diff;
     }
-    MHD_free(user);
-    MHD_free(pass);
+    free(offered);
     return ok;
+}
+
+/* a CORS preflight: OPTIONS with Access-Control-Request-Method (Starlette's test) */
+static int is_preflight(server *s, struct MHD_Connection *c, const char *method) {
+    return cors_enabled(&s->cors) && !strcmp(method, "OPTIONS") &&
+           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") &&
+           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -202,6 +292,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
         http_reply r = {0};
+        if (is_preflight(s, c, method)) {
+            const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+            int ok = cors_allowed(&s->cors, origin);
+            r.status = ok ? 200 : 400;
+            r.body = ok ? "OK" : "Disallowed CORS origin";
+            r.len = strlen(r.body);
+            r.persistent_body = 1;
+            r.content_type = "text/plain; charset=utf-8";
+            r.preflight = ok;
+            return send_reply(s, c, method, url, q, &r, 0);
+        }
         if (!authorized(s, c)) {
             reply_error(&r, 401, "HTTPException", "Incorrect username or password");
             return send_reply(s, c, method, url, q, &r, 1);
@@ -328,20 +429,24 @@ static void drain(server *s) {
     pthread_mutex_unlock(&s->mu);
 }
 
-int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
+int server_run(model_set *ms, const server_config *cfg) {
     server s = {.cfg = cfg};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.idle, NULL);
     int rc = 1;
     struct addrinfo *ai = NULL;
     struct MHD_Daemon *d = NULL;
-    char *abs_path = realpath(model_path, NULL);
-    s.api = (api_ctx){.cfg = cfg, .model = m, .model_path = abs_path ? abs_path : model_path};
-    sdc_model_get_info(m, &s.api.info);
-    page_init(&s.api.info);
-    s.api.model_name = s.api.info.name;
+    s.api = (api_ctx){.cfg = cfg, .models = ms, .has_taesd = ms_info(ms) && ms_info(ms)->has_taesd};
+    pthread_mutex_init(&s.api.opt_mu, NULL);
+    api_set_option_checkpoint(&s.api, ms_resident(ms));
+    page_init(ms_info(ms));
     if (!parse_users(&s, cfg->auth)) {
         fprintf(stderr, "sdc: --api-auth expects user:pass[,user:pass...] (at most %d)\n", MAX_USERS);
+        goto done;
+    }
+    char cors_err[512];
+    if (!cors_init(&s.cors, cfg->cors_origins, cfg->cors_regex, cors_err, sizeof cors_err)) {
+        fprintf(stderr, "sdc: %s\n", cors_err);
         goto done;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -354,8 +459,8 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
     }
     /* A1111's defaults, with the period of --preview-every (0: off) */
     jq_options opt = {.live_previews = cfg->preview_every > 0, .every = cfg->preview_every > 0 ? cfg->preview_every : 10,
-                      .grid = 1, .taesd_decode = s.api.info.has_taesd};
-    if (jq_start(&s.api.queue, m, cfg->queue, &opt)) {
+                      .grid = 1, .taesd_decode = s.api.has_taesd};
+    if (jq_start(&s.api.queue, ms, cfg->queue, &opt)) {
         fprintf(stderr, "sdc: cannot start the worker thread\n");
         goto done;
     }
@@ -380,7 +485,7 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
     int bound = info ? info->port : cfg->port;
     printf("sdc serve: listening on http://%s%s%s:%d/ (model %s, API at /sdapi/v1/)\n",
            ai->ai_family == AF_INET6 ? "[" : "", cfg->host, ai->ai_family == AF_INET6 ? "]" : "", bound,
-           s.api.model_name);
+           ms_info(ms)->name);
     fflush(stdout);
 
     sigset_t set;
@@ -401,7 +506,8 @@ done:
     if (s.api.queue) jq_free(s.api.queue);
     if (ai) freeaddrinfo(ai);
     for (int i = 0; i < s.nusers; i++) free(s.users[i]);
-    free(abs_path);
+    cors_free(&s.cors);
+    pthread_mutex_destroy(&s.api.opt_mu);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.idle);
     return rc;

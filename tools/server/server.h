@@ -5,6 +5,8 @@
  *   live_preview.c the live preview of the running job as a base64 PNG (/progress)
  *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
  *   api_misc.c     the small endpoints (models, samplers, progress, png-info ...)
+ *   api_extra.c    what clients call besides (skip, loras, memory, cmd-flags ...)
+ *   cors.c         which browser origins may call (--cors-allow-origins)
  *   sampler_map.c  A1111 sampler / schedule names <-> sdc schedulers
  *   infotext_parse.c  A1111 "parameters" text back into fields
  *   json_util.c    replies, A1111-style errors, base64, typed JSON fields
@@ -13,9 +15,11 @@
 #ifndef SDC_TOOLS_SERVER_H
 #define SDC_TOOLS_SERVER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model_set.h"
 #include "sdc.h"
 
 typedef struct {
@@ -32,6 +36,9 @@ typedef struct {
     int client_timeout;  /* seconds a client may take to send its request headers */
     int quiet;           /* no per-request log lines */
     int preview_every;   /* live previews every N steps at start (0: off); needs a model with TAESD */
+    const char *cors_origins; /* --cors-allow-origins: comma-separated, NULL: none */
+    const char *cors_regex;   /* --cors-allow-origins-regex, NULL: none */
+    const char *lora_dir;     /* --lora-dir: <lora:NAME:W> tags and /sdapi/v1/loras, NULL: none */
 } server_config;
 
 /* What a handler answers. body is malloc'd (NULL: empty). */
@@ -42,6 +49,7 @@ typedef struct {
     const char *content_type; /* NULL: application/json */
     const char *allow;        /* Allow header for 405 */
     int persistent_body;      /* body is static: do not free */
+    int preflight;            /* an allowed CORS preflight: add the Access-Control-Allow-* headers */
 } http_reply;
 
 /* ---- the job queue (job_queue.c) ---- */
@@ -55,7 +63,10 @@ typedef struct {
     sdc_request req;       /* checked with sdc_request_check before it is queued; its
                             * vae_decode is the request's override_settings.sd_vae_decode_method,
                             * NULL: the server's option */
-    int n_iter;
+    int n_iter;            /* 0: only make the model resident (POST /options) */
+    char model_path[4096]; /* the model it runs on, made resident first */
+    char model_name[256];  /* that model's name (sdc_model_info.name), set by the worker */
+    int load_failed;       /* st is the model's load failure */
     /* results, filled by the worker */
     int result;            /* JQ_DONE, JQ_FULL, JQ_SHUTDOWN */
     int interrupted;       /* stopped early by /interrupt or shutdown */
@@ -77,6 +88,7 @@ typedef struct {
     int sampling_step, sampling_steps;
     int waiting;               /* jobs queued behind it */
     int interrupted;
+    int skipped;               /* the current iteration was skipped */
     double time_start;         /* CLOCK_REALTIME seconds when the job began */
     char job_timestamp[16];    /* YYYYmmddHHMMSS, A1111's format */
 } jq_progress;
@@ -90,7 +102,7 @@ typedef struct {
     int taesd_decode;  /* sd_vae_decode_method: 1 TAESD, 0 Full (the KL VAE) */
 } jq_options;
 
-int jq_start(job_queue **q, sdc_model *m, int capacity, const jq_options *opt);
+int jq_start(job_queue **q, model_set *ms, int capacity, const jq_options *opt);
 void jq_get_options(job_queue *q, jq_options *o);
 void jq_set_options(job_queue *q, const jq_options *o);
 /* The running job's latest live preview as base64 PNG (malloc'd), or NULL
@@ -100,6 +112,9 @@ char *jq_current_image(job_queue *q);
  * the queue is full, JQ_SHUTDOWN when the server is stopping). */
 int jq_run(job_queue *q, jq_job *j);
 void jq_interrupt(job_queue *q);
+/* A1111's skip: the running iteration stops at its next step, the job goes
+ * on with the next one (the skipped iteration has no images). */
+void jq_skip(job_queue *q);
 int jq_stopping(job_queue *q);
 void jq_get_progress(job_queue *q, jq_progress *p);
 /* Interrupt the running job, fail the waiting ones, join the worker; later
@@ -113,11 +128,15 @@ void jq_job_free_images(jq_job *j);
 typedef struct {
     const server_config *cfg;
     job_queue *queue;
-    sdc_model *model;
-    const char *model_name;  /* folder name, as the infotext's "Model:" */
-    const char *model_path;  /* absolute path */
-    sdc_model_info info;
+    model_set *models;
+    int has_taesd; /* the models are loaded with --taesd: TAESD decodes and live previews */
+    /* A1111's option sd_model_checkpoint: the model of jobs that name none */
+    pthread_mutex_t opt_mu;
+    char option_path[4096], option_title[1024];
 } api_ctx;
+/* the option's model: path and title copied out under opt_mu */
+void api_option_checkpoint(api_ctx *a, char *path, size_t np, char *title, size_t nt);
+void api_set_option_checkpoint(api_ctx *a, const ms_entry *e);
 
 void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r);
 void api_sd_models(api_ctx *a, http_reply *r);
@@ -131,6 +150,14 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r);
 /* A1111's sd_vae_decode_method value v ("Full" / "TAESD") -> *taesd; 0 with a 422 naming key */
 int api_vae_decode_method(const api_ctx *a, const char *key, const char *v, int *taesd, http_reply *r);
 void api_interrupt(api_ctx *a, http_reply *r);
+/* api_extra.c: the endpoints A1111 clients call besides generation */
+void api_skip(api_ctx *a, http_reply *r);
+void api_loras(api_ctx *a, http_reply *r);
+void api_refresh_checkpoints(api_ctx *a, http_reply *r);
+void api_cmd_flags(api_ctx *a, http_reply *r);
+void api_memory(api_ctx *a, http_reply *r);
+void api_embeddings(api_ctx *a, http_reply *r);
+void api_scripts(api_ctx *a, http_reply *r);
 /* what clients probe for that this server has none of: [] (upscalers, sd-vae ...), {} (/internal/ping) */
 void api_empty(int list, http_reply *r);
 
@@ -147,6 +174,6 @@ const char *page_html(size_t *len);
 
 /* ---- the server (server.c) ---- */
 /* Serve until SIGINT/SIGTERM (which the caller has blocked in every thread). */
-int server_run(sdc_model *m, const char *model_path, const server_config *cfg);
+int server_run(model_set *ms, const server_config *cfg);
 
 #endif
