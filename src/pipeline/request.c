@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nn/vae_tiling.h"
+#include "text/a1111_prompt.h"
 
 void sdc_request_init(sdc_request *r) {
     memset(r, 0, sizeof *r);
@@ -31,6 +32,24 @@ static sdc_status check_steps(int steps) {
 
 static sdc_status check_guidance(float g) {
     if (!isfinite(g) || g < 0 || g > 100) return sdc_fail(SDC_ERR_ARG, "guidance %g out of range (0..100)", (double)g);
+    return SDC_OK;
+}
+
+/* "a1111": every prompt parses (A1111 refuses a weight like "1.2.3" too) */
+static sdc_status check_syntax(const sdc_request *r) {
+    if (r->pad_cond_uncond < 0 || r->pad_cond_uncond > 1)
+        return sdc_fail(SDC_ERR_ARG, "pad_cond_uncond %d (0 or 1)", r->pad_cond_uncond);
+    if (!r->prompt_syntax || !strcmp(r->prompt_syntax, "plain")) return SDC_OK;
+    if (strcmp(r->prompt_syntax, "a1111"))
+        return sdc_fail(SDC_ERR_ARG, "unknown prompt syntax '%s' (plain or a1111)", r->prompt_syntax);
+    for (int i = 0; i < r->nprompts + (r->negative_prompts ? r->nnegative : 0); i++) {
+        const char *t = i < r->nprompts ? r->prompts[i] : r->negative_prompts[i - r->nprompts];
+        a1111_parse p;
+        sdc_status st = a1111_parse_prompt(t, strlen(t), &p);
+        if (st) return sdc_wrap(st, "%s %d: ", i < r->nprompts ? "prompt" : "negative prompt",
+                                i < r->nprompts ? i : i - r->nprompts);
+        a1111_parse_free(&p);
+    }
     return SDC_OK;
 }
 
@@ -69,6 +88,7 @@ static sdc_status check_fields(const sdc_request *r) {
     noise_rng rng;
     SDC_TRY(noise_rng_parse(r->rng, &rng));
     if (r->vae_tile_size && !r->vae_tiling) return sdc_fail(SDC_ERR_ARG, "a VAE tile size needs VAE tiling");
+    SDC_TRY(check_syntax(r));
     if (r->scheduler) { /* the name alone; with a model, its config decides the rest */
         sched_config sc;
         SDC_TRY(sched_config_from_json(NULL, r->scheduler, &sc));

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "infotext_parse.h"
 #include "json_util.h"
 #include "sampler_map.h"
 #include "server.h"
@@ -77,12 +76,14 @@ void api_options_get(api_ctx *a, http_reply *r) {
         cJSON_AddNumberToObject(o, "eta_ddim", 0);
         cJSON_AddNumberToObject(o, "eta_ancestral", 1);
         cJSON_AddTrueToObject(o, "enable_pnginfo");
+        cJSON_AddBoolToObject(o, "pad_cond_uncond", __atomic_load_n(&a->pad_cond_uncond, __ATOMIC_RELAXED));
     }
     reply_json(r, 200, o);
 }
 
 /* Clients (Open WebUI, SillyTavern) POST the checkpoint they want; this
- * server holds one model, so only that one is accepted, other keys are ignored. */
+ * server holds one model, so only that one is accepted. pad_cond_uncond is
+ * kept for later requests; other keys are ignored. */
 void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
     cJSON *req = req_json_parse(body, len, NULL);
     if (!req || !cJSON_IsObject(req)) {
@@ -101,6 +102,13 @@ void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
             return;
         }
     }
+    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(req, "pad_cond_uncond");
+    if (pad && !cJSON_IsNull(pad) && !cJSON_IsBool(pad)) {
+        cJSON_Delete(req);
+        reply_invalid(r, "pad_cond_uncond: expected true or false");
+        return;
+    }
+    if (cJSON_IsBool(pad)) __atomic_store_n(&a->pad_cond_uncond, cJSON_IsTrue(pad), __ATOMIC_RELAXED);
     cJSON_Delete(req);
     reply_json(r, 200, cJSON_CreateNull());
 }
@@ -163,6 +171,17 @@ static int png_dims(const uint8_t *b, size_t n, uint32_t *w, uint32_t *h) {
     return 1;
 }
 
+/* the library's parse of an infotext as A1111's png-info "parameters" object; NULL when out of memory */
+static cJSON *infotext_object(const char *text) {
+    sdc_infotext it;
+    if (sdc_infotext_parse(text, &it)) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; o && i < it.n; i++)
+        if (!cJSON_AddStringToObject(o, it.keys[i], it.values[i])) cJSON_Delete(o), o = NULL;
+    sdc_infotext_free(&it);
+    return o;
+}
+
 void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
     cJSON *req = req_json_parse(body, len, NULL);
     const char *img = NULL;
@@ -198,7 +217,7 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
     } else if (sdc_png_decode(png, png_n, NULL, &iw, &ih, &params)) {
         reply_invalid(r, "image: %s", sdc_last_error());
     } else {
-        cJSON *o = cJSON_CreateObject(), *parsed = infotext_parse(params ? params : "");
+        cJSON *o = cJSON_CreateObject(), *parsed = infotext_object(params);
         if (o && parsed) {
             cJSON_AddStringToObject(o, "info", params ? params : "");
             cJSON_AddItemToObject(o, "items", cJSON_CreateObject());

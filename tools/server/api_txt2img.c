@@ -77,6 +77,7 @@ typedef struct {
     const char *rng; /* sdc's --rng for override_settings.randn_source; NULL: cpu */
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
+    int pad_cond_uncond; /* /options' pad_cond_uncond, or override_settings' */
     float cfg, eta;
     const sdc_sampler_info *sampler;
     int schedule;
@@ -86,7 +87,8 @@ typedef struct {
 static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, http_reply *r) {
     const server_config *c = a->cfg;
     *t = (t2i_request){.prompt = "", .negative = "", .seed = -1, .steps = 50, .width = 512, .height = 512,
-                       .batch = 1, .n_iter = 1, .send_images = 1, .cfg = 7.0f, .eta = 0.0f};
+                       .batch = 1, .n_iter = 1, .send_images = 1, .cfg = 7.0f, .eta = 0.0f,
+                       .pad_cond_uncond = __atomic_load_n(&a->pad_cond_uncond, __ATOMIC_RELAXED)};
     const char *sampler_index = NULL;
     if (!field_string(req, "prompt", &t->prompt, r) || !field_string(req, "negative_prompt", &t->negative, r) ||
         !field_int(req, "steps", 1, c->max_steps, &t->steps, r) ||
@@ -124,7 +126,9 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             reply_invalid(r, "override_settings: expected an object");
             return 0;
         }
-        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r)) return 0;
+        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r) ||
+            !field_bool(ovr, "pad_cond_uncond", &t->pad_cond_uncond, r))
+            return 0;
         /* A1111's "Random number generator source": GPU is torch's CUDA generator, NV its CPU
          * emulation of it (the same noise for latents), CPU torch's CPU generator */
         const char *src = NULL;
@@ -286,6 +290,8 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->steps = t.steps, q->width = t.width, q->height = t.height, q->batch = t.batch;
     q->guidance = t.cfg, q->eta = t.eta, q->clip_skip = t.clip_skip, q->rng = t.rng;
     q->scheduler = t.sampler->name;
+    q->prompt_syntax = "a1111"; /* A1111's prompts: its syntax, its chunks, its clip skip */
+    q->pad_cond_uncond = t.pad_cond_uncond;
     q->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->n_iter = t.n_iter;
     if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */

@@ -2,9 +2,9 @@
  *   server.c       libmicrohttpd glue: routing, limits, basic auth, shutdown
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
  *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
- *   api_misc.c     the small endpoints (models, samplers, progress, png-info ...)
+ *   api_misc.c     the small endpoints (models, samplers, progress, png-info (the library's
+ *                  sdc_infotext_parse) ...)
  *   sampler_map.c  A1111 sampler / schedule names <-> sdc schedulers
- *   infotext_parse.c  A1111 "parameters" text back into fields
  *   json_util.c    replies, A1111-style errors, base64, typed JSON fields
  *   page.c         the web page at / (tools/server/page.html, embedded)
  * Handlers never touch libmicrohttpd: they fill an http_reply. */
@@ -95,6 +95,7 @@ typedef struct {
     const char *model_name;  /* folder name, as the infotext's "Model:" */
     const char *model_path;  /* absolute path */
     sdc_model_info info;
+    int pad_cond_uncond;     /* A1111's option, set by POST /options (read and written with __atomic_*) */
 } api_ctx;
 
 void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r);
