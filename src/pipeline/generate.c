@@ -128,8 +128,8 @@ static sdc_status encode(gen_state *S, const char *const *prompts, text_cond *ou
 }
 
 /* CFG halves of different lengths (A1111 prompts): pad_cond_uncond appends
- * the empty prompt's conditioning to the shorter one (dumped as
- * *prompt_embeds_padded); else they run apart (A1111's default) */
+ * the empty prompt's conditioning to the shorter one (both halves dumped
+ * as *prompt_embeds_padded); else they run apart (A1111's default) */
 static sdc_status match_lengths(gen_state *S) {
     if (!S->cfg || S->pos.T == S->neg.T) return SDC_OK;
     if (!S->r->pad_cond_uncond) {
@@ -145,8 +145,9 @@ static sdc_status match_lengths(gen_state *S) {
     sdc_status st = a1111_pad_empty(c, &empty, neg_short ? S->pos.T : S->neg.T);
     text_cond_free(&empty);
     SDC_TRY(st);
-    int64_t shape[3] = {c->B, c->T, c->D};
-    dump(S->r, neg_short ? "negative_prompt_embeds_padded" : "prompt_embeds_padded", 0, 3, shape, c->embeds);
+    int64_t shape[3] = {c->B, c->T, c->D}; /* what the UNet gets: both halves, one of them padded */
+    dump(S->r, "prompt_embeds_padded", 0, 3, shape, S->pos.embeds);
+    dump(S->r, "negative_prompt_embeds_padded", 0, 3, shape, S->neg.embeds);
     S->padded = 1;
     return SDC_OK;
 }

@@ -1,0 +1,203 @@
+/* test_a1111_cases.c - the end-to-end cases with "prompt_syntax": "a1111"
+ * (tests/fixtures2/cases/a1111-*): diffusers' StableDiffusionPipeline on
+ * tiny-sd fed A1111's conditioning. Through the library every dumped
+ * intermediate is compared with the golden (ids and multipliers exactly,
+ * embeddings within the case's tolerance, each UNet call, the latents, the
+ * image); through build/sdc the PNG within 2/255. The halves of different
+ * lengths run apart (A1111's default) or padded with the empty prompt's
+ * conditioning (--pad-cond-uncond), as each case says. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden.h"
+#include "harness.h"
+#include "io/json.h"
+#include "io/png_io.h"
+#include "io/safetensors.h"
+#include "sdc.h"
+
+static int verbose(void) { return getenv("SDC_TEST_VERBOSE") != NULL; }
+
+/* the request a case describes; strings point into its JSON */
+typedef struct {
+    cJSON *j;
+    const char *prompt, *negative, *sched;
+    int steps, W, H, clip_skip, pad, calls;
+    float g;
+    uint64_t seed;
+    double tol_pos, tol_neg; /* tolerances.prompt_embeds_max_abs, negative_... */
+} a_case;
+
+static const char *case_path(const char *name, const char *ext) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "../fixtures2/cases/%s%s", name, ext);
+    return fixture_path(rel);
+}
+
+static int load(const char *name, a_case *c) {
+    memset(c, 0, sizeof *c);
+    if (json_load(case_path(name, ".json"), &c->j)) return 0;
+    const cJSON *j = c->j, *tol = cJSON_GetObjectItem(j, "tolerances");
+    const char *cls = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "scheduler"), "class")->valuestring;
+    c->sched = !strcmp(cls, "PNDMScheduler") ? "pndm" : !strcmp(cls, "DDIMScheduler") ? "ddim" : NULL;
+    c->prompt = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt"), 0)->valuestring;
+    c->negative = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "negative_prompt"), 0)->valuestring;
+    c->steps = cJSON_GetObjectItem(j, "num_inference_steps")->valueint;
+    c->W = cJSON_GetObjectItem(j, "width")->valueint;
+    c->H = cJSON_GetObjectItem(j, "height")->valueint;
+    c->g = (float)cJSON_GetObjectItem(j, "guidance_scale")->valuedouble;
+    c->seed = (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(j, "seeds"), 0)->valuedouble;
+    c->clip_skip = cJSON_GetObjectItem(j, "clip_skip")->valueint;
+    c->calls = cJSON_GetObjectItem(j, "num_unet_calls")->valueint;
+    c->pad = !strcmp(cJSON_GetObjectItem(j, "cond_uncond_length_mismatch")->valuestring, "pad_empty");
+    c->tol_pos = cJSON_GetObjectItem(tol, "prompt_embeds_max_abs")->valuedouble;
+    c->tol_neg = cJSON_GetObjectItem(tol, "negative_prompt_embeds_max_abs")->valuedouble;
+    return c->sched && !strcmp(cJSON_GetObjectItem(j, "prompt_syntax")->valuestring, "a1111") &&
+           !strcmp(cJSON_GetObjectItem(j, "emphasis")->valuestring, "Original");
+}
+
+typedef struct {
+    st_writer *w;
+} dump_ctx;
+
+static void collect(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape, const void *data) {
+    dump_ctx *d = ctx;
+    if (data) st_writer_add(d->w, name, is_int ? ST_I64 : ST_F32, ndim, shape, data);
+}
+
+/* max |mine - golden| of one tensor; INFINITY when missing or of another size */
+static double diff(const st_file *mine, const st_file *gold, const char *name) {
+    const st_tensor *a = st_find(mine, name), *b = st_find(gold, name);
+    if (!a || !b || a->numel != b->numel) return INFINITY;
+    if (b->dtype == ST_I64) {
+        int64_t *x, *y;
+        if (st_to_i64(a, &x)) return INFINITY;
+        if (st_to_i64(b, &y)) return free(x), INFINITY;
+        double d = memcmp(x, y, (size_t)a->numel * 8) ? INFINITY : 0;
+        free(x), free(y);
+        return d;
+    }
+    float *x, *y;
+    if (st_to_f32(a, &x)) return INFINITY;
+    if (st_to_f32(b, &y)) return free(x), INFINITY;
+    double d = max_abs_diff(x, y, a->numel);
+    free(x), free(y);
+    return d;
+}
+
+static void run_library(const char *name) {
+    a_case c;
+    CHECK(load(name, &c), "cannot read case %s", name);
+    sdc_model *m;
+    sdc_load_options lo = {0};
+    sdc_status st = sdc_model_load(&m, fixture_path("models/tiny-sd"), &lo);
+    if (st) cJSON_Delete(c.j);
+    CHECK(!st, "load: %s", sdc_last_error());
+    sdc_request r;
+    sdc_request_init(&r);
+    const char *pos[1] = {c.prompt}, *neg[1] = {c.negative};
+    r.prompts = pos, r.nprompts = 1, r.negative_prompts = neg, r.nnegative = 1;
+    r.seed = c.seed, r.steps = c.steps, r.guidance = c.g, r.width = c.W, r.height = c.H, r.scheduler = c.sched;
+    r.prompt_syntax = "a1111", r.clip_skip = c.clip_skip, r.pad_cond_uncond = c.pad;
+    dump_ctx d = {.w = st_writer_new()};
+    r.dump = collect, r.dump_ctx = &d;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    st = sdc_generate(m, &r, &imgs, &n);
+    char mp[512];
+    snprintf(mp, sizeof mp, "%s", tmp_path(name));
+    if (!st) st = st_writer_save(d.w, mp);
+    st_writer_free(d.w);
+    sdc_images_free(imgs, n);
+    sdc_model_free(m);
+    if (st) cJSON_Delete(c.j);
+    CHECK(!st, "generate: %s", sdc_last_error());
+    st_file mine, gold;
+    st = st_open(&mine, mp);
+    if (st) cJSON_Delete(c.j);
+    CHECK(!st, "%s", sdc_last_error());
+    st = st_open(&gold, case_path(name, ".safetensors"));
+    if (st) st_close(&mine), cJSON_Delete(c.j);
+    CHECK(!st, "%s", sdc_last_error());
+    struct {
+        char name[40];
+        double tol;
+    } k[64] = {
+        {"input_ids", 0},           {"multipliers", 0},
+        {"uncond_input_ids", 0},    {"uncond_multipliers", 0},
+        {"timesteps", 1e-6},        {"noise", 0},
+        {"latents_0", 0},           {"prompt_embeds", c.tol_pos},
+        {"negative_prompt_embeds", c.tol_neg},
+        {"prompt_embeds_padded", c.tol_pos},
+        {"negative_prompt_embeds_padded", c.tol_neg},
+        {"decoded", 1e-4},          {"image", 1e-4},
+    };
+    int nk = 13;
+    for (int i = 1; i <= c.calls && nk + 3 <= 64; i++) { /* every UNet call, the guidance mix, the step */
+        snprintf(k[nk].name, sizeof k[nk].name, "unet_out_%d", i), k[nk++].tol = 1e-4;
+        snprintf(k[nk].name, sizeof k[nk].name, "noise_pred_%d", i), k[nk++].tol = 1e-4;
+        snprintf(k[nk].name, sizeof k[nk].name, "latents_%d", i), k[nk++].tol = 5e-4;
+    }
+    cJSON_Delete(c.j);
+    int compared = 0, bad = 0;
+    char what[160] = "";
+    for (int i = 0; i < nk; i++) {
+        if (!st_find(&gold, k[i].name)) continue;
+        double dd = diff(&mine, &gold, k[i].name);
+        if (verbose()) printf("     %s: %s diff %.3g\n", name, k[i].name, dd);
+        if (!(dd <= k[i].tol) && !bad++)
+            snprintf(what, sizeof what, "%s differs by %g (tolerance %g)", k[i].name, dd, k[i].tol);
+        compared++;
+    }
+    st_close(&mine), st_close(&gold);
+    CHECK(!bad, "%s: %d tensors off, first %s", name, bad, what);
+    CHECK(compared >= 20, "%s: only %d tensors compared", name, compared);
+}
+
+/* build/sdc with the case's flags: the PNG within 2/255 of the golden, its
+ * infotext A1111's (no "Prompt syntax: plain"; "Pad conds" when padded) */
+static void run_cli(const char *name) {
+    a_case c;
+    CHECK(load(name, &c), "cannot read case %s", name);
+    char cmd[4096], out[512];
+    snprintf(out, sizeof out, "%s.png", tmp_path(name));
+    snprintf(cmd, sizeof cmd,
+             "%s generate --quiet -m '%s' --prompt-syntax a1111 --clip-skip %d%s --seed %llu --steps %d --guidance %g "
+             "-W %d -H %d --scheduler %s -p \"%s\" -n \"%s\" -o '%s'",
+             sdc_binary(), fixture_path("models/tiny-sd"), c.clip_skip, c.pad ? " --pad-cond-uncond" : "",
+             (unsigned long long)c.seed, c.steps, (double)c.g, c.W, c.H, c.sched, c.prompt, c.negative, out);
+    int pad = c.pad;
+    cJSON_Delete(c.j);
+    char log[2048];
+    int rc = run_cmd(cmd, log, sizeof log);
+    CHECK(rc == 0, "command failed (%d): %s\n%s", rc, cmd, log);
+    uint8_t *a, *b;
+    int aw, ah, bw, bh;
+    char *params = NULL;
+    CHECK_OK(png_read_rgb(out, &a, &aw, &ah, &params));
+    sdc_status st = png_read_rgb(case_path(name, "_0.png"), &b, &bw, &bh, NULL);
+    if (st) free(a), free(params);
+    CHECK(!st, "%s", sdc_last_error());
+    int worst = aw == bw && ah == bh ? 0 : 999;
+    for (int64_t i = 0; worst < 999 && i < (int64_t)aw * ah * 3; i++) {
+        int d = abs((int)a[i] - (int)b[i]);
+        if (d > worst) worst = d;
+    }
+    int info_ok = params && !strstr(params, "Prompt syntax") && !strstr(params, "Pad conds") == !pad;
+    free(a), free(b), free(params);
+    if (verbose()) printf("     %s: max pixel difference %d/255\n", name, worst);
+    CHECK(worst <= 2, "%s: max pixel difference %d/255", name, worst);
+    CHECK(info_ok, "%s: the infotext does not say what ran", name);
+}
+
+#define A1111_CASE(id, name)                              \
+    TEST(a1111_case_##id##_library) { run_library(name); } \
+    TEST(a1111_case_##id##_cli_png) { run_cli(name); }
+
+A1111_CASE(long_pndm, "a1111-long-pndm")
+A1111_CASE(long_padcond, "a1111-long-padcond")
+A1111_CASE(break_ddim_skip2, "a1111-break-ddim-skip2")
+A1111_CASE(weights_pndm, "a1111-weights-pndm")
