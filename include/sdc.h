@@ -410,8 +410,10 @@ sdc_status sdc_tokenize(const sdc_tokenizer *t, const char *text, size_t len, sd
 void sdc_tokens_free(sdc_tokens *k);
 
 /* The same text as AUTOMATIC1111 reads it (sdc_request.prompt_syntax
- * "a1111"): its fragments with their weights, then the 77-id chunks the text
- * encoder reads, each token with its fragment's weight as a multiplier. */
+ * "a1111"), as a prompt: its <lora:...> tags removed (sdc_prompt_networks_parse;
+ * the text ends at a NUL), its fragments with their weights, then the 77-id
+ * chunks the text encoder reads, each token with its fragment's weight as a
+ * multiplier. */
 typedef struct {
     int nfragments;
     char **fragment_text;      /* the parse: text pieces (a chunk break is "BREAK" with weight -1) */
@@ -429,6 +431,28 @@ typedef struct {
  * more than SDC_MAX_PROMPT_CHUNKS chunks. */
 sdc_status sdc_tokenize_a1111(const sdc_tokenizer *t, const char *text, size_t len, sdc_a1111_tokens *out);
 void sdc_a1111_tokens_free(sdc_a1111_tokens *k);
+
+/* AUTOMATIC1111's extra-network tags in a prompt - <lora:NAME:0.8>,
+ * <hypernet:NAME:1>, any <WORD:ARGS> - as its extra_networks.parse_prompt
+ * finds them: the text without them (the spaces around stay) and each tag's
+ * name and arguments split on ':' ("lora"; "NAME", "0.8"). With
+ * prompt_syntax "a1111" sdc_generate removes them from the prompts (not the
+ * negative prompts, which A1111 encodes as written) so the text encoder never
+ * sees them; applying the LoRAs they name is the front end's part. */
+typedef struct {
+    char *name;
+    int nargs; /* >= 1 */
+    char **args;
+} sdc_prompt_network;
+
+typedef struct {
+    char *text;
+    int n;
+    sdc_prompt_network *nets;
+} sdc_prompt_networks;
+
+sdc_status sdc_prompt_networks_parse(const char *prompt, sdc_prompt_networks *out); /* NULL reads as "" */
+void sdc_prompt_networks_free(sdc_prompt_networks *p);
 
 /* ---- samplers ----
  * The registry of the samplers sdc implements (src/sched/registry.c), one

@@ -290,3 +290,78 @@ TEST(a1111_request_refuses_bad_weight) {
     r.prompt_syntax = "webui";
     CHECK(sdc_request_check(NULL, &r) == SDC_ERR_ARG, "an unknown prompt syntax was accepted");
 }
+
+/* <WORD:ARGS> tags as A1111's re_extra_net finds them: cut out, split on ':' */
+TEST(a1111_extra_network_tags) {
+    sdc_prompt_networks p;
+    CHECK_OK(sdc_prompt_networks_parse("a <lora:foxy_v2:0.8> fox, <hypernet:h:1:x> <lora:> <:a> <lora:a\n>b> <<x:y>", &p));
+    int ok = !strcmp(p.text, "a  fox,  <lora:> <:a> b> <") && p.n == 4 && !strcmp(p.nets[0].name, "lora") &&
+             p.nets[0].nargs == 2 && !strcmp(p.nets[0].args[0], "foxy_v2") && !strcmp(p.nets[0].args[1], "0.8") &&
+             !strcmp(p.nets[1].name, "hypernet") && p.nets[1].nargs == 3 && !strcmp(p.nets[1].args[2], "x") &&
+             !strcmp(p.nets[2].name, "lora") && p.nets[2].nargs == 1 && !strcmp(p.nets[2].args[0], "a\n") &&
+             !strcmp(p.nets[3].name, "x") && !strcmp(p.nets[3].args[0], "y");
+    char got[200];
+    snprintf(got, sizeof got, "'%s', %d tags", p.text, p.n);
+    sdc_prompt_networks_free(&p);
+    CHECK(ok, "parsed as %s", got);
+    CHECK_OK(sdc_prompt_networks_parse(NULL, &p));
+    ok = !strcmp(p.text, "") && p.n == 0;
+    sdc_prompt_networks_free(&p);
+    CHECK(ok, "NULL is not the empty prompt");
+    CHECK_OK(sdc_prompt_networks_parse("<Łódź_1:0.5>日本", &p)); /* \w is Unicode */
+    ok = !strcmp(p.text, "日本") && p.n == 1 && !strcmp(p.nets[0].name, "Łódź_1");
+    sdc_prompt_networks_free(&p);
+    CHECK(ok, "a Unicode tag name was not taken");
+}
+
+/* dump callback: a copy of prompt_embeds and negative_prompt_embeds */
+typedef struct {
+    float *pos, *neg;
+    int64_t npos, nneg;
+} embeds_seen;
+
+static void keep_embeds(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape, const void *data) {
+    embeds_seen *e = ctx;
+    int pos = !strcmp(name, "prompt_embeds");
+    if (is_int || !data || (!pos && strcmp(name, "negative_prompt_embeds"))) return;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *c = malloc((size_t)n * sizeof *c);
+    if (c) memcpy(c, data, (size_t)n * sizeof *c);
+    free(pos ? e->pos : e->neg);
+    *(pos ? &e->pos : &e->neg) = c, *(pos ? &e->npos : &e->nneg) = n;
+}
+
+/* The text encoder never sees a prompt's <lora:...> tags: sdc_generate's
+ * conditioning equals the prompt's without them; a negative prompt's stay
+ * text (A1111 parses only the prompts' extra networks) */
+TEST(a1111_generate_drops_network_tags) {
+    sdc_model *m;
+    sdc_load_options lo = {0};
+    CHECK_OK(sdc_model_load(&m, fixture_path("models/tiny-sd"), &lo));
+    const char *prompts[2] = {"a (red:1.3) fox <lora:foxy:0.8>, snow", "a (red:1.3) fox , snow"};
+    const char *negs[2] = {"<lora:foxy:0.8>", "lora foxy 0.8"};
+    embeds_seen e[2];
+    memset(e, 0, sizeof e);
+    sdc_status st = SDC_OK;
+    for (int k = 0; k < 2 && !st; k++) {
+        sdc_request r;
+        sdc_request_init(&r);
+        r.prompts = &prompts[k], r.nprompts = 1, r.negative_prompts = &negs[k], r.nnegative = 1;
+        r.prompt_syntax = "a1111", r.steps = 1, r.width = r.height = 64, r.seed = 1;
+        r.dump = keep_embeds, r.dump_ctx = &e[k];
+        sdc_image *imgs = NULL;
+        int n = 0;
+        st = sdc_generate(m, &r, &imgs, &n);
+        sdc_images_free(imgs, n);
+    }
+    sdc_model_free(m);
+    int shapes = !st && e[0].pos && e[1].pos && e[0].neg && e[1].neg && e[0].npos == e[1].npos && e[0].nneg == e[1].nneg;
+    double dp = shapes ? max_abs_diff(e[0].pos, e[1].pos, e[0].npos) : INFINITY;
+    double dn = shapes ? max_abs_diff(e[0].neg, e[1].neg, e[0].nneg) : INFINITY;
+    for (int k = 0; k < 2; k++) free(e[k].pos), free(e[k].neg);
+    CHECK(!st, "%s", sdc_last_error());
+    CHECK(shapes, "no embeddings dumped, or of other sizes");
+    CHECK(dp == 0, "the prompt's tag changed its conditioning by %g", dp);
+    CHECK(dn > 0, "the negative prompt's tag was removed (A1111 encodes it as text)");
+}

@@ -120,11 +120,22 @@ static void dump_ids(const sdc_request *r, const char *prefix, const text_cond *
     if (c->multipliers) dump(r, name, 0, 2, shape, c->multipliers);
 }
 
-static sdc_status encode(gen_state *S, const char *const *prompts, text_cond *out) {
+/* A1111 prompts: the positive ones without their extra-network tags
+ * (<lora:...>, A1111's parse_extra_network_prompts), the negative ones as written */
+static sdc_status encode(gen_state *S, const char *const *prompts, int positive, text_cond *out) {
     const model_family *fam = S->m->fam;
     if (!S->a1111) return fam->encode(S->m, prompts, S->B, S->r->clip_skip, out);
     a1111_opts o = a1111_opts_default(S->r->clip_skip);
-    return fam->encode_a1111(S->m, prompts, S->B, &o, out);
+    if (!positive) return fam->encode_a1111(S->m, prompts, S->B, &o, out);
+    sdc_prompt_networks *nets = calloc((size_t)S->B, sizeof *nets);
+    const char **text = calloc((size_t)S->B, sizeof *text);
+    sdc_status st = nets && text ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < S->B && !st; i++)
+        if (!(st = sdc_prompt_networks_parse(prompts[i], &nets[i]))) text[i] = nets[i].text;
+    if (!st) st = fam->encode_a1111(S->m, text, S->B, &o, out);
+    for (int i = 0; nets && i < S->B; i++) sdc_prompt_networks_free(&nets[i]);
+    free(nets), free(text);
+    return st;
 }
 
 /* CFG halves of different lengths (A1111 prompts): pad_cond_uncond appends
@@ -170,7 +181,7 @@ static sdc_status setup_text(gen_state *S) {
     }
     if (S->a1111 && !fam->encode_a1111)
         return sdc_fail(SDC_ERR_UNSUPPORTED, "%s models have no A1111 prompt syntax here", fam->title);
-    SDC_TRY(encode(S, pos, &S->pos));
+    SDC_TRY(encode(S, pos, 1, &S->pos));
     dump_ids(r, "", &S->pos);
     /* A1111 zeroes an SDXL negative prompt that is "" (its force_zero_embeddings) */
     int zero_neg = S->a1111 ? fam->zero_negative && all_empty(neg, S->B)
@@ -179,7 +190,7 @@ static sdc_status setup_text(gen_state *S) {
         if (zero_neg) {
             SDC_TRY(cond_zeros(&S->pos, FAMILY_TOKENS, &S->neg));
         } else {
-            SDC_TRY(encode(S, neg, &S->neg));
+            SDC_TRY(encode(S, neg, 0, &S->neg));
             dump_ids(r, "uncond_", &S->neg);
         }
     }

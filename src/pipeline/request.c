@@ -43,11 +43,14 @@ static sdc_status check_syntax(const sdc_request *r) {
     if (strcmp(r->prompt_syntax, "a1111"))
         return sdc_fail(SDC_ERR_ARG, "unknown prompt syntax '%s' (plain or a1111)", r->prompt_syntax);
     for (int i = 0; i < r->nprompts + (r->negative_prompts ? r->nnegative : 0); i++) {
-        const char *t = i < r->nprompts ? r->prompts[i] : r->negative_prompts[i - r->nprompts];
+        int pos = i < r->nprompts;
+        sdc_prompt_networks nets; /* a prompt is parsed without its <lora:...> tags, as it is encoded */
+        SDC_TRY(sdc_prompt_networks_parse(pos ? r->prompts[i] : "", &nets));
+        const char *t = pos ? nets.text : r->negative_prompts[i - r->nprompts];
         a1111_parse p;
         sdc_status st = a1111_parse_prompt(t, strlen(t), &p);
-        if (st) return sdc_wrap(st, "%s %d: ", i < r->nprompts ? "prompt" : "negative prompt",
-                                i < r->nprompts ? i : i - r->nprompts);
+        sdc_prompt_networks_free(&nets);
+        if (st) return sdc_wrap(st, "%s %d: ", pos ? "prompt" : "negative prompt", pos ? i : i - r->nprompts);
         a1111_parse_free(&p);
     }
     return SDC_OK;

@@ -73,7 +73,7 @@ static int special(char c) { return c == '\\' || c == '(' || c == ')' || c == '[
 
 static int py_space(int32_t c) { return tok_py_isspace((uint32_t)c); }
 static int py_digit(int32_t c) { return utf8proc_category(c) == UTF8PROC_CATEGORY_ND; }
-static int py_word(int32_t c) {
+int a1111_py_word(int32_t c) {
     int k = utf8proc_category(c);
     return c == '_' || (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
            (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
@@ -130,8 +130,8 @@ static sdc_status add_text(parser *P, size_t a, size_t b) {
         if (!hit) break;
         size_t k = (size_t)(hit - s), ms = k, me = k + 5;
         int32_t c;
-        int before = k == a || (cp_before(s, k, &c), !py_word(c));
-        int after = me == b || (cp_at(s, b, me, &c), !py_word(c));
+        int before = k == a || (cp_before(s, k, &c), !a1111_py_word(c));
+        int after = me == b || (cp_at(s, b, me, &c), !a1111_py_word(c));
         if (!before || !after) {
             search = k + 1;
             continue;

@@ -49,6 +49,9 @@ void a1111_parse_free(a1111_parse *p);
  * brackets is multiplied with them and is plain text again). */
 int a1111_fragment_is_break(const a1111_fragment *f);
 
+/* Python's \w for one code point (letters, numbers, '_'), as re sees it. */
+int a1111_py_word(int32_t c);
+
 typedef struct {
     int n;              /* chunks (>= 1) */
     int64_t *ids;       /* [n, 77]: bos, 75 tokens padded with eos, eos */

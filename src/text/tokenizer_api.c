@@ -80,7 +80,16 @@ sdc_status sdc_tokenize_a1111(const sdc_tokenizer *t, const char *text, size_t l
     memset(out, 0, sizeof *out);
     a1111_parse p;
     a1111_chunks c = {0};
-    sdc_status st = a1111_parse_prompt(text, len, &p);
+    sdc_prompt_networks nets; /* the text as the encoder gets it: no <lora:...> tags */
+    char *t0 = malloc(len + 1);
+    if (!t0) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (len) memcpy(t0, text, len);
+    t0[len] = 0; /* a NUL inside the text ends it here, as it ends a C prompt */
+    sdc_status st = sdc_prompt_networks_parse(t0, &nets);
+    free(t0);
+    if (st) return st;
+    st = a1111_parse_prompt(nets.text, strlen(nets.text), &p);
+    sdc_prompt_networks_free(&nets);
     if (!st) st = copy_fragments(t->t, &p, out);
     if (!st) st = a1111_chunk(t->t, &p, A1111_COMMA_BACKTRACK, SDC_MAX_PROMPT_CHUNKS, &c);
     a1111_parse_free(&p);
