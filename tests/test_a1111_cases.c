@@ -201,3 +201,49 @@ A1111_CASE(long_pndm, "a1111-long-pndm")
 A1111_CASE(long_padcond, "a1111-long-padcond")
 A1111_CASE(break_ddim_skip2, "a1111-break-ddim-skip2")
 A1111_CASE(weights_pndm, "a1111-weights-pndm")
+
+/* `sdc dataset --prompt-syntax a1111`: a1111-weights-pndm's prompt as a
+ * JSONL line gives its golden image; the syntax is part of the data set's
+ * identity (a plain run into the same folder is refused, naming it) */
+TEST(a1111_dataset_case_and_identity) {
+    a_case c;
+    const char *name = "a1111-weights-pndm";
+    CHECK(load(name, &c), "cannot read case %s", name);
+    char dir[600], pf[600], cmd[4096], log[2048];
+    snprintf(dir, sizeof dir, "%s", tmp_path("a1111-dataset"));
+    snprintf(pf, sizeof pf, "%s", tmp_path("a1111-prompts.jsonl"));
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "prompt", c.prompt);
+    cJSON_AddStringToObject(line, "negative_prompt", c.negative);
+    char *js = cJSON_PrintUnformatted(line);
+    FILE *f = fopen(pf, "wb");
+    if (f) fprintf(f, "%s\n", js), fclose(f);
+    free(js);
+    cJSON_Delete(line);
+    int o = snprintf(cmd, sizeof cmd,
+                     "env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX %s dataset -m '%s' --prompts '%s' --out '%s' "
+                     "--quiet --seed %llu --steps %d --guidance %g -W %d -H %d --scheduler %s --prompt-syntax a1111",
+                     sdc_binary(), fixture_path("models/tiny-sd"), pf, dir, (unsigned long long)c.seed, c.steps,
+                     (double)c.g, c.W, c.H, c.sched);
+    cJSON_Delete(c.j);
+    CHECK(f != NULL, "cannot write %s", pf);
+    int rc = run_cmd(cmd, log, sizeof log);
+    CHECK(rc == 0, "dataset failed (%d): %s", rc, log);
+    char img[700];
+    snprintf(img, sizeof img, "%s/train/00000000.png", dir);
+    uint8_t *a, *b;
+    int aw, ah, bw, bh;
+    CHECK_OK(png_read_rgb(img, &a, &aw, &ah, NULL));
+    sdc_status st = png_read_rgb(case_path(name, "_0.png"), &b, &bw, &bh, NULL);
+    if (st) free(a);
+    CHECK(!st, "%s", sdc_last_error());
+    int worst = aw == bw && ah == bh ? 0 : 999;
+    for (int64_t i = 0; worst < 999 && i < (int64_t)aw * ah * 3; i++)
+        if (abs((int)a[i] - (int)b[i]) > worst) worst = abs((int)a[i] - (int)b[i]);
+    free(a), free(b);
+    if (verbose()) printf("     dataset image: max pixel difference %d/255\n", worst);
+    CHECK(worst <= 2, "the data set's image differs from the golden by %d/255", worst);
+    snprintf(cmd + o - (int)strlen("a1111"), sizeof cmd - (size_t)(o - (int)strlen("a1111")), "plain");
+    rc = run_cmd(cmd, log, sizeof log);
+    CHECK(rc != 0 && strstr(log, "prompt_syntax"), "a plain run into the a1111 folder (%d): %s", rc, log);
+}
