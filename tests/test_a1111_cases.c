@@ -247,3 +247,108 @@ TEST(a1111_dataset_case_and_identity) {
     rc = run_cmd(cmd, log, sizeof log);
     CHECK(rc != 0 && strstr(log, "prompt_syntax"), "a plain run into the a1111 folder (%d): %s", rc, log);
 }
+
+/* SDXL with A1111's syntax: a plain prompt of one chunk is conditioned as
+ * diffusers does (both encoders' penultimate layers, the second's pooled
+ * output of the chunk, a "" negative as zeros), so the sdxl-euler-cfg case
+ * (tests/fixtures) comes out the same, ids of both tokenizers included */
+TEST(a1111_sdxl_plain_prompt_equals_diffusers) {
+    cJSON *j;
+    CHECK_OK(json_load(fixture_path("cases/sdxl-euler-cfg.json"), &j));
+    sdc_model *m;
+    sdc_load_options lo = {0};
+    sdc_status st = sdc_model_load(&m, fixture_path("models/tiny-sdxl"), &lo);
+    if (st) cJSON_Delete(j);
+    CHECK(!st, "load: %s", sdc_last_error());
+    const char *pos[1] = {cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt"), 0)->valuestring};
+    sdc_request r;
+    sdc_request_init(&r);
+    r.prompts = pos, r.nprompts = 1, r.prompt_syntax = "a1111", r.scheduler = "euler";
+    r.seed = (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(j, "seeds"), 0)->valuedouble;
+    r.steps = cJSON_GetObjectItem(j, "num_inference_steps")->valueint;
+    r.guidance = (float)cJSON_GetObjectItem(j, "guidance_scale")->valuedouble;
+    r.width = cJSON_GetObjectItem(j, "width")->valueint, r.height = cJSON_GetObjectItem(j, "height")->valueint;
+    dump_ctx d = {.w = st_writer_new()};
+    r.dump = collect, r.dump_ctx = &d;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    st = sdc_generate(m, &r, &imgs, &n);
+    cJSON_Delete(j);
+    char mp[512];
+    snprintf(mp, sizeof mp, "%s", tmp_path("a1111-sdxl"));
+    if (!st) st = st_writer_save(d.w, mp);
+    st_writer_free(d.w);
+    sdc_images_free(imgs, n);
+    sdc_model_free(m);
+    CHECK(!st, "generate: %s", sdc_last_error());
+    st_file mine, gold;
+    CHECK_OK(st_open(&mine, mp));
+    st = st_open(&gold, fixture_path("cases/sdxl-euler-cfg.safetensors"));
+    if (st) st_close(&mine);
+    CHECK(!st, "%s", sdc_last_error());
+    static const struct {
+        const char *name;
+        double tol;
+    } k[] = {{"input_ids", 0},           {"input_ids_2", 0},   {"prompt_embeds", 1e-5},
+             {"pooled_prompt_embeds", 1e-5}, {"negative_prompt_embeds", 0}, {"negative_pooled_prompt_embeds", 0},
+             {"add_time_ids", 0},        {"image", 1e-4}};
+    int bad = -1;
+    double worst = 0;
+    for (size_t i = 0; i < sizeof k / sizeof k[0] && bad < 0; i++) {
+        double dd = diff(&mine, &gold, k[i].name);
+        if (verbose()) printf("     sdxl-euler-cfg (a1111): %s diff %.3g\n", k[i].name, dd);
+        if (!(dd <= k[i].tol)) bad = (int)i, worst = dd;
+    }
+    st_close(&mine), st_close(&gold);
+    CHECK(bad < 0, "%s differs by %g", k[bad < 0 ? 0 : bad].name, worst);
+}
+
+/* one SDXL run's first UNet call, rows [uncond, cond] */
+static sdc_status sdxl_first_call(sdc_model *m, const char *prompt, const char *negative, float **out, int64_t *n) {
+    sdc_request r;
+    sdc_request_init(&r);
+    const char *pos[1] = {prompt}, *neg[1] = {negative};
+    r.prompts = pos, r.nprompts = 1, r.negative_prompts = neg, r.nnegative = 1;
+    r.prompt_syntax = "a1111", r.scheduler = "euler", r.seed = 3, r.steps = 1, r.guidance = 5, r.width = 64,
+    r.height = 64;
+    dump_ctx d = {.w = st_writer_new()};
+    r.dump = collect, r.dump_ctx = &d;
+    sdc_image *imgs = NULL;
+    int k = 0;
+    sdc_status st = sdc_generate(m, &r, &imgs, &k);
+    sdc_images_free(imgs, k);
+    char p[512];
+    snprintf(p, sizeof p, "%s", tmp_path("sdxl-split"));
+    if (!st) st = st_writer_save(d.w, p);
+    st_writer_free(d.w);
+    st_file f;
+    if (!st && !(st = st_open(&f, p))) {
+        *out = golden_f32(&f, "unet_out_1", n);
+        st_close(&f);
+        if (!*out) st = sdc_fail(SDC_ERR_FORMAT, "no unet_out_1 dumped");
+    }
+    return st;
+}
+
+/* Halves of different lengths run apart (A1111's default) with each its own
+ * pooled output and time ids: each half of the split call equals that half
+ * of a batched run whose two prompts both have its length */
+TEST(a1111_sdxl_split_halves_equal_batched_halves) {
+    sdc_model *m;
+    sdc_load_options lo = {0};
+    CHECK_OK(sdc_model_load(&m, fixture_path("models/tiny-sdxl"), &lo));
+    const char *lng = "a red fox in the snow, (oil painting:1.2) BREAK a blue lake under the moon", *shrt = "blurry";
+    float *split = NULL, *neg_only = NULL, *pos_only = NULL;
+    int64_t n0 = 0, n1 = 0, n2 = 0;
+    sdc_status st = sdxl_first_call(m, lng, shrt, &split, &n0);
+    if (!st) st = sdxl_first_call(m, shrt, shrt, &neg_only, &n1);
+    if (!st) st = sdxl_first_call(m, lng, lng, &pos_only, &n2);
+    sdc_model_free(m);
+    int64_t half = n0 / 2;
+    double du = !st && n0 == n1 && n0 == n2 ? max_abs_diff(split, neg_only, half) : INFINITY;
+    double dc = !st && n0 == n1 && n0 == n2 ? max_abs_diff(split + half, pos_only + half, half) : INFINITY;
+    free(split), free(neg_only), free(pos_only);
+    CHECK(!st, "%s", sdc_last_error());
+    if (verbose()) printf("     split vs batched: uncond half %.3g, cond half %.3g\n", du, dc);
+    CHECK(du <= 1e-5 && dc <= 1e-5, "split halves differ from batched ones by %g (uncond) / %g (cond)", du, dc);
+}
