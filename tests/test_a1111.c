@@ -119,7 +119,8 @@ static int chunks_equal_tensors(const st_file *g, const char *id, const a1111_ch
     float *mu;
     if (st_to_i64(ti, &ids)) return 0;
     if (st_to_f32(tm, &mu)) return free(ids), 0;
-    int ok = !memcmp(ids, c->ids, (size_t)ti->numel * sizeof *ids) && !memcmp(mu, c->multipliers, (size_t)tm->numel * 4);
+    int ok =
+        !memcmp(ids, c->ids, (size_t)ti->numel * sizeof *ids) && !memcmp(mu, c->multipliers, (size_t)tm->numel * 4);
     free(ids), free(mu);
     return ok;
 }
@@ -169,8 +170,8 @@ TEST(a1111_units_chunks) {
 }
 
 /* one prompt's conditioning with these options, against golden <id>_<name> */
-static double cond_diff(units *u, const st_file *g, const char *id, const char *text, const char *name,
-                        int clip_skip, a1111_emphasis e) {
+static double cond_diff(units *u, const st_file *g, const char *id, const char *text, const char *name, int clip_skip,
+                        a1111_emphasis e) {
     a1111_opts o = a1111_opts_default(clip_skip);
     o.emphasis = e;
     text_cond c;
@@ -229,8 +230,8 @@ TEST(a1111_units_conditioning) {
            e2 = cond_diff(&u, &g, NULL, "", "empty_cond_skip2", 2, A1111_EMPHASIS_ORIGINAL);
     st_close(&g);
     units_close(&u);
-    if (verbose()) printf("     worst raw CLIP diff %.3g; worst conditioning diff %.2f x its tolerance\n", worst_raw,
-                          worst_ratio);
+    if (verbose())
+        printf("     worst raw CLIP diff %.3g; worst conditioning diff %.2f x its tolerance\n", worst_raw, worst_ratio);
     CHECK(checked == 20, "%d prompts checked", checked);
     CHECK(!bad, "%d conditionings wrong, e.g. %s", bad, what);
     CHECK(e1 <= 1e-5 && e2 <= 1e-5, "the empty prompt's conditioning differs by %g / %g", e1, e2);
@@ -249,7 +250,8 @@ TEST(a1111_tokenize_cli) {
     cJSON *o = rc ? NULL : cJSON_Parse(out);
     const cJSON *ch = cJSON_GetObjectItem(o, "chunks"), *fr = cJSON_GetObjectItem(o, "fragments"),
                 *want = cJSON_GetObjectItem(p, "chunks"), *parse = cJSON_GetObjectItem(p, "parse");
-    int ok = o && cJSON_GetArraySize(ch) == cJSON_GetArraySize(want) && cJSON_GetArraySize(fr) == cJSON_GetArraySize(parse) &&
+    int ok = o && cJSON_GetArraySize(ch) == cJSON_GetArraySize(want) &&
+             cJSON_GetArraySize(fr) == cJSON_GetArraySize(parse) &&
              cJSON_GetObjectItem(o, "token_count")->valueint == cJSON_GetObjectItem(p, "token_count")->valueint;
     for (int k = 0; ok && k < cJSON_GetArraySize(want); k++)
         for (int i = 0; ok && i < A1111_CHUNK_IDS; i++) {
@@ -294,7 +296,8 @@ TEST(a1111_request_refuses_bad_weight) {
 /* <WORD:ARGS> tags as A1111's re_extra_net finds them: cut out, split on ':' */
 TEST(a1111_extra_network_tags) {
     sdc_prompt_networks p;
-    CHECK_OK(sdc_prompt_networks_parse("a <lora:foxy_v2:0.8> fox, <hypernet:h:1:x> <lora:> <:a> <lora:a\n>b> <<x:y>", &p));
+    CHECK_OK(
+        sdc_prompt_networks_parse("a <lora:foxy_v2:0.8> fox, <hypernet:h:1:x> <lora:> <:a> <lora:a\n>b> <<x:y>", &p));
     int ok = !strcmp(p.text, "a  fox,  <lora:> <:a> b> <") && p.n == 4 && !strcmp(p.nets[0].name, "lora") &&
              p.nets[0].nargs == 2 && !strcmp(p.nets[0].args[0], "foxy_v2") && !strcmp(p.nets[0].args[1], "0.8") &&
              !strcmp(p.nets[1].name, "hypernet") && p.nets[1].nargs == 3 && !strcmp(p.nets[1].args[2], "x") &&
@@ -356,7 +359,8 @@ TEST(a1111_generate_drops_network_tags) {
         sdc_images_free(imgs, n);
     }
     sdc_model_free(m);
-    int shapes = !st && e[0].pos && e[1].pos && e[0].neg && e[1].neg && e[0].npos == e[1].npos && e[0].nneg == e[1].nneg;
+    int shapes =
+        !st && e[0].pos && e[1].pos && e[0].neg && e[1].neg && e[0].npos == e[1].npos && e[0].nneg == e[1].nneg;
     double dp = shapes ? max_abs_diff(e[0].pos, e[1].pos, e[0].npos) : INFINITY;
     double dn = shapes ? max_abs_diff(e[0].neg, e[1].neg, e[0].nneg) : INFINITY;
     for (int k = 0; k < 2; k++) free(e[k].pos), free(e[k].neg);

@@ -126,14 +126,19 @@ static void run_library(const char *name) {
         char name[40];
         double tol;
     } k[64] = {
-        {"input_ids", 0},           {"multipliers", 0},
-        {"uncond_input_ids", 0},    {"uncond_multipliers", 0},
-        {"timesteps", 1e-6},        {"noise", 0},
-        {"latents_0", 0},           {"prompt_embeds", c.tol_pos},
+        {"input_ids", 0},
+        {"multipliers", 0},
+        {"uncond_input_ids", 0},
+        {"uncond_multipliers", 0},
+        {"timesteps", 1e-6},
+        {"noise", 0},
+        {"latents_0", 0},
+        {"prompt_embeds", c.tol_pos},
         {"negative_prompt_embeds", c.tol_neg},
         {"prompt_embeds_padded", c.tol_pos},
         {"negative_prompt_embeds_padded", c.tol_neg},
-        {"decoded", 1e-4},          {"image", 1e-4},
+        {"decoded", 1e-4},
+        {"image", 1e-4},
     };
     int nk = 13;
     for (int i = 1; i <= c.calls && nk + 3 <= 64; i++) { /* every UNet call, the guidance mix, the step */
@@ -193,8 +198,8 @@ static void run_cli(const char *name) {
     CHECK(info_ok, "%s: the infotext does not say what ran", name);
 }
 
-#define A1111_CASE(id, name)                              \
-    TEST(a1111_case_##id##_library) { run_library(name); } \
+#define A1111_CASE(id, name)                                                                                           \
+    TEST(a1111_case_##id##_library) { run_library(name); }                                                             \
     TEST(a1111_case_##id##_cli_png) { run_cli(name); }
 
 A1111_CASE(long_pndm, "a1111-long-pndm")
@@ -289,9 +294,14 @@ TEST(a1111_sdxl_plain_prompt_equals_diffusers) {
     static const struct {
         const char *name;
         double tol;
-    } k[] = {{"input_ids", 0},           {"input_ids_2", 0},   {"prompt_embeds", 1e-5},
-             {"pooled_prompt_embeds", 1e-5}, {"negative_prompt_embeds", 0}, {"negative_pooled_prompt_embeds", 0},
-             {"add_time_ids", 0},        {"image", 1e-4}};
+    } k[] = {{"input_ids", 0},
+             {"input_ids_2", 0},
+             {"prompt_embeds", 1e-5},
+             {"pooled_prompt_embeds", 1e-5},
+             {"negative_prompt_embeds", 0},
+             {"negative_pooled_prompt_embeds", 0},
+             {"add_time_ids", 0},
+             {"image", 1e-4}};
     int bad = -1;
     double worst = 0;
     for (size_t i = 0; i < sizeof k / sizeof k[0] && bad < 0; i++) {

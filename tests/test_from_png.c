@@ -56,8 +56,10 @@ TEST(from_png_a1111_infotext_replays_case) {
              fixture_path("models/tiny-sd"), in, out);
     int rc = run_cmd(cmd, log, sizeof log);
     CHECK(rc == 0, "generate --from-png failed (%d): %s", rc, log);
-    CHECK(strstr(log, "Hires upscale") && strstr(log, "seed 202"), "the unreplayed hires fix or the seed flag not "
-          "reported: %s", log);
+    CHECK(strstr(log, "Hires upscale") && strstr(log, "seed 202"),
+          "the unreplayed hires fix or the seed flag not "
+          "reported: %s",
+          log);
     char *params = NULL;
     int worst = png_diff(out, fixture_path("../fixtures2/cases/a1111-break-ddim-skip2_0.png"), &params);
     int info_ok = params && strstr(params, "BREAK a blue lake") && strstr(params, "Negative prompt: ugly") &&
@@ -75,15 +77,17 @@ TEST(from_png_sdc_plain_roundtrip) {
     snprintf(a, sizeof a, "%s", tmp_path("plain-a.png"));
     snprintf(b, sizeof b, "%s", tmp_path("plain-b.png"));
     snprintf(c, sizeof c, "%s", tmp_path("plain-c.png"));
-    snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' -p 'a (red) fox' -n 'ugly' --seed 7 --steps 2 "
-             "--scheduler euler_a -W 64 -H 64 -o '%s'", sdc_binary(), model, a);
+    snprintf(cmd, sizeof cmd,
+             "%s generate --quiet -m '%s' -p 'a (red) fox' -n 'ugly' --seed 7 --steps 2 "
+             "--scheduler euler_a -W 64 -H 64 -o '%s'",
+             sdc_binary(), model, a);
     CHECK(run_cmd(cmd, log, sizeof log) == 0, "generate: %s", log);
     snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --from-png '%s' -o '%s'", sdc_binary(), model, a, b);
     CHECK(run_cmd(cmd, log, sizeof log) == 0, "generate --from-png: %s", log);
     snprintf(cmd, sizeof cmd, "cmp '%s' '%s'", a, b);
     CHECK(run_cmd(cmd, log, sizeof log) == 0, "the replay is not the same file: %s", log);
-    snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --from-png '%s' --prompt-syntax a1111 -o '%s'",
-             sdc_binary(), model, a, c);
+    snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --from-png '%s' --prompt-syntax a1111 -o '%s'", sdc_binary(),
+             model, a, c);
     CHECK(run_cmd(cmd, log, sizeof log) == 0, "generate --from-png --prompt-syntax a1111: %s", log);
     char *params = NULL;
     int worst = png_diff(a, c, &params);

@@ -77,7 +77,8 @@ static void print_a1111(const sdc_a1111_tokens *k, int json) {
         cJSON_AddStringToObject(e, "text", k->fragment_text[f]);
         cJSON_AddItemToObject(e, "weight", json_double(k->fragment_weight[f]));
         cJSON *t = cJSON_AddArrayToObject(e, "tokens");
-        for (int i = 0; i < k->fragment_ntokens[f]; i++) cJSON_AddItemToArray(t, cJSON_CreateString(k->fragment_tokens[f][i]));
+        for (int i = 0; i < k->fragment_ntokens[f]; i++)
+            cJSON_AddItemToArray(t, cJSON_CreateString(k->fragment_tokens[f][i]));
         cJSON_AddItemToArray(fr, e);
     }
     cJSON *ch = cJSON_AddArrayToObject(o, "chunks");
@@ -98,9 +99,12 @@ static void print_a1111(const sdc_a1111_tokens *k, int json) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    static const struct option opts[] = {{"tokenizer", required_argument, 0, 't'}, {"model", required_argument, 0, 'm'},
-                                         {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
-                                         {"prompt-syntax", required_argument, 0, 's'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"tokenizer", required_argument, 0, 't'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"prompt-syntax", required_argument, 0, 's'},
+                                         {0, 0, 0, 0}};
     const char *dir = NULL, *model = NULL;
     int json = 0, a1111 = 0, c;
     optind = 1;

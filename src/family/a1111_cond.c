@@ -15,8 +15,8 @@
 #include "nn/layers.h"
 
 a1111_opts a1111_opts_default(int clip_skip) {
-    return (a1111_opts){.clip_skip = clip_skip, .emphasis = A1111_EMPHASIS_ORIGINAL,
-                        .comma_backtrack = A1111_COMMA_BACKTRACK};
+    return (a1111_opts){
+        .clip_skip = clip_skip, .emphasis = A1111_EMPHASIS_ORIGINAL, .comma_backtrack = A1111_COMMA_BACKTRACK};
 }
 
 /* sd_emphasis.py on one chunk of one encoder: z [77, D] at row stride
@@ -42,7 +42,7 @@ static sdc_status emphasis(float *z, int stride, int D, const float *mult, a1111
     float mean0 = (float)(s0 / N), mean1 = (float)(s1 / N), ratio = mean0 / mean1;
     if (!isfinite(ratio))
         return sdc_fail(SDC_ERR_ARG, "its weights bring a chunk's mean to zero, which the emphasis divides by "
-                        "(A1111 fails on it too)");
+                                     "(A1111 fails on it too)");
     for (int t = 0; t < A1111_CHUNK_IDS; t++) {
         float *r = z + (int64_t)t * stride;
         for (int j = 0; j < D; j++) r[j] *= ratio;
@@ -74,15 +74,16 @@ static sdc_status make_chunks(sdc_model *m, const char *const *prompts, int B, c
         sdc_status st = o->emphasis == A1111_EMPHASIS_NONE ? a1111_parse_literal(prompts[b], len, &p)
                                                            : a1111_parse_prompt(prompts[b], len, &p);
         for (int e = 0; e < nenc && !st; e++)
-            st = a1111_chunk(m->tok[enc[e].which], &p, o->comma_backtrack, SDC_MAX_PROMPT_CHUNKS,
-                             &s->ch[b * nenc + e]);
+            st = a1111_chunk(m->tok[enc[e].which], &p, o->comma_backtrack, SDC_MAX_PROMPT_CHUNKS, &s->ch[b * nenc + e]);
         a1111_parse_free(&p); /* zeroed when the parse failed */
         if (st) return sdc_wrap(st, "prompt \"%.40s%s\": ", prompts[b], len > 40 ? "..." : "");
         int k = s->ch[b * nenc].n;
         for (int e = 1; e < nenc; e++)
             if (s->ch[b * nenc + e].n != k)
-                return sdc_fail(SDC_ERR_UNSUPPORTED, "prompt %d: the text encoders' tokenizers cut it into %d and %d "
-                                "chunks; A1111 cannot put them side by side either", b, k, s->ch[b * nenc + e].n);
+                return sdc_fail(SDC_ERR_UNSUPPORTED,
+                                "prompt %d: the text encoders' tokenizers cut it into %d and %d "
+                                "chunks; A1111 cannot put them side by side either",
+                                b, k, s->ch[b * nenc + e].n);
         s->row0[b] = s->rows;
         s->rows += k;
         if (k > s->kmax) s->kmax = k;

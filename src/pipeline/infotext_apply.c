@@ -108,10 +108,26 @@ static void take_int(const sdc_infotext *p, const char *key, long long lo, long 
 
 /* settings that change the image which sdc does not replay */
 static const char *const k_unreplayed[] = {
-    "Hires upscale", "Hires steps", "Hires upscaler", "Hires resize-1", "Denoising strength", "Variation seed",
-    "Variation seed strength", "Seed resize from-1", "Face restoration", "Tiling", "ENSD", "Eta noise seed delta",
-    "Noise multiplier", "SGM noise multiplier", "Refiner", "Skip early CFG", "NGMS", "Pad conds v0",
-    "CFG Rescale phi", NULL,
+    "Hires upscale",
+    "Hires steps",
+    "Hires upscaler",
+    "Hires resize-1",
+    "Denoising strength",
+    "Variation seed",
+    "Variation seed strength",
+    "Seed resize from-1",
+    "Face restoration",
+    "Tiling",
+    "ENSD",
+    "Eta noise seed delta",
+    "Noise multiplier",
+    "SGM noise multiplier",
+    "Refiner",
+    "Skip early CFG",
+    "NGMS",
+    "Pad conds v0",
+    "CFG Rescale phi",
+    NULL,
 };
 
 static void apply_sampler(const sdc_infotext *p, sdc_request *r, notes *nb) {

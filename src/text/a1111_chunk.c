@@ -29,8 +29,8 @@ typedef struct {
 static sdc_status close_chunk(chunker *C, int is_last) {
     a1111_chunks *o = C->out;
     if (o->n == C->max_chunks)
-        return sdc_fail(SDC_ERR_ARG, "more than %d chunks of %d tokens (%d tokens), sdc's limit",
-                        C->max_chunks, A1111_CHUNK_TOKENS, C->max_chunks * A1111_CHUNK_TOKENS);
+        return sdc_fail(SDC_ERR_ARG, "more than %d chunks of %d tokens (%d tokens), sdc's limit", C->max_chunks,
+                        A1111_CHUNK_TOKENS, C->max_chunks * A1111_CHUNK_TOKENS);
     if (o->n == C->cap) {
         int cap = C->cap ? 2 * C->cap : 4;
         int64_t *ids = realloc(o->ids, (size_t)cap * A1111_CHUNK_IDS * sizeof *ids);
@@ -47,8 +47,7 @@ static sdc_status close_chunk(chunker *C, int is_last) {
         int real = i < C->len;
         ids[1 + i] = real ? C->tok[i] : eos;
         m[1 + i] = real ? (float)C->w[i] : 1.0f; /* torch.asarray of the Python floats: float32 */
-        if (!isfinite(m[1 + i]))
-            return sdc_fail(SDC_ERR_ARG, "weight %g does not fit a float32 multiplier", C->w[i]);
+        if (!isfinite(m[1 + i])) return sdc_fail(SDC_ERR_ARG, "weight %g does not fit a float32 multiplier", C->w[i]);
     }
     ids[A1111_CHUNK_IDS - 1] = eos, m[A1111_CHUNK_IDS - 1] = 1.0f;
     o->token_count += is_last ? C->len : A1111_CHUNK_TOKENS;

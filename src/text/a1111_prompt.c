@@ -114,8 +114,10 @@ static sdc_status push_index(int **st, int *n, int *cap, int v) {
 static sdc_status multiply(parser *P, int start, double m) {
     P->work += P->nf - start;
     if (P->work > MAX_WORK)
-        return sdc_fail(SDC_ERR_ARG, "brackets nested too deeply around too much text (more than %lld weight "
-                        "multiplications); A1111 would take minutes on it", (long long)MAX_WORK);
+        return sdc_fail(SDC_ERR_ARG,
+                        "brackets nested too deeply around too much text (more than %lld weight "
+                        "multiplications); A1111 would take minutes on it",
+                        (long long)MAX_WORK);
     for (int i = start; i < P->nf; i++) P->f[i].w *= m;
     return SDC_OK;
 }
@@ -180,10 +182,11 @@ static sdc_status to_float(const char *s, size_t a, size_t b, double *out) {
     buf[o] = 0;
     sdc_status st = SDC_OK;
     if (dots > 1 || !digits)
-        st = sdc_fail(SDC_ERR_ARG, "weight '%.*s' of (text:weight) is not a number (A1111 fails on it too: float() "
-                      "refuses it)", (int)(b - a > 40 ? 40 : b - a), s + a);
-    else
-        *out = strtod(buf, NULL);
+        st = sdc_fail(SDC_ERR_ARG,
+                      "weight '%.*s' of (text:weight) is not a number (A1111 fails on it too: float() "
+                      "refuses it)",
+                      (int)(b - a > 40 ? 40 : b - a), s + a);
+    else *out = strtod(buf, NULL);
     free(buf);
     return st;
 }
@@ -247,8 +250,7 @@ static sdc_status merge(const parser *P, a1111_parse *out) {
     for (int i = 0; i < P->nf; i++) {
         if (!isfinite(P->f[i].w)) {
             free(need);
-            return sdc_fail(SDC_ERR_ARG, "a weight overflows (brackets and (text:weight) multiply to %g)",
-                            P->f[i].w);
+            return sdc_fail(SDC_ERR_ARG, "a weight overflows (brackets and (text:weight) multiply to %g)", P->f[i].w);
         }
         if (n < 0 || P->f[i].w != out->f[n].weight) out->f[++n].weight = P->f[i].w;
         need[n] += P->f[i].marker ? 5 : P->f[i].len;

@@ -26,7 +26,7 @@
 #define A1111_COMMA_BACKTRACK 20 /* A1111's comma_padding_backtrack default */
 
 typedef struct {
-    char *text;    /* the fragment's bytes, NUL-terminated (len excludes it) */
+    char *text; /* the fragment's bytes, NUL-terminated (len excludes it) */
     size_t len;
     double weight; /* products of 1.1, 1/1.1 and (x:w) weights, in A1111's order */
 } a1111_fragment;
@@ -62,8 +62,7 @@ typedef struct {
 /* The chunks of a parsed prompt for tokenizer t; backtrack: the comma
  * back-track (A1111_COMMA_BACKTRACK; 0 turns it off). More than max_chunks
  * chunks is SDC_ERR_ARG. */
-sdc_status a1111_chunk(const clip_tokenizer *t, const a1111_parse *p, int backtrack, int max_chunks,
-                       a1111_chunks *out);
+sdc_status a1111_chunk(const clip_tokenizer *t, const a1111_parse *p, int backtrack, int max_chunks, a1111_chunks *out);
 void a1111_chunks_free(a1111_chunks *c);
 
 /* What an encoder whose padding token is not its eos (OpenCLIP: SD 2.x,
