@@ -651,10 +651,12 @@ TEST(server_a1111_prompts_and_pad_cond_uncond) {
         cJSON *j = json_of(&r);
         const cJSON *img = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "images"), 0);
         char *info = NULL;
-        int worst = r.status == 200 && cJSON_IsString(img) ? golden_diff(img->valuestring, fixture_path(steps[k].golden), &info)
-                                                            : 999;
-        if (worst > 2) snprintf(fail, sizeof fail, "step %zu: %d, max pixel difference %d/255 %.200s", k, r.status,
-                                worst, r.status == 200 ? "" : r.body);
+        int worst = r.status == 200 && cJSON_IsString(img)
+                        ? golden_diff(img->valuestring, fixture_path(steps[k].golden), &info)
+                        : 999;
+        if (worst > 2)
+            snprintf(fail, sizeof fail, "step %zu: %d, max pixel difference %d/255 %.200s", k, r.status, worst,
+                     r.status == 200 ? "" : r.body);
         else if (!info || !strstr(info, "Pad conds: True") != !steps[k].padded)
             snprintf(fail, sizeof fail, "step %zu: infotext '%s'", k, info ? info : "-");
         free(info), cJSON_Delete(j), resp_free(&r);
