@@ -163,7 +163,7 @@ typedef struct {
                                   and SDXL ignore it as A1111 does); an SDXL negative prompt "" is zeros */
     int pad_cond_uncond;     /* "a1111", prompt and negative of different chunk counts: 0 (A1111's default)
                                 runs the UNet on each half at its own length; 1 appends the empty prompt's
-                                conditioning to the shorter (A1111's pad_cond_uncond), one batch */
+                                conditioning to the shorter (A1111's pad_cond_uncond), one batch; plain: 0 */
     int vae_tiling;          /* 0 off (default), 1 on: decode in overlapping, blended tiles as diffusers'
                                 vae.enable_tiling() does (only when the latent exceeds one tile) */
     int vae_tile_size;       /* with vae_tiling: tile side in pixels, a multiple of 4 x the VAE's

@@ -289,6 +289,9 @@ TEST(a1111_request_refuses_bad_weight) {
     r.prompt_syntax = "plain";
     r.prompts = bad;
     CHECK_OK(sdc_request_check(NULL, &r)); /* plain: just text */
+    r.pad_cond_uncond = 1; /* plain prompts have one length: nothing to pad */
+    CHECK(sdc_request_check(NULL, &r) == SDC_ERR_ARG, "pad_cond_uncond with plain prompts was accepted");
+    r.pad_cond_uncond = 0;
     r.prompt_syntax = "webui";
     CHECK(sdc_request_check(NULL, &r) == SDC_ERR_ARG, "an unknown prompt syntax was accepted");
 }

@@ -39,7 +39,8 @@ static sdc_status check_guidance(float g) {
 static sdc_status check_syntax(const sdc_request *r) {
     if (r->pad_cond_uncond < 0 || r->pad_cond_uncond > 1)
         return sdc_fail(SDC_ERR_ARG, "pad_cond_uncond %d (0 or 1)", r->pad_cond_uncond);
-    if (!r->prompt_syntax || !strcmp(r->prompt_syntax, "plain")) return SDC_OK;
+    if (!r->prompt_syntax || !strcmp(r->prompt_syntax, "plain")) /* one length, 77 tokens: nothing to pad */
+        return r->pad_cond_uncond ? sdc_fail(SDC_ERR_ARG, "pad_cond_uncond needs prompt syntax a1111") : SDC_OK;
     if (strcmp(r->prompt_syntax, "a1111"))
         return sdc_fail(SDC_ERR_ARG, "unknown prompt syntax '%s' (plain or a1111)", r->prompt_syntax);
     for (int i = 0; i < r->nprompts + (r->negative_prompts ? r->nnegative : 0); i++) {
