@@ -1,7 +1,9 @@
 /* bench_pipeline.c - the stages of text-to-image on a model folder (a real
  * one, or a full-size random one from make_random_model): text encoders
  * (one prompt), one UNet forward without CFG (batch 1) and with CFG (batch
- * 2), VAE decode, a whole image through sdc_generate, and with --batch N a
+ * 2), VAE decode, TAESD decode (--taesd DIR: the image stage then decodes
+ * with it too, as sdc generate --taesd does), a whole image through
+ * sdc_generate, and with --batch N a
  * UNet step of N images and N whole images (throughput, images/s). Per
  * stage: best wall seconds of --reps, GFLOP (GEMM-backed ops as counted by
  * op_flops, the same on every device), GFLOP/s, share of the GEMM ceiling
@@ -32,7 +34,8 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_pipeline -m MODEL_DIR [-W W] [-H H] [--reps 2] [--threads N] [--profile 1]\n"
-                    "         [--stages text,unet,cfg,vae,image,batch,images] [--steps N] [--guidance G]\n"
+                    "         [--stages text,unet,cfg,vae,taesd,image,batch,images] [--steps N] [--guidance G]\n"
+                    "         [--taesd DIR] [--random-weights 1]\n"
                     "         [--scheduler NAME] [--timestep-spacing S] [--prompt TEXT] [--device cpu|cuda]\n"
                     "         [--dtype f32|bf16|f16] [--batch N] [--malloc tuned|default] [--graphs 1|0]\n"
                     "  --device cuda runs on the first NVIDIA GPU (UNet and text encoders in --dtype, default f16)\n"
@@ -41,7 +44,11 @@ static void usage(void) {
                     "    guidance is > 1) and images (N images through sdc_generate), reported in images/s\n"
                     "  --malloc tuned (the default) calls op_tune_allocator() first\n"
                     "  --graphs 0 runs UNet steps op by op; 1 (the default) replays a step graph where the device\n"
-                    "    has them (cuda), as sdc generate does (SDC_STEP_GRAPHS=0 turns them off there)\n");
+                    "    has them (cuda), as sdc generate does (SDC_STEP_GRAPHS=0 turns them off there)\n"
+                    "  --taesd DIR loads a TAESD (folder or .safetensors) and adds the stage taesd (its decode of\n"
+                    "    one image); the image stages then decode with it\n"
+                    "  --random-weights 1: MODEL_DIR is a diffusers folder of configs (e.g. ../shared/configs/sd15)\n"
+                    "    and the weights are made up (sdc_load_options.random_weights)\n");
 }
 
 static double g_peak;      /* GFLOP/s of the ceiling */
@@ -268,6 +275,16 @@ static sdc_status st_vae(void *p) {
     return st;
 }
 
+static sdc_status st_taesd(void *p) {
+    bench_ctx *b = p;
+    float *img = malloc((size_t)3 * b->W * b->H * sizeof(float));
+    if (!img) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    op_set_precision(b->m->cx, b->m->taesd_dt);
+    sdc_status st = taesd_decode(b->m->taesd, b->x, 1, b->h, b->w, img);
+    free(img);
+    return st;
+}
+
 static sdc_status generate(sdc_model *m, const sdc_request *r) {
     sdc_image *imgs;
     int n;
@@ -319,7 +336,8 @@ static double device_ceiling(op_dtype dt) {
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *stages = "text,unet,cfg,vae,image";
+    const char *model = NULL, *stages = NULL, *taesd = NULL;
+    int random_weights = 0;
     bench_ctx b = {.prompt = "a cinematic shot of a kitten wearing an intricate italian knight's armor"};
     int reps = 2, threads = 0, bf16 = 0, tune_malloc = 1;
     const char *device = "cpu", *dtype = NULL;
@@ -335,6 +353,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--profile")) g_profile = atoi(v);
         else if (!strcmp(a, "--stages")) stages = v;
+        else if (!strcmp(a, "--taesd")) taesd = v;
+        else if (!strcmp(a, "--random-weights")) random_weights = atoi(v);
         else if (!strcmp(a, "--steps")) b.req.steps = atoi(v);
         else if (!strcmp(a, "--guidance")) b.req.guidance = (float)atof(v);
         else if (!strcmp(a, "--scheduler")) b.req.scheduler = v;
@@ -349,6 +369,7 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!model || reps < 1 || b.nbatch < 0 || 2 * b.nbatch > MAX_ROWS) return usage(), 2;
+    if (!stages) stages = taesd ? "text,unet,cfg,vae,taesd,image" : "text,unet,cfg,vae,image";
     g_device = !strcmp(device, "cuda") ? OP_DEV_CUDA : OP_DEV_CPU;
     if (g_device == OP_DEV_CPU && dtype && !strcmp(dtype, "f16")) {
         fprintf(stderr, "bench_pipeline: --dtype f16 needs --device cuda; the CPU computes in f32 or bf16\n");
@@ -358,7 +379,8 @@ int main(int argc, char **argv) {
     if (tune_malloc) op_tune_allocator();
     /* the CPU's bf16 is switched on below as before (a warning, not a failed load, without AVX512_BF16) */
     sdc_load_options lo = {.threads = threads, .device = device,
-                           .dtype = g_device == OP_DEV_CPU ? NULL : dtype ? dtype : "f16"};
+                           .dtype = g_device == OP_DEV_CPU ? NULL : dtype ? dtype : "f16", .taesd = taesd,
+                           .random_weights = random_weights};
     double t0 = bench_now();
     if (sdc_model_load(&b.m, model, &lo)) {
         fprintf(stderr, "bench_pipeline: %s\n", sdc_last_error());
@@ -445,6 +467,8 @@ int main(int argc, char **argv) {
     if (ok && has_stage(stages, "cfg") && (ok = prepare_unet(&b, 2)))
         ok = run_stage("UNet step with CFG (B=2)", st_cfg, &b, reps);
     if (ok && has_stage(stages, "vae")) ok = run_stage("VAE decode", st_vae, &b, reps);
+    if (ok && has_stage(stages, "taesd") && !b.m->taesd) fprintf(stderr, "bench_pipeline: stage taesd needs --taesd DIR; skipped\n");
+    else if (ok && has_stage(stages, "taesd")) ok = run_stage("TAESD decode", st_taesd, &b, reps);
     snprintf(what, sizeof what, "image, %d step%s", b.req.steps, b.req.steps == 1 ? "" : "s");
     if (ok && has_stage(stages, "image")) ok = run_stage(what, st_image, &b, reps);
     int batch_stages = b.nbatch > 0 && (has_stage(stages, "batch") || has_stage(stages, "images"));

@@ -92,6 +92,16 @@ typedef struct {
     /* Benchmarks: a diffusers folder's configs with made-up weights (fixed
      * seed); no weight file is read, the images are noise. */
     int random_weights;
+    /* TAESD (diffusers' AutoencoderTiny, madebyollin/taesd; taesdxl for
+     * SDXL), loaded beside the KL VAE: a diffusers folder (config.json +
+     * diffusion_pytorch_model.safetensors) or one .safetensors file
+     * (diffusers' keys, or madebyollin's taesd_decoder.safetensors, whose
+     * taesd_encoder.safetensors is loaded too when it lies beside it).
+     * Images then decode with it instead of the KL VAE (sdc_request.vae_decode
+     * chooses per request), about 18x less arithmetic, pixels a little
+     * softer; it also draws sdc_request.preview's images. Its latent
+     * channels and upscale must be the model's. NULL: none. */
+    const char *taesd;
 } sdc_load_options;
 
 /* For programs (not libraries) that run models: make the C allocator keep
@@ -120,14 +130,29 @@ typedef struct {
     int64_t params_unet, params_text, params_vae;
     const char *device;         /* "cpu", "cuda", "emulated device" */
     int threads;                /* CPU threads of its ops */
+    int has_taesd;              /* loaded with sdc_load_options.taesd */
+    int64_t params_taesd;
 } sdc_model_info;
 void sdc_model_get_info(const sdc_model *m, sdc_model_info *info);
 
 /* ---- generation ---- */
 
+typedef struct {
+    int width, height;
+    uint8_t *rgb;      /* height * width * 3 */
+    uint64_t seed;
+    char *infotext;    /* A1111 "parameters" text */
+} sdc_image;
+
 /* Called after every denoising step; return non-zero to stop (the call
  * then fails with SDC_ERR_INTERRUPTED). */
 typedef int (*sdc_progress_fn)(void *ctx, int step, int total);
+/* Live previews: images[n] (RGB8, no infotext, valid during the call only)
+ * are the current denoised estimate of each image of the UNet batch (the
+ * scheduler's pred_original_sample, or x0 from the noise prediction where
+ * it has none), decoded by TAESD, after denoising step `step` of `total`
+ * (steps counted as for sdc_progress_fn). */
+typedef void (*sdc_preview_fn)(void *ctx, int step, int total, const sdc_image *images, int n);
 /* Called with intermediate tensors under the fixture names (input_ids,
  * prompt_embeds, noise, latents_K, decoded, image ...). is_int: int64 data. */
 typedef void (*sdc_tensor_fn)(void *ctx, const char *name, int is_int, int ndim, const int64_t *shape,
@@ -151,9 +176,12 @@ typedef struct {
     int width, height;       /* 0: model default; multiples of 8 */
     const char *scheduler;   /* NULL: the model's own; else any name sdc_sampler_find knows (sdc name,
                                 diffusers class, A1111 name); an A1111 name with " Karras" appended
-                                also turns Karras sigmas on unless karras is 0 */
+                                also turns Karras sigmas on unless karras is 0 or schedule says otherwise */
     const char *timestep_spacing; /* NULL: from the scheduler config */
-    int karras;              /* -1: config, 0/1: use_karras_sigmas */
+    int karras;              /* -1: config, 1: the Karras schedule (= schedule "karras"), 0: its uniform
+                                schedule (= schedule "uniform"); kept for callers older than schedule */
+    const char *schedule;    /* NULL: as karras says (else automatic); any name sdc_schedule_find knows
+                                ("karras", "Exponential", "normal" ...); the sampler must take it */
     float eta;               /* DDIM eta / TCD gamma (default 0) */
     int clip_skip;           /* 0/1: last layer; k: k-th layer from the end */
     const char *prompt_syntax; /* NULL or "plain": the prompts go to the text encoders as written, cut at 77
@@ -172,6 +200,18 @@ typedef struct {
     void *progress_ctx;
     sdc_tensor_fn dump;
     void *dump_ctx;
+    /* Which decoder makes the pixels (A1111's sd_vae_decode_method): NULL:
+     * TAESD when the model was loaded with one, else the KL VAE; "full": the
+     * KL VAE; "taesd": TAESD (the model must have one). */
+    const char *vae_decode;
+    /* Live previews: preview is called after every preview_every-th step
+     * (and not after the last: that is the image itself) when the model has
+     * a TAESD; without one, or with preview_every 0, it never is. Each call
+     * decodes the batch with TAESD (at 512x512 on a CPU about an eighth of
+     * an SD 1.5 step with CFG). */
+    sdc_preview_fn preview;
+    void *preview_ctx;
+    int preview_every; /* 0..SDC_MAX_STEPS */
 } sdc_request;
 
 void sdc_request_init(sdc_request *r);
@@ -183,6 +223,7 @@ void sdc_request_init(sdc_request *r);
 #define SDC_MAX_IMAGES 4096     /* images of one request split into batch_size chunks */
 #define SDC_MAX_CLIP_SKIP 12
 #define SDC_MAX_PROMPT_CHUNKS 32 /* prompt_syntax "a1111": chunks of 75 tokens per prompt (2400 tokens) */
+#define SDC_MAX_PROMPT_BYTES (1 << 20) /* a prompt or negative prompt (the tokenizer refuses longer text) */
 
 /* Every field of r checked, the one place requests are validated (sdc_generate
  * calls it first; front ends call it to refuse a request before queueing
@@ -191,13 +232,6 @@ void sdc_request_init(sdc_request *r);
  * default size and steps, the size multiple, the scheduler its config makes
  * with these settings). SDC_ERR_ARG or SDC_ERR_UNSUPPORTED naming the field. */
 sdc_status sdc_request_check(const sdc_model *m, const sdc_request *r);
-
-typedef struct {
-    int width, height;
-    uint8_t *rgb;      /* height * width * 3 */
-    uint64_t seed;
-    char *infotext;    /* A1111 "parameters" text */
-} sdc_image;
 
 /* One request at a time per model (the server queues them): on a GPU the
  * model keeps the last request's step graphs and buffers for the next. */
@@ -208,8 +242,14 @@ void sdc_images_free(sdc_image *images, int n);
 sdc_status sdc_image_save_png(const sdc_image *img, const char *path);
 /* The same PNG in memory (malloc'd; the caller frees *png). */
 sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len);
+/* The most bytes a PNG text chunk may inflate to when it is read (256 KiB;
+ * A1111 infotexts are a few KB): more is an error, not a decompression bomb. */
+#define SDC_PNG_TEXT_MAX (256 * 1024)
 /* A PNG file image in memory: its pixels as 8-bit RGB (rgb NULL: not
- * decoded) and the "parameters" text (tEXt/iTXt; *params NULL when absent;
+ * decoded, only the chunks are walked: no pixel memory, whatever the image
+ * size) and the "parameters" text (tEXt/zTXt/iTXt, as UTF-8: tEXt/zTXt are
+ * Latin-1 by the PNG spec and converted, invalid UTF-8 in an iTXt becomes
+ * U+FFFD; at most SDC_PNG_TEXT_MAX bytes inflated; *params NULL when absent;
  * params NULL: not read). The caller frees *rgb and *params. */
 sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params);
 
@@ -469,8 +509,9 @@ typedef struct {
     const char *a1111_option_value;
     int a1111_default;                /* the sampler A1111's API runs when a request names none */
     int ui_default;                   /* the sampler a front end offers first (sdc serve's web page) */
-    int karras_ok;                    /* takes Karras sigmas (sdc_request.karras) */
+    int karras_ok;                    /* takes the Karras schedule (sdc_request.karras) */
     int takes_eta;                    /* its step uses sdc_request.eta */
+    unsigned schedules;               /* bit i: takes schedule type sdc_schedule_at(i) */
 } sdc_sampler_info;
 
 int sdc_sampler_count(void);
@@ -484,6 +525,29 @@ const sdc_sampler_info *sdc_sampler_find(const char *name);
  * "_ka" appended, find samplers that take Karras sigmas and set *karras to 1
  * (else 0; karras may be NULL). NULL when unknown. */
 const sdc_sampler_info *sdc_sampler_find_a1111(const char *name, int *karras);
+
+/* ---- schedule types ----
+ * How a sampler spaces its noise levels: A1111's "Schedule type" (its API's
+ * "scheduler" field, /sdapi/v1/schedulers, the infotext). Samplers that step
+ * over sigmas take them all; DDIM, PNDM, LCM and TCD only automatic and
+ * uniform (sdc_sampler_info.schedules). The table is the library's
+ * (src/sched/schedules.c), in A1111's order. */
+
+typedef struct {
+    const char *name;            /* A1111's name: "sgm_uniform" */
+    const char *label;           /* A1111's label, the infotext's "Schedule type": "SGM Uniform" */
+    const char *const *aliases;  /* other names it is found by (NULL-ended, may be NULL) */
+    double default_rho;          /* A1111's default_rho (-1: none) */
+    int need_inner_model;        /* A1111's flag: the formula reads the model's training sigmas */
+    const char *summary;         /* what it means in sdc, one line (help texts) */
+} sdc_schedule_info;
+
+int sdc_schedule_count(void);
+const sdc_schedule_info *sdc_schedule_at(int i); /* 0 <= i < sdc_schedule_count(), else NULL */
+/* By name, label or alias, case-insensitive; NULL when unknown. */
+const sdc_schedule_info *sdc_schedule_find(const char *name);
+/* Whether sampler s takes schedule type k. */
+int sdc_sampler_takes_schedule(const sdc_sampler_info *s, const sdc_schedule_info *k);
 
 /* ---- presets ----
  * The settings of fast recipes (the model cards' own diffusers calls),

@@ -537,18 +537,23 @@ static void dev_elementwise(void) {
         cu_dtype dt = DTS[di];
         double tol = tol_for(dt, 2e-6);
         float x[N], y[N], ref[N], got[N];
-        for (int a = 0; a < 3; a++) {
+        static const char *const act_names[] = {"silu", "gelu", "quick_gelu", "relu", "tanh_clamp"};
+        for (int a = 0; a < 5; a++) {
             fill(x, N, 60 + a, -6, 6);
             void *d = up(x, N, dt);
             memcpy(ref, x, sizeof x);
-            sdc_status st = !d ? SDC_ERR_NOMEM : a == 0 ? cu_silu(d, dt, N) : a == 1 ? cu_gelu(d, dt, N) : cu_quick_gelu(d, dt, N);
+            sdc_status st = !d ? SDC_ERR_NOMEM : a == 0 ? cu_silu(d, dt, N) : a == 1 ? cu_gelu(d, dt, N)
+                                               : a == 2 ? cu_quick_gelu(d, dt, N) : a == 3 ? cu_relu(d, dt, N)
+                                                        : cu_tanh_clamp(d, 3.0f, dt, N);
             if (a == 0) op_silu(test_cx(), ref, N);
             else if (a == 1) op_gelu(test_cx(), ref, N);
-            else op_quick_gelu(test_cx(), ref, N);
+            else if (a == 2) op_quick_gelu(test_cx(), ref, N);
+            else if (a == 3) op_relu(test_cx(), ref, N);
+            else op_tanh_clamp(test_cx(), ref, 3.0f, N);
             if (!st) st = down(got, d, N, dt);
             CHECK(st == SDC_OK, "activation %d: %s", a, sdc_last_error());
             double e = scaled_err(got, ref, N);
-            REPORT(a == 0 ? "silu" : a == 1 ? "gelu" : "quick_gelu", dt, e, tol);
+            REPORT(act_names[a], dt, e, tol);
             CHECK(e < tol, "activation %d %s: err %.3g", a, cu_dtype_name(dt), e);
         }
         /* GEGLU over rows of 2 x 37 */

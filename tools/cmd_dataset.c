@@ -45,7 +45,8 @@ static void help(void) {
         "      --shards N            number of slices when JOB_COMPLETION_INDEX gives the index\n"
         "  -n, --negative-prompt T   negative prompt of lines without their own\n"
         "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
-        "      --karras  --eta E  --clip-skip K   as in sdc generate (a JSONL line's values win)\n"
+        "      --karras  --schedule NAME  --eta E  --clip-skip K\n"
+        "                            as in sdc generate (a JSONL line's values win)\n"
         "      --prompt-syntax plain|a1111  --pad-cond-uncond   as in sdc generate: plain (default)\n"
         "                            or AUTOMATIC1111's prompt syntax; part of the identity\n"
         "      --rng cpu|cuda        the generator the seeds seed, as in sdc generate: cpu (default) =\n"
@@ -59,6 +60,8 @@ static void help(void) {
         "      --lora PATH[:SCALE]   fuse a LoRA into the weights, as in sdc generate (SCALE default\n"
         "                            1.0); repeatable, applied in order. Each one's file name, scale\n"
         "                            and content digest are part of the identity\n"
+        "      --taesd PATH          decode with TAESD instead of the KL VAE, as in sdc generate; its\n"
+        "                            name and content digest are part of the identity\n"
         "      --preset NAME         settings of a fast recipe, as in sdc generate (%s);\n"
         "                            explicit flags still win, a JSONL line's values win over both\n"
         "      --threads N           CPU threads (default: all cores)\n"
@@ -122,9 +125,10 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
     if (g_kill_n && nth == g_kill_n && !strcmp(point, g_kill_point)) raise(SIGKILL);
 }
 
+enum { O_SCHEDULE = 700 }; /* --schedule NAME */
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
        O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET,
-       O_PROMPT_SYNTAX, O_PAD_COND };
+       O_TAESD, O_PROMPT_SYNTAX, O_PAD_COND };
 
 /* the options a preset sets share their codes with every command (presets.h) */
 enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
@@ -150,8 +154,10 @@ int cmd_dataset(int argc, char **argv) {
         {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
         {"width", required_argument, 0, 'W'},          {"height", required_argument, 0, 'H'},
         {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
+        {"schedule", required_argument, 0, O_SCHEDULE},
         {"eta", required_argument, 0, O_ETA},          {"clip-skip", required_argument, 0, O_CLIPSKIP},
         {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
+        {"taesd", required_argument, 0, O_TAESD},
         {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
         {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
         {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
@@ -200,6 +206,7 @@ int cmd_dataset(int argc, char **argv) {
         case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &o.req.height)) return EXIT_USAGE; break;
         case O_SPACING: o.req.timestep_spacing = optarg; break;
         case O_KARRAS: o.req.karras = 1; break;
+        case O_SCHEDULE: o.req.schedule = optarg; break;
         case O_ETA: if (!cli_float("--eta", optarg, 0, 1e9, &o.req.eta)) return EXIT_USAGE; break;
         case O_CLIPSKIP:
             if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &o.req.clip_skip)) return EXIT_USAGE;
@@ -211,6 +218,7 @@ int cmd_dataset(int argc, char **argv) {
             break;
         case O_PAD_COND: o.req.pad_cond_uncond = 1; break;
         case O_VARIANT: o.load.variant = optarg; break;
+        case O_TAESD: o.load.taesd = optarg; break;
         case O_CONFIG: o.load.config_dir = optarg; break;
         case O_TOKENIZER: o.load.tokenizer_dir = optarg; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &o.load.threads)) return EXIT_USAGE; break;

@@ -66,6 +66,8 @@ struct op_backend {
     void (*silu)(op_ctx *cx, float *x, int64_t n);
     void (*gelu)(op_ctx *cx, float *x, int64_t n);
     void (*quick_gelu)(op_ctx *cx, float *x, int64_t n);
+    void (*relu)(op_ctx *cx, float *x, int64_t n);
+    void (*tanh_clamp)(op_ctx *cx, float *x, float m, int64_t n);
     void (*geglu)(op_ctx *cx, const float *x, float *y, int64_t rows, int D);
     void (*add)(op_ctx *cx, float *y, const float *x, int64_t n);
     void (*scale)(op_ctx *cx, float *y, float s, int64_t n);

@@ -302,6 +302,10 @@ void op_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, fl
 void op_silu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->silu(cx, x, n)); }
 void op_gelu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->gelu(cx, x, n)); }
 void op_quick_gelu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->quick_gelu(cx, x, n)); }
+void op_relu(op_ctx *cx, float *x, int64_t n) { DISPATCH(PROF_ACTIVATION, 0, cx->be->relu(cx, x, n)); }
+void op_tanh_clamp(op_ctx *cx, float *x, float m, int64_t n) {
+    DISPATCH(PROF_ACTIVATION, 0, cx->be->tanh_clamp(cx, x, m, n));
+}
 void op_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) {
     DISPATCH(PROF_ACTIVATION, 0, cx->be->geglu(cx, x, y, rows, D));
 }

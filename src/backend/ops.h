@@ -100,6 +100,11 @@ void op_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, fl
 void op_silu(op_ctx *cx, float *x, int64_t n);
 void op_gelu(op_ctx *cx, float *x, int64_t n);       /* exact (erf) GELU */
 void op_quick_gelu(op_ctx *cx, float *x, int64_t n); /* x * sigmoid(1.702 x) */
+void op_relu(op_ctx *cx, float *x, int64_t n);       /* max(x, 0); NaN stays NaN, as torch's */
+/* x = tanh(x / m) * m, m > 0: the soft clamp to (-m, m) of TAESD's decoder
+ * (diffusers DecoderTiny: torch.tanh(x / 3) * 3), divided, not multiplied
+ * by 1/m, as the reference rounds it. */
+void op_tanh_clamp(op_ctx *cx, float *x, float m, int64_t n);
 /* GEGLU: x[rows, 2D] -> y[rows, D] = x[:, :D] * gelu(x[:, D:]) */
 void op_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D);
 

@@ -54,7 +54,7 @@ typedef struct {
     const sdc_dataset_options *o;
     prompt_list pl;
     plan p;
-    char model_name[256], scheduler[32];
+    char model_name[256], scheduler[32], taesd_name[256];
     ds_identity id;
     ds_lora *loras;  /* [o->load.nloras]: id.loras */
     jbuf lora_meta;  /* the LoRAs as the metadata lines list them */
@@ -113,6 +113,7 @@ static void meta_of(const run_state *S, int64_t j, image_meta *m) {
     m->device = S->id.device;
     m->dtype = S->id.dtype;
     m->loras = S->id.nloras ? S->lora_meta.p : NULL;
+    m->vae_decoder = S->id.taesd ? "TAESD" : NULL;
 }
 
 static sdc_status load_model(run_state *S) {
@@ -483,6 +484,11 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
         SDC_TRY(sched_canonical_name(def.scheduler, S->scheduler, sizeof S->scheduler));
         def.scheduler = S->scheduler;
     }
+    if (def.schedule) { /* one spelling: Karras and Uniform as "karras", the others by their table name */
+        int k = sched_schedule_find(def.schedule); /* known: check_options checked the request */
+        if (k == SCHED_SCHEDULE_KARRAS || k == SCHED_SCHEDULE_UNIFORM) def.karras = k == SCHED_SCHEDULE_KARRAS;
+        def.schedule = k <= SCHED_SCHEDULE_KARRAS ? NULL : sdc_schedule_at(k)->name;
+    }
     SDC_TRY(prompts_file_load(o->prompts, &S->pl));
     SDC_TRY(plan_build(&S->p, &S->pl, o->images_per_prompt, o->seed, &def, o->prompts));
     struct stat msb;
@@ -511,6 +517,7 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
     id->scheduler = def.scheduler;
     id->timestep_spacing = def.timestep_spacing;
     id->karras = def.karras;
+    id->schedule = def.schedule;
     id->eta = def.eta;
     id->clip_skip = def.clip_skip;
     int a1111 = def.prompt_syntax && !strcmp(def.prompt_syntax, "a1111"); /* pixels change: part of the identity */
@@ -521,6 +528,11 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
     id->batch_size = o->batch_size;
     set_compute_identity(id, o);
     SDC_TRY(set_lora_identity(S));
+    if (o->load.taesd) { /* it decodes every image: its name (no folder) and contents are part of the data set */
+        sdc_model_name_from_path(o->load.taesd, 0, S->taesd_name, sizeof S->taesd_name);
+        id->taesd = S->taesd_name;
+        SDC_TRY(taesd_fingerprint(o->load.taesd, o->load.variant, &id->taesd_fingerprint));
+    }
     /* a new folder needs the model for its config anyway: load it first, so a
      * model that cannot load (no CUDA, no AVX512_BF16 ...) leaves no folder behind */
     if (!dio_exists(S->dir)) SDC_TRY(load_model(S));

@@ -26,6 +26,11 @@ static void identity(jbuf *b, const ds_identity *id) {
         }
         jb_puts(b, "]");
     }
+    if (id->taesd) {
+        jb_puts(b, ",\n  \"taesd\": {\"name\": ");
+        jb_str(b, id->taesd);
+        jb_printf(b, ", \"fingerprint\": \"%016llx\"}", (unsigned long long)id->taesd_fingerprint);
+    }
     jb_puts(b, ",\n  \"format\": ");
     jb_str(b, id->format);
     jb_printf(b, ",\n  \"shard_size\": %d,\n  \"batch_size\": %d,\n", id->shard_size, id->batch_size);
@@ -54,6 +59,7 @@ static void identity(jbuf *b, const ds_identity *id) {
     jb_str(b, id->timestep_spacing);
     jb_puts(b, ",\n  \"karras\": ");
     jb_puts(b, id->karras < 0 ? "null" : id->karras ? "true" : "false");
+    if (id->schedule) jb_puts(b, ",\n  \"schedule\": "), jb_str(b, id->schedule);
     jb_puts(b, ",\n  \"eta\": ");
     jb_float(b, id->eta);
     jb_printf(b, ",\n  \"clip_skip\": %d,\n", id->clip_skip);
@@ -99,7 +105,7 @@ static int has_key(const char *text, const char *key) {
 /* keys written only with values other than their defaults */
 static int is_optional(const char *key) {
     return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "loras") ||
-           !strcmp(key, "prompt_syntax") || !strcmp(key, "pad_cond_uncond");
+           !strcmp(key, "taesd") || !strcmp(key, "prompt_syntax") || !strcmp(key, "pad_cond_uncond");
 }
 
 /* la (this run's line) differs from lb (the stored one) */

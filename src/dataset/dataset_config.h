@@ -3,7 +3,7 @@
  * line. A run whose arguments render different lines is refused, naming the
  * first key that differs, so two data sets are never mixed. The "resolved"
  * line records the model defaults the images used. Keys added after the
- * first release ("device", "dtype", "rng", "loras") appear only with values
+ * first release ("device", "dtype", "rng", "loras", "taesd") appear only with values
  * other than the defaults, so folders made before them still resume. */
 #ifndef SDC_DATASET_DATASET_CONFIG_H
 #define SDC_DATASET_DATASET_CONFIG_H
@@ -30,6 +30,8 @@ typedef struct {
     const char *device, *dtype;  /* NULL: cpu / the device's default precision (no line) */
     const ds_lora *loras;        /* [nloras] in the order fused; 0: none (no line) */
     int nloras;
+    const char *taesd;           /* the TAESD that decodes (file or folder name), NULL: the KL VAE (no line) */
+    uint64_t taesd_fingerprint;
     uint64_t prompts_digest;
     int nprompts;
     int64_t images;
@@ -42,6 +44,7 @@ typedef struct {
     int width, height;
     const char *scheduler, *timestep_spacing;
     int karras;                  /* -1: the scheduler config's */
+    const char *schedule;        /* a schedule type other than automatic/uniform/karras (NULL: no line) */
     float eta;
     int clip_skip;
     const char *prompt_syntax;   /* NULL: plain (no line); "a1111" */

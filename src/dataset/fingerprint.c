@@ -54,6 +54,18 @@ sdc_status file_fingerprint(const char *path, uint64_t *out) {
     return SDC_OK;
 }
 
+sdc_status taesd_fingerprint(const char *path, const char *variant, uint64_t *out) {
+    if (!dir_exists(path)) return file_fingerprint(path, out);
+    uint64_t h = HASH_INIT;
+    SDC_TRY(small_file(&h, path, "config.json"));
+    weights w;
+    SDC_TRY(weights_open_component(&w, path, "diffusion_pytorch_model", variant));
+    for (int f = 0; f < w.nfiles; f++) h = sample(h, (const unsigned char *)w.files[f].map, w.files[f].map_size);
+    weights_close(&w);
+    *out = h;
+    return SDC_OK;
+}
+
 sdc_status model_fingerprint(const char *model_dir, const char *variant, const char *config_dir,
                              const char *tokenizer_dir, uint64_t *out) {
     static const char *const comps[][2] = {{"text_encoder", "model"}, {"text_encoder_2", "model"},

@@ -18,5 +18,9 @@ sdc_status model_fingerprint(const char *model_dir, const char *variant, const c
 /* One .safetensors file (a LoRA), sampled the same way: size, header, and
  * blocks spread over the contents; its path is left out. */
 sdc_status file_fingerprint(const char *path, uint64_t *out);
+/* A TAESD as sdc_load_options.taesd takes it: a .safetensors file (the
+ * decoder; an encoder beside it does not change any image), or a diffusers
+ * folder's config.json and weight file(s). */
+sdc_status taesd_fingerprint(const char *path, const char *variant, uint64_t *out);
 
 #endif

@@ -35,6 +35,7 @@ void manifest_line(jbuf *b, const image_meta *m) {
     if (m->device) jb_puts(b, ", \"device\": "), jb_str(b, m->device);
     if (m->dtype) jb_puts(b, ", \"dtype\": "), jb_str(b, m->dtype);
     if (m->loras) jb_puts(b, ", \"loras\": "), jb_puts(b, m->loras);
+    if (m->vae_decoder) jb_puts(b, ", \"vae_decoder\": "), jb_str(b, m->vae_decoder);
     jb_puts(b, "}\n");
 }
 

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "family/family.h"
+#include "nn/taesd.h"
 #include "nn/unet.h"
 #include "nn/vae.h"
 #include "sdc.h"
@@ -25,13 +26,14 @@ struct sdc_model {
     clip_text_model *te[MODEL_MAX_TEXT];
     sdc_unet *unet;
     sdc_vae *vae;
+    sdc_taesd *taesd;         /* sdc_load_options.taesd, or NULL: decodes and draws previews */
     cJSON *sched_json;        /* scheduler_config.json as written */
     int force_zeros_for_empty_prompt;
     int vae_scale;            /* pixels per latent (8) */
     struct single_file_weights *sf; /* single-file checkpoints: what te/vae borrow (single_file.h) */
     /* activation precision of each component on a device backend (all
      * OP_F32 on the CPU, where op_compute() decides instead) */
-    op_dtype te_dt, unet_dt, vae_dt;
+    op_dtype te_dt, unet_dt, vae_dt, taesd_dt;
     /* the last request's UNet runner with its step graph, kept for the next
      * request of the same shapes when the graph's memory is small
      * (generate.c); requests on one model run one at a time */

@@ -40,12 +40,17 @@ sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const c
     return SDC_OK;
 }
 
-sdc_status conv2d_load(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, const char *name) {
+sdc_status conv2d_load_bias(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, int bias,
+                            const char *name) {
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     *c = (conv2d){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = pad};
     SDC_TRY(weights_get_t(w, &c->w, &c->wt, 4, ws, "%s.weight", name));
-    SDC_TRY(weights_get(w, &c->b, 1, bs, "%s.bias", name));
+    if (bias) SDC_TRY(weights_get(w, &c->b, 1, bs, "%s.bias", name));
     return SDC_OK;
+}
+
+sdc_status conv2d_load(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, const char *name) {
+    return conv2d_load_bias(w, c, cin, cout, k, stride, pad, 1, name);
 }
 
 sdc_status group_norm_load(weights *w, group_norm *n, int C, int groups, float eps, const char *name) {

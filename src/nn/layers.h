@@ -15,6 +15,9 @@ typedef struct { const float *g, *b; int D; float eps; } layer_norm;
 /* name is the module path, e.g. "down_blocks.0.resnets.1.conv1" */
 sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const char *name);
 sdc_status conv2d_load(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, const char *name);
+/* The same for a convolution that may have no bias (torch bias=False; b NULL). */
+sdc_status conv2d_load_bias(weights *w, conv2d *c, int cin, int cout, int k, int stride, int pad, int bias,
+                            const char *name);
 sdc_status group_norm_load(weights *w, group_norm *n, int C, int groups, float eps, const char *name);
 sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const char *name);
 

@@ -4,6 +4,7 @@
  *   per timestep: x = scale_model_input(latents); eps = unet([x, x], t, [neg, pos])
  *                 eps = eps_neg + g * (eps_pos - eps_neg); latents = step(eps, t, latents)
  *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1)
+ * (vae: the KL VAE, or TAESD with its scaling_factor 1.0: pipeline/pixels.c)
  * With A1111 prompts (prompt_syntax "a1111") neg and pos may differ in length
  * (77 x chunks): then, as A1111's CFGDenoiser, the UNet runs each half with
  * its own context (two runners), or pad_cond_uncond pads the shorter half
@@ -21,6 +22,8 @@
 #include "family/a1111_cond.h"
 #include "family/model.h"
 #include "pipeline/infotext.h"
+#include "pipeline/pixels.h"
+#include "pipeline/preview.h"
 #include "pipeline/request.h"
 #include "rng/noise_gen.h"
 #include "sched/scheduler.h"
@@ -45,6 +48,8 @@ void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
     info->params_unet = unet_num_params(m->unet);
     info->device = op_ctx_device_name(m->cx);
     info->threads = op_ctx_threads(m->cx);
+    info->has_taesd = m->taesd != NULL;
+    info->params_taesd = m->taesd ? taesd_num_params(m->taesd) : 0;
 }
 
 static void dump(const sdc_request *r, const char *name, int is_int, int ndim, const int64_t *shape, const void *d) {
@@ -72,6 +77,7 @@ typedef struct {
     int64_t per; /* floats per latent image */
     latent_format lf;
     int vae_tile; /* --vae-tiling: tile side in pixels; 0: decode untiled */
+    int taesd;    /* the final image decodes with TAESD */
     sdc_scheduler *s;
     const sched_config *sc; /* the request plan's */
     text_cond pos, neg;
@@ -83,6 +89,7 @@ typedef struct {
     noise_rng rng; /* which torch generator the seeds seed (r->rng) */
     noise_gen *gens;
     float *latents, *model_in, *unet_in, *unet_out, *noise_pred, *step_noise;
+    float *pred_x0, *x0; /* live previews: the scheduler's estimate, and what is decoded */
 } gen_state;
 
 static void state_free(gen_state *S) {
@@ -92,6 +99,7 @@ static void state_free(gen_state *S) {
     unet_extra_bufs_free(&S->extra);
     free(S->ctx), free(S->tcond), free(S->gens);
     free(S->latents), free(S->model_in), free(S->unet_in), free(S->unet_out), free(S->noise_pred), free(S->step_noise);
+    free(S->pred_x0), free(S->x0);
 }
 
 /* zero conditioning of cond's shape with T tokens (diffusers' force_zeros_for_empty_prompt) */
@@ -342,14 +350,24 @@ static sdc_status denoise_step(gen_state *S, unet_runner *const *run, int k) {
     }
     snprintf(name, sizeof name, "noise_pred_%d", k + 1);
     dump(r, name, 0, 4, lat_shape, S->noise_pred);
-    int drew = sched_draws_noise(S->s, k, r->eta);
-    SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
+    int drew = sched_draws_noise(S->s, k, r->eta), preview = preview_due(S->m, r, k, calls);
+    if (preview && !S->pred_x0 && (alloc_f32(&S->pred_x0, B * per) || alloc_f32(&S->x0, B * per)))
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory for previews");
+    if (preview) memset(S->pred_x0, 0, (size_t)(B * per) * sizeof(float));
+    SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, preview ? S->pred_x0 : NULL,
+                           S->step_noise));
     if (drew) {
         snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
         dump(r, name, 0, 4, lat_shape, S->step_noise);
     }
     snprintf(name, sizeof name, "latents_%d", k + 1);
     dump(r, name, 0, 4, lat_shape, S->latents);
+    if (preview) { /* TAESD decodes in the model's context: the UNet's precision is set back after it */
+        preview_x0(S->s, k, S->pred_x0, S->model_in, S->noise_pred, B * per, S->x0);
+        sdc_status st = preview_emit(S->m, r, S->x0, B, S->lf.channels, S->h, S->w, k + 1, calls);
+        op_set_precision(S->m->cx, S->m->unet_dt);
+        SDC_TRY(st);
+    }
     if (r->progress && r->progress(r->progress_ctx, k + 1, calls))
         return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
     return SDC_OK;
@@ -357,22 +375,14 @@ static sdc_status denoise_step(gen_state *S, unet_runner *const *run, int k) {
 
 static sdc_status decode(gen_state *S, sdc_image *imgs) {
     const sdc_request *r = S->r;
-    op_set_precision(S->m->cx, S->m->vae_dt);
     int B = S->B, H = S->H, W = S->W;
     int64_t npix = (int64_t)H * W;
-    float sf = S->lf.scale, shift = S->lf.shift;
     float *z = NULL, *dec = NULL, *all_dec = NULL, *all_img = NULL;
     sdc_status st;
     if ((st = alloc_f32(&z, S->per)) || (st = alloc_f32(&dec, 3 * npix))) goto done;
     if (r->dump && ((st = alloc_f32(&all_dec, B * 3 * npix)) || (st = alloc_f32(&all_img, B * 3 * npix)))) goto done;
     for (int b = 0; b < B; b++) { /* one image at a time bounds the VAE's memory */
-        for (int64_t i = 0; i < S->per; i++) z[i] = S->latents[b * S->per + i] / sf;
-        if (shift != 0.0f) /* latents / scaling_factor + shift_factor */
-            for (int64_t i = 0; i < S->per; i++) z[i] += shift;
-        vae_tiling vt = {.tile_sample_size = S->vae_tile};
-        if ((st = S->vae_tile ? vae_decode_tiled(S->m->vae, z, 1, S->h, S->w, dec, &vt)
-                              : vae_decode(S->m->vae, z, 1, S->h, S->w, dec)))
-            goto done;
+        if ((st = pixels_decode(S->m, S->taesd, S->latents + b * S->per, S->h, S->w, S->vae_tile, z, dec))) goto done;
         uint8_t *rgb = malloc((size_t)npix * 3);
         if (!rgb) {
             st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
@@ -381,16 +391,7 @@ static sdc_status decode(gen_state *S, sdc_image *imgs) {
         imgs[b].rgb = rgb;
         imgs[b].width = W;
         imgs[b].height = H;
-        int nonfinite = 0;
-        for (int c = 0; c < 3; c++)
-            for (int64_t p = 0; p < npix; p++) {
-                float v = dec[c * npix + p] / 2.0f + 0.5f;
-                if (!isfinite(v)) nonfinite = 1, v = 0.0f; /* reported below; no NaN reaches the uint8 cast */
-                v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-                if (all_img) all_img[(b * npix + p) * 3 + c] = v;
-                rgb[p * 3 + c] = (uint8_t)nearbyintf(v * 255.0f); /* numpy round: half to even */
-            }
-        if (nonfinite) {
+        if (pixels_to_rgb(dec, npix, rgb, all_img ? all_img + b * npix * 3 : NULL)) {
             st = sdc_fail(SDC_ERR_FORMAT, "image %d decoded to NaN/Inf values (numerical overflow in the model)", b);
             goto done;
         }
@@ -415,6 +416,12 @@ typedef struct {
 static int chunk_on_progress(void *ctx, int step, int total) {
     const chunk_progress *c = ctx;
     return c->r->progress(c->r->progress_ctx, c->chunk * total + step, c->nchunks * total);
+}
+
+/* previews likewise */
+static void chunk_on_preview(void *ctx, int step, int total, const sdc_image *images, int n) {
+    const chunk_progress *c = ctx;
+    c->r->preview(c->r->preview_ctx, c->chunk * total + step, c->nchunks * total, images, n);
 }
 
 static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages);
@@ -442,6 +449,7 @@ static sdc_status generate_chunked(sdc_model *m, const sdc_request *r, sdc_image
         sub.nnegative = r->negative_prompts ? n : 0;
         sub.seed = r->seed + (uint64_t)a;
         if (r->progress) sub.progress = chunk_on_progress, sub.progress_ctx = &cp;
+        if (r->preview) sub.preview = chunk_on_preview, sub.preview_ctx = &cp;
         sdc_image *imgs;
         int got;
         if ((st = generate_batch(m, &sub, a + n == total, &imgs, &got))) break;
@@ -468,6 +476,14 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     return generate_batch(m, r, 1, images, nimages);
 }
 
+/* A1111's "Schedule type" of a config: the label of the schedule the request
+ * chose; for Automatic, Karras when the config itself turns Karras sigmas on,
+ * else none (the sampler's own schedule, as A1111 leaves it unsaid). */
+static const char *infotext_schedule(const sched_config *sc) {
+    if (sc->schedule != SCHED_SCHEDULE_AUTOMATIC) return sdc_schedule_at(sc->schedule)->label;
+    return sc->use_karras_sigmas ? sdc_schedule_at(SCHED_SCHEDULE_KARRAS)->label : NULL;
+}
+
 /* One UNet batch. last: no UNet call follows in this request, so the UNet's
  * mapped weights may leave the resident set before the VAE runs (the next
  * request maps them back from the page cache: ~0.05 s per GB here). */
@@ -482,6 +498,7 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     S.m = m;
     S.r = r;
     S.W = P.W, S.H = P.H, S.steps = P.steps, S.g = P.g, S.cfg = P.cfg, S.rng = P.rng, S.vae_tile = P.vae_tile;
+    S.taesd = P.taesd;
     S.sc = &P.sched;
     S.a1111 = r->prompt_syntax && !strcmp(r->prompt_syntax, "a1111");
     assert(r->batch >= 1 && (int64_t)r->nprompts * r->batch <= MAX_IMAGES && "checked by request_resolve");
@@ -522,10 +539,11 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
             .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
             .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
             .sampler = sched_info(S.sc->def)->a1111_name,
-            .schedule = S.sc->use_karras_sigmas ? "Karras" : NULL,
+            .schedule = infotext_schedule(S.sc),
             .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
             .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
             .plain_syntax = !S.a1111, .pad_conds = S.padded,
+            .vae_decoder = S.taesd ? "TAESD" : NULL,
         };
         imgs[b].seed = f.seed;
         if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");

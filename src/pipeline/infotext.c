@@ -27,6 +27,8 @@ char *infotext_format(const infotext_fields *f) {
     if (f->pad_conds) o += snprintf(s + o, n - (size_t)o, ", Pad conds: True");
     /* A1111 always reads its syntax; sdc's plain (diffusers) reading is marked so a replay keeps it */
     if (f->plain_syntax) o += snprintf(s + o, n - (size_t)o, ", Prompt syntax: plain");
+    /* A1111 adds it to extra_generation_params when sd_vae_decode_method is not "Full" */
+    if (f->vae_decoder) o += snprintf(s + o, n - (size_t)o, ", VAE Decoder: %s", f->vae_decoder);
     snprintf(s + o, n - (size_t)o, ", Version: sdc");
     return s;
 }

@@ -9,13 +9,14 @@ typedef struct {
     const char *prompt, *negative; /* negative NULL: line omitted */
     int steps, width, height, clip_skip;
     const char *sampler;           /* A1111 spelling (sdc_sampler_info.a1111_name) */
-    const char *schedule;          /* "Karras" or NULL */
+    const char *schedule;          /* A1111's "Schedule type" label ("Karras", "Exponential" ...) or NULL */
     float guidance, eta;
     uint64_t seed;
     const char *model;
     const char *rng;               /* A1111's "RNG" (randn source): "CPU", or NULL for its default GPU noise */
     int plain_syntax;              /* prompts read as plain text (not A1111's syntax): "Prompt syntax: plain" */
     int pad_conds;                 /* A1111's pad_cond_uncond padded a half: "Pad conds: True" */
+    const char *vae_decoder;       /* A1111's "VAE Decoder" (sd_vae_decode_method): "TAESD", or NULL for Full */
 } infotext_fields;
 
 /* malloc'd string, NULL on allocation failure */

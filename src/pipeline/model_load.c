@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backend/ops.h"
 #include "io/json.h"
@@ -94,17 +95,40 @@ static sdc_status model_to_device(sdc_model *m, op_dtype act) {
      * and SDXL VAEs overflow f16: black or NaN images); a bf16 VAE has f32's
      * range and is left in bf16, as diffusers' bf16 pipelines leave it */
     m->vae_dt = act == OP_F16 && !vae_get_config(m->vae)->fp16_safe ? OP_F32 : act;
+    m->taesd_dt = act; /* AutoencoderTiny is f16-safe (force_upcast false) */
     if (op_ctx_device(m->cx) != OP_DEV_CUDA) return SDC_OK; /* the emulated device reads weights in place */
     for (int i = 0; i < m->ntext; i++) SDC_TRY(weights_to_device(clip_text_weights(m->te[i]), m->cx, m->te_dt));
     SDC_TRY(weights_to_device(unet_weights(m->unet), m->cx, m->unet_dt));
     SDC_TRY(weights_to_device(vae_weights(m->vae), m->cx, m->vae_dt));
+    if (m->taesd) SDC_TRY(taesd_to_device(m->taesd, m->taesd_dt));
     return op_sync(m->cx);
+}
+
+/* sdc_load_options.taesd: it must decode this model's latents (channels,
+ * pixels per latent); which SD generation it was distilled for (taesd,
+ * taesdxl) is not in the file, so that part is the user's choice. */
+static sdc_status load_taesd(sdc_model *m, const char *path, const char *variant) {
+    SDC_TRY(taesd_load(&m->taesd, m->cx, path, variant));
+    latent_format lf;
+    m->fam->latents(m, &lf);
+    const taesd_config *c = taesd_get_config(m->taesd);
+    if (c->latent_channels != lf.channels)
+        return sdc_fail(SDC_ERR_ARG, "%s: this TAESD decodes %d-channel latents, the model makes %d (taesd is for "
+                                     "SD 1.x/2.x, taesdxl for SDXL; taesd3/taef1 are for other models)",
+                        path, c->latent_channels, lf.channels);
+    if (taesd_upscale(m->taesd) != m->vae_scale)
+        return sdc_fail(SDC_ERR_ARG, "%s: this TAESD upscales latents %dx, the model's VAE %dx", path,
+                        taesd_upscale(m->taesd), m->vae_scale);
+    return SDC_OK;
 }
 
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
     int is_file = !dir_exists(path);
-    if (is_file && !path_exists(path)) return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
+    struct stat sb;
+    if (is_file && !path_exists(path))
+        return sdc_fail(SDC_ERR_IO, stat(path, &sb) ? "%s: model not found" : "%s: not a regular file or a folder",
+                        path);
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!is_file && !path_exists(p))
@@ -123,6 +147,7 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     if (!st) st = is_file ? m->fam->load_file(m, path, opt) : m->fam->load_folder(m, path, opt);
     if (!st && !is_file && opt && opt->prediction)
         st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
+    if (!st && opt && opt->taesd) st = load_taesd(m, opt->taesd, opt->variant);
     if (!st) st = model_fuse_loras(m, opt); /* before any request runs */
     if (!st) st = model_to_device(m, act);
     if (st) {
@@ -143,6 +168,7 @@ void sdc_model_free(sdc_model *m) {
     unet_runner_free(m->unet_run); /* its graph reads the UNet's weights */
     unet_free(m->unet);
     vae_free(m->vae);
+    taesd_free(m->taesd);
     single_file_release(m); /* after the components that borrow its weights */
     cJSON_Delete(m->sched_json);
     op_ctx_free(m->cx); /* after everything that ran in it */

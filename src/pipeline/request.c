@@ -57,6 +57,31 @@ static sdc_status check_syntax(const sdc_request *r) {
     return SDC_OK;
 }
 
+/* The schedule type a request asks for: schedule, else karras (1: Karras, 0:
+ * Uniform), else the one a legacy sampler name ("DPM++ 2M Karras") put in
+ * the config, else Automatic; set on the config once the sampler is known
+ * to take it. schedule and karras must agree when both are given. */
+static sdc_status apply_schedule(const sdc_request *r, sched_config *sc) {
+    int k = -1;
+    const char *what = "--karras";
+    if (r->schedule) {
+        k = sched_schedule_find(r->schedule);
+        if (k < 0) return sched_schedule_unknown(r->schedule);
+        if (r->karras >= 0 && k != (r->karras ? SCHED_SCHEDULE_KARRAS : SCHED_SCHEDULE_UNIFORM))
+            return sdc_fail(SDC_ERR_ARG, "schedule type '%s' and karras %d disagree", r->schedule, r->karras);
+        what = NULL;
+    } else if (r->karras >= 0) {
+        k = r->karras ? SCHED_SCHEDULE_KARRAS : SCHED_SCHEDULE_UNIFORM;
+    }
+    if (k < 0) return SDC_OK; /* the config's own (a legacy "X Karras" name's included) */
+    char how[96];
+    if (!what) {
+        snprintf(how, sizeof how, "schedule type %s", sdc_schedule_at(k)->label);
+        what = how;
+    }
+    return sched_config_set_schedule(sc, (sched_schedule)k, what);
+}
+
 /* what needs no model */
 static sdc_status check_fields(const sdc_request *r) {
     if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
@@ -85,6 +110,7 @@ static sdc_status check_fields(const sdc_request *r) {
     if (r->clip_skip < 0 || r->clip_skip > SDC_MAX_CLIP_SKIP)
         return sdc_fail(SDC_ERR_ARG, "clip skip %d out of range (0..%d)", r->clip_skip, SDC_MAX_CLIP_SKIP);
     if (r->karras < -1 || r->karras > 1) return sdc_fail(SDC_ERR_ARG, "karras %d (-1, 0 or 1)", r->karras);
+    if (r->schedule && sched_schedule_find(r->schedule) < 0) return sched_schedule_unknown(r->schedule);
     if (r->timestep_spacing && strcmp(r->timestep_spacing, "leading") && strcmp(r->timestep_spacing, "trailing") &&
         strcmp(r->timestep_spacing, "linspace"))
         return sdc_fail(SDC_ERR_ARG, "unknown timestep spacing '%s' (leading, trailing or linspace)",
@@ -93,10 +119,14 @@ static sdc_status check_fields(const sdc_request *r) {
     SDC_TRY(noise_rng_parse(r->rng, &rng));
     if (r->vae_tile_size && !r->vae_tiling) return sdc_fail(SDC_ERR_ARG, "a VAE tile size needs VAE tiling");
     SDC_TRY(check_syntax(r));
+    if (r->vae_decode && strcmp(r->vae_decode, "full") && strcmp(r->vae_decode, "taesd"))
+        return sdc_fail(SDC_ERR_ARG, "unknown VAE decode method '%s' (full or taesd)", r->vae_decode);
+    if (r->preview_every < 0 || r->preview_every > SDC_MAX_STEPS)
+        return sdc_fail(SDC_ERR_ARG, "preview every %d steps is out of range (0..%d)", r->preview_every, SDC_MAX_STEPS);
     if (r->scheduler) { /* the name alone; with a model, its config decides the rest */
         sched_config sc;
         SDC_TRY(sched_config_from_json(NULL, r->scheduler, &sc));
-        if (r->karras == 1) SDC_TRY(sched_check_karras(sc.def, "--karras"));
+        SDC_TRY(apply_schedule(r, &sc));
     }
     return SDC_OK;
 }
@@ -138,14 +168,24 @@ sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_pla
         return sdc_fail(SDC_ERR_ARG, "size %dx%d must be a multiple of %d for this model", P->W, P->H, m->vae_scale);
     P->cfg = P->g > 1.0f && !uc->time_cond_proj_dim;
     SDC_TRY(noise_rng_parse(r->rng, &P->rng));
+    /* the final image's decoder (sdc_request.vae_decode): TAESD by default when the model has one */
+    const char *d = r->vae_decode;
+    if (d && !strcmp(d, "taesd") && !m->taesd)
+        return sdc_fail(SDC_ERR_ARG, "TAESD decoding asked for, but the model was loaded without a TAESD (--taesd)");
+    P->taesd = d ? !strcmp(d, "taesd") : m->taesd != NULL;
+    if (P->taesd && r->vae_tiling)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "VAE tiling is the KL VAE's; TAESD decodes the whole image (decode "
+                                             "with the full VAE to tile)");
     if (r->vae_tiling) SDC_TRY(vae_tile_size(m, r, &P->vae_tile));
     sched_config *sc = &P->sched;
     SDC_TRY(sched_config_from_json(m->sched_json, r->scheduler, sc));
-    if (r->timestep_spacing) snprintf(sc->timestep_spacing, sizeof sc->timestep_spacing, "%s", r->timestep_spacing);
-    if (r->karras >= 0) {
-        if (r->karras) SDC_TRY(sched_check_karras(sc->def, "--karras"));
-        sc->use_karras_sigmas = r->karras;
+    if (r->timestep_spacing) {
+        if (!sched_takes_key(sc->def, "timestep_spacing"))
+            return sdc_fail(SDC_ERR_ARG, "timestep spacing: %s (%s) has no timestep_spacing; its timesteps are its own",
+                            sched_info(sc->def)->name, sched_info(sc->def)->diffusers_class);
+        snprintf(sc->timestep_spacing, sizeof sc->timestep_spacing, "%s", r->timestep_spacing);
     }
+    SDC_TRY(apply_schedule(r, sc));
     return SDC_OK;
 }
 

@@ -14,6 +14,7 @@ typedef struct {
     int cfg;            /* classifier-free guidance: two UNet rows per image */
     noise_rng rng;
     int vae_tile;       /* --vae-tiling: tile side in pixels; 0: decode untiled */
+    int taesd;          /* the final image decodes with TAESD (sdc_request.vae_decode) */
     sched_config sched; /* the scheduler config with the request's spacing and Karras choice */
 } request_plan;
 

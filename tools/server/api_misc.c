@@ -47,19 +47,24 @@ void api_samplers(api_ctx *a, http_reply *r) {
     reply_json(r, 200, list);
 }
 
+/* exactly the schedule types txt2img accepts: the library's table */
 void api_schedulers(api_ctx *a, http_reply *r) {
     (void)a;
     cJSON *list = cJSON_CreateArray();
-    for (int i = 0; list && i < SCHEDULE_COUNT; i++) {
-        const a1111_schedule *s = schedule_at(i);
+    for (int i = 0; list && i < sdc_schedule_count(); i++) {
+        const sdc_schedule_info *s = sdc_schedule_at(i);
         cJSON *o = cJSON_CreateObject();
         if (!o) break;
         cJSON_AddStringToObject(o, "name", s->name);
         cJSON_AddStringToObject(o, "label", s->label);
-        cJSON_AddNullToObject(o, "aliases");
-        if (s->default_rho >= 0) cJSON_AddNumberToObject(o, "default_rho", s->default_rho);
-        else cJSON_AddNumberToObject(o, "default_rho", -1);
-        cJSON_AddFalseToObject(o, "need_inner_model");
+        if (s->aliases) {
+            cJSON *al = cJSON_AddArrayToObject(o, "aliases");
+            for (int k = 0; s->aliases[k]; k++) cJSON_AddItemToArray(al, cJSON_CreateString(s->aliases[k]));
+        } else {
+            cJSON_AddNullToObject(o, "aliases");
+        }
+        cJSON_AddNumberToObject(o, "default_rho", s->default_rho);
+        cJSON_AddBoolToObject(o, "need_inner_model", s->need_inner_model);
         cJSON_AddItemToArray(list, o);
     }
     reply_json(r, 200, list);
@@ -76,21 +81,56 @@ void api_options_get(api_ctx *a, http_reply *r) {
         cJSON_AddNumberToObject(o, "eta_ddim", 0);
         cJSON_AddNumberToObject(o, "eta_ancestral", 1);
         cJSON_AddTrueToObject(o, "enable_pnginfo");
+        jq_options q;
+        jq_get_options(a->queue, &q);
+        cJSON_AddBoolToObject(o, "live_previews_enable", q.live_previews);
+        cJSON_AddNumberToObject(o, "show_progress_every_n_steps", q.every);
+        cJSON_AddBoolToObject(o, "show_progress_grid", q.grid);
+        cJSON_AddStringToObject(o, "show_progress_type", "TAESD"); /* sdc's only preview method */
+        cJSON_AddStringToObject(o, "sd_vae_decode_method", a->info.has_taesd && q.taesd_decode ? "TAESD" : "Full");
         cJSON_AddBoolToObject(o, "pad_cond_uncond", __atomic_load_n(&a->pad_cond_uncond, __ATOMIC_RELAXED));
     }
     reply_json(r, 200, o);
 }
 
-/* Clients (Open WebUI, SillyTavern) POST the checkpoint they want; this
- * server holds one model, so only that one is accepted. pad_cond_uncond is
- * kept for later requests; other keys are ignored. */
-void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
-    cJSON *req = req_json_parse(body, len, NULL);
-    if (!req || !cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        reply_invalid(r, "the body must be a JSON object of option names and values");
-        return;
+/* sd_vae_decode_method: "Full" or "TAESD" (which needs the model's TAESD); 0 with a 422 reply otherwise */
+int api_vae_decode_method(const api_ctx *a, const char *key, const char *v, int *taesd, http_reply *r) {
+    if (!strcmp(v, "Full")) {
+        *taesd = 0;
+        return 1;
     }
+    if (!strcmp(v, "TAESD") && a->info.has_taesd) {
+        *taesd = 1;
+        return 1;
+    }
+    if (!strcmp(v, "TAESD"))
+        reply_invalid(r, "%s: TAESD needs a server started with --taesd", key);
+    else
+        reply_invalid(r, "%s: expected Full or TAESD, got '%.40s'", key, v);
+    return 0;
+}
+
+/* the live-preview and decode options, checked all before any is applied */
+static int options_previews(api_ctx *a, const cJSON *req, http_reply *r) {
+    jq_options o;
+    jq_get_options(a->queue, &o);
+    const char *method = NULL;
+    if (!field_bool(req, "live_previews_enable", &o.live_previews, r) ||
+        !field_int(req, "show_progress_every_n_steps", -1, SDC_MAX_STEPS, &o.every, r) ||
+        !field_bool(req, "show_progress_grid", &o.grid, r) || !field_string(req, "sd_vae_decode_method", &method, r))
+        return 0;
+    if (method && !api_vae_decode_method(a, "sd_vae_decode_method", method, &o.taesd_decode, r)) return 0;
+    jq_set_options(a->queue, &o);
+    return 1;
+}
+
+/* Clients (Open WebUI, SillyTavern) POST the checkpoint they want; this
+ * server holds one model, so only that one is accepted. The live-preview
+ * options and sd_vae_decode_method are applied (to jobs that start
+ * afterwards); other keys are ignored. */
+void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
+    cJSON *req;
+    if (!req_body_parse(body, len, "of option names and values", &req, r)) return;
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(req, "sd_model_checkpoint");
     if (ck && !cJSON_IsNull(ck)) {
         const char *want = cJSON_IsString(ck) ? ck->valuestring : NULL;
@@ -102,7 +142,11 @@ void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
             return;
         }
     }
-    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(req, "pad_cond_uncond");
+    if (!options_previews(a, req, r)) {
+        cJSON_Delete(req);
+        return;
+    }
+    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(req, "pad_cond_uncond"); /* kept for later requests */
     if (pad && !cJSON_IsNull(pad) && !cJSON_IsBool(pad)) {
         cJSON_Delete(req);
         reply_invalid(r, "pad_cond_uncond: expected true or false");
@@ -114,7 +158,7 @@ void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
 }
 
 /* A1111's progressapi: 0.01 + job_no/job_count + step/steps/job_count, eta from the elapsed time */
-void api_progress(api_ctx *a, http_reply *r) {
+void api_progress(api_ctx *a, int skip_image, http_reply *r) {
     jq_progress p;
     jq_get_progress(a->queue, &p);
     double progress = 0, eta = 0;
@@ -155,22 +199,19 @@ void api_progress(api_ctx *a, http_reply *r) {
     cJSON_AddNumberToObject(s, "sampling_steps", p.busy ? p.sampling_steps : 0);
     cJSON_AddNumberToObject(s, "queue_waiting", p.waiting);
     cJSON_AddItemToObject(o, "state", s);
-    cJSON_AddNullToObject(o, "current_image");
+    char *img = skip_image ? NULL : jq_current_image(a->queue);
+    if (img) cJSON_AddStringToObject(o, "current_image", img);
+    else cJSON_AddNullToObject(o, "current_image");
+    free(img);
     if (has_text) cJSON_AddStringToObject(o, "textinfo", text);
     else cJSON_AddNullToObject(o, "textinfo");
     cJSON_AddNullToObject(o, "current_task");
     reply_json(r, 200, o);
 }
 
-/* IHDR width/height straight from the bytes, to refuse a huge image before decoding it */
-static int png_dims(const uint8_t *b, size_t n, uint32_t *w, uint32_t *h) {
-    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n < 24 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4)) return 0;
-    *w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
-    *h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
-    return 1;
-}
-
+/* The infotext of a PNG: only its chunks are read (sdc_png_decode without
+ * pixels), the text is capped at SDC_PNG_TEXT_MAX bytes inflated, and comes
+ * back as UTF-8 (see sdc.h), so any PNG costs about its own size. */
 /* the library's parse of an infotext as A1111's png-info "parameters" object; NULL when out of memory */
 static cJSON *infotext_object(const char *text) {
     sdc_infotext it;
@@ -183,13 +224,10 @@ static cJSON *infotext_object(const char *text) {
 }
 
 void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
-    cJSON *req = req_json_parse(body, len, NULL);
+    (void)a;
+    cJSON *req;
     const char *img = NULL;
-    if (!req || !cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        reply_invalid(r, "the body must be a JSON object {\"image\": \"<base64 PNG>\"}");
-        return;
-    }
+    if (!req_body_parse(body, len, "{\"image\": \"<base64 PNG>\"}", &req, r)) return;
     if (!field_string(req, "image", &img, r)) {
         cJSON_Delete(req);
         return;
@@ -205,17 +243,11 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
     }
     uint8_t *png = NULL;
     size_t png_n = 0;
-    uint32_t w, h;
     char *params = NULL;
-    int iw, ih;
     if (b64_decode(img, strlen(img), &png, &png_n)) {
         reply_invalid(r, "image: not valid base64");
-    } else if (!png_dims(png, png_n, &w, &h)) {
-        reply_invalid(r, "image: not a PNG (this server reads PNG infotexts only)");
-    } else if (!w || !h || w > (uint32_t)a->cfg->max_side * 4 || h > (uint32_t)a->cfg->max_side * 4) {
-        reply_invalid(r, "image: %ux%u is larger than this server reads (%d per side)", w, h, a->cfg->max_side * 4);
-    } else if (sdc_png_decode(png, png_n, NULL, &iw, &ih, &params)) {
-        reply_invalid(r, "image: %s", sdc_last_error());
+    } else if (sdc_png_decode(png, png_n, NULL, NULL, NULL, &params)) {
+        reply_invalid(r, "image: %s (this server reads PNG infotexts only)", sdc_last_error());
     } else {
         cJSON *o = cJSON_CreateObject(), *parsed = infotext_object(params);
         if (o && parsed) {

@@ -75,13 +75,35 @@ static uint64_t random_seed(void) {
 typedef struct {
     const char *prompt, *negative, *sampler_name, *schedule_name;
     const char *rng; /* sdc's --rng for override_settings.randn_source; NULL: cpu */
+    const char *vae_decode; /* override_settings.sd_vae_decode_method: "full", "taesd"; NULL: the server's */
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     int pad_cond_uncond; /* /options' pad_cond_uncond, or override_settings' */
     float cfg, eta;
     const sdc_sampler_info *sampler;
-    int schedule;
+    const sdc_schedule_info *schedule; /* NULL: Automatic */
 } t2i_request;
+
+/* The server's limits against the values the job will run with, whatever
+ * set them: the request, override_settings, or A1111's defaults for what
+ * the request leaves out (steps 50, 512x512: a server started with
+ * --max-steps 20 refuses {"prompt": "x"} rather than run 50 steps). */
+static int within_limits(const server_config *c, const cJSON *req, const t2i_request *t, http_reply *r) {
+    struct {
+        const char *name, *flag;
+        int value, limit;
+    } k[] = {{"steps", "--max-steps", t->steps, c->max_steps},
+             {"width", "--max-size", t->width, c->max_side},
+             {"height", "--max-size", t->height, c->max_side}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        if (k[i].value <= k[i].limit) continue;
+        int sent = cJSON_GetObjectItemCaseSensitive(req, k[i].name) != NULL;
+        reply_invalid(r, "%s %d%s is more than this server's %s %d", k[i].name, k[i].value,
+                      sent ? "" : " (the default when the request leaves it out)", k[i].flag, k[i].limit);
+        return 0;
+    }
+    return 1;
+}
 
 /* every field checked before anything is queued; 0 with a 4xx reply on the first bad one */
 static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, http_reply *r) {
@@ -141,33 +163,44 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
                 return 0;
             }
         }
+        const char *method = NULL;
+        int taesd;
+        if (!field_string(ovr, "sd_vae_decode_method", &method, r)) return 0;
+        if (method) {
+            if (!api_vae_decode_method(a, "override_settings.sd_vae_decode_method", method, &taesd, r)) return 0;
+            t->vae_decode = taesd ? "taesd" : "full";
+        }
     }
     /* A1111: sampler_name, else sampler_index (default: sampler_default); a schedule in the name is the legacy
      * spelling */
     const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
                         : sampler_index && *sampler_index   ? sampler_index
                                                             : sampler_default()->a1111_name;
-    t->schedule = SCHEDULE_AUTOMATIC;
+    const sdc_schedule_info *automatic = sdc_schedule_find("automatic");
+    t->schedule = NULL;
     if (!(t->sampler = sampler_find(sname, &t->schedule))) {
-        reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
+        const char *why = sampler_missing(sname);
+        if (why) reply_error(r, 400, "HTTPException", "Sampler not available: '%.100s' is %s", sname, why);
+        else reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
         return 0;
     }
     if (t->schedule_name && *t->schedule_name) {
-        int s = schedule_find(t->schedule_name);
-        if (s < 0) {
+        const sdc_schedule_info *k = sdc_schedule_find(t->schedule_name);
+        if (!k) {
             reply_error(r, 400, "HTTPException", "Scheduler not found: '%.100s' (see /sdapi/v1/schedulers)",
                         t->schedule_name);
             return 0;
         }
-        if (s != SCHEDULE_AUTOMATIC) t->schedule = s;
+        if (k != automatic) t->schedule = k; /* Automatic keeps a legacy name's Karras */
     }
-    if (t->schedule == SCHEDULE_KARRAS && !t->sampler->karras_ok) {
-        char names[128];
-        sampler_karras_names(names, sizeof names);
-        reply_invalid(r, "scheduler Karras applies to the %s samplers, not to %s", names, t->sampler->a1111_name);
+    if (t->schedule && !sdc_sampler_takes_schedule(t->sampler, t->schedule)) {
+        char names[512];
+        sampler_takers(t->schedule, names, sizeof names);
+        reply_invalid(r, "scheduler %s applies to the %s samplers, not to %s", t->schedule->label, names,
+                      t->sampler->a1111_name);
         return 0;
     }
-    return 1;
+    return within_limits(c, req, t, r);
 }
 
 static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *j, int nimg, char **infotexts,
@@ -206,7 +239,8 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNumberToObject(o, "seed_resize_from_h", -1);
     cJSON_AddNullToObject(o, "denoising_strength");
     cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
-    if (t->schedule == SCHEDULE_KARRAS) cJSON_AddStringToObject(extra, "Schedule type", "Karras");
+    if (t->schedule) cJSON_AddStringToObject(extra, "Schedule type", t->schedule->label);
+    if (j->taesd_decoded) cJSON_AddStringToObject(extra, "VAE Decoder", "TAESD");
     cJSON_AddNumberToObject(o, "index_of_first_image", 0);
     cJSON *its = cJSON_AddArrayToObject(o, "infotexts");
     for (int i = 0; i < nimg; i++) cJSON_AddItemToArray(its, cJSON_CreateString(infotexts[i]));
@@ -259,17 +293,8 @@ oom:
 }
 
 void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
-    size_t err_at;
-    cJSON *req = req_json_parse(body, len, &err_at);
-    if (!req) {
-        reply_invalid(r, "the body is not valid JSON (error at byte %zu)", err_at);
-        return;
-    }
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        reply_invalid(r, "the body must be a JSON object");
-        return;
-    }
+    cJSON *req;
+    if (!req_body_parse(body, len, NULL, &req, r)) return;
     t2i_request t;
     if (!parse_request(a, req, &t, r)) {
         cJSON_Delete(req);
@@ -292,8 +317,9 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->scheduler = t.sampler->name;
     q->prompt_syntax = "a1111"; /* A1111's prompts: its syntax, its chunks, its clip skip */
     q->pad_cond_uncond = t.pad_cond_uncond;
-    q->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
+    q->schedule = t.schedule ? t.schedule->name : NULL;
     j->n_iter = t.n_iter;
+    q->vae_decode = t.vae_decode;
     if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */
         reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
         free(j);

@@ -3,8 +3,10 @@
  * The worker keeps A1111's progress state (job_no of job_count iterations,
  * sampling_step of sampling_steps) for /progress, and its progress callback
  * returns the interrupt flag so a job stops at the next denoising step.
+ * With live previews on (and a model with TAESD) the worker keeps the
+ * running job's latest preview for /progress's current_image.
  * One mutex guards everything here; the worker never holds it while it
- * computes. */
+ * computes or encodes. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,10 @@ struct job_queue {
     jq_job *running;
     int interrupt, stopping;
     jq_progress prog;
+    int has_taesd;   /* the model was loaded with one: previews and TAESD decodes are possible */
+    jq_options opt;  /* what the next job runs with */
+    jq_options run;  /* what the running job runs with (the worker's copy) */
+    char *preview;   /* the running job's latest preview, base64 PNG, or NULL */
 };
 
 static double now_realtime(void) {
@@ -41,8 +47,32 @@ static int on_step(void *ctx, int step, int total) {
     return stop;
 }
 
+/* The worker's preview callback: encoded off the lock, swapped in under it. */
+static void on_preview(void *ctx, int step, int total, const sdc_image *images, int n) {
+    (void)step, (void)total;
+    job_queue *q = ctx;
+    char *b64 = live_preview_b64(images, n, q->run.grid);
+    if (!b64) return; /* out of memory: the previous preview stays */
+    pthread_mutex_lock(&q->mu);
+    free(q->preview);
+    q->preview = b64;
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void clear_preview(job_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    free(q->preview);
+    q->preview = NULL;
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* n_iter calls of sdc_generate; the error message is thread-local, so it is copied here */
 static void run_job(job_queue *q, jq_job *j) {
+    /* the job's decoder: its override, else the server's option; "full" without a TAESD */
+    const char *decode = j->req.vae_decode           ? j->req.vae_decode
+                         : q->has_taesd && q->run.taesd_decode ? "taesd"
+                                                               : "full";
+    j->taesd_decoded = !strcmp(decode, "taesd");
     for (int it = 0; it < j->n_iter; it++) {
         pthread_mutex_lock(&q->mu);
         q->prog.job_no = it;
@@ -57,6 +87,14 @@ static void run_job(job_queue *q, jq_job *j) {
         r.seed = j->req.seed + (uint64_t)it * (uint64_t)j->req.batch;
         r.progress = on_step;
         r.progress_ctx = q;
+        r.vae_decode = decode;
+        if (q->has_taesd && q->run.live_previews && q->run.every >= 0) {
+            /* A1111 redraws when at least `every` steps passed since the last
+             * preview: 0 means every step */
+            r.preview = on_preview;
+            r.preview_ctx = q;
+            r.preview_every = q->run.every > 0 ? q->run.every : 1;
+        }
         sdc_status st = sdc_generate(q->model, &r, &j->images[it], &j->nimages[it]);
         if (st == SDC_ERR_INTERRUPTED) {
             j->interrupted = 1;
@@ -88,9 +126,11 @@ static void *worker_main(void *arg) {
         localtime_r(&t, &tm);
         strftime(q->prog.job_timestamp, sizeof q->prog.job_timestamp, "%Y%m%d%H%M%S", &tm);
         memcpy(j->job_timestamp, q->prog.job_timestamp, sizeof j->job_timestamp);
+        q->run = q->opt;
         pthread_mutex_unlock(&q->mu);
 
         run_job(q, j);
+        clear_preview(q); /* /progress shows no preview once the job is done */
 
         pthread_mutex_lock(&q->mu);
         q->running = NULL;
@@ -105,12 +145,16 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int jq_start(job_queue **out, sdc_model *m, int capacity) {
+int jq_start(job_queue **out, sdc_model *m, int capacity, const jq_options *opt) {
     job_queue *q = calloc(1, sizeof *q);
     if (!q) return -1;
     q->cap = capacity > 0 ? capacity : 1;
     q->ring = calloc((size_t)q->cap, sizeof *q->ring);
     q->model = m;
+    sdc_model_info info;
+    sdc_model_get_info(m, &info);
+    q->has_taesd = info.has_taesd;
+    q->opt = *opt;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->done, NULL);
@@ -157,6 +201,25 @@ int jq_stopping(job_queue *q) {
     return s;
 }
 
+void jq_get_options(job_queue *q, jq_options *o) {
+    pthread_mutex_lock(&q->mu);
+    *o = q->opt;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void jq_set_options(job_queue *q, const jq_options *o) {
+    pthread_mutex_lock(&q->mu);
+    q->opt = *o;
+    pthread_mutex_unlock(&q->mu);
+}
+
+char *jq_current_image(job_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    char *s = q->preview ? strdup(q->preview) : NULL;
+    pthread_mutex_unlock(&q->mu);
+    return s;
+}
+
 void jq_get_progress(job_queue *q, jq_progress *p) {
     pthread_mutex_lock(&q->mu);
     *p = q->prog;
@@ -186,6 +249,7 @@ void jq_free(job_queue *q) {
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->work);
     pthread_cond_destroy(&q->done);
+    free(q->preview);
     free(q->ring);
     free(q);
 }

@@ -1,6 +1,8 @@
 /* server.h - `sdc serve`: the pieces of the HTTP server and what they share.
  *   server.c       libmicrohttpd glue: routing, limits, basic auth, shutdown
+ *   conn_guard.c   slow clients cut off, free slots kept, request memory budgeted
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
+ *   live_preview.c the live preview of the running job as a base64 PNG (/progress)
  *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
  *   api_misc.c     the small endpoints (models, samplers, progress, png-info (the library's
  *                  sdc_infotext_parse) ...)
@@ -25,8 +27,11 @@ typedef struct {
     int max_steps;
     int max_images;      /* batch_size * n_iter limit */
     size_t max_body;     /* request body limit in bytes */
+    size_t max_request_memory; /* what requests in flight may hold at once, bytes (conn_guard.c) */
     int max_connections;
+    int client_timeout;  /* seconds a client may take to send its request headers */
     int quiet;           /* no per-request log lines */
+    int preview_every;   /* live previews every N steps at start (0: off); needs a model with TAESD */
 } server_config;
 
 /* What a handler answers. body is malloc'd (NULL: empty). */
@@ -47,7 +52,9 @@ typedef struct job_queue job_queue;
  * with req (its strings are the request thread's, alive until jq_run
  * returns), image k of iteration i seeded req.seed + i*req.batch + k. */
 typedef struct {
-    sdc_request req;       /* checked with sdc_request_check before it is queued */
+    sdc_request req;       /* checked with sdc_request_check before it is queued; its
+                            * vae_decode is the request's override_settings.sd_vae_decode_method,
+                            * NULL: the server's option */
     int n_iter;
     /* results, filled by the worker */
     int result;            /* JQ_DONE, JQ_FULL, JQ_SHUTDOWN */
@@ -57,6 +64,7 @@ typedef struct {
     sdc_image *images[64]; /* per iteration */
     int nimages[64];
     int iterations_done;
+    int taesd_decoded;      /* the images were decoded by TAESD (A1111's "VAE Decoder": "TAESD") */
     char job_timestamp[16]; /* when it began, YYYYmmddHHMMSS */
     int done;
 } jq_job;
@@ -73,7 +81,21 @@ typedef struct {
     char job_timestamp[16];    /* YYYYmmddHHMMSS, A1111's format */
 } jq_progress;
 
-int jq_start(job_queue **q, sdc_model *m, int capacity);
+/* A1111's live-preview and decode options (GET/POST /sdapi/v1/options);
+ * a job runs with the values in force when it starts. */
+typedef struct {
+    int live_previews; /* live_previews_enable */
+    int every;         /* show_progress_every_n_steps: -1 none (A1111: only after the batch), 0 every step, N */
+    int grid;          /* show_progress_grid: the whole batch as a grid, else its first image */
+    int taesd_decode;  /* sd_vae_decode_method: 1 TAESD, 0 Full (the KL VAE) */
+} jq_options;
+
+int jq_start(job_queue **q, sdc_model *m, int capacity, const jq_options *opt);
+void jq_get_options(job_queue *q, jq_options *o);
+void jq_set_options(job_queue *q, const jq_options *o);
+/* The running job's latest live preview as base64 PNG (malloc'd), or NULL
+ * when there is none (no job, previews off, none drawn yet). */
+char *jq_current_image(job_queue *q);
 /* Queue the job and wait for it; returns its result (JQ_FULL at once when
  * the queue is full, JQ_SHUTDOWN when the server is stopping). */
 int jq_run(job_queue *q, jq_job *j);
@@ -104,11 +126,20 @@ void api_samplers(api_ctx *a, http_reply *r);
 void api_schedulers(api_ctx *a, http_reply *r);
 void api_options_get(api_ctx *a, http_reply *r);
 void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r);
-void api_progress(api_ctx *a, http_reply *r);
+/* skip_image: A1111's skip_current_image query parameter */
+void api_progress(api_ctx *a, int skip_image, http_reply *r);
 void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r);
+/* A1111's sd_vae_decode_method value v ("Full" / "TAESD") -> *taesd; 0 with a 422 naming key */
+int api_vae_decode_method(const api_ctx *a, const char *key, const char *v, int *taesd, http_reply *r);
 void api_interrupt(api_ctx *a, http_reply *r);
 /* what clients probe for that this server has none of: [] (upscalers, sd-vae ...), {} (/internal/ping) */
 void api_empty(int list, http_reply *r);
+
+/* ---- live previews (live_preview.c) ---- */
+/* images[n] as one base64 PNG: A1111's image_grid (round(sqrt(n)) rows,
+ * black where the last row is short) when grid, else the first image.
+ * NULL when out of memory. */
+char *live_preview_b64(const sdc_image *images, int n, int grid);
 
 /* ---- the page (page.c) ---- */
 /* Fill the page's defaults (sampler, the model's size) once, before serving. */

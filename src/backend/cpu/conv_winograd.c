@@ -374,8 +374,12 @@ static const wino_variant F4 = {4, 6, 36, weights4, input4, output4};
 /* ---------------- driver ---------------- */
 
 static int chunk_tiles(const wino_job *J) {
-    /* V and M for a chunk: nxi * (C + O) * n floats, at most 16 MiB a thread */
+    /* V and M for a chunk: nxi * (C + O) * n floats, at most 16 MiB a thread;
+     * narrow layers (TAESD's 64 -> 64) keep them in L2 with 64 tiles: 20-25 %
+     * less CPU time than 896-tile chunks (measured on 64 -> 64 at 512x512 and
+     * 256x256, 2 threads); wider layers need the longer GEMMs of larger chunks */
     int NR = J->ar->nr;
+    if (J->C + J->O <= 128) return 64 > NR ? 64 / NR * NR : NR;
     int64_t n = (1 << 22) / (J->v->nxi * (int64_t)(J->C + J->O));
     n = n / NR * NR;
     if (n < NR) n = NR;

@@ -20,6 +20,8 @@ void cpu_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, f
 void cpu_silu(op_ctx *cx, float *x, int64_t n);
 void cpu_gelu(op_ctx *cx, float *x, int64_t n);
 void cpu_quick_gelu(op_ctx *cx, float *x, int64_t n);
+void cpu_relu(op_ctx *cx, float *x, int64_t n);
+void cpu_tanh_clamp(op_ctx *cx, float *x, float m, int64_t n);
 void cpu_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D);
 void cpu_add(op_ctx *cx, float *y, const float *x, int64_t n);
 void cpu_scale(op_ctx *cx, float *y, float s, int64_t n);

@@ -246,6 +246,8 @@ static sdc_status run_activation(op_ctx *cx, const rec *r) {
     switch (r->i[1]) {
     case 0: emu_plain.silu(cx, x, r->i[0]); break;
     case 1: emu_plain.gelu(cx, x, r->i[0]); break;
+    case 3: emu_plain.relu(cx, x, r->i[0]); break;
+    case 4: emu_plain.tanh_clamp(cx, x, r->f[0], r->i[0]); break;
     default: emu_plain.quick_gelu(cx, x, r->i[0]); break;
     }
     return SDC_OK;
@@ -262,6 +264,16 @@ static void rg_activation(op_ctx *cx, float *x, int64_t n, int which, void (*pla
 static void rg_silu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 0, emu_plain.silu); }
 static void rg_gelu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 1, emu_plain.gelu); }
 static void rg_quick_gelu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 2, emu_plain.quick_gelu); }
+static void rg_relu(op_ctx *cx, float *x, int64_t n) { rg_activation(cx, x, n, 3, emu_plain.relu); }
+static void rg_tanh_clamp(op_ctx *cx, float *x, float m, int64_t n) {
+    if (!ST(cx)->cap) {
+        emu_plain.tanh_clamp(cx, x, m, n);
+        return;
+    }
+    rec *r = push(ST(cx), run_activation);
+    if (!r) return;
+    r->p[0] = x, r->i[0] = n, r->i[1] = 4, r->f[0] = m;
+}
 
 static sdc_status run_geglu(op_ctx *cx, const rec *r) {
     emu_plain.geglu(cx, r->p[0], (float *)r->p[1], r->i[0], (int)r->i[1]);
@@ -444,7 +456,7 @@ const op_backend op_backend_emulated = {
     .free = rg_free, .upload = cpu_upload, .download = cpu_download, .copy = rg_copy, .copy_2d = rg_copy_2d,
     .affine = rg_affine, .pad_zero = rg_pad_zero, .gather_rows = rg_gather_rows, .linear_t = rg_linear_t,
     .conv2d_t = rg_conv2d_t, .group_norm = rg_group_norm, .layer_norm = rg_layer_norm, .silu = rg_silu,
-    .gelu = rg_gelu, .quick_gelu = rg_quick_gelu, .geglu = rg_geglu, .add = rg_add, .scale = rg_scale,
+    .gelu = rg_gelu, .quick_gelu = rg_quick_gelu, .relu = rg_relu, .tanh_clamp = rg_tanh_clamp, .geglu = rg_geglu, .add = rg_add, .scale = rg_scale,
     .add_channel_bias = rg_add_channel_bias, .attention = rg_attention, .upsample_nearest = rg_upsample_nearest,
     .nchw_to_nhwc = rg_nchw_to_nhwc, .nhwc_to_nchw = rg_nhwc_to_nchw, .timestep_embedding = rg_timestep_embedding,
     .graph_begin = rg_graph_begin, .graph_end = rg_graph_end, .graph_launch = rg_graph_launch,

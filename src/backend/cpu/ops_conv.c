@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/conv_direct.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
@@ -90,6 +91,11 @@ sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, 
     if (k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(cx, B, C, H, W, O)) {
         sdc_status st = conv3x3_winograd(cx, x, B, C, H, W, w, wt, b, O, y);
         PROF_END(PROF_CONV3, flops);
+        return st;
+    }
+    if (conv_direct_worthwhile(cx, wt, O, k, stride, pad)) { /* few outputs: the same sums without im2col panels */
+        sdc_status st = conv_direct(cx, x, B, C, H, W, w, wt, b, O, k, pad, y);
+        PROF_END(k == 3 ? PROF_CONV3 : k == 1 && pad == 0 ? PROF_CONV1 : PROF_CONV_OTHER, flops);
         return st;
     }
     conv_src cs = {x, C, H, W, k, stride, pad, Ho, Wo};

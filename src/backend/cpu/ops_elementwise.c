@@ -95,6 +95,23 @@ void cpu_silu(op_ctx *cx, float *x, int64_t n) { activation(cx, ACT_SILU, x, n);
 void cpu_gelu(op_ctx *cx, float *x, int64_t n) { activation(cx, ACT_GELU, x, n); }
 void cpu_quick_gelu(op_ctx *cx, float *x, int64_t n) { activation(cx, ACT_QUICK_GELU, x, n); }
 
+/* memory-bound: the compiler vectorises the compare-and-select; written so
+ * that a NaN fails the test and passes through, as torch.relu keeps it */
+void cpu_relu(op_ctx *cx, float *x, int64_t n) {
+    PROF_BEGIN();
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+    PROF_END(PROF_ACTIVATION, 0);
+}
+
+/* only ever run on latents (a few thousand values): libm's tanhf is enough */
+void cpu_tanh_clamp(op_ctx *cx, float *x, float m, int64_t n) {
+    PROF_BEGIN();
+#pragma omp parallel for schedule(static) num_threads(cx->threads)
+    for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i] / m) * m;
+    PROF_END(PROF_ACTIVATION, 0);
+}
+
 void cpu_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) {
     PROF_BEGIN();
     int vec = CPU_VEC();

@@ -253,6 +253,8 @@ static void dev_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, i
     keep(cx, cu_layer_norm(x, y, ACT, rows, D, eps, gamma, beta, ACT));
 }
 static void dev_silu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_silu(x, ACT, n)); }
+static void dev_relu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_relu(x, ACT, n)); }
+static void dev_tanh_clamp(op_ctx *cx, float *x, float m, int64_t n) { keep(cx, cu_tanh_clamp(x, m, ACT, n)); }
 static void dev_gelu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_gelu(x, ACT, n)); }
 static void dev_quick_gelu(op_ctx *cx, float *x, int64_t n) { keep(cx, cu_quick_gelu(x, ACT, n)); }
 static void dev_geglu(op_ctx *cx, const float *x, float *y, int64_t rows, int D) { keep(cx, cu_geglu(x, y, ACT, rows, D)); }
@@ -420,7 +422,7 @@ const op_backend op_backend_cuda = {
     .download = dev_download, .copy = dev_copy, .copy_2d = dev_copy_2d, .affine = dev_affine,
     .pad_zero = dev_pad_zero, .gather_rows = dev_gather_rows, .linear_t = dev_linear_t, .conv2d_t = dev_conv2d_t,
     .group_norm = dev_group_norm, .layer_norm = dev_layer_norm, .silu = dev_silu, .gelu = dev_gelu,
-    .quick_gelu = dev_quick_gelu, .geglu = dev_geglu, .add = dev_add, .scale = dev_scale,
+    .quick_gelu = dev_quick_gelu, .relu = dev_relu, .tanh_clamp = dev_tanh_clamp, .geglu = dev_geglu, .add = dev_add, .scale = dev_scale,
     .add_channel_bias = dev_add_channel_bias, .attention = dev_attention, .upsample_nearest = dev_upsample_nearest,
     .nchw_to_nhwc = dev_nchw_to_nhwc, .nhwc_to_nchw = dev_nhwc_to_nchw, .timestep_embedding = dev_timestep_embedding,
     .weight_upload = dev_weight_upload, .weight_free = dev_weight_free, .precision_changed = dev_precision_changed,

@@ -1,18 +1,20 @@
-/* cuda_elementwise.cu - activations (SiLU, erf GELU, QuickGELU, GEGLU), adds
- * and scales, the per-channel bias, nearest upsampling, NCHW <-> NHWC and
- * the sinusoidal timestep embedding. Memory-bound grid-stride loops with
- * f32 math on every dtype; index maps shared with the tests via cu_shared.h. */
+/* cuda_elementwise.cu - activations (SiLU, erf GELU, QuickGELU, ReLU, GEGLU,
+ * the tanh soft clamp), adds and scales, the per-channel bias, nearest
+ * upsampling, NCHW <-> NHWC and the sinusoidal timestep embedding.
+ * Memory-bound grid-stride loops with f32 math on every dtype; index maps
+ * shared with the tests via cu_shared.h. */
 #include "backend/cuda/cu_shared.h"
 #include "backend/cuda/cuda_common.cuh"
 
 #define GRID_LOOP(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
-enum { ACT_SILU, ACT_GELU, ACT_QUICK_GELU };
+enum { ACT_SILU, ACT_GELU, ACT_QUICK_GELU, ACT_RELU };
 
 __device__ __forceinline__ float act1(int kind, float x) {
     if (kind == ACT_SILU) return x / (1.0f + expf(-x));
     if (kind == ACT_GELU) return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    if (kind == ACT_RELU) return x < 0.0f ? 0.0f : x; /* a NaN passes, as torch.relu keeps it */
     return x * (1.0f / (1.0f + expf(-1.702f * x)));
 }
 
@@ -33,6 +35,23 @@ static sdc_status activation(const char *op, int kind, void *x, cu_dtype at, int
 sdc_status cu_silu(void *x, cu_dtype at, int64_t n) { return activation("cu_silu", ACT_SILU, x, at, n); }
 sdc_status cu_gelu(void *x, cu_dtype at, int64_t n) { return activation("cu_gelu", ACT_GELU, x, at, n); }
 sdc_status cu_quick_gelu(void *x, cu_dtype at, int64_t n) { return activation("cu_quick_gelu", ACT_QUICK_GELU, x, at, n); }
+sdc_status cu_relu(void *x, cu_dtype at, int64_t n) { return activation("cu_relu", ACT_RELU, x, at, n); }
+
+template <typename T>
+__global__ void tanh_clamp_kernel(T *x, float m, int64_t n) {
+    GRID_LOOP(i, n) cu_st(x + i, tanhf(cu_ld(x + i) / m) * m);
+}
+
+sdc_status cu_tanh_clamp(void *x, float m, cu_dtype at, int64_t n) {
+    const char *op = "cu_tanh_clamp";
+    CU_READY(op);
+    if (!cu__dtype_ok(at) || n < 0 || (n && !x) || !(m > 0.0f))
+        return sdc_fail(SDC_ERR_ARG, "%s: bad argument (n=%lld, m=%g)", op, (long long)n, (double)m);
+    if (n == 0) return SDC_OK;
+    CU_DISPATCH(at, T, { tanh_clamp_kernel<T><<<cu__blocks(n, 256), 256, 0, cu__stream_get()>>>((T *)x, m, n); });
+    CU_LAUNCH_CK(op);
+    return SDC_OK;
+}
 
 template <typename T>
 __global__ void geglu_kernel(const T *x, T *y, int64_t rows, int D) {

@@ -146,6 +146,8 @@ sdc_status cu_layer_norm(const void *x, void *y, cu_dtype at, int64_t rows, int 
 sdc_status cu_silu(void *x, cu_dtype at, int64_t n);
 sdc_status cu_gelu(void *x, cu_dtype at, int64_t n);       /* exact (erf) */
 sdc_status cu_quick_gelu(void *x, cu_dtype at, int64_t n); /* x * sigmoid(1.702 x) */
+sdc_status cu_relu(void *x, cu_dtype at, int64_t n);       /* max(x, 0), NaN kept */
+sdc_status cu_tanh_clamp(void *x, float m, cu_dtype at, int64_t n); /* tanh(x / m) * m */
 /* x[rows, 2D] -> y[rows, D] = x[:, :D] * gelu(x[:, D:]) */
 sdc_status cu_geglu(const void *x, void *y, cu_dtype at, int64_t rows, int D);
 
