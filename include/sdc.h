@@ -184,6 +184,14 @@ typedef struct {
                                 ("karras", "Exponential", "normal" ...); the sampler must take it */
     float eta;               /* DDIM eta / TCD gamma (default 0) */
     int clip_skip;           /* 0/1: last layer; k: k-th layer from the end */
+    const char *prompt_syntax; /* NULL or "plain": the prompts go to the text encoders as written, cut at 77
+                                  tokens (diffusers); "a1111": AUTOMATIC1111's syntax - (x), ((x)), (x:1.2),
+                                  [x], \( escapes, BREAK - and its conditioning: chunks of 75 tokens (the
+                                  comma back-track), emphasis "Original", its clip skip (SD 1.x only; SD 2.x
+                                  and SDXL ignore it as A1111 does); an SDXL negative prompt "" is zeros */
+    int pad_cond_uncond;     /* "a1111", prompt and negative of different chunk counts: 0 (A1111's default)
+                                runs the UNet on each half at its own length; 1 appends the empty prompt's
+                                conditioning to the shorter (A1111's pad_cond_uncond), one batch; plain: 0 */
     int vae_tiling;          /* 0 off (default), 1 on: decode in overlapping, blended tiles as diffusers'
                                 vae.enable_tiling() does (only when the latent exceeds one tile) */
     int vae_tile_size;       /* with vae_tiling: tile side in pixels, a multiple of 4 x the VAE's
@@ -220,6 +228,7 @@ void sdc_request_init(sdc_request *r);
 #define SDC_MAX_BATCH 64        /* images through one UNet call (batch_size; batch x nprompts without it) */
 #define SDC_MAX_IMAGES 4096     /* images of one request split into batch_size chunks */
 #define SDC_MAX_CLIP_SKIP 12
+#define SDC_MAX_PROMPT_CHUNKS 32 /* prompt_syntax "a1111": chunks of 75 tokens per prompt (2400 tokens) */
 #define SDC_MAX_PROMPT_BYTES (1 << 20) /* a prompt or negative prompt (the tokenizer refuses longer text) */
 
 /* Every field of r checked, the one place requests are validated (sdc_generate
@@ -283,6 +292,35 @@ typedef struct {
 /* Every LoRA file sdc_lora_find can find in dir, sorted by path (at most 4096). */
 sdc_status sdc_lora_scan(const char *dir, sdc_lora_file **files, int *n);
 void sdc_lora_files_free(sdc_lora_file *files, int n);
+/* ---- infotexts: a PNG's "parameters" read back (sdc generate --from-png, png-info) ---- */
+
+typedef struct {
+    int n;
+    char **keys, **values; /* in order: "Prompt", "Negative prompt", each "Key: value" of the parameters line
+                              ("Size: WxH" as "Size-1" and "Size-2", a "quoted" value unquoted; a repeated
+                              key keeps its last value), then what A1111 fills in when absent ("Clip skip":
+                              "1", "Schedule type": "Automatic") */
+    int negative_given;    /* the text has a "Negative prompt:" line (an empty one too) */
+    const char *prompt[1], *negative[1]; /* the Prompt and Negative prompt values, for a request to point at */
+} sdc_infotext;
+
+/* AUTOMATIC1111's parse_generation_parameters: the last line holds the
+ * parameters when it has at least three "Key: value" pairs, the lines above
+ * are the prompt and (from "Negative prompt:" on) the negative prompt. Any
+ * text parses (NULL: ""); SDC_ERR_NOMEM is the only failure. */
+sdc_status sdc_infotext_parse(const char *text, sdc_infotext *out);
+const char *sdc_infotext_get(const sdc_infotext *p, const char *key); /* NULL when absent */
+void sdc_infotext_free(sdc_infotext *p);
+
+/* The settings p holds, into r (its prompts then point into p): prompt and
+ * negative prompt, Steps, Sampler and Schedule type, CFG scale, Seed, Size,
+ * Clip skip, RNG (absent: A1111's default GPU noise, "cuda"), Eta / Eta DDIM,
+ * Pad conds, Prompt syntax (absent: "a1111", A1111's reading; sdc marks its
+ * plain one). What it cannot carry over - an unknown sampler or schedule, a
+ * malformed number, a hires fix, a variation seed, another emphasis ... - is
+ * left as r has it and described in notes, one line each ("" when none;
+ * notes may be NULL). */
+void sdc_infotext_apply(const sdc_infotext *p, sdc_request *r, char *notes, size_t n);
 
 /* ---- intermediates: an sdc_tensor_fn that collects a .safetensors file ---- */
 
@@ -449,6 +487,51 @@ typedef struct {
 
 sdc_status sdc_tokenize(const sdc_tokenizer *t, const char *text, size_t len, sdc_tokens *out);
 void sdc_tokens_free(sdc_tokens *k);
+
+/* The same text as AUTOMATIC1111 reads it (sdc_request.prompt_syntax
+ * "a1111"), as a prompt: its <lora:...> tags removed (sdc_prompt_networks_parse;
+ * the text ends at a NUL), its fragments with their weights, then the 77-id
+ * chunks the text encoder reads, each token with its fragment's weight as a
+ * multiplier. */
+typedef struct {
+    int nfragments;
+    char **fragment_text;      /* the parse: text pieces (a chunk break is "BREAK" with weight -1) */
+    double *fragment_weight;
+    int *fragment_ntokens;     /* each piece's BPE tokens (tokenized alone) */
+    char ***fragment_tokens;
+    int nchunks;
+    int64_t *chunk_ids;        /* [nchunks, 77]: bos, 75 tokens padded, eos (OpenCLIP tokenizers: the pad
+                                  token after the first eos, as the encoder reads them) */
+    float *chunk_multipliers;  /* [nchunks, 77]: 1 at bos, eos and padding */
+    int token_count;           /* A1111's count: 75 per chunk before the last, then the last one's tokens */
+} sdc_a1111_tokens;
+
+/* SDC_ERR_ARG for what A1111 refuses too (a "(text:1.2.3)" weight) and for
+ * more than SDC_MAX_PROMPT_CHUNKS chunks. */
+sdc_status sdc_tokenize_a1111(const sdc_tokenizer *t, const char *text, size_t len, sdc_a1111_tokens *out);
+void sdc_a1111_tokens_free(sdc_a1111_tokens *k);
+
+/* AUTOMATIC1111's extra-network tags in a prompt - <lora:NAME:0.8>,
+ * <hypernet:NAME:1>, any <WORD:ARGS> - as its extra_networks.parse_prompt
+ * finds them: the text without them (the spaces around stay) and each tag's
+ * name and arguments split on ':' ("lora"; "NAME", "0.8"). With
+ * prompt_syntax "a1111" sdc_generate removes them from the prompts (not the
+ * negative prompts, which A1111 encodes as written) so the text encoder never
+ * sees them; applying the LoRAs they name is the front end's part. */
+typedef struct {
+    char *name;
+    int nargs; /* >= 1 */
+    char **args;
+} sdc_prompt_network;
+
+typedef struct {
+    char *text;
+    int n;
+    sdc_prompt_network *nets;
+} sdc_prompt_networks;
+
+sdc_status sdc_prompt_networks_parse(const char *prompt, sdc_prompt_networks *out); /* NULL reads as "" */
+void sdc_prompt_networks_free(sdc_prompt_networks *p);
 
 /* ---- samplers ----
  * The registry of the samplers sdc implements (src/sched/registry.c), one

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "io/json.h"
 #include "io/png_io.h"
 #include "sdc.h"
 #include "server_client.h"
@@ -223,7 +224,8 @@ TEST(server_txt2img_matches_cli) {
              cJSON_GetObjectItem(params, "seed")->valuedouble == seed0 &&
              !cJSON_HasObjectItem(params, "unknown_field");
         for (int i = 0; ok && i < cases[c].nimg; i++) ok = cJSON_GetArrayItem(seeds, i)->valuedouble == seed0 + i;
-        snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' %s -o '%s'", sdc_binary(),
+        /* the server reads prompts as A1111 does */
+        snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --prompt-syntax a1111 %s -o '%s'", sdc_binary(),
                  fixture_path("models/tiny-sd"), cases[c].cli, tmp_path("cli-{index}.png"));
         int rc = ok ? run_cmd(cmd, out, sizeof out) : 0;
         for (int i = 0; ok && rc == 0 && i < cases[c].nimg; i++) {
@@ -354,6 +356,90 @@ TEST(server_png_info_parses_infotext) {
     }
     int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
+/* largest channel difference between a base64 PNG and a golden PNG (999: unreadable or other size);
+ * *info: the PNG's infotext */
+static int golden_diff(const char *b64, const char *golden, char **info) {
+    const char *png = tmp_path("api-a1111.png");
+    uint8_t *a = NULL, *b = NULL;
+    int aw, ah, bw, bh, worst = 999;
+    if (b64_to_file(b64, png) && !png_read_rgb(png, &a, &aw, &ah, info) && !png_read_rgb(golden, &b, &bw, &bh, NULL) &&
+        aw == bw && ah == bh) {
+        worst = 0;
+        for (int64_t i = 0; i < (int64_t)aw * ah * 3; i++)
+            if (abs((int)a[i] - (int)b[i]) > worst) worst = abs((int)a[i] - (int)b[i]);
+    }
+    free(a), free(b);
+    return worst;
+}
+
+/* the server reads prompts as A1111 does: the a1111-long-* cases (a 2-chunk prompt, a 1-chunk negative)
+ * come out as their goldens, the halves run apart by default, padded after POST /options
+ * {"pad_cond_uncond": true}, and apart again when override_settings turns it off for one request */
+TEST(server_a1111_prompts_and_pad_cond_uncond) {
+    cJSON *cj;
+    CHECK_OK(json_load(fixture_path("../fixtures2/cases/a1111-long-pndm.json"), &cj));
+    cJSON *req = cJSON_CreateObject(), *ovr = cJSON_AddObjectToObject(req, "override_settings");
+    cJSON_AddStringToObject(req, "prompt", cJSON_GetArrayItem(cJSON_GetObjectItem(cj, "prompt"), 0)->valuestring);
+    cJSON_AddStringToObject(req, "negative_prompt",
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(cj, "negative_prompt"), 0)->valuestring);
+    cJSON_AddStringToObject(req, "sampler_name", "PLMS");
+    cJSON_AddNumberToObject(req, "steps", 6);
+    cJSON_AddNumberToObject(req, "cfg_scale", 7.5);
+    cJSON_AddNumberToObject(req, "width", 128);
+    cJSON_AddNumberToObject(req, "height", 64);
+    cJSON_AddNumberToObject(req, "seed", 101);
+    cJSON_AddStringToObject(ovr, "randn_source", "CPU");
+    char *plain = cJSON_PrintUnformatted(req);
+    cJSON_AddFalseToObject(ovr, "pad_cond_uncond");
+    char *no_pad = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req), cJSON_Delete(cj);
+    server_proc s;
+    char why[1024];
+    int started = server_start(&s, NULL, why, sizeof why);
+    if (!started) free(plain), free(no_pad);
+    CHECK(started, "%s", why);
+    struct {
+        const char *options, *body, *golden;
+        int padded;
+    } steps[] = {
+        {NULL, plain, "../fixtures2/cases/a1111-long-pndm_0.png", 0},
+        {"{\"pad_cond_uncond\": true}", plain, "../fixtures2/cases/a1111-long-padcond_0.png", 1},
+        {NULL, no_pad, "../fixtures2/cases/a1111-long-pndm_0.png", 0},
+    };
+    char fail[512] = "";
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0] && !fail[0]; k++) {
+        http_resp r;
+        if (steps[k].options) {
+            http(s.port, "POST", "/sdapi/v1/options", steps[k].options, &r);
+            if (r.status != 200) snprintf(fail, sizeof fail, "step %zu: options %d %.200s", k, r.status, r.body);
+            resp_free(&r);
+            http(s.port, "GET", "/sdapi/v1/options", NULL, &r);
+            cJSON *o = json_of(&r);
+            if (!fail[0] && !cJSON_IsTrue(cJSON_GetObjectItem(o, "pad_cond_uncond")))
+                snprintf(fail, sizeof fail, "GET /options does not show pad_cond_uncond true");
+            cJSON_Delete(o), resp_free(&r);
+        }
+        if (fail[0]) break;
+        http(s.port, "POST", "/sdapi/v1/txt2img", steps[k].body, &r);
+        cJSON *j = json_of(&r);
+        const cJSON *img = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "images"), 0);
+        char *info = NULL;
+        int worst = r.status == 200 && cJSON_IsString(img)
+                        ? golden_diff(img->valuestring, fixture_path(steps[k].golden), &info)
+                        : 999;
+        if (worst > 2)
+            snprintf(fail, sizeof fail, "step %zu: %d, max pixel difference %d/255 %.200s", k, r.status, worst,
+                     r.status == 200 ? "" : r.body);
+        else if (!info || !strstr(info, "Pad conds: True") != !steps[k].padded)
+            snprintf(fail, sizeof fail, "step %zu: infotext '%s'", k, info ? info : "-");
+        free(info), cJSON_Delete(j), resp_free(&r);
+    }
+    free(plain), free(no_pad);
+    int rc = server_stop(&s);
+    CHECK(!fail[0], "%s", fail);
+    CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
 /* each bad request gets its 4xx with A1111's error body, and the server keeps serving */

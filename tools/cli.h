@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sdc.h"
+
 #define EXIT_USAGE 2
 #define CLI_MAX_LORAS 16
 
@@ -43,6 +45,13 @@ const char *cli_default_model(char *out, size_t n, const char **source);
 const char *cli_model_or_default(const char *cmd, const char *model, int quiet, char *buf, size_t n);
 /* Print "sdc: <msg>" and a hint to run --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --from-png (from_png.c): FILE's infotext parsed into *it and applied to r
+ * (r's prompts then point into it), what it cannot carry over printed;
+ * 0 after a message when FILE has none. */
+int from_png_load(const char *path, sdc_infotext *it, sdc_request *r);
+/* A warning when m is not the model the infotext names. */
+void from_png_check_model(const sdc_infotext *it, const sdc_model *m);
 
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -47,6 +47,8 @@ static void help(void) {
         "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
         "      --karras  --schedule NAME  --eta E  --clip-skip K\n"
         "                            as in sdc generate (a JSONL line's values win)\n"
+        "      --prompt-syntax plain|a1111  --pad-cond-uncond   as in sdc generate: plain (default)\n"
+        "                            or AUTOMATIC1111's prompt syntax; part of the identity\n"
         "      --rng cpu|cuda        the generator the seeds seed, as in sdc generate: cpu (default) =\n"
         "                            torch.Generator(\"cpu\"); cuda = torch.Generator(\"cuda\")'s Philox\n"
         "                            noise (A1111's GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
@@ -126,7 +128,7 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
 enum { O_SCHEDULE = 700 }; /* --schedule NAME */
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
        O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET,
-       O_TAESD };
+       O_TAESD, O_PROMPT_SYNTAX, O_PAD_COND };
 
 /* the options a preset sets share their codes with every command (presets.h) */
 enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
@@ -160,7 +162,8 @@ int cmd_dataset(int argc, char **argv) {
         {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
         {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
         {"dtype", required_argument, 0, O_DTYPE},      {"lora", required_argument, 0, O_LORA},
-        {"preset", required_argument, 0, O_PRESET},    {0, 0, 0, 0}};
+        {"preset", required_argument, 0, O_PRESET},    {"prompt-syntax", required_argument, 0, O_PROMPT_SYNTAX},
+        {"pad-cond-uncond", no_argument, 0, O_PAD_COND}, {0, 0, 0, 0}};
     sdc_dataset_options o;
     sdc_dataset_options_init(&o);
     static const char *neg; /* -n: the default negative prompt */
@@ -208,6 +211,12 @@ int cmd_dataset(int argc, char **argv) {
         case O_CLIPSKIP:
             if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &o.req.clip_skip)) return EXIT_USAGE;
             break;
+        case O_PROMPT_SYNTAX:
+            if (strcmp(optarg, "plain") && strcmp(optarg, "a1111"))
+                return cli_usage_error("dataset", "--prompt-syntax must be plain or a1111, got '%s'", optarg);
+            o.req.prompt_syntax = optarg;
+            break;
+        case O_PAD_COND: o.req.pad_cond_uncond = 1; break;
         case O_VARIANT: o.load.variant = optarg; break;
         case O_TAESD: o.load.taesd = optarg; break;
         case O_CONFIG: o.load.config_dir = optarg; break;

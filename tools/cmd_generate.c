@@ -107,6 +107,17 @@ static void help(void) {
         "      --karras              = --schedule karras (%s)\n"
         "      --eta E               eta of %s (TCD's gamma), 0..1 (default 0)\n"
         "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
+        "      --prompt-syntax S     plain (default): prompts go to the text encoder as written, cut at\n"
+        "                            77 tokens, as diffusers; a1111: AUTOMATIC1111's syntax - (word),\n"
+        "                            ((word)), (word:1.2), [word], \\( escapes, BREAK - and its\n"
+        "                            conditioning: chunks of 75 tokens (long prompts), emphasis, its\n"
+        "                            clip skip (SD 1.x; SD 2.x and SDXL ignore it, as A1111 does)\n"
+        "      --pad-cond-uncond     a1111, prompt and negative prompt of different chunk counts: pad\n"
+        "                            the shorter with the empty prompt's conditioning (A1111's option)\n"
+        "                            instead of running the UNet on each half separately (its default)\n"
+        "      --from-png FILE       the parameters in FILE's infotext (sdc's or A1111's): prompts,\n"
+        "                            steps, sampler, schedule, CFG, seed, size, clip skip, RNG, syntax\n"
+        "                            ...; flags given beside it override them\n"
         "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
         "      --rng cpu|cuda        the generator the seed seeds: cpu (default) = torch.Generator(\"cpu\"),\n"
         "                            diffusers' CPU noise; cuda = torch.Generator(\"cuda\")'s Philox noise\n"
@@ -248,9 +259,10 @@ static void on_lora(void *ctx, const sdc_lora_report *r) {
 enum { O_PROMPTS_FILE = 600, O_BATCH_SIZE }; /* --prompts FILE, --batch-size B */
 enum { O_VAE_TILING = 640, O_VAE_TILE_SIZE }; /* --vae-tiling, --vae-tile-size PX */
 enum { O_RNG = 660 };                          /* --rng cpu|cuda */
+enum { O_PROMPT_SYNTAX = 720, O_PAD_COND, O_FROM_PNG }; /* A1111 prompts; --from-png FILE */
 enum { O_SCHEDULE = 680 };                     /* --schedule NAME */
 enum { O_TAESD = 700 };                        /* --taesd PATH */
-enum { O_LORA_DIR = 720 };                     /* --lora-dir DIR: <lora:NAME:W> tags */
+enum { O_LORA_DIR = 740 };                     /* --lora-dir DIR: <lora:NAME:W> tags */
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -288,6 +300,8 @@ int cmd_generate(int argc, char **argv) {
         {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
         {"rng", required_argument, 0, O_RNG},      {"schedule", required_argument, 0, O_SCHEDULE},
         {"taesd", required_argument, 0, O_TAESD},  {"lora-dir", required_argument, 0, O_LORA_DIR},
+        {"prompt-syntax", required_argument, 0, O_PROMPT_SYNTAX}, {"pad-cond-uncond", no_argument, 0, O_PAD_COND},
+        {"from-png", required_argument, 0, O_FROM_PNG},
         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
@@ -301,9 +315,17 @@ int cmd_generate(int argc, char **argv) {
     preset_given given = {0};
     const char *prompts_file = NULL;
     static sdc_prompts *plist; /* static: early returns below leave it reachable, not leaked */
-    optind = 1;
+    static sdc_infotext from; /* --from-png: r's prompts point into it; static for the same reason */
+    const char *from_png = NULL;
     opterr = 0;
     int c;
+    /* --from-png first: its settings are the base the other flags override */
+    for (optind = 0; (c = getopt_long(argc, argv, ":m:p:n:W:H:o:h", opts, NULL)) != -1;)
+        if (c == O_FROM_PNG) from_png = optarg;
+    sdc_infotext_free(&from);
+    if (from_png && !from_png_load(from_png, &from, &r)) return 1;
+    int have_infotext_seed = from_png && sdc_infotext_get(&from, "Seed");
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":m:p:n:W:H:o:h", opts, NULL)) != -1) {
         preset_note_given(&given, c);
         switch (c) {
@@ -343,6 +365,13 @@ int cmd_generate(int argc, char **argv) {
                 return cli_usage_error("generate", "--rng must be cpu or cuda, got '%s'", optarg);
             r.rng = optarg;
             break;
+        case O_PROMPT_SYNTAX:
+            if (strcmp(optarg, "plain") && strcmp(optarg, "a1111"))
+                return cli_usage_error("generate", "--prompt-syntax must be plain or a1111, got '%s'", optarg);
+            r.prompt_syntax = optarg;
+            break;
+        case O_PAD_COND: r.pad_cond_uncond = 1; break;
+        case O_FROM_PNG: break; /* read above */
         case O_BATCH: if (!cli_int("--batch", optarg, 1, INT_MAX, &r.batch)) return EXIT_USAGE; break;
         case 'W': if (!cli_int("--width", optarg, 1, INT_MAX, &r.width)) return EXIT_USAGE; break;
         case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &r.height)) return EXIT_USAGE; break;
@@ -369,8 +398,10 @@ int cmd_generate(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (preset) preset_apply(preset, &given, &r);
-    if (!np && !prompts_file) return cli_usage_error("generate", "no prompt given (-p PROMPT or --prompts FILE)");
+    if (!np && !prompts_file && !from_png)
+        return cli_usage_error("generate", "no prompt given (-p PROMPT, --prompts FILE or --from-png PNG)");
     if (np && prompts_file) return cli_usage_error("generate", "-p and --prompts cannot be combined");
+    if (from_png && prompts_file) return cli_usage_error("generate", "--from-png and --prompts cannot be combined");
     if (prompts_file && (nn > 1 || dump_path))
         return cli_usage_error("generate", "with --prompts give at most one -n (lines may set negative_prompt), no --dump");
     if (lo.variant && strcmp(lo.variant, "fp16"))
@@ -379,12 +410,16 @@ int cmd_generate(int argc, char **argv) {
     if (lo.taesd && r.vae_tiling)
         return cli_usage_error("generate", "--vae-tiling tiles the KL VAE; --taesd decodes whole images");
     static const char *const file_line[1] = {""}; /* --prompts: the lines come later, checked as they run */
-    r.prompts = np ? prompts : file_line;
-    r.nprompts = np ? np : 1;
-    r.negative_prompts = nn ? negs : NULL;
-    r.nnegative = nn;
+    if (np || !from_png) { /* else the infotext's prompt */
+        r.prompts = np ? prompts : file_line;
+        r.nprompts = np ? np : 1;
+    }
+    if (nn || !from_png) { /* else the infotext's negative prompt */
+        r.negative_prompts = nn ? negs : NULL;
+        r.nnegative = nn;
+    }
     if (sdc_request_check(NULL, &r)) return cli_usage_error("generate", "%s", sdc_last_error());
-    if (!have_seed) r.seed = random_seed();
+    if (!have_seed && !have_infotext_seed) r.seed = random_seed();
     if (prompts_file) { /* the whole file is checked before the model loads */
         if (sdc_prompts_load(&plist, prompts_file, r.batch, r.seed)) {
             fprintf(stderr, "sdc: %s\n", sdc_last_error());
@@ -414,6 +449,7 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());
         return 1;
     }
+    if (from_png) from_png_check_model(&from, m);
     if (!quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)r.seed);
     progress_state ps = {.quiet = quiet, .tty = isatty(2)};
     clock_gettime(CLOCK_MONOTONIC, &ps.t0);
@@ -468,5 +504,6 @@ int cmd_generate(int argc, char **argv) {
         sdc_dump_free(dw);
     }
     sdc_model_free(m);
+    sdc_infotext_free(&from);
     return rc;
 }

@@ -1,5 +1,7 @@
 /* cmd_tokenize.c - `sdc tokenize`: the 77 CLIP token ids of a text, the way
- * people count prompt tokens. "-" reads the text from stdin byte for byte. */
+ * people count prompt tokens, or (--prompt-syntax a1111) the chunks and
+ * weights AUTOMATIC1111 makes of it. "-" reads the text from stdin byte for
+ * byte. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,12 +12,16 @@
 #include "sdc.h"
 
 static void help(void) {
-    printf("usage: sdc tokenize (--tokenizer DIR | -m MODEL) [--json] (TEXT | -)\n"
+    printf("usage: sdc tokenize (--tokenizer DIR | -m MODEL) [--prompt-syntax plain|a1111] [--json] (TEXT | -)\n"
            "\n"
            "Print the CLIP token ids of TEXT (bos + tokens + eos, truncated and padded to 77).\n"
            "  --tokenizer DIR   folder with vocab.json, merges.txt, tokenizer_config.json\n"
            "  -m, --model PATH  diffusers folder: uses its tokenizer/ subfolder\n"
-           "  --json            print {\"tokens\": [...], \"untruncated_ids\": [...], \"input_ids\": [...]}\n"
+           "  --prompt-syntax S plain (default): the text as diffusers tokenizes it; a1111: AUTOMATIC1111's\n"
+           "                    syntax ((x), (x:1.2), [x], BREAK): one line of 77 ids per 75-token chunk\n"
+           "  --json            print {\"tokens\": [...], \"untruncated_ids\": [...], \"input_ids\": [...]};\n"
+           "                    with a1111: {\"fragments\": [{\"text\", \"weight\", \"tokens\"}], \"chunks\":\n"
+           "                    [{\"input_ids\", \"multipliers\"}], \"token_count\"}\n"
            "  TEXT | -          the text, or - to read it from stdin\n");
 }
 
@@ -37,12 +43,70 @@ static char *read_stdin(size_t *len) {
     return b;
 }
 
+/* a float32 as its shortest round-trip decimal (1.1, not 1.100000023841858) */
+static cJSON *json_float(float v) {
+    char b[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, (double)v);
+        if (strtof(b, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(b);
+}
+
+/* a double as its shortest round-trip decimal (1.2100000000000002 stays so) */
+static cJSON *json_double(double v) {
+    char b[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(b);
+}
+
+static void print_a1111(const sdc_a1111_tokens *k, int json) {
+    if (!json) {
+        for (int c = 0; c < k->nchunks; c++) {
+            for (int i = 0; i < 77; i++) printf(i ? " %lld" : "%lld", (long long)k->chunk_ids[c * 77 + i]);
+            printf("\n");
+        }
+        return;
+    }
+    cJSON *o = cJSON_CreateObject(), *fr = cJSON_AddArrayToObject(o, "fragments");
+    for (int f = 0; f < k->nfragments; f++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "text", k->fragment_text[f]);
+        cJSON_AddItemToObject(e, "weight", json_double(k->fragment_weight[f]));
+        cJSON *t = cJSON_AddArrayToObject(e, "tokens");
+        for (int i = 0; i < k->fragment_ntokens[f]; i++)
+            cJSON_AddItemToArray(t, cJSON_CreateString(k->fragment_tokens[f][i]));
+        cJSON_AddItemToArray(fr, e);
+    }
+    cJSON *ch = cJSON_AddArrayToObject(o, "chunks");
+    for (int c = 0; c < k->nchunks; c++) {
+        cJSON *e = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(e, "input_ids"),
+              *mu = cJSON_AddArrayToObject(e, "multipliers");
+        for (int i = 0; i < 77; i++) {
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)k->chunk_ids[c * 77 + i]));
+            cJSON_AddItemToArray(mu, json_float(k->chunk_multipliers[c * 77 + i]));
+        }
+        cJSON_AddItemToArray(ch, e);
+    }
+    cJSON_AddNumberToObject(o, "token_count", k->token_count);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) printf("%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+}
+
 int cmd_tokenize(int argc, char **argv) {
-    static const struct option opts[] = {{"tokenizer", required_argument, 0, 't'}, {"model", required_argument, 0, 'm'},
-                                         {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
+    static const struct option opts[] = {{"tokenizer", required_argument, 0, 't'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"prompt-syntax", required_argument, 0, 's'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *model = NULL;
-    int json = 0, c;
+    int json = 0, a1111 = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
@@ -50,6 +114,11 @@ int cmd_tokenize(int argc, char **argv) {
         case 't': dir = optarg; break;
         case 'm': model = optarg; break;
         case 'j': json = 1; break;
+        case 's':
+            if (strcmp(optarg, "plain") && strcmp(optarg, "a1111"))
+                return cli_usage_error("tokenize", "--prompt-syntax must be plain or a1111, got '%s'", optarg);
+            a1111 = !strcmp(optarg, "a1111");
+            break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("tokenize", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("tokenize", "unknown option '%s'", argv[optind - 1]);
@@ -79,7 +148,16 @@ int cmd_tokenize(int argc, char **argv) {
     }
     int rc = 0;
     sdc_tokens k;
-    if (sdc_tokenize(tok, text, len, &k)) {
+    sdc_a1111_tokens ka;
+    if (a1111) {
+        if (sdc_tokenize_a1111(tok, text, len, &ka)) {
+            fprintf(stderr, "sdc: %s\n", sdc_last_error());
+            rc = 1;
+        } else {
+            print_a1111(&ka, json);
+            sdc_a1111_tokens_free(&ka);
+        }
+    } else if (sdc_tokenize(tok, text, len, &k)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());
         rc = 1;
     } else if (json) {
@@ -97,7 +175,7 @@ int cmd_tokenize(int argc, char **argv) {
         for (int i = 0; i < k.max_length; i++) printf(i ? " %lld" : "%lld", (long long)k.input_ids[i]);
         printf("\n");
     }
-    if (!rc) sdc_tokens_free(&k);
+    if (!rc && !a1111) sdc_tokens_free(&k);
     free(owned);
     sdc_tokenizer_free(tok);
     return rc;

@@ -520,6 +520,9 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
     id->schedule = def.schedule;
     id->eta = def.eta;
     id->clip_skip = def.clip_skip;
+    int a1111 = def.prompt_syntax && !strcmp(def.prompt_syntax, "a1111"); /* pixels change: part of the identity */
+    id->prompt_syntax = a1111 ? "a1111" : NULL;
+    id->pad_cond_uncond = a1111 && def.pad_cond_uncond;
     id->format = o->format == SDC_DATASET_WEBDATASET ? "webdataset" : "imagefolder";
     id->shard_size = o->format == SDC_DATASET_WEBDATASET ? o->shard_size : 0;
     id->batch_size = o->batch_size;

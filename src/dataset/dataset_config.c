@@ -37,6 +37,8 @@ static void identity(jbuf *b, const ds_identity *id) {
     jb_printf(b, "  \"images_per_prompt\": %d,\n  \"seed\": %llu,\n", id->images_per_prompt,
               (unsigned long long)id->seed);
     if (id->rng) jb_puts(b, "  \"rng\": "), jb_str(b, id->rng), jb_puts(b, ",\n");
+    if (id->prompt_syntax) jb_puts(b, "  \"prompt_syntax\": "), jb_str(b, id->prompt_syntax), jb_puts(b, ",\n");
+    if (id->pad_cond_uncond) jb_puts(b, "  \"pad_cond_uncond\": true,\n");
     jb_puts(b, "  \"negative_prompt\": ");
     jb_str(b, id->negative);
     jb_puts(b, ",\n  \"steps\": ");
@@ -103,7 +105,7 @@ static int has_key(const char *text, const char *key) {
 /* keys written only with values other than their defaults */
 static int is_optional(const char *key) {
     return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "loras") ||
-           !strcmp(key, "taesd");
+           !strcmp(key, "taesd") || !strcmp(key, "prompt_syntax") || !strcmp(key, "pad_cond_uncond");
 }
 
 /* la (this run's line) differs from lb (the stored one) */

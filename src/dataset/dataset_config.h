@@ -47,6 +47,8 @@ typedef struct {
     const char *schedule;        /* a schedule type other than automatic/uniform/karras (NULL: no line) */
     float eta;
     int clip_skip;
+    const char *prompt_syntax;   /* NULL: plain (no line); "a1111" */
+    int pad_cond_uncond;         /* with "a1111": A1111's pad_cond_uncond (a line only when on) */
     const char *format;
     int shard_size, batch_size;
 } ds_identity;

@@ -34,6 +34,7 @@ void text_cond_free(text_cond *c) {
     free(c->embeds);
     free(c->pooled);
     for (int i = 0; i < 2; i++) free(c->ids[i]);
+    free(c->multipliers);
     memset(c, 0, sizeof *c);
 }
 

@@ -17,6 +17,8 @@
 #include "family/checkpoint_detect.h"
 #include "sdc.h"
 
+struct a1111_opts; /* family/a1111_cond.h */
+
 /* Tokens per prompt of the CLIP text encoders. */
 #define FAMILY_TOKENS 77
 
@@ -27,6 +29,7 @@ typedef struct {
     float *pooled;      /* [B, P] or NULL */
     int nids;           /* tokenizers that ran (one per text encoder) */
     int64_t *ids[2];    /* [B, T] token ids of each (dumped as input_ids, input_ids_2) */
+    float *multipliers; /* [B, T] A1111 prompts: each token's emphasis weight (dumped as multipliers); else NULL */
 } text_cond;
 
 void text_cond_free(text_cond *c);
@@ -61,6 +64,10 @@ typedef struct model_family {
     sdc_status (*load_file)(sdc_model *m, const char *path, const sdc_load_options *opt);
     /* prompts[B] -> conditioning; clip_skip as sdc_request's (0/1: none) */
     sdc_status (*encode)(sdc_model *m, const char *const *prompts, int B, int clip_skip, text_cond *out);
+    /* the same in AUTOMATIC1111's prompt syntax (family/a1111_cond.h): T is
+     * 77 x the most chunks any of the prompts has */
+    sdc_status (*encode_a1111)(sdc_model *m, const char *const *prompts, int B, const struct a1111_opts *o,
+                               text_cond *out);
     /* whether "no negative prompt" means zero conditioning when the model
      * says force_zeros_for_empty_prompt (diffusers' SDXL) */
     int zero_negative;

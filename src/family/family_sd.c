@@ -3,6 +3,7 @@
  * hidden state through the final LayerNorm conditions the UNet (with clip
  * skip k: hidden_states[-k] through the final LayerNorm, as encode_prompt
  * does); no extra UNet inputs. */
+#include "family/a1111_cond.h"
 #include "family/clip_unet_vae.h"
 #include "family/single_file.h"
 
@@ -18,6 +19,19 @@ static sdc_status sd_encode(sdc_model *m, const char *const *prompts, int B, int
     return st;
 }
 
+/* A1111: SD 1.x's CLIP ViT-L (padded with its eos) honours clip skip as
+ * above; SD 2.x's OpenCLIP (padded with another token) is always its last
+ * layer here (A1111's penultimate of 24, which diffusers' conversion keeps
+ * as the last of 23): A1111 ignores CLIP_stop_at_last_layers for it. */
+static sdc_status sd_encode_a1111(sdc_model *m, const char *const *prompts, int B, const a1111_opts *o,
+                                  text_cond *out) {
+    int L = clip_text_num_layers(m->te[0]), openclip = clip_tokenizer_pad(m->tok[0]) != clip_tokenizer_eos(m->tok[0]);
+    int skip = !openclip && o->clip_skip > 1 ? o->clip_skip - 1 : 0;
+    if (skip >= L) return sdc_fail(SDC_ERR_ARG, "clip skip %d exceeds the text encoder's %d layers", o->clip_skip, L);
+    a1111_encoder e = {.which = 0, .layer = L - skip, .final_norm = 1, .pooled = 0};
+    return a1111_encode(m, prompts, B, &e, 1, 0, o, out);
+}
+
 static const char *const sd_classes[] = {"StableDiffusionPipeline", NULL};
 
 const model_family family_sd = {
@@ -29,6 +43,7 @@ const model_family family_sd = {
     .load_folder = cuv_load_folder,
     .load_file = single_file_load,
     .encode = sd_encode,
+    .encode_a1111 = sd_encode_a1111,
     .zero_negative = 0,
     .unet_extras = NULL,
     .latents = cuv_latents,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "family/a1111_cond.h"
 #include "family/clip_unet_vae.h"
 #include "family/single_file.h"
 #include "nn/layers.h"
@@ -25,6 +26,19 @@ static sdc_status sdxl_encode(sdc_model *m, const char *const *prompts, int B, i
     if (!st) st = cuv_hidden(m, 1, L2 - 1 - skip, 0, clip_text_hidden_size(m->te[0]), 1, out);
     if (st) text_cond_free(out);
     return st;
+}
+
+/* A1111 (sd_hijack_clip / sd_hijack_open_clip for SGM's embedders): the
+ * penultimate hidden state of both encoders, no final norm, the second one's
+ * pooled projection of each prompt's first chunk; clip skip is ignored (its
+ * sdxl_clip_l_skip option, off by default, is not modelled). */
+static sdc_status sdxl_encode_a1111(sdc_model *m, const char *const *prompts, int B, const a1111_opts *o,
+                                    text_cond *out) {
+    a1111_encoder e[2] = {
+        {.which = 0, .layer = clip_text_num_layers(m->te[0]) - 1, .final_norm = 0, .pooled = 0},
+        {.which = 1, .layer = clip_text_num_layers(m->te[1]) - 1, .final_norm = 0, .pooled = 1},
+    };
+    return a1111_encode(m, prompts, B, e, 2, clip_text_projection_dim(m->te[1]), o, out);
 }
 
 /* add_text_embeds = the pooled embeddings of each row; add_time_ids =
@@ -59,6 +73,7 @@ const model_family family_sdxl = {
     .load_folder = cuv_load_folder,
     .load_file = single_file_load,
     .encode = sdxl_encode,
+    .encode_a1111 = sdxl_encode_a1111,
     .zero_negative = 1,
     .unet_extras = sdxl_unet_extras,
     .latents = cuv_latents,

@@ -4,7 +4,11 @@
  *   per timestep: x = scale_model_input(latents); eps = unet([x, x], t, [neg, pos])
  *                 eps = eps_neg + g * (eps_pos - eps_neg); latents = step(eps, t, latents)
  *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1)
- * (vae: the KL VAE, or TAESD with its scaling_factor 1.0: pipeline/pixels.c) */
+ * (vae: the KL VAE, or TAESD with its scaling_factor 1.0: pipeline/pixels.c)
+ * With A1111 prompts (prompt_syntax "a1111") neg and pos may differ in length
+ * (77 x chunks): then, as A1111's CFGDenoiser, the UNet runs each half with
+ * its own context (two runners), or pad_cond_uncond pads the shorter half
+ * with the empty prompt's conditioning into one batch. */
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 #include "nn/step_graph.h"
 #include "nn/unet_runner.h"
 #include "nn/vae_tiling.h"
+#include "family/a1111_cond.h"
 #include "family/model.h"
 #include "pipeline/infotext.h"
 #include "pipeline/pixels.h"
@@ -77,7 +82,10 @@ typedef struct {
     sdc_scheduler *s;
     const sched_config *sc; /* the request plan's */
     text_cond pos, neg;
-    float *ctx, *tcond;    /* UNet conditioning, batch 2B with CFG */
+    int a1111;             /* prompt_syntax "a1111" */
+    int split;             /* CFG halves of different lengths: one UNet runner each (neg, then pos) */
+    int padded;            /* pad_cond_uncond padded a half (A1111's infotext "Pad conds") */
+    float *ctx, *tcond;    /* UNet conditioning, batch 2B with CFG (NULL when split: the halves' own) */
     unet_extra_bufs extra; /* the family's extra UNet inputs, 2B rows with CFG */
     noise_rng rng; /* which torch generator the seeds seed (r->rng) */
     noise_gen *gens;
@@ -95,10 +103,10 @@ static void state_free(gen_state *S) {
     free(S->pred_x0), free(S->x0);
 }
 
-/* zero conditioning of cond's shape (diffusers' force_zeros_for_empty_prompt) */
-static sdc_status cond_zeros(const text_cond *like, text_cond *out) {
+/* zero conditioning of cond's shape with T tokens (diffusers' force_zeros_for_empty_prompt) */
+static sdc_status cond_zeros(const text_cond *like, int T, text_cond *out) {
     memset(out, 0, sizeof *out);
-    out->B = like->B, out->T = like->T, out->D = like->D, out->P = like->P;
+    out->B = like->B, out->T = T, out->D = like->D, out->P = like->P;
     out->embeds = calloc((size_t)out->B * out->T * out->D, sizeof(float));
     out->pooled = out->P ? calloc((size_t)out->B * out->P, sizeof(float)) : NULL;
     if (!out->embeds || (out->P && !out->pooled)) {
@@ -108,14 +116,66 @@ static sdc_status cond_zeros(const text_cond *like, text_cond *out) {
     return SDC_OK;
 }
 
-/* each tokenizer's ids: input_ids, input_ids_2 (uncond_ before them for the negative) */
+/* each tokenizer's ids: input_ids, input_ids_2 (uncond_ before them for the negative), one row of 77
+ * per chunk; A1111 prompts also their multipliers */
 static void dump_ids(const sdc_request *r, const char *prefix, const text_cond *c) {
-    int64_t shape[2] = {c->B, c->T};
+    int64_t shape[2] = {(int64_t)c->B * (c->T / FAMILY_TOKENS), FAMILY_TOKENS};
     char name[64];
     for (int i = 0; i < c->nids; i++) {
         snprintf(name, sizeof name, i ? "%sinput_ids_%d" : "%sinput_ids", prefix, i + 1);
         dump(r, name, 1, 2, shape, c->ids[i]);
     }
+    snprintf(name, sizeof name, "%smultipliers", prefix);
+    if (c->multipliers) dump(r, name, 0, 2, shape, c->multipliers);
+}
+
+/* A1111 prompts: the positive ones without their extra-network tags
+ * (<lora:...>, A1111's parse_extra_network_prompts), the negative ones as written */
+static sdc_status encode(gen_state *S, const char *const *prompts, int positive, text_cond *out) {
+    const model_family *fam = S->m->fam;
+    if (!S->a1111) return fam->encode(S->m, prompts, S->B, S->r->clip_skip, out);
+    a1111_opts o = a1111_opts_default(S->r->clip_skip);
+    if (!positive) return fam->encode_a1111(S->m, prompts, S->B, &o, out);
+    sdc_prompt_networks *nets = calloc((size_t)S->B, sizeof *nets);
+    const char **text = calloc((size_t)S->B, sizeof *text);
+    sdc_status st = nets && text ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < S->B && !st; i++)
+        if (!(st = sdc_prompt_networks_parse(prompts[i], &nets[i]))) text[i] = nets[i].text;
+    if (!st) st = fam->encode_a1111(S->m, text, S->B, &o, out);
+    for (int i = 0; nets && i < S->B; i++) sdc_prompt_networks_free(&nets[i]);
+    free(nets), free(text);
+    return st;
+}
+
+/* CFG halves of different lengths (A1111 prompts): pad_cond_uncond appends
+ * the empty prompt's conditioning to the shorter one (both halves dumped
+ * as *prompt_embeds_padded); else they run apart (A1111's default) */
+static sdc_status match_lengths(gen_state *S) {
+    if (!S->cfg || S->pos.T == S->neg.T) return SDC_OK;
+    if (!S->r->pad_cond_uncond) {
+        S->split = 1;
+        return SDC_OK;
+    }
+    static const char *const empty_prompt[1] = {""};
+    a1111_opts o = a1111_opts_default(S->r->clip_skip);
+    text_cond empty;
+    SDC_TRY(S->m->fam->encode_a1111(S->m, empty_prompt, 1, &o, &empty));
+    int neg_short = S->neg.T < S->pos.T;
+    text_cond *c = neg_short ? &S->neg : &S->pos;
+    sdc_status st = a1111_pad_empty(c, &empty, neg_short ? S->pos.T : S->neg.T);
+    text_cond_free(&empty);
+    SDC_TRY(st);
+    int64_t shape[3] = {c->B, c->T, c->D}; /* what the UNet gets: both halves, one of them padded */
+    dump(S->r, "prompt_embeds_padded", 0, 3, shape, S->pos.embeds);
+    dump(S->r, "negative_prompt_embeds_padded", 0, 3, shape, S->neg.embeds);
+    S->padded = 1;
+    return SDC_OK;
+}
+
+static int all_empty(const char *const *p, int n) {
+    for (int i = 0; i < n; i++)
+        if (p[i][0]) return 0;
+    return 1;
 }
 
 /* prompts of image i: prompt i / batch (each prompt's images are consecutive, like num_images_per_prompt) */
@@ -128,27 +188,35 @@ static sdc_status setup_text(gen_state *S) {
         pos[i] = r->prompts[p];
         neg[i] = !r->negative_prompts ? "" : r->negative_prompts[r->nnegative == 1 ? 0 : p];
     }
-    SDC_TRY(fam->encode(S->m, pos, S->B, r->clip_skip, &S->pos));
+    if (S->a1111 && !fam->encode_a1111)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s models have no A1111 prompt syntax here", fam->title);
+    SDC_TRY(encode(S, pos, 1, &S->pos));
     dump_ids(r, "", &S->pos);
-    int zero_neg = fam->zero_negative && !r->negative_prompts && S->m->force_zeros_for_empty_prompt;
+    /* A1111 zeroes an SDXL negative prompt that is "" (its force_zero_embeddings) */
+    int zero_neg = S->a1111 ? fam->zero_negative && all_empty(neg, S->B)
+                            : fam->zero_negative && !r->negative_prompts && S->m->force_zeros_for_empty_prompt;
     if (S->cfg) {
         if (zero_neg) {
-            SDC_TRY(cond_zeros(&S->pos, &S->neg));
+            SDC_TRY(cond_zeros(&S->pos, FAMILY_TOKENS, &S->neg));
         } else {
-            SDC_TRY(fam->encode(S->m, neg, S->B, r->clip_skip, &S->neg));
+            SDC_TRY(encode(S, neg, 0, &S->neg));
             dump_ids(r, "uncond_", &S->neg);
         }
     }
+    int D = S->pos.D, P = S->pos.P, n = S->cfg ? 2 : 1;
+    int64_t emb_shape[3] = {S->B, S->pos.T, D}, neg_shape[3] = {S->B, S->neg.T, D}, pool_shape[2] = {S->B, P};
+    dump(r, "prompt_embeds", 0, 3, emb_shape, S->pos.embeds);
+    if (S->cfg) dump(r, "negative_prompt_embeds", 0, 3, neg_shape, S->neg.embeds);
+    SDC_TRY(match_lengths(S));
     /* The encoders are done until the next request: their mapped weights leave
      * the resident set, so the UNet's and VAE's peaks do not stack on them. */
     for (int i = 0; i < S->m->ntext; i++) weights_release_pages(clip_text_weights(S->m->te[i]));
-    int D = S->pos.D, P = S->pos.P, T = S->pos.T, n = S->cfg ? 2 : 1;
-    int64_t per_ctx = (int64_t)T * D, emb_shape[3] = {S->B, T, D}, pool_shape[2] = {S->B, P};
-    dump(r, "prompt_embeds", 0, 3, emb_shape, S->pos.embeds);
-    if (S->cfg) dump(r, "negative_prompt_embeds", 0, 3, emb_shape, S->neg.embeds);
-    SDC_TRY(alloc_f32(&S->ctx, n * S->B * per_ctx));
-    if (S->cfg) memcpy(S->ctx, S->neg.embeds, (size_t)(S->B * per_ctx) * sizeof(float));
-    memcpy(S->ctx + (n - 1) * S->B * per_ctx, S->pos.embeds, (size_t)(S->B * per_ctx) * sizeof(float));
+    if (!S->split) {
+        int64_t per_ctx = (int64_t)S->pos.T * D;
+        SDC_TRY(alloc_f32(&S->ctx, n * S->B * per_ctx));
+        if (S->cfg) memcpy(S->ctx, S->neg.embeds, (size_t)(S->B * per_ctx) * sizeof(float));
+        memcpy(S->ctx + (n - 1) * S->B * per_ctx, S->pos.embeds, (size_t)(S->B * per_ctx) * sizeof(float));
+    }
     if (P) {
         dump(r, "pooled_prompt_embeds", 0, 2, pool_shape, S->pos.pooled);
         if (S->cfg) dump(r, "negative_pooled_prompt_embeds", 0, 2, pool_shape, S->neg.pooled);
@@ -163,7 +231,7 @@ static sdc_status setup_text(gen_state *S) {
     return SDC_OK;
 }
 
-static sdc_status denoise_step(gen_state *S, unet_runner *run, int k);
+static sdc_status denoise_step(gen_state *S, unet_runner *const *run, int k);
 
 /* A step graph kept after its request costs its activations' device memory
  * while the VAE decodes and until the next request: kept when that is at
@@ -173,17 +241,36 @@ static sdc_status denoise_step(gen_state *S, unet_runner *run, int k);
 
 /* The model's kept runner when it fits this request (its context
  * re-uploaded), else a new one. SDC_STEP_GRAPHS=0: every step op by op. */
-static sdc_status runner_take(sdc_model *m, int rows, int h, int w, const float *ctx, const unet_extra *ex,
+static sdc_status runner_take(sdc_model *m, int rows, int h, int w, const float *ctx, int M, const unet_extra *ex,
                               unet_runner **out) {
     int graphs = step_graph_env_enabled();
     unet_runner *r = m->unet_run;
     m->unet_run = NULL;
-    if (unet_runner_fits(r, m->unet, rows, h, w, FAMILY_TOKENS, ex, graphs) && !unet_runner_set_context(r, ctx, ex)) {
+    if (unet_runner_fits(r, m->unet, rows, h, w, M, ex, graphs) && !unet_runner_set_context(r, ctx, ex)) {
         *out = r;
         return SDC_OK;
     }
     unet_runner_free(r);
-    return unet_runner_create(out, m->unet, rows, h, w, ctx, FAMILY_TOKENS, ex, graphs);
+    return unet_runner_create(out, m->unet, rows, h, w, ctx, M, ex, graphs);
+}
+
+/* The UNet runners of a request: one for the whole CFG batch, or (split)
+ * one for the B negative rows and one for the B positive rows, each with
+ * its half's context and extra inputs. The first is the model's kept one. */
+static sdc_status runners_make(gen_state *S, const unet_extra *ex, unet_runner **run) {
+    int B = S->B, n = S->cfg ? 2 : 1, P = S->pos.P;
+    if (!S->split) return runner_take(S->m, n * B, S->h, S->w, S->ctx, S->pos.T, ex, &run[0]);
+    for (int p = 0; p < 2; p++) {
+        const text_cond *c = p ? &S->pos : &S->neg;
+        unet_extra e = *ex; /* timestep_cond is NULL with CFG */
+        if (e.text_embeds) e.text_embeds += (int64_t)p * B * P;
+        if (e.time_ids) e.time_ids += (int64_t)p * B * 6;
+        sdc_status st = p ? unet_runner_create(&run[1], S->m->unet, B, S->h, S->w, c->embeds, c->T, &e,
+                                               step_graph_env_enabled())
+                          : runner_take(S->m, B, S->h, S->w, c->embeds, c->T, &e, &run[0]);
+        SDC_TRY(st);
+    }
+    return SDC_OK;
 }
 
 static void runner_keep(sdc_model *m, unet_runner *r, sdc_status st) {
@@ -198,7 +285,7 @@ static void runner_keep(sdc_model *m, unet_runner *r, sdc_status st) {
 static sdc_status denoise(gen_state *S) {
     const sdc_request *r = S->r;
     op_set_precision(S->m->cx, S->m->unet_dt);
-    int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
+    int B = S->B, calls = sched_num_calls(S->s);
     int64_t per = S->per, lat_shape[4] = {B, S->lf.channels, S->h, S->w};
     if (r->dump) {
         int64_t ts[1] = {calls};
@@ -226,17 +313,17 @@ static sdc_status denoise(gen_state *S) {
     for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
     dump(r, "latents_0", 0, 4, lat_shape, S->latents);
     unet_extra ex = {.text_embeds = S->extra.text_embeds, .time_ids = S->extra.time_ids, .timestep_cond = S->tcond};
-    unet_runner *run;
-    SDC_TRY(runner_take(S->m, n * B, S->h, S->w, S->ctx, &ex, &run));
-    sdc_status st = SDC_OK;
+    unet_runner *run[2] = {NULL, NULL};
+    sdc_status st = runners_make(S, &ex, run);
     for (int k = 0; k < calls && !st; k++) st = denoise_step(S, run, k);
-    runner_keep(S->m, run, st);
+    runner_keep(S->m, run[0], st);
+    unet_runner_free(run[1]);
     return st;
 }
 
 /* step k of denoise(): the CFG batch through the UNet, the guidance mix,
  * the scheduler step, dumps and progress */
-static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
+static sdc_status denoise_step(gen_state *S, unet_runner *const *run, int k) {
     const sdc_request *r = S->r;
     int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
     int64_t per = S->per, lat_shape[4] = {B, S->lf.channels, S->h, S->w};
@@ -250,7 +337,10 @@ static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
     for (int c = 0; c < n; c++) memcpy(S->unet_in + c * B * per, S->model_in, (size_t)(B * per) * sizeof(float));
     float t = (float)sched_timestep(S->s, k);
     for (int i = 0; i < n * B; i++) tv[i] = t;
-    SDC_TRY(unet_runner_step(run, S->unet_in, tv, S->unet_out));
+    for (int p = 0; p < (S->split ? 2 : 1); p++) { /* split: rows [neg | pos], each through its runner */
+        int64_t at = S->split ? p * B * per : 0;
+        SDC_TRY(unet_runner_step(run[p], S->unet_in + at, tv, S->unet_out + at));
+    }
     snprintf(name, sizeof name, "unet_out_%d", k + 1);
     dump(r, name, 0, 4, out_shape, S->unet_out);
     if (S->cfg) {
@@ -423,6 +513,7 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     S.W = P.W, S.H = P.H, S.steps = P.steps, S.g = P.g, S.cfg = P.cfg, S.rng = P.rng, S.vae_tile = P.vae_tile;
     S.taesd = P.taesd;
     S.sc = &P.sched;
+    S.a1111 = r->prompt_syntax && !strcmp(r->prompt_syntax, "a1111");
     assert(r->batch >= 1 && (int64_t)r->nprompts * r->batch <= MAX_IMAGES && "checked by request_resolve");
     S.B = r->nprompts * r->batch;
     S.h = S.H / m->vae_scale;
@@ -470,6 +561,7 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
             .seed = r->seed + (uint64_t)b,
             .model = m->name,
             .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
+            .plain_syntax = !S.a1111, .pad_conds = S.padded,
             .vae_decoder = S.taesd ? "TAESD" : NULL,
         };
         imgs[b].seed = f.seed;

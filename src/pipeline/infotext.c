@@ -24,6 +24,9 @@ char *infotext_format(const infotext_fields *f) {
     if (f->eta != 0.0f) o += snprintf(s + o, n - (size_t)o, ", Eta: %s", e);
     if (f->clip_skip > 1) o += snprintf(s + o, n - (size_t)o, ", Clip skip: %d", f->clip_skip);
     if (f->rng) o += snprintf(s + o, n - (size_t)o, ", RNG: %s", f->rng); /* A1111 writes it only when not GPU */
+    if (f->pad_conds) o += snprintf(s + o, n - (size_t)o, ", Pad conds: True");
+    /* A1111 always reads its syntax; sdc's plain (diffusers) reading is marked so a replay keeps it */
+    if (f->plain_syntax) o += snprintf(s + o, n - (size_t)o, ", Prompt syntax: plain");
     /* A1111 adds it to extra_generation_params when sd_vae_decode_method is not "Full" */
     if (f->vae_decoder) o += snprintf(s + o, n - (size_t)o, ", VAE Decoder: %s", f->vae_decoder);
     snprintf(s + o, n - (size_t)o, ", Version: sdc");

@@ -14,6 +14,8 @@ typedef struct {
     uint64_t seed;
     const char *model;
     const char *rng;               /* A1111's "RNG" (randn source): "CPU", or NULL for its default GPU noise */
+    int plain_syntax;              /* prompts read as plain text (not A1111's syntax): "Prompt syntax: plain" */
+    int pad_conds;                 /* A1111's pad_cond_uncond padded a half: "Pad conds: True" */
     const char *vae_decoder;       /* A1111's "VAE Decoder" (sd_vae_decode_method): "TAESD", or NULL for Full */
 } infotext_fields;
 

@@ -10,6 +10,7 @@
 
 #include "nn/vae_tiling.h"
 #include "pipeline/prompt_loras.h"
+#include "text/a1111_prompt.h"
 
 void sdc_request_init(sdc_request *r) {
     memset(r, 0, sizeof *r);
@@ -32,6 +33,28 @@ static sdc_status check_steps(int steps) {
 
 static sdc_status check_guidance(float g) {
     if (!isfinite(g) || g < 0 || g > 100) return sdc_fail(SDC_ERR_ARG, "guidance %g out of range (0..100)", (double)g);
+    return SDC_OK;
+}
+
+/* "a1111": every prompt parses (A1111 refuses a weight like "1.2.3" too) */
+static sdc_status check_syntax(const sdc_request *r) {
+    if (r->pad_cond_uncond < 0 || r->pad_cond_uncond > 1)
+        return sdc_fail(SDC_ERR_ARG, "pad_cond_uncond %d (0 or 1)", r->pad_cond_uncond);
+    if (!r->prompt_syntax || !strcmp(r->prompt_syntax, "plain")) /* one length, 77 tokens: nothing to pad */
+        return r->pad_cond_uncond ? sdc_fail(SDC_ERR_ARG, "pad_cond_uncond needs prompt syntax a1111") : SDC_OK;
+    if (strcmp(r->prompt_syntax, "a1111"))
+        return sdc_fail(SDC_ERR_ARG, "unknown prompt syntax '%s' (plain or a1111)", r->prompt_syntax);
+    for (int i = 0; i < r->nprompts + (r->negative_prompts ? r->nnegative : 0); i++) {
+        int pos = i < r->nprompts;
+        sdc_prompt_networks nets; /* a prompt is parsed without its <lora:...> tags, as it is encoded */
+        SDC_TRY(sdc_prompt_networks_parse(pos ? r->prompts[i] : "", &nets));
+        const char *t = pos ? nets.text : r->negative_prompts[i - r->nprompts];
+        a1111_parse p;
+        sdc_status st = a1111_parse_prompt(t, strlen(t), &p);
+        sdc_prompt_networks_free(&nets);
+        if (st) return sdc_wrap(st, "%s %d: ", pos ? "prompt" : "negative prompt", pos ? i : i - r->nprompts);
+        a1111_parse_free(&p);
+    }
     return SDC_OK;
 }
 
@@ -96,6 +119,7 @@ static sdc_status check_fields(const sdc_request *r) {
     noise_rng rng;
     SDC_TRY(noise_rng_parse(r->rng, &rng));
     if (r->vae_tile_size && !r->vae_tiling) return sdc_fail(SDC_ERR_ARG, "a VAE tile size needs VAE tiling");
+    SDC_TRY(check_syntax(r));
     if (r->vae_decode && strcmp(r->vae_decode, "full") && strcmp(r->vae_decode, "taesd"))
         return sdc_fail(SDC_ERR_ARG, "unknown VAE decode method '%s' (full or taesd)", r->vae_decode);
     if (r->preview_every < 0 || r->preview_every > SDC_MAX_STEPS)

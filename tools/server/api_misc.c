@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "infotext_parse.h"
 #include "json_util.h"
 #include "sampler_map.h"
 #include "server.h"
@@ -110,6 +109,7 @@ void api_options_get(api_ctx *a, http_reply *r) {
         cJSON_AddBoolToObject(o, "show_progress_grid", q.grid);
         cJSON_AddStringToObject(o, "show_progress_type", "TAESD"); /* sdc's only preview method */
         cJSON_AddStringToObject(o, "sd_vae_decode_method", a->has_taesd && q.taesd_decode ? "TAESD" : "Full");
+        cJSON_AddBoolToObject(o, "pad_cond_uncond", __atomic_load_n(&a->pad_cond_uncond, __ATOMIC_RELAXED));
     }
     reply_json(r, 200, o);
 }
@@ -195,6 +195,13 @@ void api_options_post(api_ctx *a, const char *body, size_t len, http_reply *r) {
         cJSON_Delete(req);
         return;
     }
+    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(req, "pad_cond_uncond"); /* kept for later requests */
+    if (pad && !cJSON_IsNull(pad) && !cJSON_IsBool(pad)) {
+        cJSON_Delete(req);
+        reply_invalid(r, "pad_cond_uncond: expected true or false");
+        return;
+    }
+    if (cJSON_IsBool(pad)) __atomic_store_n(&a->pad_cond_uncond, cJSON_IsTrue(pad), __ATOMIC_RELAXED);
     cJSON_Delete(req);
     reply_json(r, 200, cJSON_CreateNull());
 }
@@ -255,6 +262,17 @@ void api_progress(api_ctx *a, int skip_image, http_reply *r) {
 /* The infotext of a PNG: only its chunks are read (sdc_png_decode without
  * pixels), the text is capped at SDC_PNG_TEXT_MAX bytes inflated, and comes
  * back as UTF-8 (see sdc.h), so any PNG costs about its own size. */
+/* the library's parse of an infotext as A1111's png-info "parameters" object; NULL when out of memory */
+static cJSON *infotext_object(const char *text) {
+    sdc_infotext it;
+    if (sdc_infotext_parse(text, &it)) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; o && i < it.n; i++)
+        if (!cJSON_AddStringToObject(o, it.keys[i], it.values[i])) cJSON_Delete(o), o = NULL;
+    sdc_infotext_free(&it);
+    return o;
+}
+
 void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
     (void)a;
     cJSON *req;
@@ -281,7 +299,7 @@ void api_png_info(api_ctx *a, const char *body, size_t len, http_reply *r) {
     } else if (sdc_png_decode(png, png_n, NULL, NULL, NULL, &params)) {
         reply_invalid(r, "image: %s (this server reads PNG infotexts only)", sdc_last_error());
     } else {
-        cJSON *o = cJSON_CreateObject(), *parsed = infotext_parse(params ? params : "");
+        cJSON *o = cJSON_CreateObject(), *parsed = infotext_object(params);
         if (o && parsed) {
             cJSON_AddStringToObject(o, "info", params ? params : "");
             cJSON_AddItemToObject(o, "items", cJSON_CreateObject());

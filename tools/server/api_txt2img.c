@@ -81,6 +81,7 @@ typedef struct {
     const char *vae_decode; /* override_settings.sd_vae_decode_method: "full", "taesd"; NULL: the server's */
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
+    int pad_cond_uncond; /* /options' pad_cond_uncond, or override_settings' */
     float cfg, eta;
     const sdc_sampler_info *sampler;
     const sdc_schedule_info *schedule; /* NULL: Automatic */
@@ -122,7 +123,8 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
                        .cfg = 7.0f,
                        .eta = 0.0f,
                        .cfg_json = 7.0,
-                       .restore_afterwards = 1};
+                       .restore_afterwards = 1,
+                       .pad_cond_uncond = __atomic_load_n(&a->pad_cond_uncond, __ATOMIC_RELAXED)};
     const char *sampler_index = NULL;
     if (!field_string(req, "prompt", &t->prompt, r) || !field_string(req, "negative_prompt", &t->negative, r) ||
         !field_int(req, "steps", 1, c->max_steps, &t->steps, r) ||
@@ -162,7 +164,9 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             reply_invalid(r, "override_settings: expected an object");
             return 0;
         }
-        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r)) return 0;
+        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r) ||
+            !field_bool(ovr, "pad_cond_uncond", &t->pad_cond_uncond, r))
+            return 0;
         if (!field_string(ovr, "sd_model_checkpoint", &t->checkpoint, r)) return 0;
         /* A1111's "Random number generator source": GPU is torch's CUDA generator, NV its CPU
          * emulation of it (the same noise for latents), CPU torch's CPU generator */
@@ -345,6 +349,8 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->steps = t.steps, q->width = t.width, q->height = t.height, q->batch = t.batch;
     q->guidance = t.cfg, q->eta = t.eta, q->clip_skip = t.clip_skip, q->rng = t.rng;
     q->scheduler = t.sampler->name;
+    q->prompt_syntax = "a1111"; /* A1111's prompts: its syntax, its chunks, its clip skip */
+    q->pad_cond_uncond = t.pad_cond_uncond;
     q->schedule = t.schedule ? t.schedule->name : NULL;
     q->vae_decode = t.vae_decode;
     q->lora_dir = a->cfg->lora_dir;

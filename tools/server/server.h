@@ -4,11 +4,11 @@
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
  *   live_preview.c the live preview of the running job as a base64 PNG (/progress)
  *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
- *   api_misc.c     the small endpoints (models, samplers, progress, png-info ...)
+ *   api_misc.c     the small endpoints (models, samplers, progress, png-info (the library's
+ *                  sdc_infotext_parse) ...)
  *   api_extra.c    what clients call besides (skip, loras, memory, cmd-flags ...)
  *   cors.c         which browser origins may call (--cors-allow-origins)
  *   sampler_map.c  A1111 sampler / schedule names <-> sdc schedulers
- *   infotext_parse.c  A1111 "parameters" text back into fields
  *   json_util.c    replies, A1111-style errors, base64, typed JSON fields
  *   page.c         the web page at / (tools/server/page.html, embedded)
  * Handlers never touch libmicrohttpd: they fill an http_reply. */
@@ -130,6 +130,7 @@ typedef struct {
     job_queue *queue;
     model_set *models;
     int has_taesd; /* the models are loaded with --taesd: TAESD decodes and live previews */
+    int pad_cond_uncond; /* A1111's option, set by POST /options (read and written with __atomic_*) */
     /* A1111's option sd_model_checkpoint: the model of jobs that name none */
     pthread_mutex_t opt_mu;
     char option_path[4096], option_title[1024];

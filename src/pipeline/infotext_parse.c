@@ -2,11 +2,10 @@
  * parse_generation_parameters: its parameter pattern
  *   \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)
  * applied findall-style to the last line, written out by hand here. */
-#include "infotext_parse.h"
-
-#include "json_util.h"
+#include "pipeline/infotext_parse.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +141,16 @@ static int image_size(const char *v, size_t n, size_t *x) {
 
 #define MAX_PARAMS 256
 
+/* json.loads of a quoted value; cJSON's parser records its error position in
+ * a global, hence the lock (servers parse on many threads) */
+static cJSON *json_parse_locked(const char *s, size_t n) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    cJSON *j = cJSON_ParseWithLengthOpts(s, n, NULL, 0);
+    pthread_mutex_unlock(&mu);
+    return j;
+}
+
 cJSON *infotext_parse(const char *text) {
     cJSON *res = cJSON_CreateObject();
     param_match *pm = malloc(MAX_PARAMS * sizeof *pm);
@@ -190,7 +199,7 @@ cJSON *infotext_parse(const char *text) {
         size_t vn = pm[i].val_len, x;
         int good = key && val;
         if (good && vn >= 2 && val[0] == '"' && val[vn - 1] == '"') { /* A1111 unquote: json.loads, else as is */
-            cJSON *q = req_json_parse(val, vn, NULL);
+            cJSON *q = json_parse_locked(val, vn);
             if (q && cJSON_IsString(q)) {
                 char *u = strdup(q->valuestring);
                 if (u) free(val), val = u, vn = strlen(u);
