@@ -14,6 +14,8 @@ sdc_status cpu_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const 
                  float *y);
 sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y);
+/* SDC_ERR_SHAPE unless W (an OP_Q8 weight, backend/q8.h) is [rows][cols] */
+sdc_status cpu_q8_check(const void *W, int64_t rows, int64_t cols, const char *op);
 void cpu_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                    const float *beta, int silu);
 void cpu_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta);

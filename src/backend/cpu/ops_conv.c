@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_q8.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
 #include "backend/cpu/cpu_ops.h"
@@ -87,7 +88,7 @@ sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, 
     int64_t HWo = (int64_t)Ho * Wo, CK = (int64_t)C * k * k;
     double flops = 2.0 * B * (double)O * (double)HWo * (double)CK;
     op_flops_add(flops);
-    if (k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(cx, B, C, H, W, O)) {
+    if (wt != OP_Q8 && k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(cx, B, C, H, W, O)) {
         sdc_status st = conv3x3_winograd(cx, x, B, C, H, W, w, wt, b, O, y);
         PROF_END(PROF_CONV3, flops);
         return st;
@@ -95,6 +96,25 @@ sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, 
     conv_src cs = {x, C, H, W, k, stride, pad, Ho, Wo};
     if (k == 1 && stride == 1 && pad == 0) /* pointwise: each image is one long row */
         cs = (conv_src){x, C, 1, H * W, 1, 1, 0, 1, H * W};
+    if (wt == OP_Q8) { /* int8 weights: the same implicit GEMM, im2col panels quantised as they are packed */
+        sdc_status st = cpu_q8_check(w, O, CK, "conv2d");
+        gemm_q8_desc d = {.w = w,
+                          .N = (int64_t)B * HWo,
+                          .pack_x = pack_conv,
+                          .x_ctx = &cs,
+                          .C = y,
+                          .ldc = HWo,
+                          .c_cols = HWo,
+                          .c_batch_stride = (int64_t)O * HWo,
+                          .bias = b,
+                          .threads = cx->threads};
+        if (!st) st = gemm_q8_run(&d, q8_arch_get());
+        PROF_END(k == 3 && stride == 1               ? PROF_CONV3
+                 : k == 1 && stride == 1 && pad == 0 ? PROF_CONV1
+                                                     : PROF_CONV_OTHER,
+                 flops);
+        return st;
+    }
     /* float32 weights are read in place; 16-bit ones are widened into A panels */
     gemm_strided wa = {w, CK, 1};
     gemm_strided16 wa16 = {w, CK, 1, wt == OP_BF16};
