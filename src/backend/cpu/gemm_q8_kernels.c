@@ -32,29 +32,43 @@ void q8_quantize_panel(const float *p, int kc, uint8_t *dst) {
         sx[j] = bad[j] ? NAN : amax[j] / 127.0f;
         id[j] = bad[j] || amax[j] == 0.0f ? 0.0f : 127.0f / amax[j];
     }
+    /* four k of a column per 32-bit word, lowest k in the lowest byte */
     uint8_t *q = dst + 4 * Q8_NR;
-    for (int k = 0; k < Q8_BLOCK; k++)
-        for (int j = 0; j < Q8_NR; j++) {
-            float v = k < kc && id[j] != 0.0f ? rintf(p[k * Q8_NR + j] * id[j]) : 0.0f;
-            q[(k / 4) * 4 * Q8_NR + j * 4 + k % 4] = (uint8_t)((int)v + 128);
+    for (int w = 0; w < Q8_BLOCK / 4; w++, q += 4 * Q8_NR) {
+        uint32_t word[Q8_NR] = {0};
+        for (int u = 0; u < 4 && 4 * w + u < kc; u++) {
+            const float *row = p + (4 * w + u) * Q8_NR;
+            for (int j = 0; j < Q8_NR; j++) {
+                float v = rintf(row[j] * id[j]); /* |v| <= 127; NaN only in a bad column (id 0) */
+                v = v != v ? 0.0f : v;
+                word[j] |= (uint32_t)((int32_t)v + 128) << (8 * u);
+            }
         }
+        for (int u = kc - 4 * w > 0 ? kc - 4 * w : 0; u < 4; u++) /* past kc: zeros, 128 */
+            for (int j = 0; j < Q8_NR; j++) word[j] |= 128u << (8 * u);
+        memcpy(q, word, sizeof word);
+    }
 }
 
-/* ---- portable C: 4 x 16 */
+/* ---- portable C: 4 x 16. The block's activations are first widened to
+ * signed 16-bit [32][16] (xq + 128 - 128: the sum is the same integer as
+ * with the unsigned bytes and the correction), so the j loops vectorise. */
 #define GEN_MR 4
 static void kernel_generic(int64_t kb, const int32_t *a, const uint8_t *b, float *t) {
     float acc[GEN_MR][Q8_NR] = {{0}};
     for (int64_t blk = 0; blk < kb; blk++, a += Q8_A_WORDS(GEN_MR), b += Q8_B_BYTES) {
         const float *sw = (const float *)(a + GEN_MR), *sx = (const float *)b;
-        const int8_t *wq = (const int8_t *)(a + 2 * GEN_MR);
-        const uint8_t *xq = b + 4 * Q8_NR;
+        const int8_t *wq = (const int8_t *)(a + 2 * GEN_MR); /* [8][MR][4] */
+        const uint8_t *xq = b + 4 * Q8_NR;                   /* [8][NR][4] */
+        int32_t xs[Q8_BLOCK][Q8_NR], ws[GEN_MR][Q8_BLOCK];
+        for (int k = 0; k < Q8_BLOCK; k++) {
+            for (int j = 0; j < Q8_NR; j++) xs[k][j] = (int32_t)xq[((k / 4) * Q8_NR + j) * 4 + k % 4] - 128;
+            for (int i = 0; i < GEN_MR; i++) ws[i][k] = wq[((k / 4) * GEN_MR + i) * 4 + k % 4];
+        }
         for (int i = 0; i < GEN_MR; i++) {
-            int32_t s[Q8_NR];
-            for (int j = 0; j < Q8_NR; j++) s[j] = a[i];
-            for (int w = 0; w < 8; w++)
-                for (int j = 0; j < Q8_NR; j++)
-                    for (int u = 0; u < 4; u++)
-                        s[j] += (int32_t)xq[(w * Q8_NR + j) * 4 + u] * (int32_t)wq[(w * GEN_MR + i) * 4 + u];
+            int32_t s[Q8_NR] = {0};
+            for (int k = 0; k < Q8_BLOCK; k++)
+                for (int j = 0; j < Q8_NR; j++) s[j] += xs[k][j] * ws[i][k];
             for (int j = 0; j < Q8_NR; j++) acc[i][j] = fmaf((float)s[j], sx[j] * sw[i], acc[i][j]);
         }
     }
