@@ -92,6 +92,18 @@ typedef struct {
     /* Benchmarks: a diffusers folder's configs with made-up weights (fixed
      * seed); no weight file is read, the images are noise. */
     int random_weights;
+    /* NULL (default): weights stay as the files store them. "q8": the
+     * UNet's and text encoders' linear and convolution weights are quantised
+     * at load (after LoRAs are fused) to int8, in blocks of 32 consecutive
+     * input values with one half-precision scale (ggml's q8_0 numbers), and
+     * run with int8 dot products (AVX512-VNNI / AVX-VNNI where the CPU has
+     * them, portable C elsewhere) against activations quantised the same way
+     * on the fly; attention, norms and the VAE stay float32. The model then
+     * holds about a quarter of its float32 size (1.0625 bytes per weight);
+     * images move from the f32 ones a little (PSNR in README). With dtype
+     * "bf16", q8 weights keep their int8 kernels and bf16 applies to the
+     * rest (attention, the VAE). CPU only (and the emulated device in f32). */
+    const char *weights;
 } sdc_load_options;
 
 /* For programs (not libraries) that run models: make the C allocator keep

@@ -16,82 +16,85 @@
 #define MAX_PROMPTS 64
 
 static void help(void) {
-    printf(
-        "usage: sdc generate -m MODEL -p PROMPT [options]\n"
-        "\n"
-        "Generate images from a text prompt with a Stable Diffusion model (diffusers folder or\n"
-        "single-file checkpoint).\n"
-        "The same model, prompt, seed and settings give the image diffusers gives for\n"
-        "torch.Generator(\"cpu\").manual_seed(seed).\n"
-        "\n"
-        "  -m, --model PATH          diffusers pipeline folder (model_index.json + components), or a\n"
-        "                            single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors in\n"
-        "                            the original layout of A1111, ComfyUI and Civitai)\n"
-        "      --config DIR          single files: take the configs, tokenizers and scheduler from this\n"
-        "                            diffusers folder instead of the built-in SD 1.5 / SD 2.1 / SDXL ones\n"
-        "      --tokenizer DIR       single files: CLIP tokenizer folder (vocab.json, merges.txt ...) or\n"
-        "                            a folder with tokenizer/ [tokenizer_2/]. Otherwise: --config DIR,\n"
-        "                            tokenizer/ beside the file, ~/.cache/sdc/tokenizers/clip-vit-large-patch14\n"
-        "      --prediction P        epsilon | v: what the UNet predicts (default: the model's scheduler\n"
-        "                            config; SD 2.x single files: v unless the file says otherwise)\n"
-        "  -p, --prompt TEXT         the prompt; repeat for several prompts (one image each)\n"
-        "  -n, --negative-prompt T   negative prompt; once for all prompts or once per prompt.\n"
-        "                            Without it SD encodes \"\" (SDXL uses zeros when the model\n"
-        "                            says force_zeros_for_empty_prompt); an explicit \"\" is encoded\n"
-        "      --steps N             denoising steps (default 50)\n"
-        "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
-        "                            G <= 1 disables guidance (one UNet pass per step)\n"
-        "      --scheduler NAME      ddim | pndm | euler | euler_a | dpmpp_2m | lcm | tcd\n"
-        "                            (default: the model's scheduler_config.json; settings in that\n"
-        "                            file carry over, others take the scheduler's defaults)\n"
-        "      --timestep-spacing S  leading | trailing | linspace\n"
-        "      --karras              Karras sigmas (dpmpp_2m, euler)\n"
-        "      --eta E               DDIM eta / TCD gamma, 0..1 (default 0)\n"
-        "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
-        "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
-        "      --rng cpu|cuda        the generator the seed seeds: cpu (default) = torch.Generator(\"cpu\"),\n"
-        "                            diffusers' CPU noise; cuda = torch.Generator(\"cuda\")'s Philox noise\n"
-        "                            (A1111's default GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
-        "      --batch N             images per prompt (default 1)\n"
-        "      --batch-size B        at most B images per UNet call (default: all of a request at\n"
-        "                            once); image i keeps seed S+i either way\n"
-        "      --prompts FILE        prompts from a file instead of -p: one per line, or JSONL lines\n"
-        "                            {\"prompt\", \"negative_prompt\", \"seed\", \"steps\", \"guidance\",\n"
-        "                            \"width\", \"height\", \"scheduler\", \"count\"} (all but prompt\n"
-        "                            optional); the model loads once; {index} counts over the file\n"
-        "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
-        "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
-        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
-        "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
-        "                            into the weights before the first step: W + SCALE * alpha/rank\n"
-        "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
-        "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
-        "                              sdxl-turbo      Euler a, trailing, 1 step, guidance 0, 512x512\n"
-        "                              hyper-sd-2step  DDIM, trailing, 2 steps, guidance 0\n"
-        "                                              (with --lora Hyper-SDXL-2steps-lora.safetensors)\n"
-        "                              hyper-sd-1step  TCD, 1 step, guidance 0, eta 1.0\n"
-        "                                              (with --lora Hyper-SDXL-1step-lora.safetensors)\n"
-        "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
-        "                            expand; with several images and no placeholder \"-{index}\"\n"
-        "                            goes before the extension\n"
-        "      --dump FILE           write intermediates (input_ids, prompt_embeds, noise,\n"
-        "                            latents_K, decoded, image ...) to a .safetensors file\n"
-        "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
-        "      --dtype f32|bf16      compute precision: f32 (default) matches diffusers; bf16 rounds GEMM,\n"
-        "                            convolution and attention operands to bfloat16 (float32 sums):\n"
-        "                            ~1.4x faster on CPUs with AVX512_BF16, pixels move by a few levels;\n"
-        "                            on cuda: f16 (default), bf16 or f32 for the UNet, text encoders and\n"
-        "                            VAE, except that f16 decodes an f16-unsafe VAE (SD, SDXL) in f32\n"
-        "      --vae-tiling          decode the image in overlapping, blended VAE tiles (bounded memory\n"
-        "                            for large images), as diffusers' pipe.vae.enable_tiling(); only\n"
-        "                            when the image is larger than one tile\n"
-        "      --vae-tile-size PX    with --vae-tiling: tile side, a multiple of 32 (default: the VAE\n"
-        "                            config's sample_size, e.g. 512 for SD 1.5, as diffusers)\n"
-        "      --threads N           CPU threads (default: all cores)\n"
-        "      --quiet               no progress lines\n"
-        "  -h, --help                this text\n"
-        "\n"
-        "Exit status: 0 success, 1 error, 2 usage error.\n");
+    printf("usage: sdc generate -m MODEL -p PROMPT [options]\n"
+           "\n"
+           "Generate images from a text prompt with a Stable Diffusion model (diffusers folder or\n"
+           "single-file checkpoint).\n"
+           "The same model, prompt, seed and settings give the image diffusers gives for\n"
+           "torch.Generator(\"cpu\").manual_seed(seed).\n"
+           "\n"
+           "  -m, --model PATH          diffusers pipeline folder (model_index.json + components), or a\n"
+           "                            single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors in\n"
+           "                            the original layout of A1111, ComfyUI and Civitai)\n"
+           "      --config DIR          single files: take the configs, tokenizers and scheduler from this\n"
+           "                            diffusers folder instead of the built-in SD 1.5 / SD 2.1 / SDXL ones\n"
+           "      --tokenizer DIR       single files: CLIP tokenizer folder (vocab.json, merges.txt ...) or\n"
+           "                            a folder with tokenizer/ [tokenizer_2/]. Otherwise: --config DIR,\n"
+           "                            tokenizer/ beside the file, ~/.cache/sdc/tokenizers/clip-vit-large-patch14\n"
+           "      --prediction P        epsilon | v: what the UNet predicts (default: the model's scheduler\n"
+           "                            config; SD 2.x single files: v unless the file says otherwise)\n"
+           "  -p, --prompt TEXT         the prompt; repeat for several prompts (one image each)\n"
+           "  -n, --negative-prompt T   negative prompt; once for all prompts or once per prompt.\n"
+           "                            Without it SD encodes \"\" (SDXL uses zeros when the model\n"
+           "                            says force_zeros_for_empty_prompt); an explicit \"\" is encoded\n"
+           "      --steps N             denoising steps (default 50)\n"
+           "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
+           "                            G <= 1 disables guidance (one UNet pass per step)\n"
+           "      --scheduler NAME      ddim | pndm | euler | euler_a | dpmpp_2m | lcm | tcd\n"
+           "                            (default: the model's scheduler_config.json; settings in that\n"
+           "                            file carry over, others take the scheduler's defaults)\n"
+           "      --timestep-spacing S  leading | trailing | linspace\n"
+           "      --karras              Karras sigmas (dpmpp_2m, euler)\n"
+           "      --eta E               DDIM eta / TCD gamma, 0..1 (default 0)\n"
+           "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
+           "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
+           "      --rng cpu|cuda        the generator the seed seeds: cpu (default) = torch.Generator(\"cpu\"),\n"
+           "                            diffusers' CPU noise; cuda = torch.Generator(\"cuda\")'s Philox noise\n"
+           "                            (A1111's default GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
+           "      --batch N             images per prompt (default 1)\n"
+           "      --batch-size B        at most B images per UNet call (default: all of a request at\n"
+           "                            once); image i keeps seed S+i either way\n"
+           "      --prompts FILE        prompts from a file instead of -p: one per line, or JSONL lines\n"
+           "                            {\"prompt\", \"negative_prompt\", \"seed\", \"steps\", \"guidance\",\n"
+           "                            \"width\", \"height\", \"scheduler\", \"count\"} (all but prompt\n"
+           "                            optional); the model loads once; {index} counts over the file\n"
+           "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
+           "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
+           "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+           "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
+           "                            into the weights before the first step: W + SCALE * alpha/rank\n"
+           "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
+           "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
+           "                              sdxl-turbo      Euler a, trailing, 1 step, guidance 0, 512x512\n"
+           "                              hyper-sd-2step  DDIM, trailing, 2 steps, guidance 0\n"
+           "                                              (with --lora Hyper-SDXL-2steps-lora.safetensors)\n"
+           "                              hyper-sd-1step  TCD, 1 step, guidance 0, eta 1.0\n"
+           "                                              (with --lora Hyper-SDXL-1step-lora.safetensors)\n"
+           "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
+           "                            expand; with several images and no placeholder \"-{index}\"\n"
+           "                            goes before the extension\n"
+           "      --dump FILE           write intermediates (input_ids, prompt_embeds, noise,\n"
+           "                            latents_K, decoded, image ...) to a .safetensors file\n"
+           "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
+           "      --dtype f32|bf16      compute precision: f32 (default) matches diffusers; bf16 rounds GEMM,\n"
+           "                            convolution and attention operands to bfloat16 (float32 sums):\n"
+           "                            ~1.4x faster on CPUs with AVX512_BF16, pixels move by a few levels;\n"
+           "                            on cuda: f16 (default), bf16 or f32 for the UNet, text encoders and\n"
+           "                            VAE, except that f16 decodes an f16-unsafe VAE (SD, SDXL) in f32\n"
+           "      --weights q8          quantise the UNet's and text encoders' weights to int8 at load\n"
+           "                            (blocks of 32 with a half scale, ggml's q8_0) and run them with int8\n"
+           "                            dot products: ~1/4 of the float32 memory, faster on CPUs with\n"
+           "                            AVX512-VNNI / AVX-VNNI; pixels move a little (CPU only)\n"
+           "      --vae-tiling          decode the image in overlapping, blended VAE tiles (bounded memory\n"
+           "                            for large images), as diffusers' pipe.vae.enable_tiling(); only\n"
+           "                            when the image is larger than one tile\n"
+           "      --vae-tile-size PX    with --vae-tiling: tile side, a multiple of 32 (default: the VAE\n"
+           "                            config's sample_size, e.g. 512 for SD 1.5, as diffusers)\n"
+           "      --threads N           CPU threads (default: all cores)\n"
+           "      --quiet               no progress lines\n"
+           "  -h, --help                this text\n"
+           "\n"
+           "Exit status: 0 success, 1 error, 2 usage error.\n");
 }
 
 static volatile sig_atomic_t g_interrupted;
@@ -183,6 +186,7 @@ static void on_lora(void *ctx, const sdc_lora_report *r) {
 enum { O_PROMPTS_FILE = 600, O_BATCH_SIZE }; /* --prompts FILE, --batch-size B */
 enum { O_VAE_TILING = 640, O_VAE_TILE_SIZE }; /* --vae-tiling, --vae-tile-size PX */
 enum { O_RNG = 660 };                          /* --rng cpu|cuda */
+enum { O_WEIGHTS = 680 };                      /* --weights q8 */
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -201,25 +205,40 @@ static sdc_status save_prompts_image(void *ctx, int64_t index, const sdc_image *
 }
 
 int cmd_generate(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
-        {"negative-prompt", required_argument, 0, 'n'}, {"steps", required_argument, 0, O_STEPS},
-        {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
-        {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
-        {"eta", required_argument, 0, O_ETA},      {"seed", required_argument, 0, O_SEED},
-        {"batch", required_argument, 0, O_BATCH},  {"width", required_argument, 0, 'W'},
-        {"height", required_argument, 0, 'H'},     {"variant", required_argument, 0, O_VARIANT},
-        {"output", required_argument, 0, 'o'},     {"dump", required_argument, 0, O_DUMP},
-        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
-        {"dtype", required_argument, 0, O_DTYPE},  {"quiet", no_argument, 0, O_QUIET},
-        {"clip-skip", required_argument, 0, O_CLIPSKIP}, {"help", no_argument, 0, 'h'},
-        {"lora", required_argument, 0, O_LORA},    {"preset", required_argument, 0, O_PRESET},
-        {"config", required_argument, 0, O_CONFIG}, {"tokenizer", required_argument, 0, O_TOKENIZER},
-        {"prediction", required_argument, 0, O_PREDICTION},
-        {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
-        {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
-        {"rng", required_argument, 0, O_RNG},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"prompt", required_argument, 0, 'p'},
+                                         {"negative-prompt", required_argument, 0, 'n'},
+                                         {"steps", required_argument, 0, O_STEPS},
+                                         {"guidance", required_argument, 0, O_GUIDANCE},
+                                         {"scheduler", required_argument, 0, O_SCHED},
+                                         {"timestep-spacing", required_argument, 0, O_SPACING},
+                                         {"karras", no_argument, 0, O_KARRAS},
+                                         {"eta", required_argument, 0, O_ETA},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"width", required_argument, 0, 'W'},
+                                         {"height", required_argument, 0, 'H'},
+                                         {"variant", required_argument, 0, O_VARIANT},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"dump", required_argument, 0, O_DUMP},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"dtype", required_argument, 0, O_DTYPE},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"clip-skip", required_argument, 0, O_CLIPSKIP},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"lora", required_argument, 0, O_LORA},
+                                         {"preset", required_argument, 0, O_PRESET},
+                                         {"config", required_argument, 0, O_CONFIG},
+                                         {"tokenizer", required_argument, 0, O_TOKENIZER},
+                                         {"prediction", required_argument, 0, O_PREDICTION},
+                                         {"prompts", required_argument, 0, O_PROMPTS_FILE},
+                                         {"batch-size", required_argument, 0, O_BATCH_SIZE},
+                                         {"vae-tiling", no_argument, 0, O_VAE_TILING},
+                                         {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
+                                         {"rng", required_argument, 0, O_RNG},
+                                         {"weights", required_argument, 0, O_WEIGHTS},
+                                         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
     int np = 0, nn = 0, have_seed = 0, quiet = 0, threads = 0;
@@ -287,6 +306,9 @@ int cmd_generate(int argc, char **argv) {
         case O_DUMP: dump_path = optarg; break;
         case O_DEVICE: if (!cli_device("generate", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("generate", optarg, &lo.dtype)) return EXIT_USAGE; break;
+        case O_WEIGHTS:
+            if (!cli_weights("generate", optarg, &lo.weights)) return EXIT_USAGE;
+            break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &r.clip_skip)) return EXIT_USAGE; break;

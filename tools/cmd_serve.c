@@ -12,47 +12,70 @@
 #include "server/server.h"
 
 static void help(void) {
-    printf(
-        "usage: sdc serve -m MODEL [options]\n"
-        "\n"
-        "Keep the model loaded and serve AUTOMATIC1111's HTTP API (POST /sdapi/v1/txt2img,\n"
-        "GET /sdapi/v1/progress, ...) and a web page at /. One image job runs at a time;\n"
-        "others wait in a bounded queue (503 when it is full). Stop with Ctrl-C or SIGTERM.\n"
-        "\n"
-        "  -m, --model PATH          diffusers pipeline folder\n"
-        "      --host ADDR           address to bind (default 127.0.0.1: this machine only)\n"
-        "      --port P              TCP port (default 7860; 0: any free port, printed)\n"
-        "      --api-auth U:P[,U:P]  require HTTP basic auth on every route\n"
-        "      --queue N             jobs that may wait behind the running one (default 4)\n"
-        "      --max-size N          largest width/height accepted (default 2048)\n"
-        "      --max-steps N         most steps accepted (default 150)\n"
-        "      --max-images N        most images per request, batch_size x n_iter (default 16)\n"
-        "      --max-body-mb N       largest request body in MiB (default 16)\n"
-        "      --max-connections N   open connections at once (default 64)\n"
-        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
-        "      --threads N           CPU threads (default: all cores)\n"
-        "      --device cpu|cuda     compute device (cuda: builds made with nvcc)\n"
-        "      --dtype f32|bf16      compute precision (bf16: faster on CPUs with AVX512_BF16; see generate)\n"
-        "      --quiet               no per-request log lines\n"
-        "  -h, --help                this text\n"
-        "\n"
-        "Exit status: 0 after a clean shutdown, 1 error, 2 usage error.\n");
+    printf("usage: sdc serve -m MODEL [options]\n"
+           "\n"
+           "Keep the model loaded and serve AUTOMATIC1111's HTTP API (POST /sdapi/v1/txt2img,\n"
+           "GET /sdapi/v1/progress, ...) and a web page at /. One image job runs at a time;\n"
+           "others wait in a bounded queue (503 when it is full). Stop with Ctrl-C or SIGTERM.\n"
+           "\n"
+           "  -m, --model PATH          diffusers pipeline folder\n"
+           "      --host ADDR           address to bind (default 127.0.0.1: this machine only)\n"
+           "      --port P              TCP port (default 7860; 0: any free port, printed)\n"
+           "      --api-auth U:P[,U:P]  require HTTP basic auth on every route\n"
+           "      --queue N             jobs that may wait behind the running one (default 4)\n"
+           "      --max-size N          largest width/height accepted (default 2048)\n"
+           "      --max-steps N         most steps accepted (default 150)\n"
+           "      --max-images N        most images per request, batch_size x n_iter (default 16)\n"
+           "      --max-body-mb N       largest request body in MiB (default 16)\n"
+           "      --max-connections N   open connections at once (default 64)\n"
+           "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+           "      --threads N           CPU threads (default: all cores)\n"
+           "      --device cpu|cuda     compute device (cuda: builds made with nvcc)\n"
+           "      --dtype f32|bf16      compute precision (bf16: faster on CPUs with AVX512_BF16; see generate)\n"
+           "      --weights q8          int8 UNet and text encoder weights (see generate)\n"
+           "      --quiet               no per-request log lines\n"
+           "  -h, --help                this text\n"
+           "\n"
+           "Exit status: 0 after a clean shutdown, 1 error, 2 usage error.\n");
 }
 
-enum { O_HOST = 256, O_PORT, O_AUTH, O_QUEUE, O_MAXSIZE, O_MAXSTEPS, O_MAXIMAGES, O_MAXBODY, O_MAXCONN, O_VARIANT,
-       O_THREADS, O_QUIET, O_DTYPE, O_DEVICE };
+enum {
+    O_HOST = 256,
+    O_PORT,
+    O_AUTH,
+    O_QUEUE,
+    O_MAXSIZE,
+    O_MAXSTEPS,
+    O_MAXIMAGES,
+    O_MAXBODY,
+    O_MAXCONN,
+    O_VARIANT,
+    O_THREADS,
+    O_QUIET,
+    O_DTYPE,
+    O_DEVICE,
+    O_WEIGHTS
+};
 
 int cmd_serve(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},          {"host", required_argument, 0, O_HOST},
-        {"port", required_argument, 0, O_PORT},        {"api-auth", required_argument, 0, O_AUTH},
-        {"queue", required_argument, 0, O_QUEUE},      {"max-size", required_argument, 0, O_MAXSIZE},
-        {"max-steps", required_argument, 0, O_MAXSTEPS}, {"max-images", required_argument, 0, O_MAXIMAGES},
-        {"max-body-mb", required_argument, 0, O_MAXBODY}, {"max-connections", required_argument, 0, O_MAXCONN},
-        {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
-        {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
-        {"dtype", required_argument, 0, O_DTYPE},      {"device", required_argument, 0, O_DEVICE},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"host", required_argument, 0, O_HOST},
+                                         {"port", required_argument, 0, O_PORT},
+                                         {"api-auth", required_argument, 0, O_AUTH},
+                                         {"queue", required_argument, 0, O_QUEUE},
+                                         {"max-size", required_argument, 0, O_MAXSIZE},
+                                         {"max-steps", required_argument, 0, O_MAXSTEPS},
+                                         {"max-images", required_argument, 0, O_MAXIMAGES},
+                                         {"max-body-mb", required_argument, 0, O_MAXBODY},
+                                         {"max-connections", required_argument, 0, O_MAXCONN},
+                                         {"variant", required_argument, 0, O_VARIANT},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"dtype", required_argument, 0, O_DTYPE},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"weights", required_argument, 0, O_WEIGHTS},
+                                         {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
                          .max_images = 16, .max_body = 16u << 20, .max_connections = 64};
     const char *model = NULL;
@@ -78,6 +101,9 @@ int cmd_serve(int argc, char **argv) {
         case O_QUIET: cfg.quiet = 1; break;
         case O_DEVICE: if (!cli_device("serve", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("serve", optarg, &lo.dtype)) return EXIT_USAGE; break;
+        case O_WEIGHTS:
+            if (!cli_weights("serve", optarg, &lo.weights)) return EXIT_USAGE;
+            break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);

@@ -205,6 +205,17 @@ void st_release_pages(const st_file *f) {
     if (f->map && f->map_size) madvise(f->map, f->map_size, MADV_DONTNEED);
 }
 
+int st_release_range(const st_file *f, const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)f->map, hi = lo + f->map_size;
+    if (!f->map || a < lo || a >= hi) return 0;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = a + n < hi ? a + n : hi;
+    a &= ~(page - 1);
+    b = (b + page - 1) & ~(page - 1);
+    if (a < lo) a = lo; /* the mapping starts on a page */
+    madvise((void *)a, b - a, MADV_DONTNEED);
+    return 1;
+}
+
 void st_close(st_file *f) {
     if (f->map) munmap(f->map, f->map_size);
     for (int i = 0; i < f->n; i++) free(f->tensors[i].name);

@@ -1,4 +1,5 @@
-/* weights.c - parameter lookup across safetensors files. */
+/* weights.c - parameter lookup across safetensors files, and the int8
+ * quantisation of layer weights (weights_quantize). */
 #include "nn/weights.h"
 
 #include <math.h>
@@ -6,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend/q8.h"
 
 static sdc_status keep_owned(weights *w, float *d) {
     if (w->nowned == w->cap) {
@@ -145,7 +148,8 @@ static sdc_status alloc_copy(const st_tensor *t, const float *current, float **o
     return SDC_OK;
 }
 
-static sdc_status add_slot(weights *w, const char *name, const void **slot, op_dtype *dtype) {
+static sdc_status add_slot(weights *w, const char *name, const void **slot, op_dtype *dtype, int64_t rows,
+                           int64_t cols) {
     if (w->nslots == w->slots_cap) {
         int cap = w->slots_cap ? 2 * w->slots_cap : 256;
         weights_slot *s = realloc(w->slots, (size_t)cap * sizeof(weights_slot));
@@ -158,6 +162,8 @@ static sdc_status add_slot(weights *w, const char *name, const void **slot, op_d
     s->slot = slot;
     s->dtype = dtype;
     s->mutable_copy = NULL;
+    s->rows = rows;
+    s->cols = cols;
     w->nslots++;
     return SDC_OK;
 }
@@ -172,7 +178,7 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     SDC_TRY(get_param(w, name, (const void **)out, NULL, ndim, shape));
-    return add_slot(w, name, (const void **)out, NULL);
+    return add_slot(w, name, (const void **)out, NULL, 0, 0);
 }
 
 sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape, const char *fmt,
@@ -183,7 +189,77 @@ sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, c
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     SDC_TRY(get_param(w, name, out, dt, ndim, shape));
-    return add_slot(w, name, out, dt);
+    return add_slot(w, name, out, dt, 0, 0);
+}
+
+/* ---- int8 layer weights ---- */
+
+/* Let go of float data no slot reads any more: an owned buffer is freed
+ * (unless a view's data: single-file transposes), file pages leave the
+ * resident set. */
+static void release_source(weights *w, const void *p, int64_t nbytes) {
+    for (int i = 0; i < w->nslots; i++)
+        if (*w->slots[i].slot == p) return;
+    for (int i = 0; i < w->nowned; i++)
+        if (w->owned[i] == p) {
+            for (int v = 0; v < w->nviews; v++)
+                if (w->views[v].data == p) return;
+            free(w->owned[i]);
+            w->owned[i] = w->owned[--w->nowned];
+            return;
+        }
+    for (int f = 0; f < w->nfiles; f++)
+        if (st_release_range(&w->files[f], p, (size_t)nbytes)) return;
+}
+
+/* Slot i (a layer weight) and every slot of its name in q. */
+static sdc_status quantize_slot(weights *w, int i, op_dtype q, int threads) {
+    weights_slot *s = &w->slots[i];
+    if (!s->rows || *s->dtype == q) return SDC_OK;
+    if (q != OP_Q8) return sdc_fail(SDC_ERR_ARG, "weights can be quantised to q8 only");
+    const void *src = *s->slot, *dst = NULL;
+    op_dtype st = *s->dtype;
+    for (int j = 0; j < w->nslots && !dst; j++) /* the same parameter taken twice: one copy */
+        if (j != i && w->slots[j].rows && *w->slots[j].dtype == q && !strcmp(w->slots[j].name, s->name))
+            dst = *w->slots[j].slot;
+    if (!dst) {
+        q8_matrix *m;
+        sdc_status e = q8_quantize(src, st, s->rows, s->cols, threads, &m);
+        if (e)
+            return sdc_fail(e, "%s: '%s%s': %s", w->nfiles ? w->files[0].path : "weights", w->prefix, s->name,
+                            sdc_last_error());
+        SDC_TRY(keep_owned(w, (float *)m));
+        dst = m;
+    }
+    for (int j = 0; j < w->nslots; j++)
+        if (!strcmp(w->slots[j].name, s->name) && w->slots[j].dtype) {
+            *w->slots[j].slot = dst;
+            *w->slots[j].dtype = q;
+            w->slots[j].mutable_copy = NULL; /* freed below if it was one: weights_mutable starts afresh */
+        }
+    release_source(w, src, s->rows * s->cols * (st == OP_F32 ? 4 : 2));
+    return SDC_OK;
+}
+
+sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape,
+                             const char *fmt, ...) {
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (ndim < 2) return sdc_fail(SDC_ERR_ARG, "'%s': a layer weight has at least two dimensions", name);
+    SDC_TRY(get_param(w, name, out, dt, ndim, shape));
+    int64_t cols = 1;
+    for (int d = 1; d < ndim; d++) cols *= shape[d];
+    SDC_TRY(add_slot(w, name, out, dt, shape[0], cols));
+    if (w->quant == OP_F32 || !*out) return SDC_OK; /* not asked for, or a shape-only view (synthesize 2) */
+    return quantize_slot(w, w->nslots - 1, w->quant, w->quant_threads);
+}
+
+sdc_status weights_quantize(weights *w, op_dtype q, int threads) {
+    for (int i = 0; i < w->nslots; i++) SDC_TRY(quantize_slot(w, i, q, threads));
+    return SDC_OK;
 }
 
 sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
@@ -206,6 +282,13 @@ sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
         }
         /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
         op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
+        if (src == OP_Q8) {
+            st = sdc_fail(SDC_ERR_UNSUPPORTED,
+                          "parameter '%s' is int8 (q8): device backends take the weights as "
+                          "stored, not quantised",
+                          w->slots[i].name);
+            break;
+        }
         void *d = NULL;
         if ((st = op_weight_upload(cx, *w->slots[i].slot, src, n, dst, &d))) break;
         w->device[w->ndevice++] = d;

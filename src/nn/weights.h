@@ -20,6 +20,7 @@ typedef struct {
     const void **slot;     /* the model's pointer (a const float * when dtype is NULL) */
     op_dtype *dtype;       /* the model's dtype of *slot (weights_get_t), NULL for float-only slots */
     float *mutable_copy;   /* set once weights_mutable made the slot point to an owned copy */
+    int64_t rows, cols;    /* a layer's weight (weights_get_layer) as a matrix; rows 0 for other slots */
 } weights_slot;
 
 typedef struct {
@@ -40,6 +41,9 @@ typedef struct {
     void **device; /* device copies made by weights_to_device, in device_cx */
     int ndevice;
     op_ctx *device_cx;
+    op_dtype quant;    /* OP_Q8: weights_get_layer quantises at once (set before the model loads; the
+                          default OP_F32 leaves layer weights as stored until weights_quantize) */
+    int quant_threads; /* threads quantising (0: one) */
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
@@ -61,6 +65,24 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
  * data is 2-byte aligned, else OP_F32). */
 sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape, const char *fmt,
                          ...) __attribute__((format(printf, 6, 7)));
+
+/* The weight of a linear or convolution layer ([out][in] or [out][in][k][k]):
+ * weights_get_t, remembered as a matrix [shape[0]][rest] that
+ * weights_quantize may turn into int8 blocks (and does at once when w->quant
+ * is OP_Q8: a model made up of random weights then never holds them all as
+ * float32). */
+sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape,
+                             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Quantise every layer weight taken so far (weights_get_layer) that is not
+ * yet in q (OP_Q8: backend/q8.h) on `threads` threads, after LoRAs are
+ * fused: each slot of the name then points to the owned int8 copy, and the
+ * float source is let go at once (an owned float32 copy freed, file pages
+ * dropped from the resident set: MADV_DONTNEED, they stay valid), so the
+ * memory a model holds is the quantised size. A LoRA fused later
+ * (weights_mutable) starts again from the stored tensor; quantise again
+ * after it. */
+sdc_status weights_quantize(weights *w, op_dtype q, int threads);
 
 /* Make `name` (no prefix applied) resolve to a tensor view: data may point into
  * an open file's mapping (e.g. a row slice of a fused q/k/v matrix) or to a
