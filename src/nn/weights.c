@@ -259,6 +259,11 @@ sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndi
 
 sdc_status weights_quantize(weights *w, op_dtype q, int threads) {
     for (int i = 0; i < w->nslots; i++) SDC_TRY(quantize_slot(w, i, q, threads));
+    /* each tensor's pages left as it was quantised, but reading the next one
+     * faults its neighbours back in (fault-around, readahead): let the whole
+     * mapping go once more; what a forward reads in place (biases, norms)
+     * comes back on use */
+    weights_release_pages(w);
     return SDC_OK;
 }
 

@@ -79,7 +79,8 @@ sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndi
  * fused: each slot of the name then points to the owned int8 copy, and the
  * float source is let go at once (an owned float32 copy freed, file pages
  * dropped from the resident set: MADV_DONTNEED, they stay valid), so the
- * memory a model holds is the quantised size. A LoRA fused later
+ * memory a model holds is the quantised size (at the end the files' pages
+ * are dropped once more: weights_release_pages). A LoRA fused later
  * (weights_mutable) starts again from the stored tensor; quantise again
  * after it. */
 sdc_status weights_quantize(weights *w, op_dtype q, int threads);
