@@ -42,22 +42,24 @@ TEST(q8_format_roundtrip) {
     for (int t = 0; t < 3; t++) {
         q8_matrix *m;
         CHECK_OK(q8_quantize(src[t], (op_dtype)t, rows, cols, 2, &m));
-        CHECK(m->rows == rows && m->cols == cols && m->nb == 3 && ((uintptr_t)m->q & 63) == 0, "header");
+        CHECK(m->rows == rows && m->cols == cols && m->nb == 3 && m->panels == 1 && ((uintptr_t)m->data & 63) == 0,
+              "header");
         for (int r = 0; r < rows; r++) {
             q8_dequantize_row(m, r, back);
             for (int c = 0; c < cols; c++) {
                 float x = t == 0   ? w[r * cols + c]
                           : t == 1 ? sdc_f16_to_f32(h[r * cols + c])
                                    : sdc_bf16_to_f32(bf[r * cols + c]);
-                float d = sdc_f16_to_f32(m->d[r * 3 + c / 32]);
-                int8_t q = m->q[r * 96 + c];
-                CHECK(q != -128, "q out of range");
+                float d = sdc_f16_to_f32(q8_scale(m, r, c / 32));
+                CHECK(q8_value(m, r, c) != -128, "q out of range");
                 CHECK(fabsf(back[c] - x) <= 0.5f * d * 1.0001f + 1e-30f, "dtype %d (%d,%d): %g back as %g (scale %g)",
                       t, r, c, x, back[c], d);
             }
-            for (int c = cols; c < 96; c++) CHECK(m->q[r * 96 + c] == 0, "padding not zero");
+            for (int c = cols; c < 96; c++) CHECK(q8_value(m, r, c) == 0, "padding not zero");
         }
-        CHECK(m->d[2 * 3] == 0, "zero block has a scale");
+        for (int r = rows; r < 16; r++) /* the panel's rows past the matrix */
+            for (int c = 0; c < 96; c++) CHECK(q8_value(m, r, c) == 0 && q8_scale(m, r, c / 32) == 0, "padding row");
+        CHECK(q8_scale(m, 2, 0) == 0, "zero block has a scale");
         free(m);
     }
     w[3] = NAN;
@@ -134,12 +136,12 @@ TEST(q8_linear_all_kernels) {
  * pick), one thread and two, against the portable kernel */
 TEST(q8_kernels_bit_identical) {
     static const char *const names[] = {"generic", "avxvnni", "avx512vnni"};
-    int M = 45, N = 290, K = 2100; /* edge tiles, two column panels, three k ranges */
-    float *x = malloc(sizeof(float) * N * K), *w = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * M);
+    int M = 290, N = 45, K = 2100; /* edge tiles and panels, several row blocks, three k ranges */
+    float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K), *b = malloc(sizeof(float) * N);
     float *y = malloc(sizeof(float) * M * N), *y0 = malloc(sizeof(float) * M * N);
-    fill(x, (int64_t)N * K, 4), fill(w, (int64_t)M * K, 5), fill(b, M, 6);
+    fill(x, (int64_t)M * K, 4), fill(w, (int64_t)N * K, 5), fill(b, N, 6);
     q8_matrix *q;
-    CHECK_OK(q8_quantize(w, OP_F32, M, K, 1, &q));
+    CHECK_OK(q8_quantize(w, OP_F32, N, K, 1, &q));
     gemm_strided xs = {x, K, 1};
     int first = 1, ran = 0;
     for (int a = 0; a < 3; a++) {
@@ -147,7 +149,7 @@ TEST(q8_kernels_bit_identical) {
         if (!ar) continue;
         for (int threads = 1; threads <= 2; threads++) {
             gemm_q8_desc d = {.w = q,
-                              .N = N,
+                              .M = M,
                               .pack_x = gemm_pack_strided,
                               .x_ctx = &xs,
                               .C = y,
@@ -167,25 +169,33 @@ TEST(q8_kernels_bit_identical) {
     if (ran < 4) SKIP("only the portable int8 kernel runs on this CPU (checked against the references elsewhere)");
 }
 
+/* Convolutions: kernels in the plain column order (channels not a multiple
+ * of 32: the im2col panels quantised as packed), and in (ky, kx, c) order
+ * (q8_quantize_conv with 32k channels: the input quantised once per pixel);
+ * the reference quantises each pixel's im2col row in the matrix's order. */
 TEST(q8_conv2d_all_kernels) {
     static const struct {
         int B, C, H, W, O, k, s, p;
-    } cs[] = {{2, 5, 7, 9, 13, 3, 1, 1},
-              {1, 40, 10, 6, 30, 3, 2, 1},
-              {2, 64, 5, 5, 20, 1, 1, 0},
-              {1, 4, 16, 16, 24, 3, 1, 1}};
+    } cs[] = {{2, 5, 7, 9, 13, 3, 1, 1},   {1, 40, 10, 6, 30, 3, 2, 1}, {2, 64, 5, 5, 20, 1, 1, 0},
+              {1, 4, 16, 16, 24, 3, 1, 1}, {2, 64, 7, 9, 21, 3, 1, 1},  {1, 32, 10, 6, 40, 3, 2, 1},
+              {2, 96, 5, 6, 18, 1, 1, 0},  {1, 32, 20, 18, 16, 3, 1, 1}};
     op_ctx *cx = test_cx();
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 8; c++) {
         int B = cs[c].B, C = cs[c].C, H = cs[c].H, W = cs[c].W, O = cs[c].O, k = cs[c].k, s = cs[c].s, p = cs[c].p;
-        int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1, CK = C * k * k;
+        int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1, CK = C * k * k, kk = k * k;
         float *x = malloc(sizeof(float) * B * C * H * W), *w = malloc(sizeof(float) * O * CK),
               *b = malloc(sizeof(float) * O);
         float *wd = malloc(sizeof(float) * O * CK), *col = malloc(sizeof(float) * CK);
         float *y = malloc(sizeof(float) * B * O * Ho * Wo), *y0 = malloc(sizeof(float) * B * O * Ho * Wo);
         fill(x, (int64_t)B * C * H * W, 10 + c), fill(w, (int64_t)O * CK, 20 + c), fill(b, O, 30);
         q8_matrix *q;
-        CHECK_OK(q8_quantize(w, OP_F32, O, CK, 1, &q));
-        for (int o = 0; o < O; o++) q8_dequantize_row(q, o, wd + (int64_t)o * CK);
+        CHECK_OK(c < 4 ? q8_quantize(w, OP_F32, O, CK, 1, &q) : q8_quantize_conv(w, OP_F32, O, C, k, 1, &q));
+        int taps = q->ch != 0; /* columns (ky, kx, c) */
+        CHECK(taps == (c >= 4), "conv %d: column order", c);
+        for (int o = 0; o < O; o++) { /* dequantised, in the matrix's column order */
+            q8_dequantize_row(q, o, col);
+            for (int j = 0; j < CK; j++) wd[(int64_t)o * CK + j] = taps ? col[j % C * kk + j / C] : col[j];
+        }
         int first = 1;
         for (int a = 0; a < 3; a++) {
             const gemm_arch *ga = gemm_arch_named(ISAS[a]);
@@ -197,13 +207,13 @@ TEST(q8_conv2d_all_kernels) {
             for (int n = 0; n < B; n++)
                 for (int oy = 0; oy < Ho; oy++)
                     for (int ox = 0; ox < Wo; ox++) {
-                        for (int ci = 0; ci < C; ci++) /* the im2col column of this pixel */
+                        for (int ci = 0; ci < C; ci++) /* the im2col row of this pixel */
                             for (int ky = 0; ky < k; ky++)
                                 for (int kx = 0; kx < k; kx++) {
-                                    int iy = oy * s - p + ky, ix = ox * s - p + kx;
-                                    col[(ci * k + ky) * k + kx] = iy < 0 || iy >= H || ix < 0 || ix >= W
-                                                                      ? 0.0f
-                                                                      : x[((n * C + ci) * H + iy) * W + ix];
+                                    int iy = oy * s - p + ky, ix = ox * s - p + kx, tap = ky * k + kx;
+                                    col[taps ? tap * C + ci : ci * kk + tap] =
+                                        iy < 0 || iy >= H || ix < 0 || ix >= W ? 0.0f
+                                                                               : x[((n * C + ci) * H + iy) * W + ix];
                                 }
                         for (int o = 0; o < O; o++) {
                             double r, bd;

@@ -19,11 +19,11 @@
 #include "text/clip_text_model.h"
 
 /* Measured on the four demo cases, q8 against diffusers' float32 PNGs (which
- * sdc's float32 images equal, but for one level in one pixel): 36.8-48.4 dB,
- * max difference 10-64 levels with the AVX512-VNNI kernels (SDC_GEMM_ISA=
- * generic, whose float kernels sum in another order too: 37.2-47.0 dB). The
- * bound leaves 4.8 dB. */
-#define DEMO_Q8_MIN_PSNR 32.0
+ * sdc's float32 images equal, but for one level in one pixel): 35.4-46.2 dB,
+ * max difference 12-89 levels with the AVX512-VNNI kernels (SDC_GEMM_ISA=
+ * generic, whose float kernels also sum in another order: 36.9-44.7 dB). The
+ * bound leaves 4.4 dB. */
+#define DEMO_Q8_MIN_PSNR 31.0
 
 static double psnr(const uint8_t *a, const uint8_t *b, int64_t n, int *maxdiff) {
     double se = 0;
@@ -211,14 +211,15 @@ TEST(q8_lora_fused_before_quantising) {
         }
         fused += wf->slots[i].mutable_copy != NULL;
         q8_matrix *want;
-        if (q8_quantize(*wf->slots[i].slot, *wf->slots[i].dtype, wf->slots[i].rows, wf->slots[i].cols, 1, &want)) {
+        const weights_slot *sl = &wf->slots[i];
+        if (sl->conv_k ? q8_quantize_conv(*sl->slot, *sl->dtype, sl->rows, sl->conv_c, sl->conv_k, 1, &want)
+                       : q8_quantize(*sl->slot, *sl->dtype, sl->rows, sl->cols, 1, &want)) {
             ok = 0;
             break;
         }
         const q8_matrix *got = *wq->slots[j].slot;
         ok = got->rows == want->rows && got->cols == want->cols &&
-             !memcmp(got->q, want->q, (size_t)(want->rows * want->nb * Q8_BLOCK)) &&
-             !memcmp(got->d, want->d, (size_t)(want->rows * want->nb * 2));
+             !memcmp(got->data, want->data, (size_t)(want->panels * want->nb * Q8_PBLOCK));
         free(want);
         checked++;
     }

@@ -51,52 +51,68 @@ static float load_as_f32(const void *src, op_dtype st, int64_t i) {
 }
 
 int64_t q8_bytes(int64_t rows, int64_t cols) {
-    int64_t nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK;
-    return 64 + rows * nb * Q8_BLOCK + ((rows * nb * 2 + 63) & ~(int64_t)63);
+    int64_t nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK, panels = (rows + Q8_PANEL - 1) / Q8_PANEL;
+    return 64 + panels * nb * Q8_PBLOCK;
 }
 
-/* one row: 0, or 1 when it holds a value that is not finite */
-static int quantize_row(const void *src, op_dtype st, int64_t off, int64_t cols, int64_t nb, int8_t *q, uint16_t *d) {
+/* the source column of stored column c */
+static int64_t src_col(const q8_matrix *m, int64_t c) { return m->ch ? c % m->ch * m->kk + c / m->ch : c; }
+
+/* Rows [16 p, 16 p + 16) into their records: 0, or 1 when a value is not finite */
+static int quantize_panel(const void *src, op_dtype st, const q8_matrix *m, int64_t p) {
     int bad = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        float v[Q8_BLOCK], amax = 0.0f;
-        int n = cols - b * Q8_BLOCK < Q8_BLOCK ? (int)(cols - b * Q8_BLOCK) : Q8_BLOCK;
-        for (int i = 0; i < n; i++) {
-            v[i] = load_as_f32(src, st, off + b * Q8_BLOCK + i);
-            if (!isfinite(v[i])) bad = 1, v[i] = 0.0f;
-            amax = fmaxf(amax, fabsf(v[i]));
+    for (int64_t b = 0; b < m->nb; b++) {
+        uint8_t *rec = m->data + (p * m->nb + b) * Q8_PBLOCK;
+        uint16_t d16[Q8_PANEL];
+        memset(rec, 128, Q8_PBLOCK); /* q = 0 for padding */
+        int n = m->cols - b * Q8_BLOCK < Q8_BLOCK ? (int)(m->cols - b * Q8_BLOCK) : Q8_BLOCK;
+        for (int l = 0; l < Q8_PANEL; l++) {
+            int64_t r = p * Q8_PANEL + l;
+            d16[l] = 0;
+            if (r >= m->rows) continue;
+            float v[Q8_BLOCK], amax = 0.0f;
+            for (int i = 0; i < n; i++) {
+                v[i] = load_as_f32(src, st, r * m->cols + src_col(m, b * Q8_BLOCK + i));
+                if (!isfinite(v[i])) bad = 1, v[i] = 0.0f;
+                amax = fmaxf(amax, fabsf(v[i]));
+            }
+            d16[l] = f32_to_half(amax / 127.0f);
+            float df = half_to_f32(d16[l]);
+            for (int i = 0; i < n && df > 0.0f; i++) {
+                float q = rintf(v[i] / df); /* the half scale itself, so w = d * q as stored */
+                q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+                rec[2 * Q8_PANEL + (i / 4) * 4 * Q8_PANEL + l * 4 + i % 4] = (uint8_t)((int)q + 128);
+            }
         }
-        uint16_t dh = f32_to_half(amax / 127.0f);
-        float df = half_to_f32(dh);
-        d[b] = dh;
-        for (int i = 0; i < Q8_BLOCK; i++) {
-            float r = i < n && df > 0.0f ? rintf(v[i] / df) : 0.0f; /* the half scale itself, so w = d * q as stored */
-            q[b * Q8_BLOCK + i] = (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : r);
-        }
+        memcpy(rec, d16, sizeof d16); /* little-endian halves */
     }
     return bad;
 }
 
-sdc_status q8_quantize(const void *src, op_dtype st, int64_t rows, int64_t cols, int threads, q8_matrix **out) {
+static sdc_status quantize(const void *src, op_dtype st, int64_t rows, int64_t cols, int64_t ch, int64_t kk,
+                           int threads, q8_matrix **out) {
     *out = NULL;
     if (st != OP_F32 && st != OP_F16 && st != OP_BF16)
         return sdc_fail(SDC_ERR_ARG, "q8: cannot quantise weights of dtype %d", (int)st);
     if (rows < 0 || cols < 0)
         return sdc_fail(SDC_ERR_ARG, "q8: bad matrix shape %lld x %lld", (long long)rows, (long long)cols);
-    int64_t nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK, qbytes = rows * nb * Q8_BLOCK;
     char *mem = aligned_alloc(64, (size_t)q8_bytes(rows, cols));
     if (!mem)
         return sdc_fail(SDC_ERR_NOMEM, "out of memory quantising a %lld x %lld matrix", (long long)rows,
                         (long long)cols);
     q8_matrix *m = (q8_matrix *)mem;
-    *m = (q8_matrix){
-        .rows = rows, .cols = cols, .nb = nb, .q = (int8_t *)(mem + 64), .d = (uint16_t *)(mem + 64 + qbytes)};
+    *m = (q8_matrix){.rows = rows,
+                     .cols = cols,
+                     .nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK,
+                     .panels = (rows + Q8_PANEL - 1) / Q8_PANEL,
+                     .ch = ch,
+                     .kk = kk,
+                     .data = (uint8_t *)(mem + 64)};
     int bad = 0;
 #pragma omp parallel for num_threads(threads > 1 ? threads : 1) schedule(static)                                       \
     reduction(|                                                                                                        \
               : bad) if (rows * cols > 65536)
-    for (int64_t r = 0; r < rows; r++)
-        bad |= quantize_row(src, st, r * cols, cols, nb, m->q + r * nb * Q8_BLOCK, m->d + r * nb);
+    for (int64_t p = 0; p < m->panels; p++) bad |= quantize_panel(src, st, m, p);
     if (bad) {
         free(mem);
         return sdc_fail(SDC_ERR_FORMAT, "q8: the weights hold values that are not finite (inf or nan)");
@@ -105,7 +121,30 @@ sdc_status q8_quantize(const void *src, op_dtype st, int64_t rows, int64_t cols,
     return SDC_OK;
 }
 
+sdc_status q8_quantize(const void *src, op_dtype st, int64_t rows, int64_t cols, int threads, q8_matrix **out) {
+    return quantize(src, st, rows, cols, 0, 0, threads, out);
+}
+
+sdc_status q8_quantize_conv(const void *src, op_dtype st, int64_t O, int64_t C, int k, int threads, q8_matrix **out) {
+    int64_t kk = (int64_t)k * k;
+    if (C > 0 && C % Q8_BLOCK == 0) return quantize(src, st, O, C * kk, C, kk, threads, out);
+    return quantize(src, st, O, C * kk, 0, 0, threads, out);
+}
+
+int8_t q8_value(const q8_matrix *m, int64_t r, int64_t c) {
+    const uint8_t *rec = q8_block(m, r / Q8_PANEL, c / Q8_BLOCK);
+    int k = (int)(c % Q8_BLOCK), l = (int)(r % Q8_PANEL);
+    return (int8_t)(rec[2 * Q8_PANEL + (k / 4) * 4 * Q8_PANEL + l * 4 + k % 4] - 128);
+}
+
+uint16_t q8_scale(const q8_matrix *m, int64_t r, int64_t b) {
+    const uint8_t *rec = q8_block(m, r / Q8_PANEL, b);
+    uint16_t d;
+    memcpy(&d, rec + 2 * (r % Q8_PANEL), 2);
+    return d;
+}
+
 void q8_dequantize_row(const q8_matrix *m, int64_t r, float *dst) {
     for (int64_t c = 0; c < m->cols; c++)
-        dst[c] = half_to_f32(m->d[r * m->nb + c / Q8_BLOCK]) * (float)m->q[r * m->nb * Q8_BLOCK + c];
+        dst[src_col(m, c)] = half_to_f32(q8_scale(m, r, c / Q8_BLOCK)) * (float)q8_value(m, r, c);
 }

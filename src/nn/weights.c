@@ -164,6 +164,7 @@ static sdc_status add_slot(weights *w, const char *name, const void **slot, op_d
     s->mutable_copy = NULL;
     s->rows = rows;
     s->cols = cols;
+    s->conv_c = s->conv_k = 0;
     w->nslots++;
     return SDC_OK;
 }
@@ -224,7 +225,8 @@ static sdc_status quantize_slot(weights *w, int i, op_dtype q, int threads) {
             dst = *w->slots[j].slot;
     if (!dst) {
         q8_matrix *m;
-        sdc_status e = q8_quantize(src, st, s->rows, s->cols, threads, &m);
+        sdc_status e = s->conv_k ? q8_quantize_conv(src, st, s->rows, s->conv_c, s->conv_k, threads, &m)
+                                 : q8_quantize(src, st, s->rows, s->cols, threads, &m);
         if (e)
             return sdc_fail(e, "%s: '%s%s': %s", w->nfiles ? w->files[0].path : "weights", w->prefix, s->name,
                             sdc_last_error());
@@ -253,6 +255,10 @@ sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndi
     int64_t cols = 1;
     for (int d = 1; d < ndim; d++) cols *= shape[d];
     SDC_TRY(add_slot(w, name, out, dt, shape[0], cols));
+    if (ndim == 4 && shape[2] == shape[3]) { /* (ky, kx, c) column order for int8 (q8.h) */
+        w->slots[w->nslots - 1].conv_c = (int)shape[1];
+        w->slots[w->nslots - 1].conv_k = (int)shape[2];
+    }
     if (w->quant == OP_F32 || !*out) return SDC_OK; /* not asked for, or a shape-only view (synthesize 2) */
     return quantize_slot(w, w->nslots - 1, w->quant, w->quant_threads);
 }

@@ -21,6 +21,7 @@ typedef struct {
     op_dtype *dtype;       /* the model's dtype of *slot (weights_get_t), NULL for float-only slots */
     float *mutable_copy;   /* set once weights_mutable made the slot point to an owned copy */
     int64_t rows, cols;    /* a layer's weight (weights_get_layer) as a matrix; rows 0 for other slots */
+    int conv_c, conv_k;    /* a square convolution kernel [rows][conv_c][conv_k][conv_k]; 0 for matrices */
 } weights_slot;
 
 typedef struct {

@@ -1,121 +1,107 @@
-/* gemm_q8.c - the int8 GEMM driver (gemm_q8.h): cache blocking, packing,
- * the split between threads and the tile stores.
- * Loop order (per thread): columns in panels of Q8_NC, k in ranges of
- * Q8_KCB blocks (quantise the activation panel once, kept in L2), rows in
- * slivers of MR (pack the weight sliver with its scales and corrections, kept
- * in L1), then the sliver against every column sliver of the panel. The
- * weights are read in place as stored (int8 rows); only their block side
- * data is expanded per sliver. */
+/* gemm_q8.c - the int8 GEMM driver (gemm_q8.h): cache blocking, the
+ * activations' quantisation, the split between threads and the tile stores.
+ * Loop order (per thread): activation rows in blocks of mc, k in ranges of
+ * Q8_KCB blocks (quantise that block of activations once, kept in L2), then
+ * each weight panel of 16 channels (its records of the range, 17 KiB, stay
+ * in L1) against every MR-row sliver of the block. The weights are read in
+ * place, never packed. */
 #include <omp.h>
 #include <string.h>
 
 #include "backend/cpu/gemm_q8.h"
 
-#define Q8_KCB 32 /* blocks of k per range: 1024 k */
-#define Q8_NC 256 /* columns per activation panel: 256 x 1024 k = 288 KiB packed */
+#define Q8_KCB 32          /* blocks of k per range: 1024 k */
+#define Q8_A_BUDGET 262144 /* bytes of quantised activations per block of rows (L2) */
 
-/* Weight rows [i0, i0 + mr) (mr <= MR; the rest zero) of blocks [pb, pb + kb) */
-static void pack_w(const q8_matrix *w, int64_t i0, int mr, int MR, int64_t pb, int64_t kb, int32_t *dst) {
-    int64_t ldq = w->nb * Q8_BLOCK;
-    for (int64_t blk = 0; blk < kb; blk++, dst += Q8_A_WORDS(MR)) {
-        int64_t b = pb + blk;
-        for (int r = 0; r < MR; r++) {
-            if (r >= mr) {
-                dst[r] = 0;
-                dst[MR + r] = 0; /* +0.0f */
-                for (int u = 0; u < 8; u++) dst[2 * MR + u * MR + r] = 0;
-                continue;
-            }
-            const int8_t *q = w->q + (i0 + r) * ldq + b * Q8_BLOCK;
-            int32_t sum = 0;
-            for (int k = 0; k < Q8_BLOCK; k++) sum += q[k];
-            dst[r] = -128 * sum;
-            float sw = gemm_half_to_float(w->d[(i0 + r) * w->nb + b]);
-            memcpy(&dst[MR + r], &sw, 4);
-            for (int u = 0; u < 8; u++) memcpy(&dst[2 * MR + u * MR + r], q + 4 * u, 4);
+/* Activation rows [i0, i0 + n) of blocks [pb, pb + kb): one packed A block
+ * per (sliver of MR rows, block), slivers kb blocks apart. Each sliver's
+ * float panel of the whole range is packed at once (kb x 32 x MR floats, in
+ * L2), then quantised block by block. */
+static void quantize_x(const gemm_q8_desc *d, const q8_arch *ar, int64_t i0, int64_t n, int64_t pb, int64_t kb,
+                       float *panel, int32_t *dst) {
+    int MR = ar->mr;
+    int64_t K = d->w->cols, k0 = pb * Q8_BLOCK, kc = K - k0 < kb * Q8_BLOCK ? K - k0 : kb * Q8_BLOCK;
+    for (int64_t s = 0; s < n; s += MR) {
+        int64_t w = n - s < MR ? n - s : MR;
+        if (d->pack_a) {
+            d->pack_a(d->x_ctx, i0 + s, (int)w, pb, kb, MR, dst);
+            dst += kb * Q8_A_WORDS(MR);
+            continue;
+        }
+        d->pack_x(d->x_ctx, i0 + s, w, k0, kc, MR, panel);
+        for (int64_t blk = 0; blk < kb; blk++, dst += Q8_A_WORDS(MR)) {
+            int64_t left = kc - blk * Q8_BLOCK;
+            ar->quantize(panel + blk * Q8_BLOCK * MR, left < Q8_BLOCK ? (int)left : Q8_BLOCK, MR, dst);
         }
     }
 }
 
-/* Activation columns [j0, j0 + n) of blocks [pb, pb + kb): one packed B
- * block per (sliver, block), slivers kb blocks apart. */
-static void pack_x(const gemm_q8_desc *d, int64_t j0, int64_t n, int64_t pb, int64_t kb, float *panel, uint8_t *dst) {
-    int64_t K = d->w->cols;
-    for (int64_t s = 0; s < n; s += Q8_NR) {
-        int64_t w = n - s < Q8_NR ? n - s : Q8_NR;
-        for (int64_t blk = 0; blk < kb; blk++, dst += Q8_B_BYTES) {
-            int64_t k0 = (pb + blk) * Q8_BLOCK;
-            int kc = K - k0 < Q8_BLOCK ? (int)(K - k0) : Q8_BLOCK;
-            d->pack_x(d->x_ctx, j0 + s, w, k0, kc, Q8_NR, panel);
-            q8_quantize_panel(panel, kc, dst);
-        }
-    }
-}
-
-/* C(i, j) for the tile's element */
-static inline float *q8_c_at(const gemm_q8_desc *d, int64_t i, int64_t j) {
-    if (d->transposed) return d->C + j * d->ldc + i;
-    if (d->c_cols > 0) return d->C + (j / d->c_cols) * d->c_batch_stride + i * d->ldc + j % d->c_cols;
-    return d->C + i * d->ldc + j;
-}
-
-/* the mr x nr part of tile t[MR][NR] into C: = t + bias on the first k range, else += t */
+/* the mr x nr part of tile t[MR][16] (rows i.., channels j..) into C: = t +
+ * bias on the first k range, else += t */
 static void store_tile(const gemm_q8_desc *d, const float *t, int64_t i, int64_t j, int mr, int nr, int first) {
-    if (d->transposed) {
-        for (int c = 0; c < nr; c++) {
-            float *y = d->C + (j + c) * d->ldc + i;
-            for (int r = 0; r < mr; r++)
-                y[r] = first ? t[r * Q8_NR + c] + (d->bias ? d->bias[i + r] : 0.0f) : y[r] + t[r * Q8_NR + c];
+    if (!d->channel_major) {
+        for (int r = 0; r < mr; r++) {
+            float *y = d->C + (i + r) * d->ldc + j;
+            const float *tr = t + r * Q8_PANEL;
+            if (first)
+                for (int c = 0; c < nr; c++) y[c] = tr[c] + (d->bias ? d->bias[j + c] : 0.0f);
+            else
+                for (int c = 0; c < nr; c++) y[c] += tr[c];
         }
         return;
     }
-    int contiguous = d->c_cols <= 0 || j % d->c_cols + nr <= d->c_cols;
-    for (int r = 0; r < mr; r++) {
-        float bias = first && d->bias ? d->bias[i + r] : 0.0f;
+    int64_t img = i / d->c_cols, p0 = i % d->c_cols;
+    int contiguous = p0 + mr <= d->c_cols; /* the rows (pixels) lie in one image */
+    for (int c = 0; c < nr; c++) {
+        float bias = first && d->bias ? d->bias[j + c] : 0.0f;
         if (contiguous) {
-            float *y = q8_c_at(d, i + r, j);
-            for (int c = 0; c < nr; c++) y[c] = first ? t[r * Q8_NR + c] + bias : y[c] + t[r * Q8_NR + c];
-        } else {
-            for (int c = 0; c < nr; c++) {
-                float *y = q8_c_at(d, i + r, j + c);
-                *y = first ? t[r * Q8_NR + c] + bias : *y + t[r * Q8_NR + c];
-            }
+            float *y = d->C + img * d->c_batch_stride + (j + c) * d->ldc + p0;
+            for (int r = 0; r < mr; r++) y[r] = first ? t[r * Q8_PANEL + c] + bias : y[r] + t[r * Q8_PANEL + c];
+            continue;
+        }
+        for (int r = 0; r < mr; r++) {
+            int64_t px = i + r;
+            float *y = d->C + (px / d->c_cols) * d->c_batch_stride + (j + c) * d->ldc + px % d->c_cols;
+            *y = first ? t[r * Q8_PANEL + c] + bias : *y + t[r * Q8_PANEL + c];
         }
     }
 }
 
-/* One thread's block of C: rows [m0, m1), columns [n0, n1). */
-static sdc_status q8_serial(const gemm_q8_desc *d, const q8_arch *ar, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+/* One thread's block of C: activation rows [m0, m1), weight panels [p0, p1). */
+static sdc_status q8_serial(const gemm_q8_desc *d, const q8_arch *ar, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    const q8_matrix *w = d->w;
     int MR = ar->mr;
-    int64_t nb = d->w->nb;
-    if (m1 <= m0 || n1 <= n0) return SDC_OK;
-    int64_t kcb = nb < Q8_KCB ? nb : Q8_KCB, ncmax = n1 - n0 < Q8_NC ? n1 - n0 : Q8_NC;
-    int64_t nslv = (ncmax + Q8_NR - 1) / Q8_NR;
-    /* scratch (floats): the float panel of one block, the weight sliver, the activation panel */
-    float *panel = cpu_scratch(0, Q8_BLOCK * Q8_NR + Q8_A_WORDS(MR) * kcb);
-    uint8_t *xp = (uint8_t *)cpu_scratch(1, (nslv * kcb * Q8_B_BYTES + 3) / 4);
-    if (!panel || !xp) return SDC_ERR_NOMEM;
-    int32_t *ap = (int32_t *)(panel + Q8_BLOCK * Q8_NR);
-    float t[12 * Q8_NR];
+    int64_t nb = w->nb, N = w->rows;
+    if (m1 <= m0 || p1 <= p0) return SDC_OK;
+    float t[Q8_MR_MAX * Q8_PANEL];
     if (nb == 0) { /* K = 0: C = bias */
         memset(t, 0, sizeof t);
         for (int64_t i = m0; i < m1; i += MR)
-            for (int64_t j = n0; j < n1; j += Q8_NR)
-                store_tile(d, t, i, j, m1 - i < MR ? (int)(m1 - i) : MR, n1 - j < Q8_NR ? (int)(n1 - j) : Q8_NR, 1);
+            for (int64_t p = p0; p < p1; p++) {
+                int64_t j = p * Q8_PANEL;
+                store_tile(d, t, i, j, m1 - i < MR ? (int)(m1 - i) : MR, N - j < Q8_PANEL ? (int)(N - j) : Q8_PANEL, 1);
+            }
         return SDC_OK;
     }
-    for (int64_t jc = n0; jc < n1; jc += Q8_NC) {
-        int64_t nc = n1 - jc < Q8_NC ? n1 - jc : Q8_NC;
+    int64_t kcb = nb < Q8_KCB ? nb : Q8_KCB;
+    int64_t mc = Q8_A_BUDGET / (kcb * 4 * Q8_A_WORDS(MR)) * MR; /* rows per block */
+    if (mc < MR) mc = MR;
+    if (mc > m1 - m0) mc = (m1 - m0 + MR - 1) / MR * MR;
+    float *panel = cpu_scratch(0, kcb * Q8_BLOCK * MR);
+    int32_t *ap = (int32_t *)cpu_scratch(1, mc / MR * kcb * Q8_A_WORDS(MR));
+    if (!panel || !ap) return SDC_ERR_NOMEM;
+    for (int64_t ic = m0; ic < m1; ic += mc) {
+        int64_t rows = m1 - ic < mc ? m1 - ic : mc;
         for (int64_t pb = 0; pb < nb; pb += Q8_KCB) {
             int64_t kb = nb - pb < Q8_KCB ? nb - pb : Q8_KCB;
-            pack_x(d, jc, nc, pb, kb, panel, xp);
-            for (int64_t i = m0; i < m1; i += MR) {
-                int mr = m1 - i < MR ? (int)(m1 - i) : MR;
-                pack_w(d->w, i, mr, MR, pb, kb, ap);
-                for (int64_t jr = 0; jr < nc; jr += Q8_NR) {
-                    int nr = nc - jr < Q8_NR ? (int)(nc - jr) : Q8_NR;
-                    ar->kernel(kb, ap, xp + (jr / Q8_NR) * kb * Q8_B_BYTES, t);
-                    store_tile(d, t, i, jc + jr, mr, nr, pb == 0);
+            quantize_x(d, ar, ic, rows, pb, kb, panel, ap);
+            for (int64_t p = p0; p < p1; p++) {
+                const uint8_t *bp = q8_block(w, p, pb);
+                int64_t j = p * Q8_PANEL;
+                int nr = N - j < Q8_PANEL ? (int)(N - j) : Q8_PANEL;
+                for (int64_t s = 0; s < rows; s += MR) {
+                    ar->kernel(kb, ap + s / MR * kb * Q8_A_WORDS(MR), bp, t);
+                    store_tile(d, t, ic + s, j, rows - s < MR ? (int)(rows - s) : MR, nr, pb == 0);
                 }
             }
         }
@@ -124,33 +110,32 @@ static sdc_status q8_serial(const gemm_q8_desc *d, const q8_arch *ar, int64_t m0
 }
 
 sdc_status gemm_q8_run(const gemm_q8_desc *d, const q8_arch *ar) {
-    int64_t M = d->w->rows, N = d->N;
+    int64_t M = d->M, P = d->w->panels;
     int T = omp_in_parallel() || d->threads < 1 ? 1 : d->threads;
-    /* split the columns (each thread packs only its own activations) when
-     * there are enough of them, else the rows (text encoders: 77 tokens) */
-    int64_t tiles_m = (M + ar->mr - 1) / ar->mr, tiles_n = (N + Q8_NR - 1) / Q8_NR;
-    int tn = T, tm = 1;
-    if (tiles_n < 4 * T && tiles_m >= tiles_n) tn = 1, tm = T;
-    if (tm > tiles_m) tm = (int)(tiles_m > 0 ? tiles_m : 1);
-    if (tn > tiles_n) tn = (int)(tiles_n > 0 ? tiles_n : 1);
+    /* split the activation rows (each thread quantises only its own) when
+     * there are enough of them, else the weight panels (text encoders: 77
+     * tokens; the lowest UNet levels: 64-256 pixels) */
+    int64_t slivers = (M + ar->mr - 1) / ar->mr;
+    int tm = T, tn = 1;
+    if (M < 48 * T) tm = 1, tn = T;
+    if (tm > slivers) tm = (int)(slivers > 0 ? slivers : 1);
+    if (tn > P) tn = (int)(P > 0 ? P : 1);
     sdc_status st = SDC_OK;
     if (tm * tn <= 1) {
-        st = q8_serial(d, ar, 0, M, 0, N);
+        st = q8_serial(d, ar, 0, M, 0, P);
     } else {
         int failed = 0;
 #pragma omp parallel num_threads(tm *tn) reduction(| : failed)
         {
             int t = omp_get_thread_num(), a = t / tn, b = t % tn;
-            int64_t m0 = tiles_m * a / tm * ar->mr, m1 = tiles_m * (a + 1) / tm * ar->mr;
-            int64_t n0 = tiles_n * b / tn * Q8_NR, n1 = tiles_n * (b + 1) / tn * Q8_NR;
+            int64_t m0 = slivers * a / tm * ar->mr, m1 = slivers * (a + 1) / tm * ar->mr;
             if (m1 > M) m1 = M;
-            if (n1 > N) n1 = N;
-            failed |= q8_serial(d, ar, m0, m1, n0, n1) != SDC_OK;
+            failed |= q8_serial(d, ar, m0, m1, P * b / tn, P * (b + 1) / tn) != SDC_OK;
         }
         if (failed) st = SDC_ERR_NOMEM;
     }
     if (st)
-        return sdc_fail(st, "out of memory for int8 GEMM scratch (%lld x %lld x %lld)", (long long)M, (long long)N,
-                        (long long)d->w->cols);
+        return sdc_fail(st, "out of memory for int8 GEMM scratch (%lld x %lld x %lld)", (long long)M,
+                        (long long)d->w->rows, (long long)d->w->cols);
     return SDC_OK;
 }

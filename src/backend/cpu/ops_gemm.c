@@ -37,21 +37,13 @@ sdc_status cpu_q8_check(const void *W, int64_t rows, int64_t cols, const char *o
     return SDC_OK;
 }
 
-/* y = x . W^T with int8 weights: the weight rows are the GEMM's A (output
- * features), the tokens its columns, and the tile is stored transposed */
+/* y = x . W^T with int8 weights: tokens are the activation rows */
 static sdc_status linear_q8(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, const float *b, int64_t N,
                             float *y) {
     SDC_TRY(cpu_q8_check(W, N, K, "linear"));
     gemm_strided xs = {x, K, 1};
-    gemm_q8_desc d = {.w = W,
-                      .N = M,
-                      .pack_x = gemm_pack_strided,
-                      .x_ctx = &xs,
-                      .C = y,
-                      .ldc = N,
-                      .transposed = 1,
-                      .bias = b,
-                      .threads = cx->threads};
+    gemm_q8_desc d = {
+        .w = W, .M = M, .pack_x = gemm_pack_strided, .x_ctx = &xs, .C = y, .ldc = N, .bias = b, .threads = cx->threads};
     return gemm_q8_run(&d, q8_arch_get());
 }
 
