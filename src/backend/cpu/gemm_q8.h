@@ -17,7 +17,7 @@
  * Kernels (MR x 16 tiles): AVX512-VNNI 16 x 16 (VPDPBUSD with the
  * activation word broadcast from memory; 16 rows so that the activations
  * quantise 16 lanes to a vector), AVX-VNNI 4 x 16 (VEX-encoded, 256-bit, for
- * CPUs without AVX-512), portable C 4 x 16; picked at run time
+ * CPUs without AVX-512), portable C 16 x 16; picked at run time
  * with the float GEMM's choice (SDC_GEMM_ISA=avx2 takes AVX-VNNI where the
  * CPU has it, =generic the portable one). */
 #ifndef SDC_BACKEND_CPU_GEMM_Q8_H

@@ -50,10 +50,10 @@ void q8_quantize_rows(const float *p, int kc, int R, int32_t *dst) {
     for (int r = 0; r < R; r++) dst[r] = -128 * sum[r];
 }
 
-/* ---- portable C: 4 x 16. The block's weights are first widened to int32
+/* ---- portable C: 16 x 16. The block's weights are first widened to int32
  * [32][16] (wq + 128, as stored: with the correction the sum is the same
  * integer), so the j loops vectorise. */
-#define GEN_MR 4
+#define GEN_MR 16
 static void kernel_generic(int64_t kb, const int32_t *a, const uint8_t *b, float *t) {
     float acc[GEN_MR][Q8_PANEL] = {{0}};
     for (int64_t blk = 0; blk < kb; blk++, a += Q8_A_WORDS(GEN_MR), b += Q8_PBLOCK) {
