@@ -117,6 +117,15 @@ void sdc_tune_allocator(void);
  * single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors, original
  * LDM/SGM key names, as A1111, ComfyUI and Civitai use). */
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt);
+/* A diffusers folder src written to the new folder dst with its UNet's and
+ * text encoders' weights int8 (opt->weights must be "q8"; LoRAs, variant
+ * and threads of opt apply): each of those components becomes one
+ * .safetensors file whose layer weights are stored as sdc's q8 blocks
+ * (NAME.q8 + NAME.q8_shape), the other files are copied. sdc_model_load
+ * reads such a folder with or without weights = "q8", mapping the int8
+ * weights in place: no quantising at load, and the pages of a stage that is
+ * done leave memory as with f16 files. Only sdc reads these files. */
+sdc_status sdc_model_convert(const char *src, const char *dst, const sdc_load_options *opt);
 /* The name a model goes by (infotexts, the server, data sets): a folder's
  * name, or a single file's name without its extension. */
 void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n);

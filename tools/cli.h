@@ -40,5 +40,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -359,6 +359,7 @@ typedef struct {
     int64_t shape[ST_MAX_DIMS];
     void *data;
     size_t nbytes;
+    int borrowed; /* data is the caller's */
 } wt;
 
 struct st_writer {
@@ -368,8 +369,8 @@ struct st_writer {
 
 st_writer *st_writer_new(void) { return calloc(1, sizeof(st_writer)); }
 
-sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
-                         const void *data) {
+static sdc_status writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                             const void *data, int borrowed) {
     if (ndim > ST_MAX_DIMS) return sdc_fail(SDC_ERR_ARG, "too many dimensions for '%s'", name);
     if (w->n == w->cap) {
         int cap = w->cap ? w->cap * 2 : 16;
@@ -384,17 +385,28 @@ sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndi
     for (int i = 0; i < ndim; i++) { t->shape[i] = shape[i]; numel *= (size_t)shape[i]; }
     t->nbytes = numel * st_dtype_size(dtype);
     t->name = strdup(name);
-    t->data = malloc(t->nbytes ? t->nbytes : 1);
+    t->borrowed = borrowed;
+    t->data = borrowed ? (void *)data : malloc(t->nbytes ? t->nbytes : 1);
     if (!t->name || !t->data) {
         free(t->name);
-        free(t->data);
+        if (!borrowed) free(t->data);
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     }
-    memcpy(t->data, data, t->nbytes);
+    if (!borrowed) memcpy(t->data, data, t->nbytes);
     t->dtype = dtype;
     t->ndim = ndim;
     w->n++;
     return SDC_OK;
+}
+
+sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                         const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 0);
+}
+
+sdc_status st_writer_add_borrowed(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                                  const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 1);
 }
 
 sdc_status st_writer_save(st_writer *w, const char *path) {
@@ -442,7 +454,7 @@ void st_writer_free(st_writer *w) {
     if (!w) return;
     for (int i = 0; i < w->n; i++) {
         free(w->items[i].name);
-        free(w->items[i].data);
+        if (!w->items[i].borrowed) free(w->items[i].data);
     }
     free(w->items);
     free(w);

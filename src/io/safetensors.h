@@ -67,6 +67,10 @@ uint16_t sdc_f32_to_f16(float f);
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
 sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data);
+/* The same without a copy: data must stay valid until st_writer_save returns
+ * (large tensors: a model's weights written as they are held). */
+sdc_status st_writer_add_borrowed(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                                  const void *data);
 sdc_status st_writer_save(st_writer *w, const char *path); /* temp file + rename */
 void st_writer_free(st_writer *w);
 

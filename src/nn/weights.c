@@ -243,15 +243,57 @@ static sdc_status quantize_slot(weights *w, int i, op_dtype q, int threads) {
     return SDC_OK;
 }
 
+/* A layer weight stored int8 (sdc convert --weights q8, weights_save): NAME.q8
+ * (U8 [panels][nb][Q8_PBLOCK], read in place) and NAME.q8_shape (I64 rows,
+ * cols, ch, kk), checked against the shape the model expects. */
+static sdc_status get_q8(weights *w, const char *name, const st_tensor *tq, const void **out, op_dtype *dt, int ndim,
+                         const int64_t *shape) {
+    char sn[440];
+    const char *file = w->nfiles ? w->files[0].path : "(no file)";
+    snprintf(sn, sizeof sn, "%s.q8_shape", name);
+    const st_tensor *ts = weights_find(w, sn);
+    int64_t *m = NULL, cols = 1, kk = ndim == 4 ? shape[2] * shape[3] : 0;
+    for (int d = 1; d < ndim; d++) cols *= shape[d];
+    if (!ts || ts->numel != 4 || st_to_i64(ts, &m))
+        return sdc_fail(SDC_ERR_FORMAT, "%s: int8 tensor '%s%s.q8' without its four-value '.q8_shape'", file, w->prefix,
+                        name);
+    int64_t nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK, panels = (shape[0] + Q8_PANEL - 1) / Q8_PANEL;
+    int ok = m[0] == shape[0] && m[1] == cols && tq->dtype == ST_U8 &&
+             tq->nbytes == (size_t)(panels * nb * Q8_PBLOCK) &&
+             (m[2] == 0 ? m[3] == 0 : m[2] == shape[1] && m[3] == kk && m[2] % Q8_BLOCK == 0);
+    q8_matrix *q = ok ? malloc(sizeof *q) : NULL;
+    if (q)
+        *q = (q8_matrix){.rows = m[0],
+                         .cols = m[1],
+                         .nb = nb,
+                         .panels = panels,
+                         .ch = m[2],
+                         .kk = m[3],
+                         .data = (uint8_t *)tq->data};
+    free(m);
+    if (!ok)
+        return sdc_fail(SDC_ERR_SHAPE, "%s: int8 tensor '%s%s.q8' does not hold a %lld x %lld weight as sdc writes it",
+                        file, w->prefix, name, (long long)shape[0], (long long)cols);
+    if (!q) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    SDC_TRY(keep_owned(w, (float *)q));
+    w->nparams += shape[0] * cols;
+    *out = q;
+    *dt = OP_Q8;
+    return SDC_OK;
+}
+
 sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape,
                              const char *fmt, ...) {
-    char name[400];
+    char name[400], qn[420];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     if (ndim < 2) return sdc_fail(SDC_ERR_ARG, "'%s': a layer weight has at least two dimensions", name);
-    SDC_TRY(get_param(w, name, out, dt, ndim, shape));
+    snprintf(qn, sizeof qn, "%s.q8", name);
+    const st_tensor *tq = weights_find(w, name) ? NULL : weights_find(w, qn);
+    if (tq) SDC_TRY(get_q8(w, name, tq, out, dt, ndim, shape));
+    else SDC_TRY(get_param(w, name, out, dt, ndim, shape));
     int64_t cols = 1;
     for (int d = 1; d < ndim; d++) cols *= shape[d];
     SDC_TRY(add_slot(w, name, out, dt, shape[0], cols));
@@ -283,21 +325,22 @@ sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
     sdc_status st = SDC_OK;
     for (int i = 0; i < w->nslots && !st; i++) {
         if (done[i]) continue;
+        /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
+        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
+        /* first: a converted model's int8 weight has no float tensor to find */
+        if (src == OP_Q8) {
+            st = sdc_fail(SDC_ERR_UNSUPPORTED,
+                          "parameter '%s' is int8 (q8): device backends take float weights, not sdc's int8 "
+                          "blocks",
+                          w->slots[i].name);
+            break;
+        }
         const st_tensor *t = weights_find(w, w->slots[i].name);
         /* the element count: of the stored tensor, or of a synthesized one
          * (benchmarks), which has no stored tensor but an owned buffer */
         int64_t n = t ? t->numel : -1;
         if (n < 0) {
             st = sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor to upload", w->slots[i].name);
-            break;
-        }
-        /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
-        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
-        if (src == OP_Q8) {
-            st = sdc_fail(SDC_ERR_UNSUPPORTED,
-                          "parameter '%s' is int8 (q8): device backends take the weights as "
-                          "stored, not quantised",
-                          w->slots[i].name);
             break;
         }
         void *d = NULL;
@@ -333,6 +376,11 @@ sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim
         *data = w->slots[first].mutable_copy;
         return SDC_OK;
     }
+    if (!t && w->slots[first].dtype && *w->slots[first].dtype == OP_Q8)
+        return sdc_fail(SDC_ERR_UNSUPPORTED,
+                        "parameter '%s' is stored int8 (q8): a LoRA needs the float weights (fuse "
+                        "it into the original model: sdc convert --lora)",
+                        name);
     if (!t) return sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor", name);
     /* a tensor already widened into a buffer of ours (f16/bf16 files) is
      * updated in place: a second float32 copy would double its memory */

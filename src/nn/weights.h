@@ -86,6 +86,13 @@ sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndi
  * after it. */
 sdc_status weights_quantize(weights *w, op_dtype q, int threads);
 
+/* Every parameter the model has taken, written to one .safetensors file at
+ * path as held: int8 layer weights as NAME.q8 (U8 [panels][nb][Q8_PBLOCK],
+ * backend/q8.h) and NAME.q8_shape (I64 rows, cols, ch, kk), which
+ * weights_get_layer maps back in place; the others as their file stores
+ * them. Stored names without the prefix (diffusers folders). */
+sdc_status weights_save(const weights *w, const char *path);
+
 /* Make `name` (no prefix applied) resolve to a tensor view: data may point into
  * an open file's mapping (e.g. a row slice of a fused q/k/v matrix) or to a
  * malloc'd buffer the weights object then owns (take_ownership). */
