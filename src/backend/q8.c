@@ -52,7 +52,8 @@ static float load_as_f32(const void *src, op_dtype st, int64_t i) {
 
 int64_t q8_bytes(int64_t rows, int64_t cols) {
     int64_t nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK, panels = (rows + Q8_PANEL - 1) / Q8_PANEL;
-    return 64 + panels * nb * Q8_PBLOCK;
+    /* rounded up to the alignment: C11's aligned_alloc wants a multiple of it */
+    return (64 + panels * nb * Q8_PBLOCK + 63) / 64 * 64;
 }
 
 /* the source column of stored column c */

@@ -115,11 +115,12 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,f16c"))) static void kernel_a
  * (division for the scales, round to nearest even, NaN rows zeroed) */
 __attribute__((target("avx512f,avx512bw"))) static void quantize_rows16(const float *p, int kc, int R, int32_t *dst) {
     (void)R;
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     __m512 amax = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (int k = 0; k < kc; k++) {
-        __m512 a = _mm512_and_ps(_mm512_loadu_ps(p + k * 16), absmask);
+        /* integer AND, not _mm512_and_ps: that one is AVX512DQ, which this target does not assume */
+        __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(p + k * 16)), absmask));
         bad |= _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.4028235e38f), _CMP_NLE_UQ); /* inf or NaN */
         amax = _mm512_max_ps(a, amax); /* a NaN a leaves amax (as a > amax ? a : amax) */
     }
