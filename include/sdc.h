@@ -135,7 +135,7 @@ typedef struct {
     const char *name;           /* see sdc_model_name_from_path */
     const char *family;         /* "sd" (SD 1.x/2.x) or "sdxl" */
     const char *prediction;     /* "epsilon", "v_prediction" or "sample" */
-    const char *scheduler;      /* default scheduler name (ddim, pndm, euler, ...) */
+    const char *scheduler;      /* default sampler, by its sdc name (sdc_sampler_info.name) */
     int default_width, default_height, default_steps;
     float default_guidance;
     int64_t params_unet, params_text, params_vae;
@@ -170,7 +170,9 @@ typedef struct {
     int steps;               /* 0: model default */
     float guidance;          /* < 0: model default; <= 1 disables classifier-free guidance */
     int width, height;       /* 0: model default; multiples of 8 */
-    const char *scheduler;   /* NULL: the model's own */
+    const char *scheduler;   /* NULL: the model's own; else any name sdc_sampler_find knows (sdc name,
+                                diffusers class, A1111 name); an A1111 name with " Karras" appended
+                                also turns Karras sigmas on unless karras is 0 */
     const char *timestep_spacing; /* NULL: from the scheduler config */
     int karras;              /* -1: config, 0/1: use_karras_sigmas */
     float eta;               /* DDIM eta / TCD gamma (default 0) */
@@ -193,6 +195,7 @@ void sdc_request_init(sdc_request *r);
 #define SDC_MAX_BATCH 64        /* images through one UNet call (batch_size; batch x nprompts without it) */
 #define SDC_MAX_IMAGES 4096     /* images of one request split into batch_size chunks */
 #define SDC_MAX_CLIP_SKIP 12
+#define SDC_MAX_PROMPT_BYTES (1 << 20) /* a prompt or negative prompt (the tokenizer refuses longer text) */
 
 /* Every field of r checked, the one place requests are validated (sdc_generate
  * calls it first; front ends call it to refuse a request before queueing
@@ -218,8 +221,14 @@ void sdc_images_free(sdc_image *images, int n);
 sdc_status sdc_image_save_png(const sdc_image *img, const char *path);
 /* The same PNG in memory (malloc'd; the caller frees *png). */
 sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len);
+/* The most bytes a PNG text chunk may inflate to when it is read (256 KiB;
+ * A1111 infotexts are a few KB): more is an error, not a decompression bomb. */
+#define SDC_PNG_TEXT_MAX (256 * 1024)
 /* A PNG file image in memory: its pixels as 8-bit RGB (rgb NULL: not
- * decoded) and the "parameters" text (tEXt/iTXt; *params NULL when absent;
+ * decoded, only the chunks are walked: no pixel memory, whatever the image
+ * size) and the "parameters" text (tEXt/zTXt/iTXt, as UTF-8: tEXt/zTXt are
+ * Latin-1 by the PNG spec and converted, invalid UTF-8 in an iTXt becomes
+ * U+FFFD; at most SDC_PNG_TEXT_MAX bytes inflated; *params NULL when absent;
  * params NULL: not read). The caller frees *rgb and *params. */
 sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params);
 
@@ -353,7 +362,7 @@ typedef struct {
     char configs[160];          /* where the architecture comes from */
     char prediction[16];        /* "epsilon", "v_prediction", "sample" */
     char prediction_source[128];
-    char scheduler[24];         /* sdc name: "pndm", "euler", ... */
+    char scheduler[24];         /* sdc name of the sampler (sdc_sampler_info.name) */
     char scheduler_class[48];
     int width, height;          /* default image size */
     sdc_component_report comp[4];
@@ -388,6 +397,57 @@ typedef struct {
 
 sdc_status sdc_tokenize(const sdc_tokenizer *t, const char *text, size_t len, sdc_tokens *out);
 void sdc_tokens_free(sdc_tokens *k);
+
+/* ---- samplers ----
+ * The registry of the samplers sdc implements (src/sched/registry.c), one
+ * entry per diffusers scheduler class, with every name it goes by. Help
+ * texts, the A1111 server and infotexts read their names from here. */
+
+typedef struct {
+    const char *name;                 /* sdc's name (--scheduler, sdc_request.scheduler, data sets) */
+    const char *const *aliases;       /* other names sdc accepts, NULL-ended */
+    const char *diffusers_class;      /* the diffusers scheduler class it reproduces */
+    const char *a1111_name;           /* AUTOMATIC1111's sampler name (infotexts, its API) */
+    const char *const *a1111_aliases; /* A1111's aliases (k-diffusion names), NULL-ended */
+    const char *a1111_option_key;     /* A1111's "options" entry in /sdapi/v1/samplers, or NULL */
+    const char *a1111_option_value;
+    int a1111_default;                /* the sampler A1111's API runs when a request names none */
+    int ui_default;                   /* the sampler a front end offers first (sdc serve's web page) */
+    int karras_ok;                    /* takes Karras sigmas (sdc_request.karras) */
+    int takes_eta;                    /* its step uses sdc_request.eta */
+} sdc_sampler_info;
+
+int sdc_sampler_count(void);
+const sdc_sampler_info *sdc_sampler_at(int i); /* 0 <= i < sdc_sampler_count(), else NULL */
+/* By any of its names: sdc name or alias (case-insensitive, '-' = '_'), the
+ * diffusers class (exact), an A1111 name or alias (case-insensitive). NULL
+ * when unknown. */
+const sdc_sampler_info *sdc_sampler_find(const char *name);
+/* By an A1111 name or alias only, as A1111's API reads sampler_name. The
+ * names A1111 used before it had a separate schedule, with " Karras" or
+ * "_ka" appended, find samplers that take Karras sigmas and set *karras to 1
+ * (else 0; karras may be NULL). NULL when unknown. */
+const sdc_sampler_info *sdc_sampler_find_a1111(const char *name, int *karras);
+
+/* ---- presets ----
+ * The settings of fast recipes (the model cards' own diffusers calls),
+ * for `sdc generate|dataset --preset NAME`. */
+
+typedef struct {
+    const char *name;
+    const sdc_sampler_info *sampler;
+    const char *timestep_spacing; /* NULL: the scheduler config's */
+    int steps;
+    float guidance;
+    float eta;                    /* < 0: leave */
+    int size;                     /* width = height; 0: the model's native size */
+    const char *lora;             /* the LoRA file the recipe is made for, or NULL */
+    const char *source;           /* where the recipe comes from (model card) */
+} sdc_preset;
+
+int sdc_preset_count(void);
+const sdc_preset *sdc_preset_at(int i); /* 0 <= i < sdc_preset_count(), else NULL */
+const sdc_preset *sdc_preset_find(const char *name); /* exact name; NULL when unknown */
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,6 @@ static const char *copy_model(const char *name) {
 
 TEST(cli_generate_usage_errors_exit_2) {
     const char *bad[] = {
-        "",                                     /* no model */
         "-m x --steps 0",                       /* steps out of range */
         "-m x --steps 5000",
         "-m x --steps abc",

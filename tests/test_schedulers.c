@@ -2,6 +2,7 @@
  * trajectories (units/schedulers.*), the end-to-end cases' schedules and
  * scheduler steps (teacher-forced with the golden noise_pred), from_config
  * key carry-over, and bad input. */
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "rng/torch_rng.h"
+#include "sched/sched_internal.h"
 #include "sched/scheduler.h"
 
 /* ---------- helpers ---------- */
@@ -60,6 +62,24 @@ static float *gf(const st_file *f, const char *name, int64_t *numel) {
 
 static int verbose(void) { return getenv("SDC_TEST_VERBOSE") ? atoi(getenv("SDC_TEST_VERBOSE")) : 0; }
 
+/* the registry row of a sampler name */
+static const sched_def *def_of(const char *name) { return sched_find(name, NULL); }
+
+/* a key of the sampler's own options (sched_config_value): number or bool as a
+ * double, NAN when absent; string compared with want */
+static double opt_num(const sched_config *c, const char *key) {
+    cJSON *v = sched_config_value(c, key);
+    double d = cJSON_IsBool(v) ? (double)cJSON_IsTrue(v) : cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(v);
+    return d;
+}
+static int opt_str_is(const sched_config *c, const char *key, const char *want) {
+    cJSON *v = sched_config_value(c, key);
+    int eq = cJSON_IsString(v) && !strcmp(v->valuestring, want);
+    cJSON_Delete(v);
+    return eq;
+}
+
 /* ---------- alphas_cumprod ---------- */
 
 TEST(sched_alphas_cumprod_exact) {
@@ -70,10 +90,11 @@ TEST(sched_alphas_cumprod_exact) {
     CHECK(ref && n == 1000, "alphas_cumprod missing");
     cJSON *j = cJSON_Parse("{\"num_train_timesteps\":1000,\"beta_start\":0.00085,\"beta_end\":0.012,"
                            "\"beta_schedule\":\"scaled_linear\"}");
-    const sched_kind kinds[] = {SCHED_DDIM, SCHED_PNDM, SCHED_EULER, SCHED_EULER_A, SCHED_DPMPP_2M, SCHED_LCM, SCHED_TCD};
-    for (int k = 0; k < 7; k++) {
+    CHECK(sched_count() >= 7, "%d samplers", sched_count());
+    for (int k = 0; k < sched_count(); k++) {
+        const char *name = sched_info(sched_at(k))->name;
         sched_config c;
-        CHECK_OK(sched_config_from_json(j, sched_kind_name(kinds[k]), &c));
+        CHECK_OK(sched_config_from_json(j, name, &c));
         sdc_scheduler *s;
         CHECK_OK(sched_create(&s, &c, 10));
         int na;
@@ -83,7 +104,7 @@ TEST(sched_alphas_cumprod_exact) {
         for (int i = 0; i < na && first < 0; i++)
             if (ac[i] != ref[i]) first = i;
         sched_free(s);
-        CHECK(ok, "%s: alphas_cumprod differs from torch's (first at %d)", sched_kind_name(kinds[k]), first);
+        CHECK(ok, "%s: alphas_cumprod differs from torch's (first at %d)", name, first);
     }
     /* linear schedule: the same torch linspace kernel */
     cJSON_Delete(j);
@@ -374,23 +395,17 @@ static cJSON *cfg_value(const sched_config *c, const char *key) {
     BOOLV("thresholding", c->thresholding);
     NUM("dynamic_thresholding_ratio", c->dynamic_thresholding_ratio);
     NUM("sample_max_value", c->sample_max_value);
-    BOOLV("skip_prk_steps", c->skip_prk_steps);
-    STR("interpolation_type", c->interpolation_type);
     BOOLV("use_karras_sigmas", c->use_karras_sigmas);
     if (!strcmp(key, "sigma_min")) return c->has_sigma_min ? cJSON_CreateNumber(c->sigma_min) : cJSON_CreateNull();
     if (!strcmp(key, "sigma_max")) return c->has_sigma_max ? cJSON_CreateNumber(c->sigma_max) : cJSON_CreateNull();
-    STR("timestep_type", c->timestep_type);
     STR("final_sigmas_type", c->final_sigmas_type);
-    NUM("solver_order", c->solver_order);
-    STR("algorithm_type", c->algorithm_type);
-    STR("solver_type", c->solver_type);
-    BOOLV("lower_order_final", c->lower_order_final);
-    BOOLV("euler_at_final", c->euler_at_final);
-    BOOLV("use_lu_lambdas", c->use_lu_lambdas);
-    if (!strcmp(key, "lambda_min_clipped")) return cJSON_CreateNumber(c->lambda_min_clipped);
-    if (!strcmp(key, "variance_type")) return c->has_variance_type ? cJSON_CreateTrue() : cJSON_CreateNull();
-    NUM("original_inference_steps", c->original_inference_steps);
-    NUM("timestep_scaling", c->timestep_scaling);
+    /* the sampler's own keys live in its options struct: read through its key table */
+    static const char *const own[] = {"skip_prk_steps", "interpolation_type", "timestep_type", "solver_order",
+                                      "algorithm_type", "solver_type", "lower_order_final", "euler_at_final",
+                                      "use_lu_lambdas", "lambda_min_clipped", "variance_type",
+                                      "original_inference_steps", "timestep_scaling"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (!strcmp(key, own[i])) return sched_config_value(c, key);
     return NULL;
 #undef NUM
 #undef BOOLV
@@ -420,9 +435,10 @@ TEST(sched_from_config_cases) {
         const cJSON *eff = cJSON_GetObjectItem(sch, "effective_config"), *e;
         CHECK(cJSON_IsObject(eff), "%s: no effective_config", case_names[ci]);
         cJSON_ArrayForEach(e, eff) {
-            if (!sched_class_takes_key(c.kind, e->string)) continue; /* carried along, unused by the class */
+            if (!sched_takes_key(c.def, e->string)) continue; /* carried along, unused by the class */
             cJSON *mine = cfg_value(&c, e->string);
-            CHECK(mine, "%s: key %s of %s unknown to the test", case_names[ci], e->string, sched_class_name(c.kind));
+            CHECK(mine, "%s: key %s of %s unknown to the test", case_names[ci], e->string,
+                  sched_info(c.def)->diffusers_class);
             int eq = json_equal_values(mine, e);
             char *ms = cJSON_PrintUnformatted(mine), *es = cJSON_PrintUnformatted(e);
             cJSON_Delete(mine);
@@ -464,22 +480,24 @@ TEST(sched_class_defaults) {
           "DDIM defaults");
     CHECK(c.n_defaulted == 15, "DDIM takes 15 keys, %d defaulted", c.n_defaulted);
     CHECK_OK(sched_config_from_json(j, "pndm", &c));
-    CHECK(!c.skip_prk_steps && !c.set_alpha_to_one && c.steps_offset == 0 && c.n_defaulted == 10, "PNDM defaults");
+    CHECK(!opt_num(&c, "skip_prk_steps") && !c.set_alpha_to_one && c.steps_offset == 0 && c.n_defaulted == 10,
+          "PNDM defaults");
     CHECK_OK(sched_config_from_json(j, "euler", &c));
     CHECK(!strcmp(c.timestep_spacing, "linspace") && !c.use_karras_sigmas && !strcmp(c.final_sigmas_type, "zero") &&
-              !strcmp(c.interpolation_type, "linear") && !c.has_sigma_min && c.n_defaulted == 15,
+              opt_str_is(&c, "interpolation_type", "linear") && !c.has_sigma_min && c.n_defaulted == 15,
           "Euler defaults");
     CHECK_OK(sched_config_from_json(j, "euler_a", &c));
     CHECK(!strcmp(c.timestep_spacing, "linspace") && c.steps_offset == 0 && c.n_defaulted == 9, "Euler-a defaults");
     CHECK_OK(sched_config_from_json(j, "dpmpp_2m", &c));
-    CHECK(c.solver_order == 2 && !strcmp(c.algorithm_type, "dpmsolver++") && !strcmp(c.solver_type, "midpoint") &&
-              c.lower_order_final && !c.euler_at_final && !strcmp(c.timestep_spacing, "linspace") &&
-              c.n_defaulted == 22,
+    CHECK(opt_num(&c, "solver_order") == 2 && opt_str_is(&c, "algorithm_type", "dpmsolver++") &&
+              opt_str_is(&c, "solver_type", "midpoint") && opt_num(&c, "lower_order_final") == 1 &&
+              opt_num(&c, "euler_at_final") == 0 && !strcmp(c.timestep_spacing, "linspace") && c.n_defaulted == 22,
           "DPM defaults");
     for (int k = 0; k < 2; k++) {
         CHECK_OK(sched_config_from_json(j, k ? "tcd" : "lcm", &c));
         CHECK(c.beta_start == 0.00085 && c.beta_end == 0.012 && !strcmp(c.beta_schedule, "scaled_linear") &&
-                  c.original_inference_steps == 50 && c.timestep_scaling == 10.0 && c.set_alpha_to_one &&
+                  opt_num(&c, "original_inference_steps") == 50 && opt_num(&c, "timestep_scaling") == 10.0 &&
+                  c.set_alpha_to_one &&
                   !c.clip_sample && !strcmp(c.timestep_spacing, "leading") && c.n_defaulted == 17,
               "%s defaults", k ? "TCD" : "LCM");
     }
@@ -505,13 +523,17 @@ TEST(sched_from_config_spacing_defaults) {
     }
     sched_config c;
     CHECK_OK(sched_config_from_json(j, NULL, &c)); /* _class_name */
-    CHECK(c.kind == SCHED_PNDM && c.skip_prk_steps == 1 && c.set_alpha_to_one == 0, "PNDM from its own file");
+    CHECK(c.def == def_of("pndm") && opt_num(&c, "skip_prk_steps") == 1 && c.set_alpha_to_one == 0,
+          "PNDM from its own file");
     CHECK_OK(sched_config_from_json(j, "ddim", &c));
     CHECK(c.set_alpha_to_one == 0 && c.clip_sample == 0, "DDIM did not take set_alpha_to_one/clip_sample from the file");
     CHECK_OK(sched_config_from_json(j, "lcm", &c));
-    CHECK(c.set_alpha_to_one == 0 && c.original_inference_steps == 50 && c.timestep_scaling == 10.0, "LCM keys");
+    CHECK(c.set_alpha_to_one == 0 && opt_num(&c, "original_inference_steps") == 50 &&
+              opt_num(&c, "timestep_scaling") == 10.0,
+          "LCM keys");
     CHECK_OK(sched_config_from_json(j, "DPMSolverMultistepScheduler", &c));
-    CHECK(c.kind == SCHED_DPMPP_2M && c.solver_order == 2 && c.lower_order_final && isinf(c.lambda_min_clipped),
+    CHECK(c.def == def_of("dpmpp_2m") && opt_num(&c, "solver_order") == 2 && opt_num(&c, "lower_order_final") == 1 &&
+              isinf(opt_num(&c, "lambda_min_clipped")),
           "DPM defaults");
     cJSON_Delete(j);
     /* SDXL's Euler file says leading; DDIM from it keeps leading, Euler-a too */
@@ -519,7 +541,7 @@ TEST(sched_from_config_spacing_defaults) {
     CHECK_OK(sched_config_from_json(j, "euler_a", &c));
     CHECK(!strcmp(c.timestep_spacing, "leading"), "euler_a from SDXL file: %s", c.timestep_spacing);
     CHECK_OK(sched_config_from_json(j, NULL, &c));
-    CHECK(c.kind == SCHED_EULER && c.n_defaulted == 5, "SDXL Euler: %d defaulted keys", c.n_defaulted);
+    CHECK(c.def == def_of("euler") && c.n_defaulted == 5, "SDXL Euler: %d defaulted keys", c.n_defaulted);
     cJSON_Delete(j);
 }
 
@@ -790,13 +812,17 @@ TEST(sched_pndm_prk_warmup) {
      * (set_alpha_to_one false). Any timestep bookkeeping slip breaks this. */
     CHECK(oracle_run(s, &c, 1e-4), "%s", g_oracle_msg);
     sched_free(s);
-    c.skip_prk_steps = 1;
+    j = cJSON_Parse("{\"steps_offset\":1,\"skip_prk_steps\":true}");
+    CHECK_OK(sched_config_from_json(j, "pndm", &c));
+    cJSON_Delete(j);
     CHECK_OK(sched_create(&s, &c, 10));
     CHECK(sched_num_calls(s) == 11, "PLMS calls");
     CHECK(oracle_run(s, &c, 1e-4), "PLMS: %s", g_oracle_msg);
     sched_free(s);
     /* fewer than 4 steps cannot do the warm-up (diffusers fails too) */
-    c.skip_prk_steps = 0;
+    j = cJSON_Parse("{\"steps_offset\":1,\"skip_prk_steps\":false}");
+    CHECK_OK(sched_config_from_json(j, "pndm", &c));
+    cJSON_Delete(j);
     CHECK(sched_create(&s, &c, 3) == SDC_ERR_ARG, "PRK with 3 steps accepted");
 }
 
@@ -828,39 +854,42 @@ TEST(sched_bad_input) {
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_ARG && !s, "beta_schedule cosine accepted");
     CHECK(strstr(sdc_last_error(), "cosine") && strstr(sdc_last_error(), "scaled_linear"), "message: %s",
           sdc_last_error());
-    sched_config_defaults(SCHED_DDIM, &c);
+    sched_config_defaults(def_of("ddim"), &c);
     snprintf(c.timestep_spacing, sizeof c.timestep_spacing, "uniform");
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_ARG, "spacing 'uniform' accepted");
-    sched_config_defaults(SCHED_DDIM, &c);
+    sched_config_defaults(def_of("ddim"), &c);
     snprintf(c.prediction_type, sizeof c.prediction_type, "x0");
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_ARG, "prediction_type x0 accepted");
     /* step counts */
-    for (int k = 0; k < SCHED_NUM_KINDS; k++) {
-        sched_config_defaults((sched_kind)k, &c);
-        CHECK(sched_create(&s, &c, 0) == SDC_ERR_ARG && !s, "%s: 0 steps accepted", sched_kind_name((sched_kind)k));
+    for (int k = 0; k < sched_count(); k++) {
+        sched_config_defaults(sched_at(k), &c);
+        CHECK(sched_create(&s, &c, 0) == SDC_ERR_ARG && !s, "%s: 0 steps accepted", sched_info(sched_at(k))->name);
         CHECK(strstr(sdc_last_error(), "at least 1"), "message: %s", sdc_last_error());
-        CHECK(sched_create(&s, &c, 1001) == SDC_ERR_ARG && !s, "%s: 1001 steps accepted", sched_kind_name((sched_kind)k));
+        CHECK(sched_create(&s, &c, 1001) == SDC_ERR_ARG && !s, "%s: 1001 steps accepted", sched_info(sched_at(k))->name);
         CHECK(strstr(sdc_last_error(), "num_train_timesteps"), "message: %s", sdc_last_error());
         CHECK(sched_create(&s, &c, -3) == SDC_ERR_ARG, "negative steps accepted");
     }
-    sched_config_defaults(SCHED_LCM, &c);
+    sched_config_defaults(def_of("lcm"), &c);
     CHECK(sched_create(&s, &c, 51) == SDC_ERR_ARG, "LCM with 51 > original_inference_steps accepted");
     CHECK(strstr(sdc_last_error(), "original_inference_steps"), "message: %s", sdc_last_error());
     /* valid diffusers options sdc does not implement */
-    sched_config_defaults(SCHED_DDIM, &c);
+    sched_config_defaults(def_of("ddim"), &c);
     c.thresholding = 1;
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_UNSUPPORTED, "thresholding accepted");
-    sched_config_defaults(SCHED_DPMPP_2M, &c);
-    snprintf(c.algorithm_type, sizeof c.algorithm_type, "sde-dpmsolver++");
+    j = cJSON_Parse("{\"algorithm_type\":\"sde-dpmsolver++\"}");
+    CHECK_OK(sched_config_from_json(j, "dpmpp_2m", &c));
+    cJSON_Delete(j);
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_UNSUPPORTED, "sde-dpmsolver++ accepted");
-    snprintf(c.algorithm_type, sizeof c.algorithm_type, "dpm3");
+    j = cJSON_Parse("{\"algorithm_type\":\"dpm3\"}");
+    CHECK_OK(sched_config_from_json(j, "dpmpp_2m", &c));
+    cJSON_Delete(j);
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_ARG, "algorithm dpm3 accepted");
     j = cJSON_Parse("{\"trained_betas\":[0.1,0.2]}");
     CHECK_OK(sched_config_from_json(j, "ddim", &c));
     cJSON_Delete(j);
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_UNSUPPORTED, "trained_betas accepted");
     /* steps out of range / out of order */
-    sched_config_defaults(SCHED_DPMPP_2M, &c);
+    sched_config_defaults(def_of("dpmpp_2m"), &c);
     CHECK_OK(sched_create(&s, &c, 5));
     float x[8] = {0}, e[8] = {0};
     CHECK(sched_step(s, 5, e, x, 1, 8, NULL, 0, NULL, NULL) == SDC_ERR_ARG, "step 5 of 5 accepted");
@@ -869,11 +898,11 @@ TEST(sched_bad_input) {
     CHECK(sched_step(s, 1, e, x, 2, 4, NULL, 0, NULL, NULL) == SDC_OK, "same total size is fine");
     CHECK(sched_step(s, 2, e, x, 1, 4, NULL, 0, NULL, NULL) == SDC_ERR_ARG, "batch size change accepted");
     sched_free(s);
-    sched_config_defaults(SCHED_EULER_A, &c);
+    sched_config_defaults(def_of("euler_a"), &c);
     CHECK_OK(sched_create(&s, &c, 5));
     CHECK(sched_step(s, 0, e, x, 1, 8, NULL, 0, NULL, NULL) == SDC_ERR_ARG, "Euler-a step without generators accepted");
     sched_free(s);
-    sched_config_defaults(SCHED_TCD, &c);
+    sched_config_defaults(def_of("tcd"), &c);
     CHECK_OK(sched_create(&s, &c, 4));
     torch_gen g;
     torch_gen_seed(&g, 1);
@@ -882,37 +911,177 @@ TEST(sched_bad_input) {
 }
 
 TEST(sched_names_and_noise_draws) {
-    sched_kind k;
-    CHECK_OK(sched_kind_from_name("Euler-A", &k));
-    CHECK(k == SCHED_EULER_A, "Euler-A");
-    CHECK_OK(sched_kind_from_name("EulerAncestralDiscreteScheduler", &k));
-    CHECK(k == SCHED_EULER_A, "class name");
-    for (int q = 0; q < SCHED_NUM_KINDS; q++) {
-        CHECK_OK(sched_kind_from_name(sched_kind_name((sched_kind)q), &k));
-        CHECK(k == (sched_kind)q, "round trip %d", q);
-        CHECK_OK(sched_kind_from_name(sched_class_name((sched_kind)q), &k));
-        CHECK(k == (sched_kind)q, "class round trip %d", q);
+    const sched_def *k = sched_find("Euler-A", NULL);
+    CHECK(k && k == def_of("euler_a"), "Euler-A");
+    k = sched_find("EulerAncestralDiscreteScheduler", NULL);
+    CHECK(k == def_of("euler_a"), "class name");
+    for (int q = 0; q < sched_count(); q++) {
+        k = sched_find(sched_info(sched_at(q))->name, NULL);
+        CHECK(k == sched_at(q), "round trip %d", q);
+        k = sched_find(sched_info(sched_at(q))->diffusers_class, NULL);
+        CHECK(k == sched_at(q), "class round trip %d", q);
     }
     /* who draws noise when (README: scheduler_noise_K) */
     sched_config c;
     sdc_scheduler *s;
-    sched_config_defaults(SCHED_LCM, &c);
+    sched_config_defaults(def_of("lcm"), &c);
     CHECK_OK(sched_create(&s, &c, 4));
     CHECK(sched_draws_noise(s, 0, 0) && sched_draws_noise(s, 2, 0) && !sched_draws_noise(s, 3, 0), "LCM draws");
     sched_free(s);
-    sched_config_defaults(SCHED_TCD, &c);
+    sched_config_defaults(def_of("tcd"), &c);
     CHECK_OK(sched_create(&s, &c, 4));
     CHECK(sched_draws_noise(s, 0, 0.3f) && !sched_draws_noise(s, 3, 0.3f) && !sched_draws_noise(s, 0, 0), "TCD draws");
     CHECK(sched_accepts_eta(s), "TCD takes eta");
     sched_free(s);
-    sched_config_defaults(SCHED_EULER, &c);
+    sched_config_defaults(def_of("euler"), &c);
     CHECK_OK(sched_create(&s, &c, 4));
     CHECK(sched_draws_noise(s, 3, 0) && !sched_accepts_eta(s), "Euler draws every step");
     CHECK(sched_timesteps_are_float(s), "Euler timesteps are float");
     sched_free(s);
-    sched_config_defaults(SCHED_DDIM, &c);
+    sched_config_defaults(def_of("ddim"), &c);
     CHECK_OK(sched_create(&s, &c, 4));
     CHECK(!sched_draws_noise(s, 0, 0) && sched_draws_noise(s, 0, 0.5f), "DDIM draws with eta > 0");
     CHECK(!sched_sigmas(s, NULL), "DDIM has no sigmas");
     sched_free(s);
+}
+
+/* ---------- the registry ---------- */
+
+/* every name a row goes by: sdc name, aliases, diffusers class, A1111 name, A1111 aliases */
+static int row_names(const sdc_sampler_info *s, const char **out, int max) {
+    int n = 0;
+    out[n++] = s->name;
+    for (int k = 0; s->aliases && s->aliases[k] && n < max; k++) out[n++] = s->aliases[k];
+    out[n++] = s->diffusers_class;
+    out[n++] = s->a1111_name;
+    for (int k = 0; s->a1111_aliases && s->a1111_aliases[k] && n < max; k++) out[n++] = s->a1111_aliases[k];
+    return n;
+}
+
+static int in_list(const char *v, const char *const *list) {
+    for (; list && *list; list++)
+        if (!strcmp(v, *list)) return 1;
+    return 0;
+}
+
+/* names that sched_find would confuse: case-insensitive, '-' == '_' */
+static int same_name(const char *a, const char *b) {
+    for (; *a && *b; a++, b++) {
+        int x = *a == '-' ? '_' : tolower((unsigned char)*a), y = *b == '-' ? '_' : tolower((unsigned char)*b);
+        if (x != y) return 0;
+    }
+    return *a == *b;
+}
+
+TEST(sched_registry_rows) {
+    const int n = sched_count();
+    CHECK(n >= 7 && n == sdc_sampler_count(), "%d rows, the public view has %d", n, sdc_sampler_count());
+    CHECK(!sdc_sampler_at(-1) && !sdc_sampler_at(n) && !sched_at(n), "out-of-range rows");
+    int a1111_default = 0, ui_default = 0;
+    for (int i = 0; i < n; i++) {
+        const sched_def *d = sched_at(i);
+        const sdc_sampler_info *s = sched_info(d);
+        CHECK(sdc_sampler_at(i) == s, "row %d: public view is another row", i);
+        /* all three names */
+        CHECK(s->name && *s->name && s->diffusers_class && *s->diffusers_class && s->a1111_name && *s->a1111_name,
+              "row %d lacks a name", i);
+        CHECK(s->a1111_aliases && s->a1111_aliases[0], "%s: no A1111 alias", s->name);
+        CHECK(!s->a1111_option_key == !s->a1111_option_value, "%s: option key without value", s->name);
+        a1111_default += s->a1111_default, ui_default += s->ui_default;
+        /* the row is complete */
+        CHECK(d->keys && d->set_timesteps && d->step && d->calls_per_step >= 1, "%s: incomplete row", s->name);
+        CHECK(d->opts_size <= SCHED_OPTS_SIZE, "%s: options of %zu bytes", s->name, d->opts_size);
+        CHECK(!d->state_reset || (d->state_create && d->state_free), "%s: history without state", s->name);
+        CHECK(s->karras_ok == sched_takes_key(d, "use_karras_sigmas"), "%s: karras_ok disagrees with its keys", s->name);
+        int nkeys = 0, in_opts = 0;
+        for (const sched_key *k = d->keys; k->key; k++, nkeys++) {
+            in_opts |= k->in_opts;
+            for (const sched_key *q = d->keys; q != k; q++) CHECK(strcmp(q->key, k->key), "%s: key %s twice", s->name, k->key);
+        }
+        CHECK(!in_opts || d->opts_size > 0, "%s: option keys without an options struct", s->name);
+        CHECK(sched_takes_key(d, "num_train_timesteps") && sched_takes_key(d, "prediction_type"), "%s: keys", s->name);
+        /* from_config with nothing: every key from the class defaults, in order */
+        sched_config c;
+        CHECK_OK(sched_config_from_json(NULL, s->name, &c));
+        CHECK(c.def == d && c.n_defaulted == nkeys, "%s: %d of %d keys defaulted", s->name, c.n_defaulted, nkeys);
+        int k = 0;
+        for (const sched_key *q = d->keys; q->key && k < c.n_defaulted; q++, k++)
+            CHECK(!strcmp(c.defaulted[k], q->key), "%s: defaulted[%d] = %s", s->name, k, c.defaulted[k]);
+        for (const sched_key *q = d->keys; q->key; q++) {
+            cJSON *v = sched_config_value(&c, q->key);
+            CHECK(v, "%s: no value for its key %s", s->name, q->key);
+            cJSON_Delete(v);
+        }
+        CHECK(!sched_config_value(&c, "no_such_key"), "%s: a value for a key it does not take", s->name);
+        /* find by each name round-trips; no name of another row is the same */
+        const char *mine[24];
+        int nm = row_names(s, mine, 24);
+        for (int m = 0; m < nm; m++) {
+            CHECK(sched_find(mine[m], NULL) == d && sdc_sampler_find(mine[m]) == s, "%s: '%s' finds another row", s->name,
+                  mine[m]);
+            int karras = -1;
+            CHECK(sched_find(mine[m], &karras) == d && karras == 0, "%s: '%s' with karras", s->name, mine[m]);
+            CHECK_OK(sched_config_from_json(NULL, mine[m], &c));
+            CHECK(c.def == d && !c.use_karras_sigmas, "%s: config by '%s'", s->name, mine[m]);
+            char canon[64];
+            CHECK_OK(sched_canonical_name(mine[m], canon, sizeof canon));
+            CHECK(!strcmp(canon, s->name), "%s: '%s' is stored as '%s'", s->name, mine[m], canon);
+            for (int j = 0; j < n; j++) {
+                if (j == i) continue;
+                const char *theirs[24];
+                int nt = row_names(sched_info(sched_at(j)), theirs, 24);
+                for (int t = 0; t < nt; t++)
+                    CHECK(!same_name(mine[m], theirs[t]), "'%s' names %s and %s", mine[m], s->name,
+                          sched_info(sched_at(j))->name);
+            }
+        }
+        /* A1111's lookup: its names and aliases only; legacy Karras names for the samplers that take it */
+        int karras = -1;
+        CHECK(sdc_sampler_find_a1111(s->a1111_name, &karras) == s && karras == 0, "%s: A1111 name", s->name);
+        for (int a = 0; s->a1111_aliases[a]; a++)
+            CHECK(sdc_sampler_find_a1111(s->a1111_aliases[a], NULL) == s, "%s: A1111 alias %s", s->name,
+                  s->a1111_aliases[a]);
+        if (!in_list(s->diffusers_class, s->a1111_aliases))
+            CHECK(!sdc_sampler_find_a1111(s->diffusers_class, NULL), "%s: A1111 finds the class name", s->name);
+        char legacy[96], alias_ka[96];
+        snprintf(legacy, sizeof legacy, "%s Karras", s->a1111_name);
+        snprintf(alias_ka, sizeof alias_ka, "%s_ka", s->a1111_aliases[0]);
+        CHECK(sched_find(legacy, &karras) == d && karras == 1, "%s: '%s'", s->name, legacy);
+        CHECK(sched_find(alias_ka, &karras) == d && karras == 1, "%s: '%s'", s->name, alias_ka);
+        CHECK(!sched_find(legacy, NULL), "%s: '%s' found without asking for the schedule", s->name, legacy);
+        if (s->karras_ok) {
+            CHECK(sdc_sampler_find_a1111(legacy, &karras) == s && karras == 1, "%s: '%s'", s->name, legacy);
+            CHECK(sdc_sampler_find_a1111(alias_ka, &karras) == s && karras == 1, "%s: '%s'", s->name, alias_ka);
+            CHECK_OK(sched_config_from_json(NULL, legacy, &c));
+            CHECK(c.def == d && c.use_karras_sigmas, "%s: '%s' without Karras sigmas", s->name, legacy);
+            char canon[64];
+            CHECK_OK(sched_canonical_name(alias_ka, canon, sizeof canon));
+            CHECK(!strcmp(canon, legacy), "'%s' is stored as '%s'", alias_ka, canon);
+        } else {
+            CHECK(!sdc_sampler_find_a1111(legacy, NULL), "%s: A1111 finds '%s'", s->name, legacy);
+            CHECK(sched_config_from_json(NULL, legacy, &c) == SDC_ERR_ARG && strstr(sdc_last_error(), "Karras"),
+                  "%s: '%s' accepted", s->name, legacy);
+            CHECK(sched_check_karras(d, "--karras") == SDC_ERR_ARG && strstr(sdc_last_error(), "--karras applies to"),
+                  "%s: --karras", s->name);
+        }
+    }
+    CHECK(a1111_default == 1 && ui_default == 1, "%d A1111 defaults, %d UI defaults", a1111_default, ui_default);
+    /* the presets name registry rows */
+    CHECK(sdc_preset_count() >= 1, "no presets");
+    for (int p = 0; p < sdc_preset_count(); p++) {
+        const sdc_preset *ps = sdc_preset_at(p);
+        int found = 0;
+        for (int i = 0; i < n; i++) found |= ps->sampler == sdc_sampler_at(i);
+        CHECK(found && sdc_preset_find(ps->name) == ps, "preset %s", ps->name);
+    }
+    CHECK(!sdc_preset_find("turbo") && !sdc_preset_at(sdc_preset_count()), "unknown presets");
+    /* unknown names: NULL, and the message lists every name kind */
+    CHECK(!sched_find("k_lms", NULL) && !sdc_sampler_find(NULL) && !sdc_sampler_find_a1111("", NULL), "unknown names");
+    CHECK(sched_unknown("x") == SDC_ERR_ARG, "sched_unknown");
+    for (int i = 0; i < n; i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
+        CHECK(strstr(sdc_last_error(), s->name) && strstr(sdc_last_error(), s->diffusers_class) &&
+                  strstr(sdc_last_error(), s->a1111_name),
+              "the message lacks %s: %s", s->name, sdc_last_error());
+    }
 }

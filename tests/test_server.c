@@ -258,7 +258,7 @@ static int same_image(const char *b64, const char *cli_png, char *why, size_t n)
 /* ---- tests ---- */
 
 TEST(server_usage_errors) {
-    const char *bad[] = {"", "-m x --port 70000", "-m x --api-auth nocolon", "-m x --queue 0", "-m x --bogus",
+    const char *bad[] = {"-m x --port 70000", "-m x --api-auth nocolon", "-m x --queue 0", "-m x --bogus",
                          "-m x extra"};
     char cmd[1024], out[2048];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -311,6 +311,28 @@ TEST(server_endpoint_shapes) {
             found |= !strcmp(cJSON_GetObjectItem(it, "name")->valuestring, want_samplers[w]);
         }
         EXPECT(found, "sampler '%s' missing: %s", want_samplers[w], r.body);
+    }
+    /* exactly the library's sampler registry, in its order, with A1111's aliases and options */
+    EXPECT(cJSON_GetArraySize(j) == sdc_sampler_count(), "%d samplers listed, the registry has %d",
+           cJSON_GetArraySize(j), sdc_sampler_count());
+    for (int i = 0; i < sdc_sampler_count(); i++) {
+        const sdc_sampler_info *si = sdc_sampler_at(i);
+        const cJSON *it = cJSON_GetArrayItem(j, i), *al = cJSON_GetObjectItem(it, "aliases");
+        const cJSON *opt = cJSON_GetObjectItem(it, "options");
+        EXPECT(!strcmp(cJSON_GetObjectItem(it, "name")->valuestring, si->a1111_name), "sampler %d is '%s', want '%s'",
+               i, cJSON_GetObjectItem(it, "name")->valuestring, si->a1111_name);
+        int na = 0;
+        while (si->a1111_aliases && si->a1111_aliases[na]) na++;
+        EXPECT(cJSON_GetArraySize(al) == na, "%s: %d aliases, the registry has %d", si->a1111_name,
+               cJSON_GetArraySize(al), na);
+        for (int k = 0; k < na; k++)
+            EXPECT(!strcmp(cJSON_GetArrayItem(al, k)->valuestring, si->a1111_aliases[k]), "%s: alias %d", si->a1111_name, k);
+        EXPECT(si->a1111_option_key ? cJSON_GetArraySize(opt) == 1 &&
+                                          cJSON_IsTrue(cJSON_GetObjectItem(opt, si->a1111_option_key)) ==
+                                              !strcmp(si->a1111_option_value, "true")
+                                    : cJSON_GetArraySize(opt) == 0,
+               "%s: %d options, want %s", si->a1111_name, cJSON_GetArraySize(opt),
+               si->a1111_option_key ? si->a1111_option_key : "none");
     }
     cJSON_Delete(j), resp_free(&r);
 

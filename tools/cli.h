@@ -4,6 +4,7 @@
 #define SDC_TOOLS_CLI_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define EXIT_USAGE 2
@@ -32,6 +33,16 @@ typedef struct {
 /* Appends arg to l; returns 0 (after the usage message) when it is malformed
  * or l is full. */
 int cli_lora(const char *cmd, const char *arg, cli_loras *l);
+/* The model a command uses without -m (default_model.c): $SDC_MODEL, else
+ * the demo model CLI_DEMO_MODEL beside the program (models/, or ../models
+ * and ../../models from build folders of the source tree), else installed under the data
+ * folder (make install: $(PREFIX)/share/sdc/models). NULL when none is
+ * there; *source says which it was. */
+#define CLI_DEMO_MODEL "sdc-shapes-64"
+const char *cli_default_model(char *out, size_t n, const char **source);
+/* model itself, or the default (named on stderr unless quiet: "cmd: model
+ * PATH (where from)"); NULL after a message when there is none. */
+const char *cli_model_or_default(const char *cmd, const char *model, int quiet, char *buf, size_t n);
 /* Print "sdc: <msg>" and a hint to run --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

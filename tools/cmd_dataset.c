@@ -2,6 +2,7 @@
  * ds_options, a progress bar (terminal) or periodic lines (logs), the
  * closing summary. The work itself is src/dataset/dataset.c. */
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,56 +16,57 @@
 #define LOG_EVERY_S 30.0
 
 static void help(void) {
-    printf("usage: sdc dataset -m MODEL --prompts FILE --out DIR [options]\n"
-           "\n"
-           "Make a data set of images for training: image j (counting over the whole prompts file) has\n"
-           "seed BASE + j and the name %%08d.png, so any run, machine or slice makes the same image for the\n"
-           "same j. Rerunning the same command resumes an interrupted run (even after kill -9) and ends\n"
-           "with exactly the files of an uninterrupted one; a folder made with other arguments is refused.\n"
-           "\n"
-           "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint\n"
-           "      --config DIR  --tokenizer DIR   for single files, as in sdc generate\n"
-           "      --prompts FILE        one prompt per line, or JSONL: {\"prompt\": ..., \"negative_prompt\",\n"
-           "                            \"seed\", \"steps\", \"guidance\", \"width\", \"height\", \"scheduler\",\n"
-           "                            \"count\"} (all but prompt optional)\n"
-           "  -o, --out DIR             output folder (created; see docs/dataset.md for its layout)\n"
-           "      --images-per-prompt K images of each line without \"count\" (default 1)\n"
-           "      --seed BASE           image j uses seed BASE + j (default 0); a line's \"seed\" S gives\n"
-           "                            its k-th image S + k\n"
-           "      --format F            imagefolder (DIR/train/*.png + metadata.jsonl, default) or\n"
-           "                            webdataset (DIR/shard-NNNNNN.tar of .png/.txt/.json members)\n"
-           "      --shard-size N        images per webdataset tar (default 1000)\n"
-           "      --batch-size B        images per UNet call, 1..64 (default 1); part of the data set's\n"
-           "                            identity, since batching changes pixels by float rounding\n"
-           "      --shard I/N           make slice I of N (0-based); without it the slice comes from\n"
-           "                            SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (Slurm job arrays)\n"
-           "                            or JOB_COMPLETION_INDEX with --shards N (Kubernetes Indexed Jobs)\n"
-           "      --shards N            number of slices when JOB_COMPLETION_INDEX gives the index\n"
-           "  -n, --negative-prompt T   negative prompt of lines without their own\n"
-           "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
-           "      --karras  --eta E  --clip-skip K   as in sdc generate (a JSONL line's values win)\n"
-           "      --rng cpu|cuda        the generator the seeds seed, as in sdc generate: cpu (default) =\n"
-           "                            torch.Generator(\"cpu\"); cuda = torch.Generator(\"cuda\")'s Philox\n"
-           "                            noise (A1111's GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
-           "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
-           "      --dtype f32|bf16|f16  compute precision: f32 (default on cpu), bf16 (CPUs with\n"
-           "                            AVX512_BF16, or cuda), f16 (default on cuda). --rng, --device\n"
-           "                            and --dtype change pixels, so they are part of the identity\n"
-           "      --weights q8          int8 UNet and text encoder weights (see generate); part of the\n"
-           "                            identity\n"
-           "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
-           "      --lora PATH[:SCALE]   fuse a LoRA into the weights, as in sdc generate (SCALE default\n"
-           "                            1.0); repeatable, applied in order. Each one's file name, scale\n"
-           "                            and content digest are part of the identity\n"
-           "      --preset NAME         settings of a fast recipe, as in sdc generate (%s);\n"
-           "                            explicit flags still win, a JSONL line's values win over both\n"
-           "      --threads N           CPU threads (default: all cores)\n"
-           "      --quiet               no progress or summary lines\n"
-           "  -h, --help                this text\n"
-           "\n"
-           "Exit status: 0 when the slice is complete, 1 on an error, failed images or an interruption\n"
-           "(rerun to resume), 2 on a usage error.\n",
-           preset_names());
+    printf(
+        "usage: sdc dataset [-m MODEL] --prompts FILE --out DIR [options]\n"
+        "\n"
+        "Make a data set of images for training: image j (counting over the whole prompts file) has\n"
+        "seed BASE + j and the name %%08d.png, so any run, machine or slice makes the same image for the\n"
+        "same j. Rerunning the same command resumes an interrupted run (even after kill -9) and ends\n"
+        "with exactly the files of an uninterrupted one; a folder made with other arguments is refused.\n"
+        "\n"
+        "  -m, --model PATH          diffusers pipeline folder, or a single-file checkpoint (default:\n"
+        "                            the demo model sdc-shapes-64; $SDC_MODEL overrides)\n"
+        "      --config DIR  --tokenizer DIR   for single files, as in sdc generate\n"
+        "      --prompts FILE        one prompt per line, or JSONL: {\"prompt\": ..., \"negative_prompt\",\n"
+        "                            \"seed\", \"steps\", \"guidance\", \"width\", \"height\", \"scheduler\",\n"
+        "                            \"count\"} (all but prompt optional)\n"
+        "  -o, --out DIR             output folder (created; see docs/dataset.md for its layout)\n"
+        "      --images-per-prompt K images of each line without \"count\" (default 1)\n"
+        "      --seed BASE           image j uses seed BASE + j (default 0); a line's \"seed\" S gives\n"
+        "                            its k-th image S + k\n"
+        "      --format F            imagefolder (DIR/train/*.png + metadata.jsonl, default) or\n"
+        "                            webdataset (DIR/shard-NNNNNN.tar of .png/.txt/.json members)\n"
+        "      --shard-size N        images per webdataset tar (default 1000)\n"
+        "      --batch-size B        images per UNet call, 1..64 (default 1); part of the data set's\n"
+        "                            identity, since batching changes pixels by float rounding\n"
+        "      --shard I/N           make slice I of N (0-based); without it the slice comes from\n"
+        "                            SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (Slurm job arrays)\n"
+        "                            or JOB_COMPLETION_INDEX with --shards N (Kubernetes Indexed Jobs)\n"
+        "      --shards N            number of slices when JOB_COMPLETION_INDEX gives the index\n"
+        "  -n, --negative-prompt T   negative prompt of lines without their own\n"
+        "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
+        "      --karras  --eta E  --clip-skip K   as in sdc generate (a JSONL line's values win)\n"
+        "      --rng cpu|cuda        the generator the seeds seed, as in sdc generate: cpu (default) =\n"
+        "                            torch.Generator(\"cpu\"); cuda = torch.Generator(\"cuda\")'s Philox\n"
+        "                            noise (A1111's GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
+        "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
+        "      --dtype f32|bf16|f16  compute precision: f32 (default on cpu), bf16 (CPUs with\n"
+        "                            AVX512_BF16, or cuda), f16 (default on cuda). --rng, --device\n"
+        "                            and --dtype change pixels, so they are part of the identity\n"
+        "      --weights q8          int8 UNet and text encoder weights (see generate); part of the\n"
+        "                            identity\n"
+        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+        "      --lora PATH[:SCALE]   fuse a LoRA into the weights, as in sdc generate (SCALE default\n"
+        "                            1.0); repeatable, applied in order. Each one's file name, scale\n"
+        "                            and content digest are part of the identity\n"
+        "      --preset NAME         settings of a fast recipe, as in sdc generate (%s);\n"
+        "                            explicit flags still win, a JSONL line's values win over both\n"
+        "      --threads N           CPU threads (default: all cores)\n"
+        "      --quiet               no progress or summary lines\n"
+        "  -h, --help                this text\n"
+        "\n"
+        "Exit status: 0 when the slice is complete, 1 on an error, failed images or an interruption\n"
+        "(rerun to resume), 2 on a usage error.\n", preset_names());
 }
 
 static volatile int g_stop;
@@ -120,29 +122,9 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
     if (g_kill_n && nth == g_kill_n && !strcmp(point, g_kill_point)) raise(SIGKILL);
 }
 
-enum {
-    O_PROMPTS = 256,
-    O_IPP,
-    O_SEED,
-    O_FORMAT,
-    O_SHARD_SIZE,
-    O_BATCH_SIZE,
-    O_SHARD,
-    O_SHARDS,
-    O_KARRAS,
-    O_CLIPSKIP,
-    O_VARIANT,
-    O_THREADS,
-    O_QUIET,
-    O_CONFIG,
-    O_TOKENIZER,
-    O_RNG,
-    O_DEVICE,
-    O_DTYPE,
-    O_LORA,
-    O_PRESET,
-    O_WEIGHTS
-};
+enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
+       O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET,
+       O_WEIGHTS };
 
 /* the options a preset sets share their codes with every command (presets.h) */
 enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
@@ -158,39 +140,24 @@ static void on_lora(void *ctx, const sdc_lora_report *r) {
 }
 
 int cmd_dataset(int argc, char **argv) {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"prompts", required_argument, 0, O_PROMPTS},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"images-per-prompt", required_argument, 0, O_IPP},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"format", required_argument, 0, O_FORMAT},
-                                         {"shard-size", required_argument, 0, O_SHARD_SIZE},
-                                         {"batch-size", required_argument, 0, O_BATCH_SIZE},
-                                         {"shard", required_argument, 0, O_SHARD},
-                                         {"shards", required_argument, 0, O_SHARDS},
-                                         {"negative-prompt", required_argument, 0, 'n'},
-                                         {"steps", required_argument, 0, O_STEPS},
-                                         {"guidance", required_argument, 0, O_GUIDANCE},
-                                         {"scheduler", required_argument, 0, O_SCHED},
-                                         {"width", required_argument, 0, 'W'},
-                                         {"height", required_argument, 0, 'H'},
-                                         {"timestep-spacing", required_argument, 0, O_SPACING},
-                                         {"karras", no_argument, 0, O_KARRAS},
-                                         {"eta", required_argument, 0, O_ETA},
-                                         {"clip-skip", required_argument, 0, O_CLIPSKIP},
-                                         {"variant", required_argument, 0, O_VARIANT},
-                                         {"threads", required_argument, 0, O_THREADS},
-                                         {"quiet", no_argument, 0, O_QUIET},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"config", required_argument, 0, O_CONFIG},
-                                         {"tokenizer", required_argument, 0, O_TOKENIZER},
-                                         {"rng", required_argument, 0, O_RNG},
-                                         {"device", required_argument, 0, O_DEVICE},
-                                         {"dtype", required_argument, 0, O_DTYPE},
-                                         {"lora", required_argument, 0, O_LORA},
-                                         {"weights", required_argument, 0, O_WEIGHTS},
-                                         {"preset", required_argument, 0, O_PRESET},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},          {"prompts", required_argument, 0, O_PROMPTS},
+        {"out", required_argument, 0, 'o'},            {"images-per-prompt", required_argument, 0, O_IPP},
+        {"seed", required_argument, 0, O_SEED},        {"format", required_argument, 0, O_FORMAT},
+        {"shard-size", required_argument, 0, O_SHARD_SIZE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
+        {"shard", required_argument, 0, O_SHARD},      {"shards", required_argument, 0, O_SHARDS},
+        {"negative-prompt", required_argument, 0, 'n'}, {"steps", required_argument, 0, O_STEPS},
+        {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
+        {"width", required_argument, 0, 'W'},          {"height", required_argument, 0, 'H'},
+        {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
+        {"eta", required_argument, 0, O_ETA},          {"clip-skip", required_argument, 0, O_CLIPSKIP},
+        {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
+        {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
+        {"config", required_argument, 0, O_CONFIG},    {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
+        {"dtype", required_argument, 0, O_DTYPE},      {"lora", required_argument, 0, O_LORA},
+        {"preset", required_argument, 0, O_PRESET},    {"weights", required_argument, 0, O_WEIGHTS},
+        {0, 0, 0, 0}};
     sdc_dataset_options o;
     sdc_dataset_options_init(&o);
     static const char *neg; /* -n: the default negative prompt */
@@ -226,16 +193,16 @@ int cmd_dataset(int argc, char **argv) {
         case O_SHARD: shard = optarg; break;
         case O_SHARDS: if (!cli_int("--shards", optarg, 1, 1000000, &shards)) return EXIT_USAGE; break;
         case 'n': neg = optarg, o.req.negative_prompts = &neg, o.req.nnegative = 1; break;
-        case O_STEPS: if (!cli_int("--steps", optarg, 1, SDC_MAX_STEPS, &o.req.steps)) return EXIT_USAGE; break;
-        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &o.req.guidance)) return EXIT_USAGE; break;
+        case O_STEPS: if (!cli_int("--steps", optarg, 1, INT_MAX, &o.req.steps)) return EXIT_USAGE; break;
+        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 1e9, &o.req.guidance)) return EXIT_USAGE; break;
         case O_SCHED: o.req.scheduler = optarg; break;
-        case 'W': if (!cli_int("--width", optarg, 8, SDC_MAX_SIDE, &o.req.width)) return EXIT_USAGE; break;
-        case 'H': if (!cli_int("--height", optarg, 8, SDC_MAX_SIDE, &o.req.height)) return EXIT_USAGE; break;
+        case 'W': if (!cli_int("--width", optarg, 1, INT_MAX, &o.req.width)) return EXIT_USAGE; break;
+        case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &o.req.height)) return EXIT_USAGE; break;
         case O_SPACING: o.req.timestep_spacing = optarg; break;
         case O_KARRAS: o.req.karras = 1; break;
-        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &o.req.eta)) return EXIT_USAGE; break;
+        case O_ETA: if (!cli_float("--eta", optarg, 0, 1e9, &o.req.eta)) return EXIT_USAGE; break;
         case O_CLIPSKIP:
-            if (!cli_int("--clip-skip", optarg, 1, SDC_MAX_CLIP_SKIP, &o.req.clip_skip)) return EXIT_USAGE;
+            if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &o.req.clip_skip)) return EXIT_USAGE;
             break;
         case O_VARIANT: o.load.variant = optarg; break;
         case O_CONFIG: o.load.config_dir = optarg; break;
@@ -248,9 +215,7 @@ int cmd_dataset(int argc, char **argv) {
             break;
         case O_DEVICE: if (!cli_device("dataset", optarg, &o.load.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("dataset", optarg, &o.load.dtype)) return EXIT_USAGE; break;
-        case O_WEIGHTS:
-            if (!cli_weights("dataset", optarg, &o.load.weights)) return EXIT_USAGE;
-            break;
+        case O_WEIGHTS: if (!cli_weights("dataset", optarg, &o.load.weights)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("dataset", "option '%s' needs a value", argv[optind - 1]);
@@ -262,18 +227,13 @@ int cmd_dataset(int argc, char **argv) {
     o.load.loras = loras.paths;
     o.load.lora_scales = loras.scales;
     o.load.nloras = loras.n;
-    if (!o.model) return cli_usage_error("dataset", "no model given (-m MODEL)");
     if (!o.prompts) return cli_usage_error("dataset", "no prompts file given (--prompts FILE)");
     if (!o.out) return cli_usage_error("dataset", "no output folder given (--out DIR)");
     if (o.load.variant && strcmp(o.load.variant, "fp16"))
         return cli_usage_error("dataset", "--variant must be fp16, got '%s'", o.load.variant);
-    if (o.req.width % 8 || o.req.height % 8)
-        return cli_usage_error("dataset", "width and height must be multiples of 8 (got %dx%d)", o.req.width,
-                               o.req.height);
-    if (o.req.timestep_spacing && strcmp(o.req.timestep_spacing, "leading") &&
-        strcmp(o.req.timestep_spacing, "trailing") && strcmp(o.req.timestep_spacing, "linspace"))
-        return cli_usage_error("dataset", "--timestep-spacing must be leading, trailing or linspace, got '%s'",
-                               o.req.timestep_spacing);
+    static const char *const file_line[1] = {""}; /* the prompts file's lines come later */
+    o.req.prompts = file_line, o.req.nprompts = 1;
+    if (sdc_request_check(NULL, &o.req)) return cli_usage_error("dataset", "%s", sdc_last_error());
     sdc_shard_env env = {getenv("SLURM_ARRAY_TASK_ID"), getenv("SLURM_ARRAY_TASK_COUNT"), getenv("SLURM_ARRAY_TASK_MIN"),
                      getenv("SLURM_ARRAY_TASK_STEP"), getenv("JOB_COMPLETION_INDEX")};
     const char *source;
@@ -287,6 +247,8 @@ int cmd_dataset(int argc, char **argv) {
         if (*end == ':') snprintf(g_kill_point, sizeof g_kill_point, "%s", end + 1);
         o.hook = on_hook;
     }
+    char default_model[PATH_MAX];
+    if (!(o.model = cli_model_or_default("dataset", o.model, quiet, default_model, sizeof default_model))) return 1;
     ui_state ui = {.quiet = quiet, .tty = isatty(2)};
     o.progress = on_progress;
     if (!quiet) o.load.lora_report = on_lora;

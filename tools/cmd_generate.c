@@ -15,86 +15,118 @@
 
 #define MAX_PROMPTS 64
 
+/* the registry's names joined: sdc names (which 0), A1111 names (1), the
+ * samplers that take Karras sigmas (2) or eta (3) */
+static void sampler_list(int which, char *out, size_t n) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0, k = 0; i < sdc_sampler_count() && o < n; i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
+        if ((which == 2 && !s->karras_ok) || (which == 3 && !s->takes_eta)) continue;
+        o += (size_t)snprintf(out + o, n - o, "%s%s", !k++ ? "" : which == 0 ? " | " : ", ",
+                              which == 1 ? s->a1111_name : s->name);
+    }
+}
+
 static void help(void) {
-    printf("usage: sdc generate -m MODEL -p PROMPT [options]\n"
-           "\n"
-           "Generate images from a text prompt with a Stable Diffusion model (diffusers folder or\n"
-           "single-file checkpoint).\n"
-           "The same model, prompt, seed and settings give the image diffusers gives for\n"
-           "torch.Generator(\"cpu\").manual_seed(seed).\n"
-           "\n"
-           "  -m, --model PATH          diffusers pipeline folder (model_index.json + components), or a\n"
-           "                            single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors in\n"
-           "                            the original layout of A1111, ComfyUI and Civitai)\n"
-           "      --config DIR          single files: take the configs, tokenizers and scheduler from this\n"
-           "                            diffusers folder instead of the built-in SD 1.5 / SD 2.1 / SDXL ones\n"
-           "      --tokenizer DIR       single files: CLIP tokenizer folder (vocab.json, merges.txt ...) or\n"
-           "                            a folder with tokenizer/ [tokenizer_2/]. Otherwise: --config DIR,\n"
-           "                            tokenizer/ beside the file, ~/.cache/sdc/tokenizers/clip-vit-large-patch14\n"
-           "      --prediction P        epsilon | v: what the UNet predicts (default: the model's scheduler\n"
-           "                            config; SD 2.x single files: v unless the file says otherwise)\n"
-           "  -p, --prompt TEXT         the prompt; repeat for several prompts (one image each)\n"
-           "  -n, --negative-prompt T   negative prompt; once for all prompts or once per prompt.\n"
-           "                            Without it SD encodes \"\" (SDXL uses zeros when the model\n"
-           "                            says force_zeros_for_empty_prompt); an explicit \"\" is encoded\n"
-           "      --steps N             denoising steps (default 50)\n"
-           "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
-           "                            G <= 1 disables guidance (one UNet pass per step)\n"
-           "      --scheduler NAME      ddim | pndm | euler | euler_a | dpmpp_2m | lcm | tcd\n"
-           "                            (default: the model's scheduler_config.json; settings in that\n"
-           "                            file carry over, others take the scheduler's defaults)\n"
-           "      --timestep-spacing S  leading | trailing | linspace\n"
-           "      --karras              Karras sigmas (dpmpp_2m, euler)\n"
-           "      --eta E               DDIM eta / TCD gamma, 0..1 (default 0)\n"
-           "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
-           "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
-           "      --rng cpu|cuda        the generator the seed seeds: cpu (default) = torch.Generator(\"cpu\"),\n"
-           "                            diffusers' CPU noise; cuda = torch.Generator(\"cuda\")'s Philox noise\n"
-           "                            (A1111's default GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
-           "      --batch N             images per prompt (default 1)\n"
-           "      --batch-size B        at most B images per UNet call (default: all of a request at\n"
-           "                            once); image i keeps seed S+i either way\n"
-           "      --prompts FILE        prompts from a file instead of -p: one per line, or JSONL lines\n"
-           "                            {\"prompt\", \"negative_prompt\", \"seed\", \"steps\", \"guidance\",\n"
-           "                            \"width\", \"height\", \"scheduler\", \"count\"} (all but prompt\n"
-           "                            optional); the model loads once; {index} counts over the file\n"
-           "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
-           "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
-           "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
-           "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
-           "                            into the weights before the first step: W + SCALE * alpha/rank\n"
-           "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
-           "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
-           "                              sdxl-turbo      Euler a, trailing, 1 step, guidance 0, 512x512\n"
-           "                              hyper-sd-2step  DDIM, trailing, 2 steps, guidance 0\n"
-           "                                              (with --lora Hyper-SDXL-2steps-lora.safetensors)\n"
-           "                              hyper-sd-1step  TCD, 1 step, guidance 0, eta 1.0\n"
-           "                                              (with --lora Hyper-SDXL-1step-lora.safetensors)\n"
-           "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
-           "                            expand; with several images and no placeholder \"-{index}\"\n"
-           "                            goes before the extension\n"
-           "      --dump FILE           write intermediates (input_ids, prompt_embeds, noise,\n"
-           "                            latents_K, decoded, image ...) to a .safetensors file\n"
-           "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
-           "      --dtype f32|bf16      compute precision: f32 (default) matches diffusers; bf16 rounds GEMM,\n"
-           "                            convolution and attention operands to bfloat16 (float32 sums):\n"
-           "                            ~1.4x faster on CPUs with AVX512_BF16, pixels move by a few levels;\n"
-           "                            on cuda: f16 (default), bf16 or f32 for the UNet, text encoders and\n"
-           "                            VAE, except that f16 decodes an f16-unsafe VAE (SD, SDXL) in f32\n"
-           "      --weights q8          quantise the UNet's and text encoders' weights to int8 at load\n"
-           "                            (blocks of 32 with a half scale, ggml's q8_0) and run them with int8\n"
-           "                            dot products: ~1/4 of the float32 memory, faster on CPUs with\n"
-           "                            AVX512-VNNI / AVX-VNNI; pixels move a little (CPU only)\n"
-           "      --vae-tiling          decode the image in overlapping, blended VAE tiles (bounded memory\n"
-           "                            for large images), as diffusers' pipe.vae.enable_tiling(); only\n"
-           "                            when the image is larger than one tile\n"
-           "      --vae-tile-size PX    with --vae-tiling: tile side, a multiple of 32 (default: the VAE\n"
-           "                            config's sample_size, e.g. 512 for SD 1.5, as diffusers)\n"
-           "      --threads N           CPU threads (default: all cores)\n"
-           "      --quiet               no progress lines\n"
-           "  -h, --help                this text\n"
-           "\n"
-           "Exit status: 0 success, 1 error, 2 usage error.\n");
+    char samplers[256], a1111[256], karras[128], eta[128], presets[1024];
+    sampler_list(0, samplers, sizeof samplers);
+    sampler_list(1, a1111, sizeof a1111);
+    sampler_list(2, karras, sizeof karras);
+    sampler_list(3, eta, sizeof eta);
+    size_t o = 0;
+    presets[0] = 0;
+    for (int i = 0; i < sdc_preset_count() && o < sizeof presets; i++) {
+        const sdc_preset *p = sdc_preset_at(i);
+        char d[160];
+        preset_describe(p, d, sizeof d);
+        o += (size_t)snprintf(presets + o, sizeof presets - o, "%30s%-16s%s\n", "", p->name, d);
+        if (p->lora && o < sizeof presets)
+            o += (size_t)snprintf(presets + o, sizeof presets - o, "%46s(with --lora %s)\n", "", p->lora);
+    }
+    printf(
+        "usage: sdc generate [-m MODEL] -p PROMPT [options]\n"
+        "\n"
+        "Generate images from a text prompt with a Stable Diffusion model (diffusers folder or\n"
+        "single-file checkpoint).\n"
+        "The same model, prompt, seed and settings give the image diffusers gives for\n"
+        "torch.Generator(\"cpu\").manual_seed(seed).\n"
+        "\n"
+        "  -m, --model PATH          diffusers pipeline folder (model_index.json + components), or a\n"
+        "                            single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors in\n"
+        "                            the original layout of A1111, ComfyUI and Civitai)\n"
+        "                            (default: the demo model sdc-shapes-64, 64x64 coloured shapes from\n"
+        "                            captions like \"a red circle on a blue background\"; $SDC_MODEL\n"
+        "                            overrides)\n"
+        "      --config DIR          single files: take the configs, tokenizers and scheduler from this\n"
+        "                            diffusers folder instead of the built-in SD 1.5 / SD 2.1 / SDXL ones\n"
+        "      --tokenizer DIR       single files: CLIP tokenizer folder (vocab.json, merges.txt ...) or\n"
+        "                            a folder with tokenizer/ [tokenizer_2/]. Otherwise: --config DIR,\n"
+        "                            tokenizer/ beside the file, ~/.cache/sdc/tokenizers/clip-vit-large-patch14\n"
+        "      --prediction P        epsilon | v: what the UNet predicts (default: the model's scheduler\n"
+        "                            config; SD 2.x single files: v unless the file says otherwise)\n"
+        "  -p, --prompt TEXT         the prompt; repeat for several prompts (one image each)\n"
+        "  -n, --negative-prompt T   negative prompt; once for all prompts or once per prompt.\n"
+        "                            Without it SD encodes \"\" (SDXL uses zeros when the model\n"
+        "                            says force_zeros_for_empty_prompt); an explicit \"\" is encoded\n"
+        "      --steps N             denoising steps (default 50)\n"
+        "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
+        "                            G <= 1 disables guidance (one UNet pass per step)\n"
+        "      --scheduler NAME      %s\n"
+        "                            (default: the model's scheduler_config.json; settings in that\n"
+        "                            file carry over, others take the scheduler's defaults); also\n"
+        "                            a diffusers class name, or A1111's name:\n"
+        "                            %s\n"
+        "                            (A1111's \"NAME Karras\": that sampler with --karras)\n"
+        "      --timestep-spacing S  leading | trailing | linspace\n"
+        "      --karras              Karras sigmas (%s)\n"
+        "      --eta E               eta of %s (TCD's gamma), 0..1 (default 0)\n"
+        "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
+        "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
+        "      --rng cpu|cuda        the generator the seed seeds: cpu (default) = torch.Generator(\"cpu\"),\n"
+        "                            diffusers' CPU noise; cuda = torch.Generator(\"cuda\")'s Philox noise\n"
+        "                            (A1111's default GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
+        "      --batch N             images per prompt (default 1)\n"
+        "      --batch-size B        at most B images per UNet call (default: all of a request at\n"
+        "                            once); image i keeps seed S+i either way\n"
+        "      --prompts FILE        prompts from a file instead of -p: one per line, or JSONL lines\n"
+        "                            {\"prompt\", \"negative_prompt\", \"seed\", \"steps\", \"guidance\",\n"
+        "                            \"width\", \"height\", \"scheduler\", \"count\"} (all but prompt\n"
+        "                            optional); the model loads once; {index} counts over the file\n"
+        "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
+        "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
+        "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
+        "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
+        "                            into the weights before the first step: W + SCALE * alpha/rank\n"
+        "                            * up @ down (SCALE default 1.0); repeatable, applied in order\n"
+        "      --preset NAME         settings of a fast recipe; explicit flags still win:\n"
+        "%s"
+        "  -o, --output PATH         PNG path (default sdc-{seed}.png); \"{index}\" and \"{seed}\"\n"
+        "                            expand; with several images and no placeholder \"-{index}\"\n"
+        "                            goes before the extension\n"
+        "      --dump FILE           write intermediates (input_ids, prompt_embeds, noise,\n"
+        "                            latents_K, decoded, image ...) to a .safetensors file\n"
+        "      --device cpu|cuda     compute device (cuda: the first NVIDIA GPU, in builds made with nvcc)\n"
+        "      --dtype f32|bf16      compute precision: f32 (default) matches diffusers; bf16 rounds GEMM,\n"
+        "                            convolution and attention operands to bfloat16 (float32 sums):\n"
+        "                            ~1.4x faster on CPUs with AVX512_BF16, pixels move by a few levels;\n"
+        "                            on cuda: f16 (default), bf16 or f32 for the UNet, text encoders and\n"
+        "                            VAE, except that f16 decodes an f16-unsafe VAE (SD, SDXL) in f32\n"
+        "      --weights q8          quantise the UNet's and text encoders' weights to int8 at load\n"
+        "                            (blocks of 32 with a half scale, ggml's q8_0) and run them with int8\n"
+        "                            dot products: ~1/4 of the float32 memory, faster on CPUs with\n"
+        "                            AVX512-VNNI / AVX-VNNI; pixels move a little (CPU only)\n"
+        "      --vae-tiling          decode the image in overlapping, blended VAE tiles (bounded memory\n"
+        "                            for large images), as diffusers' pipe.vae.enable_tiling(); only\n"
+        "                            when the image is larger than one tile\n"
+        "      --vae-tile-size PX    with --vae-tiling: tile side, a multiple of 32 (default: the VAE\n"
+        "                            config's sample_size, e.g. 512 for SD 1.5, as diffusers)\n"
+        "      --threads N           CPU threads (default: all cores)\n"
+        "      --quiet               no progress lines\n"
+        "  -h, --help                this text\n"
+        "\n"
+        "Exit status: 0 success, 1 error, 2 usage error.\n",
+        samplers, a1111, karras, eta, presets);
 }
 
 static volatile sig_atomic_t g_interrupted;
@@ -205,40 +237,26 @@ static sdc_status save_prompts_image(void *ctx, int64_t index, const sdc_image *
 }
 
 int cmd_generate(int argc, char **argv) {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"prompt", required_argument, 0, 'p'},
-                                         {"negative-prompt", required_argument, 0, 'n'},
-                                         {"steps", required_argument, 0, O_STEPS},
-                                         {"guidance", required_argument, 0, O_GUIDANCE},
-                                         {"scheduler", required_argument, 0, O_SCHED},
-                                         {"timestep-spacing", required_argument, 0, O_SPACING},
-                                         {"karras", no_argument, 0, O_KARRAS},
-                                         {"eta", required_argument, 0, O_ETA},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"batch", required_argument, 0, O_BATCH},
-                                         {"width", required_argument, 0, 'W'},
-                                         {"height", required_argument, 0, 'H'},
-                                         {"variant", required_argument, 0, O_VARIANT},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"dump", required_argument, 0, O_DUMP},
-                                         {"device", required_argument, 0, O_DEVICE},
-                                         {"threads", required_argument, 0, O_THREADS},
-                                         {"dtype", required_argument, 0, O_DTYPE},
-                                         {"quiet", no_argument, 0, O_QUIET},
-                                         {"clip-skip", required_argument, 0, O_CLIPSKIP},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"lora", required_argument, 0, O_LORA},
-                                         {"preset", required_argument, 0, O_PRESET},
-                                         {"config", required_argument, 0, O_CONFIG},
-                                         {"tokenizer", required_argument, 0, O_TOKENIZER},
-                                         {"prediction", required_argument, 0, O_PREDICTION},
-                                         {"prompts", required_argument, 0, O_PROMPTS_FILE},
-                                         {"batch-size", required_argument, 0, O_BATCH_SIZE},
-                                         {"vae-tiling", no_argument, 0, O_VAE_TILING},
-                                         {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
-                                         {"rng", required_argument, 0, O_RNG},
-                                         {"weights", required_argument, 0, O_WEIGHTS},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
+        {"negative-prompt", required_argument, 0, 'n'}, {"steps", required_argument, 0, O_STEPS},
+        {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
+        {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
+        {"eta", required_argument, 0, O_ETA},      {"seed", required_argument, 0, O_SEED},
+        {"batch", required_argument, 0, O_BATCH},  {"width", required_argument, 0, 'W'},
+        {"height", required_argument, 0, 'H'},     {"variant", required_argument, 0, O_VARIANT},
+        {"output", required_argument, 0, 'o'},     {"dump", required_argument, 0, O_DUMP},
+        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
+        {"dtype", required_argument, 0, O_DTYPE},  {"quiet", no_argument, 0, O_QUIET},
+        {"weights", required_argument, 0, O_WEIGHTS},
+        {"clip-skip", required_argument, 0, O_CLIPSKIP}, {"help", no_argument, 0, 'h'},
+        {"lora", required_argument, 0, O_LORA},    {"preset", required_argument, 0, O_PRESET},
+        {"config", required_argument, 0, O_CONFIG}, {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"prediction", required_argument, 0, O_PREDICTION},
+        {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
+        {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
+        {"rng", required_argument, 0, O_RNG},
+        {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
     int np = 0, nn = 0, have_seed = 0, quiet = 0, threads = 0;
@@ -263,7 +281,7 @@ int cmd_generate(int argc, char **argv) {
                 return cli_usage_error("generate", "--preset must be %s, got '%s'", preset_names(), optarg);
             break;
         case O_PROMPTS_FILE: prompts_file = optarg; break;
-        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, 64, &r.batch_size)) return EXIT_USAGE; break;
+        case O_BATCH_SIZE: if (!cli_int("--batch-size", optarg, 1, INT_MAX, &r.batch_size)) return EXIT_USAGE; break;
         case O_VAE_TILING: r.vae_tiling = 1; break;
         case O_VAE_TILE_SIZE:
             if (!cli_int("--vae-tile-size", optarg, 32, 4096, &r.vae_tile_size)) return EXIT_USAGE;
@@ -279,21 +297,21 @@ int cmd_generate(int argc, char **argv) {
             if (nn == MAX_PROMPTS) return cli_usage_error("generate", "at most %d negative prompts", MAX_PROMPTS);
             negs[nn++] = optarg;
             break;
-        case O_STEPS: if (!cli_int("--steps", optarg, 1, 1000, &r.steps)) return EXIT_USAGE; break;
-        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 100, &r.guidance)) return EXIT_USAGE; break;
+        case O_STEPS: if (!cli_int("--steps", optarg, 1, INT_MAX, &r.steps)) return EXIT_USAGE; break;
+        case O_GUIDANCE: if (!cli_float("--guidance", optarg, 0, 1e9, &r.guidance)) return EXIT_USAGE; break;
         case O_SCHED: r.scheduler = optarg; break;
         case O_SPACING: r.timestep_spacing = optarg; break;
         case O_KARRAS: r.karras = 1; break;
-        case O_ETA: if (!cli_float("--eta", optarg, 0, 1, &r.eta)) return EXIT_USAGE; break;
+        case O_ETA: if (!cli_float("--eta", optarg, 0, 1e9, &r.eta)) return EXIT_USAGE; break;
         case O_SEED: if (!cli_u64("--seed", optarg, &r.seed)) return EXIT_USAGE; have_seed = 1; break;
         case O_RNG:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
                 return cli_usage_error("generate", "--rng must be cpu or cuda, got '%s'", optarg);
             r.rng = optarg;
             break;
-        case O_BATCH: if (!cli_int("--batch", optarg, 1, 64, &r.batch)) return EXIT_USAGE; break;
-        case 'W': if (!cli_int("--width", optarg, 8, 4096, &r.width)) return EXIT_USAGE; break;
-        case 'H': if (!cli_int("--height", optarg, 8, 4096, &r.height)) return EXIT_USAGE; break;
+        case O_BATCH: if (!cli_int("--batch", optarg, 1, INT_MAX, &r.batch)) return EXIT_USAGE; break;
+        case 'W': if (!cli_int("--width", optarg, 1, INT_MAX, &r.width)) return EXIT_USAGE; break;
+        case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &r.height)) return EXIT_USAGE; break;
         case O_VARIANT: lo.variant = optarg; break;
         case O_CONFIG: lo.config_dir = optarg; break;
         case O_TOKENIZER: lo.tokenizer_dir = optarg; break;
@@ -306,12 +324,10 @@ int cmd_generate(int argc, char **argv) {
         case O_DUMP: dump_path = optarg; break;
         case O_DEVICE: if (!cli_device("generate", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("generate", optarg, &lo.dtype)) return EXIT_USAGE; break;
-        case O_WEIGHTS:
-            if (!cli_weights("generate", optarg, &lo.weights)) return EXIT_USAGE;
-            break;
+        case O_WEIGHTS: if (!cli_weights("generate", optarg, &lo.weights)) return EXIT_USAGE; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
-        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, 12, &r.clip_skip)) return EXIT_USAGE; break;
+        case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &r.clip_skip)) return EXIT_USAGE; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("generate", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
@@ -319,19 +335,19 @@ int cmd_generate(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (preset) preset_apply(preset, &given, &r);
-    if (!model) return cli_usage_error("generate", "no model given (-m MODEL)");
     if (!np && !prompts_file) return cli_usage_error("generate", "no prompt given (-p PROMPT or --prompts FILE)");
     if (np && prompts_file) return cli_usage_error("generate", "-p and --prompts cannot be combined");
     if (prompts_file && (nn > 1 || dump_path))
         return cli_usage_error("generate", "with --prompts give at most one -n (lines may set negative_prompt), no --dump");
-    if (nn > 1 && nn != np)
-        return cli_usage_error("generate", "%d negative prompts for %d prompts (give one, or one per prompt)", nn, np);
     if (lo.variant && strcmp(lo.variant, "fp16"))
         return cli_usage_error("generate", "--variant must be fp16, got '%s'", lo.variant);
-    if (r.width % 8 || r.height % 8)
-        return cli_usage_error("generate", "width and height must be multiples of 8 (got %dx%d)", r.width, r.height);
-    if (r.vae_tile_size && !r.vae_tiling)
-        return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
+    if (r.vae_tile_size && !r.vae_tiling) return cli_usage_error("generate", "--vae-tile-size needs --vae-tiling");
+    static const char *const file_line[1] = {""}; /* --prompts: the lines come later, checked as they run */
+    r.prompts = np ? prompts : file_line;
+    r.nprompts = np ? np : 1;
+    r.negative_prompts = nn ? negs : NULL;
+    r.nnegative = nn;
+    if (sdc_request_check(NULL, &r)) return cli_usage_error("generate", "%s", sdc_last_error());
     if (!have_seed) r.seed = random_seed();
     if (prompts_file) { /* the whole file is checked before the model loads */
         if (sdc_prompts_load(&plist, prompts_file, r.batch, r.seed)) {
@@ -349,16 +365,14 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: cannot write to '%s': folder missing or not writable\n", dump_path);
         return 1;
     }
-    r.prompts = prompts;
-    r.nprompts = np;
-    r.negative_prompts = nn ? negs : NULL;
-    r.nnegative = nn;
     lo.threads = threads;
     lo.loras = loras.paths;
     lo.lora_scales = loras.scales;
     lo.nloras = loras.n;
     if (!quiet) lo.lora_report = on_lora;
 
+    char default_model[PATH_MAX];
+    if (!(model = cli_model_or_default("generate", model, quiet, default_model, sizeof default_model))) return 1;
     sdc_model *m;
     if (sdc_model_load(&m, model, &lo)) {
         fprintf(stderr, "sdc: %s\n", sdc_last_error());

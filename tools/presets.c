@@ -1,36 +1,33 @@
-/* presets.c - the fast-recipe presets (see presets.h). Settings follow the
- * model cards' diffusers code:
- *   stabilityai/sdxl-turbo: EulerAncestral (its scheduler file: trailing),
- *     num_inference_steps=1, guidance_scale=0.0, 512x512
- *   ByteDance/Hyper-SD, Hyper-SDXL-2steps-lora: DDIMScheduler.from_config(...,
- *     timestep_spacing="trailing"), num_inference_steps=2, guidance_scale=0
- *   ByteDance/Hyper-SD, Hyper-SDXL-1step-lora: TCDScheduler.from_config(...),
- *     num_inference_steps=1, guidance_scale=0, eta=1.0 (the TCD schedule's own
- *     first timestep, 999; timesteps=[800] is the card's recipe for the
- *     separate 1-step UNet, not for the LoRA) */
+/* presets.c - the library's presets (sdc_preset_*) on the command line: see
+ * presets.h. The recipes themselves live in src/sched/presets.c. */
 #include "presets.h"
 
+#include <stdio.h>
 #include <string.h>
 
-static const sdc_preset k_presets[] = {
-    {"sdxl-turbo", "euler_a", "trailing", 1, 0.0f, -1.0f, 512,
-     "Euler a, trailing, 1 step, guidance 0, 512x512 (stabilityai/sdxl-turbo)"},
-    {"hyper-sd-2step", "ddim", "trailing", 2, 0.0f, -1.0f, 0,
-     "DDIM, trailing, 2 steps, guidance 0 (SDXL base + Hyper-SDXL-2steps-lora)"},
-    {"hyper-sd-1step", "tcd", NULL, 1, 0.0f, 1.0f, 0,
-     "TCD, 1 step, guidance 0, eta 1.0 (SDXL base + Hyper-SDXL-1step-lora)"},
-};
+const sdc_preset *preset_find(const char *name) { return sdc_preset_find(name); }
 
-const sdc_preset *preset_find(const char *name) {
-    for (size_t i = 0; i < sizeof k_presets / sizeof k_presets[0]; i++)
-        if (!strcmp(k_presets[i].name, name)) return &k_presets[i];
-    return NULL;
+const char *preset_names(void) {
+    static char names[256]; /* written once, by the first caller (the commands are single-threaded) */
+    if (!names[0]) {
+        size_t o = 0;
+        for (int i = 0; i < sdc_preset_count() && o < sizeof names; i++)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? " | " : "", sdc_preset_at(i)->name);
+    }
+    return names;
 }
 
-const char *preset_names(void) { return "sdxl-turbo | hyper-sd-2step | hyper-sd-1step"; }
+void preset_describe(const sdc_preset *p, char *out, size_t n) {
+    int o = snprintf(out, n, "%s", p->sampler->a1111_name);
+    if (p->timestep_spacing) o += snprintf(out + o, n - (size_t)o, ", %s", p->timestep_spacing);
+    o += snprintf(out + o, n - (size_t)o, ", %d step%s, guidance %g", p->steps, p->steps == 1 ? "" : "s",
+                  (double)p->guidance);
+    if (p->eta >= 0.0f) o += snprintf(out + o, n - (size_t)o, ", eta %.1f", (double)p->eta);
+    if (p->size) snprintf(out + o, n - (size_t)o, ", %dx%d", p->size, p->size);
+}
 
 void preset_apply(const sdc_preset *p, const preset_given *g, sdc_request *r) {
-    if (!g->scheduler) r->scheduler = p->scheduler;
+    if (!g->scheduler) r->scheduler = p->sampler->name;
     if (!g->timestep_spacing && p->timestep_spacing) r->timestep_spacing = p->timestep_spacing;
     if (!g->steps) r->steps = p->steps;
     if (!g->guidance) r->guidance = p->guidance;

@@ -1,21 +1,12 @@
-/* presets.h - `sdc generate|dataset --preset NAME`: the settings of the fast recipes
- * (the model cards' own diffusers calls). A preset fills only what the
+/* presets.h - `sdc generate|dataset --preset NAME`: the library's presets
+ * (sdc_preset in sdc.h) applied to a request. A preset fills only what the
  * command line did not set, so explicit flags win wherever they appear. */
 #ifndef SDC_TOOLS_PRESETS_H
 #define SDC_TOOLS_PRESETS_H
 
-#include "sdc.h"
+#include <stddef.h>
 
-typedef struct {
-    const char *name;
-    const char *scheduler;        /* sdc scheduler name */
-    const char *timestep_spacing; /* NULL: the scheduler config's */
-    int steps;
-    float guidance;
-    float eta;                    /* < 0: leave */
-    int size;                     /* width = height; 0: the model's native size */
-    const char *recipe;           /* one line for --help */
-} sdc_preset;
+#include "sdc.h"
 
 /* Which request fields the command line set explicitly. */
 typedef struct {
@@ -31,6 +22,8 @@ void preset_note_given(preset_given *g, int opt);
 const sdc_preset *preset_find(const char *name);
 /* "sdxl-turbo | hyper-sd-2step | hyper-sd-1step" */
 const char *preset_names(void);
+/* One line for --help: "Euler a, trailing, 1 step, guidance 0, 512x512" */
+void preset_describe(const sdc_preset *p, char *out, size_t n);
 void preset_apply(const sdc_preset *p, const preset_given *given, sdc_request *r);
 
 #endif

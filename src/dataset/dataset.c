@@ -468,8 +468,11 @@ static sdc_status check_options(const sdc_dataset_options *o) {
     if (o->nslices < 1 || o->slice < 0 || o->slice >= o->nslices)
         return sdc_fail(SDC_ERR_ARG, "slice %d/%d out of range", o->slice, o->nslices);
     if (o->load.nloras < 0 || (o->load.nloras && !o->load.loras)) return sdc_fail(SDC_ERR_ARG, "bad LoRA list");
-    if (o->req.negative_prompts && !o->req.negative_prompts[0])
-        return sdc_fail(SDC_ERR_ARG, "the default negative prompt is missing");
+    sdc_request r = o->req; /* its settings, before any folder is made (the lines come with the file) */
+    static const char *const line[1] = {""};
+    r.prompts = line, r.nprompts = 1, r.batch = 1, r.batch_size = 0, r.dump = NULL;
+    r.nnegative = r.negative_prompts ? 1 : 0;
+    SDC_TRY(sdc_request_check(NULL, &r));
     return SDC_OK;
 }
 
@@ -480,9 +483,7 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
     def.nnegative = o->req.negative_prompts ? 1 : 0;
     def.progress = NULL, def.dump = NULL; /* the data set's own */
     if (def.scheduler) { /* one spelling in the config and the metadata */
-        sched_kind k;
-        SDC_TRY(sched_kind_from_name(def.scheduler, &k));
-        snprintf(S->scheduler, sizeof S->scheduler, "%s", sched_kind_name(k));
+        SDC_TRY(sched_canonical_name(def.scheduler, S->scheduler, sizeof S->scheduler));
         def.scheduler = S->scheduler;
     }
     SDC_TRY(prompts_file_load(o->prompts, &S->pl));

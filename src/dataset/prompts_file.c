@@ -93,10 +93,10 @@ static sdc_status parse_object(const cJSON *o, const char *what, int line, promp
             if (!cJSON_IsString(v))
                 return sdc_fail(SDC_ERR_FORMAT, "%s:%d: \"%s\" must be a string", what, line, k);
             if (!strcmp(k, "scheduler")) {
-                sched_kind kind;
-                if (sched_kind_from_name(v->valuestring, &kind))
+                char name[64];
+                if (sched_canonical_name(v->valuestring, name, sizeof name))
                     return sdc_wrap(SDC_ERR_FORMAT, "%s:%d: \"scheduler\"", what, line);
-                if (!(e->scheduler = strdup(sched_kind_name(kind)))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+                if (!(e->scheduler = strdup(name))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
             } else {
                 char **dst = !strcmp(k, "prompt") ? &e->prompt : &e->negative;
                 if (!(*dst = strdup(v->valuestring))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
@@ -113,7 +113,7 @@ static sdc_status parse_object(const cJSON *o, const char *what, int line, promp
             e->seed = (uint64_t)d;
             continue;
         } else if (!strcmp(k, "steps")) {
-            SDC_TRY(get_int(v, what, line, k, 1, 1000, &d));
+            SDC_TRY(get_int(v, what, line, k, 1, SDC_MAX_STEPS, &d));
             e->steps = (int)d;
             continue;
         } else if (!strcmp(k, "count")) {
@@ -121,7 +121,7 @@ static sdc_status parse_object(const cJSON *o, const char *what, int line, promp
             e->count = (int)d;
             continue;
         } else if (!strcmp(k, "width") || !strcmp(k, "height")) {
-            SDC_TRY(get_int(v, what, line, k, 8, 4096, &d));
+            SDC_TRY(get_int(v, what, line, k, 8, SDC_MAX_SIDE, &d));
             if ((int)d % 8) return sdc_fail(SDC_ERR_FORMAT, "%s:%d: \"%s\" must be a multiple of 8, got %d", what, line,
                                             k, (int)d);
             *(!strcmp(k, "width") ? &e->width : &e->height) = (int)d;

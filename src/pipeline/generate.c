@@ -4,30 +4,23 @@
  *   per timestep: x = scale_model_input(latents); eps = unet([x, x], t, [neg, pos])
  *                 eps = eps_neg + g * (eps_pos - eps_neg); latents = step(eps, t, latents)
  *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1) */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/png_io.h"
 #include "nn/layers.h"
 #include "nn/step_graph.h"
 #include "nn/unet_runner.h"
 #include "nn/vae_tiling.h"
 #include "family/model.h"
 #include "pipeline/infotext.h"
+#include "pipeline/request.h"
 #include "rng/noise_gen.h"
 #include "sched/scheduler.h"
 
-#define MAX_IMAGES 64
-#define MAX_SIDE 4096
-
-void sdc_request_init(sdc_request *r) {
-    memset(r, 0, sizeof *r);
-    r->batch = 1;
-    r->guidance = -1.0f;
-    r->karras = -1;
-}
+#define MAX_IMAGES SDC_MAX_BATCH
 
 void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
     const unet_config *uc = unet_get_config(m->unet);
@@ -39,7 +32,7 @@ void sdc_model_get_info(const sdc_model *m, sdc_model_info *info) {
         info->prediction = !strcmp(cfg.prediction_type, "v_prediction") ? "v_prediction"
                            : !strcmp(cfg.prediction_type, "sample")     ? "sample"
                                                                          : "epsilon";
-        info->scheduler = sched_kind_name(cfg.kind);
+        info->scheduler = sched_info(cfg.def)->name;
     }
     info->default_width = info->default_height = uc->sample_size * m->vae_scale;
     info->default_steps = m->fam->default_steps;
@@ -66,26 +59,6 @@ static void guidance_embedding(float w, int dim, float *out) {
     if (dim % 2) out[dim - 1] = 0.0f;
 }
 
-static sdc_status check_request(const sdc_request *r, int W, int H, int steps, float g) {
-    if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
-    for (int i = 0; i < r->nprompts; i++)
-        if (!r->prompts[i]) return sdc_fail(SDC_ERR_ARG, "prompt %d is missing", i);
-    if (r->batch < 1 || (int64_t)r->batch * r->nprompts > MAX_IMAGES)
-        return sdc_fail(SDC_ERR_ARG, "batch of %lld images is out of range (1..%d)",
-                        (long long)r->batch * r->nprompts, MAX_IMAGES);
-    if (r->negative_prompts && r->nnegative != 1 && r->nnegative != r->nprompts)
-        return sdc_fail(SDC_ERR_ARG, "%d negative prompts for %d prompts (give one, or one per prompt)",
-                        r->nnegative, r->nprompts);
-    if (W < 8 || H < 8 || W > MAX_SIDE || H > MAX_SIDE || W % 8 || H % 8)
-        return sdc_fail(SDC_ERR_ARG, "size %dx%d is invalid: width and height must be multiples of 8 in 8..%d", W, H,
-                        MAX_SIDE);
-    if (steps < 1 || steps > 1000) return sdc_fail(SDC_ERR_ARG, "steps %d out of range (1..1000)", steps);
-    if (!isfinite(g) || g < 0 || g > 100) return sdc_fail(SDC_ERR_ARG, "guidance %g out of range (0..100)", (double)g);
-    if (!isfinite(r->eta) || r->eta < 0 || r->eta > 1) return sdc_fail(SDC_ERR_ARG, "eta %g out of range (0..1)", (double)r->eta);
-    if (r->clip_skip < 0 || r->clip_skip > 12) return sdc_fail(SDC_ERR_ARG, "clip skip %d out of range (0..12)", r->clip_skip);
-    return SDC_OK;
-}
-
 typedef struct {
     sdc_model *m;
     const sdc_request *r;
@@ -95,7 +68,7 @@ typedef struct {
     latent_format lf;
     int vae_tile; /* --vae-tiling: tile side in pixels; 0: decode untiled */
     sdc_scheduler *s;
-    sched_config sc;
+    const sched_config *sc; /* the request plan's */
     text_cond pos, neg;
     float *ctx, *tcond;    /* UNet conditioning, batch 2B with CFG */
     unet_extra_bufs extra; /* the family's extra UNet inputs, 2B rows with CFG */
@@ -111,25 +84,6 @@ static void state_free(gen_state *S) {
     unet_extra_bufs_free(&S->extra);
     free(S->ctx), free(S->tcond), free(S->gens);
     free(S->latents), free(S->model_in), free(S->unet_in), free(S->unet_out), free(S->noise_pred), free(S->step_noise);
-}
-
-static sdc_status setup_scheduler(gen_state *S) {
-    const sdc_request *r = S->r;
-    SDC_TRY(sched_config_from_json(S->m->sched_json, r->scheduler, &S->sc));
-    if (r->timestep_spacing) {
-        if (strcmp(r->timestep_spacing, "leading") && strcmp(r->timestep_spacing, "trailing") &&
-            strcmp(r->timestep_spacing, "linspace"))
-            return sdc_fail(SDC_ERR_ARG, "unknown timestep spacing '%s' (leading, trailing or linspace)",
-                            r->timestep_spacing);
-        snprintf(S->sc.timestep_spacing, sizeof S->sc.timestep_spacing, "%s", r->timestep_spacing);
-    }
-    if (r->karras >= 0) {
-        if (r->karras && !sched_class_takes_key(S->sc.kind, "use_karras_sigmas"))
-            return sdc_fail(SDC_ERR_ARG, "--karras applies to dpmpp_2m and euler, not to %s",
-                            sched_kind_name(S->sc.kind));
-        S->sc.use_karras_sigmas = r->karras;
-    }
-    return sched_create(&S->s, &S->sc, S->steps);
 }
 
 /* zero conditioning of cond's shape (diffusers' force_zeros_for_empty_prompt) */
@@ -311,25 +265,6 @@ static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
     return SDC_OK;
 }
 
-/* --vae-tiling: diffusers' tile is the VAE config's sample_size (a folder's
- * vae/config.json); a single file's built-in configs give the model's native
- * size (SD 1.x 512, SD 2.1 768, SDXL 1024). */
-static sdc_status vae_tile_size(const sdc_model *m, const sdc_request *r, int *px) {
-    int sample = unet_get_config(m->unet)->sample_size * m->vae_scale;
-    if (r->vae_tile_size) {
-        *px = r->vae_tile_size;
-    } else {
-        if (!m->sf) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/vae/config.json", m->path);
-            SDC_TRY(vae_tiling_config_sample_size(p, &sample));
-        }
-        *px = vae_tiling_default_size(sample, m->vae_scale);
-    }
-    vae_tile_geometry g;
-    return vae_tile_geometry_make(*px, m->vae_scale, &g);
-}
-
 static sdc_status decode(gen_state *S, sdc_image *imgs) {
     const sdc_request *r = S->r;
     op_set_precision(S->m->cx, S->m->vae_dt);
@@ -381,8 +316,6 @@ done:
 
 /* ---- batch_size: a request as consecutive chunks of at most batch_size images ---- */
 
-#define MAX_CHUNKED_IMAGES 4096
-
 typedef struct {
     const sdc_request *r;
     int chunk, nchunks;
@@ -396,17 +329,8 @@ static int chunk_on_progress(void *ctx, int step, int total) {
 
 static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages);
 
+/* r has passed sdc_request_check */
 static sdc_status generate_chunked(sdc_model *m, const sdc_request *r, sdc_image **images, int *nimages) {
-    if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
-    if (r->batch < 1 || (int64_t)r->batch * r->nprompts > MAX_CHUNKED_IMAGES)
-        return sdc_fail(SDC_ERR_ARG, "%lld images are out of range (1..%d)", (long long)r->batch * r->nprompts,
-                        MAX_CHUNKED_IMAGES);
-    if (r->negative_prompts && r->nnegative != 1 && r->nnegative != r->nprompts)
-        return sdc_fail(SDC_ERR_ARG, "%d negative prompts for %d prompts (give one, or one per prompt)",
-                        r->nnegative, r->nprompts);
-    if (r->dump)
-        return sdc_fail(SDC_ERR_ARG, "dumping intermediates needs all %d images in one UNet batch (batch size 0)",
-                        r->batch * r->nprompts);
     int total = r->batch * r->nprompts, bs = r->batch_size, done = 0;
     const char **pos = malloc((size_t)total * sizeof *pos), **neg = malloc((size_t)total * sizeof *neg);
     sdc_image *all = calloc((size_t)total, sizeof *all);
@@ -449,8 +373,7 @@ static sdc_status generate_chunked(sdc_model *m, const sdc_request *r, sdc_image
 sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, int *nimages) {
     *images = NULL;
     *nimages = 0;
-    if (r->batch_size < 0 || r->batch_size > MAX_IMAGES)
-        return sdc_fail(SDC_ERR_ARG, "batch size %d out of range (0..%d)", r->batch_size, MAX_IMAGES);
+    SDC_TRY(request_resolve(m, r, &(request_plan){0})); /* every field, before any work */
     if (r->batch_size && (int64_t)r->batch * r->nprompts > r->batch_size) return generate_chunked(m, r, images, nimages);
     return generate_batch(m, r, 1, images, nimages);
 }
@@ -462,29 +385,24 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     *images = NULL;
     *nimages = 0;
     const unet_config *uc = unet_get_config(m->unet);
+    request_plan P;
+    SDC_TRY(request_resolve(m, r, &P));
     gen_state S;
     memset(&S, 0, sizeof S);
     S.m = m;
     S.r = r;
-    S.W = r->width ? r->width : uc->sample_size * m->vae_scale;
-    S.H = r->height ? r->height : uc->sample_size * m->vae_scale;
-    S.steps = r->steps ? r->steps : m->fam->default_steps;
-    S.g = r->guidance >= 0 ? r->guidance : m->fam->default_guidance;
-    SDC_TRY(check_request(r, S.W, S.H, S.steps, S.g));
-    SDC_TRY(noise_rng_parse(r->rng, &S.rng));
-    if (S.W % m->vae_scale || S.H % m->vae_scale)
-        return sdc_fail(SDC_ERR_ARG, "size %dx%d must be a multiple of %d for this model", S.W, S.H, m->vae_scale);
+    S.W = P.W, S.H = P.H, S.steps = P.steps, S.g = P.g, S.cfg = P.cfg, S.rng = P.rng, S.vae_tile = P.vae_tile;
+    S.sc = &P.sched;
+    assert(r->batch >= 1 && (int64_t)r->nprompts * r->batch <= MAX_IMAGES && "checked by request_resolve");
     S.B = r->nprompts * r->batch;
     S.h = S.H / m->vae_scale;
     S.w = S.W / m->vae_scale;
     m->fam->latents(m, &S.lf);
     S.per = (int64_t)S.lf.channels * S.h * S.w;
-    if (r->vae_tiling) SDC_TRY(vae_tile_size(m, r, &S.vae_tile)); /* before any work: a bad size fails fast */
-    S.cfg = S.g > 1.0f && !uc->time_cond_proj_dim;
     int n = S.cfg ? 2 : 1;
     sdc_image *imgs = calloc((size_t)S.B, sizeof(sdc_image));
     sdc_status st = imgs ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    if (!st) st = setup_scheduler(&S);
+    if (!st) st = sched_create(&S.s, S.sc, S.steps);
     if (!st) st = setup_text(&S);
     if (!st && uc->time_cond_proj_dim) {
         st = alloc_f32(&S.tcond, (int64_t)S.B * uc->time_cond_proj_dim);
@@ -512,8 +430,8 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
             .prompt = r->prompts[p],
             .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
             .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
-            .sampler = infotext_sampler_name(sched_kind_name(S.sc.kind)),
-            .schedule = S.sc.use_karras_sigmas ? "Karras" : NULL,
+            .sampler = sched_info(S.sc->def)->a1111_name,
+            .schedule = S.sc->use_karras_sigmas ? "Karras" : NULL,
             .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
             .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
         };

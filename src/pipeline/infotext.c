@@ -5,15 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *infotext_sampler_name(const char *n) {
-    static const char *map[][2] = {{"ddim", "DDIM"},         {"pndm", "PLMS"}, {"euler", "Euler"},
-                                   {"euler_a", "Euler a"},   {"dpmpp_2m", "DPM++ 2M"},
-                                   {"lcm", "LCM"},           {"tcd", "TCD"}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(map[i][0], n)) return map[i][1];
-    return n;
-}
-
 /* %g that always reads back as the same float */
 static void fmt_num(char *b, size_t n, float v) { snprintf(b, n, "%.9g", (double)v); }
 

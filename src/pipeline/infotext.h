@@ -8,7 +8,7 @@
 typedef struct {
     const char *prompt, *negative; /* negative NULL: line omitted */
     int steps, width, height, clip_skip;
-    const char *sampler;           /* A1111 spelling, e.g. "DPM++ 2M" */
+    const char *sampler;           /* A1111 spelling (sdc_sampler_info.a1111_name) */
     const char *schedule;          /* "Karras" or NULL */
     float guidance, eta;
     uint64_t seed;
@@ -18,7 +18,5 @@ typedef struct {
 
 /* malloc'd string, NULL on allocation failure */
 char *infotext_format(const infotext_fields *f);
-/* A1111 sampler name for an sdc scheduler name */
-const char *infotext_sampler_name(const char *sdc_name);
 
 #endif

@@ -67,8 +67,8 @@ static int64_t file_size(const char *path) {
 static sdc_status describe_sched(sdc_model_report *r, const cJSON *sched, const unet_config *u, int vae_blocks) {
     sched_config sc;
     SDC_TRY(sched_config_from_json(sched, NULL, &sc));
-    snprintf(r->scheduler, sizeof r->scheduler, "%s", sched_kind_name(sc.kind));
-    snprintf(r->scheduler_class, sizeof r->scheduler_class, "%s", sched_class_name(sc.kind));
+    snprintf(r->scheduler, sizeof r->scheduler, "%s", sched_info(sc.def)->name);
+    snprintf(r->scheduler_class, sizeof r->scheduler_class, "%s", sched_info(sc.def)->diffusers_class);
     snprintf(r->prediction, sizeof r->prediction, "%s", sc.prediction_type);
     r->width = r->height = u->sample_size * (1 << (vae_blocks - 1));
     return SDC_OK;
@@ -221,7 +221,11 @@ sdc_status sdc_model_inspect(const char *path, const sdc_load_options *opt, sdc_
     sdc_status st;
     if (dir_exists(path)) st = inspect_folder(path, opt, r);
     else if (path_exists(path)) st = inspect_single(path, opt, r);
-    else return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
+    else {
+        struct stat sb;
+        return sdc_fail(SDC_ERR_IO, stat(path, &sb) ? "%s: model not found" : "%s: not a regular file or a folder",
+                        path);
+    }
     for (int i = 0; i < r->ncomp; i++) r->lora_targets += r->comp[i].lora_targets;
     return st;
 }

@@ -7,7 +7,14 @@
 
 #include "sched/sched_internal.h"
 
-sdc_status ddim_set_timesteps(sdc_scheduler *s, int n) {
+static sdc_status ddim_validate(const sched_config *c, int steps) {
+    (void)steps;
+    if (c->thresholding)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "DDIMScheduler: thresholding (dynamic thresholding) is not supported");
+    return SDC_OK;
+}
+
+static sdc_status ddim_set_timesteps(sdc_scheduler *s, int n) {
     s->ts_int = malloc((size_t)n * sizeof(int64_t));
     if (!s->ts_int) return sdc_fail(SDC_ERR_NOMEM, "DDIMScheduler: out of memory");
     SDC_TRY(sched_spacing_int(&s->cfg, n, s->ts_int));
@@ -21,9 +28,15 @@ sdc_status ddim_set_timesteps(sdc_scheduler *s, int n) {
 
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                     float eta, float *x0_out, float *noise_out) {
+static int ddim_draws_noise(const sdc_scheduler *s, int i, float eta) {
+    (void)s, (void)i;
+    return eta > 0;
+}
+
+static sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per,
+                            const sched_gens *gens, float eta, float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
+    if (!(eta >= 0)) return sdc_fail(SDC_ERR_ARG, "DDIMScheduler: eta %g must be >= 0", (double)eta);
     const int64_t t = s->ts_int[i];
     const int64_t prev_t = t - c->num_train_timesteps / s->num_inference_steps;
     const float a_t = s->ac[t];
@@ -45,7 +58,7 @@ sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int bat
     if (eta > 0) {
         noise = noise_out ? noise_out : malloc((size_t)n * sizeof(float));
         if (!noise) return sdc_fail(SDC_ERR_NOMEM, "DDIMScheduler: out of memory");
-        for (int b = 0; b < batch; b++) sched_randn(gens, b, noise + (int64_t)b * per, per);
+        sched_randn_batch(gens, batch, per, noise);
     }
     for (int64_t k = 0; k < n; k++) {
         float pos, pe;
@@ -69,3 +82,25 @@ sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int bat
     if (noise && noise != noise_out) free(noise);
     return SDC_OK;
 }
+
+static const char *const a1111_aliases[] = {"ddim", NULL};
+
+/* DDIMScheduler.__init__ */
+static const sched_key keys[] = {
+    SK_INT(num_train_timesteps, 1000), SK_NUM(beta_start, 0.0001), SK_NUM(beta_end, 0.02),
+    SK_STR(beta_schedule, "linear"), SK_NULLABLE(trained_betas), SK_BOOL(clip_sample, 1),
+    SK_BOOL(set_alpha_to_one, 1), SK_INT(steps_offset, 0), SK_STR(prediction_type, "epsilon"),
+    SK_BOOL(thresholding, 0), SK_NUM(dynamic_thresholding_ratio, 0.995), SK_NUM(clip_sample_range, 1.0),
+    SK_NUM(sample_max_value, 1.0), SK_STR(timestep_spacing, "leading"), SK_BOOL(rescale_betas_zero_snr, 0),
+    SK_END};
+
+const sched_def sched_ddim = {
+    .info = {.name = "ddim", .diffusers_class = "DDIMScheduler", .a1111_name = "DDIM", .a1111_aliases = a1111_aliases,
+             .takes_eta = 1},
+    .keys = keys,
+    .calls_per_step = 1,
+    .validate = ddim_validate,
+    .set_timesteps = ddim_set_timesteps,
+    .draws_noise = ddim_draws_noise,
+    .step = ddim_step,
+};

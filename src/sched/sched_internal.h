@@ -1,8 +1,16 @@
-/* sched_internal.h - shared state and helpers of the scheduler family files. */
+/* sched_internal.h - what the sampler files share: the registry row
+ * (struct sched_def), the scheduler object, config-key tables and the
+ * schedule helpers of schedule_common.c.
+ *
+ * A sampler is one file that defines `const sched_def sched_NAME = {...}`
+ * (its names, its class's __init__ keys with their defaults, its functions
+ * and its private state) plus NAME in the SCHED_ROWS list of registry.c. */
 #ifndef SDC_SCHED_INTERNAL_H
 #define SDC_SCHED_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sched/scheduler.h"
 
@@ -21,36 +29,109 @@ static inline void sched_randn(const sched_gens *g, int b, float *out, int64_t n
         torch_randn(&g->torch[b], out, n);
 }
 
+/* image b's noise for every image of the batch, in image order */
+static inline void sched_randn_batch(const sched_gens *g, int batch, int64_t per, float *out) {
+    for (int b = 0; b < batch; b++) sched_randn(g, b, out + (int64_t)b * per, per);
+}
+
+/* What every sampler has; the rest is the sampler's own (state). */
 struct sdc_scheduler {
     sched_config cfg;
     int num_inference_steps;
     int n_calls;
-    int64_t *ts_int;      /* integer timesteps (all but Euler / Euler-a) */
-    float *ts_float;      /* Euler / Euler-a timesteps (float32) */
-    float *sigmas;        /* float32 sigmas, n_calls + 1 (sigma-based kinds) */
+    int64_t *ts_int;      /* integer timesteps (NULL for float-timestep samplers) */
+    float *ts_float;      /* float32 timesteps (Euler, Euler-a) */
+    float *sigmas;        /* float32 sigmas, n_calls + 1 (sigma-based samplers) */
     double *sigmas_d;     /* the same as double, for sched_sigmas */
     int n_sigmas;
     float *ac;            /* alphas_cumprod, num_train_timesteps entries */
     float final_ac;       /* final_alpha_cumprod */
     float init_noise_sigma;
 
-    /* history (PNDM, DPM) */
     int steps_done;       /* steps taken since creation / reset */
-    int64_t state_n;      /* batch * per_image of the allocated state, 0 = none */
-    /* PNDM */
-    int prk_count;        /* number of PRK calls (0 with skip_prk_steps) */
-    int64_t *prk_ts;      /* prk_timesteps (needed by step_prk) */
-    float *ets[4];
-    int n_ets;
-    float *cur_sample;
-    int has_cur_sample;
-    float *cur_model_output;
-    int counter;
-    /* DPM */
-    float *model_outputs[3]; /* [order-2], [order-1]: last two data predictions */
-    int n_model_outputs;
-    int lower_order_nums;
+    int64_t hist_n;       /* batch * per_image of the history (samplers with state_reset), 0 = none */
+    void *state;          /* the sampler's own (state_create / state_free) */
 };
+
+/* ---- config keys ---- */
+
+typedef enum { SCHED_K_INT, SCHED_K_NUM, SCHED_K_BOOL, SCHED_K_STR, SCHED_K_OPT_NUM, SCHED_K_NULLABLE } sched_key_type;
+
+/* One __init__ argument of a diffusers class and its default. */
+typedef struct {
+    const char *key;
+    sched_key_type type;
+    int in_opts;        /* 1: off / has_off are offsets in the sampler's options struct (cfg.opts), 0: in sched_config */
+    size_t off;         /* the field (K_NULLABLE: none) */
+    size_t has_off;     /* K_OPT_NUM / K_NULLABLE: the int set when the key is given (not null) */
+    size_t size;        /* K_STR: buffer size */
+    double num;         /* default of K_NUM */
+    int i;              /* default of K_INT / K_BOOL */
+    const char *str;    /* default of K_STR */
+} sched_key;            /* K_OPT_NUM and K_NULLABLE default to None */
+
+/* Keys stored in sched_config; the key is the field's name. */
+#define SK_INT(f, d) {.key = #f, .type = SCHED_K_INT, .off = offsetof(sched_config, f), .i = (d)}
+#define SK_BOOL(f, d) {.key = #f, .type = SCHED_K_BOOL, .off = offsetof(sched_config, f), .i = (d)}
+#define SK_NUM(f, d) {.key = #f, .type = SCHED_K_NUM, .off = offsetof(sched_config, f), .num = (d)}
+#define SK_STR(f, d) \
+    {.key = #f, .type = SCHED_K_STR, .off = offsetof(sched_config, f), .size = sizeof(((sched_config *)0)->f), .str = (d)}
+#define SK_OPT_NUM(f) \
+    {.key = #f, .type = SCHED_K_OPT_NUM, .off = offsetof(sched_config, f), .has_off = offsetof(sched_config, has_##f)}
+#define SK_NULLABLE(f) {.key = #f, .type = SCHED_K_NULLABLE, .has_off = offsetof(sched_config, has_##f)}
+/* Keys of the sampler's own options struct T (cfg.opts). */
+#define SO_INT(T, f, d) {.key = #f, .type = SCHED_K_INT, .in_opts = 1, .off = offsetof(T, f), .i = (d)}
+#define SO_BOOL(T, f, d) {.key = #f, .type = SCHED_K_BOOL, .in_opts = 1, .off = offsetof(T, f), .i = (d)}
+#define SO_NUM(T, f, d) {.key = #f, .type = SCHED_K_NUM, .in_opts = 1, .off = offsetof(T, f), .num = (d)}
+#define SO_STR(T, f, d) \
+    {.key = #f, .type = SCHED_K_STR, .in_opts = 1, .off = offsetof(T, f), .size = sizeof(((T *)0)->f), .str = (d)}
+#define SO_NULLABLE(T, f) {.key = #f, .type = SCHED_K_NULLABLE, .in_opts = 1, .has_off = offsetof(T, has_##f)}
+#define SK_END {.key = NULL}
+
+/* A copy of the sampler's options struct out of cfg->opts (memcpy: opts is
+ * plain bytes, so no aliasing question). */
+#define SCHED_OPTS_GET(T, cfg, dst)                                                    \
+    do {                                                                             \
+        _Static_assert(sizeof(T) <= SCHED_OPTS_SIZE, #T " does not fit SCHED_OPTS_SIZE"); \
+        memcpy((dst), (cfg)->opts, sizeof(T));                                       \
+    } while (0)
+
+/* ---- the registry row ---- */
+
+struct sched_def {
+    sdc_sampler_info info;       /* names and flags: the public view (sdc_sampler_at) */
+    const sched_key *keys;       /* the class's __init__ arguments in order, with its defaults; SK_END ends */
+    size_t opts_size;            /* sizeof the options struct its SO_ keys fill (0: none) */
+    int calls_per_step;          /* model calls one step takes (1; Heun-style samplers 2) */
+    /* class-specific config checks after the common ones (NULL: none) */
+    sdc_status (*validate)(const sched_config *c, int steps);
+    /* set_timesteps: fill ts_int or ts_float, n_calls, and for sigma samplers
+     * sigmas / n_sigmas / init_noise_sigma; may change num_inference_steps */
+    sdc_status (*set_timesteps)(sdc_scheduler *s, int steps);
+    /* scale_model_input for call i, in place (NULL: identity) */
+    void (*scale_model_input)(const sdc_scheduler *s, int i, float *x, int64_t n);
+    /* whether step i draws noise (NULL: never); step must draw exactly then */
+    int (*draws_noise)(const sdc_scheduler *s, int i, float eta);
+    /* the step over the whole batch (checks its own eta range); scheduler.c
+     * has checked i, the batch, the generators and the history order */
+    sdc_status (*step)(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per,
+                       const sched_gens *gens, float eta, float *x0, float *noise_out);
+    /* private state: made before set_timesteps, freed with the scheduler (NULL: none) */
+    sdc_status (*state_create)(sdc_scheduler *s);
+    void (*state_free)(void *state);
+    /* samplers with history: start it over for steps of n floats (reallocated
+     * when n changes). Called at step 0; then steps must come in order with
+     * the same batch size (NULL: no history, any order) */
+    sdc_status (*state_reset)(sdc_scheduler *s, int64_t n);
+};
+
+/* ---- registry.c ---- */
+
+enum { SCHED_LIST_NAMES, SCHED_LIST_CLASSES, SCHED_LIST_A1111, SCHED_LIST_KARRAS };
+/* The registry's sdc names / diffusers classes / A1111 names / sdc names of
+ * the samplers that take Karras sigmas, in registry order, joined by sep
+ * (last_sep before the last one): "a, b and c". */
+void sched_list_names(int which, const char *sep, const char *last_sep, char *out, size_t n);
 
 /* ---- schedule_common.c ---- */
 
@@ -75,34 +156,36 @@ void sched_train_sigmas(const float *ac, int n, float *sig);
 void sched_karras(double sigma_min, double sigma_max, int n, double *out);
 /* diffusers _sigma_to_t with log_sigmas = np.log(float32 sigmas) (float32). */
 double sched_sigma_to_t(double sigma, const float *log_sigmas, int n);
+/* The Karras sigma schedule a sampler with use_karras_sigmas takes: n
+ * sigmas from sigma_max down to sigma_min into sig, and each one's
+ * (fractional) training timestep into t (diffusers _sigma_to_t against
+ * log(train_sigmas), T of them). t may alias nothing else. */
+sdc_status sched_karras_schedule(const float *train_sigmas, int T, double sigma_min, double sigma_max, int n,
+                                 double *sig, double *t);
 /* leading / trailing / linspace integer timesteps (DDIM, LCM-free classes).
  * Fills out[0..n-1] descending. */
 sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out);
+/* The discrete sigma schedule of EulerDiscrete / EulerAncestralDiscrete
+ * (and the k-diffusion-style classes like them): float32 timesteps by
+ * timestep_spacing, sigmas interpolated from the training sigmas (or Karras
+ * sigmas when karras), a final sigma of 0 or, with final_sigma_min,
+ * sigma(t=0); init_noise_sigma. Sets ts_float, sigmas, n_sigmas, n_calls. */
+sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_sigma_min);
+/* scale_model_input of the sigma samplers: x / sqrt(sigma_i^2 + 1) in float32. */
+void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);
 
 int sched_is_eps(const sched_config *c);
 int sched_is_v(const sched_config *c);
 int sched_is_sample(const sched_config *c);
 
-/* allocation of history buffers of `n` floats each (frees old ones) */
-sdc_status sched_state_alloc(sdc_scheduler *s, int64_t n);
+/* ---- LCMScheduler and TCDScheduler (lcm.c): same arguments, same timesteps ---- */
 
-/* ---- family entry points ---- */
-sdc_status ddim_set_timesteps(sdc_scheduler *s, int n);
-sdc_status ddim_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                     float eta, float *x0, float *noise_out);
-sdc_status pndm_set_timesteps(sdc_scheduler *s, int n);
-sdc_status pndm_step(sdc_scheduler *s, int i, const float *mo, float *x, int64_t n_total, float *x0);
-sdc_status euler_set_timesteps(sdc_scheduler *s, int n);
-sdc_status euler_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                      float *x0, float *noise_out);
-sdc_status euler_a_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                        float *x0, float *noise_out);
-sdc_status dpm_set_timesteps(sdc_scheduler *s, int n);
-sdc_status dpm_step(sdc_scheduler *s, int i, const float *mo, float *x, int64_t n_total, float *x0);
-sdc_status lcm_set_timesteps(sdc_scheduler *s, int n); /* LCM and TCD */
-sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                    float *x0, float *noise_out);
-sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                    float eta, float *x0, float *noise_out);
+typedef struct {
+    int original_inference_steps;
+    double timestep_scaling;
+} sched_lcm_opts;
+extern const sched_key sched_lcm_keys[];
+sdc_status sched_lcm_validate(const sched_config *c, int steps);
+sdc_status sched_lcm_set_timesteps(sdc_scheduler *s, int n);
 
 #endif

@@ -1,5 +1,6 @@
 /* schedule_common.c - betas / alphas_cumprod exactly as torch computes them,
- * numpy's linspace / arange / round / interp, Karras sigmas, sigma -> t.
+ * numpy's linspace / arange / round / interp, Karras sigmas, sigma -> t, and
+ * the discrete sigma schedule the sigma samplers share.
  *
  * Floating-point contraction must stay off here except where torch's own
  * build contracts (fmaf below): the project compiles with -std=c11, where
@@ -194,6 +195,17 @@ double sched_sigma_to_t(double sigma, const float *log_sigmas, int n) {
     return (1 - w) * (double)low_idx + w * (double)high_idx;
 }
 
+sdc_status sched_karras_schedule(const float *train_sigmas, int T, double sigma_min, double sigma_max, int n,
+                                 double *sig, double *t) {
+    float *logs = malloc((size_t)T * sizeof(float));
+    if (!logs) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
+    for (int i = 0; i < T; i++) logs[i] = logf(train_sigmas[i]); /* np.log of a float32 array */
+    sched_karras(sigma_min, sigma_max, n, sig);
+    for (int i = 0; i < n; i++) t[i] = sched_sigma_to_t(sig[i], logs, T);
+    free(logs);
+    return SDC_OK;
+}
+
 sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out) {
     const int T = cfg->num_train_timesteps;
     if (!strcmp(cfg->timestep_spacing, "linspace")) {
@@ -227,29 +239,77 @@ int sched_is_eps(const sched_config *c) { return !strcmp(c->prediction_type, "ep
 int sched_is_v(const sched_config *c) { return !strcmp(c->prediction_type, "v_prediction"); }
 int sched_is_sample(const sched_config *c) { return !strcmp(c->prediction_type, "sample"); }
 
-sdc_status sched_state_alloc(sdc_scheduler *s, int64_t n) {
-    for (int k = 0; k < 4; k++) {
-        free(s->ets[k]);
-        s->ets[k] = NULL;
+/* timesteps as float32, descending */
+static sdc_status sigma_timesteps(const sched_config *c, int n, float *ts) {
+    const int T = c->num_train_timesteps;
+    if (!strcmp(c->timestep_spacing, "linspace")) {
+        double *v = malloc((size_t)n * sizeof(double));
+        if (!v) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
+        np_linspace(0, T - 1, n, 1, v); /* dtype=np.float32: computed in float64, cast */
+        for (int i = 0; i < n; i++) ts[i] = (float)v[n - 1 - i];
+        free(v);
+    } else if (!strcmp(c->timestep_spacing, "leading")) {
+        int ratio = T / n;
+        for (int i = 0; i < n; i++) ts[i] = (float)((int64_t)(n - 1 - i) * ratio) + (float)c->steps_offset;
+    } else {
+        double ratio = (double)T / n, *v = malloc((size_t)(n + 2) * sizeof(double));
+        if (!v) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
+        int len = np_arange(T, 0, -ratio, v, n + 2);
+        if (len != n) {
+            free(v);
+            return sdc_fail(SDC_ERR_UNSUPPORTED, "scheduler: trailing spacing gives %d timesteps for %d steps", len, n);
+        }
+        for (int i = 0; i < n; i++) ts[i] = (float)np_round(v[i]) - 1.0f;
+        free(v);
     }
-    for (int k = 0; k < 3; k++) {
-        free(s->model_outputs[k]);
-        s->model_outputs[k] = NULL;
-    }
-    free(s->cur_sample);
-    free(s->cur_model_output);
-    s->cur_sample = s->cur_model_output = NULL;
-    s->state_n = 0;
-    size_t bytes = (size_t)n * sizeof(float);
-    int bad = 0;
-    if (s->cfg.kind == SCHED_PNDM) {
-        for (int k = 0; k < 4; k++) bad |= !(s->ets[k] = malloc(bytes));
-        bad |= !(s->cur_sample = malloc(bytes));
-        bad |= !(s->cur_model_output = calloc((size_t)n, sizeof(float)));
-    } else if (s->cfg.kind == SCHED_DPMPP_2M) {
-        for (int k = 0; k < 3; k++) bad |= !(s->model_outputs[k] = malloc(bytes));
-    }
-    if (bad) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory for the step history (%lld floats)", (long long)n);
-    s->state_n = n;
     return SDC_OK;
+}
+
+sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_sigma_min) {
+    const sched_config *c = &s->cfg;
+    const int T = c->num_train_timesteps;
+    s->ts_float = malloc((size_t)n * sizeof(float));
+    s->sigmas = malloc((size_t)(n + 1) * sizeof(float));
+    float *train = malloc((size_t)T * sizeof(float));
+    double *sig = malloc((size_t)n * sizeof(double)), *t = malloc((size_t)n * sizeof(double));
+    sdc_status st = SDC_OK;
+    if (!s->ts_float || !s->sigmas || !train || !sig || !t) st = sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
+    if (!st) st = sigma_timesteps(c, n, s->ts_float);
+    if (!st) {
+        if (c->rescale_betas_zero_snr) s->ac[T - 1] = 0x1p-24f; /* near 0 but not 0: first sigma finite */
+        sched_train_sigmas(s->ac, T, train);
+        for (int i = 0; i < n; i++) sig[i] = np_interp_index((double)s->ts_float[i], train, T);
+        if (karras) {
+            double smin = c->has_sigma_min ? c->sigma_min : sig[n - 1];
+            double smax = c->has_sigma_max ? c->sigma_max : sig[0];
+            st = sched_karras_schedule(train, T, smin, smax, n, sig, t);
+            for (int i = 0; !st && i < n; i++) s->ts_float[i] = (float)t[i];
+        }
+    }
+    if (!st) {
+        float last = 0.0f;
+        if (final_sigma_min) last = sqrtf((1.0f - s->ac[0]) / s->ac[0]);
+        for (int i = 0; i < n; i++) s->sigmas[i] = (float)sig[i];
+        s->sigmas[n] = last;
+        s->n_sigmas = n + 1;
+        s->n_calls = n;
+        /* init_noise_sigma: max sigma (linspace, trailing) or sqrt(max^2 + 1) */
+        float mx = s->sigmas[0];
+        for (int i = 1; i <= n; i++)
+            if (s->sigmas[i] > mx) mx = s->sigmas[i];
+        if (!strcmp(c->timestep_spacing, "linspace") || !strcmp(c->timestep_spacing, "trailing"))
+            s->init_noise_sigma = mx;
+        else
+            s->init_noise_sigma = sqrtf(mx * mx + 1.0f);
+    }
+    free(train);
+    free(sig);
+    free(t);
+    return st;
+}
+
+void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n) {
+    const float sigma = s->sigmas[i];
+    const float d = sqrtf(sigma * sigma + 1.0f); /* (sigma**2 + 1) ** 0.5, float32 */
+    for (int64_t k = 0; k < n; k++) x[k] = x[k] / d;
 }

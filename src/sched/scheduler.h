@@ -1,9 +1,9 @@
 /* scheduler.h - diffusers 0.30.3 noise schedulers, reproduced with the
- * reference's dtype choices (float32 torch scalars, float64 numpy schedules):
- * DDIM, PNDM (PLMS and PRK), Euler, Euler-ancestral, DPM-Solver++ (multistep),
- * LCM and TCD.
+ * reference's dtype choices (float32 torch scalars, float64 numpy schedules).
+ * Each sampler is one file with one registry row (sched_internal.h,
+ * registry.c); the rest of the library sees a row as an opaque sched_def.
  *
- *   sched_config c;  sched_config_from_json(json, NULL, &c);   // or "euler_a", ...
+ *   sched_config c;  sched_config_from_json(json, NULL, &c);   // or a sampler name
  *   c.timestep_spacing = ... (overrides)
  *   sdc_scheduler *s; sched_create(&s, &c, steps);
  *   x *= sched_init_noise_sigma(s);
@@ -18,19 +18,26 @@
 #define SDC_SCHED_SCHEDULER_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
 #include "rng/noise_gen.h"
 #include "rng/torch_rng.h"
+#include "sdc.h"
 
-typedef enum { SCHED_DDIM, SCHED_PNDM, SCHED_EULER, SCHED_EULER_A, SCHED_DPMPP_2M, SCHED_LCM, SCHED_TCD } sched_kind;
-#define SCHED_NUM_KINDS 7
+/* One sampler: a row of the registry (struct in sched_internal.h). */
+typedef struct sched_def sched_def;
 
 #define SCHED_MAX_DEFAULTED 32
+#define SCHED_OPTS_SIZE 256 /* bytes for a sampler's own config keys */
 
+/* A scheduler config: the __init__ arguments of the sampler's diffusers
+ * class. The keys more than one class takes are fields here; a key only one
+ * sampler reads lives in that sampler's options struct, stored in opts and
+ * filled through its row's key table (sched_config_value reads any key). */
 typedef struct {
-    sched_kind kind;
+    const sched_def *def;       /* the sampler */
     /* common */
     int num_train_timesteps;
     double beta_start, beta_end;
@@ -47,47 +54,57 @@ typedef struct {
     int thresholding;
     double dynamic_thresholding_ratio;
     double sample_max_value;
-    int skip_prk_steps;         /* PNDM */
-    /* Euler */
-    char interpolation_type[16]; /* linear | log_linear */
+    /* sigma-based samplers */
     int use_karras_sigmas;       /* Euler, DPM */
     int has_sigma_min, has_sigma_max;
     double sigma_min, sigma_max;
-    char timestep_type[16];      /* discrete | continuous */
     char final_sigmas_type[16];  /* zero | sigma_min (Euler, DPM) */
-    /* DPM-Solver */
-    int solver_order;
-    char algorithm_type[24];     /* dpmsolver++ (others unsupported) */
-    char solver_type[16];        /* midpoint | heun */
-    int lower_order_final;
-    int euler_at_final;
-    int use_lu_lambdas;
-    double lambda_min_clipped;   /* -inf by default */
-    int has_variance_type;       /* variance_type not null (unsupported) */
-    /* LCM / TCD */
-    int original_inference_steps;
-    double timestep_scaling;
+    /* the sampler's own keys (its options struct; see sched_internal.h) */
+    unsigned char opts[SCHED_OPTS_SIZE];
     /* which of the target class's keys were absent from the JSON (class defaults);
      * pointers to static strings, in the class's argument order */
     const char *defaulted[SCHED_MAX_DEFAULTED];
     int n_defaulted;
 } sched_config;
 
-/* name: "ddim"|"pndm"|"euler"|"euler_a"|"dpmpp_2m"|"lcm"|"tcd" (a diffusers class
- * name such as "EulerDiscreteScheduler" is accepted too), or NULL = the class
- * in the config's "_class_name". Keys present in the JSON carry over; absent
- * (or null) keys take the TARGET class's defaults (from_config). json may be
- * NULL (all class defaults). Unknown class/name -> SDC_ERR_ARG listing the
- * valid names; a present key of the wrong type -> SDC_ERR_FORMAT. */
+/* ---- the registry (registry.c) ---- */
+
+int sched_count(void);
+const sched_def *sched_at(int i);                     /* 0 <= i < sched_count() */
+const sdc_sampler_info *sched_info(const sched_def *d); /* names and flags */
+/* By any name (see sdc_sampler_find). With karras non-NULL, A1111's legacy
+ * names with the schedule in them ("<A1111 name> Karras", "<alias>_ka") are
+ * found too, setting *karras to 1 (else 0) whether or not the sampler takes
+ * Karras sigmas (see sched_check_karras). NULL when unknown (no error set). */
+const sched_def *sched_find(const char *name, int *karras);
+/* SDC_ERR_ARG: "unknown scheduler 'name' (valid: ...)", every name listed. */
+sdc_status sched_unknown(const char *name);
+/* SDC_ERR_ARG "<what> applies to <the samplers that take it>, not to <d>"
+ * unless d takes Karras sigmas. */
+sdc_status sched_check_karras(const sched_def *d, const char *what);
+/* The one spelling stored for a sampler name (data sets, prompts files):
+ * the sdc name, or for a legacy Karras name the A1111 name + " Karras".
+ * Unknown names fail as sched_unknown. */
+sdc_status sched_canonical_name(const char *name, char *out, size_t n);
+
+/* ---- configs (sched_config.c) ---- */
+
+/* name: any sampler name (sched_find), or NULL = the class in the config's
+ * "_class_name". Keys present in the JSON carry over; absent (or null) keys
+ * take the TARGET class's defaults (from_config). json may be NULL (all
+ * class defaults). A legacy Karras name ("DPM++ 2M Karras") also sets
+ * use_karras_sigmas. Unknown class/name -> SDC_ERR_ARG listing the valid
+ * names; a present key of the wrong type -> SDC_ERR_FORMAT. */
 sdc_status sched_config_from_json(const cJSON *json, const char *name, sched_config *cfg);
-/* The class defaults of a kind (as from_config with an empty JSON). */
-void sched_config_defaults(sched_kind kind, sched_config *cfg);
-/* Parse a scheduler name or diffusers class name. */
-sdc_status sched_kind_from_name(const char *name, sched_kind *out);
-const char *sched_kind_name(sched_kind k);       /* "ddim", ... */
-const char *sched_class_name(sched_kind k);      /* "DDIMScheduler", ... */
-/* Whether the diffusers class of kind k takes config key `key` (__init__ argument). */
-int sched_class_takes_key(sched_kind k, const char *key);
+/* The class defaults of a sampler (as from_config with an empty JSON). */
+void sched_config_defaults(const sched_def *d, sched_config *cfg);
+/* Whether the sampler's diffusers class takes config key `key` (__init__ argument). */
+int sched_takes_key(const sched_def *d, const char *key);
+/* The value sdc uses for a key the class takes, as a new JSON value (a
+ * nullable key that is set reads true); NULL when the class does not take it. */
+cJSON *sched_config_value(const sched_config *c, const char *key);
+
+/* ---- schedulers (scheduler.c) ---- */
 
 typedef struct sdc_scheduler sdc_scheduler;
 
@@ -102,6 +119,7 @@ void sched_reset(sdc_scheduler *s);
 const sched_config *sched_get_config(const sdc_scheduler *s);
 int sched_num_inference_steps(const sdc_scheduler *s);
 int sched_num_calls(const sdc_scheduler *s);          /* len(timesteps) (PNDM PLMS: steps+1) */
+int sched_calls_per_step(const sdc_scheduler *s);     /* model calls one step takes (1; Heun-style 2) */
 double sched_timestep(const sdc_scheduler *s, int i); /* timesteps[i] as passed to the UNet */
 int sched_timesteps_are_float(const sdc_scheduler *s); /* Euler / Euler-a: float32 timesteps */
 const double *sched_sigmas(const sdc_scheduler *s, int *n); /* NULL when not sigma-based; float32 values */

@@ -8,9 +8,15 @@
 
 #include "sched/sched_internal.h"
 
-sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per, const sched_gens *gens,
-                    float eta, float *x0_out, float *noise_out) {
+static int tcd_draws_noise(const sdc_scheduler *s, int i, float eta) {
+    return eta > 0 && i != s->num_inference_steps - 1;
+}
+
+static sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batch, int64_t per,
+                           const sched_gens *gens, float eta, float *x0_out, float *noise_out) {
     const sched_config *c = &s->cfg;
+    if (!(eta >= 0 && eta <= 1))
+        return sdc_fail(SDC_ERR_ARG, "TCDScheduler: eta (gamma) %g must be in [0, 1]", (double)eta);
     const int64_t n = (int64_t)batch * per;
     const int64_t t = s->ts_int[i];
     const int64_t prev_t = i + 1 < s->n_calls ? s->ts_int[i + 1] : 0;
@@ -24,12 +30,12 @@ sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batc
     const float b_s = 1.0f - a_s;
     const float sa_t = sqrtf(a_t), sb_t = sqrtf(b_t), sa_s = sqrtf(a_s), sb_s = sqrtf(b_s);
     const int eps = sched_is_eps(c), v = sched_is_v(c);
-    const int draw = eta > 0 && i != s->num_inference_steps - 1;
+    const int draw = tcd_draws_noise(s, i, eta);
     float *noise = NULL;
     if (draw) {
         noise = noise_out ? noise_out : malloc((size_t)n * sizeof(float));
         if (!noise) return sdc_fail(SDC_ERR_NOMEM, "TCDScheduler: out of memory");
-        for (int b = 0; b < batch; b++) sched_randn(gens, b, noise + (int64_t)b * per, per);
+        sched_randn_batch(gens, batch, per, noise);
     }
     const float ratio = a_prev / a_s;
     const float c_pns = sqrtf(ratio), c_noise = sqrtf(1.0f - ratio);
@@ -52,3 +58,17 @@ sdc_status tcd_step(sdc_scheduler *s, int i, const float *mo, float *x, int batc
     if (noise && noise != noise_out) free(noise);
     return SDC_OK;
 }
+
+static const char *const a1111_aliases[] = {"tcd", NULL};
+
+const sched_def sched_tcd = {
+    .info = {.name = "tcd", .diffusers_class = "TCDScheduler", .a1111_name = "TCD", .a1111_aliases = a1111_aliases,
+             .takes_eta = 1},
+    .keys = sched_lcm_keys, /* TCDScheduler.__init__ takes LCMScheduler's arguments */
+    .opts_size = sizeof(sched_lcm_opts),
+    .calls_per_step = 1,
+    .validate = sched_lcm_validate,
+    .set_timesteps = sched_lcm_set_timesteps,
+    .draws_noise = tcd_draws_noise,
+    .step = tcd_step,
+};

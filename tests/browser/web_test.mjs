@@ -16,14 +16,16 @@ import { chromium } from "playwright-core";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const sdcBin = path.resolve(root, process.env.SDC_BIN || "build/sdc");
 const chromiumBin = process.env.CHROMIUM || "/usr/bin/chromium";
-const model = path.join(root, "tests/fixtures/models/tiny-sd");
+// no -m: the server runs the demo model the program finds beside itself
 const screenshotPath = process.env.SDC_SCREENSHOT || path.join(root, "build/screenshot-web.png");
 const TIMEOUT_MS = 240000;
 
 function startServer() {
   return new Promise((resolve, reject) => {
-    const proc = spawn(sdcBin, ["serve", "-m", model, "--port", "0", "--threads", "2", "--quiet"],
-                       { stdio: ["ignore", "pipe", "pipe"] });
+    const env = { ...process.env };
+    delete env.SDC_MODEL;
+    const proc = spawn(sdcBin, ["serve", "--port", "0", "--threads", "2", "--quiet"],
+                       { stdio: ["ignore", "pipe", "pipe"], env });
     let out = "", err = "";
     proc.stderr.on("data", (d) => { err += d; });
     proc.stdout.on("data", (d) => {
@@ -72,13 +74,22 @@ async function run() {
     await page.goto(server.url);
     await page.waitForFunction(() => document.querySelectorAll("#sampler option").length > 1);
     const model = await page.textContent("#model");
-    if (!model.includes("tiny-sd")) throw new Error(`model name not shown: '${model}'`);
+    if (!model.includes("sdc-shapes-64")) throw new Error(`model name not shown: '${model}'`);
+    /* the demo model's defaults: a caption of its own, its 64x64 size */
+    const first = await page.$eval("#prompt", (t) => t.value);
+    if (first !== "a red circle on a blue background") throw new Error(`default prompt '${first}'`);
+    const size = await page.$eval("#width", (w) => w.value + "x" + document.getElementById("height").value);
+    if (size !== "64x64") throw new Error(`default size ${size}, want the model's 64x64`);
+    /* a fresh browser (nothing saved) starts on the registry's ui_default sampler */
+    const firstSampler = await page.$eval("#sampler", (s) => s.value);
+    if (firstSampler !== "Euler a") throw new Error(`the sampler preselected is '${firstSampler}', want 'Euler a'`);
 
-    await page.fill("#prompt", "a lighthouse on a cliff at dawn, watercolor");
+    const example = "a large yellow star on a black background";
+    await page.click(`#examples button:has-text("${example}")`);
+    const picked = await page.$eval("#prompt", (t) => t.value);
+    if (picked !== example) throw new Error(`the example button set the prompt to '${picked}'`);
     await page.fill("#negative", "blurry");
-    await page.fill("#width", "64");
-    await page.fill("#height", "64");
-    await page.fill("#steps", "2");
+    await page.fill("#steps", "20");
     await page.fill("#cfg", "7");
     await page.selectOption("#sampler", "Euler a");
     await page.fill("#seed", "42");
@@ -100,7 +111,7 @@ async function run() {
     for (const [i, f] of figs.entries()) {
       const seed = 42 + i;
       if (f.w !== 64 || f.h !== 64) throw new Error(`image ${i} is ${f.w}x${f.h}, want 64x64`);
-      if (!f.caption.startsWith("a lighthouse on a cliff") || !f.caption.includes(`Seed: ${seed},`) ||
+      if (!f.caption.startsWith(example) || !f.caption.includes(`Seed: ${seed},`) ||
           !f.caption.includes("Sampler: Euler a") || !f.caption.includes("Negative prompt: blurry"))
         throw new Error(`image ${i} caption: ${f.caption}`);
       if (!f.href.startsWith("data:image/png;base64,") || f.download !== `sdc-${seed}.png`)
@@ -109,7 +120,8 @@ async function run() {
     const status = await page.textContent("#status");
     if (!/2 images in/.test(status)) throw new Error(`status line: '${status}'`);
     await page.waitForTimeout(500); // the progress bar's width transition
-    await page.screenshot({ path: screenshotPath });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: screenshotPath, fullPage: true });
     if (process.env.SDC_PHONE_SHOT) {
       await page.setViewportSize({ width: 390, height: 844 });
       await page.screenshot({ path: process.env.SDC_PHONE_SHOT, fullPage: true });

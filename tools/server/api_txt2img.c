@@ -42,7 +42,7 @@ static cJSON *default_parameters(void) {
     cJSON_AddFalseToObject(p, "do_not_save_grid");
     cJSON_AddNullToObject(p, "eta");
     cJSON_AddNullToObject(p, "override_settings");
-    cJSON_AddStringToObject(p, "sampler_index", "Euler");
+    cJSON_AddStringToObject(p, "sampler_index", sampler_default()->a1111_name);
     cJSON_AddNullToObject(p, "script_name");
     cJSON_AddItemToObject(p, "script_args", cJSON_CreateArray());
     cJSON_AddTrueToObject(p, "send_images");
@@ -78,9 +78,30 @@ typedef struct {
     double seed;
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
-    const a1111_sampler *sampler;
+    const sdc_sampler_info *sampler;
     int schedule;
 } t2i_request;
+
+/* The server's limits against the values the job will run with, whatever
+ * set them: the request, override_settings, or A1111's defaults for what
+ * the request leaves out (steps 50, 512x512: a server started with
+ * --max-steps 20 refuses {"prompt": "x"} rather than run 50 steps). */
+static int within_limits(const server_config *c, const cJSON *req, const t2i_request *t, http_reply *r) {
+    struct {
+        const char *name, *flag;
+        int value, limit;
+    } k[] = {{"steps", "--max-steps", t->steps, c->max_steps},
+             {"width", "--max-size", t->width, c->max_side},
+             {"height", "--max-size", t->height, c->max_side}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        if (k[i].value <= k[i].limit) continue;
+        int sent = cJSON_GetObjectItemCaseSensitive(req, k[i].name) != NULL;
+        reply_invalid(r, "%s %d%s is more than this server's %s %d", k[i].name, k[i].value,
+                      sent ? "" : " (the default when the request leaves it out)", k[i].flag, k[i].limit);
+        return 0;
+    }
+    return 1;
+}
 
 /* every field checked before anything is queued; 0 with a 4xx reply on the first bad one */
 static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, http_reply *r) {
@@ -124,7 +145,7 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             reply_invalid(r, "override_settings: expected an object");
             return 0;
         }
-        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, 12, &t->clip_skip, r)) return 0;
+        if (!field_int(ovr, "CLIP_stop_at_last_layers", 1, SDC_MAX_CLIP_SKIP, &t->clip_skip, r)) return 0;
         /* A1111's "Random number generator source": GPU is torch's CUDA generator, NV its CPU
          * emulation of it (the same noise for latents), CPU torch's CPU generator */
         const char *src = NULL;
@@ -138,10 +159,11 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
             }
         }
     }
-    /* A1111: sampler_name, else sampler_index (default "Euler"); a schedule in the name is the legacy spelling */
+    /* A1111: sampler_name, else sampler_index (default: sampler_default); a schedule in the name is the legacy
+     * spelling */
     const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
                         : sampler_index && *sampler_index   ? sampler_index
-                                                            : "Euler";
+                                                            : sampler_default()->a1111_name;
     t->schedule = SCHEDULE_AUTOMATIC;
     if (!(t->sampler = sampler_find(sname, &t->schedule))) {
         reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
@@ -157,10 +179,12 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
         if (s != SCHEDULE_AUTOMATIC) t->schedule = s;
     }
     if (t->schedule == SCHEDULE_KARRAS && !t->sampler->karras_ok) {
-        reply_invalid(r, "scheduler Karras applies to the DPM++ 2M and Euler samplers, not to %s", t->sampler->name);
+        char names[128];
+        sampler_karras_names(names, sizeof names);
+        reply_invalid(r, "scheduler Karras applies to the %s samplers, not to %s", names, t->sampler->a1111_name);
         return 0;
     }
-    return 1;
+    return within_limits(c, req, t, r);
 }
 
 static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *j, int nimg, char **infotexts,
@@ -175,17 +199,17 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     for (int i = 0; i < total; i++) {
         cJSON_AddItemToArray(all_prompts, cJSON_CreateString(t->prompt));
         cJSON_AddItemToArray(all_neg, cJSON_CreateString(t->negative));
-        cJSON_AddItemToArray(all_seeds, cJSON_CreateNumber((double)(j->seed + (uint64_t)i)));
-        cJSON_AddItemToArray(all_sub, cJSON_CreateNumber((double)(j->seed + (uint64_t)i)));
+        cJSON_AddItemToArray(all_seeds, cJSON_CreateNumber((double)(j->req.seed + (uint64_t)i)));
+        cJSON_AddItemToArray(all_sub, cJSON_CreateNumber((double)(j->req.seed + (uint64_t)i)));
     }
     cJSON_AddStringToObject(o, "prompt", t->prompt);
     cJSON_AddStringToObject(o, "negative_prompt", t->negative);
-    cJSON_AddNumberToObject(o, "seed", (double)j->seed);
-    cJSON_AddNumberToObject(o, "subseed", (double)j->seed);
+    cJSON_AddNumberToObject(o, "seed", (double)j->req.seed);
+    cJSON_AddNumberToObject(o, "subseed", (double)j->req.seed);
     cJSON_AddNumberToObject(o, "subseed_strength", 0);
     cJSON_AddNumberToObject(o, "width", t->width);
     cJSON_AddNumberToObject(o, "height", t->height);
-    cJSON_AddStringToObject(o, "sampler_name", t->sampler->name);
+    cJSON_AddStringToObject(o, "sampler_name", t->sampler->a1111_name);
     cJSON_AddNumberToObject(o, "cfg_scale", t->cfg);
     cJSON_AddNumberToObject(o, "steps", t->steps);
     cJSON_AddNumberToObject(o, "batch_size", t->batch);
@@ -252,17 +276,8 @@ oom:
 }
 
 void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
-    size_t err_at;
-    cJSON *req = req_json_parse(body, len, &err_at);
-    if (!req) {
-        reply_invalid(r, "the body is not valid JSON (error at byte %zu)", err_at);
-        return;
-    }
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        reply_invalid(r, "the body must be a JSON object");
-        return;
-    }
+    cJSON *req;
+    if (!req_body_parse(body, len, NULL, &req, r)) return;
     t2i_request t;
     if (!parse_request(a, req, &t, r)) {
         cJSON_Delete(req);
@@ -274,20 +289,23 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
         reply_error(r, 500, "MemoryError", "out of memory");
         return;
     }
-    j->prompt = t.prompt;
-    j->negative = *t.negative ? t.negative : NULL; /* "" is what sdc encodes without a negative prompt */
-    j->seed = t.seed < 0 ? random_seed() : (uint64_t)t.seed;
-    j->steps = t.steps;
-    j->width = t.width;
-    j->height = t.height;
-    j->batch = t.batch;
+    const char *prompt[1] = {t.prompt}, *negative[1] = {t.negative}; /* alive until jq_run returns */
+    sdc_request *q = &j->req;
+    sdc_request_init(q);
+    q->prompts = prompt, q->nprompts = 1;
+    if (*t.negative) q->negative_prompts = negative, q->nnegative = 1; /* "" is what sdc encodes without one */
+    q->seed = t.seed < 0 ? random_seed() : (uint64_t)t.seed;
+    q->steps = t.steps, q->width = t.width, q->height = t.height, q->batch = t.batch;
+    q->guidance = t.cfg, q->eta = t.eta, q->clip_skip = t.clip_skip, q->rng = t.rng;
+    q->scheduler = t.sampler->name;
+    q->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->n_iter = t.n_iter;
-    j->cfg = t.cfg;
-    j->eta = t.eta;
-    j->scheduler = t.sampler->sdc;
-    j->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
-    j->clip_skip = t.clip_skip;
-    j->rng = t.rng;
+    if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */
+        reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
+        free(j);
+        cJSON_Delete(req);
+        return;
+    }
     int res = jq_run(a->queue, j);
     if (res == JQ_FULL) {
         reply_error(r, 503, "HTTPException", "the queue is full (%d jobs waiting); try again later", a->cfg->queue);

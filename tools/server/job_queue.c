@@ -43,7 +43,6 @@ static int on_step(void *ctx, int step, int total) {
 
 /* n_iter calls of sdc_generate; the error message is thread-local, so it is copied here */
 static void run_job(job_queue *q, jq_job *j) {
-    const char *negs[1] = {j->negative};
     for (int it = 0; it < j->n_iter; it++) {
         pthread_mutex_lock(&q->mu);
         q->prog.job_no = it;
@@ -54,25 +53,8 @@ static void run_job(job_queue *q, jq_job *j) {
             j->interrupted = 1;
             break;
         }
-        sdc_request r;
-        sdc_request_init(&r);
-        r.prompts = &j->prompt;
-        r.nprompts = 1;
-        if (j->negative) {
-            r.negative_prompts = negs;
-            r.nnegative = 1;
-        }
-        r.batch = j->batch;
-        r.seed = j->seed + (uint64_t)it * (uint64_t)j->batch;
-        r.steps = j->steps;
-        r.guidance = j->cfg;
-        r.width = j->width;
-        r.height = j->height;
-        r.scheduler = j->scheduler;
-        r.karras = j->karras;
-        r.eta = j->eta;
-        r.clip_skip = j->clip_skip;
-        r.rng = j->rng;
+        sdc_request r = j->req;
+        r.seed = j->req.seed + (uint64_t)it * (uint64_t)j->req.batch;
         r.progress = on_step;
         r.progress_ctx = q;
         sdc_status st = sdc_generate(q->model, &r, &j->images[it], &j->nimages[it]);

@@ -1,15 +1,12 @@
-/* sampler_map.h - AUTOMATIC1111's sampler and schedule ("scheduler" in its
- * API) names, and the sdc scheduler each one runs. */
+/* sampler_map.h - AUTOMATIC1111's sampler names (the library's sampler
+ * registry, sdc_sampler_* in sdc.h) and its schedules ("scheduler" in its
+ * API). */
 #ifndef SDC_TOOLS_SERVER_SAMPLER_MAP_H
 #define SDC_TOOLS_SERVER_SAMPLER_MAP_H
 
-typedef struct {
-    const char *name;        /* A1111 spelling: "Euler a", "DPM++ 2M" ... */
-    const char *aliases[3];  /* A1111's aliases (k-diffusion names), NULL-ended */
-    const char *sdc;         /* sdc scheduler: euler_a, dpmpp_2m ... */
-    int karras_ok;           /* the sdc scheduler takes use_karras_sigmas */
-    const char *option_key, *option_value; /* A1111's "options" entry, or NULL */
-} a1111_sampler;
+#include <stddef.h>
+
+#include "sdc.h"
 
 enum { SCHEDULE_AUTOMATIC = 0, SCHEDULE_UNIFORM, SCHEDULE_KARRAS, SCHEDULE_COUNT };
 
@@ -18,12 +15,14 @@ typedef struct {
     double default_rho; /* -1: none */
 } a1111_schedule;
 
-int sampler_count(void);
-const a1111_sampler *sampler_at(int i);
-/* Name or alias, case-insensitive. Legacy names with the schedule in them
- * ("DPM++ 2M Karras") set *schedule to SCHEDULE_KARRAS, else leave it.
- * NULL when unknown. */
-const a1111_sampler *sampler_find(const char *name, int *schedule);
+/* A1111 name or alias, case-insensitive. Legacy names with the schedule in
+ * them (A1111 name + " Karras") set *schedule to SCHEDULE_KARRAS, else leave
+ * it. NULL when unknown. */
+const sdc_sampler_info *sampler_find(const char *name, int *schedule);
+/* The sampler A1111's API runs when a request names none. */
+const sdc_sampler_info *sampler_default(void);
+/* The A1111 names of the samplers that take Karras sigmas: "A and B". */
+void sampler_karras_names(char *out, size_t n);
 
 const a1111_schedule *schedule_at(int i);
 /* name or label, case-insensitive; -1 when unknown */

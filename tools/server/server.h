@@ -1,5 +1,6 @@
 /* server.h - `sdc serve`: the pieces of the HTTP server and what they share.
  *   server.c       libmicrohttpd glue: routing, limits, basic auth, shutdown
+ *   conn_guard.c   slow clients cut off, free slots kept, request memory budgeted
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
  *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
  *   api_misc.c     the small endpoints (models, samplers, progress, png-info ...)
@@ -25,7 +26,9 @@ typedef struct {
     int max_steps;
     int max_images;      /* batch_size * n_iter limit */
     size_t max_body;     /* request body limit in bytes */
+    size_t max_request_memory; /* what requests in flight may hold at once, bytes (conn_guard.c) */
     int max_connections;
+    int client_timeout;  /* seconds a client may take to send its request headers */
     int quiet;           /* no per-request log lines */
 } server_config;
 
@@ -44,14 +47,11 @@ typedef struct {
 typedef struct job_queue job_queue;
 
 /* One txt2img request as the worker runs it: n_iter calls of sdc_generate
- * with `batch` images each; image k of iteration i has seed seed + i*batch + k. */
+ * with req (its strings are the request thread's, alive until jq_run
+ * returns), image k of iteration i seeded req.seed + i*req.batch + k. */
 typedef struct {
-    const char *prompt, *negative; /* negative NULL: none */
-    uint64_t seed;
-    int steps, width, height, batch, n_iter, karras, clip_skip;
-    float cfg, eta;
-    const char *scheduler; /* sdc scheduler name */
-    const char *rng;       /* sdc_request.rng: NULL / "cpu" or "cuda" */
+    sdc_request req;       /* checked with sdc_request_check before it is queued */
+    int n_iter;
     /* results, filled by the worker */
     int result;            /* JQ_DONE, JQ_FULL, JQ_SHUTDOWN */
     int interrupted;       /* stopped early by /interrupt or shutdown */
@@ -113,6 +113,8 @@ void api_interrupt(api_ctx *a, http_reply *r);
 void api_empty(int list, http_reply *r);
 
 /* ---- the page (page.c) ---- */
+/* Fill the page's defaults (sampler, the model's size) once, before serving. */
+void page_init(const sdc_model_info *info);
 const char *page_html(size_t *len);
 
 /* ---- the server (server.c) ---- */
