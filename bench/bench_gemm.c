@@ -1,6 +1,9 @@
 /* bench_gemm.c - sdc's own SGEMM (each available micro-kernel) against
  * OpenBLAS on square and model-shaped problems, GFLOP/s best of N, on the
- * current thread count (--threads). Checks the results agree while at it. */
+ * current thread count (--threads). Checks the results agree while at it.
+ * The arithmetic peaks (fp32 FMA, bf16 and int8 dot products) come first;
+ * the linear shapes also run with int8 (q8) weights, whose rate is given as
+ * 2*M*N*K per second like the float ones. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,66 +11,21 @@
 #include <string.h>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_q8.h"
 #include "backend/ops.h"
 #include "bench_common.h"
 
 static op_ctx *g_cx; /* the program's CPU context */
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#include <omp.h>
-
-/* The arithmetic limit: independent FMA chains, no memory traffic. */
-#define CH(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-__attribute__((target("avx512f"))) static float fma_loop(long n) {
-    __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
-#define DF(i) __m512 a##i = _mm512_set1_ps((float)(i));
-#define FF(i) a##i = _mm512_fmadd_ps(a##i, b, c);
-#define SF(i) s = _mm512_add_ps(s, a##i);
-    CH(DF)
-    for (long k = 0; k < n; k++) { CH(FF) }
-    __m512 s = _mm512_setzero_ps();
-    CH(SF)
-    return _mm512_reduce_add_ps(s);
-}
-__attribute__((target("avx512f,avx512bf16"))) static float bf16_loop(long n) {
-    __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f80);
-#define DB(i) __m512 a##i = _mm512_set1_ps((float)(i));
-#define FB(i) a##i = _mm512_dpbf16_ps(a##i, b, b);
-    CH(DB)
-    for (long k = 0; k < n; k++) { CH(FB) }
-    __m512 s = _mm512_setzero_ps();
-    CH(SF)
-    return _mm512_reduce_add_ps(s);
-}
-
 static void arithmetic_peaks(void) {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f")) return;
-    long n = 50000000;
-    int T = op_ctx_threads(g_cx), bf = __builtin_cpu_supports("avx512bf16") != 0;
-    for (int kind = 0; kind < 1 + bf; kind++) {
-        double best = 1e30;
-        volatile float sink = 0;
-        for (int r = 0; r < 3; r++) {
-            double t0 = bench_now();
-#pragma omp parallel num_threads(T)
-            {
-                float v = kind ? bf16_loop(n) : fma_loop(n);
-#pragma omp atomic
-                sink += v;
-            }
-            double t = bench_now() - t0;
-            if (t < best) best = t;
-        }
-        /* fp32: 12 chains x 16 lanes x 2 flops; bf16: twice that (two products per lane) */
-        printf("%s peak (%d threads, registers only): %.1f GFLOP/s\n", kind ? "VDPBF16PS bf16" : "AVX-512 FMA fp32",
-               T, (double)T * n * 12 * 16 * 2 * (kind ? 2 : 1) / best / 1e9);
-    }
+    double g[BENCH_NPEAKS];
+    int T = op_ctx_threads(g_cx);
+    bench_arith_peaks(T, g);
+    for (int k = 0; k < BENCH_NPEAKS; k++)
+        if (g[k] > 0)
+            printf("%s peak (%d threads, registers only): %.1f G%s/s\n", bench_peak_name(k), T, g[k],
+                   k >= 2 ? "OP" : "FLOP");
 }
-#else
-static void arithmetic_peaks(void) {}
-#endif
 
 typedef struct {
     const char *what;
@@ -85,8 +43,10 @@ static const shape shapes[] = {
 
 int main(int argc, char **argv) {
     int threads = 0, reps = 3, bf16 = 0;
+    const char *only = ""; /* --only peaks|gemm|linear: that section alone */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dtype")) bf16 = !strcmp(argv[i + 1], "bf16");
     }
@@ -96,9 +56,9 @@ int main(int argc, char **argv) {
     }
     op_set_compute(g_cx, bf16 ? OP_BF16 : OP_F32);
     printf("threads: %d, compute %s\n", op_ctx_threads(g_cx), op_compute(g_cx) == OP_BF16 ? "bf16" : "f32");
-    arithmetic_peaks();
+    if (strstr("peaks", only)) arithmetic_peaks();
     const char *isas[] = {"avx512", "avx2", "avx512", "avx2", "generic"};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    for (size_t s = 0; strstr("gemm", only) && s < sizeof shapes / sizeof shapes[0]; s++) {
         const shape *sh = &shapes[s];
         int M = sh->M, N = sh->N, K = sh->K;
         float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)K * N * 4), *c = malloc((size_t)M * N * 4),
@@ -143,7 +103,7 @@ int main(int argc, char **argv) {
                                 {"linear 256x10240<-1280", 256, 10240, 1280}, {"linear 77x3072<-768", 77, 3072, 768},
                                 {"linear 154x320<-768", 154, 320, 768},   {"linear 77x5120<-1280", 77, 5120, 1280},
                                 {"linear 77x1280<-5120", 77, 1280, 5120}};
-    for (size_t s = 0; s < sizeof lin / sizeof lin[0]; s++) {
+    for (size_t s = 0; strstr("linear", only) && s < sizeof lin / sizeof lin[0]; s++) {
         int M = lin[s].M, N = lin[s].N, K = lin[s].K;
         float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *bias = calloc((size_t)N, 4),
               *y = malloc((size_t)M * N * 4);
@@ -151,7 +111,9 @@ int main(int argc, char **argv) {
         for (long i = 0; i < (long)N * K; i++) w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
         uint16_t *wh = malloc((size_t)N * K * 2);
         for (long i = 0; i < (long)N * K; i++) wh[i] = 0x3c00 ^ (uint16_t)(i & 0x83ff); /* some halves */
-        double fl = 2.0 * M * N * (double)K, bo = 1e30, bs = 1e30, bh = 1e30;
+        q8_matrix *wq;
+        if (q8_quantize(w, OP_F32, N, K, 1, &wq)) return 1;
+        double fl = 2.0 * M * N * (double)K, bo = 1e30, bs = 1e30, bh = 1e30, bq = 1e30;
         for (int k = 0; k <= reps; k++) {
             double t0 = bench_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
@@ -160,13 +122,16 @@ int main(int argc, char **argv) {
             double t2 = bench_now();
             op_linear_t(g_cx, x, M, K, wh, OP_F16, bias, N, y);
             double t3 = bench_now();
+            op_linear_t(g_cx, x, M, K, wq, OP_Q8, bias, N, y);
+            double t4 = bench_now();
             if (k && t1 - t0 < bo) bo = t1 - t0;
             if (k && t2 - t1 < bs) bs = t2 - t1;
             if (k && t3 - t2 < bh) bh = t3 - t2;
+            if (k && t4 - t3 < bq) bq = t4 - t3;
         }
-        printf("%-28s openblas %6.1f GFLOP/s  op_linear %6.1f  f16 weights %6.1f\n", lin[s].what, fl / bo / 1e9,
-               fl / bs / 1e9, fl / bh / 1e9);
-        free(x), free(w), free(bias), free(y), free(wh);
+        printf("%-28s openblas %6.1f GFLOP/s  op_linear %6.1f  f16 weights %6.1f  q8 weights (%s) %6.1f\n", lin[s].what,
+               fl / bo / 1e9, fl / bs / 1e9, fl / bh / 1e9, q8_arch_get()->name, fl / bq / 1e9);
+        free(x), free(w), free(bias), free(y), free(wh), free(wq);
     }
     return 0;
 }

@@ -1,18 +1,21 @@
 /* bench_ops.c - single ops at the shapes SD 1.5 / SDXL / the VAE use at
  * 512x512: attention, convolutions, norms and elementwise chains. Prints best
  * wall seconds, CPU seconds and GFLOP/s (GEMM-like ops) or GB/s of
- * activations touched (memory-bound ops), on --threads N. */
+ * activations touched (memory-bound ops), on --threads N. --weights q8 runs
+ * the convolutions with int8 weights (implicit GEMM, no Winograd). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/ops.h"
+#include "backend/q8.h"
 #include "bench_common.h"
 
 static op_ctx *g_cx; /* the program's CPU context */
 
 static int reps = 3;
+static int q8;           /* --weights q8 */
 static const char *only; /* run only the benchmarks whose name contains this */
 
 static float *randn_buf(int64_t n, float scale) {
@@ -64,17 +67,32 @@ static void bench_attn(const char *what, int B, int N, int M, int heads, int dh)
 typedef struct {
     int B, C, H, W, O, k, s, p;
     float *x, *w, *b, *y;
+    q8_matrix *wq;
 } conv_ctx;
 static void run_conv(void *p) {
     conv_ctx *c = p;
-    if (op_conv2d(g_cx, c->x, c->B, c->C, c->H, c->W, c->w, c->b, c->O, c->k, c->s, c->p, c->y)) fprintf(stderr, "conv failed\n");
+    const void *w = c->wq ? (const void *)c->wq : c->w;
+    if (op_conv2d_t(g_cx, c->x, c->B, c->C, c->H, c->W, w, c->wq ? OP_Q8 : OP_F32, c->b, c->O, c->k, c->s, c->p, c->y))
+        fprintf(stderr, "conv failed\n");
 }
 static void bench_conv(const char *what, int B, int C, int H, int W, int O, int k, int s, int p) {
     int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
-    conv_ctx c = {B, C, H, W, O, k, s, p, randn_buf((int64_t)B * C * H * W, 1), randn_buf((int64_t)O * C * k * k, 0.05f),
-                  randn_buf(O, 0.1f), malloc((size_t)B * O * Ho * Wo * 4)};
+    conv_ctx c = {B,
+                  C,
+                  H,
+                  W,
+                  O,
+                  k,
+                  s,
+                  p,
+                  randn_buf((int64_t)B * C * H * W, 1),
+                  randn_buf((int64_t)O * C * k * k, 0.05f),
+                  randn_buf(O, 0.1f),
+                  malloc((size_t)B * O * Ho * Wo * 4),
+                  NULL};
+    if (q8 && q8_quantize(c.w, OP_F32, O, (int64_t)C * k * k, 1, &c.wq)) fprintf(stderr, "%s\n", sdc_last_error());
     timeit(what, run_conv, &c, 2.0 * B * O * (double)Ho * Wo * C * k * k, 0);
-    free(c.x), free(c.w), free(c.b), free(c.y);
+    free(c.x), free(c.w), free(c.b), free(c.y), free(c.wq);
 }
 
 typedef struct {
@@ -113,13 +131,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
         else if (!strcmp(argv[i], "--dtype")) bf16 = !strcmp(argv[i + 1], "bf16");
+        else if (!strcmp(argv[i], "--weights")) q8 = !strcmp(argv[i + 1], "q8");
     }
     if (op_ctx_create(&g_cx, OP_DEV_CPU, threads)) {
         fprintf(stderr, "%s\n", sdc_last_error());
         return 1;
     }
     op_set_compute(g_cx, bf16 ? OP_BF16 : OP_F32);
-    printf("threads: %d, compute %s\n", op_ctx_threads(g_cx), op_compute(g_cx) == OP_BF16 ? "bf16" : "f32");
+    printf("threads: %d, compute %s%s\n", op_ctx_threads(g_cx), op_compute(g_cx) == OP_BF16 ? "bf16" : "f32",
+           q8 ? ", convolutions with q8 weights" : "");
     bench_attn("attn SD1.5 L1 self 4096x4096 8x40", 1, 4096, 4096, 8, 40);
     bench_attn("attn SD1.5 L2 self 1024x1024 8x80", 1, 1024, 1024, 8, 80);
     bench_attn("attn SD1.5 L1 cross 4096x77 8x40", 1, 4096, 77, 8, 40);

@@ -37,7 +37,9 @@ static void usage(void) {
                     "         [--stages text,unet,cfg,vae,taesd,image,batch,images] [--steps N] [--guidance G]\n"
                     "         [--taesd DIR] [--random-weights 1]\n"
                     "         [--scheduler NAME] [--timestep-spacing S] [--prompt TEXT] [--device cpu|cuda]\n"
-                    "         [--dtype f32|bf16|f16] [--batch N] [--malloc tuned|default] [--graphs 1|0]\n"
+                    "         [--dtype f32|bf16|f16] [--weights q8] [--batch N] [--malloc tuned|default] [--graphs 1|0]\n"
+                    "  --weights q8 loads the UNet's and text encoders' weights as int8 (sdc_load_options.weights)\n"
+                    "    and also generates the image with float32 weights and prints their difference\n"
                     "  --device cuda runs on the first NVIDIA GPU (UNet and text encoders in --dtype, default f16)\n"
                     "  --dtype bf16 on the CPU also generates the image in both precisions and prints their difference\n"
                     "  --batch N adds the stages batch (one UNet step of N images, with CFG 2N rows when the\n"
@@ -340,7 +342,7 @@ int main(int argc, char **argv) {
     int random_weights = 0;
     bench_ctx b = {.prompt = "a cinematic shot of a kitten wearing an intricate italian knight's armor"};
     int reps = 2, threads = 0, bf16 = 0, tune_malloc = 1;
-    const char *device = "cpu", *dtype = NULL;
+    const char *device = "cpu", *dtype = NULL, *wformat = NULL;
     sdc_request_init(&b.req);
     b.req.steps = 1;
     for (int i = 1; i < argc; i++) {
@@ -362,6 +364,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prompt")) b.prompt = v;
         else if (!strcmp(a, "--dtype") && (!strcmp(v, "bf16") || !strcmp(v, "f32") || !strcmp(v, "f16"))) dtype = v;
         else if (!strcmp(a, "--device") && (!strcmp(v, "cpu") || !strcmp(v, "cuda"))) device = v;
+        else if (!strcmp(a, "--weights") && !strcmp(v, "q8")) wformat = v;
         else if (!strcmp(a, "--batch")) b.nbatch = atoi(v);
         else if (!strcmp(a, "--graphs") && (!strcmp(v, "0") || !strcmp(v, "1"))) g_graphs = atoi(v);
         else if (!strcmp(a, "--malloc") && (!strcmp(v, "tuned") || !strcmp(v, "default"))) tune_malloc = !strcmp(v, "tuned");
@@ -380,7 +383,7 @@ int main(int argc, char **argv) {
     /* the CPU's bf16 is switched on below as before (a warning, not a failed load, without AVX512_BF16) */
     sdc_load_options lo = {.threads = threads, .device = device,
                            .dtype = g_device == OP_DEV_CPU ? NULL : dtype ? dtype : "f16", .taesd = taesd,
-                           .random_weights = random_weights};
+                           .random_weights = random_weights, .weights = wformat};
     double t0 = bench_now();
     if (sdc_model_load(&b.m, model, &lo)) {
         fprintf(stderr, "bench_pipeline: %s\n", sdc_last_error());
@@ -412,6 +415,13 @@ int main(int argc, char **argv) {
         g_peak = blas > own ? blas : own;
         printf("SGEMM 2048^3: OpenBLAS %.1f GFLOP/s, sdc %.1f GFLOP/s (peak used for shares: %.1f)\n", blas, own,
                g_peak);
+        double pk[BENCH_NPEAKS];
+        bench_arith_peaks(op_ctx_threads(b.m->cx), pk);
+        printf("arithmetic peaks (registers only):");
+        for (int k = 0; k < BENCH_NPEAKS; k++)
+            if (pk[k] > 0) printf("%s %s %.1f G%s/s", k ? "," : "", bench_peak_name(k), pk[k], k >= 2 ? "OP" : "FLOP");
+        printf("\n");
+        if (wformat) printf("weights: %s (UNet and text encoders int8; shares are of the fp32 SGEMM peak)\n", wformat);
     } else {
         printf("image %dx%d, UNet/text encoders in %s, VAE in %s, host threads %d\n", b.W, b.H, lo.dtype,
                b.m->vae_dt == OP_F32 ? "f32" : lo.dtype, op_ctx_threads(b.m->cx));
@@ -514,6 +524,32 @@ int main(int argc, char **argv) {
     }
     double rss = bench_peak_rss_mib();
     printf("peak RSS %.0f MiB = %.2f x the weight files\n", rss, rss * 1048576.0 / wbytes);
+    if (ok && wformat) { /* the same image with the weights as stored (after the RSS above: a second model) */
+        sdc_load_options lf = lo;
+        lf.weights = NULL;
+        sdc_model *mf = NULL;
+        sdc_image *iq = NULL, *i32 = NULL;
+        int nq = 0, n32 = 0;
+        if (!sdc_generate(b.m, &b.req, &iq, &nq) && !sdc_model_load(&mf, model, &lf)) {
+            if (op_compute(b.m->cx) == OP_BF16) op_set_compute(mf->cx, OP_BF16);
+            if (!sdc_generate(mf, &b.req, &i32, &n32) && nq == 1 && n32 == 1) {
+                int64_t n = (int64_t)iq->width * iq->height * 3;
+                double sum = 0, sq = 0;
+                int mx = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    int d = abs((int)i32->rgb[i] - (int)iq->rgb[i]);
+                    sum += d, sq += (double)d * d, mx = d > mx ? d : mx;
+                }
+                double mse = sq / (double)n;
+                printf("q8 vs float weights image (%s, compute %s): mean |diff| %.2f levels, max %d, PSNR %.1f dB\n",
+                       what, op_compute(b.m->cx) == OP_BF16 ? "bf16" : "f32", sum / (double)n, mx,
+                       mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : 99.0);
+            }
+        }
+        sdc_images_free(iq, nq);
+        sdc_images_free(i32, n32);
+        sdc_model_free(mf);
+    }
 #ifdef SDC_HAVE_CUDA
     if (g_device == OP_DEV_CUDA)
         printf("peak device memory in use %.0f MiB (driver's count: CUDA context and cuBLAS workspaces included)\n",

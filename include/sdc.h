@@ -102,6 +102,18 @@ typedef struct {
      * softer; it also draws sdc_request.preview's images. Its latent
      * channels and upscale must be the model's. NULL: none. */
     const char *taesd;
+    /* NULL (default): weights stay as the files store them. "q8": the
+     * UNet's and text encoders' linear and convolution weights are quantised
+     * at load (after LoRAs are fused) to int8, in blocks of 32 consecutive
+     * input values with one half-precision scale (ggml's q8_0 numbers), and
+     * run with int8 dot products (AVX512-VNNI / AVX-VNNI where the CPU has
+     * them, portable C elsewhere) against activations quantised the same way
+     * on the fly; attention, norms and the VAE stay float32. The model then
+     * holds about a quarter of its float32 size (1.0625 bytes per weight);
+     * images move from the f32 ones a little (PSNR in README). With dtype
+     * "bf16", q8 weights keep their int8 kernels and bf16 applies to the
+     * rest (attention, the VAE). CPU only (and the emulated device in f32). */
+    const char *weights;
 } sdc_load_options;
 
 /* For programs (not libraries) that run models: make the C allocator keep
@@ -115,6 +127,15 @@ void sdc_tune_allocator(void);
  * single-file SD 1.x / SD 2.x / SDXL checkpoint (.safetensors, original
  * LDM/SGM key names, as A1111, ComfyUI and Civitai use). */
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt);
+/* A diffusers folder src written to the new folder dst with its UNet's and
+ * text encoders' weights int8 (opt->weights must be "q8"; LoRAs, variant
+ * and threads of opt apply): each of those components becomes one
+ * .safetensors file whose layer weights are stored as sdc's q8 blocks
+ * (NAME.q8 + NAME.q8_shape), the other files are copied. sdc_model_load
+ * reads such a folder with or without weights = "q8", mapping the int8
+ * weights in place: no quantising at load, and the pages of a stage that is
+ * done leave memory as with f16 files. Only sdc reads these files. */
+sdc_status sdc_model_convert(const char *src, const char *dst, const sdc_load_options *opt);
 /* The name a model goes by (infotexts, the server, data sets): a folder's
  * name, or a single file's name without its extension. */
 void sdc_model_name_from_path(const char *path, int is_file, char *out, size_t n);

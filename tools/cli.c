@@ -72,6 +72,12 @@ int cli_dtype(const char *cmd, const char *s, const char **out) {
     return 1;
 }
 
+int cli_weights(const char *cmd, const char *s, const char **out) {
+    if (strcmp(s, "q8")) return !cli_usage_error(cmd, "--weights must be q8, got '%s'", s);
+    *out = s;
+    return 1;
+}
+
 /* "PATH[:SCALE]" */
 static int parse_lora(const char *arg, char *path, size_t n, float *scale) {
     const char *colon = strrchr(arg, ':');

@@ -21,6 +21,8 @@ int cli_float(const char *flag, const char *s, double lo, double hi, float *out)
  * on a bad one. */
 int cli_device(const char *cmd, const char *s, const char **out);
 int cli_dtype(const char *cmd, const char *s, const char **out);
+/* --weights q8 (generate, dataset, serve): sdc_load_options.weights */
+int cli_weights(const char *cmd, const char *s, const char **out);
 /* --lora PATH[:SCALE] (generate and dataset): the text after the last ':'
  * is a scale in [-100, 100] when it is a number, else part of the path.
  * paths / scales are laid out for sdc_load_options.loras / lora_scales. */
@@ -58,5 +60,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -56,6 +56,8 @@ static void help(void) {
         "      --dtype f32|bf16|f16  compute precision: f32 (default on cpu), bf16 (CPUs with\n"
         "                            AVX512_BF16, or cuda), f16 (default on cuda). --rng, --device\n"
         "                            and --dtype change pixels, so they are part of the identity\n"
+        "      --weights q8          int8 UNet and text encoder weights (see generate); part of the\n"
+        "                            identity\n"
         "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
         "      --lora PATH[:SCALE]   fuse a LoRA into the weights, as in sdc generate (SCALE default\n"
         "                            1.0); repeatable, applied in order. Each one's file name, scale\n"
@@ -128,7 +130,7 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
 enum { O_SCHEDULE = 700 }; /* --schedule NAME */
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
        O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET,
-       O_TAESD, O_PROMPT_SYNTAX, O_PAD_COND };
+       O_TAESD, O_PROMPT_SYNTAX, O_PAD_COND, O_WEIGHTS };
 
 /* the options a preset sets share their codes with every command (presets.h) */
 enum { O_STEPS = PRESET_OPT_STEPS, O_GUIDANCE = PRESET_OPT_GUIDANCE, O_SCHED = PRESET_OPT_SCHED,
@@ -163,7 +165,8 @@ int cmd_dataset(int argc, char **argv) {
         {"rng", required_argument, 0, O_RNG},          {"device", required_argument, 0, O_DEVICE},
         {"dtype", required_argument, 0, O_DTYPE},      {"lora", required_argument, 0, O_LORA},
         {"preset", required_argument, 0, O_PRESET},    {"prompt-syntax", required_argument, 0, O_PROMPT_SYNTAX},
-        {"pad-cond-uncond", no_argument, 0, O_PAD_COND}, {0, 0, 0, 0}};
+        {"pad-cond-uncond", no_argument, 0, O_PAD_COND},
+        {"weights", required_argument, 0, O_WEIGHTS}, {0, 0, 0, 0}};
     sdc_dataset_options o;
     sdc_dataset_options_init(&o);
     static const char *neg; /* -n: the default negative prompt */
@@ -229,6 +232,7 @@ int cmd_dataset(int argc, char **argv) {
             break;
         case O_DEVICE: if (!cli_device("dataset", optarg, &o.load.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("dataset", optarg, &o.load.dtype)) return EXIT_USAGE; break;
+        case O_WEIGHTS: if (!cli_weights("dataset", optarg, &o.load.weights)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("dataset", "option '%s' needs a value", argv[optind - 1]);

@@ -152,6 +152,10 @@ static void help(void) {
         "                            ~1.4x faster on CPUs with AVX512_BF16, pixels move by a few levels;\n"
         "                            on cuda: f16 (default), bf16 or f32 for the UNet, text encoders and\n"
         "                            VAE, except that f16 decodes an f16-unsafe VAE (SD, SDXL) in f32\n"
+        "      --weights q8          quantise the UNet's and text encoders' weights to int8 at load\n"
+        "                            (blocks of 32 with a half scale, ggml's q8_0) and run them with int8\n"
+        "                            dot products: ~1/4 of the float32 memory, faster on CPUs with\n"
+        "                            AVX512-VNNI / AVX-VNNI; pixels move a little (CPU only)\n"
         "      --vae-tiling          decode the image in overlapping, blended VAE tiles (bounded memory\n"
         "                            for large images), as diffusers' pipe.vae.enable_tiling(); only\n"
         "                            when the image is larger than one tile\n"
@@ -263,6 +267,7 @@ enum { O_PROMPT_SYNTAX = 720, O_PAD_COND, O_FROM_PNG }; /* A1111 prompts; --from
 enum { O_SCHEDULE = 680 };                     /* --schedule NAME */
 enum { O_TAESD = 700 };                        /* --taesd PATH */
 enum { O_LORA_DIR = 740 };                     /* --lora-dir DIR: <lora:NAME:W> tags */
+enum { O_WEIGHTS = 760 };                      /* --weights q8 */
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -292,6 +297,7 @@ int cmd_generate(int argc, char **argv) {
         {"output", required_argument, 0, 'o'},     {"dump", required_argument, 0, O_DUMP},
         {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
         {"dtype", required_argument, 0, O_DTYPE},  {"quiet", no_argument, 0, O_QUIET},
+        {"weights", required_argument, 0, O_WEIGHTS},
         {"clip-skip", required_argument, 0, O_CLIPSKIP}, {"help", no_argument, 0, 'h'},
         {"lora", required_argument, 0, O_LORA},    {"preset", required_argument, 0, O_PRESET},
         {"config", required_argument, 0, O_CONFIG}, {"tokenizer", required_argument, 0, O_TOKENIZER},
@@ -388,6 +394,7 @@ int cmd_generate(int argc, char **argv) {
         case O_DUMP: dump_path = optarg; break;
         case O_DEVICE: if (!cli_device("generate", optarg, &lo.device)) return EXIT_USAGE; break;
         case O_DTYPE: if (!cli_dtype("generate", optarg, &lo.dtype)) return EXIT_USAGE; break;
+        case O_WEIGHTS: if (!cli_weights("generate", optarg, &lo.weights)) return EXIT_USAGE; break;
         case O_THREADS: if (!cli_int("--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case O_QUIET: quiet = 1; break;
         case O_CLIPSKIP: if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &r.clip_skip)) return EXIT_USAGE; break;

@@ -61,6 +61,7 @@ static void help(void) {
         "      --preview-every N     with --taesd: a live preview every N steps (A1111's\n"
         "                            show_progress_every_n_steps, default 10; 0: previews off until a\n"
         "                            client turns them on in /options)\n"
+        "      --weights q8          int8 UNet and text encoder weights (see generate)\n"
         "      --quiet               no per-request log lines\n"
         "  -h, --help                this text\n"
         "\n"
@@ -69,7 +70,8 @@ static void help(void) {
 
 enum { O_HOST = 256, O_PORT, O_AUTH, O_QUEUE, O_MAXSIZE, O_MAXSTEPS, O_MAXIMAGES, O_MAXBODY, O_MAXCONN, O_VARIANT,
        O_THREADS, O_QUIET, O_DTYPE, O_DEVICE, O_MAXMEM, O_CLIENT_TIMEOUT, O_TAESD, O_PREVIEW_EVERY, O_MODELS_DIR,
-       O_LORA_DIR, O_CORS, O_CORS_RE, O_KEEP };
+       O_LORA_DIR, O_CORS, O_CORS_RE, O_KEEP,
+       O_WEIGHTS };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
@@ -88,6 +90,7 @@ int cmd_serve(int argc, char **argv) {
         {"cors-allow-origins", required_argument, 0, O_CORS},
         {"cors-allow-origins-regex", required_argument, 0, O_CORS_RE},
         {"keep-models", required_argument, 0, O_KEEP},
+        {"weights", required_argument, 0, O_WEIGHTS},
         {0, 0, 0, 0}};
     server_config cfg = {.host = "127.0.0.1", .port = 7860, .queue = 4, .max_side = 2048, .max_steps = 150,
                          .max_images = 16, .max_body = 16u << 20, .max_connections = 64, .client_timeout = 10,
@@ -127,6 +130,7 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_int("--preview-every", optarg, 0, 1000, &cfg.preview_every)) return EXIT_USAGE;
             preview_given = 1;
             break;
+        case O_WEIGHTS: if (!cli_weights("serve", optarg, &lo.weights)) return EXIT_USAGE; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);

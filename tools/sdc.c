@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "  info       what a model is: family, prediction, components, sizes (sdc info -m MODEL)\n"
             "  dataset    many images from a prompts file, resumable and sharded (sdc dataset --help)\n"
             "  serve      HTTP server: AUTOMATIC1111-compatible API and a web page (sdc serve -m MODEL)\n"
+            "  convert    a model folder saved with int8 weights (sdc convert -m MODEL --weights q8 -o DIR)\n"
             "\n"
             "Run 'sdc <command> --help' for the options of a command.\n");
 }
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "dataset")) return cmd_dataset(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 1, argv + 1);
     fprintf(stderr, "sdc: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

@@ -73,8 +73,15 @@ sdc_status op_conv2d(op_ctx *cx, const float *x, int B, int C, int H, int W, con
  * is stored in (IEEE half or bfloat16, 2-byte aligned, as mapped from a
  * .safetensors file) and widened to float32 while GEMM panels are packed:
  * results equal widening first, at half the weight memory and bandwidth.
- * OP_F32 takes const float * and is op_linear / op_conv2d. */
-typedef enum { OP_F32 = 0, OP_F16 = 1, OP_BF16 = 2 } op_dtype;
+ * OP_F32 takes const float * and is op_linear / op_conv2d.
+ * OP_Q8 (--weights q8) takes a const q8_matrix * (backend/q8.h: int8 blocks
+ * of 32 with a half scale) of shape [N][K] / [O][C*k*k]: the CPU multiplies
+ * it with int8 dot products against activations quantised on the fly, 32
+ * values of a row at a time with their own scale, summing each block's
+ * integer product into float32 (results move by ~1e-2 relative, like bf16);
+ * convolutions then never take the Winograd path. Backends without int8
+ * kernels (CUDA, the emulated device in reduced precision) refuse it. */
+typedef enum { OP_F32 = 0, OP_F16 = 1, OP_BF16 = 2, OP_Q8 = 3 } op_dtype;
 sdc_status op_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt, const float *b, int64_t N,
                  float *y);
 sdc_status op_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,

@@ -112,6 +112,7 @@ static void meta_of(const run_state *S, int64_t j, image_meta *m) {
     m->rng = S->id.rng;
     m->device = S->id.device;
     m->dtype = S->id.dtype;
+    m->weights = S->id.weights;
     m->loras = S->id.nloras ? S->lora_meta.p : NULL;
     m->vae_decoder = S->id.taesd ? "TAESD" : NULL;
 }
@@ -419,14 +420,16 @@ static sdc_status make_unit(run_state *S, int64_t u) {
     return st;
 }
 
-/* The identity's rng / device / dtype: NULL for the defaults, so folders made
- * before these keys existed (all defaults) keep their config lines. */
+/* The identity's rng / device / dtype / weights: NULL for the defaults, so
+ * folders made before these keys existed (all defaults) keep their config
+ * lines. */
 static void set_compute_identity(ds_identity *id, const sdc_dataset_options *o) {
     const char *dev = o->load.device, *dt = o->load.dtype, *rng = o->req.rng;
     int cuda = dev && !strcmp(dev, "cuda");
     id->rng = rng && strcmp(rng, "cpu") ? rng : NULL;
     id->device = dev && strcmp(dev, "cpu") ? dev : NULL;
     id->dtype = dt && strcmp(dt, cuda ? "f16" : "f32") ? dt : NULL;
+    id->weights = o->load.weights && *o->load.weights ? o->load.weights : NULL;
 }
 
 /* Each LoRA's name, scale and content digest into the identity (a missing or

@@ -15,6 +15,7 @@ static void identity(jbuf *b, const ds_identity *id) {
     jb_str(b, id->variant);
     if (id->device) jb_puts(b, ",\n  \"device\": "), jb_str(b, id->device);
     if (id->dtype) jb_puts(b, ",\n  \"dtype\": "), jb_str(b, id->dtype);
+    if (id->weights) jb_puts(b, ",\n  \"weights\": "), jb_str(b, id->weights);
     if (id->nloras) { /* one line, so a differing LoRA is reported as the whole list */
         jb_puts(b, ",\n  \"loras\": [");
         for (int i = 0; i < id->nloras; i++) {
@@ -104,8 +105,9 @@ static int has_key(const char *text, const char *key) {
 
 /* keys written only with values other than their defaults */
 static int is_optional(const char *key) {
-    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "loras") ||
-           !strcmp(key, "taesd") || !strcmp(key, "prompt_syntax") || !strcmp(key, "pad_cond_uncond");
+    return !strcmp(key, "rng") || !strcmp(key, "device") || !strcmp(key, "dtype") || !strcmp(key, "weights") ||
+           !strcmp(key, "loras") || !strcmp(key, "taesd") || !strcmp(key, "prompt_syntax") ||
+           !strcmp(key, "pad_cond_uncond");
 }
 
 /* la (this run's line) differs from lb (the stored one) */

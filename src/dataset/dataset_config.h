@@ -3,7 +3,7 @@
  * line. A run whose arguments render different lines is refused, naming the
  * first key that differs, so two data sets are never mixed. The "resolved"
  * line records the model defaults the images used. Keys added after the
- * first release ("device", "dtype", "rng", "loras", "taesd") appear only with values
+ * first release ("device", "dtype", "weights", "rng", "loras", "taesd") appear only with values
  * other than the defaults, so folders made before them still resume. */
 #ifndef SDC_DATASET_DATASET_CONFIG_H
 #define SDC_DATASET_DATASET_CONFIG_H
@@ -28,6 +28,7 @@ typedef struct {
     uint64_t model_fingerprint;
     const char *variant;
     const char *device, *dtype;  /* NULL: cpu / the device's default precision (no line) */
+    const char *weights;         /* NULL: as stored (no line); "q8" */
     const ds_lora *loras;        /* [nloras] in the order fused; 0: none (no line) */
     int nloras;
     const char *taesd;           /* the TAESD that decodes (file or folder name), NULL: the KL VAE (no line) */

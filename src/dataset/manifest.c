@@ -34,6 +34,7 @@ void manifest_line(jbuf *b, const image_meta *m) {
     if (m->rng) jb_puts(b, ", \"rng\": "), jb_str(b, m->rng);
     if (m->device) jb_puts(b, ", \"device\": "), jb_str(b, m->device);
     if (m->dtype) jb_puts(b, ", \"dtype\": "), jb_str(b, m->dtype);
+    if (m->weights) jb_puts(b, ", \"weights\": "), jb_str(b, m->weights);
     if (m->loras) jb_puts(b, ", \"loras\": "), jb_puts(b, m->loras);
     if (m->vae_decoder) jb_puts(b, ", \"vae_decoder\": "), jb_str(b, m->vae_decoder);
     jb_puts(b, "}\n");

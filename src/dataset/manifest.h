@@ -22,6 +22,7 @@ typedef struct {
     int width, height;
     const char *model;
     const char *rng, *device, *dtype; /* NULL: the defaults (not written, as in the data set's config) */
+    const char *weights;              /* NULL: as stored; "q8" */
     const char *loras; /* NULL: none; else a JSON array [{"name": ..., "scale": ...}, ...] written as is */
     const char *vae_decoder; /* "TAESD", or NULL: the KL VAE (not written) */
 } image_meta;
@@ -30,7 +31,7 @@ typedef struct {
 void manifest_name(char *out, size_t n, int64_t index, const char *ext);
 /* {"file_name": "00001234.png", "text": ..., "seed", "steps", "guidance",
  *  "scheduler", "width", "height", "model", "negative_prompt"[, "rng",
- *  "device", "dtype", "loras", "vae_decoder" (each only when set)]} and a newline */
+ *  "device", "dtype", "weights", "loras", "vae_decoder" (each only when set)]} and a newline */
 void manifest_line(jbuf *b, const image_meta *m);
 
 /* Make the file open as fd (O_APPEND) hold exactly the lines given, streaming

@@ -27,6 +27,14 @@ static sdc_status open_random(weights *w) {
     return SDC_OK;
 }
 
+/* random weights of a text encoder or the UNet with --weights q8: each
+ * layer weight quantised as it is made up (never all of them in float32) */
+static void quantize_as_loaded(weights *w, const sdc_model *m, const sdc_load_options *opt) {
+    if (!opt || !opt->weights || strcmp(opt->weights, "q8")) return;
+    w->quant = OP_Q8;
+    w->quant_threads = op_ctx_threads(m->cx);
+}
+
 static sdc_status load_text(sdc_model *m, const char *dir, int i, const sdc_load_options *opt) {
     char d[4096], sub[32];
     const char *variant = opt ? opt->variant : NULL;
@@ -44,6 +52,7 @@ static sdc_status load_text(sdc_model *m, const char *dir, int i, const sdc_load
     weights *w = calloc(1, sizeof *w);
     if (!w) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     sdc_status st = open_random(w);
+    if (!st) quantize_as_loaded(w, m, opt);
     if (!st) st = clip_text_load_weights(&m->te[i], m->cx, &cfg, w);
     if (!st) st = clip_text_own_weights(m->te[i], w);
     if (st) {
@@ -65,6 +74,7 @@ static sdc_status load_unet(sdc_model *m, const char *d, const sdc_load_options 
     cJSON_Delete(j);
     SDC_TRY(st);
     SDC_TRY(open_random(&w));
+    quantize_as_loaded(&w, m, opt);
     return unet_load_weights(&m->unet, m->cx, &cfg, &w); /* the UNet owns w now, even on failure */
 }
 

@@ -214,6 +214,17 @@ void st_release_pages(const st_file *f) {
     if (f->map && f->map_size) madvise(f->map, f->map_size, MADV_DONTNEED);
 }
 
+int st_release_range(const st_file *f, const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)f->map, hi = lo + f->map_size;
+    if (!f->map || a < lo || a >= hi) return 0;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = a + n < hi ? a + n : hi;
+    a &= ~(page - 1);
+    b = (b + page - 1) & ~(page - 1);
+    if (a < lo) a = lo; /* the mapping starts on a page */
+    madvise((void *)a, b - a, MADV_DONTNEED);
+    return 1;
+}
+
 void st_close(st_file *f) {
     if (f->map) munmap(f->map, f->map_size);
     for (int i = 0; i < f->n; i++) free(f->tensors[i].name);
@@ -357,6 +368,7 @@ typedef struct {
     int64_t shape[ST_MAX_DIMS];
     void *data;
     size_t nbytes;
+    int borrowed; /* data is the caller's */
 } wt;
 
 struct st_writer {
@@ -366,8 +378,8 @@ struct st_writer {
 
 st_writer *st_writer_new(void) { return calloc(1, sizeof(st_writer)); }
 
-sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
-                         const void *data) {
+static sdc_status writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                             const void *data, int borrowed) {
     if (ndim > ST_MAX_DIMS) return sdc_fail(SDC_ERR_ARG, "too many dimensions for '%s'", name);
     if (w->n == w->cap) {
         int cap = w->cap ? w->cap * 2 : 16;
@@ -382,17 +394,28 @@ sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndi
     for (int i = 0; i < ndim; i++) { t->shape[i] = shape[i]; numel *= (size_t)shape[i]; }
     t->nbytes = numel * st_dtype_size(dtype);
     t->name = strdup(name);
-    t->data = malloc(t->nbytes ? t->nbytes : 1);
+    t->borrowed = borrowed;
+    t->data = borrowed ? (void *)data : malloc(t->nbytes ? t->nbytes : 1);
     if (!t->name || !t->data) {
         free(t->name);
-        free(t->data);
+        if (!borrowed) free(t->data);
         return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     }
-    memcpy(t->data, data, t->nbytes);
+    if (!borrowed) memcpy(t->data, data, t->nbytes);
     t->dtype = dtype;
     t->ndim = ndim;
     w->n++;
     return SDC_OK;
+}
+
+sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                         const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 0);
+}
+
+sdc_status st_writer_add_borrowed(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                                  const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 1);
 }
 
 sdc_status st_writer_save(st_writer *w, const char *path) {
@@ -444,7 +467,7 @@ void st_writer_free(st_writer *w) {
     if (!w) return;
     for (int i = 0; i < w->n; i++) {
         free(w->items[i].name);
-        free(w->items[i].data);
+        if (!w->items[i].borrowed) free(w->items[i].data);
     }
     free(w->items);
     free(w);

@@ -41,6 +41,10 @@ const st_tensor *st_find(const st_file *f, const char *name);
  * fault-around): a pipeline stage done with its weights hands their memory
  * to the next stage's activations. Data stays valid. */
 void st_release_pages(const st_file *f);
+/* The same for the pages of [p, p + n) when they lie in f's mapping (rounded
+ * out to whole pages: neighbours' pages leave too, and come back on their
+ * next read); returns 0 and does nothing when p is not in f's mapping. */
+int st_release_range(const st_file *f, const void *p, size_t n);
 size_t st_dtype_size(st_dtype t);
 const char *st_dtype_name(st_dtype t);
 
@@ -63,6 +67,10 @@ uint16_t sdc_f32_to_f16(float f);
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
 sdc_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data);
+/* The same without a copy: data must stay valid until st_writer_save returns
+ * (large tensors: a model's weights written as they are held). */
+sdc_status st_writer_add_borrowed(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                                  const void *data);
 sdc_status st_writer_save(st_writer *w, const char *path); /* temp file + rename */
 void st_writer_free(st_writer *w);
 

@@ -65,6 +65,12 @@ static sdc_status resolve(const lora_targets *t, lora_index *ix, int *built, con
         return sdc_fail(SDC_ERR_SHAPE, "%s: LoRA key '%s' matches no module of the %s (is the LoRA for another model?)",
                         path, m->key, comp_title(m->comp));
     const st_tensor *W = weights_find(w, param);
+    /* a converted model (sdc convert --weights q8) stores NAME.q8 instead of the float weight */
+    if (!W && weights_has(w, "%s.q8", param))
+        return sdc_fail(SDC_ERR_UNSUPPORTED,
+                        "%s: parameter '%s' is stored int8 (q8): a LoRA needs the float weights (fuse it into the "
+                        "original model: sdc convert --lora)",
+                        path, param);
     if (!W) return sdc_fail(SDC_ERR_ARG, "%s: parameter '%s' has no stored tensor", path, param);
     const st_tensor *dn = m->t[LORA_DOWN], *up = m->t[LORA_UP];
     char a[160], b[160], c[160];

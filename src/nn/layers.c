@@ -35,7 +35,7 @@ sdc_status linear_load(weights *w, linear *l, int in, int out, int bias, const c
     l->in = in;
     l->out = out;
     l->b = NULL;
-    SDC_TRY(weights_get_t(w, &l->w, &l->wt, 2, ws, "%s.weight", name));
+    SDC_TRY(weights_get_layer(w, &l->w, &l->wt, 2, ws, "%s.weight", name));
     if (bias) SDC_TRY(weights_get(w, &l->b, 1, bs, "%s.bias", name));
     return SDC_OK;
 }
@@ -44,7 +44,7 @@ sdc_status conv2d_load_bias(weights *w, conv2d *c, int cin, int cout, int k, int
                             const char *name) {
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     *c = (conv2d){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = pad};
-    SDC_TRY(weights_get_t(w, &c->w, &c->wt, 4, ws, "%s.weight", name));
+    SDC_TRY(weights_get_layer(w, &c->w, &c->wt, 4, ws, "%s.weight", name));
     if (bias) SDC_TRY(weights_get(w, &c->b, 1, bs, "%s.bias", name));
     return SDC_OK;
 }

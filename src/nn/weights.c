@@ -1,4 +1,5 @@
-/* weights.c - parameter lookup across safetensors files. */
+/* weights.c - parameter lookup across safetensors files, and the int8
+ * quantisation of layer weights (weights_quantize). */
 #include "nn/weights.h"
 
 #include <math.h>
@@ -6,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend/q8.h"
 
 static sdc_status keep_owned(weights *w, float *d) {
     if (w->nowned == w->cap) {
@@ -148,7 +151,8 @@ static sdc_status alloc_copy(const st_tensor *t, const float *current, float **o
     return SDC_OK;
 }
 
-static sdc_status add_slot(weights *w, const char *name, const void **slot, op_dtype *dtype) {
+static sdc_status add_slot(weights *w, const char *name, const void **slot, op_dtype *dtype, int64_t rows,
+                           int64_t cols) {
     if (w->nslots == w->slots_cap) {
         int cap = w->slots_cap ? 2 * w->slots_cap : 256;
         weights_slot *s = realloc(w->slots, (size_t)cap * sizeof(weights_slot));
@@ -165,6 +169,9 @@ static sdc_status add_slot(weights *w, const char *name, const void **slot, op_d
     s->overlay_base = NULL;
     s->overlay_base_dt = OP_F32;
     s->overlay_owner = 0;
+    s->rows = rows;
+    s->cols = cols;
+    s->conv_c = s->conv_k = 0;
     w->nslots++;
     return SDC_OK;
 }
@@ -179,7 +186,7 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     SDC_TRY(get_param(w, name, (const void **)out, NULL, ndim, shape));
-    return add_slot(w, name, (const void **)out, NULL);
+    return add_slot(w, name, (const void **)out, NULL, 0, 0);
 }
 
 sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape, const char *fmt,
@@ -190,7 +197,129 @@ sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, c
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     SDC_TRY(get_param(w, name, out, dt, ndim, shape));
-    return add_slot(w, name, out, dt);
+    return add_slot(w, name, out, dt, 0, 0);
+}
+
+/* ---- int8 layer weights ---- */
+
+/* Let go of float data no slot reads any more: an owned buffer is freed
+ * (unless a view's data: single-file transposes), file pages leave the
+ * resident set. */
+static void release_source(weights *w, const void *p, int64_t nbytes) {
+    for (int i = 0; i < w->nslots; i++)
+        if (*w->slots[i].slot == p) return;
+    for (int i = 0; i < w->nowned; i++)
+        if (w->owned[i] == p) {
+            for (int v = 0; v < w->nviews; v++)
+                if (w->views[v].data == p) return;
+            free(w->owned[i]);
+            w->owned[i] = w->owned[--w->nowned];
+            return;
+        }
+    for (int f = 0; f < w->nfiles; f++)
+        if (st_release_range(&w->files[f], p, (size_t)nbytes)) return;
+}
+
+/* Slot i (a layer weight) and every slot of its name in q. */
+static sdc_status quantize_slot(weights *w, int i, op_dtype q, int threads) {
+    weights_slot *s = &w->slots[i];
+    if (!s->rows || *s->dtype == q) return SDC_OK;
+    if (q != OP_Q8) return sdc_fail(SDC_ERR_ARG, "weights can be quantised to q8 only");
+    const void *src = *s->slot, *dst = NULL;
+    op_dtype st = *s->dtype;
+    for (int j = 0; j < w->nslots && !dst; j++) /* the same parameter taken twice: one copy */
+        if (j != i && w->slots[j].rows && *w->slots[j].dtype == q && !strcmp(w->slots[j].name, s->name))
+            dst = *w->slots[j].slot;
+    if (!dst) {
+        q8_matrix *m;
+        sdc_status e = s->conv_k ? q8_quantize_conv(src, st, s->rows, s->conv_c, s->conv_k, threads, &m)
+                                 : q8_quantize(src, st, s->rows, s->cols, threads, &m);
+        if (e)
+            return sdc_fail(e, "%s: '%s%s': %s", w->nfiles ? w->files[0].path : "weights", w->prefix, s->name,
+                            sdc_last_error());
+        SDC_TRY(keep_owned(w, (float *)m));
+        dst = m;
+    }
+    for (int j = 0; j < w->nslots; j++)
+        if (!strcmp(w->slots[j].name, s->name) && w->slots[j].dtype) {
+            *w->slots[j].slot = dst;
+            *w->slots[j].dtype = q;
+            w->slots[j].mutable_copy = NULL; /* freed below if it was one: weights_mutable starts afresh */
+        }
+    release_source(w, src, s->rows * s->cols * (st == OP_F32 ? 4 : 2));
+    return SDC_OK;
+}
+
+/* A layer weight stored int8 (sdc convert --weights q8, weights_save): NAME.q8
+ * (U8 [panels][nb][Q8_PBLOCK], read in place) and NAME.q8_shape (I64 rows,
+ * cols, ch, kk), checked against the shape the model expects. */
+static sdc_status get_q8(weights *w, const char *name, const st_tensor *tq, const void **out, op_dtype *dt, int ndim,
+                         const int64_t *shape) {
+    char sn[440];
+    const char *file = w->nfiles ? w->files[0].path : "(no file)";
+    snprintf(sn, sizeof sn, "%s.q8_shape", name);
+    const st_tensor *ts = weights_find(w, sn);
+    int64_t *m = NULL, cols = 1, kk = ndim == 4 ? shape[2] * shape[3] : 0;
+    for (int d = 1; d < ndim; d++) cols *= shape[d];
+    if (!ts || ts->numel != 4 || st_to_i64(ts, &m))
+        return sdc_fail(SDC_ERR_FORMAT, "%s: int8 tensor '%s%s.q8' without its four-value '.q8_shape'", file, w->prefix,
+                        name);
+    int64_t nb = (cols + Q8_BLOCK - 1) / Q8_BLOCK, panels = (shape[0] + Q8_PANEL - 1) / Q8_PANEL;
+    int ok = m[0] == shape[0] && m[1] == cols && tq->dtype == ST_U8 &&
+             tq->nbytes == (size_t)(panels * nb * Q8_PBLOCK) &&
+             (m[2] == 0 ? m[3] == 0 : m[2] == shape[1] && m[3] == kk && m[2] % Q8_BLOCK == 0);
+    q8_matrix *q = ok ? malloc(sizeof *q) : NULL;
+    if (q)
+        *q = (q8_matrix){.rows = m[0],
+                         .cols = m[1],
+                         .nb = nb,
+                         .panels = panels,
+                         .ch = m[2],
+                         .kk = m[3],
+                         .data = (uint8_t *)tq->data};
+    free(m);
+    if (!ok)
+        return sdc_fail(SDC_ERR_SHAPE, "%s: int8 tensor '%s%s.q8' does not hold a %lld x %lld weight as sdc writes it",
+                        file, w->prefix, name, (long long)shape[0], (long long)cols);
+    if (!q) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    SDC_TRY(keep_owned(w, (float *)q));
+    w->nparams += shape[0] * cols;
+    *out = q;
+    *dt = OP_Q8;
+    return SDC_OK;
+}
+
+sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape,
+                             const char *fmt, ...) {
+    char name[400], qn[420];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (ndim < 2) return sdc_fail(SDC_ERR_ARG, "'%s': a layer weight has at least two dimensions", name);
+    snprintf(qn, sizeof qn, "%s.q8", name);
+    const st_tensor *tq = weights_find(w, name) ? NULL : weights_find(w, qn);
+    if (tq) SDC_TRY(get_q8(w, name, tq, out, dt, ndim, shape));
+    else SDC_TRY(get_param(w, name, out, dt, ndim, shape));
+    int64_t cols = 1;
+    for (int d = 1; d < ndim; d++) cols *= shape[d];
+    SDC_TRY(add_slot(w, name, out, dt, shape[0], cols));
+    if (ndim == 4 && shape[2] == shape[3]) { /* (ky, kx, c) column order for int8 (q8.h) */
+        w->slots[w->nslots - 1].conv_c = (int)shape[1];
+        w->slots[w->nslots - 1].conv_k = (int)shape[2];
+    }
+    if (w->quant == OP_F32 || !*out) return SDC_OK; /* not asked for, or a shape-only view (synthesize 2) */
+    return quantize_slot(w, w->nslots - 1, w->quant, w->quant_threads);
+}
+
+sdc_status weights_quantize(weights *w, op_dtype q, int threads) {
+    for (int i = 0; i < w->nslots; i++) SDC_TRY(quantize_slot(w, i, q, threads));
+    /* each tensor's pages left as it was quantised, but reading the next one
+     * faults its neighbours back in (fault-around, readahead): let the whole
+     * mapping go once more; what a forward reads in place (biases, norms)
+     * comes back on use */
+    weights_release_pages(w);
+    return SDC_OK;
 }
 
 sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
@@ -203,6 +332,16 @@ sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
     sdc_status st = SDC_OK;
     for (int i = 0; i < w->nslots && !st; i++) {
         if (done[i]) continue;
+        /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
+        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
+        /* first: a converted model's int8 weight has no float tensor to find */
+        if (src == OP_Q8) {
+            st = sdc_fail(SDC_ERR_UNSUPPORTED,
+                          "parameter '%s' is int8 (q8): device backends take float weights, not sdc's int8 "
+                          "blocks",
+                          w->slots[i].name);
+            break;
+        }
         const st_tensor *t = weights_find(w, w->slots[i].name);
         /* the element count: of the stored tensor, or of a synthesized one
          * (benchmarks), which has no stored tensor but an owned buffer */
@@ -211,8 +350,6 @@ sdc_status weights_to_device(weights *w, op_ctx *cx, op_dtype dt) {
             st = sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor to upload", w->slots[i].name);
             break;
         }
-        /* matrices and kernels (typed slots) in dt; norms, biases, embeddings float32 */
-        op_dtype src = w->slots[i].dtype ? *w->slots[i].dtype : OP_F32, dst = w->slots[i].dtype ? dt : OP_F32;
         void *d = NULL;
         if ((st = op_weight_upload(cx, *w->slots[i].slot, src, n, dst, &d))) break;
         w->device[w->ndevice++] = d;
@@ -291,6 +428,11 @@ sdc_status weights_mutable(weights *w, const char *name, float **data, int *ndim
         *data = w->slots[first].mutable_copy;
         return SDC_OK;
     }
+    if (!t && w->slots[first].dtype && *w->slots[first].dtype == OP_Q8)
+        return sdc_fail(SDC_ERR_UNSUPPORTED,
+                        "parameter '%s' is stored int8 (q8): a LoRA needs the float weights (fuse "
+                        "it into the original model: sdc convert --lora)",
+                        name);
     if (!t) return sdc_fail(SDC_ERR_ARG, "parameter '%s' has no stored tensor", name);
     /* a tensor already widened into a buffer of ours (f16/bf16 files) is
      * updated in place: a second float32 copy would double its memory */

@@ -26,6 +26,8 @@ typedef struct {
     const void *overlay_base;
     op_dtype overlay_base_dt;
     int overlay_owner; /* this slot frees overlay_copy (one per name) */
+    int64_t rows, cols;    /* a layer's weight (weights_get_layer) as a matrix; rows 0 for other slots */
+    int conv_c, conv_k;    /* a square convolution kernel [rows][conv_c][conv_k][conv_k]; 0 for matrices */
 } weights_slot;
 
 typedef struct {
@@ -47,6 +49,9 @@ typedef struct {
     int ndevice;
     op_ctx *device_cx;
     int overlay; /* weights_overlay_begin was called (and not yet dropped) */
+    op_dtype quant;    /* OP_Q8: weights_get_layer quantises at once (set before the model loads; the
+                          default OP_F32 leaves layer weights as stored until weights_quantize) */
+    int quant_threads; /* threads quantising (0: one) */
 } weights;
 
 sdc_status weights_open(weights *w, const char *const *paths, int n);
@@ -68,6 +73,32 @@ sdc_status weights_get(weights *w, const float **out, int ndim, const int64_t *s
  * data is 2-byte aligned, else OP_F32). */
 sdc_status weights_get_t(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape, const char *fmt,
                          ...) __attribute__((format(printf, 6, 7)));
+
+/* The weight of a linear or convolution layer ([out][in] or [out][in][k][k]):
+ * weights_get_t, remembered as a matrix [shape[0]][rest] that
+ * weights_quantize may turn into int8 blocks (and does at once when w->quant
+ * is OP_Q8: a model made up of random weights then never holds them all as
+ * float32). */
+sdc_status weights_get_layer(weights *w, const void **out, op_dtype *dt, int ndim, const int64_t *shape,
+                             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Quantise every layer weight taken so far (weights_get_layer) that is not
+ * yet in q (OP_Q8: backend/q8.h) on `threads` threads, after LoRAs are
+ * fused: each slot of the name then points to the owned int8 copy, and the
+ * float source is let go at once (an owned float32 copy freed, file pages
+ * dropped from the resident set: MADV_DONTNEED, they stay valid), so the
+ * memory a model holds is the quantised size (at the end the files' pages
+ * are dropped once more: weights_release_pages). A LoRA fused later
+ * (weights_mutable) starts again from the stored tensor; quantise again
+ * after it. */
+sdc_status weights_quantize(weights *w, op_dtype q, int threads);
+
+/* Every parameter the model has taken, written to one .safetensors file at
+ * path as held: int8 layer weights as NAME.q8 (U8 [panels][nb][Q8_PBLOCK],
+ * backend/q8.h) and NAME.q8_shape (I64 rows, cols, ch, kk), which
+ * weights_get_layer maps back in place; the others as their file stores
+ * them. Stored names without the prefix (diffusers folders). */
+sdc_status weights_save(const weights *w, const char *path);
 
 /* Make `name` (no prefix applied) resolve to a tensor view: data may point into
  * an open file's mapping (e.g. a row slice of a fused q/k/v matrix) or to a

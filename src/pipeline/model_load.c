@@ -88,6 +88,34 @@ static sdc_status make_context(sdc_model *m, const sdc_load_options *opt, op_dty
     return SDC_OK;
 }
 
+/* --weights: NULL (as stored) or "q8", on the devices that have int8
+ * kernels (checked before any device is opened) */
+static sdc_status parse_weights(const sdc_load_options *opt, int *q8) {
+    const char *wq = opt ? opt->weights : NULL;
+    *q8 = 0;
+    if (!wq || !*wq) return SDC_OK;
+    op_device dev;
+    op_dtype act;
+    SDC_TRY(parse_device(opt, &dev, &act));
+    if (strcmp(wq, "q8"))
+        return sdc_fail(SDC_ERR_ARG, "unknown weights format '%s' (q8, or none for the weights as stored)", wq);
+    if (dev == OP_DEV_CUDA)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "--weights q8 runs on the CPU: the CUDA backend has no int8 kernels (use "
+                                             "--dtype f16 or bf16 there)");
+    if (dev == OP_DEV_EMULATED && act != OP_F32)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "--weights q8 on the emulated device runs in f32 only");
+    *q8 = 1;
+    return SDC_OK;
+}
+
+/* --weights q8: the UNet's and text encoders' layer weights to int8, each
+ * tensor's float source let go as soon as it is quantised (weights.h) */
+static sdc_status model_quantize(sdc_model *m) {
+    int threads = op_ctx_threads(m->cx);
+    for (int i = 0; i < m->ntext; i++) SDC_TRY(weights_quantize(clip_text_weights(m->te[i]), OP_Q8, threads));
+    return weights_quantize(unet_weights(m->unet), OP_Q8, threads);
+}
+
 /* Upload every component's weights once, in the precision it will run in. */
 static sdc_status model_to_device(sdc_model *m, op_dtype act) {
     m->te_dt = m->unet_dt = act;
@@ -141,7 +169,9 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
     m->name = strdup(name);
     m->is_file = is_file;
     op_dtype act = OP_F32;
-    sdc_status st = m->path && m->name ? make_context(m, opt, &act) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    int q8 = 0;
+    sdc_status st = m->path && m->name ? parse_weights(opt, &q8) : sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st) st = make_context(m, opt, &act);
     if (!st) st = is_file ? single_file_family(path, &m->fam) : folder_family(path, &m->fam);
     if (!st) m->ntext = m->fam->ntext;
     if (!st) st = is_file ? m->fam->load_file(m, path, opt) : m->fam->load_folder(m, path, opt);
@@ -149,6 +179,7 @@ sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_opti
         st = sched_json_set_prediction(m->sched_json, opt->prediction, "--prediction");
     if (!st && opt && opt->taesd) st = load_taesd(m, opt->taesd, opt->variant);
     if (!st) st = model_fuse_loras(m, opt); /* before any request runs */
+    if (!st && q8) st = model_quantize(m);  /* after the LoRAs: their deltas are quantised with the weights */
     if (!st) st = model_to_device(m, act);
     if (st) {
         sdc_model_free(m);

@@ -68,8 +68,17 @@ static void round_in_place(const op_ctx *cx, float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = round_to(x[i], cx->precision);
 }
 
+/* int8 weights (OP_Q8) run the CPU's int8 kernels, which have no rounding
+ * model of a GPU: only in float32 (and not with TF32 convolutions) */
+static sdc_status refuse_q8(const op_ctx *cx, op_dtype wt, int conv) {
+    if (wt != OP_Q8 || (cx->precision == OP_F32 && !(conv && cx->tf32))) return SDC_OK;
+    return sdc_fail(SDC_ERR_UNSUPPORTED, "int8 (q8) weights run on the emulated device in f32 only (it has no "
+                                         "reduced-precision model of them)");
+}
+
 static sdc_status emu_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt,
                                const float *b, int64_t N, float *y) {
+    SDC_TRY(refuse_q8(cx, wt, 0));
     if (cx->precision == OP_F32) return cpu_linear_t(cx, x, M, K, W, wt, b, N, y);
     /* rounded operands; the float32 result and bias as the GEMM's epilogue writes them */
     float *xr = rounded_copy(cx, x, OP_F32, M * K), *wr = rounded_copy(cx, W, wt, N * K);
@@ -81,6 +90,7 @@ static sdc_status emu_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K,
 
 static sdc_status emu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
+    SDC_TRY(refuse_q8(cx, wt, 1));
     if (cx->precision == OP_F32 && !cx->tf32) return cpu_conv2d_t(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y);
     if (cx->precision == OP_F32) { /* TF32: operands rounded, float32 result */
         float *xr = rounded_copy_as(x, OP_F32, (int64_t)B * C * H * W, OP_F32);

@@ -6,6 +6,7 @@
 #define SDC_BACKEND_CPU_OPS_H
 
 #include "backend/backend.h"
+#include "backend/q8.h"
 
 sdc_status cpu_linear(op_ctx *cx, const float *x, int64_t M, int64_t K, const float *W, const float *b, int64_t N, float *y);
 sdc_status cpu_conv2d(op_ctx *cx, const float *x, int B, int C, int H, int W, const float *w, const float *b, int O, int k,
@@ -14,6 +15,11 @@ sdc_status cpu_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const 
                  float *y);
 sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y);
+/* int8 convolution whose kernel has its columns in (ky, kx, c) order (conv_q8.c) */
+sdc_status cpu_conv2d_q8_taps(op_ctx *cx, const float *x, int B, int C, int H, int W, const q8_matrix *w,
+                              const float *bias, int O, int k, int stride, int pad, float *y);
+/* SDC_ERR_SHAPE unless W (an OP_Q8 weight, backend/q8.h) is [rows][cols] */
+sdc_status cpu_q8_check(const void *W, int64_t rows, int64_t cols, const char *op);
 void cpu_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps, const float *gamma,
                    const float *beta, int silu);
 void cpu_layer_norm(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma, const float *beta);

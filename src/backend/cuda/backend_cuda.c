@@ -211,10 +211,17 @@ static void dev_gather_rows(op_ctx *cx, float *dst, const void *src, op_dtype st
 
 /* ---- compute: matrices and kernels in their upload dtype (the GEMM precision, as a rule), biases float32 ---- */
 
+/* int8 block weights (OP_Q8) have CPU kernels only */
+static sdc_status refuse_q8(op_dtype wt) {
+    if (wt != OP_Q8) return SDC_OK;
+    return sdc_fail(SDC_ERR_UNSUPPORTED, "the CUDA backend has no int8 (q8) weight kernels; run q8 weights on the CPU");
+}
+
 /* queued: a failure shows now only when it is an argument error; the GEMM's
  * own failures surface at the next download or sync (keep) */
 static sdc_status dev_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const void *W, op_dtype wt,
                                const float *b, int64_t N, float *y) {
+    SDC_TRY(refuse_q8(wt));
     SDC_TRY(pending(cx));
     if (MM(cx) == CU_F32) /* bias fused into the GEMM's epilogue */
         return cu_linear_ex(x, ACT, M, K, W, (cu_dtype)wt, b, ACT, N, y, ACT);
@@ -226,6 +233,7 @@ static sdc_status dev_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K,
 
 static sdc_status dev_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b,
                                int O, int k, int stride, int pad, float *y) {
+    SDC_TRY(refuse_q8(wt));
     SDC_TRY(pending(cx));
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo;
@@ -295,6 +303,8 @@ static void dev_timestep_embedding(op_ctx *cx, const float *t, int n, int dim, i
 
 /* ---- weights ---- */
 static sdc_status dev_weight_upload(op_ctx *cx, const void *host, op_dtype src_dt, int64_t n, op_dtype dst_dt, void **dev) {
+    SDC_TRY(refuse_q8(src_dt));
+    SDC_TRY(refuse_q8(dst_dt));
     size_t sb = (size_t)n * cu_dtype_size((cu_dtype)src_dt), db = (size_t)n * cu_dtype_size((cu_dtype)dst_dt);
     void *d = NULL, *tmp = NULL;
     SDC_TRY(cu_malloc(&d, db ? db : 1));
