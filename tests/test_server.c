@@ -749,7 +749,7 @@ static int walk_cli_same(const char *b64, const char *sampler, const char *sched
     char cmd[2048], out[2048];
     snprintf(cmd, sizeof cmd,
              "%s generate --quiet -m '%s' -p 'a red cube' --steps 2 -W 64 -H 64 --seed 21 --guidance 1 "
-             "--scheduler '%s'%s%s -o '%s'",
+             "--prompt-syntax a1111 --scheduler '%s'%s%s -o '%s'", /* the server reads A1111's syntax */
              sdc_binary(), fixture_path("models/tiny-sd"), sampler, schedule ? " --schedule " : "",
              schedule ? schedule : "", tmp_path("walk-cli.png"));
     if (run_cmd(cmd, out, sizeof out)) return snprintf(why, n, "%s: %s", cmd, out), 0;

@@ -3,7 +3,8 @@
  * <(\w+):([^>]+)>, replaces each with "" and splits its arguments at ':'
  * (an argument with '=' is named); its Lora network reads NAME, then the
  * text encoders' multiplier (default 1), then the UNet's (default: the text
- * encoders'), or te= and unet=. sdc reads the same. */
+ * encoders'), or te= and unet=. sdc reads the same; the tags are found
+ * as sdc_prompt_networks_parse finds them (a1111_network_tag_at). */
 #include "pipeline/prompt_loras.h"
 
 #include <ctype.h>
@@ -12,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SCALE 100.0 /* as --lora's SCALE */
+#include "text/a1111_prompt.h"
 
-static int word_char(int c) { return isalnum(c) || c == '_'; }
+#define MAX_SCALE 100.0 /* as --lora's SCALE */
 
 static sdc_status parse_scale(const char *s, size_t n, const char *tag, float *out) {
     char b[64], *end;
@@ -76,12 +77,9 @@ sdc_status sdc_prompt_loras(const char *prompt, char **stripped, sdc_lora_tag *t
     int k = 0;
     sdc_status st = SDC_OK;
     for (size_t i = 0; i < n && !st;) {
-        /* <word:args> with args non-empty and free of '>' */
-        size_t w = i + 1;
-        while (prompt[i] == '<' && w < n && word_char((unsigned char)prompt[w])) w++;
-        const char *gt =
-            prompt[i] == '<' && w > i + 1 && w < n && prompt[w] == ':' ? strchr(prompt + w + 1, '>') : NULL;
-        if (!gt || gt == prompt + w + 1) {
+        size_t w = 0, gti = a1111_network_tag_at(prompt, n, i, &w);
+        const char *gt = gti ? prompt + gti : NULL;
+        if (!gt) {
             if (out) out[o++] = prompt[i];
             i++;
             continue;

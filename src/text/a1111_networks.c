@@ -23,6 +23,15 @@ static size_t word_run(const char *s, size_t n, size_t i) {
     return i;
 }
 
+size_t a1111_network_tag_at(const char *s, size_t n, size_t i, size_t *colon) {
+    size_t w = s[i] == '<' ? word_run(s, n, i + 1) : i;
+    if (!(w > i + 1 && w + 1 < n && s[w] == ':')) return 0;
+    const char *e = memchr(s + w + 1, '>', n - w - 1);
+    if (!e || (size_t)(e - s) <= w + 1) return 0;
+    *colon = w;
+    return (size_t)(e - s);
+}
+
 static char *copy(const char *s, size_t n) {
     char *o = malloc(n + 1);
     if (o) memcpy(o, s, n), o[n] = 0;
@@ -56,11 +65,7 @@ sdc_status sdc_prompt_networks_parse(const char *prompt, sdc_prompt_networks *ou
     if (!(out->text = malloc(n + 1))) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     sdc_status st = SDC_OK;
     for (size_t i = 0; i < n && !st;) {
-        size_t w = s[i] == '<' ? word_run(s, n, i + 1) : i, gt = 0;
-        if (w > i + 1 && w + 1 < n && s[w] == ':') {
-            const char *e = memchr(s + w + 1, '>', n - w - 1);
-            gt = e && (size_t)(e - s) > w + 1 ? (size_t)(e - s) : 0;
-        }
+        size_t w = 0, gt = a1111_network_tag_at(s, n, i, &w);
         if (!gt) {
             out->text[o++] = s[i++];
             continue;

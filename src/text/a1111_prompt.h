@@ -52,6 +52,12 @@ int a1111_fragment_is_break(const a1111_fragment *f);
 /* Python's \w for one code point (letters, numbers, '_'), as re sees it. */
 int a1111_py_word(int32_t c);
 
+/* An extra-network tag <(\w+):([^>]+)> starting at s[i] (s[i] == '<'): the
+ * index of its '>' with *colon set to the ':' after the name, or 0 when
+ * there is none at i (re.sub then goes on at the next byte). The one place
+ * both sdc_prompt_networks_parse and sdc_prompt_loras find tags. */
+size_t a1111_network_tag_at(const char *s, size_t n, size_t i, size_t *colon);
+
 typedef struct {
     int n;              /* chunks (>= 1) */
     int64_t *ids;       /* [n, 77]: bos, 75 tokens padded with eos, eos */
