@@ -33,5 +33,6 @@ const model_family family_sd = {
     .unet_extras = NULL,
     .latents = cuv_latents,
     .default_steps = 50,
+    .default_strength = 0.8, /* its Img2Img pipeline's __call__ */
     .default_guidance = 7.5f,
 };

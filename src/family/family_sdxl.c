@@ -63,5 +63,6 @@ const model_family family_sdxl = {
     .unet_extras = sdxl_unet_extras,
     .latents = cuv_latents,
     .default_steps = 50,
+    .default_strength = 0.3, /* its Img2Img pipeline's __call__ */
     .default_guidance = 5.0f,
 };

@@ -15,6 +15,8 @@
 #include "nn/unet_runner.h"
 #include "nn/vae_tiling.h"
 #include "family/model.h"
+#include "pipeline/generate_pass.h"
+#include "pipeline/img2img.h"
 #include "pipeline/infotext.h"
 #include "pipeline/request.h"
 #include "rng/noise_gen.h"
@@ -75,6 +77,7 @@ typedef struct {
     noise_rng rng; /* which torch generator the seeds seed (r->rng) */
     noise_gen *gens;
     float *latents, *model_in, *unet_in, *unet_out, *noise_pred, *step_noise;
+    img2img_state i2i; /* an init image / mask / init latents: the start, the UNet rows, the blend */
 } gen_state;
 
 static void state_free(gen_state *S) {
@@ -84,6 +87,7 @@ static void state_free(gen_state *S) {
     unet_extra_bufs_free(&S->extra);
     free(S->ctx), free(S->tcond), free(S->gens);
     free(S->latents), free(S->model_in), free(S->unet_in), free(S->unet_out), free(S->noise_pred), free(S->step_noise);
+    img2img_free(&S->i2i);
 }
 
 /* zero conditioning of cond's shape (diffusers' force_zeros_for_empty_prompt) */
@@ -212,15 +216,17 @@ static sdc_status denoise(gen_state *S) {
             free(sf);
         }
     }
-    dump(r, "noise", 0, 4, lat_shape, S->latents);
-    float sigma0 = sched_init_noise_sigma(S->s);
-    for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
+    if (!S->i2i.active) { /* text to image: the noise scaled by the schedule's first sigma */
+        dump(r, "noise", 0, 4, lat_shape, S->latents);
+        float sigma0 = sched_init_noise_sigma(S->s);
+        for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
+    }
     dump(r, "latents_0", 0, 4, lat_shape, S->latents);
     unet_extra ex = {.text_embeds = S->extra.text_embeds, .time_ids = S->extra.time_ids, .timestep_cond = S->tcond};
     unet_runner *run;
     SDC_TRY(runner_take(S->m, n * B, S->h, S->w, S->ctx, &ex, &run));
     sdc_status st = SDC_OK;
-    for (int k = 0; k < calls && !st; k++) st = denoise_step(S, run, k);
+    for (int k = sched_begin(S->s); k < calls && !st; k++) st = denoise_step(S, run, k);
     runner_keep(S->m, run, st);
     return st;
 }
@@ -229,20 +235,21 @@ static sdc_status denoise(gen_state *S) {
  * the scheduler step, dumps and progress */
 static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
     const sdc_request *r = S->r;
-    int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
+    int B = S->B, n = S->cfg ? 2 : 1, begin = sched_begin(S->s), calls = sched_num_calls(S->s) - begin;
     int64_t per = S->per, lat_shape[4] = {B, S->lf.channels, S->h, S->w};
     int64_t out_shape[4] = {n * B, S->lf.channels, S->h, S->w};
+    const int K = k - begin + 1; /* img2img: steps and dumps count from the first call that runs */
     float tv[2 * MAX_IMAGES];
     char name[64];
     memcpy(S->model_in, S->latents, (size_t)(B * per) * sizeof(float));
     sched_scale_model_input(S->s, k, S->model_in, B * per);
-    snprintf(name, sizeof name, "model_input_%d", k + 1);
+    snprintf(name, sizeof name, "model_input_%d", K);
     dump(r, name, 0, 4, lat_shape, S->model_in);
-    for (int c = 0; c < n; c++) memcpy(S->unet_in + c * B * per, S->model_in, (size_t)(B * per) * sizeof(float));
+    img2img_unet_input(&S->i2i, S->model_in, B, S->lf.channels, per, n, S->unet_in);
     float t = (float)sched_timestep(S->s, k);
     for (int i = 0; i < n * B; i++) tv[i] = t;
     SDC_TRY(unet_runner_step(run, S->unet_in, tv, S->unet_out));
-    snprintf(name, sizeof name, "unet_out_%d", k + 1);
+    snprintf(name, sizeof name, "unet_out_%d", K);
     dump(r, name, 0, 4, out_shape, S->unet_out);
     if (S->cfg) {
         const float *u = S->unet_out, *c = S->unet_out + B * per;
@@ -250,18 +257,19 @@ static sdc_status denoise_step(gen_state *S, unet_runner *run, int k) {
     } else {
         memcpy(S->noise_pred, S->unet_out, (size_t)(B * per) * sizeof(float));
     }
-    snprintf(name, sizeof name, "noise_pred_%d", k + 1);
+    snprintf(name, sizeof name, "noise_pred_%d", K);
     dump(r, name, 0, 4, lat_shape, S->noise_pred);
     int drew = sched_draws_noise(S->s, k, r->eta);
     SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, NULL, S->step_noise));
     if (drew) {
-        snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
+        snprintf(name, sizeof name, "scheduler_noise_%d", K);
         dump(r, name, 0, 4, lat_shape, S->step_noise);
     }
-    snprintf(name, sizeof name, "latents_%d", k + 1);
+    SDC_TRY(img2img_after_step(&S->i2i, S->s, k, S->latents));
+    snprintf(name, sizeof name, "latents_%d", K);
     dump(r, name, 0, 4, lat_shape, S->latents);
-    if (r->progress && r->progress(r->progress_ctx, k + 1, calls))
-        return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
+    if (r->progress && r->progress(r->progress_ctx, K, calls))
+        return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", K, calls);
     return SDC_OK;
 }
 
@@ -378,15 +386,54 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     return generate_batch(m, r, 1, images, nimages);
 }
 
-/* One UNet batch. last: no UNet call follows in this request, so the UNet's
- * mapped weights may leave the resident set before the VAE runs (the next
- * request maps them back from the page cache: ~0.05 s per GB here). */
+/* One UNet batch: the request's images (through the hires fix's two passes
+ * when it asks for them), each with its infotext. */
 static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages) {
     *images = NULL;
     *nimages = 0;
-    const unet_config *uc = unet_get_config(m->unet);
     request_plan P;
     SDC_TRY(request_resolve(m, r, &P));
+    sdc_image *imgs;
+    int n;
+    SDC_TRY(P.hires ? hires_generate(m, r, &P, last, &imgs, &n) : generate_pass(m, r, &P, last, NULL, &imgs, &n));
+    sdc_status st = SDC_OK;
+    for (int b = 0; !st && b < n; b++) {
+        int p = b / r->batch;
+        infotext_fields f = {
+            .prompt = r->prompts[p],
+            .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
+            .steps = P.steps, .width = P.W, .height = P.H, .clip_skip = r->clip_skip,
+            .sampler = sched_info(P.sched.def)->a1111_name,
+            .schedule = P.sched.use_karras_sigmas ? "Karras" : NULL,
+            .guidance = P.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
+            .rng = P.rng == NOISE_RNG_CPU ? "CPU" : NULL,
+            .denoising_strength = P.hires ? P.hires_strength : P.init ? P.strength : 0,
+            .hires_scale = P.hires ? r->hires_scale : 0, .hires_width = r->hires_width, .hires_height = r->hires_height,
+            .hires_steps = P.hires ? r->hires_steps : 0,
+            .hires_upscaler = P.hires ? latent_mode_a1111(P.hires_mode) : NULL,
+        };
+        imgs[b].seed = f.seed;
+        if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    if (st) {
+        sdc_images_free(imgs, n);
+        return st;
+    }
+    *images = imgs;
+    *nimages = n;
+    return SDC_OK;
+}
+
+/* One denoising pass over a UNet batch. last: no UNet call follows in this
+ * request, so the UNet's mapped weights may leave the resident set before
+ * the VAE runs (the next request maps them back from the page cache: ~0.05 s
+ * per GB here). */
+sdc_status generate_pass(sdc_model *m, const sdc_request *r, const request_plan *Pp, int last, const gen_pass *pass,
+                         sdc_image **images, int *nimages) {
+    *images = NULL;
+    *nimages = 0;
+    const unet_config *uc = unet_get_config(m->unet);
+    const request_plan P = *Pp;
     gen_state S;
     memset(&S, 0, sizeof S);
     S.m = m;
@@ -400,6 +447,8 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     m->fam->latents(m, &S.lf);
     S.per = (int64_t)S.lf.channels * S.h * S.w;
     int n = S.cfg ? 2 : 1;
+    const int64_t in_per = (int64_t)uc->in_channels * S.h * S.w; /* a UNet row: more than the latents when inpainting */
+    float **latents_out = pass ? pass->latents_out : NULL;
     sdc_image *imgs = calloc((size_t)S.B, sizeof(sdc_image));
     sdc_status st = imgs ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st) st = sched_create(&S.s, S.sc, S.steps);
@@ -411,32 +460,24 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     if (!st && !(S.gens = calloc((size_t)S.B, sizeof(noise_gen)))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st) st = alloc_f32(&S.latents, S.B * S.per);
     if (!st) st = alloc_f32(&S.model_in, S.B * S.per);
-    if (!st) st = alloc_f32(&S.unet_in, n * S.B * S.per);
+    if (!st) st = alloc_f32(&S.unet_in, n * S.B * in_per);
     if (!st) st = alloc_f32(&S.unet_out, n * S.B * S.per);
     if (!st) st = alloc_f32(&S.noise_pred, S.B * S.per);
     if (!st) st = alloc_f32(&S.step_noise, S.B * S.per);
-    if (!st) {
-        for (int b = 0; b < S.B; b++) {
-            noise_gen_seed(&S.gens[b], S.rng, r->seed + (uint64_t)b);
-            noise_randn(&S.gens[b], S.latents + b * S.per, S.per);
-        }
-        st = denoise(&S);
-    }
+    for (int b = 0; !st && b < S.B; b++) noise_gen_seed(&S.gens[b], S.rng, r->seed + (uint64_t)b);
+    if (!st) /* img2img / inpainting / init latents: their start; else the generators' first draw */
+        st = img2img_start(&S.i2i, m, r, &P, S.s, S.gens, S.B, S.h, S.w, pass ? pass->init_latents : NULL,
+                           pass ? pass->strength : 0.0, S.latents);
+    for (int b = 0; !st && !S.i2i.active && b < S.B; b++) noise_randn(&S.gens[b], S.latents + b * S.per, S.per);
+    if (!st) st = denoise(&S);
     if (!st && last) weights_release_pages(unet_weights(m->unet));
-    if (!st) st = decode(&S, imgs);
-    for (int b = 0; !st && b < S.B; b++) {
-        int p = b / r->batch;
-        infotext_fields f = {
-            .prompt = r->prompts[p],
-            .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
-            .steps = S.steps, .width = S.W, .height = S.H, .clip_skip = r->clip_skip,
-            .sampler = sched_info(S.sc->def)->a1111_name,
-            .schedule = S.sc->use_karras_sigmas ? "Karras" : NULL,
-            .guidance = S.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
-            .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
-        };
-        imgs[b].seed = f.seed;
-        if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st && latents_out) { /* the hires fix's first pass: latents, no pixels */
+        *latents_out = S.latents;
+        S.latents = NULL;
+        free(imgs);
+        imgs = NULL;
+    } else if (!st) {
+        st = decode(&S, imgs);
     }
     state_free(&S);
     if (st) {
@@ -444,6 +485,6 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
         return st;
     }
     *images = imgs;
-    *nimages = S.B;
+    *nimages = imgs ? S.B : 0;
     return SDC_OK;
 }

@@ -14,6 +14,11 @@ typedef struct {
     uint64_t seed;
     const char *model;
     const char *rng;               /* A1111's "RNG" (randn source): "CPU", or NULL for its default GPU noise */
+    double denoising_strength;     /* > 0: img2img's strength, or the hires fix's */
+    double hires_scale;            /* > 0: "Hires upscale" */
+    int hires_width, hires_height; /* without a scale: "Hires resize: WxH" (when either is set) */
+    int hires_steps;               /* > 0: "Hires steps" */
+    const char *hires_upscaler;    /* non-NULL: the hires fix ran ("Hires upscaler") */
 } infotext_fields;
 
 /* malloc'd string, NULL on allocation failure */
