@@ -18,7 +18,10 @@ static sdc_status sd_encode(sdc_model *m, const char *const *prompts, int B, int
     return st;
 }
 
-static const char *const sd_classes[] = {"StableDiffusionPipeline", NULL};
+/* the img2img and inpainting pipelines save the same components (an inpainting
+ * model's UNet takes 9 input channels: request.c asks for a mask then) */
+static const char *const sd_classes[] = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
+                                         "StableDiffusionInpaintPipeline", NULL};
 
 const model_family family_sd = {
     .name = "sd",

@@ -48,7 +48,8 @@ static sdc_status sdxl_unet_extras(const sdc_model *m, const text_cond *const *c
     return SDC_OK;
 }
 
-static const char *const sdxl_classes[] = {"StableDiffusionXLPipeline", NULL};
+static const char *const sdxl_classes[] = {"StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+                                           "StableDiffusionXLInpaintPipeline", NULL};
 
 const model_family family_sdxl = {
     .name = "sdxl",
