@@ -171,24 +171,24 @@ typedef struct {
                                   filter, as diffusers' VaeImageProcessor resizes), else the image's own size rounded
                                   down to a multiple of 8. Its VAE latents, noised, start the denoising */
     int init_width, init_height;
-    double strength;           /* with init_image: the last min(int(steps * strength), steps) steps run; (0, 1];
+    double strength;     /* with init_image: the last min(int(steps * strength), steps) steps run; (0, 1];
                                   < 0: the pipeline's default (0.8, SDXL 0.3; 1.0 with a mask) */
-    const uint8_t *mask;       /* inpainting: 8-bit gray, the init image's size; white (>= 128) is repainted.
+    const uint8_t *mask; /* inpainting: 8-bit gray, the init image's size; white (>= 128) is repainted.
                                   NULL: none. A 9-channel inpainting UNet (latents, mask, masked-image latents)
                                   needs one; an ordinary UNet gets diffusers' blend (after each step the kept
                                   region is the init latents noised to the next step) */
     int mask_width, mask_height;
-    int inpaint_fill;          /* with a mask: what the masked region of the init latents is before they are noised
+    int inpaint_fill; /* with a mask: what the masked region of the init latents is before they are noised
                                   (A1111's inpainting_fill): SDC_FILL_ORIGINAL (the image's, diffusers'),
                                   SDC_FILL_LATENT_NOISE (the noise they are noised with), SDC_FILL_LATENT_NOTHING (0) */
     /* ---- hires fix (A1111's, as diffusers pipelines composed): the image made at width x height, its
      * latents upscaled (torch interpolate), then img2img of those latents with fresh generators ---- */
-    double hires_scale;        /* 0: off; 1..8: the second pass at int(width * scale) x int(height * scale) */
+    double hires_scale;            /* 0: off; 1..8: the second pass at int(width * scale) x int(height * scale) */
     int hires_width, hires_height; /* instead of hires_scale, A1111's hr_resize_x / _y: the second pass's size (one 0:
                                       keep the aspect; another aspect: upscale to cover, crop the middle) */
-    int hires_steps;           /* the second pass's steps (0: steps) */
-    double hires_strength;     /* its strength, (0, 1] (< 0: 0.75, A1111's default denoising strength) */
-    const char *hires_upscaler; /* NULL / "latent": bilinear; "latent-nearest", "latent-nearest-exact" */
+    int hires_steps;               /* the second pass's steps (0: steps) */
+    double hires_strength;         /* its strength, (0, 1] (< 0: 0.75, A1111's default denoising strength) */
+    const char *hires_upscaler;    /* NULL / "latent": bilinear; "latent-nearest", "latent-nearest-exact" */
 } sdc_request;
 
 /* sdc_request.inpaint_fill */
@@ -202,7 +202,7 @@ void sdc_request_init(sdc_request *r);
 #define SDC_MAX_BATCH 64        /* images through one UNet call (batch_size; batch x nprompts without it) */
 #define SDC_MAX_IMAGES 4096     /* images of one request split into batch_size chunks */
 #define SDC_MAX_CLIP_SKIP 12
-#define SDC_MAX_INIT_SIDE 8192  /* init image and mask width and height, pixels */
+#define SDC_MAX_INIT_SIDE 8192 /* init image and mask width and height, pixels */
 #define SDC_MAX_HIRES_SCALE 8
 
 /* Every field of r checked, the one place requests are validated (sdc_generate

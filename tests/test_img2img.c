@@ -41,8 +41,10 @@ typedef struct {
 } i2i_case;
 
 static const char *sched_name(const char *cls) {
-    static const char *m[][2] = {{"DDIMScheduler", "ddim"}, {"EulerDiscreteScheduler", "euler"},
-                                 {"EulerAncestralDiscreteScheduler", "euler_a"}, {"PNDMScheduler", "pndm"}};
+    static const char *m[][2] = {{"DDIMScheduler", "ddim"},
+                                 {"EulerDiscreteScheduler", "euler"},
+                                 {"EulerAncestralDiscreteScheduler", "euler_a"},
+                                 {"PNDMScheduler", "pndm"}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if (!strcmp(m[i][0], cls)) return m[i][1];
     return NULL;
@@ -91,7 +93,8 @@ static int load_case(const char *name, i2i_case *c) {
 static int png_max_diff(const char *a_path, const char *b_path) {
     uint8_t *a = NULL, *b = NULL;
     int aw, ah, bw, bh, worst = 999;
-    if (!png_read_rgb(a_path, &a, &aw, &ah, NULL) && !png_read_rgb(b_path, &b, &bw, &bh, NULL) && aw == bw && ah == bh) {
+    if (!png_read_rgb(a_path, &a, &aw, &ah, NULL) && !png_read_rgb(b_path, &b, &bw, &bh, NULL) && aw == bw &&
+        ah == bh) {
         worst = 0;
         for (int64_t k = 0; k < (int64_t)aw * ah * 3; k++)
             if (abs((int)a[k] - (int)b[k]) > worst) worst = abs((int)a[k] - (int)b[k]);
@@ -143,7 +146,8 @@ static double rel_diff(const st_file *mine, const st_file *gold, const char *nam
 /* the image (RGB) or mask (gray) pixels of a PNG file */
 static sdc_status read_px(const char *path, int gray, uint8_t **px, int *w, int *h) {
     SDC_TRY(png_read_rgb(path, px, w, h, NULL));
-    if (gray) sdc_image_gray(*px, 3, (int64_t)*w * *h, *px); /* in place: gray[i] is written after px[3i..3i+2] is read */
+    if (gray)
+        sdc_image_gray(*px, 3, (int64_t)*w * *h, *px); /* in place: gray[i] is written after px[3i..3i+2] is read */
     return SDC_OK;
 }
 
@@ -156,7 +160,8 @@ static void run_library(const char *name) {
     r.negative_prompts = c.nn ? c.negs : NULL, r.nnegative = c.nn;
     r.seed = c.seed, r.steps = c.steps, r.guidance = (float)c.g, r.width = c.W, r.height = c.H;
     r.scheduler = c.sched, r.strength = c.strength;
-    r.hires_scale = c.hires_scale, r.hires_steps = c.hires_steps, r.hires_strength = c.hires_scale ? c.hires_strength : -1;
+    r.hires_scale = c.hires_scale, r.hires_steps = c.hires_steps,
+    r.hires_strength = c.hires_scale ? c.hires_strength : -1;
     r.hires_upscaler = c.hires_upscaler;
     uint8_t *init = NULL, *mask = NULL;
     sdc_status st = SDC_OK;
@@ -206,14 +211,18 @@ static void run_cli(const char *name) {
     CHECK(load_case(name, &c), "cannot read case %s", name);
     char cmd[4096], out[512];
     snprintf(out, sizeof out, "%s", tmp_path(name));
-    int o = snprintf(cmd, sizeof cmd, "%s generate --quiet -m '%s' --seed %llu --steps %d --guidance %g -W %d -H %d "
-                     "--scheduler %s -o '%s-{index}.png'", sdc_binary(), c.model, (unsigned long long)c.seed, c.steps,
-                     c.g, c.W, c.H, c.sched, out);
-    if (c.has_init) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --init-image '%s' --strength %g", c.init, c.strength);
+    int o = snprintf(cmd, sizeof cmd,
+                     "%s generate --quiet -m '%s' --seed %llu --steps %d --guidance %g -W %d -H %d "
+                     "--scheduler %s -o '%s-{index}.png'",
+                     sdc_binary(), c.model, (unsigned long long)c.seed, c.steps, c.g, c.W, c.H, c.sched, out);
+    if (c.has_init)
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --init-image '%s' --strength %g", c.init, c.strength);
     if (c.has_mask) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --mask '%s'", c.mask);
     if (c.hires_scale)
-        o += snprintf(cmd + o, sizeof cmd - (size_t)o, " --hires-scale %g --hires-steps %d --hires-strength %g "
-                      "--hires-upscaler %s", c.hires_scale, c.hires_steps, c.hires_strength, c.hires_upscaler);
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o,
+                      " --hires-scale %g --hires-steps %d --hires-strength %g "
+                      "--hires-upscaler %s",
+                      c.hires_scale, c.hires_steps, c.hires_strength, c.hires_upscaler);
     for (int i = 0; i < c.np; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -p \"%s\"", c.prompts[i]);
     for (int i = 0; i < c.nn; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -n \"%s\"", c.negs[i]);
     int np = c.np;
@@ -231,8 +240,8 @@ static void run_cli(const char *name) {
     }
 }
 
-#define I2I_TESTS(id, name)                       \
-    TEST(img2img_##id##_library) { run_library(name); } \
+#define I2I_TESTS(id, name)                                                                                            \
+    TEST(img2img_##id##_library) { run_library(name); }                                                                \
     TEST(img2img_##id##_cli_png) { run_cli(name); }
 
 I2I_TESTS(sd_ddim, "img2img-sd-ddim")

@@ -86,8 +86,7 @@ static sdc_status plan_from_folder(single_file_plan *p, const char *dir, const c
     sdc_status st = json_get_str(j, "_class_name", "", &cls, f);
     const model_family *fam = st ? NULL : family_for_pipeline_class(cls);
     int sdxl = fam && !strcmp(fam->name, "sdxl");
-    if (!st && !fam)
-        st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s: pipeline class '%s' is not supported", f, cls);
+    if (!st && !fam) st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s: pipeline class '%s' is not supported", f, cls);
     if (!st && sdxl != (p->det.family == CKPT_SDXL))
         st = sdc_fail(SDC_ERR_ARG, "--config %s describes a %s but %s is an %s checkpoint", dir, cls, ckpt,
                       ckpt_family_name(p->det.family));

@@ -402,13 +402,23 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
         infotext_fields f = {
             .prompt = r->prompts[p],
             .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
-            .steps = P.steps, .width = P.W, .height = P.H, .clip_skip = r->clip_skip,
+            .steps = P.steps,
+            .width = P.W,
+            .height = P.H,
+            .clip_skip = r->clip_skip,
             .sampler = sched_info(P.sched.def)->a1111_name,
             .schedule = P.sched.use_karras_sigmas ? "Karras" : NULL,
-            .guidance = P.g, .eta = r->eta, .seed = r->seed + (uint64_t)b, .model = m->name,
+            .guidance = P.g,
+            .eta = r->eta,
+            .seed = r->seed + (uint64_t)b,
+            .model = m->name,
             .rng = P.rng == NOISE_RNG_CPU ? "CPU" : NULL,
-            .denoising_strength = P.hires ? P.hires_strength : P.init ? P.strength : 0,
-            .hires_scale = P.hires ? r->hires_scale : 0, .hires_width = r->hires_width, .hires_height = r->hires_height,
+            .denoising_strength = P.hires  ? P.hires_strength
+                                  : P.init ? P.strength
+                                           : 0,
+            .hires_scale = P.hires ? r->hires_scale : 0,
+            .hires_width = r->hires_width,
+            .hires_height = r->hires_height,
             .hires_steps = P.hires ? r->hires_steps : 0,
             .hires_upscaler = P.hires ? latent_mode_a1111(P.hires_mode) : NULL,
         };

@@ -9,7 +9,7 @@ typedef struct {
     const float *init_latents; /* [B, C, h, w]: img2img of these latents with `strength` (no VAE encode); NULL: r's
                                   init image, or text to image */
     double strength;
-    float **latents_out;       /* non-NULL: the final latents (malloc'd [B, C, h, w]) instead of images */
+    float **latents_out; /* non-NULL: the final latents (malloc'd [B, C, h, w]) instead of images */
 } gen_pass;
 
 /* The images (no infotexts: the caller writes them) of r as plan P says,

@@ -66,7 +66,8 @@ sdc_status hires_generate(sdc_model *m, const sdc_request *r, const request_plan
 
     sdc_request r1 = *r, r2 = *r;
     pass_progress pp1 = {r, 0, c1 + c2}, pp2 = {r, c1, c1 + c2};
-    if (r->progress) r1.progress = on_progress, r1.progress_ctx = &pp1, r2.progress = on_progress, r2.progress_ctx = &pp2;
+    if (r->progress)
+        r1.progress = on_progress, r1.progress_ctx = &pp1, r2.progress = on_progress, r2.progress_ctx = &pp2;
     if (r->dump) r1.dump = dump_first, r1.dump_ctx = (void *)r;
     float *lat = NULL, *up = NULL, *fin = NULL;
     sdc_image *none;

@@ -54,7 +54,8 @@ static int coeffs(int in_size, int out_size, int **bounds_out, int32_t **kk_out)
         }
         for (int x = 0; x < xmax; x++) {
             double k = ww != 0.0 ? w[x] / ww : w[x];
-            kk[(int64_t)o * ksize + x] = (int32_t)(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
+            kk[(int64_t)o * ksize + x] =
+                (int32_t)(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
         }
         bounds[2 * o] = xmin;
         bounds[2 * o + 1] = xmax;

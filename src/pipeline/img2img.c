@@ -45,9 +45,9 @@ static void sample(const float *mean, const float *std, noise_gen *g, const late
 
 /* the encodings an init image (and mask) need, shared by the batch */
 typedef struct {
-    float *x, *mask_px;            /* [3, H, W] image in [-1, 1]; [H, W] binarized mask */
-    float *mean, *std;             /* the image's latent distribution [C, h, w] (NULL: not needed) */
-    float *mmean, *mstd;           /* the masked image's */
+    float *x, *mask_px;  /* [3, H, W] image in [-1, 1]; [H, W] binarized mask */
+    float *mean, *std;   /* the image's latent distribution [C, h, w] (NULL: not needed) */
+    float *mmean, *mstd; /* the masked image's */
 } encodings;
 
 static void encodings_free(encodings *e) {
@@ -88,9 +88,9 @@ static void fill(const img2img_state *st, int fill_kind, float *lat, const float
             if (st->mask[p] != 0.0f) lat[c * hw + p] = fill_kind == SDC_FILL_LATENT_NOISE ? noise[c * hw + p] : 0.0f;
 }
 
-sdc_status img2img_start(img2img_state *st, sdc_model *m, const sdc_request *r, const request_plan *P,
-                         sdc_scheduler *s, noise_gen *gens, int B, int h, int w, const float *init_latents,
-                         double strength, float *latents) {
+sdc_status img2img_start(img2img_state *st, sdc_model *m, const sdc_request *r, const request_plan *P, sdc_scheduler *s,
+                         noise_gen *gens, int B, int h, int w, const float *init_latents, double strength,
+                         float *latents) {
     memset(st, 0, sizeof *st);
     if (!init_latents && !P->init) return SDC_OK; /* text to image */
     latent_format lf;
@@ -125,8 +125,7 @@ sdc_status img2img_start(img2img_state *st, sdc_model *m, const sdc_request *r, 
         if (inpaint && r->inpaint_fill && need_image) fill(st, r->inpaint_fill, lat, noise);
         if (is_max)
             for (int64_t k = 0; k < per; k++) out[k] = noise[k] * sigma0;
-        else
-            err = sched_add_noise(s, st->begin, lat, noise, out, per);
+        else err = sched_add_noise(s, st->begin, lat, noise, out, per);
         if (!err && inpaint) { /* prepare_mask_latents: the masked image's sample, drawn in every case */
             if (e.mmean) sample(e.mmean, e.mstd, &gens[b], &lf, per, eps, st->masked ? st->masked + b * per : eps);
             else noise_randn(&gens[b], eps, per);

@@ -14,15 +14,15 @@
 #include "sched/scheduler.h"
 
 typedef struct {
-    int active;            /* the start latents were made here; the run starts at `begin` */
-    int begin, steps_run;  /* first scheduler call (t_start * scheduler.order); UNet steps that run */
-    int extra;             /* 9-channel UNet: each row is [latents C, mask 1, masked-image latents C] */
-    int blend;             /* 4-channel UNet with a mask: the kept region reset after each step */
+    int active;           /* the start latents were made here; the run starts at `begin` */
+    int begin, steps_run; /* first scheduler call (t_start * scheduler.order); UNet steps that run */
+    int extra;            /* 9-channel UNet: each row is [latents C, mask 1, masked-image latents C] */
+    int blend;            /* 4-channel UNet with a mask: the kept region reset after each step */
     int B, C, h, w;
-    float *image_latents;  /* [B, C, h, w] the init latents (blend) */
-    float *noise;          /* [B, C, h, w] the noise they were noised with (blend) */
-    float *mask;           /* [h, w] the mask at latent size, 0 or 1 (extra, blend) */
-    float *masked;         /* [B, C, h, w] masked-image latents (extra) */
+    float *image_latents; /* [B, C, h, w] the init latents (blend) */
+    float *noise;         /* [B, C, h, w] the noise they were noised with (blend) */
+    float *mask;          /* [h, w] the mask at latent size, 0 or 1 (extra, blend) */
+    float *masked;        /* [B, C, h, w] masked-image latents (extra) */
 } img2img_state;
 
 /* Where the run starts: r's init image (and mask), or init_latents [B, C, h, w]
@@ -31,9 +31,9 @@ typedef struct {
  * (per image: the init image's latent sample, the noise, the masked
  * image's latent sample), and sets the scheduler's begin call. The VAE runs
  * in the model's context; dumps vae_encode_mean_K and init_latents. */
-sdc_status img2img_start(img2img_state *st, sdc_model *m, const sdc_request *r, const request_plan *P,
-                         sdc_scheduler *s, noise_gen *gens, int B, int h, int w, const float *init_latents,
-                         double strength, float *latents);
+sdc_status img2img_start(img2img_state *st, sdc_model *m, const sdc_request *r, const request_plan *P, sdc_scheduler *s,
+                         noise_gen *gens, int B, int h, int w, const float *init_latents, double strength,
+                         float *latents);
 
 /* The UNet's rows for one step: n copies (CFG) of the B scaled latents
  * model_in[B, C, h, w]; on a 9-channel UNet each image's mask and

@@ -21,7 +21,8 @@ char *infotext_format(const infotext_fields *f) {
     if (f->schedule) o += snprintf(s + o, n - (size_t)o, "Schedule type: %s, ", f->schedule);
     o += snprintf(s + o, n - (size_t)o, "CFG scale: %s, Seed: %llu, Size: %dx%d, Model: %s", g,
                   (unsigned long long)f->seed, f->width, f->height, f->model);
-    if (f->denoising_strength > 0) o += snprintf(s + o, n - (size_t)o, ", Denoising strength: %.9g", f->denoising_strength);
+    if (f->denoising_strength > 0)
+        o += snprintf(s + o, n - (size_t)o, ", Denoising strength: %.9g", f->denoising_strength);
     if (f->eta != 0.0f) o += snprintf(s + o, n - (size_t)o, ", Eta: %s", e);
     if (f->clip_skip > 1) o += snprintf(s + o, n - (size_t)o, ", Clip skip: %d", f->clip_skip);
     if (f->hires_upscaler) { /* A1111's order: upscale or resize, steps, upscaler */

@@ -43,8 +43,8 @@ static void axis(int in, int out, latent_mode mode, tap *t) {
             t[o] = (tap){i0, i0 + (i0 < in - 1), 1.0f - l1, l1};
         } else {
             int64_t i = mode == LATENT_NEAREST && out == 2 * in ? o >> 1
-                        : mode == LATENT_NEAREST ? (int64_t)floorf((float)o * scale)
-                                                 : (int64_t)floorf(((float)o + 0.5f) * scale);
+                        : mode == LATENT_NEAREST                ? (int64_t)floorf((float)o * scale)
+                                                                : (int64_t)floorf(((float)o + 0.5f) * scale);
             if (i > in - 1) i = in - 1;
             t[o] = (tap){(int)i, (int)i, 1.0f, 0.0f};
         }

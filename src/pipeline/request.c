@@ -34,15 +34,18 @@ static sdc_status check_strength(const char *what, double s) {
 /* init image, mask and hires fix: what needs no model */
 static sdc_status check_img2img(const sdc_request *r) {
     if (r->init_image) {
-        if (r->init_width < 1 || r->init_height < 1 || r->init_width > SDC_MAX_INIT_SIDE || r->init_height > SDC_MAX_INIT_SIDE)
+        if (r->init_width < 1 || r->init_height < 1 || r->init_width > SDC_MAX_INIT_SIDE ||
+            r->init_height > SDC_MAX_INIT_SIDE)
             return sdc_fail(SDC_ERR_ARG, "init image size %dx%d out of range (1..%d per side)", r->init_width,
                             r->init_height, SDC_MAX_INIT_SIDE);
         SDC_TRY(check_strength("strength", r->strength));
     } else {
         if (r->mask) return sdc_fail(SDC_ERR_ARG, "a mask needs an init image (inpainting repaints part of one)");
         if (!(r->strength < 0))
-            return sdc_fail(SDC_ERR_ARG, "strength %g applies to img2img: give an init image (the hires fix has its own "
-                            "strength)", r->strength);
+            return sdc_fail(SDC_ERR_ARG,
+                            "strength %g applies to img2img: give an init image (the hires fix has its own "
+                            "strength)",
+                            r->strength);
     }
     if (r->mask && (r->mask_width != r->init_width || r->mask_height != r->init_height))
         return sdc_fail(SDC_ERR_ARG, "the mask is %dx%d but the init image is %dx%d: they must be the same size",
@@ -51,10 +54,13 @@ static sdc_status check_img2img(const sdc_request *r) {
         return sdc_fail(SDC_ERR_ARG, "inpaint fill %d unknown (0 original, 1 latent noise, 2 latent nothing)",
                         r->inpaint_fill);
     if (r->inpaint_fill && !r->mask) return sdc_fail(SDC_ERR_ARG, "an inpaint fill needs a mask");
-    if (!isfinite(r->hires_scale) || (r->hires_scale != 0 && (r->hires_scale < 1 || r->hires_scale > SDC_MAX_HIRES_SCALE)))
-        return sdc_fail(SDC_ERR_ARG, "hires scale %g out of range (0: off, or 1..%d)", r->hires_scale, SDC_MAX_HIRES_SCALE);
+    if (!isfinite(r->hires_scale) ||
+        (r->hires_scale != 0 && (r->hires_scale < 1 || r->hires_scale > SDC_MAX_HIRES_SCALE)))
+        return sdc_fail(SDC_ERR_ARG, "hires scale %g out of range (0: off, or 1..%d)", r->hires_scale,
+                        SDC_MAX_HIRES_SCALE);
     if (r->hires_width < 0 || r->hires_height < 0 || r->hires_width > SDC_MAX_SIDE || r->hires_height > SDC_MAX_SIDE)
-        return sdc_fail(SDC_ERR_ARG, "hires size %dx%d out of range (0..%d)", r->hires_width, r->hires_height, SDC_MAX_SIDE);
+        return sdc_fail(SDC_ERR_ARG, "hires size %dx%d out of range (0..%d)", r->hires_width, r->hires_height,
+                        SDC_MAX_SIDE);
     int hires = r->hires_scale != 0 || r->hires_width || r->hires_height;
     if (r->hires_scale != 0 && (r->hires_width || r->hires_height))
         return sdc_fail(SDC_ERR_ARG, "give a hires scale or a hires size, not both");
@@ -160,8 +166,10 @@ static sdc_status resolve_init(const sdc_model *m, const sdc_request *r, request
     if (!r->width) P->W = r->init_width - r->init_width % f;
     if (!r->height) P->H = r->init_height - r->init_height % f;
     if (P->W < 8 || P->H < 8 || P->W > SDC_MAX_SIDE || P->H > SDC_MAX_SIDE)
-        return sdc_fail(SDC_ERR_ARG, "the init image is %dx%d: the output would be %dx%d (8..%d per side; give width "
-                        "and height to resize it)", r->init_width, r->init_height, P->W, P->H, SDC_MAX_SIDE);
+        return sdc_fail(SDC_ERR_ARG,
+                        "the init image is %dx%d: the output would be %dx%d (8..%d per side; give width "
+                        "and height to resize it)",
+                        r->init_width, r->init_height, P->W, P->H, SDC_MAX_SIDE);
     P->init = 1;
     P->inpaint = r->mask != NULL;
     P->strength = r->strength >= 0 ? r->strength : r->mask ? 1.0 : m->fam->default_strength;
@@ -178,11 +186,15 @@ static sdc_status resolve_unet_inputs(const sdc_model *m, const sdc_request *r, 
     int in = unet_get_config(m->unet)->in_channels, C = vae_latent_channels(m->vae);
     if (in == C) return SDC_OK;
     if (in != 2 * C + 1)
-        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: the UNet takes %d input channels; sdc runs %d (latents) and %d "
-                        "(inpainting: latents, mask, masked-image latents)", m->name, in, C, 2 * C + 1);
+        return sdc_fail(SDC_ERR_UNSUPPORTED,
+                        "%s: the UNet takes %d input channels; sdc runs %d (latents) and %d "
+                        "(inpainting: latents, mask, masked-image latents)",
+                        m->name, in, C, 2 * C + 1);
     if (!r->init_image || !r->mask)
-        return sdc_fail(SDC_ERR_ARG, "%s is an inpainting model (its UNet takes %d input channels: latents, mask and "
-                        "masked-image latents): give an init image and a mask", m->name, in);
+        return sdc_fail(SDC_ERR_ARG,
+                        "%s is an inpainting model (its UNet takes %d input channels: latents, mask and "
+                        "masked-image latents): give an init image and a mask",
+                        m->name, in);
     P->unet_extra = 1;
     return SDC_OK;
 }
@@ -217,15 +229,17 @@ static sdc_status resolve_hires(const sdc_model *m, const sdc_request *r, reques
     P->hires_W = (P->hires_lw - tx) * f, P->hires_H = (P->hires_lh - ty) * f;
     if (P->hires_W < 8 || P->hires_H < 8 || P->hires_W > SDC_MAX_SIDE || P->hires_H > SDC_MAX_SIDE ||
         P->hires_lw > SDC_MAX_SIDE / f || P->hires_lh > SDC_MAX_SIDE / f)
-        return sdc_fail(SDC_ERR_ARG, "the hires fix would make %dx%d from %dx%d (8..%d per side)", P->hires_W, P->hires_H,
-                        P->W, P->H, SDC_MAX_SIDE);
+        return sdc_fail(SDC_ERR_ARG, "the hires fix would make %dx%d from %dx%d (8..%d per side)", P->hires_W,
+                        P->hires_H, P->W, P->H, SDC_MAX_SIDE);
     P->hires = 1;
     P->hires_steps = r->hires_steps ? r->hires_steps : P->steps;
     P->hires_strength = r->hires_strength >= 0 ? r->hires_strength : 0.75;
     P->hires_mode = r->hires_upscaler ? (latent_mode)latent_mode_parse(r->hires_upscaler) : LATENT_BILINEAR;
     if (request_steps_run(P->hires_steps, P->hires_strength) < 1)
-        return sdc_fail(SDC_ERR_ARG, "hires strength %g of %d steps runs no step (int(%d x %g) = 0): raise the hires "
-                        "steps or strength", P->hires_strength, P->hires_steps, P->hires_steps, P->hires_strength);
+        return sdc_fail(SDC_ERR_ARG,
+                        "hires strength %g of %d steps runs no step (int(%d x %g) = 0): raise the hires "
+                        "steps or strength",
+                        P->hires_strength, P->hires_steps, P->hires_steps, P->hires_strength);
     return SDC_OK;
 }
 
@@ -258,8 +272,10 @@ sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_pla
     }
     SDC_TRY(resolve_unet_inputs(m, r, P));
     if (P->init && request_steps_run(P->steps, P->strength) < 1)
-        return sdc_fail(SDC_ERR_ARG, "strength %g of %d steps runs no step (int(%d x %g) = 0): raise the steps or the "
-                        "strength", P->strength, P->steps, P->steps, P->strength);
+        return sdc_fail(SDC_ERR_ARG,
+                        "strength %g of %d steps runs no step (int(%d x %g) = 0): raise the steps or the "
+                        "strength",
+                        P->strength, P->steps, P->steps, P->strength);
     if (r->hires_scale != 0 || r->hires_width || r->hires_height) SDC_TRY(resolve_hires(m, r, P));
     return SDC_OK;
 }

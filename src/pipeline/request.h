@@ -18,8 +18,8 @@ typedef struct {
     sched_config sched; /* the scheduler config with the request's spacing and Karras choice */
     /* img2img / inpainting (r->init_image, r->mask) */
     int init, inpaint;
-    double strength;    /* the default filled in */
-    int unet_extra;     /* a 9-channel inpainting UNet: the mask and masked-image latents join its input */
+    double strength; /* the default filled in */
+    int unet_extra;  /* a 9-channel inpainting UNet: the mask and masked-image latents join its input */
     /* hires fix: the first pass at W x H, its latents upscaled to hires_lh x hires_lw (latent pixels), the middle
      * hires_H/f x hires_W/f of them (from row hires_cy, column hires_cx) denoised again */
     int hires;

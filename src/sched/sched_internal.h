@@ -193,8 +193,7 @@ void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);
  * So a sampler gets it for free when its sigmas[i] is the sigma of call i as
  * diffusers' self.sigmas lists it (interleaved for two-call samplers), or its
  * ts_int[i] the timestep of call i. */
-void sched_add_noise_default(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out,
-                             int64_t n);
+void sched_add_noise_default(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n);
 
 int sched_is_eps(const sched_config *c);
 int sched_is_v(const sched_config *c);

@@ -94,12 +94,14 @@ sdc_status sched_strength_begin(const sdc_scheduler *s, double strength, int *be
     double prod = (double)N * strength; /* Python: int(num_inference_steps * strength) */
     int init = prod >= N ? N : (int)prod;
     if (init < 1)
-        return sdc_fail(SDC_ERR_ARG, "strength %g of %d steps runs no step (int(%d x %g) = 0): raise the steps or the strength",
+        return sdc_fail(SDC_ERR_ARG,
+                        "strength %g of %d steps runs no step (int(%d x %g) = 0): raise the steps or the strength",
                         strength, N, N, strength);
     *begin = (N - init) * s->cfg.def->calls_per_step;
     *steps_run = init;
     if (*begin >= s->n_calls) /* cannot happen for diffusers' schedules (n_calls >= N * order - order + 1) */
-        return sdc_fail(SDC_ERR_ARG, "strength %g: call %d is past the %d calls of the schedule", strength, *begin, s->n_calls);
+        return sdc_fail(SDC_ERR_ARG, "strength %g: call %d is past the %d calls of the schedule", strength, *begin,
+                        s->n_calls);
     return SDC_OK;
 }
 
@@ -115,8 +117,10 @@ int sched_begin(const sdc_scheduler *s) { return s->begin; }
 
 sdc_status sched_add_noise(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n) {
     const char *cls = s->cfg.def->info.diffusers_class;
-    if (i < 0 || i >= s->n_calls) return sdc_fail(SDC_ERR_ARG, "%s: add_noise at call %d out of range (0..%d)", cls, i, s->n_calls - 1);
-    if (!s->sigmas && !s->ts_int) return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: add_noise needs sigmas or integer timesteps", cls);
+    if (i < 0 || i >= s->n_calls)
+        return sdc_fail(SDC_ERR_ARG, "%s: add_noise at call %d out of range (0..%d)", cls, i, s->n_calls - 1);
+    if (!s->sigmas && !s->ts_int)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: add_noise needs sigmas or integer timesteps", cls);
     if (s->cfg.def->add_noise) s->cfg.def->add_noise(s, i, x0, noise, out, n);
     else sched_add_noise_default(s, i, x0, noise, out, n);
     return SDC_OK;
