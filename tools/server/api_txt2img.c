@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_img2img.h"
 #include "json_util.h"
 #include "sampler_map.h"
 #include "server.h"
@@ -200,7 +201,10 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNullToObject(o, "sd_vae_hash");
     cJSON_AddNumberToObject(o, "seed_resize_from_w", -1);
     cJSON_AddNumberToObject(o, "seed_resize_from_h", -1);
-    cJSON_AddNullToObject(o, "denoising_strength");
+    if (j->req.init_image || j->req.hires_strength > 0)
+        cJSON_AddNumberToObject(o, "denoising_strength", j->req.init_image ? j->req.strength : j->req.hires_strength);
+    else
+        cJSON_AddNullToObject(o, "denoising_strength");
     cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
     if (t->schedule == SCHEDULE_KARRAS) cJSON_AddStringToObject(extra, "Schedule type", "Karras");
     cJSON_AddNumberToObject(o, "index_of_first_image", 0);
@@ -216,7 +220,8 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
 }
 
 /* the finished job -> A1111's response (PNG encoding happens here, off the worker) */
-static void build_response(const api_ctx *a, const cJSON *req, const t2i_request *t, jq_job *j, http_reply *r) {
+static void build_response(const api_ctx *a, const cJSON *req, const t2i_request *t, jq_job *j, const i2i_prep *ip,
+                           http_reply *r) {
     char *infotexts[64];
     int nimg = 0;
     cJSON *out = cJSON_CreateObject(), *images = out ? cJSON_AddArrayToObject(out, "images") : NULL;
@@ -225,6 +230,7 @@ static void build_response(const api_ctx *a, const cJSON *req, const t2i_request
         for (int k = 0; k < j->nimages[it]; k++) {
             const sdc_image *im = &j->images[it][k];
             infotexts[nimg++] = im->infotext;
+            if (ip && !i2i_finish(ip, &j->images[it][k])) goto oom; /* A1111's overlay outside the mask */
             if (!t->send_images) continue;
             void *png;
             size_t png_n;
@@ -240,7 +246,9 @@ static void build_response(const api_ctx *a, const cJSON *req, const t2i_request
             if (!s) goto oom;
             cJSON_AddItemToArray(images, s);
         }
-    cJSON_AddItemToObject(out, "parameters", echo_parameters(req));
+    cJSON *params = echo_parameters(req);
+    if (params) i2i_echo(params, req, ip != NULL);
+    cJSON_AddItemToObject(out, "parameters", params);
     cJSON *info = info_object(a, t, j, nimg, infotexts, j->job_timestamp);
     char *info_s = info ? cJSON_PrintUnformatted(info) : NULL;
     cJSON_Delete(info);
@@ -254,7 +262,8 @@ oom:
     reply_error(r, 500, "MemoryError", "out of memory while building the response");
 }
 
-void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
+/* txt2img, or img2img (ip: its init image, mask and overlay) */
+static void generate(api_ctx *a, const char *body, size_t len, i2i_prep *ip, http_reply *r) {
     size_t err_at;
     cJSON *req = req_json_parse(body, len, &err_at);
     if (!req) {
@@ -288,9 +297,15 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->scheduler = t.sampler->name;
     q->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
     j->n_iter = t.n_iter;
+    if (ip ? !i2i_parse(req, t.width, t.height, q, ip, r) : !hires_parse(req, q, r)) {
+        free(j);
+        cJSON_Delete(req);
+        return;
+    }
     if (sdc_request_check(a->model, q)) { /* refused before it waits in the queue */
         reply_error(r, 422, "HTTPException", "%s", sdc_last_error());
         free(j);
+        if (ip) i2i_free(ip);
         cJSON_Delete(req);
         return;
     }
@@ -303,9 +318,18 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
         int client = j->st == SDC_ERR_ARG || j->st == SDC_ERR_UNSUPPORTED;
         reply_error(r, client ? 422 : 500, client ? "HTTPException" : "RuntimeError", "%s", j->error);
     } else {
-        build_response(a, req, &t, j, r);
+        build_response(a, req, &t, j, ip, r);
     }
     jq_job_free_images(j);
     free(j);
+    if (ip) i2i_free(ip);
     cJSON_Delete(req);
+}
+
+void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) { generate(a, body, len, NULL, r); }
+
+void api_img2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
+    i2i_prep p;
+    memset(&p, 0, sizeof p);
+    generate(a, body, len, &p, r);
 }

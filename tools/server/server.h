@@ -1,7 +1,9 @@
 /* server.h - `sdc serve`: the pieces of the HTTP server and what they share.
  *   server.c       libmicrohttpd glue: routing, limits, basic auth, shutdown
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
- *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
+ *   api_txt2img.c  POST /sdapi/v1/txt2img and img2img (A1111 request -> job -> response)
+ *   api_img2img.c  img2img / inpainting fields, A1111's overlay; txt2img's hires fix fields
+ *   inpaint_prep.c A1111's pixel work: resize modes, mask blur, crop, fill, overlay
  *   api_misc.c     the small endpoints (models, samplers, progress, png-info ...)
  *   sampler_map.c  A1111 sampler / schedule names <-> sdc schedulers
  *   infotext_parse.c  A1111 "parameters" text back into fields
@@ -98,6 +100,8 @@ typedef struct {
 } api_ctx;
 
 void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r);
+/* POST /sdapi/v1/img2img: txt2img's request plus A1111's img2img fields (api_img2img.c) */
+void api_img2img(api_ctx *a, const char *body, size_t len, http_reply *r);
 void api_sd_models(api_ctx *a, http_reply *r);
 void api_samplers(api_ctx *a, http_reply *r);
 void api_schedulers(api_ctx *a, http_reply *r);
