@@ -313,3 +313,44 @@ TEST(img2img_request_check) {
     static const uint8_t half_png[16] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
     CHECK(sdc_png_decode_rgba(half_png, sizeof half_png, &rgba, &w, &h) == SDC_ERR_FORMAT, "a truncated PNG decoded");
 }
+
+/* Every sampler of the registry runs an inpaint with an ordinary UNet (the
+ * schedule sliced at the strength's begin call, add_noise there - its own or
+ * the generic one - and at every later call), or refuses with a message
+ * naming it: none fails any other way. */
+TEST(img2img_every_sampler) {
+    sdc_model *m;
+    CHECK_OK(sdc_model_load(&m, fixture_path("models/tiny-sd"), NULL));
+    uint8_t *init = NULL, *mask = NULL;
+    int w, h, mw, mh;
+    sdc_status st = read_px(f2("cases/inpaint-sd4-euler_init.png"), 0, &init, &w, &h);
+    if (!st) st = read_px(f2("cases/inpaint-sd4-euler_mask.png"), 1, &mask, &mw, &mh);
+    char why[512] = "";
+    for (int i = 0; !st && i < sdc_sampler_count(); i++) {
+        const sdc_sampler_info *si = sdc_sampler_at(i);
+        for (int inpaint = 1; !st && inpaint < 2; inpaint++) {
+            const char *p[1] = {"a door"};
+            sdc_request r;
+            sdc_request_init(&r);
+            r.prompts = p, r.nprompts = 1, r.seed = 3, r.steps = 4, r.scheduler = si->name, r.strength = 0.5;
+            r.init_image = init, r.init_width = w, r.init_height = h;
+            if (inpaint) r.mask = mask, r.mask_width = mw, r.mask_height = mh;
+            sdc_image *imgs = NULL;
+            int n = 0;
+            sdc_status g = sdc_generate(m, &r, &imgs, &n);
+            if (g == SDC_ERR_UNSUPPORTED && strstr(sdc_last_error(), si->name)) continue; /* refused, clearly */
+            int64_t sum = 0;
+            for (int64_t k = 0; !g && n == 1 && k < (int64_t)w * h * 3; k++) sum += imgs[0].rgb[k];
+            if (g || n != 1 || sum == 0)
+                snprintf(why, sizeof why, "%s (%s): %s", si->name, inpaint ? "inpaint" : "img2img",
+                         g ? sdc_last_error() : "no image");
+            if (verbose()) printf("     %s %s: %s\n", si->name, inpaint ? "inpaint" : "img2img", g ? sdc_last_error() : "ok");
+            sdc_images_free(imgs, n);
+            if (why[0]) st = SDC_ERR_ARG;
+        }
+    }
+    free(init), free(mask);
+    sdc_model_free(m);
+    CHECK(!why[0], "%s", why);
+    CHECK(st == SDC_OK, "%s", sdc_last_error());
+}
