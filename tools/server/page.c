@@ -53,8 +53,10 @@ void page_init(const sdc_model_info *info) {
         const char *src = page ? page : (const char *)tools_server_page_html;
         char *next = subst[i].value ? replace_all(src, len, subst[i].token, subst[i].value, &len) : NULL;
         free(page);
-        if (!(page = next)) return; /* out of memory: the page as built */
+        if (!(page = next)) break; /* out of memory: the page as built */
     }
+    free(sampler);
+    if (!page) return;
     g_page = page, g_len = len;
 }
 
