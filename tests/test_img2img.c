@@ -344,7 +344,8 @@ TEST(img2img_every_sampler) {
             if (g || n != 1 || sum == 0)
                 snprintf(why, sizeof why, "%s (%s): %s", si->name, inpaint ? "inpaint" : "img2img",
                          g ? sdc_last_error() : "no image");
-            if (verbose()) printf("     %s %s: %s\n", si->name, inpaint ? "inpaint" : "img2img", g ? sdc_last_error() : "ok");
+            if (verbose())
+                printf("     %s %s: %s\n", si->name, inpaint ? "inpaint" : "img2img", g ? sdc_last_error() : "ok");
             sdc_images_free(imgs, n);
             if (why[0]) st = SDC_ERR_ARG;
         }

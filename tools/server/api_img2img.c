@@ -78,18 +78,17 @@ int i2i_parse(const cJSON *req, int W, int H, sdc_request *q, i2i_prep *p, http_
         return 0;
     }
     if (cJSON_GetArraySize(imgs) > 1) {
-        reply_invalid(r, "init_images: this server takes one init image per request, got %d",
-                      cJSON_GetArraySize(imgs));
+        reply_invalid(r, "init_images: this server takes one init image per request, got %d", cJSON_GetArraySize(imgs));
         return 0;
     }
     /* StableDiffusionProcessingImg2Img's defaults */
     float strength = 0.75f, padding_f = 0;
     int resize_mode = 0, blur = 4, blur_x = -1, blur_y = -1, fill = 0, full_res = 1, padding = 0, invert = 0;
     const char *mask_s = NULL;
-    if (!field_number(req, "denoising_strength", 0, 1, &strength, r) || !field_int(req, "resize_mode", 0, 3, &resize_mode, r) ||
-        !field_int(req, "mask_blur", 0, 64, &blur, r) || !field_int(req, "mask_blur_x", 0, 64, &blur_x, r) ||
-        !field_int(req, "mask_blur_y", 0, 64, &blur_y, r) || !field_int(req, "inpainting_fill", 0, 3, &fill, r) ||
-        !flag(req, "inpaint_full_res", &full_res, r) ||
+    if (!field_number(req, "denoising_strength", 0, 1, &strength, r) ||
+        !field_int(req, "resize_mode", 0, 3, &resize_mode, r) || !field_int(req, "mask_blur", 0, 64, &blur, r) ||
+        !field_int(req, "mask_blur_x", 0, 64, &blur_x, r) || !field_int(req, "mask_blur_y", 0, 64, &blur_y, r) ||
+        !field_int(req, "inpainting_fill", 0, 3, &fill, r) || !flag(req, "inpaint_full_res", &full_res, r) ||
         !field_number(req, "inpaint_full_res_padding", 0, 1024, &padding_f, r) ||
         !field_int(req, "inpainting_mask_invert", 0, 1, &invert, r) || !field_string(req, "mask", &mask_s, r))
         return 0;
@@ -144,7 +143,8 @@ int i2i_parse(const cJSON *req, int W, int H, sdc_request *q, i2i_prep *p, http_
             memcpy(ci + (size_t)y * cw * 3, orig + ((size_t)(p->box[1] + y) * iw + p->box[0]) * 3, (size_t)cw * 3);
             memcpy(cm + (size_t)y * cw, bin + (size_t)(p->box[1] + y) * iw + p->box[0], (size_t)cw);
         }
-        if (ok && (!prep_resize_mode(2, ci, cw, chh, 3, p->init, W, H) || !prep_resize_mode(2, cm, cw, chh, 1, p->mask, W, H)))
+        if (ok && (!prep_resize_mode(2, ci, cw, chh, 3, p->init, W, H) ||
+                   !prep_resize_mode(2, cm, cw, chh, 1, p->mask, W, H)))
             ok = oom(r);
         free(ci), free(cm);
         p->full_res = 1;
@@ -157,7 +157,8 @@ int i2i_parse(const cJSON *req, int W, int H, sdc_request *q, i2i_prep *p, http_
         if (ok && bin) {
             p->mask = malloc((size_t)W * H);
             p->overlay_mask = malloc((size_t)W * H);
-            if (!p->mask || !p->overlay_mask || !prep_resize_mode(resize_mode, bin, iw, ih, 1, p->mask, W, H)) ok = oom(r);
+            if (!p->mask || !p->overlay_mask || !prep_resize_mode(resize_mode, bin, iw, ih, 1, p->mask, W, H))
+                ok = oom(r);
             for (int64_t i = 0; ok && i < (int64_t)W * H; i++) /* mask_for_overlay: the mask doubled, clipped */
                 p->overlay_mask[i] = p->mask[i] > 127 ? 255 : (uint8_t)(2 * p->mask[i]);
             if (ok && !(p->orig = malloc((size_t)W * H * 3))) ok = oom(r);
@@ -208,10 +209,11 @@ int hires_parse(const cJSON *req, sdc_request *q, http_reply *r) {
     if (!field_number(req, "hr_scale", 1, SDC_MAX_HIRES_SCALE, &scale, r) ||
         !field_int(req, "hr_second_pass_steps", 0, SDC_MAX_STEPS, &steps, r) ||
         !field_number(req, "denoising_strength", 0, 1, &strength, r) ||
-        !field_int(req, "hr_resize_x", 0, SDC_MAX_SIDE, &rx, r) || !field_int(req, "hr_resize_y", 0, SDC_MAX_SIDE, &ry, r) ||
-        !field_string(req, "hr_upscaler", &up, r))
+        !field_int(req, "hr_resize_x", 0, SDC_MAX_SIDE, &rx, r) ||
+        !field_int(req, "hr_resize_y", 0, SDC_MAX_SIDE, &ry, r) || !field_string(req, "hr_upscaler", &up, r))
         return 0;
-    static const char *const modes[][2] = {{"Latent", "latent"}, {"Latent (bilinear)", "latent"},
+    static const char *const modes[][2] = {{"Latent", "latent"},
+                                           {"Latent (bilinear)", "latent"},
                                            {"Latent (nearest)", "latent-nearest"},
                                            {"Latent (nearest-exact)", "latent-nearest-exact"}};
     const char *mode = "latent";
@@ -220,9 +222,11 @@ int hires_parse(const cJSON *req, sdc_request *q, http_reply *r) {
         for (size_t i = 0; i < sizeof modes / sizeof modes[0] && !mode; i++)
             if (!strcmp(up, modes[i][0])) mode = modes[i][1];
         if (!mode) {
-            reply_invalid(r, "hr_upscaler: '%.60s' is not one this server has; it has Latent, Latent (bilinear), Latent "
-                             "(nearest), Latent (nearest-exact) (image upscalers such as ESRGAN or Lanczos are not "
-                             "available)", up);
+            reply_invalid(r,
+                          "hr_upscaler: '%.60s' is not one this server has; it has Latent, Latent (bilinear), Latent "
+                          "(nearest), Latent (nearest-exact) (image upscalers such as ESRGAN or Lanczos are not "
+                          "available)",
+                          up);
             return 0;
         }
     }
@@ -237,10 +241,17 @@ int hires_parse(const cJSON *req, sdc_request *q, http_reply *r) {
 }
 
 void i2i_echo(cJSON *params, const cJSON *req, int img2img) {
-    static const char *const i2i_keys[] = {"init_images", "resize_mode", "denoising_strength", "mask", "mask_blur",
-                                           "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding",
-                                           "inpainting_mask_invert", NULL};
-    static const char *const hr_keys[] = {"enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps",
+    static const char *const i2i_keys[] = {"init_images",
+                                           "resize_mode",
+                                           "denoising_strength",
+                                           "mask",
+                                           "mask_blur",
+                                           "inpainting_fill",
+                                           "inpaint_full_res",
+                                           "inpaint_full_res_padding",
+                                           "inpainting_mask_invert",
+                                           NULL};
+    static const char *const hr_keys[] = {"enable_hr",   "hr_scale",    "hr_upscaler",        "hr_second_pass_steps",
                                           "hr_resize_x", "hr_resize_y", "denoising_strength", NULL};
     for (const char *const *k = img2img ? i2i_keys : hr_keys; *k; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, *k);

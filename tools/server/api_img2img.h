@@ -8,11 +8,11 @@
 #include "server.h"
 
 typedef struct {
-    uint8_t *init, *mask;      /* what the library gets: W x H RGB and gray (mask NULL: plain img2img) */
-    uint8_t *orig;             /* the overlay's original pixels, ow x oh */
-    uint8_t *overlay_mask;     /* A1111's mask_for_overlay, ow x oh (NULL: no overlay) */
-    int ow, oh;                /* the output: W x H, or the init image's size with inpaint_full_res */
-    int full_res, box[4];      /* inpaint_full_res: the crop x1, y1, x2, y2 the run repaints */
+    uint8_t *init, *mask;  /* what the library gets: W x H RGB and gray (mask NULL: plain img2img) */
+    uint8_t *orig;         /* the overlay's original pixels, ow x oh */
+    uint8_t *overlay_mask; /* A1111's mask_for_overlay, ow x oh (NULL: no overlay) */
+    int ow, oh;            /* the output: W x H, or the init image's size with inpaint_full_res */
+    int full_res, box[4];  /* inpaint_full_res: the crop x1, y1, x2, y2 the run repaints */
     double strength;
 } i2i_prep;
 

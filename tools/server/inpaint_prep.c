@@ -11,7 +11,8 @@
 
 static void copy_rect(const uint8_t *src, int sw, int sx, int sy, uint8_t *dst, int dw, int dx, int dy, int w, int h,
                       int ch) {
-    for (int y = 0; y < h; y++) memcpy(dst + ((int64_t)(dy + y) * dw + dx) * ch, src + ((int64_t)(sy + y) * sw + sx) * ch, (size_t)w * ch);
+    for (int y = 0; y < h; y++)
+        memcpy(dst + ((int64_t)(dy + y) * dw + dx) * ch, src + ((int64_t)(sy + y) * sw + sx) * ch, (size_t)w * ch);
 }
 
 int prep_resize_mode(int mode, const uint8_t *in, int iw, int ih, int ch, uint8_t *out, int w, int h) {
@@ -42,8 +43,14 @@ int prep_resize_mode(int mode, const uint8_t *in, int iw, int ih, int ch, uint8_
     if (mode == 2) { /* the bands left: the nearest edge row / column stretched over them */
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
-                int cx = x < dx ? dx : x >= dx + cw ? dx + cw - 1 : x, cy = y < dy ? dy : y >= dy + chh ? dy + chh - 1 : y;
-                if (cx != x || cy != y) memcpy(out + ((int64_t)y * w + x) * ch, out + ((int64_t)cy * w + cx) * ch, (size_t)ch);
+                int cx = x < dx         ? dx
+                         : x >= dx + cw ? dx + cw - 1
+                                        : x,
+                    cy = y < dy          ? dy
+                         : y >= dy + chh ? dy + chh - 1
+                                         : y;
+                if (cx != x || cy != y)
+                    memcpy(out + ((int64_t)y * w + x) * ch, out + ((int64_t)cy * w + cx) * ch, (size_t)ch);
             }
     }
     free(r);
@@ -176,7 +183,8 @@ static sdc_status gauss_box(float *v, int w, int h, double radius) {
 
 int prep_fill(uint8_t *rgb, const uint8_t *mask, int w, int h) {
     const int64_t n = (int64_t)w * h;
-    float *pm = malloc(sizeof(float) * 4 * n), *b = malloc(sizeof(float) * 4 * n), *acc = calloc(4 * (size_t)n, sizeof(float));
+    float *pm = malloc(sizeof(float) * 4 * n), *b = malloc(sizeof(float) * 4 * n),
+          *acc = calloc(4 * (size_t)n, sizeof(float));
     if (!pm || !b || !acc) {
         free(pm), free(b), free(acc);
         return 0;
@@ -186,7 +194,10 @@ int prep_fill(uint8_t *rgb, const uint8_t *mask, int w, int h) {
         for (int c = 0; c < 3; c++) pm[c * n + i] = rgb[3 * i + c] * al;
         pm[3 * n + i] = al;
     }
-    static const struct { double radius; int repeats; } steps[] = {{256, 1}, {64, 1}, {16, 2}, {4, 4}, {2, 2}, {0, 1}};
+    static const struct {
+        double radius;
+        int repeats;
+    } steps[] = {{256, 1}, {64, 1}, {16, 2}, {4, 4}, {2, 2}, {0, 1}};
     for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
         memcpy(b, pm, sizeof(float) * 4 * n);
         for (int c = 0; c < 4; c++)
