@@ -3,7 +3,7 @@
 CC      ?= cc
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=c11 -Ibench -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fopenmp -Iinclude -Isrc $(OPT) -g
-LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lmicrohttpd -lm -lpthread
+LDLIBS  += -lopenblas -lcjson -lspng -lutf8proc -lmicrohttpd -lz -lm -lpthread
 LDFLAGS += -fopenmp
 
 SRC      := $(shell find src -name '*.c' | sort)
@@ -66,7 +66,8 @@ BENCH_SRC := $(shell find bench -name '*.c' | sort)
 BENCH_PROGS := $(patsubst bench/%.c,$(B)/%,$(filter bench/bench_%.c bench/make_random_model.c,$(filter-out bench/bench_common.c,$(BENCH_SRC))))
 BENCH_LIB := $(filter-out $(BENCH_PROGS:$(B)/%=bench/%.c),$(BENCH_SRC))
 
-.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster install uninstall FORCE
+.PHONY: all test test-fast asan clean bench test-browser cuda-emu test-cuda-emu test-cluster install uninstall FORCE \
+        fuzz fuzz-build fuzz-regress fuzz-targets fuzz-run
 all: $(B)/sdc $(B)/test_sdc
 
 $(B)/obj/%.o: %.c
@@ -136,7 +137,7 @@ $(B)/test_sdc: $(TEST_OBJ) $(B)/libsdc.a
 # The sanitizer build lives in build/asan and runs the same suite against its own CLI
 # (CPU only: CUDA=0, see the CUDA section above).
 asan:
-	$(MAKE) B=build/asan CUDA=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	$(MAKE) B=build/asan CUDA=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
 	        LDFLAGS="-fopenmp -fsanitize=address,undefined" build/asan/sdc build/asan/test_sdc
 
 test-fast: all
@@ -158,7 +159,68 @@ test: all asan cuda-emu
 	SDC_BIN=build/emu/sdc ./build/emu/test_sdc cuda
 	./build/test_sdc
 	ASAN_OPTIONS=detect_leaks=1 SDC_BIN=build/asan/sdc SDC_SANITIZED=1 ./build/asan/test_sdc
+	$(MAKE) fuzz-regress
 	$(MAKE) test-cluster
+
+# ---- fuzzing (tests/fuzz, docs/fuzzing.md) ----
+# libFuzzer targets built with clang (ASan + UBSan + float-cast-overflow) in
+# build/fuzz. `make fuzz` installs clang when missing (scripts/install-fuzz-deps.sh)
+# and runs each target for FUZZ_SECONDS into build/fuzz/corpus/NAME
+# (seeded from tests/fixtures and tests/fuzz/seeds); `make fuzz-regress` (part of
+# `make test`) runs every input of each seed corpus and of tests/fuzz/regress/NAME
+# once. Without clang both say so in one line and succeed.
+CLANG ?= $(shell command -v clang 2>/dev/null)
+# "yes" when $(CLANG) links a libFuzzer program (clang alone, without compiler-rt, does not);
+# recursive (=): only the fuzz targets pay for the check
+FUZZ_CAN = $(if $(CLANG),$(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+             $(CLANG) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes))
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_NAMES := $(filter-out fuzz_util,$(FUZZ_NAMES))
+FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
+FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
+            -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wno-unknown-warning-option
+# the server handlers a harness calls (libmicrohttpd, the job queue and the page stay out)
+FUZZ_TOOL_OBJ := $(addprefix $(B)/obj/tools/server/,api_txt2img.o api_misc.o json_util.o sampler_map.o infotext_parse.o)
+FUZZ_RUN = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
+
+fuzz-build:
+	@if [ -z "$(FUZZ_CAN)" ]; then echo "fuzz: skipped, no clang with libFuzzer (scripts/install-fuzz-deps.sh installs it)"; else \
+	  $(MAKE) --no-print-directory B=build/fuzz CC="$(CLANG)" CUDA=0 OPT="$(FUZZ_OPT)" LDFLAGS="-fopenmp" fuzz-targets && \
+	  tests/fuzz/make_corpus.sh build/fuzz/seeds; fi
+
+fuzz-targets: $(FUZZ_NAMES:%=$(B)/%)
+
+# an archive, so a harness pulls in only the handlers it calls
+$(B)/libsdc_server.a: $(FUZZ_TOOL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+.SECONDARY: $(FUZZ_NAMES:%=$(B)/obj/tests/fuzz/%.o) $(B)/obj/tests/fuzz/fuzz_util.o
+
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/fuzz_util.o $(B)/libsdc_server.a $(B)/libsdc.a
+	$(CC) -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz:
+	scripts/install-fuzz-deps.sh
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: fuzz-build
+	@if [ -n "$(FUZZ_CAN)" ]; then for t in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/corpus/$$t && echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  $(FUZZ_RUN) build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/corpus/$$t build/fuzz/seeds/$$t \
+	    $$(test -d tests/fuzz/regress/$$t && echo tests/fuzz/regress/$$t) > build/fuzz/fuzz-$$t.log 2>&1; rc=$$?; \
+	  grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|Test unit written)" \
+	    build/fuzz/fuzz-$$t.log; test $$rc -eq 0 || { echo "fuzz: $$t found something (build/fuzz/fuzz-$$t.log)"; exit 1; }; \
+	  done; fi
+
+fuzz-regress: fuzz-build
+	@if [ -n "$(FUZZ_CAN)" ]; then for t in $(FUZZ_NAMES); do \
+	  $(FUZZ_RUN) build/fuzz/$$t -runs=0 -timeout=25 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/regress-crash-$$t- build/fuzz/seeds/$$t \
+	    $$(test -d tests/fuzz/regress/$$t && echo tests/fuzz/regress/$$t) > build/fuzz/regress-$$t.log 2>&1 || \
+	    { cat build/fuzz/regress-$$t.log; echo "fuzz-regress: $$t FAILED"; exit 1; }; \
+	  echo "fuzz-regress: $$t: $$(grep -ho 'INITED.*' build/fuzz/regress-$$t.log | head -1)"; done; fi
 
 # docs/k8s-indexed-job.yaml under JOB_COMPLETION_INDEX (no cluster needed), then docs/slurm-array.sh
 # on a real one-node Slurm cluster started and torn down by the test (root or sudo; it installs
@@ -174,8 +236,10 @@ test-browser: $(B)/sdc
 
 bench: $(BENCH_PROGS)
 
-$(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/libsdc.a
-	$(CC) $(LDFLAGS) -o $@ $(B)/obj/bench/$*.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(B)/libsdc.a $(LDLIBS)
+# the server's infotext parser (tools/server) is timed by bench_hostile_input
+BENCH_TOOL_OBJ := $(B)/obj/tools/server/infotext_parse.o $(B)/obj/tools/server/json_util.o
+$(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(BENCH_TOOL_OBJ) $(B)/libsdc.a
+	$(CC) $(LDFLAGS) -o $@ $(B)/obj/bench/$*.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(BENCH_TOOL_OBJ) $(B)/libsdc.a $(LDLIBS)
 
 clean:
 	rm -rf build

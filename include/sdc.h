@@ -204,6 +204,7 @@ void sdc_request_init(sdc_request *r);
 #define SDC_MAX_CLIP_SKIP 12
 #define SDC_MAX_INIT_SIDE 8192 /* init image and mask width and height, pixels */
 #define SDC_MAX_HIRES_SCALE 8
+#define SDC_MAX_PROMPT_BYTES (1 << 20) /* a prompt or negative prompt (the tokenizer refuses longer text) */
 
 /* Every field of r checked, the one place requests are validated (sdc_generate
  * calls it first; front ends call it to refuse a request before queueing
@@ -229,8 +230,14 @@ void sdc_images_free(sdc_image *images, int n);
 sdc_status sdc_image_save_png(const sdc_image *img, const char *path);
 /* The same PNG in memory (malloc'd; the caller frees *png). */
 sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len);
+/* The most bytes a PNG text chunk may inflate to when it is read (256 KiB;
+ * A1111 infotexts are a few KB): more is an error, not a decompression bomb. */
+#define SDC_PNG_TEXT_MAX (256 * 1024)
 /* A PNG file image in memory: its pixels as 8-bit RGB (rgb NULL: not
- * decoded) and the "parameters" text (tEXt/iTXt; *params NULL when absent;
+ * decoded, only the chunks are walked: no pixel memory, whatever the image
+ * size) and the "parameters" text (tEXt/zTXt/iTXt, as UTF-8: tEXt/zTXt are
+ * Latin-1 by the PNG spec and converted, invalid UTF-8 in an iTXt becomes
+ * U+FFFD; at most SDC_PNG_TEXT_MAX bytes inflated; *params NULL when absent;
  * params NULL: not read). The caller frees *rgb and *params. */
 sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params);
 /* The same pixels as 8-bit RGBA (alpha 255 where the file has none; the caller frees *rgba). */

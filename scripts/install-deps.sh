@@ -1,8 +1,8 @@
 #!/bin/sh
 # Install the Debian packages sdc builds against (compiler, OpenBLAS, cJSON,
-# libspng, utf8proc). Skips apt when everything is already there.
+# libspng, zlib, utf8proc). Skips apt when everything is already there.
 set -e
-PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libspng-dev libutf8proc-dev"
+PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libspng-dev zlib1g-dev libutf8proc-dev"
 # sdc serve: libmicrohttpd, xxd (embeds the web page); its browser test: chromium
 PKGS="$PKGS libmicrohttpd-dev xxd chromium"
 missing=""

@@ -1,6 +1,8 @@
 /* durable_io.c - POSIX file plumbing for the data set writer. */
 #include "dataset/durable_io.h"
 
+#include "io/paths.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -85,18 +87,17 @@ sdc_status dio_read(const char *path, char **data, size_t *n, int *missing) {
     *data = NULL;
     *n = 0;
     if (missing) *missing = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        if (errno == ENOENT && missing) {
-            *missing = 1;
-            return SDC_OK;
-        }
-        return sdc_fail(SDC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
     struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+    if (missing && stat(path, &sb) && errno == ENOENT) {
+        *missing = 1;
+        return SDC_OK;
+    }
+    int fd;
+    SDC_TRY(path_open_regular(path, &fd));
+    if (fstat(fd, &sb)) {
+        sdc_status st = sdc_fail(SDC_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
         close(fd);
-        return sdc_fail(SDC_ERR_IO, "%s: not a regular file", path);
+        return st;
     }
     size_t size = (size_t)sb.st_size, got = 0;
     char *b = malloc(size + 1);

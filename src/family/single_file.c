@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/ops.h"
 #include "family/ldm_keymap.h"
@@ -31,10 +32,10 @@ void single_file_release(sdc_model *m) {
 
 int file_is_pickle(const char *path) {
     unsigned char b[4] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
+    int fd;
+    if (path_open_regular(path, &fd)) return 0; /* the load that follows says what is wrong */
+    ssize_t n = read(fd, b, sizeof b);
+    close(fd);
     /* torch.save: a zip archive ("PK\3\4") or, before torch 1.6, a pickle (protocol 2+: 0x80 0x0N) */
     return n == 4 && ((b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4) || (b[0] == 0x80 && b[1] >= 2 && b[1] <= 5));
 }
@@ -48,9 +49,15 @@ sdc_status sched_json_set_prediction(cJSON *sched, const char *prediction, const
         return sdc_fail(SDC_ERR_ARG, "%s: prediction type '%s' is not one of epsilon, v (v_prediction), sample", what,
                         prediction);
     cJSON *s = cJSON_CreateString(v);
-    if (!s) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    if (cJSON_HasObjectItem(sched, "prediction_type")) cJSON_ReplaceItemInObjectCaseSensitive(sched, "prediction_type", s);
-    else cJSON_AddItemToObject(sched, "prediction_type", s);
+    /* diffusers reads "prediction_type" exactly; a "Prediction_Type" beside it is
+     * just another key (cJSON_HasObjectItem ignores case: the replacement then failed) */
+    int ok = s && (cJSON_GetObjectItemCaseSensitive(sched, "prediction_type")
+                       ? cJSON_ReplaceItemInObjectCaseSensitive(sched, "prediction_type", s)
+                       : cJSON_AddItemToObject(sched, "prediction_type", s));
+    if (!ok) {
+        cJSON_Delete(s);
+        return sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
     return SDC_OK;
 }
 

@@ -7,15 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/paths.h"
 
 sdc_status sdc_read_file(const char *path, char **buf, size_t *len) {
     *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sdc_fail(SDC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    SDC_TRY(path_open_regular(path, &fd));
     struct stat sb;
-    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return sdc_fail(SDC_ERR_IO, "%s: not a regular file", path);
+    FILE *f = fstat(fd, &sb) ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return sdc_fail(SDC_ERR_IO, "%s: cannot read: %s", path, strerror(e));
     }
     if (sb.st_size > (256ll << 20)) {
         fclose(f);

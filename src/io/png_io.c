@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "io/json.h"
+#include "io/png_text.h"
+#include "io/temp_files.h"
 
 static int is_ascii(const char *s) {
     for (; *s; s++)
@@ -62,7 +64,11 @@ sdc_status png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, con
     size_t n;
     SDC_TRY(png_encode_rgb_mem(rgb, w, h, text_key, text_value, &png, &n));
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    if (!temp_name(path, tmp, sizeof tmp)) {
+        free(png);
+        return sdc_fail(SDC_ERR_IO, "%s: path too long", path);
+    }
+    temp_clean_stale(path); /* what a run killed while writing this name left */
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         free(png);
@@ -93,7 +99,9 @@ sdc_status png_read_rgb_mem(const void *png, size_t png_size, uint8_t **rgb, int
     if (!err) {
         spng_set_crc_action(ctx, SPNG_CRC_ERROR, SPNG_CRC_ERROR);
         spng_set_image_limits(ctx, 16384, 16384);
-        spng_set_chunk_limits(ctx, 64u << 20, 256u << 20);
+        /* the text is read by png_text_read (capped); these bound what
+         * libspng itself keeps of ancillary chunks */
+        spng_set_chunk_limits(ctx, 64u << 20, 16u << 20);
         err = spng_set_png_buffer(ctx, png, png_size);
     }
     if (!err) err = spng_get_ihdr(ctx, &ihdr);
@@ -101,20 +109,17 @@ sdc_status png_read_rgb_mem(const void *png, size_t png_size, uint8_t **rgb, int
     uint8_t *buf = NULL;
     if (!err && !(buf = malloc(size))) err = SPNG_EMEM;
     if (!err) err = spng_decode_image(ctx, buf, size, SPNG_FMT_RGB8, 0);
-    if (!err && params) {
-        uint32_t n = 0;
-        if (!spng_get_text(ctx, NULL, &n) && n) {
-            struct spng_text *t = calloc(n, sizeof *t);
-            if (t && !spng_get_text(ctx, t, &n))
-                for (uint32_t i = 0; i < n; i++)
-                    if (!strcmp(t[i].keyword, "parameters") && !*params) *params = strdup(t[i].text);
-            free(t);
-        }
-    }
     spng_ctx_free(ctx);
     if (err) {
         free(buf);
         return sdc_fail(SDC_ERR_FORMAT, "not a readable PNG (%zu bytes): %s", png_size, spng_strerror(err));
+    }
+    if (params) {
+        sdc_status st = png_text_read(png, png_size, "parameters", params, NULL, NULL);
+        if (st) {
+            free(buf);
+            return st;
+        }
     }
     *rgb = buf;
     *w = (int)ihdr.width;

@@ -3,6 +3,9 @@
  * Nothing in the header is trusted until checked against the file size. */
 #include "io/safetensors.h"
 
+#include "io/paths.h"
+#include "io/temp_files.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -75,9 +78,14 @@ static sdc_status parse_header(st_file *f, const char *json, size_t len, uint64_
         return sdc_fail(SDC_ERR_NOMEM, "%s: out of memory reading header", f->path);
     }
     sdc_status st = SDC_OK;
+    int seen_metadata = 0;
     const uint8_t *data = (const uint8_t *)f->map + 8 + len;
     for (cJSON *e = root->child; e && !st; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
+            if (seen_metadata++) { /* a second one would replace (and leak) the first */
+                st = sdc_fail(SDC_ERR_FORMAT, "%s: '__metadata__' appears twice in the header", f->path);
+                break;
+            }
             if (cJSON_IsObject(e)) f->metadata_json = cJSON_PrintUnformatted(e);
             continue;
         }
@@ -158,17 +166,18 @@ sdc_status st_open(st_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
     if (!f->path) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        sdc_status st = sdc_fail(SDC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    sdc_status ost = path_open_regular(path, &fd);
+    if (ost) {
         st_close(f);
-        return st;
+        return ost;
     }
     struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb)) {
+        ost = sdc_fail(SDC_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
         close(fd);
         st_close(f);
-        return sdc_fail(SDC_ERR_IO, "%s: not a regular file", path);
+        return ost;
     }
     if (sb.st_size < 8) {
         close(fd);
@@ -404,7 +413,11 @@ sdc_status st_writer_save(st_writer *w, const char *path) {
     if (!js) return sdc_fail(SDC_ERR_NOMEM, "out of memory");
     size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7;
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    if (!temp_name(path, tmp, sizeof tmp)) {
+        free(js);
+        return sdc_fail(SDC_ERR_IO, "%s: path too long", path);
+    }
+    temp_clean_stale(path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         free(js);

@@ -25,18 +25,27 @@ static sdc_status block_types(const cJSON *j, const char *key, const char *what,
     return SDC_OK;
 }
 
+/* An integer field that must lie in lo..hi: checked before it is narrowed to
+ * int, so a value like 2^31-1 or 2^32+4 cannot wrap into something plausible
+ * (sample_size * 8 overflowing into "size -8x-8"). */
+static sdc_status int_in(const cJSON *j, const char *key, long long def, long long lo, long long hi, int *out,
+                         const char *what) {
+    long long v;
+    SDC_TRY(json_get_int(j, key, def, &v, what));
+    if (v < lo || v > hi) return sdc_fail(SDC_ERR_FORMAT, "%s: '%s' is %lld, outside %lld..%lld", what, key, v, lo, hi);
+    *out = (int)v;
+    return SDC_OK;
+}
+
 sdc_status unet_config_from_json(const cJSON *j, const char *what, unet_config *c) {
     memset(c, 0, sizeof *c);
-    long long v;
     double d;
     int b, n;
     const char *s;
-    SDC_TRY(json_get_int(j, "in_channels", 4, &v, what));
-    c->in_channels = (int)v;
-    SDC_TRY(json_get_int(j, "out_channels", 4, &v, what));
-    c->out_channels = (int)v;
-    SDC_TRY(json_get_int(j, "sample_size", 64, &v, what));
-    c->sample_size = (int)v;
+    SDC_TRY(int_in(j, "in_channels", 4, 1, 64, &c->in_channels, what));
+    SDC_TRY(int_in(j, "out_channels", 4, 1, 64, &c->out_channels, what));
+    /* latent pixels; times the VAE's scale (at most 2^7) it stays far inside int */
+    SDC_TRY(int_in(j, "sample_size", 64, 1, 65536, &c->sample_size, what));
     SDC_TRY(block_types(j, "down_block_types", what, "DownBlock2D", "CrossAttnDownBlock2D", c->down_attn, &c->nblocks));
     SDC_TRY(block_types(j, "up_block_types", what, "UpBlock2D", "CrossAttnUpBlock2D", c->up_attn, &n));
     if (n != c->nblocks)
@@ -62,35 +71,27 @@ sdc_status unet_config_from_json(const cJSON *j, const char *what, unet_config *
     }
     SDC_TRY(json_get_int_or_list(j, "cross_attention_dim", 1280, b, c->cross_dim, what));
     SDC_TRY(json_get_bool(j, "use_linear_projection", 0, &c->linear_proj, what));
-    SDC_TRY(json_get_int(j, "norm_num_groups", 32, &v, what));
-    c->groups = (int)v;
+    SDC_TRY(int_in(j, "norm_num_groups", 32, 1, 8192, &c->groups, what));
     SDC_TRY(json_get_num(j, "norm_eps", 1e-5, &d, what));
     c->eps = (float)d;
     SDC_TRY(json_get_bool(j, "flip_sin_to_cos", 1, &c->flip_sin_to_cos, what));
     SDC_TRY(json_get_num(j, "freq_shift", 0, &d, what));
     c->freq_shift = (float)d;
-    SDC_TRY(json_get_int(j, "time_embedding_dim", (long long)c->block_out[0] * 4, &v, what));
-    c->time_embed_dim = (int)v;
+    SDC_TRY(int_in(j, "time_embedding_dim", (long long)c->block_out[0] * 4, 1, 1 << 16, &c->time_embed_dim, what));
     SDC_TRY(json_get_bool(j, "center_input_sample", 0, &c->center_input_sample, what));
     SDC_TRY(json_get_num(j, "mid_block_scale_factor", 1.0, &d, what));
     c->mid_scale = (float)d;
-    SDC_TRY(json_get_int(j, "time_cond_proj_dim", 0, &v, what));
-    c->time_cond_proj_dim = (int)v;
-    SDC_TRY(json_get_int(j, "conv_in_kernel", 3, &v, what));
-    c->conv_in_kernel = (int)v;
-    SDC_TRY(json_get_int(j, "conv_out_kernel", 3, &v, what));
-    c->conv_out_kernel = (int)v;
-    SDC_TRY(json_get_int(j, "downsample_padding", 1, &v, what));
-    c->downsample_padding = (int)v;
+    SDC_TRY(int_in(j, "time_cond_proj_dim", 0, 0, 1 << 16, &c->time_cond_proj_dim, what));
+    SDC_TRY(int_in(j, "conv_in_kernel", 3, 1, 15, &c->conv_in_kernel, what));
+    SDC_TRY(int_in(j, "conv_out_kernel", 3, 1, 15, &c->conv_out_kernel, what));
+    SDC_TRY(int_in(j, "downsample_padding", 1, 0, 16, &c->downsample_padding, what));
     SDC_TRY(json_get_str(j, "addition_embed_type", NULL, &s, what));
     if (s) {
         if (strcmp(s, "text_time"))
             return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: addition_embed_type '%s' is not supported", what, s);
         c->add_text_time = 1;
-        SDC_TRY(json_get_int(j, "addition_time_embed_dim", 256, &v, what));
-        c->add_time_dim = (int)v;
-        SDC_TRY(json_get_int(j, "projection_class_embeddings_input_dim", 0, &v, what));
-        c->add_in_dim = (int)v;
+        SDC_TRY(int_in(j, "addition_time_embed_dim", 256, 1, 1 << 16, &c->add_time_dim, what));
+        SDC_TRY(int_in(j, "projection_class_embeddings_input_dim", 0, 0, 1 << 20, &c->add_in_dim, what));
         if (c->add_in_dim <= 6 * c->add_time_dim)
             return sdc_fail(SDC_ERR_FORMAT, "%s: projection_class_embeddings_input_dim %d too small", what, c->add_in_dim);
     }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "io/png_io.h"
+#include "io/png_text.h"
 #include "sdc.h"
 
 void sdc_images_free(sdc_image *images, int n) {
@@ -23,11 +24,16 @@ sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len) {
 }
 
 sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params) {
-    uint8_t *pixels = NULL;
+    if (!rgb) { /* the chunks only: text without a byte of pixel memory */
+        uint32_t w = 0, h = 0;
+        if (params) *params = NULL;
+        SDC_TRY(png_text_read(png, len, "parameters", params, &w, &h));
+        if (width) *width = (int)w;
+        if (height) *height = (int)h;
+        return SDC_OK;
+    }
     int w = 0, h = 0;
-    SDC_TRY(png_read_rgb_mem(png, len, &pixels, &w, &h, params));
-    if (rgb) *rgb = pixels;
-    else free(pixels);
+    SDC_TRY(png_read_rgb_mem(png, len, rgb, &w, &h, params));
     if (width) *width = w;
     if (height) *height = h;
     return SDC_OK;

@@ -221,7 +221,11 @@ sdc_status sdc_model_inspect(const char *path, const sdc_load_options *opt, sdc_
     sdc_status st;
     if (dir_exists(path)) st = inspect_folder(path, opt, r);
     else if (path_exists(path)) st = inspect_single(path, opt, r);
-    else return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
+    else {
+        struct stat sb;
+        return sdc_fail(SDC_ERR_IO, stat(path, &sb) ? "%s: model not found" : "%s: not a regular file or a folder",
+                        path);
+    }
     for (int i = 0; i < r->ncomp; i++) r->lora_targets += r->comp[i].lora_targets;
     return st;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backend/ops.h"
 #include "io/json.h"
@@ -104,7 +105,10 @@ static sdc_status model_to_device(sdc_model *m, op_dtype act) {
 sdc_status sdc_model_load(sdc_model **out, const char *path, const sdc_load_options *opt) {
     *out = NULL;
     int is_file = !dir_exists(path);
-    if (is_file && !path_exists(path)) return sdc_fail(SDC_ERR_IO, "%s: model not found", path);
+    struct stat sb;
+    if (is_file && !path_exists(path))
+        return sdc_fail(SDC_ERR_IO, stat(path, &sb) ? "%s: model not found" : "%s: not a regular file or a folder",
+                        path);
     char p[4096];
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!is_file && !path_exists(p))

@@ -80,6 +80,9 @@ static inline float pow2i(int32_t q) { return bitsf((uint32_t)(q + 0x7f) << 23);
 static float sleef_expf(float d) {
     const float R_LN2f = 1.442695040888963407359924681001892137426645954152985934135449406931f;
     const float L2Uf = 0.693145751953125f, L2Lf = 1.428606765330187045e-06f;
+    /* the guards at the end, taken first: out of this range (+-inf on the last
+     * step, where sigma is 0) the cast below would be undefined behaviour */
+    if (!(d >= -104 && d <= 100)) return d < -104 ? 0 : d > 100 ? INFINITY : d;
     int32_t q = (int32_t)nearbyintf(d * R_LN2f); /* cvtps2dq: round to nearest even */
     float s = fmaf((float)q, -L2Uf, d);
     s = fmaf((float)q, -L2Lf, s);

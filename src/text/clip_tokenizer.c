@@ -371,7 +371,8 @@ static sdc_status tokenize_text(const clip_tokenizer *t, const uint32_t *cp, siz
             st = emit(o, (char *)bytes, token_id(t, (char *)bytes, nb));
             continue;
         }
-        size_t k = tok_bpe_word(&t->bpe, bytes, nb, sids);
+        size_t k = 0;
+        st = tok_bpe_word(&t->bpe, bytes, nb, sids, &k);
         for (size_t i = 0; i < k && !st; i++) st = emit(o, t->bpe.sym_str[sids[i]], t->sid_id[sids[i]]);
     }
 done:
@@ -399,27 +400,46 @@ typedef struct {
 
 /* PreTrainedTokenizer.tokenize: split on added tokens, honour their
  * lstrip/rstrip, run _tokenize on the text in between. */
+/* seg[*ns] (grown by doubling) = s */
+static int push_seg(segment **seg, size_t *ns, size_t *cap, segment s) {
+    if (*ns == *cap) {
+        size_t c = *cap ? 2 * *cap : 16;
+        segment *p = realloc(*seg, c * sizeof *p);
+        if (!p) return 0;
+        *seg = p, *cap = c;
+    }
+    (*seg)[(*ns)++] = s;
+    return 1;
+}
+
 static sdc_status run(const clip_tokenizer *t, const char *text, size_t len, tok_out *o) {
     uint32_t *cp = malloc((len + 1) * sizeof *cp);
-    segment *seg = malloc((2 * len + 2) * sizeof *seg);
+    segment *seg = NULL;
+    size_t ns = 0, seg_cap = 0, start = 0;
     sdc_status st = SDC_OK;
-    if (!cp || !seg) {
+    if (!cp) {
         st = sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
         goto done;
     }
-    size_t n = tok_utf8_decode(text, len, cp), ns = 0, start = 0;
+    size_t n = tok_utf8_decode(text, len, cp);
     for (size_t i = 0; i < n;) {
         const added_token *a = t->nadded ? added_at(t, cp, n, i) : NULL;
         if (!a) {
             i++;
             continue;
         }
-        if (i > start) seg[ns++] = (segment){start, i, NULL};
-        seg[ns++] = (segment){i, i + a->ncp, a};
+        if ((i > start && !push_seg(&seg, &ns, &seg_cap, (segment){start, i, NULL})) ||
+            !push_seg(&seg, &ns, &seg_cap, (segment){i, i + a->ncp, a})) {
+            st = sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
+            goto done;
+        }
         i += a->ncp;
         start = i;
     }
-    if (n > start) seg[ns++] = (segment){start, n, NULL};
+    if (n > start && !push_seg(&seg, &ns, &seg_cap, (segment){start, n, NULL})) {
+        st = sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
+        goto done;
+    }
     for (size_t k = 0; k < ns; k++) {
         if (!seg[k].a) continue;
         if (seg[k].a->rstrip && k + 1 < ns && !seg[k + 1].a)
@@ -449,7 +469,9 @@ sdc_status clip_tokenize(const clip_tokenizer *t, const char *text, size_t len, 
     *ids = NULL;
     *n = 0;
     if (!text && len) return sdc_fail(SDC_ERR_ARG, "clip_tokenize: text is NULL");
-    if (len > (64u << 20)) return sdc_fail(SDC_ERR_ARG, "clip_tokenize: text too long (%zu bytes)", len);
+    if (len > SDC_MAX_PROMPT_BYTES)
+        return sdc_fail(SDC_ERR_ARG, "a prompt of %zu bytes is longer than the limit of %d bytes", len,
+                        SDC_MAX_PROMPT_BYTES);
     tok_out o = {.want_str = 1};
     sdc_status st = run(t, text ? text : "", len, &o);
     if (st) {
@@ -468,7 +490,9 @@ sdc_status clip_encode(const clip_tokenizer *t, const char *text, size_t len, in
     if (n_untrunc) *n_untrunc = 0;
     if (max_len < 2) return sdc_fail(SDC_ERR_ARG, "clip_encode: max_length %d < 2 (bos + eos)", max_len);
     if (!text && len) return sdc_fail(SDC_ERR_ARG, "clip_encode: text is NULL");
-    if (len > (64u << 20)) return sdc_fail(SDC_ERR_ARG, "clip_encode: text too long (%zu bytes)", len);
+    if (len > SDC_MAX_PROMPT_BYTES)
+        return sdc_fail(SDC_ERR_ARG, "a prompt of %zu bytes is longer than the limit of %d bytes", len,
+                        SDC_MAX_PROMPT_BYTES);
     tok_out o = {.want_str = 0};
     sdc_status st = run(t, text ? text : "", len, &o);
     if (st) {

@@ -303,7 +303,7 @@ void tok_bpe_free(tok_bpe *m) {
     memset(m, 0, sizeof *m);
 }
 
-size_t tok_bpe_word(const tok_bpe *m, const unsigned char *bytes, size_t n, int32_t *out) {
+size_t tok_bpe_word_simple(const tok_bpe *m, const unsigned char *bytes, size_t n, int32_t *out) {
     for (size_t i = 0; i + 1 < n; i++) out[i] = m->byte_sid[bytes[i]];
     out[n - 1] = m->byte_w_sid[bytes[n - 1]];
     size_t k = n;
@@ -328,4 +328,105 @@ size_t tok_bpe_word(const tok_bpe *m, const unsigned char *bytes, size_t n, int3
         k = j;
     }
     return k;
+}
+
+/* --- the same merges in O(n log n) ------------------------------------------
+ * The loop above finds the lowest-ranked adjacent pair by a scan of the whole
+ * word, once per merge: quadratic in the word's length. Here every adjacent
+ * pair with a rank sits in a binary heap ordered by (rank, position); the
+ * symbols form a linked list. A rank belongs to exactly one pair, so popping
+ * all entries of the lowest rank in position order and merging each that is
+ * still there is the reference's "merge every occurrence, left to right,
+ * non-overlapping". The pairs a merge creates are pushed only after that
+ * rank is done (the reference looks for the next pair only then), and are
+ * never of that rank: a merged symbol is longer than both of its parts.
+ * Entries are not removed when a merge changes their pair; a popped entry
+ * counts only when its position still starts a pair of that rank. */
+
+typedef struct {
+    int32_t rank;
+    uint32_t pos;
+} bpe_cand;
+
+static int cand_less(bpe_cand a, bpe_cand b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(bpe_cand *h, size_t *n, bpe_cand c) {
+    size_t i = (*n)++;
+    while (i && cand_less(c, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static bpe_cand heap_pop(bpe_cand *h, size_t *n) {
+    bpe_cand top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c])) c++;
+        if (!cand_less(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+#define BPE_NONE UINT32_MAX
+
+sdc_status tok_bpe_word(const tok_bpe *m, const unsigned char *bytes, size_t n, int32_t *out, size_t *k) {
+    if (n <= 32) { /* short words (nearly all): the reference's loop, no allocation */
+        *k = tok_bpe_word_simple(m, bytes, n, out);
+        return SDC_OK;
+    }
+    if (n >= BPE_NONE) return sdc_fail(SDC_ERR_ARG, "tokenizer: a word of %zu bytes is too long", n);
+    /* out[] holds the symbols in place; nxt/prv link the live ones (BPE_NONE: none) */
+    uint32_t *nxt = malloc(n * sizeof *nxt), *prv = malloc(n * sizeof *prv);
+    /* at most n - 1 pairs at the start and 2 per merge (n - 1 merges at most) */
+    bpe_cand *heap = malloc(3 * n * sizeof *heap), *pend = malloc(2 * n * sizeof *pend);
+    if (!nxt || !prv || !heap || !pend) {
+        free(nxt), free(prv), free(heap), free(pend);
+        return sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = i + 1 < n ? m->byte_sid[bytes[i]] : m->byte_w_sid[bytes[i]];
+        nxt[i] = i + 1 < n ? (uint32_t)(i + 1) : BPE_NONE;
+        prv[i] = i ? (uint32_t)(i - 1) : BPE_NONE;
+    }
+    size_t nh = 0, np = 0, live = n;
+    int32_t res;
+    for (size_t i = 0; i + 1 < n; i++) {
+        int32_t r = pair_get(m, out[i], out[i + 1], &res);
+        if (r != INT32_MAX) heap_push(heap, &nh, (bpe_cand){r, (uint32_t)i});
+    }
+    while (nh && live > 1) {
+        const int32_t rank = heap[0].rank;
+        while (nh && heap[0].rank == rank) {
+            uint32_t p = heap_pop(heap, &nh).pos, q = nxt[p];
+            /* out[p] < 0: merged away into its left neighbour */
+            if (out[p] < 0 || q == BPE_NONE || pair_get(m, out[p], out[q], &res) != rank) continue;
+            out[p] = res;
+            out[q] = -1;
+            nxt[p] = nxt[q];
+            if (nxt[q] != BPE_NONE) prv[nxt[q]] = p;
+            live--;
+            if (prv[p] != BPE_NONE) pend[np++] = (bpe_cand){0, prv[p]};
+            if (nxt[p] != BPE_NONE) pend[np++] = (bpe_cand){0, p};
+        }
+        /* the pairs the merges made, as they stand now */
+        for (size_t i = 0; i < np; i++) {
+            uint32_t p = pend[i].pos, q = out[p] < 0 ? BPE_NONE : nxt[p];
+            if (q == BPE_NONE) continue;
+            int32_t r = pair_get(m, out[p], out[q], &res);
+            if (r != INT32_MAX) heap_push(heap, &nh, (bpe_cand){r, p});
+        }
+        np = 0;
+    }
+    size_t o = 0;
+    for (uint32_t p = 0; p != BPE_NONE; p = nxt[p]) out[o++] = out[p];
+    free(nxt), free(prv), free(heap), free(pend);
+    *k = o;
+    return SDC_OK;
 }

@@ -54,7 +54,12 @@ sdc_status tok_bpe_intern(tok_bpe *m, const char *s, size_t len, int32_t *sid);
 
 /* CLIPTokenizer.bpe on the UTF-8 bytes of one regex piece (n >= 1): the
  * symbols are its byte-chars with "</w>" on the last; merged by rank until no
- * ranked pair is left. Writes sids to out (capacity n), returns how many. */
-size_t tok_bpe_word(const tok_bpe *m, const unsigned char *bytes, size_t n, int32_t *out);
+ * ranked pair is left. Writes sids to out (capacity n), *k gets how many.
+ * O(n log n) time and O(n) memory for any word (a piece can be a whole 1 MB
+ * prompt of letters); SDC_ERR_NOMEM is its only failure. */
+sdc_status tok_bpe_word(const tok_bpe *m, const unsigned char *bytes, size_t n, int32_t *out, size_t *k);
+/* The same by the reference's own loop (O(n^2)): what tok_bpe_word uses for
+ * short words, and what tests compare it with. */
+size_t tok_bpe_word_simple(const tok_bpe *m, const unsigned char *bytes, size_t n, int32_t *out);
 
 #endif

@@ -220,30 +220,83 @@ static size_t py_lower(const uint32_t *w, size_t n, uint32_t *out) {
 
 /* --- BasicTokenizer ------------------------------------------------------- */
 
+/* Canonical ordering: each run of non-starters stably sorted by combining
+ * class. utf8proc's own decompose does it by adjacent swaps, quadratic in a
+ * run's length (a prompt of 1 MB of combining marks took minutes); a merge
+ * sort gives the same order in O(k log k). */
+static void canonical_order(uint32_t *b, uint8_t *cc, size_t n, uint32_t *tb, uint8_t *tc) {
+    for (size_t i = 0; i < n;) {
+        if (!cc[i]) {
+            i++;
+            continue;
+        }
+        size_t e = i;
+        while (e < n && cc[e]) e++;
+        /* bottom-up merge sort of [i, e) by cc, stable */
+        for (size_t w = 1; w < e - i; w *= 2) {
+            for (size_t lo = i; lo < e; lo += 2 * w) {
+                size_t mid = lo + w < e ? lo + w : e, hi = lo + 2 * w < e ? lo + 2 * w : e;
+                size_t a = lo, c = mid, o = lo;
+                while (a < mid && c < hi) {
+                    if (cc[c] < cc[a]) tb[o] = b[c], tc[o++] = cc[c++];
+                    else tb[o] = b[a], tc[o++] = cc[a++];
+                }
+                while (a < mid) tb[o] = b[a], tc[o++] = cc[a++];
+                while (c < hi) tb[o] = b[c], tc[o++] = cc[c++];
+            }
+            memcpy(b + i, tb + i, (e - i) * sizeof *b);
+            memcpy(cc + i, tc + i, e - i);
+        }
+        i = e;
+    }
+}
+
 /* unicodedata.normalize("NFC", ...) on a code point buffer, in place when
- * possible; *buf may be replaced. */
+ * possible; *buf may be replaced. utf8proc_map's steps (canonical
+ * decomposition, canonical ordering, composition) with the ordering above. */
 static sdc_status nfc(uint32_t **buf, size_t *n) {
     size_t i;
     for (i = 0; i < *n && (*buf)[i] < 0x300; i++) {}
     if (i == *n) return SDC_OK; /* below U+0300 nothing composes */
-    char *u8 = malloc(*n * 4 + 1);
-    if (!u8) return sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
-    size_t len = 0;
-    for (i = 0; i < *n; i++) len += tok_utf8_encode((*buf)[i], u8 + len);
-    utf8proc_uint8_t *res = NULL;
-    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)u8, (utf8proc_ssize_t)len, &res,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    free(u8);
-    if (r < 0) return sdc_fail(SDC_ERR_FORMAT, "tokenizer: NFC failed: %s", utf8proc_errmsg(r));
-    uint32_t *out = malloc(((size_t)r + 1) * sizeof *out);
-    if (!out) {
-        free(res);
+    const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+    size_t cap = *n + 64, len = 0;
+    utf8proc_int32_t *d = malloc(cap * sizeof *d);
+    if (!d) return sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
+    for (i = 0; i < *n; i++) {
+        int bc = 0;
+        utf8proc_ssize_t r;
+        while ((r = utf8proc_decompose_char((utf8proc_int32_t)(*buf)[i], d + len, (utf8proc_ssize_t)(cap - len), opt,
+                                            &bc)) > (utf8proc_ssize_t)(cap - len)) {
+            utf8proc_int32_t *g = realloc(d, 2 * cap * sizeof *d);
+            if (!g) {
+                free(d);
+                return sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
+            }
+            d = g, cap *= 2;
+        }
+        if (r < 0) {
+            free(d);
+            return sdc_fail(SDC_ERR_FORMAT, "tokenizer: NFC failed: %s", utf8proc_errmsg(r));
+        }
+        len += (size_t)r;
+    }
+    uint8_t *cc = malloc(2 * len + 1);
+    uint32_t *tb = malloc((len + 1) * sizeof *tb);
+    if (!cc || !tb) {
+        free(d), free(cc), free(tb);
         return sdc_fail(SDC_ERR_NOMEM, "tokenizer: out of memory");
     }
-    *n = tok_utf8_decode((const char *)res, (size_t)r, out);
-    free(res);
+    for (i = 0; i < len; i++) cc[i] = (uint8_t)utf8proc_get_property(d[i])->combining_class;
+    canonical_order((uint32_t *)d, cc, len, tb, cc + len);
+    free(cc), free(tb);
+    utf8proc_ssize_t r = utf8proc_normalize_utf32(d, (utf8proc_ssize_t)len, opt);
+    if (r < 0) {
+        free(d);
+        return sdc_fail(SDC_ERR_FORMAT, "tokenizer: NFC failed: %s", utf8proc_errmsg(r));
+    }
     free(*buf);
-    *buf = out;
+    *buf = (uint32_t *)d;
+    *n = (size_t)r;
     return SDC_OK;
 }
 

@@ -83,6 +83,27 @@ typedef struct {
     int schedule;
 } t2i_request;
 
+/* The server's limits against the values the job will run with, whatever
+ * set them: the request, override_settings, or A1111's defaults for what
+ * the request leaves out (steps 50, 512x512: a server started with
+ * --max-steps 20 refuses {"prompt": "x"} rather than run 50 steps). */
+static int within_limits(const server_config *c, const cJSON *req, const t2i_request *t, http_reply *r) {
+    struct {
+        const char *name, *flag;
+        int value, limit;
+    } k[] = {{"steps", "--max-steps", t->steps, c->max_steps},
+             {"width", "--max-size", t->width, c->max_side},
+             {"height", "--max-size", t->height, c->max_side}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        if (k[i].value <= k[i].limit) continue;
+        int sent = cJSON_GetObjectItemCaseSensitive(req, k[i].name) != NULL;
+        reply_invalid(r, "%s %d%s is more than this server's %s %d", k[i].name, k[i].value,
+                      sent ? "" : " (the default when the request leaves it out)", k[i].flag, k[i].limit);
+        return 0;
+    }
+    return 1;
+}
+
 /* every field checked before anything is queued; 0 with a 4xx reply on the first bad one */
 static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, http_reply *r) {
     const server_config *c = a->cfg;
@@ -164,7 +185,7 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
         reply_invalid(r, "scheduler Karras applies to the %s samplers, not to %s", names, t->sampler->a1111_name);
         return 0;
     }
-    return 1;
+    return within_limits(c, req, t, r);
 }
 
 static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *j, int nimg, char **infotexts,
@@ -264,17 +285,8 @@ oom:
 
 /* txt2img, or img2img (ip: its init image, mask and overlay) */
 static void generate(api_ctx *a, const char *body, size_t len, i2i_prep *ip, http_reply *r) {
-    size_t err_at;
-    cJSON *req = req_json_parse(body, len, &err_at);
-    if (!req) {
-        reply_invalid(r, "the body is not valid JSON (error at byte %zu)", err_at);
-        return;
-    }
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        reply_invalid(r, "the body must be a JSON object");
-        return;
-    }
+    cJSON *req;
+    if (!req_body_parse(body, len, NULL, &req, r)) return;
     t2i_request t;
     if (!parse_request(a, req, &t, r)) {
         cJSON_Delete(req);

@@ -7,6 +7,7 @@
 #include "json_util.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,29 +21,48 @@ typedef struct {
     size_t key, key_len, val, val_len, end;
 } param_match;
 
-/* one match of the pattern at s+pos, or 0 */
-static int match_at(const char *s, size_t n, size_t pos, param_match *m) {
+#define NO_CLOSE SIZE_MAX
+
+/* close[j]: where the quoted-string scan "(?:\\.|[^\\"])*" that starts at j
+ * ends on its closing quote, NO_CLOSE when it runs into the end (or a
+ * backslash before a newline, which '.' does not match). Made once, right to
+ * left, so trying the quoted form at each match costs O(1), not a rescan. */
+static size_t *quote_closes(const char *s, size_t n) {
+    size_t *close = malloc((n + 2) * sizeof *close);
+    if (!close) return NULL;
+    close[n] = close[n + 1] = NO_CLOSE;
+    for (size_t j = n; j-- > 0;) {
+        if (s[j] == '"') close[j] = j;
+        else if (s[j] == '\\') close[j] = j + 1 < n && s[j + 1] != '\n' ? close[j + 2] : NO_CLOSE;
+        else close[j] = close[j + 1];
+    }
+    return close;
+}
+
+/* One match of the pattern at s+pos, or 0. On a miss, *next is the first
+ * later position where a match could start: every start inside the same
+ * run of key characters reaches the same end and misses the same way, so a
+ * long run of letters is scanned once, not once per letter. */
+static int match_at(const char *s, size_t n, size_t pos, const size_t *close, param_match *m, size_t *next) {
     size_t i = pos;
     while (i < n && is_space((unsigned char)s[i])) i++;
-    if (i >= n || !is_word((unsigned char)s[i])) return 0;
+    if (i >= n || !is_word((unsigned char)s[i])) {
+        *next = i + 1;
+        return 0;
+    }
     size_t k = i++;
     while (i < n && is_key((unsigned char)s[i])) i++;
-    if (i - k < 2 || i >= n || s[i] != ':') return 0;
+    if (i - k < 2 || i >= n || s[i] != ':') {
+        *next = i;
+        return 0;
+    }
     m->key = k;
     m->key_len = i - k;
     i++;
     while (i < n && is_space((unsigned char)s[i])) i++;
-    if (i < n && s[i] == '"') { /* "(?:\\.|[^\\"])+" followed by , or the end */
-        size_t j = i + 1, inner = 0;
-        while (j < n && s[j] != '"') {
-            if (s[j] == '\\') {
-                if (j + 1 >= n || s[j + 1] == '\n') break;
-                j++;
-            }
-            j++;
-            inner++;
-        }
-        if (j < n && s[j] == '"' && inner && (j + 1 == n || s[j + 1] == ',')) {
+    if (i < n && s[i] == '"' && close) { /* "(?:\\.|[^\\"])+" followed by , or the end */
+        size_t j = close[i + 1];
+        if (j != NO_CLOSE && j > i + 1 && (j + 1 == n || s[j + 1] == ',')) {
             m->val = i;
             m->val_len = j + 1 - i;
             m->end = j + 1 < n ? j + 2 : n;
@@ -57,19 +77,23 @@ static int match_at(const char *s, size_t n, size_t pos, param_match *m) {
     return 1;
 }
 
-/* the matches findall would return, at most max; returns the count */
+/* the matches findall would return, at most max; returns the count, -1 when out of memory */
 static int find_params(const char *s, size_t n, param_match *out, int max) {
+    size_t *close = memchr(s, '"', n) ? quote_closes(s, n) : NULL;
+    if (memchr(s, '"', n) && !close) return -1;
     int c = 0;
     size_t pos = 0;
-    while (pos <= n && c < max) {
+    while (pos < n && c < max) {
         param_match m;
-        if (pos < n && match_at(s, n, pos, &m)) {
+        size_t next;
+        if (match_at(s, n, pos, close, &m, &next)) {
             out[c++] = m;
             pos = m.end > pos ? m.end : pos + 1;
         } else {
-            pos++;
+            pos = next;
         }
     }
+    free(close);
     return c;
 }
 
@@ -88,9 +112,15 @@ static void strip(const char **s, size_t *n) {
     while (*n && is_space((unsigned char)(*s)[*n - 1])) (*n)--;
 }
 
-static int append_line(char **acc, size_t *len, const char *line, size_t n) {
-    char *p = realloc(*acc, *len + n + 2);
-    if (!p) return 0;
+/* *acc grows geometrically (*cap), so many short lines stay linear */
+static int append_line(char **acc, size_t *len, size_t *cap, const char *line, size_t n) {
+    char *p = *acc;
+    if (*len + n + 2 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 2) c *= 2;
+        if (!(p = realloc(*acc, c))) return 0;
+        *cap = c;
+    }
     if (*len) p[(*len)++] = '\n';
     memcpy(p + *len, line, n);
     *len += n;
@@ -125,13 +155,14 @@ cJSON *infotext_parse(const char *text) {
     const char *pl = last ? last + 1 : s;
     size_t pl_n = n - (size_t)(pl - s);
     int np = find_params(pl, pl_n, pm, MAX_PARAMS);
+    if (np < 0) goto oom;
     if (np < 3) {
         body_n = n;
         pl_n = 0;
         np = 0;
     }
     char *prompt = NULL, *neg = NULL;
-    size_t prompt_n = 0, neg_n = 0;
+    size_t prompt_n = 0, neg_n = 0, prompt_cap = 0, neg_cap = 0;
     int in_neg = 0, ok = 1;
     for (size_t a = 0; ok && a < body_n;) {
         const char *nl = memchr(s + a, '\n', body_n - a);
@@ -144,7 +175,8 @@ cJSON *infotext_parse(const char *text) {
             line += 16, ln -= 16;
             strip(&line, &ln);
         }
-        ok = in_neg ? append_line(&neg, &neg_n, line, ln) : append_line(&prompt, &prompt_n, line, ln);
+        ok = in_neg ? append_line(&neg, &neg_n, &neg_cap, line, ln)
+                    : append_line(&prompt, &prompt_n, &prompt_cap, line, ln);
         a = b + 1;
     }
     int added = ok && cJSON_AddStringToObject(res, "Prompt", prompt ? prompt : "") &&
@@ -182,8 +214,10 @@ cJSON *infotext_parse(const char *text) {
         if (!good) goto oom;
     }
     /* what A1111 fills in for fields a default run leaves out */
-    if (!cJSON_HasObjectItem(res, "Clip skip") && !cJSON_AddStringToObject(res, "Clip skip", "1")) goto oom;
-    if (!cJSON_HasObjectItem(res, "Schedule type") && !cJSON_AddStringToObject(res, "Schedule type", "Automatic"))
+    if (!cJSON_GetObjectItemCaseSensitive(res, "Clip skip") && !cJSON_AddStringToObject(res, "Clip skip", "1"))
+        goto oom;
+    if (!cJSON_GetObjectItemCaseSensitive(res, "Schedule type") &&
+        !cJSON_AddStringToObject(res, "Schedule type", "Automatic"))
         goto oom;
     free(pm);
     return res;

@@ -21,6 +21,92 @@ cJSON *req_json_parse(const char *s, size_t n, size_t *err_at) {
     return j;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (Unicode Table 3-7), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else return 0;
+    if (n < need + 1 || p[1] < lo || p[1] > hi) return 0;
+    for (size_t k = 2; k <= need; k++)
+        if ((p[k] & 0xC0) != 0x80) return 0;
+    return need + 1;
+}
+
+/* offset of the first byte of s[0..n) that is not valid UTF-8, or n */
+static size_t utf8_valid_prefix(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, k;
+    while (i < n && (k = utf8_seq(p + i, n - i))) i += k;
+    return i;
+}
+
+/* s (malloc'd, NUL-terminated) with invalid bytes replaced by U+FFFD; s itself when valid */
+static char *utf8_repair(char *s, size_t *len) {
+    size_t n = *len, i = utf8_valid_prefix(s, n);
+    if (i == n) return s;
+    char *d = malloc(3 * n + 1);
+    if (!d) {
+        free(s);
+        return NULL;
+    }
+    memcpy(d, s, i);
+    size_t o = i;
+    while (i < n) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k) memcpy(d + o, s + i, k), o += k, i += k;
+        else memcpy(d + o, "\xEF\xBF\xBD", 3), o += 3, i++;
+    }
+    d[o] = 0;
+    free(s);
+    *len = o;
+    return d;
+}
+
+int req_body_parse(const char *body, size_t len, const char *what, cJSON **out, http_reply *r) {
+    *out = NULL;
+    size_t bad = utf8_valid_prefix(body, len);
+    if (bad < len) {
+        reply_invalid(r, "the body is not valid UTF-8 (byte %zu)", bad);
+        return 0;
+    }
+    /* values: at most one per ',', '[' or '{' outside strings, plus one */
+    size_t values = 1;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == ',' || c == '[' || c == '{') {
+            values++;
+        }
+    }
+    if (values > JSON_MAX_VALUES) {
+        reply_invalid(r, "the body holds more than %d JSON values", JSON_MAX_VALUES);
+        return 0;
+    }
+    size_t err_at;
+    cJSON *j = req_json_parse(body, len, &err_at);
+    if (!j) {
+        reply_invalid(r, "the body is not valid JSON (error at byte %zu)", err_at);
+        return 0;
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        reply_invalid(r, "the body must be a JSON object%s%s", what ? " " : "", what ? what : "");
+        return 0;
+    }
+    *out = j;
+    return 1;
+}
+
 static void reply_oom(http_reply *r) {
     r->status = 500;
     r->body = (char *)k_oom;
@@ -31,13 +117,15 @@ static void reply_oom(http_reply *r) {
 void reply_json(http_reply *r, int status, cJSON *obj) {
     char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
+    size_t len = s ? strlen(s) : 0;
+    if (s) s = utf8_repair(s, &len);
     if (!s) {
         reply_oom(r);
         return;
     }
     r->status = status;
     r->body = s;
-    r->len = strlen(s);
+    r->len = len;
     r->persistent_body = 0;
 }
 

@@ -13,7 +13,16 @@
  * so parses are serialized. *err_at (may be NULL) gets the failing offset. */
 cJSON *req_json_parse(const char *s, size_t n, size_t *err_at);
 
-/* Print obj (and delete it) as the reply body. */
+/* A request body as a JSON object, or 0 with a 422 reply: the body must be
+ * valid UTF-8 (FastAPI, behind A1111, refuses it otherwise too), valid JSON,
+ * an object, and hold at most JSON_MAX_VALUES values (its parse tree then
+ * stays within ~5 MiB whatever the body). The caller deletes *out. */
+#define JSON_MAX_VALUES 65536
+int req_body_parse(const char *body, size_t len, const char *what, cJSON **out, http_reply *r);
+
+/* Print obj (and delete it) as the reply body. Every reply is valid UTF-8:
+ * a byte that is not part of a well-formed sequence (a message cut inside a
+ * character, text from a PNG) is replaced by U+FFFD. */
 void reply_json(http_reply *r, int status, cJSON *obj);
 /* A1111's error body: {"error": error, "detail": detail, "body": "", "errors": "<status>: <detail>"} */
 void reply_error(http_reply *r, int status, const char *error, const char *fmt, ...)

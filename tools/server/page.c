@@ -56,8 +56,7 @@ void page_init(const sdc_model_info *info) {
         if (!(page = next)) break; /* out of memory: the page as built */
     }
     free(sampler);
-    if (!page) return;
-    g_page = page, g_len = len;
+    if (page) g_page = page, g_len = len;
 }
 
 const char *page_html(size_t *len) {

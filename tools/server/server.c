@@ -1,9 +1,15 @@
 /* server.c - the libmicrohttpd side of `sdc serve`: one thread per
- * connection, a request body limit, optional HTTP basic auth on every
- * route, routing to the API handlers (404 unknown path, 405 wrong method),
- * and the shutdown on SIGINT/SIGTERM: stop accepting, interrupt the running
- * job, answer every request still in flight, then stop. */
+ * connection, a request body limit, a budget for the memory requests hold
+ * at once and deadlines for slow clients (conn_guard.c), optional HTTP
+ * basic auth on every route, routing to the API handlers (404 unknown path,
+ * 405 wrong method; HEAD is GET without the body, which libmicrohttpd
+ * leaves out), and the shutdown on SIGINT/SIGTERM: stop accepting,
+ * interrupt the running job, answer every request still in flight, then
+ * stop. */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -15,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn_guard.h"
 #include "json_util.h"
 #include "server.h"
 
@@ -29,14 +36,30 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t idle;
     int in_flight; /* requests begun and not yet completed */
+    conn_guard *guard;
 } server;
 
 typedef struct {
     char *body;
     size_t len, cap;
+    size_t reserved; /* taken from the request memory budget */
+    guard_conn *gc;  /* its connection in the guard (may be NULL) */
     struct timespec t0;
     int replied; /* a response was queued before the body arrived */
+    int big;     /* its body or reply took >= TRIM_BYTES */
 } request;
+
+/* sdc_tune_allocator keeps freed memory for reuse (it serves the model's
+ * activations), and every connection thread may have its own malloc arena:
+ * without a trim, what one large request used stays resident per arena
+ * (measured: +170 MiB after a few rounds of 8 MB bodies from 4 clients). */
+#define TRIM_BYTES (1u << 20)
+
+/* What a request with a body of n bytes may cost while it is handled: the
+ * body, its JSON tree (strings up to n, at most JSON_MAX_VALUES nodes of
+ * <= 80 bytes: 5 MiB), a decoded copy (png-info's image, 3/4 n) and the
+ * reply (png-info: a text of at most SDC_PNG_TEXT_MAX, escaped, twice). */
+static size_t request_cost(size_t n) { return 3 * n + ((size_t)8 << 20); }
 
 static double seconds_since(const struct timespec *t0) {
     struct timespec t;
@@ -136,6 +159,7 @@ static enum MHD_Result send_reply(server *s, struct MHD_Connection *c, const cha
     if (!s->cfg->quiet)
         fprintf(stderr, "%s %s %d %.3fs\n", method, url, auth_fail ? 401 : r->status, seconds_since(&q->t0));
     q->replied = 1;
+    if (r->len >= TRIM_BYTES) q->big = 1;
     return ok;
 }
 
@@ -168,6 +192,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &q->t0);
         *con_cls = q;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        q->gc = ci ? ci->socket_context : NULL;
+        guard_request_begun(s->guard, q->gc);
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
@@ -177,10 +204,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_reply(s, c, method, url, q, &r, 1);
         }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body) {
+        unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+        if (n > s->cfg->max_body) {
             reply_error(&r, 413, "HTTPException", "the request body (%s bytes) is larger than this server's limit of %zu",
                         cl, s->cfg->max_body);
             return send_reply(s, c, method, url, q, &r, 0);
+        }
+        if (n) { /* the body's memory, reserved up front and allocated once */
+            size_t in_flight;
+            if (!guard_reserve(s->guard, request_cost((size_t)n), &in_flight)) {
+                reply_error(&r, 503, "HTTPException",
+                            "the server is holding %zu MiB of requests (its limit is %zu MiB); try again shortly",
+                            in_flight >> 20, s->cfg->max_request_memory >> 20);
+                return send_reply(s, c, method, url, q, &r, 0);
+            }
+            q->reserved = request_cost((size_t)n);
+            if (!(q->body = malloc((size_t)n + 1))) return MHD_NO;
+            q->cap = (size_t)n + 1;
         }
         return MHD_YES;
     }
@@ -190,10 +230,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_size) {
         size_t n = *upload_size;
+        guard_body_bytes(s->guard, q->gc, n);
         if (q->len + n > s->cfg->max_body) return MHD_NO; /* a chunked body past the limit: drop the connection */
-        if (q->len + n + 1 > q->cap) {
+        if (q->len + n + 1 > q->cap) { /* a chunked body (no Content-Length): grow, within the budget */
             size_t cap = q->cap ? q->cap : 4096;
             while (cap < q->len + n + 1) cap *= 2;
+            if (cap > s->cfg->max_body + 1) cap = s->cfg->max_body + 1;
+            size_t need = request_cost(cap);
+            if (need > q->reserved) {
+                if (!guard_reserve(s->guard, need - q->reserved, NULL)) return MHD_NO; /* over the budget: drop it */
+                q->reserved = need;
+            }
             char *b = realloc(q->body, cap);
             if (!b) return MHD_NO;
             q->body = b;
@@ -205,6 +252,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    guard_request_complete(s->guard, q->gc);
     http_reply r = {0};
     dispatch(s, url, method, q->body ? q->body : "", q->len, &r);
     return send_reply(s, c, method, url, q, &r, 0);
@@ -215,12 +263,33 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     server *s = cls;
     request *q = *con_cls;
     if (!q) return;
+    guard_request_done(s->guard, q->gc);
+    guard_release(s->guard, q->reserved);
+    int trim = q->big || q->cap >= TRIM_BYTES;
     free(q->body);
     free(q);
     *con_cls = NULL;
+#ifdef __GLIBC__
+    if (trim) malloc_trim(0); /* hand a large request's memory back to the system */
+#else
+    (void)trim;
+#endif
     pthread_mutex_lock(&s->mu);
     if (--s->in_flight == 0) pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* every accepted connection is known to the guard until it closes */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = guard_opened(s->guard, ci ? ci->connect_fd : -1);
+    } else {
+        guard_closed(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -284,12 +353,18 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
         fprintf(stderr, "sdc: cannot start the worker thread\n");
         goto done;
     }
+    if (guard_start(&s.guard, cfg->max_connections, cfg->client_timeout, cfg->max_request_memory)) {
+        fprintf(stderr, "sdc: cannot start the connection watchdog\n");
+        jq_stop(s.api.queue);
+        goto done;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
-                         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+    d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, &s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
                          (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s, MHD_OPTION_END);
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
+                         MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "sdc: cannot listen on %s:%d: %s\n", cfg->host, cfg->port, strerror(errno));
         jq_stop(s.api.queue);
@@ -316,6 +391,7 @@ int server_run(sdc_model *m, const char *model_path, const server_config *cfg) {
     MHD_stop_daemon(d);
     rc = 0;
 done:
+    guard_stop(s.guard);
     if (s.api.queue) jq_free(s.api.queue);
     if (ai) freeaddrinfo(ai);
     for (int i = 0; i < s.nusers; i++) free(s.users[i]);

@@ -1,5 +1,6 @@
 /* server.h - `sdc serve`: the pieces of the HTTP server and what they share.
  *   server.c       libmicrohttpd glue: routing, limits, basic auth, shutdown
+ *   conn_guard.c   slow clients cut off, free slots kept, request memory budgeted
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
  *   api_txt2img.c  POST /sdapi/v1/txt2img and img2img (A1111 request -> job -> response)
  *   api_img2img.c  img2img / inpainting fields, A1111's overlay; txt2img's hires fix fields
@@ -27,7 +28,9 @@ typedef struct {
     int max_steps;
     int max_images;      /* batch_size * n_iter limit */
     size_t max_body;     /* request body limit in bytes */
+    size_t max_request_memory; /* what requests in flight may hold at once, bytes (conn_guard.c) */
     int max_connections;
+    int client_timeout;  /* seconds a client may take to send its request headers */
     int quiet;           /* no per-request log lines */
 } server_config;
 

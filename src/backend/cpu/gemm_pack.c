@@ -8,6 +8,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #define SDC_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -41,7 +42,9 @@ static int have_avx512(void) {
     static int v = -1;
     if (v < 0) {
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c") ? 1 : 0;
+        /* F16C from cpuid: clang 14 (the fuzz build's compiler) has no "f16c" for __builtin_cpu_supports */
+        unsigned a, b, c, d;
+        v = __builtin_cpu_supports("avx512f") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) ? 1 : 0;
     }
     return v;
 }
