@@ -151,9 +151,12 @@ typedef struct {
     int width, height;       /* 0: model default; multiples of 8 */
     const char *scheduler;   /* NULL: the model's own; else any name sdc_sampler_find knows (sdc name,
                                 diffusers class, A1111 name); an A1111 name with " Karras" appended
-                                also turns Karras sigmas on unless karras is 0 */
+                                also turns Karras sigmas on unless karras is 0 or schedule says otherwise */
     const char *timestep_spacing; /* NULL: from the scheduler config */
-    int karras;              /* -1: config, 0/1: use_karras_sigmas */
+    int karras;              /* -1: config, 1: the Karras schedule (= schedule "karras"), 0: its uniform
+                                schedule (= schedule "uniform"); kept for callers older than schedule */
+    const char *schedule;    /* NULL: as karras says (else automatic); any name sdc_schedule_find knows
+                                ("karras", "Exponential", "normal" ...); the sampler must take it */
     float eta;               /* DDIM eta / TCD gamma (default 0) */
     int clip_skip;           /* 0/1: last layer; k: k-th layer from the end */
     int vae_tiling;          /* 0 off (default), 1 on: decode in overlapping, blended tiles as diffusers'
@@ -431,8 +434,9 @@ typedef struct {
     const char *a1111_option_value;
     int a1111_default;                /* the sampler A1111's API runs when a request names none */
     int ui_default;                   /* the sampler a front end offers first (sdc serve's web page) */
-    int karras_ok;                    /* takes Karras sigmas (sdc_request.karras) */
+    int karras_ok;                    /* takes the Karras schedule (sdc_request.karras) */
     int takes_eta;                    /* its step uses sdc_request.eta */
+    unsigned schedules;               /* bit i: takes schedule type sdc_schedule_at(i) */
 } sdc_sampler_info;
 
 int sdc_sampler_count(void);
@@ -446,6 +450,29 @@ const sdc_sampler_info *sdc_sampler_find(const char *name);
  * "_ka" appended, find samplers that take Karras sigmas and set *karras to 1
  * (else 0; karras may be NULL). NULL when unknown. */
 const sdc_sampler_info *sdc_sampler_find_a1111(const char *name, int *karras);
+
+/* ---- schedule types ----
+ * How a sampler spaces its noise levels: A1111's "Schedule type" (its API's
+ * "scheduler" field, /sdapi/v1/schedulers, the infotext). Samplers that step
+ * over sigmas take them all; DDIM, PNDM, LCM and TCD only automatic and
+ * uniform (sdc_sampler_info.schedules). The table is the library's
+ * (src/sched/schedules.c), in A1111's order. */
+
+typedef struct {
+    const char *name;            /* A1111's name: "sgm_uniform" */
+    const char *label;           /* A1111's label, the infotext's "Schedule type": "SGM Uniform" */
+    const char *const *aliases;  /* other names it is found by (NULL-ended, may be NULL) */
+    double default_rho;          /* A1111's default_rho (-1: none) */
+    int need_inner_model;        /* A1111's flag: the formula reads the model's training sigmas */
+    const char *summary;         /* what it means in sdc, one line (help texts) */
+} sdc_schedule_info;
+
+int sdc_schedule_count(void);
+const sdc_schedule_info *sdc_schedule_at(int i); /* 0 <= i < sdc_schedule_count(), else NULL */
+/* By name, label or alias, case-insensitive; NULL when unknown. */
+const sdc_schedule_info *sdc_schedule_find(const char *name);
+/* Whether sampler s takes schedule type k. */
+int sdc_sampler_takes_schedule(const sdc_sampler_info *s, const sdc_schedule_info *k);
 
 /* ---- presets ----
  * The settings of fast recipes (the model cards' own diffusers calls),

@@ -107,7 +107,7 @@ TEST(cli_generate_bad_requests_exit_1) {
     struct {
         const char *flags, *expect;
     } cases[] = {
-        {"--scheduler heun", "heun"},
+        {"--scheduler dpm_fast", "dpm_fast"},
         {"--timestep-spacing sideways", "sideways"},
         {"-o /nonexistent-dir/x.png", "/nonexistent-dir/x.png"},
         {"--dump /nonexistent-dir/x.safetensors", "/nonexistent-dir"},

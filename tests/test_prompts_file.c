@@ -76,7 +76,7 @@ TEST(prompts_malformed_files) {
         {"{\"prompt\": \"a\", \"height\": 100000}", "p.txt:1: \"height\" must be an integer in 8..4096"},
         {"{\"prompt\": \"a\", \"guidance\": 1000}", "p.txt:1: \"guidance\" must be a number in 0..100"},
         {"{\"prompt\": \"a\", \"guidance\": \"7\"}", "p.txt:1: \"guidance\" must be a number"},
-        {"{\"prompt\": \"a\", \"scheduler\": \"heun\"}", "p.txt:1: \"scheduler\""},
+        {"{\"prompt\": \"a\", \"scheduler\": \"dpm_fast\"}", "p.txt:1: \"scheduler\""},
         {"{\"prompt\": \"a\", \"scheduler\": 3}", "p.txt:1: \"scheduler\" must be a string"},
         {"{\"prompt\": \"a\\u0000b\"}", "p.txt:1: \\u0000 is not allowed"},
         {"fine\nbad \xff byte\n", "p.txt:2: not valid UTF-8"},

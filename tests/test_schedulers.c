@@ -830,11 +830,11 @@ TEST(sched_bad_input) {
     sched_config c;
     sdc_scheduler *s = NULL;
     /* unknown names / classes */
-    CHECK(sched_config_from_json(NULL, "k_lms", &c) == SDC_ERR_ARG, "unknown name accepted");
+    CHECK(sched_config_from_json(NULL, "k_dpm_fast", &c) == SDC_ERR_ARG, "unknown name accepted");
     CHECK(strstr(sdc_last_error(), "valid") && strstr(sdc_last_error(), "euler_a"), "message: %s", sdc_last_error());
-    cJSON *j = cJSON_Parse("{\"_class_name\":\"LMSDiscreteScheduler\"}");
+    cJSON *j = cJSON_Parse("{\"_class_name\":\"DPMSolverSDEScheduler\"}");
     CHECK(sched_config_from_json(j, NULL, &c) == SDC_ERR_ARG, "unknown class accepted");
-    CHECK(strstr(sdc_last_error(), "LMSDiscreteScheduler") && strstr(sdc_last_error(), "DDIMScheduler"), "message: %s",
+    CHECK(strstr(sdc_last_error(), "DPMSolverSDEScheduler") && strstr(sdc_last_error(), "DDIMScheduler"), "message: %s",
           sdc_last_error());
     cJSON_Delete(j);
     j = cJSON_Parse("{\"beta_start\":0.1}");
@@ -876,12 +876,12 @@ TEST(sched_bad_input) {
     sched_config_defaults(def_of("ddim"), &c);
     c.thresholding = 1;
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_UNSUPPORTED, "thresholding accepted");
-    j = cJSON_Parse("{\"algorithm_type\":\"sde-dpmsolver++\"}");
-    CHECK_OK(sched_config_from_json(j, "dpmpp_2m", &c));
+    j = cJSON_Parse("{\"_class_name\":\"DPMSolverMultistepScheduler\",\"algorithm_type\":\"dpmsolver\"}");
+    CHECK_OK(sched_config_from_json(j, NULL, &c));
     cJSON_Delete(j);
-    CHECK(sched_create(&s, &c, 10) == SDC_ERR_UNSUPPORTED, "sde-dpmsolver++ accepted");
-    j = cJSON_Parse("{\"algorithm_type\":\"dpm3\"}");
-    CHECK_OK(sched_config_from_json(j, "dpmpp_2m", &c));
+    CHECK(sched_create(&s, &c, 10) == SDC_ERR_UNSUPPORTED, "dpmsolver accepted");
+    j = cJSON_Parse("{\"_class_name\":\"DPMSolverMultistepScheduler\",\"algorithm_type\":\"dpm3\"}");
+    CHECK_OK(sched_config_from_json(j, NULL, &c));
     cJSON_Delete(j);
     CHECK(sched_create(&s, &c, 10) == SDC_ERR_ARG, "algorithm dpm3 accepted");
     j = cJSON_Parse("{\"trained_betas\":[0.1,0.2]}");
@@ -918,8 +918,16 @@ TEST(sched_names_and_noise_draws) {
     for (int q = 0; q < sched_count(); q++) {
         k = sched_find(sched_info(sched_at(q))->name, NULL);
         CHECK(k == sched_at(q), "round trip %d", q);
+        /* the class name finds the class's first row; a config with the row's variant finds the row */
         k = sched_find(sched_info(sched_at(q))->diffusers_class, NULL);
-        CHECK(k == sched_at(q), "class round trip %d", q);
+        CHECK(k == sched_at(q) || (k && sched_at(q)->variant_key && sched_at(q) != k), "class round trip %d", q);
+        sched_config c;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "_class_name", sched_info(sched_at(q))->diffusers_class);
+        if (sched_at(q)->variant_key) cJSON_AddStringToObject(j, sched_at(q)->variant_key, sched_at(q)->variant_value);
+        sdc_status st = sched_config_from_json(j, NULL, &c);
+        cJSON_Delete(j);
+        CHECK(st == SDC_OK && c.def == sched_at(q), "config round trip %d", q);
     }
     /* who draws noise when (README: scheduler_noise_K) */
     sched_config c;
@@ -992,7 +1000,33 @@ TEST(sched_registry_rows) {
         CHECK(d->keys && d->set_timesteps && d->step && d->calls_per_step >= 1, "%s: incomplete row", s->name);
         CHECK(d->opts_size <= SCHED_OPTS_SIZE, "%s: options of %zu bytes", s->name, d->opts_size);
         CHECK(!d->state_reset || (d->state_create && d->state_free), "%s: history without state", s->name);
-        CHECK(s->karras_ok == sched_takes_key(d, "use_karras_sigmas"), "%s: karras_ok disagrees with its keys", s->name);
+        /* schedule types: the Karras one wherever the class takes use_karras_sigmas; karras_ok says it */
+        CHECK(s->schedules == SCHED_SCHEDULES_SIGMA || s->schedules == SCHED_SCHEDULES_TIMESTEP, "%s: schedules %#x",
+              s->name, s->schedules);
+        CHECK(s->karras_ok == !!(s->schedules & SCHED_SCHEDULE_BIT(SCHED_SCHEDULE_KARRAS)),
+              "%s: karras_ok disagrees with its schedules", s->name);
+        CHECK(!sched_takes_key(d, "use_karras_sigmas") || s->karras_ok, "%s: takes use_karras_sigmas, not Karras",
+              s->name);
+        /* rows that share a class: the same variant key, one value each, the first row the key's default */
+        for (int j = 0; j < n; j++) {
+            const sched_def *e = sched_at(j);
+            if (j == i || strcmp(sched_info(e)->diffusers_class, s->diffusers_class)) continue;
+            CHECK(d->variant_key && e->variant_key && !strcmp(d->variant_key, e->variant_key) &&
+                      strcmp(d->variant_value, e->variant_value),
+                  "%s and %s share %s without distinct variants", s->name, sched_info(e)->name, s->diffusers_class);
+        }
+        const sched_def *first = sched_find(s->diffusers_class, NULL);
+        CHECK(first && (first == d || d->variant_key), "%s: its class finds %s", s->name,
+              first ? sched_info(first)->name : "nothing");
+        if (d->variant_key && first == d) {
+            cJSON *v = NULL;
+            sched_config dc;
+            sched_config_defaults(d, &dc);
+            v = sched_config_value(&dc, d->variant_key);
+            int ok = cJSON_IsString(v) && !strcmp(v->valuestring, d->variant_value);
+            cJSON_Delete(v);
+            CHECK(ok, "%s: the class's first row is not the %s default", s->name, d->variant_key);
+        }
         int nkeys = 0, in_opts = 0;
         for (const sched_key *k = d->keys; k->key; k++, nkeys++) {
             in_opts |= k->in_opts;
@@ -1017,6 +1051,7 @@ TEST(sched_registry_rows) {
         const char *mine[24];
         int nm = row_names(s, mine, 24);
         for (int m = 0; m < nm; m++) {
+            if (!strcmp(mine[m], s->diffusers_class) && first != d) continue; /* a class's other rows: above */
             CHECK(sched_find(mine[m], NULL) == d && sdc_sampler_find(mine[m]) == s, "%s: '%s' finds another row", s->name,
                   mine[m]);
             int karras = -1;
@@ -1028,6 +1063,8 @@ TEST(sched_registry_rows) {
             CHECK(!strcmp(canon, s->name), "%s: '%s' is stored as '%s'", s->name, mine[m], canon);
             for (int j = 0; j < n; j++) {
                 if (j == i) continue;
+                if (!strcmp(mine[m], s->diffusers_class) && !strcmp(sched_info(sched_at(j))->diffusers_class, mine[m]))
+                    continue; /* a shared class: told apart by the variant (above) */
                 const char *theirs[24];
                 int nt = row_names(sched_info(sched_at(j)), theirs, 24);
                 for (int t = 0; t < nt; t++)
@@ -1053,7 +1090,9 @@ TEST(sched_registry_rows) {
             CHECK(sdc_sampler_find_a1111(legacy, &karras) == s && karras == 1, "%s: '%s'", s->name, legacy);
             CHECK(sdc_sampler_find_a1111(alias_ka, &karras) == s && karras == 1, "%s: '%s'", s->name, alias_ka);
             CHECK_OK(sched_config_from_json(NULL, legacy, &c));
-            CHECK(c.def == d && c.use_karras_sigmas, "%s: '%s' without Karras sigmas", s->name, legacy);
+            CHECK(c.def == d && c.schedule == SCHED_SCHEDULE_KARRAS &&
+                      c.use_karras_sigmas == sched_takes_key(d, "use_karras_sigmas"),
+                  "%s: '%s' without Karras sigmas", s->name, legacy);
             char canon[64];
             CHECK_OK(sched_canonical_name(alias_ka, canon, sizeof canon));
             CHECK(!strcmp(canon, legacy), "'%s' is stored as '%s'", alias_ka, canon);
@@ -1076,7 +1115,8 @@ TEST(sched_registry_rows) {
     }
     CHECK(!sdc_preset_find("turbo") && !sdc_preset_at(sdc_preset_count()), "unknown presets");
     /* unknown names: NULL, and the message lists every name kind */
-    CHECK(!sched_find("k_lms", NULL) && !sdc_sampler_find(NULL) && !sdc_sampler_find_a1111("", NULL), "unknown names");
+    CHECK(!sched_find("k_dpm_fast", NULL) && !sdc_sampler_find(NULL) && !sdc_sampler_find_a1111("", NULL),
+          "unknown names");
     CHECK(sched_unknown("x") == SDC_ERR_ARG, "sched_unknown");
     for (int i = 0; i < n; i++) {
         const sdc_sampler_info *s = sdc_sampler_at(i);

@@ -707,8 +707,9 @@ TEST(server_bad_requests) {
         {"POST", "/sdapi/v1/txt2img", "{\"seed\": -5}", 422},
         {"POST", "/sdapi/v1/txt2img", "{\"seed\": 1e30}", 422},
         {"POST", "/sdapi/v1/txt2img", "{\"batch_size\": 8, \"n_iter\": 8}", 422},
-        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"UniPC\"}", 400},  /* unknown sampler */
-        {"POST", "/sdapi/v1/txt2img", "{\"scheduler\": \"Exponential\"}", 400},
+        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"DPM++ 2S a\"}", 400}, /* a sampler sdc lacks */
+        {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"k_no_such\"}", 400},  /* unknown sampler */
+        {"POST", "/sdapi/v1/txt2img", "{\"scheduler\": \"Polyexponential\"}", 400},
         {"POST", "/sdapi/v1/txt2img", "{\"sampler_name\": \"DDIM\", \"scheduler\": \"Karras\"}", 422},
         {"POST", "/sdapi/v1/txt2img", "{\"override_settings\": {\"CLIP_stop_at_last_layers\": 99}}", 422},
         {"POST", "/sdapi/v1/png-info", "{}", 422},
@@ -959,4 +960,127 @@ TEST(server_load_bounded) {
     if (!getenv("SDC_SANITIZED"))
         CHECK(rss1 - rss0 < 16 * 1024, "server RSS grew from %ld to %ld KiB under the load", rss0, rss1);
     CHECK(stop == 0, "server exited %d after the load (log %s)", stop, s.log);
+}
+
+/* ---- every sampler and schedule type the server lists ---- */
+
+/* POST one txt2img of the walk (64x64, 2 steps); returns the status and, on
+ * 200, the first image's base64 (malloc'd) in *b64 */
+static int walk_post(int port, const char *sampler, const char *schedule, char **b64) {
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"prompt\": \"a red cube\", \"steps\": 2, \"width\": 64, \"height\": 64, \"seed\": 21, \"cfg_scale\": 1,"
+             " \"sampler_name\": \"%s\"%s%s%s}",
+             sampler, schedule ? ", \"scheduler\": \"" : "", schedule ? schedule : "", schedule ? "\"" : "");
+    http_resp r;
+    http(port, "POST", "/sdapi/v1/txt2img", body, &r);
+    cJSON *j = json_of(&r);
+    const cJSON *img = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "images"), 0);
+    *b64 = r.status == 200 && cJSON_IsString(img) ? strdup(img->valuestring) : NULL;
+    int status = r.status == 200 && !*b64 ? -1 : r.status;
+    cJSON_Delete(j), resp_free(&r);
+    return status;
+}
+
+/* the same request through `sdc generate`, compared with the API's image (pixels and infotext) */
+static int walk_cli_same(const char *b64, const char *sampler, const char *schedule, char *why, size_t n) {
+    char cmd[2048], out[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s generate --quiet -m '%s' -p 'a red cube' --steps 2 -W 64 -H 64 --seed 21 --guidance 1 "
+             "--scheduler '%s'%s%s -o '%s'",
+             sdc_binary(), fixture_path("models/tiny-sd"), sampler, schedule ? " --schedule " : "",
+             schedule ? schedule : "", tmp_path("walk-cli.png"));
+    if (run_cmd(cmd, out, sizeof out)) return snprintf(why, n, "%s: %s", cmd, out), 0;
+    return same_image(b64, tmp_path("walk-cli.png"), why, n);
+}
+
+/* Every name /sdapi/v1/samplers lists (names and aliases) and every schedule
+ * type /sdapi/v1/schedulers lists (names, labels, aliases) is accepted; each
+ * sampler name and each schedule gives the CLI's image for the same seed;
+ * a sampler with a schedule it does not take is a 422, never an image.
+ * Euler a carries the schedule types it takes (Open WebUI's "Euler a" +
+ * "Karras" included), the first sampler that takes each of the others. */
+TEST(server_every_sampler_and_schedule) {
+    server_proc s;
+    char why[1024];
+    CHECK(server_start(&s, NULL, why, sizeof why), "%s", why);
+    http_resp r1, r2;
+    http(s.port, "GET", "/sdapi/v1/samplers", NULL, &r1);
+    http(s.port, "GET", "/sdapi/v1/schedulers", NULL, &r2);
+    cJSON *samplers = json_of(&r1), *schedules = json_of(&r2);
+    resp_free(&r1), resp_free(&r2);
+    int fail = 0, requests = 0, cli = 0;
+    char *b64 = NULL, *alt = NULL;
+#define WALK_FAIL(...)                                  \
+    do {                                                \
+        test_fail_at(__FILE__, __LINE__, __VA_ARGS__); \
+        fail = 1;                                       \
+    } while (0)
+    if (cJSON_GetArraySize(samplers) != sdc_sampler_count() || cJSON_GetArraySize(schedules) != sdc_schedule_count())
+        WALK_FAIL("%d samplers, %d schedule types listed", cJSON_GetArraySize(samplers), cJSON_GetArraySize(schedules));
+    const cJSON *it;
+    /* each sampler by its name (== the CLI's image) and by each alias (== the name's) */
+    cJSON_ArrayForEach(it, samplers) {
+        if (fail) break;
+        const char *name = cJSON_GetObjectItem(it, "name")->valuestring;
+        int st = walk_post(s.port, name, NULL, &b64);
+        requests++;
+        if (st != 200) WALK_FAIL("sampler '%s': %d", name, st);
+        else if (!walk_cli_same(b64, name, NULL, why, sizeof why)) WALK_FAIL("sampler '%s': %s", name, why);
+        cli++;
+        const cJSON *al;
+        cJSON_ArrayForEach(al, cJSON_GetObjectItem(it, "aliases")) {
+            if (fail) break;
+            st = walk_post(s.port, al->valuestring, NULL, &alt);
+            requests++;
+            if (st != 200 || strcmp(alt, b64)) WALK_FAIL("alias '%s' of '%s': %d, not the name's image", al->valuestring, name, st);
+            free(alt), alt = NULL;
+        }
+        free(b64), b64 = NULL;
+    }
+    /* each schedule type with every sampler: 200 where the sampler takes it, else 422 */
+    cJSON_ArrayForEach(it, schedules) {
+        if (fail) break;
+        const char *name = cJSON_GetObjectItem(it, "name")->valuestring;
+        const sdc_schedule_info *k = sdc_schedule_find(name);
+        const char *carrier = NULL;
+        const cJSON *sp;
+        cJSON_ArrayForEach(sp, samplers) {
+            if (fail) break;
+            const char *sname = cJSON_GetObjectItem(sp, "name")->valuestring;
+            const int takes = sdc_sampler_takes_schedule(sdc_sampler_find_a1111(sname, NULL), k);
+            int st = walk_post(s.port, sname, name, &b64);
+            requests++;
+            if (st != (takes ? 200 : 422)) WALK_FAIL("'%s' + '%s': %d, want %d", sname, name, st, takes ? 200 : 422);
+            if (!fail && takes && (!carrier || !strcmp(sname, "Euler a"))) {
+                carrier = sname;
+                free(alt), alt = b64, b64 = NULL;
+            }
+            free(b64), b64 = NULL;
+        }
+        if (fail) break;
+        if (!carrier) {
+            WALK_FAIL("no sampler takes '%s'", name);
+            break;
+        }
+        if (!walk_cli_same(alt, carrier, name, why, sizeof why)) WALK_FAIL("'%s' + '%s': %s", carrier, name, why);
+        cli++;
+        /* the label and the aliases are the same schedule */
+        const char *others[8] = {cJSON_GetObjectItem(it, "label")->valuestring};
+        int no = 1;
+        cJSON_ArrayForEach(sp, cJSON_GetObjectItem(it, "aliases")) if (no < 8) others[no++] = sp->valuestring;
+        for (int o = 0; o < no && !fail; o++) {
+            int st = walk_post(s.port, carrier, others[o], &b64);
+            requests++;
+            if (st != 200 || strcmp(b64, alt)) WALK_FAIL("'%s' + '%s': %d, not the image of '%s'", carrier, others[o], st, name);
+            free(b64), b64 = NULL;
+        }
+        free(alt), alt = NULL;
+    }
+#undef WALK_FAIL
+    free(b64), free(alt);
+    cJSON_Delete(samplers), cJSON_Delete(schedules);
+    int rc = server_stop(&s);
+    if (getenv("SDC_TEST_VERBOSE")) printf("     %d requests, %d compared with the CLI\n", requests, cli);
+    if (!fail) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }

@@ -45,7 +45,8 @@ static void help(void) {
         "      --shards N            number of slices when JOB_COMPLETION_INDEX gives the index\n"
         "  -n, --negative-prompt T   negative prompt of lines without their own\n"
         "      --steps N  --guidance G  --scheduler NAME  -W W  -H H  --timestep-spacing S\n"
-        "      --karras  --eta E  --clip-skip K   as in sdc generate (a JSONL line's values win)\n"
+        "      --karras  --schedule NAME  --eta E  --clip-skip K\n"
+        "                            as in sdc generate (a JSONL line's values win)\n"
         "      --rng cpu|cuda        the generator the seeds seed, as in sdc generate: cpu (default) =\n"
         "                            torch.Generator(\"cpu\"); cuda = torch.Generator(\"cuda\")'s Philox\n"
         "                            noise (A1111's GPU RNG, ComfyUI on a GPU), computed on the CPU\n"
@@ -120,6 +121,7 @@ static void on_hook(void *ctx, const char *point, int64_t nth) {
     if (g_kill_n && nth == g_kill_n && !strcmp(point, g_kill_point)) raise(SIGKILL);
 }
 
+enum { O_SCHEDULE = 700 }; /* --schedule NAME */
 enum { O_PROMPTS = 256, O_IPP, O_SEED, O_FORMAT, O_SHARD_SIZE, O_BATCH_SIZE, O_SHARD, O_SHARDS, O_KARRAS,
        O_CLIPSKIP, O_VARIANT, O_THREADS, O_QUIET, O_CONFIG, O_TOKENIZER, O_RNG, O_DEVICE, O_DTYPE, O_LORA, O_PRESET };
 
@@ -147,6 +149,7 @@ int cmd_dataset(int argc, char **argv) {
         {"guidance", required_argument, 0, O_GUIDANCE}, {"scheduler", required_argument, 0, O_SCHED},
         {"width", required_argument, 0, 'W'},          {"height", required_argument, 0, 'H'},
         {"timestep-spacing", required_argument, 0, O_SPACING}, {"karras", no_argument, 0, O_KARRAS},
+        {"schedule", required_argument, 0, O_SCHEDULE},
         {"eta", required_argument, 0, O_ETA},          {"clip-skip", required_argument, 0, O_CLIPSKIP},
         {"variant", required_argument, 0, O_VARIANT},  {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, O_QUIET},            {"help", no_argument, 0, 'h'},
@@ -196,6 +199,7 @@ int cmd_dataset(int argc, char **argv) {
         case 'H': if (!cli_int("--height", optarg, 1, INT_MAX, &o.req.height)) return EXIT_USAGE; break;
         case O_SPACING: o.req.timestep_spacing = optarg; break;
         case O_KARRAS: o.req.karras = 1; break;
+        case O_SCHEDULE: o.req.schedule = optarg; break;
         case O_ETA: if (!cli_float("--eta", optarg, 0, 1e9, &o.req.eta)) return EXIT_USAGE; break;
         case O_CLIPSKIP:
             if (!cli_int("--clip-skip", optarg, 1, INT_MAX, &o.req.clip_skip)) return EXIT_USAGE;

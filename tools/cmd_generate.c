@@ -17,7 +17,7 @@
 #define MAX_PROMPTS 64
 
 /* the registry's names joined: sdc names (which 0), A1111 names (1), the
- * samplers that take Karras sigmas (2) or eta (3) */
+ * samplers that take the Karras schedule (2) or eta (3) */
 static void sampler_list(int which, char *out, size_t n) {
     size_t o = 0;
     out[0] = 0;
@@ -29,12 +29,35 @@ static void sampler_list(int which, char *out, size_t n) {
     }
 }
 
+/* one help line per sampler: sdc name, A1111 name, diffusers class, what it takes */
+static void sampler_table(char *out, size_t n) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < sdc_sampler_count() && o < n; i++) {
+        const sdc_sampler_info *s = sdc_sampler_at(i);
+        char a1111[40];
+        snprintf(a1111, sizeof a1111, "\"%s\"", s->a1111_name);
+        o += (size_t)snprintf(out + o, n - o, "%30s%-14s%-16s%s%s\n", "", s->name, a1111, s->diffusers_class,
+                              s->schedules == (1u << sdc_schedule_count()) - 1 ? "" : " (own schedule)");
+    }
+}
+
+/* one help line per schedule type: name (label), what it means */
+static void schedule_table(char *out, size_t n) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < sdc_schedule_count() && o < n; i++) {
+        const sdc_schedule_info *k = sdc_schedule_at(i);
+        o += (size_t)snprintf(out + o, n - o, "%30s%-14s%s\n", "", k->name, k->summary);
+    }
+}
+
 static void help(void) {
-    char samplers[256], a1111[256], karras[128], eta[128], presets[1024];
-    sampler_list(0, samplers, sizeof samplers);
-    sampler_list(1, a1111, sizeof a1111);
+    char karras[256], eta[128], presets[1024], table[2048], schedules[1024];
     sampler_list(2, karras, sizeof karras);
     sampler_list(3, eta, sizeof eta);
+    sampler_table(table, sizeof table);
+    schedule_table(schedules, sizeof schedules);
     size_t o = 0;
     presets[0] = 0;
     for (int i = 0; i < sdc_preset_count() && o < sizeof presets; i++) {
@@ -73,14 +96,16 @@ static void help(void) {
         "      --steps N             denoising steps (default 50)\n"
         "      --guidance G          classifier-free guidance scale (default 7.5, SDXL 5.0);\n"
         "                            G <= 1 disables guidance (one UNet pass per step)\n"
-        "      --scheduler NAME      %s\n"
-        "                            (default: the model's scheduler_config.json; settings in that\n"
-        "                            file carry over, others take the scheduler's defaults); also\n"
-        "                            a diffusers class name, or A1111's name:\n"
-        "                            %s\n"
+        "      --scheduler NAME      the sampler (default: the model's scheduler_config.json; settings\n"
+        "                            in that file carry over, others take the scheduler's defaults),\n"
+        "                            by its name, A1111 name or diffusers class:\n"
+        "%s"
         "                            (A1111's \"NAME Karras\": that sampler with --karras)\n"
         "      --timestep-spacing S  leading | trailing | linspace\n"
-        "      --karras              Karras sigmas (%s)\n"
+        "      --schedule NAME       A1111's schedule type (default automatic; the samplers marked\n"
+        "                            \"own schedule\" take only automatic and uniform):\n"
+        "%s"
+        "      --karras              = --schedule karras (%s)\n"
         "      --eta E               eta of %s (TCD's gamma), 0..1 (default 0)\n"
         "      --clip-skip K         use the K-th text encoder layer from the end (1 = last)\n"
         "      --seed S              seed of image 0; image i uses S+i (default: random, printed)\n"
@@ -138,7 +163,7 @@ static void help(void) {
         "  -h, --help                this text\n"
         "\n"
         "Exit status: 0 success, 1 error, 2 usage error.\n",
-        samplers, a1111, karras, eta, presets);
+        table, schedules, karras, eta, presets);
 }
 
 static volatile sig_atomic_t g_interrupted;
@@ -230,7 +255,8 @@ static void on_lora(void *ctx, const sdc_lora_report *r) {
 enum { O_PROMPTS_FILE = 600, O_BATCH_SIZE }; /* --prompts FILE, --batch-size B */
 enum { O_VAE_TILING = 640, O_VAE_TILE_SIZE }; /* --vae-tiling, --vae-tile-size PX */
 enum { O_RNG = 660 };                          /* --rng cpu|cuda */
-enum { O_INIT_IMAGE = 680, O_STRENGTH, O_MASK, O_HIRES_SCALE, O_HIRES_STEPS, O_HIRES_STRENGTH, O_HIRES_UPSCALER };
+enum { O_SCHEDULE = 680 };                     /* --schedule NAME */
+enum { O_INIT_IMAGE = 700, O_STRENGTH, O_MASK, O_HIRES_SCALE, O_HIRES_STEPS, O_HIRES_STRENGTH, O_HIRES_UPSCALER };
 
 /* --init-image / --mask files into r (the pixels freed by the caller) */
 static int read_images(const char *init, const char *mask, sdc_request *r, uint8_t **init_px, uint8_t **mask_px) {
@@ -275,7 +301,7 @@ int cmd_generate(int argc, char **argv) {
         {"prediction", required_argument, 0, O_PREDICTION},
         {"prompts", required_argument, 0, O_PROMPTS_FILE}, {"batch-size", required_argument, 0, O_BATCH_SIZE},
         {"vae-tiling", no_argument, 0, O_VAE_TILING}, {"vae-tile-size", required_argument, 0, O_VAE_TILE_SIZE},
-        {"rng", required_argument, 0, O_RNG},
+        {"rng", required_argument, 0, O_RNG},      {"schedule", required_argument, 0, O_SCHEDULE},
         {"init-image", required_argument, 0, O_INIT_IMAGE}, {"strength", required_argument, 0, O_STRENGTH},
         {"mask", required_argument, 0, O_MASK},    {"hires-scale", required_argument, 0, O_HIRES_SCALE},
         {"hires-steps", required_argument, 0, O_HIRES_STEPS}, {"hires-strength", required_argument, 0, O_HIRES_STRENGTH},
@@ -342,6 +368,7 @@ int cmd_generate(int argc, char **argv) {
         case O_SCHED: r.scheduler = optarg; break;
         case O_SPACING: r.timestep_spacing = optarg; break;
         case O_KARRAS: r.karras = 1; break;
+        case O_SCHEDULE: r.schedule = optarg; break;
         case O_ETA: if (!cli_float("--eta", optarg, 0, 1e9, &r.eta)) return EXIT_USAGE; break;
         case O_SEED: if (!cli_u64("--seed", optarg, &r.seed)) return EXIT_USAGE; have_seed = 1; break;
         case O_RNG:

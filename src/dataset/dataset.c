@@ -483,6 +483,11 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
         SDC_TRY(sched_canonical_name(def.scheduler, S->scheduler, sizeof S->scheduler));
         def.scheduler = S->scheduler;
     }
+    if (def.schedule) { /* one spelling: Karras and Uniform as "karras", the others by their table name */
+        int k = sched_schedule_find(def.schedule); /* known: check_options checked the request */
+        if (k == SCHED_SCHEDULE_KARRAS || k == SCHED_SCHEDULE_UNIFORM) def.karras = k == SCHED_SCHEDULE_KARRAS;
+        def.schedule = k <= SCHED_SCHEDULE_KARRAS ? NULL : sdc_schedule_at(k)->name;
+    }
     SDC_TRY(prompts_file_load(o->prompts, &S->pl));
     SDC_TRY(plan_build(&S->p, &S->pl, o->images_per_prompt, o->seed, &def, o->prompts));
     struct stat msb;
@@ -511,6 +516,7 @@ static sdc_status run(run_state *S, sdc_dataset_summary *sum) {
     id->scheduler = def.scheduler;
     id->timestep_spacing = def.timestep_spacing;
     id->karras = def.karras;
+    id->schedule = def.schedule;
     id->eta = def.eta;
     id->clip_skip = def.clip_skip;
     id->format = o->format == SDC_DATASET_WEBDATASET ? "webdataset" : "imagefolder";

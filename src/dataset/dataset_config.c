@@ -52,6 +52,7 @@ static void identity(jbuf *b, const ds_identity *id) {
     jb_str(b, id->timestep_spacing);
     jb_puts(b, ",\n  \"karras\": ");
     jb_puts(b, id->karras < 0 ? "null" : id->karras ? "true" : "false");
+    if (id->schedule) jb_puts(b, ",\n  \"schedule\": "), jb_str(b, id->schedule);
     jb_puts(b, ",\n  \"eta\": ");
     jb_float(b, id->eta);
     jb_printf(b, ",\n  \"clip_skip\": %d,\n", id->clip_skip);

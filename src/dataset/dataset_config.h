@@ -42,6 +42,7 @@ typedef struct {
     int width, height;
     const char *scheduler, *timestep_spacing;
     int karras;                  /* -1: the scheduler config's */
+    const char *schedule;        /* a schedule type other than automatic/uniform/karras (NULL: no line) */
     float eta;
     int clip_skip;
     const char *format;

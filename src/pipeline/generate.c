@@ -386,6 +386,14 @@ sdc_status sdc_generate(sdc_model *m, const sdc_request *r, sdc_image **images, 
     return generate_batch(m, r, 1, images, nimages);
 }
 
+/* A1111's "Schedule type" of a config: the label of the schedule the request
+ * chose; for Automatic, Karras when the config itself turns Karras sigmas on,
+ * else none (the sampler's own schedule, as A1111 leaves it unsaid). */
+static const char *infotext_schedule(const sched_config *sc) {
+    if (sc->schedule != SCHED_SCHEDULE_AUTOMATIC) return sdc_schedule_at(sc->schedule)->label;
+    return sc->use_karras_sigmas ? sdc_schedule_at(SCHED_SCHEDULE_KARRAS)->label : NULL;
+}
+
 /* One UNet batch: the request's images (through the hires fix's two passes
  * when it asks for them), each with its infotext. */
 static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages) {
@@ -407,7 +415,7 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
             .height = P.H,
             .clip_skip = r->clip_skip,
             .sampler = sched_info(P.sched.def)->a1111_name,
-            .schedule = P.sched.use_karras_sigmas ? "Karras" : NULL,
+            .schedule = infotext_schedule(&P.sched),
             .guidance = P.g,
             .eta = r->eta,
             .seed = r->seed + (uint64_t)b,

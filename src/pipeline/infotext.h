@@ -9,7 +9,7 @@ typedef struct {
     const char *prompt, *negative; /* negative NULL: line omitted */
     int steps, width, height, clip_skip;
     const char *sampler;           /* A1111 spelling (sdc_sampler_info.a1111_name) */
-    const char *schedule;          /* "Karras" or NULL */
+    const char *schedule;          /* A1111's "Schedule type" label ("Karras", "Exponential" ...) or NULL */
     float guidance, eta;
     uint64_t seed;
     const char *model;

@@ -95,6 +95,31 @@ static sdc_status check_guidance(float g) {
     return SDC_OK;
 }
 
+/* The schedule type a request asks for: schedule, else karras (1: Karras, 0:
+ * Uniform), else the one a legacy sampler name ("DPM++ 2M Karras") put in
+ * the config, else Automatic; set on the config once the sampler is known
+ * to take it. schedule and karras must agree when both are given. */
+static sdc_status apply_schedule(const sdc_request *r, sched_config *sc) {
+    int k = -1;
+    const char *what = "--karras";
+    if (r->schedule) {
+        k = sched_schedule_find(r->schedule);
+        if (k < 0) return sched_schedule_unknown(r->schedule);
+        if (r->karras >= 0 && k != (r->karras ? SCHED_SCHEDULE_KARRAS : SCHED_SCHEDULE_UNIFORM))
+            return sdc_fail(SDC_ERR_ARG, "schedule type '%s' and karras %d disagree", r->schedule, r->karras);
+        what = NULL;
+    } else if (r->karras >= 0) {
+        k = r->karras ? SCHED_SCHEDULE_KARRAS : SCHED_SCHEDULE_UNIFORM;
+    }
+    if (k < 0) return SDC_OK; /* the config's own (a legacy "X Karras" name's included) */
+    char how[96];
+    if (!what) {
+        snprintf(how, sizeof how, "schedule type %s", sdc_schedule_at(k)->label);
+        what = how;
+    }
+    return sched_config_set_schedule(sc, (sched_schedule)k, what);
+}
+
 /* what needs no model */
 static sdc_status check_fields(const sdc_request *r) {
     if (r->nprompts < 1 || !r->prompts) return sdc_fail(SDC_ERR_ARG, "no prompt given");
@@ -123,6 +148,7 @@ static sdc_status check_fields(const sdc_request *r) {
     if (r->clip_skip < 0 || r->clip_skip > SDC_MAX_CLIP_SKIP)
         return sdc_fail(SDC_ERR_ARG, "clip skip %d out of range (0..%d)", r->clip_skip, SDC_MAX_CLIP_SKIP);
     if (r->karras < -1 || r->karras > 1) return sdc_fail(SDC_ERR_ARG, "karras %d (-1, 0 or 1)", r->karras);
+    if (r->schedule && sched_schedule_find(r->schedule) < 0) return sched_schedule_unknown(r->schedule);
     if (r->timestep_spacing && strcmp(r->timestep_spacing, "leading") && strcmp(r->timestep_spacing, "trailing") &&
         strcmp(r->timestep_spacing, "linspace"))
         return sdc_fail(SDC_ERR_ARG, "unknown timestep spacing '%s' (leading, trailing or linspace)",
@@ -134,7 +160,7 @@ static sdc_status check_fields(const sdc_request *r) {
     if (r->scheduler) { /* the name alone; with a model, its config decides the rest */
         sched_config sc;
         SDC_TRY(sched_config_from_json(NULL, r->scheduler, &sc));
-        if (r->karras == 1) SDC_TRY(sched_check_karras(sc.def, "--karras"));
+        SDC_TRY(apply_schedule(r, &sc));
     }
     return SDC_OK;
 }
@@ -265,11 +291,13 @@ sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_pla
     if (r->vae_tiling) SDC_TRY(vae_tile_size(m, r, &P->vae_tile));
     sched_config *sc = &P->sched;
     SDC_TRY(sched_config_from_json(m->sched_json, r->scheduler, sc));
-    if (r->timestep_spacing) snprintf(sc->timestep_spacing, sizeof sc->timestep_spacing, "%s", r->timestep_spacing);
-    if (r->karras >= 0) {
-        if (r->karras) SDC_TRY(sched_check_karras(sc->def, "--karras"));
-        sc->use_karras_sigmas = r->karras;
+    if (r->timestep_spacing) {
+        if (!sched_takes_key(sc->def, "timestep_spacing"))
+            return sdc_fail(SDC_ERR_ARG, "timestep spacing: %s (%s) has no timestep_spacing; its timesteps are its own",
+                            sched_info(sc->def)->name, sched_info(sc->def)->diffusers_class);
+        snprintf(sc->timestep_spacing, sizeof sc->timestep_spacing, "%s", r->timestep_spacing);
     }
+    SDC_TRY(apply_schedule(r, sc));
     SDC_TRY(resolve_unet_inputs(m, r, P));
     if (P->init && request_steps_run(P->steps, P->strength) < 1)
         return sdc_fail(SDC_ERR_ARG,

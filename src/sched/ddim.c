@@ -96,7 +96,7 @@ static const sched_key keys[] = {
 
 const sched_def sched_ddim = {
     .info = {.name = "ddim", .diffusers_class = "DDIMScheduler", .a1111_name = "DDIM", .a1111_aliases = a1111_aliases,
-             .takes_eta = 1},
+             .takes_eta = 1, .schedules = SCHED_SCHEDULES_TIMESTEP},
     .keys = keys,
     .calls_per_step = 1,
     .validate = ddim_validate,

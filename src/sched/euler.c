@@ -84,7 +84,8 @@ static const sched_key keys[] = {
 
 const sched_def sched_euler = {
     .info = {.name = "euler", .diffusers_class = "EulerDiscreteScheduler", .a1111_name = "Euler",
-             .a1111_aliases = a1111_aliases, .a1111_default = 1, .karras_ok = 1},
+             .a1111_aliases = a1111_aliases, .a1111_default = 1, .karras_ok = 1,
+             .schedules = SCHED_SCHEDULES_SIGMA},
     .keys = keys,
     .opts_size = sizeof(euler_opts),
     .calls_per_step = 1,

@@ -1,6 +1,8 @@
 /* euler_a.c - EulerAncestralDiscreteScheduler (diffusers 0.30.3): the sigma
- * schedule of EulerDiscrete (schedule_common.c, no Karras sigmas, final
- * sigma 0) with an ancestral step that draws fresh noise every step. */
+ * schedule of EulerDiscrete (schedule_common.c, final sigma 0; Karras or
+ * another formula only by the request's schedule type - the class has no
+ * use_karras_sigmas) with an ancestral step that draws fresh noise every
+ * step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@ static sdc_status euler_a_validate(const sched_config *c, int steps) {
     return SDC_OK;
 }
 
+/* the class takes no use_karras_sigmas (0.30.3): Karras and the other formula
+ * schedules come from the config's schedule type, over EulerDiscrete's range */
 static sdc_status euler_a_set_timesteps(sdc_scheduler *s, int n) { return sched_sigma_schedule(s, n, 0, 0); }
 
 static int euler_a_draws_noise(const sdc_scheduler *s, int i, float eta) {
@@ -62,7 +66,8 @@ static const sched_key keys[] = {
 const sched_def sched_euler_a = {
     .info = {.name = "euler_a", .aliases = aliases, .diffusers_class = "EulerAncestralDiscreteScheduler",
              .a1111_name = "Euler a", .a1111_aliases = a1111_aliases, .a1111_option_key = "uses_ensd",
-             .a1111_option_value = "true", .ui_default = 1},
+             .a1111_option_value = "true", .ui_default = 1, .karras_ok = 1,
+             .schedules = SCHED_SCHEDULES_SIGMA},
     .keys = keys,
     .calls_per_step = 1,
     .validate = euler_a_validate,

@@ -116,7 +116,8 @@ static sdc_status lcm_step(sdc_scheduler *s, int i, const float *mo, float *x, i
 static const char *const a1111_aliases[] = {"k_lcm", NULL};
 
 const sched_def sched_lcm = {
-    .info = {.name = "lcm", .diffusers_class = "LCMScheduler", .a1111_name = "LCM", .a1111_aliases = a1111_aliases},
+    .info = {.name = "lcm", .diffusers_class = "LCMScheduler", .a1111_name = "LCM", .a1111_aliases = a1111_aliases,
+             .schedules = SCHED_SCHEDULES_TIMESTEP},
     .keys = sched_lcm_keys,
     .opts_size = sizeof(sched_lcm_opts),
     .calls_per_step = 1,

@@ -303,7 +303,7 @@ static const sched_key keys[] = {
 
 const sched_def sched_pndm = {
     .info = {.name = "pndm", .aliases = aliases, .diffusers_class = "PNDMScheduler", .a1111_name = "PLMS",
-             .a1111_aliases = a1111_aliases},
+             .a1111_aliases = a1111_aliases, .schedules = SCHED_SCHEDULES_TIMESTEP},
     .keys = keys,
     .opts_size = sizeof(pndm_opts),
     .calls_per_step = 1,

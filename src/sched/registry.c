@@ -12,7 +12,11 @@
 
 #include "sched/sched_internal.h"
 
-#define SCHED_ROWS(X) X(dpmpp_2m) X(euler_a) X(euler) X(lcm) X(ddim) X(pndm) X(tcd)
+/* clang-format off */
+#define SCHED_ROWS(X)                                                                                   \
+    X(dpmpp_2m) X(dpmpp_2m_sde) X(dpmpp_2s) X(euler_a) X(euler) X(lms) X(heun) X(dpm2) X(dpm2_a)      \
+    X(lcm) X(ddim) X(pndm) X(unipc) X(tcd) X(deis)
+/* clang-format on */
 
 #define DECLARE_ROW(n) extern const sched_def sched_##n;
 #define ROW(n) &sched_##n,
@@ -85,6 +89,20 @@ const sched_def *sched_find(const char *name, int *karras) {
     return d;
 }
 
+/* the first row of d's class (the one a bare class name finds) */
+static const sched_def *class_first(const sched_def *d) {
+    for (int i = 0; i < N_ROWS; i++)
+        if (!strcmp(k_rows[i]->info.diffusers_class, d->info.diffusers_class)) return k_rows[i];
+    return d;
+}
+
+static void join(const char *const *names, int k, const char *sep, const char *last_sep, char *out, size_t n) {
+    size_t o = 0;
+    if (n) out[0] = 0;
+    for (int i = 0; i < k && o < n; i++)
+        o += (size_t)snprintf(out + o, n - o, "%s%s", i == 0 ? "" : i == k - 1 ? last_sep : sep, names[i]);
+}
+
 void sched_list_names(int which, const char *sep, const char *last_sep, char *out, size_t n) {
     const char *names[64];
     int k = 0;
@@ -92,21 +110,50 @@ void sched_list_names(int which, const char *sep, const char *last_sep, char *ou
         const sdc_sampler_info *s = &k_rows[i]->info;
         switch (which) {
         case SCHED_LIST_NAMES: names[k++] = s->name; break;
-        case SCHED_LIST_CLASSES: names[k++] = s->diffusers_class; break;
+        case SCHED_LIST_CLASSES:
+            if (class_first(k_rows[i]) == k_rows[i]) names[k++] = s->diffusers_class;
+            break;
         case SCHED_LIST_A1111: names[k++] = s->a1111_name; break;
         case SCHED_LIST_KARRAS:
             if (s->karras_ok) names[k++] = s->name;
             break;
         }
     }
-    size_t o = 0;
-    if (n) out[0] = 0;
-    for (int i = 0; i < k && o < n; i++)
-        o += (size_t)snprintf(out + o, n - o, "%s%s", i == 0 ? "" : i == k - 1 ? last_sep : sep, names[i]);
+    join(names, k, sep, last_sep, out, n);
+}
+
+void sched_list_takers(sched_schedule sk, const char *sep, const char *last_sep, char *out, size_t n) {
+    const char *names[64];
+    int k = 0;
+    for (int i = 0; i < N_ROWS && k < 64; i++)
+        if (k_rows[i]->info.schedules & SCHED_SCHEDULE_BIT(sk)) names[k++] = k_rows[i]->info.name;
+    join(names, k, sep, last_sep, out, n);
+}
+
+const sched_def *sched_variant_row(const sched_def *d, const char *value) {
+    if (!d->variant_key) return d;
+    if (!value) { /* the key's default in the class's table */
+        for (const sched_key *k = d->keys; k->key; k++)
+            if (!strcmp(k->key, d->variant_key)) value = k->str;
+    }
+    for (int i = 0; value && i < N_ROWS; i++) {
+        const sched_def *r = k_rows[i];
+        if (r->variant_value && !strcmp(r->variant_value, value) &&
+            !strcmp(r->info.diffusers_class, d->info.diffusers_class))
+            return r;
+    }
+    return d;
+}
+
+sdc_status sched_check_schedule(const sched_def *d, sched_schedule k, const char *what) {
+    if (d->info.schedules & SCHED_SCHEDULE_BIT(k)) return SDC_OK;
+    char names[256];
+    sched_list_takers(k, ", ", " and ", names, sizeof names);
+    return sdc_fail(SDC_ERR_ARG, "%s applies to %s, not to %s", what, names, d->info.name);
 }
 
 sdc_status sched_unknown(const char *name) {
-    char names[256], classes[512], a1111[256];
+    char names[512], classes[1024], a1111[512];
     sched_list_names(SCHED_LIST_NAMES, ", ", ", ", names, sizeof names);
     sched_list_names(SCHED_LIST_CLASSES, ", ", ", ", classes, sizeof classes);
     sched_list_names(SCHED_LIST_A1111, ", ", ", ", a1111, sizeof a1111);

@@ -44,6 +44,7 @@ static void put_default(sched_config *c, const sched_key *k) {
         put_int(c, k, k->has_off, 0);
         break;
     case SCHED_K_NULLABLE: put_int(c, k, k->has_off, 0); break;
+    case SCHED_K_INT_LIST: memset(field(c, k, k->off), 0, sizeof(sched_int_list)); break;
     }
 }
 
@@ -72,6 +73,11 @@ cJSON *sched_config_value(const sched_config *c, const char *key) {
         case SCHED_K_STR: return cJSON_CreateString((const char *)cfield(c, k, k->off));
         case SCHED_K_OPT_NUM: return get_int(c, k, k->has_off) ? cJSON_CreateNumber(get_num(c, k)) : cJSON_CreateNull();
         case SCHED_K_NULLABLE: return get_int(c, k, k->has_off) ? cJSON_CreateTrue() : cJSON_CreateNull();
+        case SCHED_K_INT_LIST: {
+            sched_int_list l;
+            memcpy(&l, cfield(c, k, k->off), sizeof l);
+            return cJSON_CreateIntArray(l.v, l.n);
+        }
         }
     }
     return NULL;
@@ -114,13 +120,38 @@ static sdc_status read_key(const cJSON *json, const sched_key *k, sched_config *
         break;
     }
     case SCHED_K_NULLABLE: put_int(c, k, k->has_off, json_has(json, k->key)); break;
+    case SCHED_K_INT_LIST: {
+        sched_int_list l;
+        SDC_TRY(json_get_int_list(json, k->key, SCHED_INT_LIST_MAX, l.v, &l.n, what));
+        memcpy(field(c, k, k->off), &l, sizeof l);
+        break;
     }
+    }
+    return SDC_OK;
+}
+
+/* a string key's field, by name (NULL: the class has no such string key) */
+static char *str_field(sched_config *c, const char *key, size_t *size) {
+    for (const sched_key *k = c->def->keys; k->key; k++)
+        if (k->type == SCHED_K_STR && !strcmp(k->key, key)) {
+            *size = k->size;
+            return (char *)field(c, k, k->off);
+        }
+    return NULL;
+}
+
+sdc_status sched_config_set_schedule(sched_config *c, sched_schedule k, const char *what) {
+    if ((int)k < 0 || k >= SCHED_SCHEDULE_COUNT) return sdc_fail(SDC_ERR_ARG, "%s: no such schedule type", what);
+    SDC_TRY(sched_check_schedule(c->def, k, what));
+    c->schedule = k;
+    if (k != SCHED_SCHEDULE_AUTOMATIC && sched_takes_key(c->def, "use_karras_sigmas"))
+        c->use_karras_sigmas = k == SCHED_SCHEDULE_KARRAS;
     return SDC_OK;
 }
 
 sdc_status sched_config_from_json(const cJSON *json, const char *name, sched_config *cfg) {
     const sched_def *d;
-    int karras = 0;
+    int karras = 0, by_class;
     const char *what = "scheduler config";
     if (json && !cJSON_IsObject(json)) return sdc_fail(SDC_ERR_FORMAT, "%s: not a JSON object", what);
     if (name) {
@@ -142,6 +173,12 @@ sdc_status sched_config_from_json(const cJSON *json, const char *name, sched_con
             return sdc_wrap(SDC_ERR_ARG, "%s: _class_name", what);
         }
     }
+    /* a class name alone: the config's value of the variant key picks the row */
+    by_class = !name || !strcmp(name, d->info.diffusers_class);
+    if (by_class && d->variant_key) {
+        const cJSON *v = json ? cJSON_GetObjectItemCaseSensitive(json, d->variant_key) : NULL;
+        d = sched_variant_row(d, cJSON_IsString(v) ? v->valuestring : NULL);
+    }
     sched_config c;
     sched_config_defaults(d, &c);
     for (const sched_key *k = d->keys; k->key; k++) {
@@ -151,7 +188,15 @@ sdc_status sched_config_from_json(const cJSON *json, const char *name, sched_con
         }
         SDC_TRY(read_key(json, k, &c, what));
     }
-    if (karras) c.use_karras_sigmas = 1; /* "DPM++ 2M Karras" = dpmpp_2m with Karras sigmas */
+    /* a row picked by its own name is its variant, whatever the config says ("dpmpp_2m_sde" =
+     * DPMSolverMultistepScheduler.from_config(config, algorithm_type="sde-dpmsolver++")) */
+    if (!by_class && d->variant_key) {
+        size_t size;
+        char *f = str_field(&c, d->variant_key, &size);
+        if (f) snprintf(f, size, "%s", d->variant_value);
+    }
+    /* "DPM++ 2M Karras" = dpmpp_2m with the Karras schedule */
+    if (karras) SDC_TRY(sched_config_set_schedule(&c, SCHED_SCHEDULE_KARRAS, "the Karras schedule"));
     *cfg = c;
     return SDC_OK;
 }

@@ -8,6 +8,7 @@
 #ifndef SDC_SCHED_INTERNAL_H
 #define SDC_SCHED_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -56,7 +57,22 @@ struct sdc_scheduler {
 
 /* ---- config keys ---- */
 
-typedef enum { SCHED_K_INT, SCHED_K_NUM, SCHED_K_BOOL, SCHED_K_STR, SCHED_K_OPT_NUM, SCHED_K_NULLABLE } sched_key_type;
+typedef enum {
+    SCHED_K_INT,
+    SCHED_K_NUM,
+    SCHED_K_BOOL,
+    SCHED_K_STR,
+    SCHED_K_OPT_NUM,
+    SCHED_K_NULLABLE,
+    SCHED_K_INT_LIST /* a JSON list of ints: sched_int_list at off (options only) */
+} sched_key_type;
+
+/* A K_INT_LIST value (UniPC's disable_corrector). */
+#define SCHED_INT_LIST_MAX 16
+typedef struct {
+    int n;
+    int v[SCHED_INT_LIST_MAX];
+} sched_int_list;
 
 /* One __init__ argument of a diffusers class and its default. */
 typedef struct {
@@ -87,6 +103,7 @@ typedef struct {
 #define SO_STR(T, f, d) \
     {.key = #f, .type = SCHED_K_STR, .in_opts = 1, .off = offsetof(T, f), .size = sizeof(((T *)0)->f), .str = (d)}
 #define SO_NULLABLE(T, f) {.key = #f, .type = SCHED_K_NULLABLE, .in_opts = 1, .has_off = offsetof(T, has_##f)}
+#define SO_INT_LIST(T, f) {.key = #f, .type = SCHED_K_INT_LIST, .in_opts = 1, .off = offsetof(T, f)} /* default [] */
 #define SK_END {.key = NULL}
 
 /* A copy of the sampler's options struct out of cfg->opts (memcpy: opts is
@@ -100,8 +117,18 @@ typedef struct {
 /* ---- the registry row ---- */
 
 struct sched_def {
-    sdc_sampler_info info;       /* names and flags: the public view (sdc_sampler_at) */
+    sdc_sampler_info info;       /* names and flags: the public view (sdc_sampler_at); info.schedules
+                                    declares the schedule types it takes (SCHED_SCHEDULES_SIGMA when
+                                    set_timesteps fills sigmas through a schedule helper that reads
+                                    cfg.schedule, else SCHED_SCHEDULES_TIMESTEP) */
     const sched_key *keys;       /* the class's __init__ arguments in order, with its defaults; SK_END ends */
+    /* Rows that share a diffusers class (DPMSolverMultistepScheduler: DPM++ 2M
+     * and DPM++ 2M SDE) differ in the value of one string key of it: picking
+     * the row by its own name sets variant_key to variant_value; a config that
+     * names only the class (its "_class_name", or the class as --scheduler)
+     * picks the row whose variant_value it holds (absent: the key's default).
+     * NULL: the row has its class to itself. */
+    const char *variant_key, *variant_value;
     size_t opts_size;            /* sizeof the options struct its SO_ keys fill (0: none) */
     int calls_per_step;          /* model calls one step takes (1; Heun-style samplers 2) */
     /* class-specific config checks after the common ones (NULL: none) */
@@ -135,10 +162,16 @@ struct sched_def {
 /* ---- registry.c ---- */
 
 enum { SCHED_LIST_NAMES, SCHED_LIST_CLASSES, SCHED_LIST_A1111, SCHED_LIST_KARRAS };
-/* The registry's sdc names / diffusers classes / A1111 names / sdc names of
- * the samplers that take Karras sigmas, in registry order, joined by sep
- * (last_sep before the last one): "a, b and c". */
+/* The registry's sdc names / diffusers classes (each once) / A1111 names /
+ * sdc names of the samplers that take Karras sigmas, in registry order,
+ * joined by sep (last_sep before the last one): "a, b and c". */
 void sched_list_names(int which, const char *sep, const char *last_sep, char *out, size_t n);
+/* The sdc names of the samplers that take schedule type k, joined the same way. */
+void sched_list_takers(sched_schedule k, const char *sep, const char *last_sep, char *out, size_t n);
+/* The row a config picks among those of d's class (see variant_key):
+ * value NULL means the key's default. d itself when it has no siblings or
+ * none holds value. */
+const sched_def *sched_variant_row(const sched_def *d, const char *value);
 
 /* ---- schedule_common.c ---- */
 
@@ -155,13 +188,17 @@ void np_linspace(double start, double stop, int num, int endpoint, double *out);
 int np_arange(double start, double stop, double step, double *out, int max);
 /* numpy.round (half to even) for float64. */
 double np_round(double x);
+/* numpy.log of a float32 array element (np_logf.c: numpy's SIMD loop, not
+ * correctly rounded). */
+float np_logf(float x);
 /* numpy.interp(x, arange(len), fp) for fp float32 values: float64 result. */
 double np_interp_index(double x, const float *fp, int len);
 /* sqrt((1 - ac) / ac) in float32, elementwise (torch). */
 void sched_train_sigmas(const float *ac, int n, float *sig);
 /* Karras et al. schedule (diffusers _convert_to_karras), float64. */
 void sched_karras(double sigma_min, double sigma_max, int n, double *out);
-/* diffusers _sigma_to_t with log_sigmas = np.log(float32 sigmas) (float32). */
+/* diffusers _sigma_to_t of a float64 sigma with log_sigmas = np.log(float32
+ * sigmas) (np_logf), in numpy's dtypes. */
 double sched_sigma_to_t(double sigma, const float *log_sigmas, int n);
 /* The Karras sigma schedule a sampler with use_karras_sigmas takes: n
  * sigmas from sigma_max down to sigma_min into sig, and each one's
@@ -169,15 +206,38 @@ double sched_sigma_to_t(double sigma, const float *log_sigmas, int n);
  * log(train_sigmas), T of them). t may alias nothing else. */
 sdc_status sched_karras_schedule(const float *train_sigmas, int T, double sigma_min, double sigma_max, int n,
                                  double *sig, double *t);
+/* Which sigmas a sigma-based sampler steps over: SCHED_SCHEDULE_KARRAS
+ * when karras (its class's use_karras_sigmas) is set, else the config's
+ * schedule type when it is a formula (Karras, Exponential, SGM Uniform,
+ * Simple), else SCHED_SCHEDULE_UNIFORM: the class's own spacing. */
+sched_schedule sched_sigma_kind(const sched_config *c, int karras);
+/* A formula schedule's n sigmas (float64) from sigma_max down to sigma_min
+ * into sig and each one's fractional training timestep (sched_sigma_to_t
+ * against log(train)) into t; train: the T training sigmas (float32).
+ * Karras et al. (rho 7, diffusers _convert_to_karras); exponential
+ * (k-diffusion get_sigmas_exponential: log-linear from sigma_max to
+ * sigma_min); SGM uniform (A1111/ComfyUI sgm_uniform: n timesteps evenly
+ * from t(sigma_max) to t(sigma_min), last excluded, sigma by log-linear
+ * interpolation of the training sigmas); simple (ComfyUI simple_scheduler:
+ * every T/n-th training sigma from the top; sigma_min/max unused). */
+sdc_status sched_formula_sigmas(sched_schedule kind, const float *train, int T, double sigma_min, double sigma_max,
+                                int n, double *sig, double *t);
 /* leading / trailing / linspace integer timesteps (DDIM, LCM-free classes).
  * Fills out[0..n-1] descending. */
 sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out);
 /* The discrete sigma schedule of EulerDiscrete / EulerAncestralDiscrete
  * (and the k-diffusion-style classes like them): float32 timesteps by
  * timestep_spacing, sigmas interpolated from the training sigmas (or Karras
- * sigmas when karras), a final sigma of 0 or, with final_sigma_min,
- * sigma(t=0); init_noise_sigma. Sets ts_float, sigmas, n_sigmas, n_calls. */
+ * sigmas when karras - the class's use_karras_sigmas -, or another formula
+ * schedule the config's schedule type asks for, between the first and last
+ * interpolated sigma, timesteps from sigma_to_t), a final sigma of 0 or,
+ * with final_sigma_min, sigma(t=0); init_noise_sigma. Sets ts_float,
+ * sigmas, n_sigmas, n_calls. */
 sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_sigma_min);
+/* The same with the schedule type given (sched_sigma_kind's answer, or
+ * SCHED_SCHEDULE_UNIFORM for the class's own spacing whatever the config
+ * says: the base a sampler with its own formula handling starts from). */
+sdc_status sched_sigma_schedule_of(sdc_scheduler *s, int n, sched_schedule kind, int final_sigma_min);
 /* scale_model_input of the sigma samplers: x / sqrt(sigma_i^2 + 1) in float32. */
 void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);
 /* diffusers' add_noise at call i, the formula chosen by what the sampler is
@@ -195,9 +255,63 @@ void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);
  * ts_int[i] the timestep of call i. */
 void sched_add_noise_default(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n);
 
+/* pred_original_sample of the sigma samplers at sigma (Heun, KDPM2, LMS ...),
+ * float32 tensor math in diffusers' order: epsilon x - sigma * e;
+ * v_prediction e * (-sigma / (sigma^2 + 1)^0.5) + x / (sigma^2 + 1); sample e. */
+typedef struct {
+    int kind; /* 0 epsilon, 1 v_prediction, 2 sample */
+    float sigma, c_out, s2p1;
+} sched_x0;
+static inline sched_x0 sched_x0_at(const sched_config *c, float sigma) {
+    const float s2p1 = sigma * sigma + 1.0f;
+    const int kind = !strcmp(c->prediction_type, "epsilon") ? 0 : !strcmp(c->prediction_type, "v_prediction") ? 1 : 2;
+    return (sched_x0){kind, sigma, -sigma / sqrtf(s2p1), s2p1};
+}
+static inline float sched_x0_of(const sched_x0 *p, float x, float e) {
+    return p->kind == 0 ? x - p->sigma * e : p->kind == 1 ? e * p->c_out + x / p->s2p1 : e;
+}
+
 int sched_is_eps(const sched_config *c);
 int sched_is_v(const sched_config *c);
 int sched_is_sample(const sched_config *c);
+
+/* ---- sleef_f32.c: torch.log / torch.exp of float32 tensors (Sleef u10, lane for lane) ---- */
+
+float sleef_logf_u1(float d);
+float sleef_expf(float d);
+
+/* ---- KDPM2DiscreteScheduler and KDPM2AncestralDiscreteScheduler (kdpm2_common.c) ---- */
+
+/* Both take the same __init__ arguments, validate alike, start from the same
+ * schedule and keep the same state; each interpolates its own midpoints. */
+typedef struct {
+    int n;            /* inference steps */
+    float *sig;       /* sigmas before interleaving: n + 1, the last 0 */
+    float *mid;       /* sigmas_interpol before interleaving, n + 1 */
+    float *up, *down; /* the ancestral sampler's sigmas_up / sigmas_down, n + 1 */
+    int64_t len;      /* floats of sample (0: none yet) */
+    float *sample;    /* self.sample: the first-order call's start sample */
+} sched_kdpm2_state;
+
+extern const sched_key sched_kdpm2_keys[];
+sdc_status sched_kdpm2_validate(const sched_config *c, int steps);
+sdc_status sched_kdpm2_state_create(sdc_scheduler *s);
+void sched_kdpm2_state_free(void *state);
+sdc_status sched_kdpm2_state_reset(sdc_scheduler *s, int64_t n);
+/* The schedule both start from: n timesteps by timestep_spacing into t (Karras:
+ * from the Karras sigmas, rounded), n + 1 sigmas into the state's sig (the last
+ * 0), init_noise_sigma, and np.log of the training sigmas into log_sigmas
+ * (num_train_timesteps floats). */
+sdc_status sched_kdpm2_schedule(sdc_scheduler *s, int n, double *t, float *log_sigmas);
+/* exp(lerp(log a, log b, 0.5)) as torch computes it on float32 tensors (the midpoints) */
+float sched_kdpm2_log_mid(float a, float b);
+/* diffusers' _sigma_to_t fed a float32 torch midpoint sigma and the
+ * log_sigmas tensor: float32 throughout but the log */
+double sched_kdpm2_sigma_to_t(float sigma, const float *log_sigmas, int T);
+/* Install the interleaved schedule of 2n - 1 calls: timesteps [t0, tm_a, t1,
+ * tm_{a+1}, t2, ...] (tm: the midpoints' timesteps from index a = first_mid)
+ * and sigmas [s0, s1, s1, ..., s_n, s_n, s_n] (2n + 2, as diffusers lists them). */
+sdc_status sched_kdpm2_install(sdc_scheduler *s, int n, const double *t, const double *tm, int first_mid);
 
 /* ---- LCMScheduler and TCDScheduler (lcm.c): same arguments, same timesteps ---- */
 

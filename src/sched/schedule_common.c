@@ -175,12 +175,16 @@ void sched_karras(double sigma_min, double sigma_max, int n, double *out) {
 }
 
 double sched_sigma_to_t(double sigma, const float *log_sigmas, int n) {
-    double log_sigma = log(sigma > 1e-10 ? sigma : 1e-10);
+    /* numpy 1.x: log_sigma is float64, but every operation with the float32
+     * log_sigmas array (dists, low - log_sigma, the weight) is float32 by
+     * value-based casting; only (1 - w) * low_idx + w * high_idx, float32 times
+     * an int64 array, is float64 again */
+    const float log_sigma = (float)log(sigma > 1e-10 ? sigma : 1e-10);
     /* low_idx = argmax(cumsum(dists >= 0)), clipped to n - 2 */
     int64_t cs = 0, best = -1;
     int low_idx = 0;
     for (int i = 0; i < n; i++) {
-        if (log_sigma - (double)log_sigmas[i] >= 0) cs++;
+        if (log_sigma - log_sigmas[i] >= 0) cs++;
         if (cs > best) {
             best = cs;
             low_idx = i;
@@ -188,22 +192,66 @@ double sched_sigma_to_t(double sigma, const float *log_sigmas, int n) {
     }
     if (low_idx > n - 2) low_idx = n - 2;
     int high_idx = low_idx + 1;
-    double low = (double)log_sigmas[low_idx], high = (double)log_sigmas[high_idx];
-    double w = (low - log_sigma) / (low - high);
+    const float low = log_sigmas[low_idx], high = log_sigmas[high_idx];
+    float w = (low - log_sigma) / (low - high);
     if (w < 0) w = 0;
     if (w > 1) w = 1;
-    return (1 - w) * (double)low_idx + w * (double)high_idx;
+    return (double)(1.0f - w) * (double)low_idx + (double)w * (double)high_idx;
 }
 
 sdc_status sched_karras_schedule(const float *train_sigmas, int T, double sigma_min, double sigma_max, int n,
                                  double *sig, double *t) {
+    return sched_formula_sigmas(SCHED_SCHEDULE_KARRAS, train_sigmas, T, sigma_min, sigma_max, n, sig, t);
+}
+
+sched_schedule sched_sigma_kind(const sched_config *c, int karras) {
+    if (karras) return SCHED_SCHEDULE_KARRAS;
+    switch (c->schedule) {
+    case SCHED_SCHEDULE_KARRAS:
+    case SCHED_SCHEDULE_EXPONENTIAL:
+    case SCHED_SCHEDULE_SGM_UNIFORM:
+    case SCHED_SCHEDULE_SIMPLE: return c->schedule;
+    default: return SCHED_SCHEDULE_UNIFORM;
+    }
+}
+
+/* k-diffusion's t_to_sigma: log-linear between the neighbouring training sigmas */
+static double t_to_sigma(double t, const float *logs, int T) {
+    if (t <= 0) return exp((double)logs[0]);
+    if (t >= T - 1) return exp((double)logs[T - 1]);
+    int lo = (int)floor(t);
+    double w = t - lo;
+    return exp((1 - w) * (double)logs[lo] + w * (double)logs[lo + 1]);
+}
+
+sdc_status sched_formula_sigmas(sched_schedule kind, const float *train, int T, double sigma_min, double sigma_max,
+                                int n, double *sig, double *t) {
+    if (n < 1 || T < 2) return sdc_fail(SDC_ERR_ARG, "scheduler: %d sigmas from %d training sigmas", n, T);
     float *logs = malloc((size_t)T * sizeof(float));
     if (!logs) return sdc_fail(SDC_ERR_NOMEM, "scheduler: out of memory");
-    for (int i = 0; i < T; i++) logs[i] = logf(train_sigmas[i]); /* np.log of a float32 array */
-    sched_karras(sigma_min, sigma_max, n, sig);
-    for (int i = 0; i < n; i++) t[i] = sched_sigma_to_t(sig[i], logs, T);
+    for (int i = 0; i < T; i++) logs[i] = np_logf(train[i]); /* np.log of a float32 array */
+    sdc_status st = SDC_OK;
+    switch (kind) {
+    case SCHED_SCHEDULE_KARRAS: sched_karras(sigma_min, sigma_max, n, sig); break;
+    case SCHED_SCHEDULE_EXPONENTIAL: /* exp(linspace(log(sigma_max), log(sigma_min), n)) */
+        np_linspace(log(sigma_max), log(sigma_min), n, 1, sig);
+        for (int i = 0; i < n; i++) sig[i] = exp(sig[i]);
+        break;
+    case SCHED_SCHEDULE_SGM_UNIFORM: { /* linspace(t(sigma_max), t(sigma_min), n + 1)[:-1] */
+        double t0 = sched_sigma_to_t(sigma_max, logs, T), t1 = sched_sigma_to_t(sigma_min, logs, T);
+        for (int i = 0; i < n; i++) sig[i] = t_to_sigma(t0 + (t1 - t0) * i / n, logs, T);
+        break;
+    }
+    case SCHED_SCHEDULE_SIMPLE: { /* sigmas[-(1 + int(x * len(sigmas) / n))] */
+        const double ss = (double)T / n;
+        for (int i = 0; i < n; i++) sig[i] = (double)train[T - 1 - (int)(i * ss)];
+        break;
+    }
+    default: st = sdc_fail(SDC_ERR_ARG, "scheduler: schedule type %d has no sigma formula", (int)kind);
+    }
+    for (int i = 0; !st && i < n; i++) t[i] = sched_sigma_to_t(sig[i], logs, T);
     free(logs);
-    return SDC_OK;
+    return st;
 }
 
 sdc_status sched_spacing_int(const sched_config *cfg, int n, int64_t *out) {
@@ -266,6 +314,10 @@ static sdc_status sigma_timesteps(const sched_config *c, int n, float *ts) {
 }
 
 sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_sigma_min) {
+    return sched_sigma_schedule_of(s, n, sched_sigma_kind(&s->cfg, karras), final_sigma_min);
+}
+
+sdc_status sched_sigma_schedule_of(sdc_scheduler *s, int n, sched_schedule kind, int final_sigma_min) {
     const sched_config *c = &s->cfg;
     const int T = c->num_train_timesteps;
     s->ts_float = malloc((size_t)n * sizeof(float));
@@ -279,10 +331,10 @@ sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_s
         if (c->rescale_betas_zero_snr) s->ac[T - 1] = 0x1p-24f; /* near 0 but not 0: first sigma finite */
         sched_train_sigmas(s->ac, T, train);
         for (int i = 0; i < n; i++) sig[i] = np_interp_index((double)s->ts_float[i], train, T);
-        if (karras) {
+        if (kind != SCHED_SCHEDULE_UNIFORM) { /* the range of the class's _convert_to_karras */
             double smin = c->has_sigma_min ? c->sigma_min : sig[n - 1];
             double smax = c->has_sigma_max ? c->sigma_max : sig[0];
-            st = sched_karras_schedule(train, T, smin, smax, n, sig, t);
+            st = sched_formula_sigmas(kind, train, T, smin, smax, n, sig, t);
             for (int i = 0; !st && i < n; i++) s->ts_float[i] = (float)t[i];
         }
     }

@@ -34,7 +34,7 @@ static sdc_status validate(const sched_config *c, int steps) {
                         cls, c->beta_schedule);
     if (!(c->beta_start >= 0 && c->beta_end >= 0 && c->beta_start < 1 && c->beta_end < 1))
         return sdc_fail(SDC_ERR_ARG, "%s: beta_start %g / beta_end %g out of range [0, 1)", cls, c->beta_start, c->beta_end);
-    if (!one_of(c->timestep_spacing, spacings))
+    if (sched_takes_key(c->def, "timestep_spacing") && !one_of(c->timestep_spacing, spacings))
         return sdc_fail(SDC_ERR_ARG, "%s: timestep_spacing '%s' is not supported (valid: linspace, leading, trailing)", cls,
                         c->timestep_spacing);
     if (!one_of(c->prediction_type, preds))

@@ -32,6 +32,28 @@ typedef struct sched_def sched_def;
 #define SCHED_MAX_DEFAULTED 32
 #define SCHED_OPTS_SIZE 256 /* bytes for a sampler's own config keys */
 
+/* A1111's schedule types sdc implements (the table of schedules.c; index =
+ * the row of sdc_schedule_at). AUTOMATIC keeps the scheduler config as it
+ * is; UNIFORM is the sampler's own diffusers schedule without Karras sigmas;
+ * KARRAS is use_karras_sigmas where the class takes it; KARRAS (elsewhere),
+ * EXPONENTIAL, SGM_UNIFORM and SIMPLE replace a sigma-based sampler's sigmas
+ * by their formula (sched_formula_sigmas). */
+typedef enum {
+    SCHED_SCHEDULE_AUTOMATIC = 0,
+    SCHED_SCHEDULE_UNIFORM,
+    SCHED_SCHEDULE_KARRAS,
+    SCHED_SCHEDULE_EXPONENTIAL,
+    SCHED_SCHEDULE_SGM_UNIFORM,
+    SCHED_SCHEDULE_SIMPLE,
+    SCHED_SCHEDULE_COUNT
+} sched_schedule;
+#define SCHED_SCHEDULE_BIT(k) (1u << (k))
+/* what a registry row declares (sdc_sampler_info.schedules): samplers on
+ * discrete timesteps (DDIM, PNDM, LCM, TCD) take only these two ... */
+#define SCHED_SCHEDULES_TIMESTEP (SCHED_SCHEDULE_BIT(SCHED_SCHEDULE_AUTOMATIC) | SCHED_SCHEDULE_BIT(SCHED_SCHEDULE_UNIFORM))
+/* ... samplers that step over a sigma schedule take every one */
+#define SCHED_SCHEDULES_SIGMA ((1u << SCHED_SCHEDULE_COUNT) - 1u)
+
 /* A scheduler config: the __init__ arguments of the sampler's diffusers
  * class. The keys more than one class takes are fields here; a key only one
  * sampler reads lives in that sampler's options struct, stored in opts and
@@ -59,6 +81,8 @@ typedef struct {
     int has_sigma_min, has_sigma_max;
     double sigma_min, sigma_max;
     char final_sigmas_type[16];  /* zero | sigma_min (Euler, DPM) */
+    /* the request's schedule type (not a diffusers key; sched_config_set_schedule) */
+    sched_schedule schedule;
     /* the sampler's own keys (its options struct; see sched_internal.h) */
     unsigned char opts[SCHED_OPTS_SIZE];
     /* which of the target class's keys were absent from the JSON (class defaults);
@@ -82,6 +106,14 @@ sdc_status sched_unknown(const char *name);
 /* SDC_ERR_ARG "<what> applies to <the samplers that take it>, not to <d>"
  * unless d takes Karras sigmas. */
 sdc_status sched_check_karras(const sched_def *d, const char *what);
+/* The same for any schedule type: SDC_ERR_ARG "<what> applies to <the
+ * samplers that take it>, not to <d>" unless d's row declares it. */
+sdc_status sched_check_schedule(const sched_def *d, sched_schedule k, const char *what);
+/* A schedule type by its name, label or alias (case-insensitive); -1 when
+ * unknown (schedules.c). */
+int sched_schedule_find(const char *name);
+/* SDC_ERR_ARG "unknown schedule type 'name' (valid: ...)". */
+sdc_status sched_schedule_unknown(const char *name);
 /* The one spelling stored for a sampler name (data sets, prompts files):
  * the sdc name, or for a legacy Karras name the A1111 name + " Karras".
  * Unknown names fail as sched_unknown. */
@@ -96,6 +128,11 @@ sdc_status sched_canonical_name(const char *name, char *out, size_t n);
  * use_karras_sigmas. Unknown class/name -> SDC_ERR_ARG listing the valid
  * names; a present key of the wrong type -> SDC_ERR_FORMAT. */
 sdc_status sched_config_from_json(const cJSON *json, const char *name, sched_config *cfg);
+/* Set a config's schedule type (after the sampler checked it takes it, see
+ * sched_check_schedule; what names the setting in the error). KARRAS turns
+ * use_karras_sigmas on where the class takes that key; the other types but
+ * AUTOMATIC turn it off, so the config's own choice does not override them. */
+sdc_status sched_config_set_schedule(sched_config *c, sched_schedule k, const char *what);
 /* The class defaults of a sampler (as from_config with an empty JSON). */
 void sched_config_defaults(const sched_def *d, sched_config *cfg);
 /* Whether the sampler's diffusers class takes config key `key` (__init__ argument). */

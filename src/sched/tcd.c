@@ -63,7 +63,7 @@ static const char *const a1111_aliases[] = {"tcd", NULL};
 
 const sched_def sched_tcd = {
     .info = {.name = "tcd", .diffusers_class = "TCDScheduler", .a1111_name = "TCD", .a1111_aliases = a1111_aliases,
-             .takes_eta = 1},
+             .takes_eta = 1, .schedules = SCHED_SCHEDULES_TIMESTEP},
     .keys = sched_lcm_keys, /* TCDScheduler.__init__ takes LCMScheduler's arguments */
     .opts_size = sizeof(sched_lcm_opts),
     .calls_per_step = 1,

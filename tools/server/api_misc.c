@@ -48,19 +48,24 @@ void api_samplers(api_ctx *a, http_reply *r) {
     reply_json(r, 200, list);
 }
 
+/* exactly the schedule types txt2img accepts: the library's table */
 void api_schedulers(api_ctx *a, http_reply *r) {
     (void)a;
     cJSON *list = cJSON_CreateArray();
-    for (int i = 0; list && i < SCHEDULE_COUNT; i++) {
-        const a1111_schedule *s = schedule_at(i);
+    for (int i = 0; list && i < sdc_schedule_count(); i++) {
+        const sdc_schedule_info *s = sdc_schedule_at(i);
         cJSON *o = cJSON_CreateObject();
         if (!o) break;
         cJSON_AddStringToObject(o, "name", s->name);
         cJSON_AddStringToObject(o, "label", s->label);
-        cJSON_AddNullToObject(o, "aliases");
-        if (s->default_rho >= 0) cJSON_AddNumberToObject(o, "default_rho", s->default_rho);
-        else cJSON_AddNumberToObject(o, "default_rho", -1);
-        cJSON_AddFalseToObject(o, "need_inner_model");
+        if (s->aliases) {
+            cJSON *al = cJSON_AddArrayToObject(o, "aliases");
+            for (int k = 0; s->aliases[k]; k++) cJSON_AddItemToArray(al, cJSON_CreateString(s->aliases[k]));
+        } else {
+            cJSON_AddNullToObject(o, "aliases");
+        }
+        cJSON_AddNumberToObject(o, "default_rho", s->default_rho);
+        cJSON_AddBoolToObject(o, "need_inner_model", s->need_inner_model);
         cJSON_AddItemToArray(list, o);
     }
     reply_json(r, 200, list);

@@ -80,7 +80,7 @@ typedef struct {
     int steps, width, height, batch, n_iter, send_images, clip_skip;
     float cfg, eta;
     const sdc_sampler_info *sampler;
-    int schedule;
+    const sdc_schedule_info *schedule; /* NULL: Automatic */
 } t2i_request;
 
 /* The server's limits against the values the job will run with, whatever
@@ -165,24 +165,28 @@ static int parse_request(const api_ctx *a, const cJSON *req, t2i_request *t, htt
     const char *sname = t->sampler_name && *t->sampler_name ? t->sampler_name
                         : sampler_index && *sampler_index   ? sampler_index
                                                             : sampler_default()->a1111_name;
-    t->schedule = SCHEDULE_AUTOMATIC;
+    const sdc_schedule_info *automatic = sdc_schedule_find("automatic");
+    t->schedule = NULL;
     if (!(t->sampler = sampler_find(sname, &t->schedule))) {
-        reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
+        const char *why = sampler_missing(sname);
+        if (why) reply_error(r, 400, "HTTPException", "Sampler not available: '%.100s' is %s", sname, why);
+        else reply_error(r, 400, "HTTPException", "Sampler not found: '%.100s' (see /sdapi/v1/samplers)", sname);
         return 0;
     }
     if (t->schedule_name && *t->schedule_name) {
-        int s = schedule_find(t->schedule_name);
-        if (s < 0) {
+        const sdc_schedule_info *k = sdc_schedule_find(t->schedule_name);
+        if (!k) {
             reply_error(r, 400, "HTTPException", "Scheduler not found: '%.100s' (see /sdapi/v1/schedulers)",
                         t->schedule_name);
             return 0;
         }
-        if (s != SCHEDULE_AUTOMATIC) t->schedule = s;
+        if (k != automatic) t->schedule = k; /* Automatic keeps a legacy name's Karras */
     }
-    if (t->schedule == SCHEDULE_KARRAS && !t->sampler->karras_ok) {
-        char names[128];
-        sampler_karras_names(names, sizeof names);
-        reply_invalid(r, "scheduler Karras applies to the %s samplers, not to %s", names, t->sampler->a1111_name);
+    if (t->schedule && !sdc_sampler_takes_schedule(t->sampler, t->schedule)) {
+        char names[512];
+        sampler_takers(t->schedule, names, sizeof names);
+        reply_invalid(r, "scheduler %s applies to the %s samplers, not to %s", t->schedule->label, names,
+                      t->sampler->a1111_name);
         return 0;
     }
     return within_limits(c, req, t, r);
@@ -227,7 +231,7 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     else
         cJSON_AddNullToObject(o, "denoising_strength");
     cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
-    if (t->schedule == SCHEDULE_KARRAS) cJSON_AddStringToObject(extra, "Schedule type", "Karras");
+    if (t->schedule) cJSON_AddStringToObject(extra, "Schedule type", t->schedule->label);
     cJSON_AddNumberToObject(o, "index_of_first_image", 0);
     cJSON *its = cJSON_AddArrayToObject(o, "infotexts");
     for (int i = 0; i < nimg; i++) cJSON_AddItemToArray(its, cJSON_CreateString(infotexts[i]));
@@ -307,7 +311,7 @@ static void generate(api_ctx *a, const char *body, size_t len, i2i_prep *ip, htt
     q->steps = t.steps, q->width = t.width, q->height = t.height, q->batch = t.batch;
     q->guidance = t.cfg, q->eta = t.eta, q->clip_skip = t.clip_skip, q->rng = t.rng;
     q->scheduler = t.sampler->name;
-    q->karras = t.schedule == SCHEDULE_KARRAS ? 1 : t.schedule == SCHEDULE_UNIFORM ? 0 : -1;
+    q->schedule = t.schedule ? t.schedule->name : NULL;
     j->n_iter = t.n_iter;
     if (ip ? !i2i_parse(req, t.width, t.height, q, ip, r) : !hires_parse(req, q, r)) {
         free(j);
