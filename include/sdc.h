@@ -239,7 +239,35 @@ typedef struct {
     sdc_preview_fn preview;
     void *preview_ctx;
     int preview_every; /* 0..SDC_MAX_STEPS */
+    /* ---- img2img and inpainting: diffusers' StableDiffusion(XL)Img2ImgPipeline and
+     * StableDiffusionInpaintPipeline (docs/img2img.md) ---- */
+    const uint8_t *init_image; /* NULL: text to image; else RGB8 pixels, init_width x init_height, row by row. The
+                                  output is width x height when given (the image resized to it with PIL's Lanczos
+                                  filter, as diffusers' VaeImageProcessor resizes), else the image's own size rounded
+                                  down to a multiple of 8. Its VAE latents, noised, start the denoising */
+    int init_width, init_height;
+    double strength;     /* with init_image: the last min(int(steps * strength), steps) steps run; (0, 1];
+                                  < 0: the pipeline's default (0.8, SDXL 0.3; 1.0 with a mask) */
+    const uint8_t *mask; /* inpainting: 8-bit gray, the init image's size; white (>= 128) is repainted.
+                                  NULL: none. A 9-channel inpainting UNet (latents, mask, masked-image latents)
+                                  needs one; an ordinary UNet gets diffusers' blend (after each step the kept
+                                  region is the init latents noised to the next step) */
+    int mask_width, mask_height;
+    int inpaint_fill; /* with a mask: what the masked region of the init latents is before they are noised
+                                  (A1111's inpainting_fill): SDC_FILL_ORIGINAL (the image's, diffusers'),
+                                  SDC_FILL_LATENT_NOISE (the noise they are noised with), SDC_FILL_LATENT_NOTHING (0) */
+    /* ---- hires fix (A1111's, as diffusers pipelines composed): the image made at width x height, its
+     * latents upscaled (torch interpolate), then img2img of those latents with fresh generators ---- */
+    double hires_scale;            /* 0: off; 1..8: the second pass at int(width * scale) x int(height * scale) */
+    int hires_width, hires_height; /* instead of hires_scale, A1111's hr_resize_x / _y: the second pass's size (one 0:
+                                      keep the aspect; another aspect: upscale to cover, crop the middle) */
+    int hires_steps;               /* the second pass's steps (0: steps) */
+    double hires_strength;         /* its strength, (0, 1] (< 0: 0.75, A1111's default denoising strength) */
+    const char *hires_upscaler;    /* NULL / "latent": bilinear; "latent-nearest", "latent-nearest-exact" */
 } sdc_request;
+
+/* sdc_request.inpaint_fill */
+enum { SDC_FILL_ORIGINAL = 0, SDC_FILL_LATENT_NOISE = 1, SDC_FILL_LATENT_NOTHING = 2 };
 
 void sdc_request_init(sdc_request *r);
 
@@ -250,6 +278,8 @@ void sdc_request_init(sdc_request *r);
 #define SDC_MAX_IMAGES 4096     /* images of one request split into batch_size chunks */
 #define SDC_MAX_CLIP_SKIP 12
 #define SDC_MAX_PROMPT_CHUNKS 32 /* prompt_syntax "a1111": chunks of 75 tokens per prompt (2400 tokens) */
+#define SDC_MAX_INIT_SIDE 8192 /* init image and mask width and height, pixels */
+#define SDC_MAX_HIRES_SCALE 8
 #define SDC_MAX_PROMPT_BYTES (1 << 20) /* a prompt or negative prompt (the tokenizer refuses longer text) */
 
 /* Every field of r checked, the one place requests are validated (sdc_generate
@@ -279,6 +309,15 @@ sdc_status sdc_image_encode_png(const sdc_image *img, void **png, size_t *len);
  * U+FFFD; at most SDC_PNG_TEXT_MAX bytes inflated; *params NULL when absent;
  * params NULL: not read). The caller frees *rgb and *params. */
 sdc_status sdc_png_decode(const void *png, size_t len, uint8_t **rgb, int *width, int *height, char **params);
+/* The same pixels as 8-bit RGBA (alpha 255 where the file has none; the caller frees *rgba). */
+sdc_status sdc_png_decode_rgba(const void *png, size_t len, uint8_t **rgba, int *width, int *height);
+/* 8-bit gray of n pixels of `channels` (3 or 4, the 4th ignored) interleaved bytes, as PIL's
+ * convert("L") computes it: (19595 R + 38470 G + 7471 B + 32768) >> 16. */
+void sdc_image_gray(const uint8_t *pixels, int channels, int64_t n, uint8_t *gray);
+/* Resize 8-bit pixels of 1..4 interleaved channels from w x h to ow x oh as PIL's
+ * Image.resize((ow, oh), Image.LANCZOS) does (how diffusers and A1111 fit an init image or
+ * mask to the output size). out: ow * oh * channels bytes. */
+sdc_status sdc_image_resize(const uint8_t *in, int w, int h, int channels, uint8_t *out, int ow, int oh);
 
 /* ---- LoRA tags in prompts and LoRA folders (AUTOMATIC1111's conventions) ---- */
 

@@ -443,6 +443,105 @@ TEST(server_a1111_prompts_and_pad_cond_uncond) {
 }
 
 /* each bad request gets its 4xx with A1111's error body, and the server keeps serving */
+/* max |a - b| of the PNG in base64 `b64` and the pixels want (w x h RGB); 999: unreadable or another size */
+static int b64_max_diff(const char *b64, const uint8_t *want, int w, int h) {
+    const char *p = tmp_path("api-i2i.png");
+    uint8_t *a = NULL;
+    int aw, ah, worst = 999;
+    if (b64_to_file(b64, p) && !png_read_rgb(p, &a, &aw, &ah, NULL) && aw == w && ah == h) {
+        worst = 0;
+        for (int64_t k = 0; k < (int64_t)w * h * 3; k++)
+            if (abs((int)a[k] - (int)want[k]) > worst) worst = abs((int)a[k] - (int)want[k]);
+    }
+    free(a);
+    return worst;
+}
+
+/* POST body to path; the first image's max difference from want (-1: no image, *status set) */
+static int api_image_diff(int port, const char *path, const char *body, const uint8_t *want, int w, int h,
+                          int *status, char *why, size_t why_n) {
+    http_resp r;
+    http(port, "POST", path, body, &r);
+    cJSON *j = json_of(&r);
+    const cJSON *img = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "images"), 0);
+    *status = r.status;
+    int d = cJSON_IsString(img) ? b64_max_diff(img->valuestring, want, w, h) : -1;
+    snprintf(why, why_n, "%d %.300s", r.status, r.status == 200 ? "" : r.body ? r.body : "");
+    cJSON_Delete(j), resp_free(&r);
+    return d;
+}
+
+/* POST /sdapi/v1/img2img and txt2img's hires fix against diffusers' goldens (tests/fixtures2): img2img
+ * equals diffusers' image; an inpaint is diffusers' image inside the mask and the init image's pixels outside
+ * (A1111's overlay); enable_hr makes the hires case's 128x128 image; bad input gets a 422 */
+TEST(server_img2img_and_hires) {
+    server_proc s;
+    char why[1024], body[200000];
+    CHECK(server_start(&s, NULL, why, sizeof why), "%s", why);
+    char *init = file_to_b64(fixture_path("../fixtures2/cases/img2img-sd-ddim_init.png"));
+    char *init4 = file_to_b64(fixture_path("../fixtures2/cases/inpaint-sd4-euler_init.png"));
+    char *mask4 = file_to_b64(fixture_path("../fixtures2/cases/inpaint-sd4-euler_mask.png"));
+    char *tall = file_to_b64(fixture_path("../fixtures2/cases/img2img-sd-euler-a-batch2_init.png"));
+    uint8_t *gold = NULL, *g4 = NULL, *i4 = NULL, *m4 = NULL, *gh = NULL;
+    int w, h, ok = init && init4 && mask4 && tall, status, d;
+    ok = ok && !png_read_rgb(fixture_path("../fixtures2/cases/img2img-sd-ddim_0.png"), &gold, &w, &h, NULL) &&
+         !png_read_rgb(fixture_path("../fixtures2/cases/inpaint-sd4-euler_0.png"), &g4, &w, &h, NULL) &&
+         !png_read_rgb(fixture_path("../fixtures2/cases/inpaint-sd4-euler_init.png"), &i4, &w, &h, NULL) &&
+         !png_read_rgb(fixture_path("../fixtures2/cases/inpaint-sd4-euler_mask.png"), &m4, &w, &h, NULL) &&
+         !png_read_rgb(fixture_path("../fixtures2/cases/hires-sd-latent_0.png"), &gh, &w, &h, NULL);
+    if (!ok) snprintf(why, sizeof why, "cannot read the fixtures2 cases");
+    if (ok) { /* img2img-sd-ddim: diffusers' StableDiffusionImg2ImgPipeline */
+        snprintf(body, sizeof body, "{\"prompt\": \"a castle, oil painting\", \"steps\": 10, \"cfg_scale\": 7.5, "
+                 "\"width\": 64, \"height\": 64, \"seed\": 51, \"sampler_name\": \"DDIM\", \"denoising_strength\": 0.6, "
+                 "\"init_images\": [\"data:image/png;base64,%s\"]}", init);
+        d = api_image_diff(s.port, "/sdapi/v1/img2img", body, gold, 64, 64, &status, why, sizeof why);
+        if (getenv("SDC_TEST_VERBOSE")) printf("     img2img-sd-ddim through the API: max pixel difference %d/255\n", d);
+        ok = d >= 0 && d <= 2;
+    }
+    if (ok) { /* inpaint-sd4-euler with A1111's overlay: no blur, the image's own content, whole picture */
+        for (int64_t k = 0; k < 64 * 64 * 3; k++) /* the mask is white (repaint) or black */
+            if (m4[k / 3 * 3] < 128) g4[k] = i4[k];
+        snprintf(body, sizeof body, "{\"prompt\": \"a blue door\", \"steps\": 8, \"cfg_scale\": 7.5, \"width\": 64, "
+                 "\"height\": 64, \"seed\": 56, \"sampler_name\": \"Euler\", \"denoising_strength\": 0.8, "
+                 "\"mask_blur\": 0, \"inpainting_fill\": 1, \"inpaint_full_res\": false, \"init_images\": [\"%s\"], "
+                 "\"mask\": \"%s\"}", init4, mask4);
+        d = api_image_diff(s.port, "/sdapi/v1/img2img", body, g4, 64, 64, &status, why, sizeof why);
+        if (getenv("SDC_TEST_VERBOSE")) printf("     inpaint-sd4-euler through the API: max pixel difference %d/255\n", d);
+        ok = d >= 0 && d <= 2;
+    }
+    if (ok) { /* hires-sd-latent: enable_hr with the Latent upscaler */
+        snprintf(body, sizeof body, "{\"prompt\": \"a knight on a horse\", \"steps\": 6, \"cfg_scale\": 7.5, "
+                 "\"width\": 64, \"height\": 64, \"seed\": 57, \"sampler_name\": \"DDIM\", \"enable_hr\": true, "
+                 "\"hr_scale\": 2, \"hr_upscaler\": \"Latent\", \"hr_second_pass_steps\": 6, "
+                 "\"denoising_strength\": 0.6}");
+        d = api_image_diff(s.port, "/sdapi/v1/txt2img", body, gh, 128, 128, &status, why, sizeof why);
+        if (getenv("SDC_TEST_VERBOSE")) printf("     hires-sd-latent through the API: max pixel difference %d/255\n", d);
+        ok = d >= 0 && d <= 2;
+    }
+    /* bad input: 422 and the server goes on */
+    const char *bad[][2] = {
+        {"{\"init_images\": [\"%s\"], \"mask\": \"%s\", \"steps\": 2, \"width\": 64, \"height\": 64}", "must be the same size"},
+        {"{\"init_images\": [\"aGVsbG8gd29ybGQ=\"], \"steps\": 2%s%s}", "not a PNG"},
+        {"{\"init_images\": [\"%s\"], \"denoising_strength\": 0, \"steps\": 2%s}", "more than 0"},
+        {"{\"steps\": 2%s%s}", "init_images"},
+        {"{\"enable_hr\": true, \"hr_upscaler\": \"ESRGAN_4x\", \"steps\": 2, \"width\": 64, \"height\": 64%s%s}",
+         "Latent (nearest)"},
+    };
+    for (size_t i = 0; ok && i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(body, sizeof body, bad[i][0], i == 0 ? init : i == 2 ? init : "", i == 0 ? tall : "");
+        http_resp r;
+        http(s.port, "POST", i == 4 ? "/sdapi/v1/txt2img" : "/sdapi/v1/img2img", body, &r);
+        ok = r.status == 422 && r.body && strstr(r.body, bad[i][1]);
+        if (!ok) snprintf(why, sizeof why, "bad input %zu: %d %.300s (want 422 with '%s')", i, r.status, r.body ? r.body : "", bad[i][1]);
+        resp_free(&r);
+    }
+    free(init), free(init4), free(mask4), free(tall);
+    free(gold), free(g4), free(i4), free(m4), free(gh);
+    int rc = server_stop(&s);
+    CHECK(ok, "%s", why);
+    CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
+}
+
 TEST(server_bad_requests) {
     server_proc s;
     char why[1024];

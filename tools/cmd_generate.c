@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_image.h"
 #include "presets.h"
 #include "sdc.h"
 
@@ -131,6 +132,21 @@ static void help(void) {
         "                            optional); the model loads once; {index} counts over the file\n"
         "  -W, --width W             image width, multiple of 8 (default: the model's size)\n"
         "  -H, --height H            image height, multiple of 8 (default: the model's size)\n"
+        "      --init-image PATH     img2img: start from this PNG (its VAE latents, noised) instead of\n"
+        "                            noise, as diffusers' StableDiffusion(XL)Img2ImgPipeline; resized to\n"
+        "                            -W x -H with PIL's Lanczos filter when given, else its own size\n"
+        "                            rounded down to a multiple of 8\n"
+        "      --strength S          img2img: how much to change it, (0, 1]: the last int(steps x S)\n"
+        "                            steps run (default 0.8, SDXL 0.3; 1.0 with --mask)\n"
+        "      --mask PATH           inpainting: a PNG the init image's size, white = repaint (gray\n"
+        "                            >= 128). An inpainting UNet (9 input channels) reads it; an\n"
+        "                            ordinary one keeps the rest of the image after each step\n"
+        "      --hires-scale F       A1111's hires fix: make the image, upscale its latents by F (1..8),\n"
+        "                            then img2img them with fresh generators of the same seeds\n"
+        "      --hires-steps N       the second pass's steps (default --steps)\n"
+        "      --hires-strength S    the second pass's strength, (0, 1] (default 0.75)\n"
+        "      --hires-upscaler U    latent (bilinear, A1111's \"Latent\", default) | latent-nearest\n"
+        "                            (\"Latent (nearest)\") | latent-nearest-exact\n"
         "      --variant fp16        load *.fp16.safetensors weights where a component has them\n"
         "      --lora PATH[:SCALE]   fuse a LoRA (.safetensors, kohya/A1111 or PEFT/diffusers keys)\n"
         "                            into the weights before the first step: W + SCALE * alpha/rank\n"
@@ -268,6 +284,16 @@ enum { O_SCHEDULE = 680 };                     /* --schedule NAME */
 enum { O_TAESD = 700 };                        /* --taesd PATH */
 enum { O_LORA_DIR = 740 };                     /* --lora-dir DIR: <lora:NAME:W> tags */
 enum { O_WEIGHTS = 760 };                      /* --weights q8 */
+enum { O_INIT_IMAGE = 800, O_STRENGTH, O_MASK, O_HIRES_SCALE, O_HIRES_STEPS, O_HIRES_STRENGTH, O_HIRES_UPSCALER };
+
+/* --init-image / --mask files into r (the pixels freed by the caller) */
+static int read_images(const char *init, const char *mask, sdc_request *r, uint8_t **init_px, uint8_t **mask_px) {
+    if (init && cli_image_read(init, 0, init_px, &r->init_width, &r->init_height)) return 0;
+    if (mask && cli_image_read(mask, 1, mask_px, &r->mask_width, &r->mask_height)) return 0;
+    r->init_image = *init_px;
+    r->mask = *mask_px;
+    return 1;
+}
 
 /* --prompts: each image is saved as it comes, named from its index in the whole file */
 typedef struct {
@@ -308,6 +334,10 @@ int cmd_generate(int argc, char **argv) {
         {"taesd", required_argument, 0, O_TAESD},  {"lora-dir", required_argument, 0, O_LORA_DIR},
         {"prompt-syntax", required_argument, 0, O_PROMPT_SYNTAX}, {"pad-cond-uncond", no_argument, 0, O_PAD_COND},
         {"from-png", required_argument, 0, O_FROM_PNG},
+        {"init-image", required_argument, 0, O_INIT_IMAGE}, {"strength", required_argument, 0, O_STRENGTH},
+        {"mask", required_argument, 0, O_MASK},    {"hires-scale", required_argument, 0, O_HIRES_SCALE},
+        {"hires-steps", required_argument, 0, O_HIRES_STEPS}, {"hires-strength", required_argument, 0, O_HIRES_STRENGTH},
+        {"hires-upscaler", required_argument, 0, O_HIRES_UPSCALER},
         {0, 0, 0, 0}};
     const char *model = NULL, *output = "sdc-{seed}.png", *dump_path = NULL;
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
@@ -323,6 +353,9 @@ int cmd_generate(int argc, char **argv) {
     static sdc_prompts *plist; /* static: early returns below leave it reachable, not leaked */
     static sdc_infotext from; /* --from-png: r's prompts point into it; static for the same reason */
     const char *from_png = NULL;
+    const char *init_path = NULL, *mask_path = NULL;
+    static uint8_t *init_px, *mask_px; /* static, as plist */
+    float fval;
     opterr = 0;
     int c;
     /* --from-png first: its settings are the base the other flags override */
@@ -349,6 +382,19 @@ int cmd_generate(int argc, char **argv) {
             if (r.vae_tile_size % 32) /* 4 latents of 8 pixels: the SD / SDXL VAEs */
                 return cli_usage_error("generate", "--vae-tile-size must be a multiple of 32, got %d", r.vae_tile_size);
             break;
+        case O_INIT_IMAGE: init_path = optarg; break;
+        case O_MASK: mask_path = optarg; break;
+        case O_STRENGTH: /* (0, 1] is the library's check, with its message */
+            if (!cli_float("--strength", optarg, 0, 1e9, &fval)) return EXIT_USAGE;
+            r.strength = fval;
+            break;
+        case O_HIRES_SCALE: if (!cli_float("--hires-scale", optarg, 0, 1e9, &fval)) return EXIT_USAGE; r.hires_scale = fval; break;
+        case O_HIRES_STEPS: if (!cli_int("--hires-steps", optarg, 1, INT_MAX, &r.hires_steps)) return EXIT_USAGE; break;
+        case O_HIRES_STRENGTH:
+            if (!cli_float("--hires-strength", optarg, 0, 1e9, &fval)) return EXIT_USAGE;
+            r.hires_strength = fval;
+            break;
+        case O_HIRES_UPSCALER: r.hires_upscaler = optarg; break;
         case 'm': model = optarg; break;
         case 'p':
             if (np == MAX_PROMPTS) return cli_usage_error("generate", "at most %d prompts", MAX_PROMPTS);
@@ -424,6 +470,11 @@ int cmd_generate(int argc, char **argv) {
     if (nn || !from_png) { /* else the infotext's negative prompt */
         r.negative_prompts = nn ? negs : NULL;
         r.nnegative = nn;
+    }
+    if (mask_path && !init_path) return cli_usage_error("generate", "--mask needs --init-image (the image to repaint)");
+    if (!read_images(init_path, mask_path, &r, &init_px, &mask_px)) {
+        fprintf(stderr, "sdc: %s\n", sdc_last_error());
+        return 1;
     }
     if (sdc_request_check(NULL, &r)) return cli_usage_error("generate", "%s", sdc_last_error());
     if (!have_seed && !have_infotext_seed) r.seed = random_seed();
@@ -512,5 +563,7 @@ int cmd_generate(int argc, char **argv) {
     }
     sdc_model_free(m);
     sdc_infotext_free(&from);
+    free(init_px), free(mask_px);
+    init_px = mask_px = NULL;
     return rc;
 }

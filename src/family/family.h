@@ -81,6 +81,7 @@ typedef struct model_family {
      * the UNet's sample_size in pixels, the scheduler the model's own */
     int default_steps;
     float default_guidance;
+    double default_strength; /* img2img without a mask */
 } model_family;
 
 /* Every family sdc runs, NULL-ended. */

@@ -32,7 +32,10 @@ static sdc_status sd_encode_a1111(sdc_model *m, const char *const *prompts, int 
     return a1111_encode(m, prompts, B, &e, 1, 0, o, out);
 }
 
-static const char *const sd_classes[] = {"StableDiffusionPipeline", NULL};
+/* the img2img and inpainting pipelines save the same components (an inpainting
+ * model's UNet takes 9 input channels: request.c asks for a mask then) */
+static const char *const sd_classes[] = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
+                                         "StableDiffusionInpaintPipeline", NULL};
 
 const model_family family_sd = {
     .name = "sd",
@@ -48,5 +51,6 @@ const model_family family_sd = {
     .unet_extras = NULL,
     .latents = cuv_latents,
     .default_steps = 50,
+    .default_strength = 0.8, /* its Img2Img pipeline's __call__ */
     .default_guidance = 7.5f,
 };

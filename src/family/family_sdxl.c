@@ -62,7 +62,8 @@ static sdc_status sdxl_unet_extras(const sdc_model *m, const text_cond *const *c
     return SDC_OK;
 }
 
-static const char *const sdxl_classes[] = {"StableDiffusionXLPipeline", NULL};
+static const char *const sdxl_classes[] = {"StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+                                           "StableDiffusionXLInpaintPipeline", NULL};
 
 const model_family family_sdxl = {
     .name = "sdxl",
@@ -78,5 +79,6 @@ const model_family family_sdxl = {
     .unet_extras = sdxl_unet_extras,
     .latents = cuv_latents,
     .default_steps = 50,
+    .default_strength = 0.3, /* its Img2Img pipeline's __call__ */
     .default_guidance = 5.0f,
 };

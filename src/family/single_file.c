@@ -91,9 +91,9 @@ static sdc_status plan_from_folder(single_file_plan *p, const char *dir, const c
     SDC_TRY(json_load(f, &j));
     const char *cls;
     sdc_status st = json_get_str(j, "_class_name", "", &cls, f);
-    int sdxl = !st && !strcmp(cls, "StableDiffusionXLPipeline");
-    if (!st && !sdxl && strcmp(cls, "StableDiffusionPipeline"))
-        st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s: pipeline class '%s' is not supported", f, cls);
+    const model_family *fam = st ? NULL : family_for_pipeline_class(cls);
+    int sdxl = fam && !strcmp(fam->name, "sdxl");
+    if (!st && !fam) st = sdc_fail(SDC_ERR_UNSUPPORTED, "%s: pipeline class '%s' is not supported", f, cls);
     if (!st && sdxl != (p->det.family == CKPT_SDXL))
         st = sdc_fail(SDC_ERR_ARG, "--config %s describes a %s but %s is an %s checkpoint", dir, cls, ckpt,
                       ckpt_family_name(p->det.family));

@@ -21,6 +21,8 @@
 #include "nn/vae_tiling.h"
 #include "family/a1111_cond.h"
 #include "family/model.h"
+#include "pipeline/generate_pass.h"
+#include "pipeline/img2img.h"
 #include "pipeline/infotext.h"
 #include "pipeline/pixels.h"
 #include "pipeline/preview.h"
@@ -91,6 +93,8 @@ typedef struct {
     noise_gen *gens;
     float *latents, *model_in, *unet_in, *unet_out, *noise_pred, *step_noise;
     float *pred_x0, *x0; /* live previews: the scheduler's estimate, and what is decoded */
+    img2img_state i2i; /* an init image / mask / init latents: the start, the UNet rows, the blend */
+    int64_t in_per;    /* a UNet input row: more than the latents (per) when inpainting */
 } gen_state;
 
 static void state_free(gen_state *S) {
@@ -101,6 +105,7 @@ static void state_free(gen_state *S) {
     free(S->ctx), free(S->tcond), free(S->gens);
     free(S->latents), free(S->model_in), free(S->unet_in), free(S->unet_out), free(S->noise_pred), free(S->step_noise);
     free(S->pred_x0), free(S->x0);
+    img2img_free(&S->i2i);
 }
 
 /* zero conditioning of cond's shape with T tokens (diffusers' force_zeros_for_empty_prompt) */
@@ -308,14 +313,16 @@ static sdc_status denoise(gen_state *S) {
             free(sf);
         }
     }
-    dump(r, "noise", 0, 4, lat_shape, S->latents);
-    float sigma0 = sched_init_noise_sigma(S->s);
-    for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
+    if (!S->i2i.active) { /* text to image: the noise scaled by the schedule's first sigma */
+        dump(r, "noise", 0, 4, lat_shape, S->latents);
+        float sigma0 = sched_init_noise_sigma(S->s);
+        for (int64_t i = 0; i < B * per; i++) S->latents[i] *= sigma0;
+    }
     dump(r, "latents_0", 0, 4, lat_shape, S->latents);
     unet_extra ex = {.text_embeds = S->extra.text_embeds, .time_ids = S->extra.time_ids, .timestep_cond = S->tcond};
     unet_runner *run[2] = {NULL, NULL};
     sdc_status st = runners_make(S, &ex, run);
-    for (int k = 0; k < calls && !st; k++) st = denoise_step(S, run, k);
+    for (int k = sched_begin(S->s); k < calls && !st; k++) st = denoise_step(S, run, k);
     runner_keep(S->m, run[0], st);
     unet_runner_free(run[1]);
     return st;
@@ -325,23 +332,24 @@ static sdc_status denoise(gen_state *S) {
  * the scheduler step, dumps and progress */
 static sdc_status denoise_step(gen_state *S, unet_runner *const *run, int k) {
     const sdc_request *r = S->r;
-    int B = S->B, n = S->cfg ? 2 : 1, calls = sched_num_calls(S->s);
+    int B = S->B, n = S->cfg ? 2 : 1, begin = sched_begin(S->s), calls = sched_num_calls(S->s) - begin;
     int64_t per = S->per, lat_shape[4] = {B, S->lf.channels, S->h, S->w};
     int64_t out_shape[4] = {n * B, S->lf.channels, S->h, S->w};
+    const int K = k - begin + 1; /* img2img: steps and dumps count from the first call that runs */
     float tv[2 * MAX_IMAGES];
     char name[64];
     memcpy(S->model_in, S->latents, (size_t)(B * per) * sizeof(float));
     sched_scale_model_input(S->s, k, S->model_in, B * per);
-    snprintf(name, sizeof name, "model_input_%d", k + 1);
+    snprintf(name, sizeof name, "model_input_%d", K);
     dump(r, name, 0, 4, lat_shape, S->model_in);
-    for (int c = 0; c < n; c++) memcpy(S->unet_in + c * B * per, S->model_in, (size_t)(B * per) * sizeof(float));
+    img2img_unet_input(&S->i2i, S->model_in, B, S->lf.channels, per, n, S->unet_in);
     float t = (float)sched_timestep(S->s, k);
     for (int i = 0; i < n * B; i++) tv[i] = t;
     for (int p = 0; p < (S->split ? 2 : 1); p++) { /* split: rows [neg | pos], each through its runner */
-        int64_t at = S->split ? p * B * per : 0;
-        SDC_TRY(unet_runner_step(run[p], S->unet_in + at, tv, S->unet_out + at));
+        int64_t at = S->split ? p * B * S->in_per : 0, ot = S->split ? p * B * per : 0;
+        SDC_TRY(unet_runner_step(run[p], S->unet_in + at, tv, S->unet_out + ot));
     }
-    snprintf(name, sizeof name, "unet_out_%d", k + 1);
+    snprintf(name, sizeof name, "unet_out_%d", K);
     dump(r, name, 0, 4, out_shape, S->unet_out);
     if (S->cfg) {
         const float *u = S->unet_out, *c = S->unet_out + B * per;
@@ -349,28 +357,29 @@ static sdc_status denoise_step(gen_state *S, unet_runner *const *run, int k) {
     } else {
         memcpy(S->noise_pred, S->unet_out, (size_t)(B * per) * sizeof(float));
     }
-    snprintf(name, sizeof name, "noise_pred_%d", k + 1);
+    snprintf(name, sizeof name, "noise_pred_%d", K);
     dump(r, name, 0, 4, lat_shape, S->noise_pred);
-    int drew = sched_draws_noise(S->s, k, r->eta), preview = preview_due(S->m, r, k, calls);
+    int drew = sched_draws_noise(S->s, k, r->eta), preview = preview_due(S->m, r, K - 1, calls);
     if (preview && !S->pred_x0 && (alloc_f32(&S->pred_x0, B * per) || alloc_f32(&S->x0, B * per)))
         return sdc_fail(SDC_ERR_NOMEM, "out of memory for previews");
     if (preview) memset(S->pred_x0, 0, (size_t)(B * per) * sizeof(float));
     SDC_TRY(sched_step_gen(S->s, k, S->noise_pred, S->latents, B, per, S->gens, r->eta, preview ? S->pred_x0 : NULL,
                            S->step_noise));
     if (drew) {
-        snprintf(name, sizeof name, "scheduler_noise_%d", k + 1);
+        snprintf(name, sizeof name, "scheduler_noise_%d", K);
         dump(r, name, 0, 4, lat_shape, S->step_noise);
     }
-    snprintf(name, sizeof name, "latents_%d", k + 1);
+    SDC_TRY(img2img_after_step(&S->i2i, S->s, k, S->latents));
+    snprintf(name, sizeof name, "latents_%d", K);
     dump(r, name, 0, 4, lat_shape, S->latents);
     if (preview) { /* TAESD decodes in the model's context: the UNet's precision is set back after it */
         preview_x0(S->s, k, S->pred_x0, S->model_in, S->noise_pred, B * per, S->x0);
-        sdc_status st = preview_emit(S->m, r, S->x0, B, S->lf.channels, S->h, S->w, k + 1, calls);
+        sdc_status st = preview_emit(S->m, r, S->x0, B, S->lf.channels, S->h, S->w, K, calls);
         op_set_precision(S->m->cx, S->m->unet_dt);
         SDC_TRY(st);
     }
-    if (r->progress && r->progress(r->progress_ctx, k + 1, calls))
-        return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", k + 1, calls);
+    if (r->progress && r->progress(r->progress_ctx, K, calls))
+        return sdc_fail(SDC_ERR_INTERRUPTED, "interrupted at step %d of %d", K, calls);
     return SDC_OK;
 }
 
@@ -497,15 +506,69 @@ static const char *infotext_schedule(const sched_config *sc) {
     return sc->use_karras_sigmas ? sdc_schedule_at(SCHED_SCHEDULE_KARRAS)->label : NULL;
 }
 
-/* One UNet batch. last: no UNet call follows in this request, so the UNet's
- * mapped weights may leave the resident set before the VAE runs (the next
- * request maps them back from the page cache: ~0.05 s per GB here). */
+/* One UNet batch: the request's images (through the hires fix's two passes
+ * when it asks for them), each with its infotext. */
 static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, sdc_image **images, int *nimages) {
     *images = NULL;
     *nimages = 0;
-    const unet_config *uc = unet_get_config(m->unet);
     request_plan P;
     SDC_TRY(request_resolve(m, r, &P));
+    sdc_image *imgs;
+    int n;
+    int padded = 0; /* A1111's pad_cond_uncond padded a half ("Pad conds: True") */
+    gen_pass g = {.padded = &padded};
+    SDC_TRY(P.hires ? hires_generate(m, r, &P, last, &imgs, &n) : generate_pass(m, r, &P, last, &g, &imgs, &n));
+    sdc_status st = SDC_OK;
+    for (int b = 0; !st && b < n; b++) {
+        int p = b / r->batch;
+        infotext_fields f = {
+            .prompt = r->prompts[p],
+            .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
+            .steps = P.steps,
+            .width = P.W,
+            .height = P.H,
+            .clip_skip = r->clip_skip,
+            .sampler = sched_info(P.sched.def)->a1111_name,
+            .schedule = infotext_schedule(&P.sched),
+            .guidance = P.g,
+            .eta = sched_info(P.sched.def)->takes_eta ? r->eta : 0.0f, /* A1111 writes Eta only for samplers that use it */
+            .seed = r->seed + (uint64_t)b,
+            .model = m->name,
+            .rng = P.rng == NOISE_RNG_CPU ? "CPU" : NULL,
+            .plain_syntax = !(r->prompt_syntax && !strcmp(r->prompt_syntax, "a1111")),
+            .pad_conds = padded,
+            .vae_decoder = P.taesd ? "TAESD" : NULL,
+            .denoising_strength = P.hires  ? P.hires_strength
+                                  : P.init ? P.strength
+                                           : 0,
+            .hires_scale = P.hires ? r->hires_scale : 0,
+            .hires_width = r->hires_width,
+            .hires_height = r->hires_height,
+            .hires_steps = P.hires ? r->hires_steps : 0,
+            .hires_upscaler = P.hires ? latent_mode_a1111(P.hires_mode) : NULL,
+        };
+        imgs[b].seed = f.seed;
+        if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    }
+    if (st) {
+        sdc_images_free(imgs, n);
+        return st;
+    }
+    *images = imgs;
+    *nimages = n;
+    return SDC_OK;
+}
+
+/* One denoising pass over a UNet batch. last: no UNet call follows in this
+ * request, so the UNet's mapped weights may leave the resident set before
+ * the VAE runs (the next request maps them back from the page cache: ~0.05 s
+ * per GB here). */
+sdc_status generate_pass(sdc_model *m, const sdc_request *r, const request_plan *Pp, int last, const gen_pass *pass,
+                         sdc_image **images, int *nimages) {
+    *images = NULL;
+    *nimages = 0;
+    const unet_config *uc = unet_get_config(m->unet);
+    const request_plan P = *Pp;
     gen_state S;
     memset(&S, 0, sizeof S);
     S.m = m;
@@ -521,6 +584,9 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     m->fam->latents(m, &S.lf);
     S.per = (int64_t)S.lf.channels * S.h * S.w;
     int n = S.cfg ? 2 : 1;
+    const int64_t in_per = (int64_t)uc->in_channels * S.h * S.w; /* a UNet row: more than the latents when inpainting */
+    S.in_per = in_per;
+    float **latents_out = pass ? pass->latents_out : NULL;
     sdc_image *imgs = calloc((size_t)S.B, sizeof(sdc_image));
     sdc_status st = imgs ? SDC_OK : sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st) st = sched_create(&S.s, S.sc, S.steps);
@@ -532,40 +598,25 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
     if (!st && !(S.gens = calloc((size_t)S.B, sizeof(noise_gen)))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
     if (!st) st = alloc_f32(&S.latents, S.B * S.per);
     if (!st) st = alloc_f32(&S.model_in, S.B * S.per);
-    if (!st) st = alloc_f32(&S.unet_in, n * S.B * S.per);
+    if (!st) st = alloc_f32(&S.unet_in, n * S.B * in_per);
     if (!st) st = alloc_f32(&S.unet_out, n * S.B * S.per);
     if (!st) st = alloc_f32(&S.noise_pred, S.B * S.per);
     if (!st) st = alloc_f32(&S.step_noise, S.B * S.per);
-    if (!st) {
-        for (int b = 0; b < S.B; b++) {
-            noise_gen_seed(&S.gens[b], S.rng, r->seed + (uint64_t)b);
-            noise_randn(&S.gens[b], S.latents + b * S.per, S.per);
-        }
-        st = denoise(&S);
-    }
+    for (int b = 0; !st && b < S.B; b++) noise_gen_seed(&S.gens[b], S.rng, r->seed + (uint64_t)b);
+    if (!st) /* img2img / inpainting / init latents: their start; else the generators' first draw */
+        st = img2img_start(&S.i2i, m, r, &P, S.s, S.gens, S.B, S.h, S.w, pass ? pass->init_latents : NULL,
+                           pass ? pass->strength : 0.0, S.latents);
+    for (int b = 0; !st && !S.i2i.active && b < S.B; b++) noise_randn(&S.gens[b], S.latents + b * S.per, S.per);
+    if (!st) st = denoise(&S);
     if (!st && last) weights_release_pages(unet_weights(m->unet));
-    if (!st) st = decode(&S, imgs);
-    for (int b = 0; !st && b < S.B; b++) {
-        int p = b / r->batch;
-        infotext_fields f = {
-            .prompt = r->prompts[p],
-            .negative = r->negative_prompts ? r->negative_prompts[r->nnegative == 1 ? 0 : p] : NULL,
-            .steps = S.steps,
-            .width = S.W,
-            .height = S.H,
-            .clip_skip = r->clip_skip,
-            .sampler = sched_info(S.sc->def)->a1111_name,
-            .schedule = infotext_schedule(S.sc),
-            .guidance = S.g,
-            .eta = sched_info(S.sc->def)->takes_eta ? r->eta : 0.0f, /* A1111 writes Eta only for samplers that use it */
-            .seed = r->seed + (uint64_t)b,
-            .model = m->name,
-            .rng = S.rng == NOISE_RNG_CPU ? "CPU" : NULL,
-            .plain_syntax = !S.a1111, .pad_conds = S.padded,
-            .vae_decoder = S.taesd ? "TAESD" : NULL,
-        };
-        imgs[b].seed = f.seed;
-        if (!(imgs[b].infotext = infotext_format(&f))) st = sdc_fail(SDC_ERR_NOMEM, "out of memory");
+    if (!st && pass && pass->padded) *pass->padded = S.padded;
+    if (!st && latents_out) { /* the hires fix's first pass: latents, no pixels */
+        *latents_out = S.latents;
+        S.latents = NULL;
+        free(imgs);
+        imgs = NULL;
+    } else if (!st) {
+        st = decode(&S, imgs);
     }
     state_free(&S);
     if (st) {
@@ -573,6 +624,6 @@ static sdc_status generate_batch(sdc_model *m, const sdc_request *r, int last, s
         return st;
     }
     *images = imgs;
-    *nimages = S.B;
+    *nimages = imgs ? S.B : 0;
     return SDC_OK;
 }

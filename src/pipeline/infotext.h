@@ -17,6 +17,11 @@ typedef struct {
     int plain_syntax;              /* prompts read as plain text (not A1111's syntax): "Prompt syntax: plain" */
     int pad_conds;                 /* A1111's pad_cond_uncond padded a half: "Pad conds: True" */
     const char *vae_decoder;       /* A1111's "VAE Decoder" (sd_vae_decode_method): "TAESD", or NULL for Full */
+    double denoising_strength;     /* > 0: img2img's strength, or the hires fix's */
+    double hires_scale;            /* > 0: "Hires upscale" */
+    int hires_width, hires_height; /* without a scale: "Hires resize: WxH" (when either is set) */
+    int hires_steps;               /* > 0: "Hires steps" */
+    const char *hires_upscaler;    /* non-NULL: the hires fix ran ("Hires upscaler") */
 } infotext_fields;
 
 /* malloc'd string, NULL on allocation failure */

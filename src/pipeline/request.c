@@ -17,6 +17,67 @@ void sdc_request_init(sdc_request *r) {
     r->batch = 1;
     r->guidance = -1.0f;
     r->karras = -1;
+    r->strength = -1.0;
+    r->hires_strength = -1.0;
+}
+
+int request_steps_run(int steps, double strength) {
+    double prod = (double)steps * strength; /* Python: int(num_inference_steps * strength) */
+    return prod >= steps ? steps : (int)prod;
+}
+
+/* < 0: the default; else (0, 1] (NaN is neither) */
+static sdc_status check_strength(const char *what, double s) {
+    if (s < 0) return SDC_OK;
+    if (!(s > 0 && s <= 1)) return sdc_fail(SDC_ERR_ARG, "%s %g out of range (0, 1]", what, s);
+    return SDC_OK;
+}
+
+/* init image, mask and hires fix: what needs no model */
+static sdc_status check_img2img(const sdc_request *r) {
+    if (r->init_image) {
+        if (r->init_width < 1 || r->init_height < 1 || r->init_width > SDC_MAX_INIT_SIDE ||
+            r->init_height > SDC_MAX_INIT_SIDE)
+            return sdc_fail(SDC_ERR_ARG, "init image size %dx%d out of range (1..%d per side)", r->init_width,
+                            r->init_height, SDC_MAX_INIT_SIDE);
+        SDC_TRY(check_strength("strength", r->strength));
+    } else {
+        if (r->mask) return sdc_fail(SDC_ERR_ARG, "a mask needs an init image (inpainting repaints part of one)");
+        if (!(r->strength < 0))
+            return sdc_fail(SDC_ERR_ARG,
+                            "strength %g applies to img2img: give an init image (the hires fix has its own "
+                            "strength)",
+                            r->strength);
+    }
+    if (r->mask && (r->mask_width != r->init_width || r->mask_height != r->init_height))
+        return sdc_fail(SDC_ERR_ARG, "the mask is %dx%d but the init image is %dx%d: they must be the same size",
+                        r->mask_width, r->mask_height, r->init_width, r->init_height);
+    if (r->inpaint_fill < SDC_FILL_ORIGINAL || r->inpaint_fill > SDC_FILL_LATENT_NOTHING)
+        return sdc_fail(SDC_ERR_ARG, "inpaint fill %d unknown (0 original, 1 latent noise, 2 latent nothing)",
+                        r->inpaint_fill);
+    if (r->inpaint_fill && !r->mask) return sdc_fail(SDC_ERR_ARG, "an inpaint fill needs a mask");
+    if (!isfinite(r->hires_scale) ||
+        (r->hires_scale != 0 && (r->hires_scale < 1 || r->hires_scale > SDC_MAX_HIRES_SCALE)))
+        return sdc_fail(SDC_ERR_ARG, "hires scale %g out of range (0: off, or 1..%d)", r->hires_scale,
+                        SDC_MAX_HIRES_SCALE);
+    if (r->hires_width < 0 || r->hires_height < 0 || r->hires_width > SDC_MAX_SIDE || r->hires_height > SDC_MAX_SIDE)
+        return sdc_fail(SDC_ERR_ARG, "hires size %dx%d out of range (0..%d)", r->hires_width, r->hires_height,
+                        SDC_MAX_SIDE);
+    int hires = r->hires_scale != 0 || r->hires_width || r->hires_height;
+    if (r->hires_scale != 0 && (r->hires_width || r->hires_height))
+        return sdc_fail(SDC_ERR_ARG, "give a hires scale or a hires size, not both");
+    if (!hires && (r->hires_steps || !(r->hires_strength < 0) || r->hires_upscaler))
+        return sdc_fail(SDC_ERR_ARG, "hires steps, strength and upscaler need a hires scale (or size)");
+    if (hires && r->init_image)
+        return sdc_fail(SDC_ERR_ARG, "the hires fix is for text to image; with an init image ask for the output size "
+                                     "(width, height) instead");
+    if (r->hires_steps < 0 || r->hires_steps > SDC_MAX_STEPS)
+        return sdc_fail(SDC_ERR_ARG, "hires steps %d out of range (0..%d)", r->hires_steps, SDC_MAX_STEPS);
+    SDC_TRY(check_strength("hires strength", r->hires_strength));
+    if (r->hires_upscaler && latent_mode_parse(r->hires_upscaler) < 0)
+        return sdc_fail(SDC_ERR_ARG, "unknown hires upscaler '%s' (latent, latent-nearest or latent-nearest-exact)",
+                        r->hires_upscaler);
+    return SDC_OK;
 }
 
 static sdc_status check_size(const char *what, int v) {
@@ -118,6 +179,7 @@ static sdc_status check_fields(const sdc_request *r) {
                         r->timestep_spacing);
     noise_rng rng;
     SDC_TRY(noise_rng_parse(r->rng, &rng));
+    SDC_TRY(check_img2img(r));
     if (r->vae_tile_size && !r->vae_tiling) return sdc_fail(SDC_ERR_ARG, "a VAE tile size needs VAE tiling");
     SDC_TRY(check_syntax(r));
     if (r->vae_decode && strcmp(r->vae_decode, "full") && strcmp(r->vae_decode, "taesd"))
@@ -151,6 +213,91 @@ static sdc_status vae_tile_size(const sdc_model *m, const sdc_request *r, int *p
     return vae_tile_geometry_make(*px, m->vae_scale, &g);
 }
 
+/* The output size from the init image where the request leaves it open
+ * (diffusers: the image's size rounded down to a multiple of the VAE's
+ * scale), and the strength's default. */
+static sdc_status resolve_init(const sdc_model *m, const sdc_request *r, request_plan *P) {
+    int f = m->vae_scale;
+    if (!r->width) P->W = r->init_width - r->init_width % f;
+    if (!r->height) P->H = r->init_height - r->init_height % f;
+    if (P->W < 8 || P->H < 8 || P->W > SDC_MAX_SIDE || P->H > SDC_MAX_SIDE)
+        return sdc_fail(SDC_ERR_ARG,
+                        "the init image is %dx%d: the output would be %dx%d (8..%d per side; give width "
+                        "and height to resize it)",
+                        r->init_width, r->init_height, P->W, P->H, SDC_MAX_SIDE);
+    P->init = 1;
+    P->inpaint = r->mask != NULL;
+    P->strength = r->strength >= 0 ? r->strength : r->mask ? 1.0 : m->fam->default_strength;
+    if (!vae_has_encoder(m->vae))
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: the VAE has no encoder (no encoder.* weights), which img2img needs",
+                        m->name);
+    return SDC_OK;
+}
+
+/* What the UNet's input channels ask for: the latents (text to image,
+ * img2img, inpainting by blending), or an inpainting UNet's latents + mask
+ * + masked-image latents, which needs an init image and a mask. */
+static sdc_status resolve_unet_inputs(const sdc_model *m, const sdc_request *r, request_plan *P) {
+    int in = unet_get_config(m->unet)->in_channels, C = vae_latent_channels(m->vae);
+    if (in == C) return SDC_OK;
+    if (in != 2 * C + 1)
+        return sdc_fail(SDC_ERR_UNSUPPORTED,
+                        "%s: the UNet takes %d input channels; sdc runs %d (latents) and %d "
+                        "(inpainting: latents, mask, masked-image latents)",
+                        m->name, in, C, 2 * C + 1);
+    if (!r->init_image || !r->mask)
+        return sdc_fail(SDC_ERR_ARG,
+                        "%s is an inpainting model (its UNet takes %d input channels: latents, mask and "
+                        "masked-image latents): give an init image and a mask",
+                        m->name, in);
+    P->unet_extra = 1;
+    return SDC_OK;
+}
+
+/* A1111's hires sizes: hr_scale (int(width * scale)), or hr_resize_x/_y
+ * (one of them 0: the other from the aspect; another aspect: upscale to
+ * cover, then the middle cropped, in latent pixels). */
+static sdc_status resolve_hires(const sdc_model *m, const sdc_request *r, request_plan *P) {
+    int f = m->vae_scale, up_w, up_h, tw, th;
+    if (r->hires_scale != 0) {
+        up_w = tw = (int)(P->W * r->hires_scale);
+        up_h = th = (int)(P->H * r->hires_scale);
+    } else if (!r->hires_height) {
+        up_w = tw = r->hires_width;
+        up_h = th = (int)((int64_t)r->hires_width * P->H / P->W);
+    } else if (!r->hires_width) {
+        up_w = tw = (int)((int64_t)r->hires_height * P->W / P->H);
+        up_h = th = r->hires_height;
+    } else {
+        tw = r->hires_width, th = r->hires_height;
+        if ((double)P->W / P->H < (double)tw / th) {
+            up_w = tw;
+            up_h = (int)((int64_t)tw * P->H / P->W);
+        } else {
+            up_w = (int)((int64_t)th * P->W / P->H);
+            up_h = th;
+        }
+    }
+    int tx = (up_w - tw) / f, ty = (up_h - th) / f; /* A1111's truncate_x / _y (never negative here) */
+    P->hires_lw = up_w / f, P->hires_lh = up_h / f;
+    P->hires_cx = tx / 2, P->hires_cy = ty / 2;
+    P->hires_W = (P->hires_lw - tx) * f, P->hires_H = (P->hires_lh - ty) * f;
+    if (P->hires_W < 8 || P->hires_H < 8 || P->hires_W > SDC_MAX_SIDE || P->hires_H > SDC_MAX_SIDE ||
+        P->hires_lw > SDC_MAX_SIDE / f || P->hires_lh > SDC_MAX_SIDE / f)
+        return sdc_fail(SDC_ERR_ARG, "the hires fix would make %dx%d from %dx%d (8..%d per side)", P->hires_W,
+                        P->hires_H, P->W, P->H, SDC_MAX_SIDE);
+    P->hires = 1;
+    P->hires_steps = r->hires_steps ? r->hires_steps : P->steps;
+    P->hires_strength = r->hires_strength >= 0 ? r->hires_strength : 0.75;
+    P->hires_mode = r->hires_upscaler ? (latent_mode)latent_mode_parse(r->hires_upscaler) : LATENT_BILINEAR;
+    if (request_steps_run(P->hires_steps, P->hires_strength) < 1)
+        return sdc_fail(SDC_ERR_ARG,
+                        "hires strength %g of %d steps runs no step (int(%d x %g) = 0): raise the hires "
+                        "steps or strength",
+                        P->hires_strength, P->hires_steps, P->hires_steps, P->hires_strength);
+    return SDC_OK;
+}
+
 sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_plan *P) {
     SDC_TRY(check_fields(r));
     if (r->lora_dir) { /* the tags parse and name files of the folder (nothing is fused here) */
@@ -163,6 +310,7 @@ sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_pla
     memset(P, 0, sizeof *P);
     P->W = r->width ? r->width : uc->sample_size * m->vae_scale;
     P->H = r->height ? r->height : uc->sample_size * m->vae_scale;
+    if (r->init_image) SDC_TRY(resolve_init(m, r, P));
     P->steps = r->steps ? r->steps : m->fam->default_steps;
     P->g = r->guidance >= 0 ? r->guidance : m->fam->default_guidance;
     /* the model's defaults obey the same limits as a request's values */
@@ -192,6 +340,13 @@ sdc_status request_resolve(const sdc_model *m, const sdc_request *r, request_pla
         snprintf(sc->timestep_spacing, sizeof sc->timestep_spacing, "%s", r->timestep_spacing);
     }
     SDC_TRY(apply_schedule(r, sc));
+    SDC_TRY(resolve_unet_inputs(m, r, P));
+    if (P->init && request_steps_run(P->steps, P->strength) < 1)
+        return sdc_fail(SDC_ERR_ARG,
+                        "strength %g of %d steps runs no step (int(%d x %g) = 0): raise the steps or the "
+                        "strength",
+                        P->strength, P->steps, P->steps, P->strength);
+    if (r->hires_scale != 0 || r->hires_width || r->hires_height) SDC_TRY(resolve_hires(m, r, P));
     return SDC_OK;
 }
 

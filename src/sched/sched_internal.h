@@ -49,7 +49,8 @@ struct sdc_scheduler {
     float final_ac;       /* final_alpha_cumprod */
     float init_noise_sigma;
 
-    int steps_done;       /* steps taken since creation / reset */
+    int begin;            /* the first call that runs (img2img: diffusers' begin_index); 0 for text to image */
+    int steps_done;       /* the call expected next: begin after creation / reset, then one more per step */
     int64_t hist_n;       /* batch * per_image of the history (samplers with state_reset), 0 = none */
     void *state;          /* the sampler's own (state_create / state_free) */
 };
@@ -147,9 +148,15 @@ struct sched_def {
     sdc_status (*state_create)(sdc_scheduler *s);
     void (*state_free)(void *state);
     /* samplers with history: start it over for steps of n floats (reallocated
-     * when n changes). Called at step 0; then steps must come in order with
-     * the same batch size (NULL: no history, any order) */
+     * when n changes). Called at the first call that runs (s->begin: 0, or
+     * img2img's later start); then steps must come in order with the same
+     * batch size (NULL: no history, any order). A step tells its first call
+     * from its history (or i == s->begin), never from i == 0. */
     sdc_status (*state_reset)(sdc_scheduler *s, int64_t n);
+    /* scheduler.add_noise: x0 noised to the noise level of call i (img2img's
+     * start latents at s->begin, inpainting's blend at later calls), n floats
+     * into out (may alias x0). NULL: sched_add_noise_default. */
+    void (*add_noise)(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n);
 };
 
 /* ---- registry.c ---- */
@@ -233,6 +240,20 @@ sdc_status sched_sigma_schedule(sdc_scheduler *s, int n, int karras, int final_s
 sdc_status sched_sigma_schedule_of(sdc_scheduler *s, int n, sched_schedule kind, int final_sigma_min);
 /* scale_model_input of the sigma samplers: x / sqrt(sigma_i^2 + 1) in float32. */
 void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n);
+/* diffusers' add_noise at call i, the formula chosen by what the sampler is
+ * (every class of diffusers 0.30.3 uses one of the three, in float32):
+ *   no sigmas (DDIM, PNDM, LCM, TCD: DDPM-style timesteps):
+ *       sqrt(ac[t_i]) x0 + sqrt(1 - ac[t_i]) noise
+ *   sigmas and a scale_model_input (Euler, Euler a, Heun, DPM2, LMS: the
+ *   k-diffusion samplers, whose latents carry sigma-scaled noise):
+ *       x0 + noise * sigmas[i]
+ *   sigmas and no scale_model_input (DPM-Solver++, UniPC, DEIS: the model
+ *   input is the latent itself): alpha_t = 1 / sqrt(sigma^2 + 1),
+ *       sigma_t = sigma * alpha_t, alpha_t x0 + sigma_t noise
+ * So a sampler gets it for free when its sigmas[i] is the sigma of call i as
+ * diffusers' self.sigmas lists it (interleaved for two-call samplers), or its
+ * ts_int[i] the timestep of call i. */
+void sched_add_noise_default(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n);
 
 /* pred_original_sample of the sigma samplers at sigma (Heun, KDPM2, LMS ...),
  * float32 tensor math in diffusers' order: epsilon x - sigma * e;

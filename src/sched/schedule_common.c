@@ -365,3 +365,19 @@ void sched_scale_by_sigma(const sdc_scheduler *s, int i, float *x, int64_t n) {
     const float d = sqrtf(sigma * sigma + 1.0f); /* (sigma**2 + 1) ** 0.5, float32 */
     for (int64_t k = 0; k < n; k++) x[k] = x[k] / d;
 }
+
+void sched_add_noise_default(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out,
+                             int64_t n) {
+    if (s->sigmas && s->cfg.def->scale_model_input) { /* x0 + noise * sigma */
+        const float sigma = s->sigmas[i];
+        for (int64_t k = 0; k < n; k++) out[k] = x0[k] + noise[k] * sigma;
+    } else if (s->sigmas) { /* _sigma_to_alpha_sigma_t: alpha_t = 1 / (sigma**2 + 1) ** 0.5 */
+        const float sigma = s->sigmas[i];
+        const float alpha_t = 1.0f / sqrtf(sigma * sigma + 1.0f), sigma_t = sigma * alpha_t;
+        for (int64_t k = 0; k < n; k++) out[k] = alpha_t * x0[k] + sigma_t * noise[k];
+    } else { /* alphas_cumprod[t] ** 0.5 and (1 - alphas_cumprod[t]) ** 0.5 as float32 tensors */
+        const float ac = s->ac[s->ts_int[i]];
+        const float sa = sqrtf(ac), sb = sqrtf(1.0f - ac);
+        for (int64_t k = 0; k < n; k++) out[k] = sa * x0[k] + sb * noise[k];
+    }
+}

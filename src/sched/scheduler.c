@@ -85,8 +85,46 @@ void sched_free(sdc_scheduler *s) {
     free(s);
 }
 
-/* the next step must be 0, which starts the sampler's history over (state_reset) */
-void sched_reset(sdc_scheduler *s) { s->steps_done = 0; }
+/* the next step must be the begin call, which starts the sampler's history over (state_reset) */
+void sched_reset(sdc_scheduler *s) { s->steps_done = s->begin; }
+
+sdc_status sched_strength_begin(const sdc_scheduler *s, double strength, int *begin, int *steps_run) {
+    const int N = s->num_inference_steps;
+    if (!(strength > 0 && strength <= 1)) return sdc_fail(SDC_ERR_ARG, "strength %g out of range (0, 1]", strength);
+    double prod = (double)N * strength; /* Python: int(num_inference_steps * strength) */
+    int init = prod >= N ? N : (int)prod;
+    if (init < 1)
+        return sdc_fail(SDC_ERR_ARG,
+                        "strength %g of %d steps runs no step (int(%d x %g) = 0): raise the steps or the strength",
+                        strength, N, N, strength);
+    *begin = (N - init) * s->cfg.def->calls_per_step;
+    *steps_run = init;
+    if (*begin >= s->n_calls) /* cannot happen for diffusers' schedules (n_calls >= N * order - order + 1) */
+        return sdc_fail(SDC_ERR_ARG, "strength %g: call %d is past the %d calls of the schedule", strength, *begin,
+                        s->n_calls);
+    return SDC_OK;
+}
+
+sdc_status sched_set_begin(sdc_scheduler *s, int begin) {
+    if (begin < 0 || begin >= s->n_calls)
+        return sdc_fail(SDC_ERR_ARG, "%s: begin index %d out of range (0..%d)", s->cfg.def->info.diffusers_class, begin,
+                        s->n_calls - 1);
+    s->begin = s->steps_done = begin;
+    return SDC_OK;
+}
+
+int sched_begin(const sdc_scheduler *s) { return s->begin; }
+
+sdc_status sched_add_noise(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n) {
+    const char *cls = s->cfg.def->info.diffusers_class;
+    if (i < 0 || i >= s->n_calls)
+        return sdc_fail(SDC_ERR_ARG, "%s: add_noise at call %d out of range (0..%d)", cls, i, s->n_calls - 1);
+    if (!s->sigmas && !s->ts_int)
+        return sdc_fail(SDC_ERR_UNSUPPORTED, "%s: add_noise needs sigmas or integer timesteps", cls);
+    if (s->cfg.def->add_noise) s->cfg.def->add_noise(s, i, x0, noise, out, n);
+    else sched_add_noise_default(s, i, x0, noise, out, n);
+    return SDC_OK;
+}
 
 const sched_config *sched_get_config(const sdc_scheduler *s) { return &s->cfg; }
 int sched_num_inference_steps(const sdc_scheduler *s) { return s->num_inference_steps; }
@@ -136,8 +174,8 @@ static sdc_status step_with(sdc_scheduler *s, int i, const float *model_output, 
     if (draws && !gens->torch && !gens->any)
         return sdc_fail(SDC_ERR_ARG, "%s: step %d draws noise but no generators were given", cls, i);
     if (noise_out && !draws) memset(noise_out, 0, (size_t)n * sizeof(float));
-    if (d->state_reset) { /* a history: step 0 (re)starts it, the others come in order with the same batch */
-        if (i == 0) {
+    if (d->state_reset) { /* a history: the begin call (re)starts it, the others come in order with the same batch */
+        if (i == s->begin) {
             s->hist_n = 0;
             SDC_TRY(d->state_reset(s, n));
             s->hist_n = n;
@@ -148,7 +186,7 @@ static sdc_status step_with(sdc_scheduler *s, int i, const float *model_output, 
             return sdc_fail(SDC_ERR_ARG, "%s: batch size changed between steps (%lld -> %lld floats)", cls,
                             (long long)s->hist_n, (long long)n);
         }
-        assert(s->hist_n == n && (i == 0 || i == s->steps_done));
+        assert(s->hist_n == n && (i == s->begin || i == s->steps_done));
     }
     sdc_status st = d->step(s, i, model_output, sample, batch, per_image, gens, eta, pred_x0, noise_out);
     if (!st) s->steps_done = i + 1;

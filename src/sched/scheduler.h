@@ -183,6 +183,21 @@ sdc_status sched_step(sdc_scheduler *s, int i, const float *model_output, float 
 sdc_status sched_step_gen(sdc_scheduler *s, int i, const float *model_output, float *sample, int batch,
                           int64_t per_image, noise_gen *gens, float eta, float *pred_x0, float *noise_out);
 
+/* ---- img2img (diffusers' get_timesteps / set_begin_index / add_noise) ---- */
+
+/* With N inference steps and strength s in (0, 1] the last
+ * init = min(int(N * s), N) steps run: *begin = (N - init) * calls_per_step
+ * (scheduler.order: diffusers slices timesteps[t_start * order:]) and
+ * *steps_run = init. SDC_ERR_ARG when no step would run. */
+sdc_status sched_strength_begin(const sdc_scheduler *s, double strength, int *begin, int *steps_run);
+/* The first call that runs (set_begin_index): steps start there, the
+ * samplers' histories are started over there. Default 0. */
+sdc_status sched_set_begin(sdc_scheduler *s, int begin);
+int sched_begin(const sdc_scheduler *s);
+/* scheduler.add_noise(x0, noise, timesteps[i]) over n floats into out (may
+ * alias x0): x0 at the noise level of call i (0 <= i < sched_num_calls). */
+sdc_status sched_add_noise(const sdc_scheduler *s, int i, const float *x0, const float *noise, float *out, int64_t n);
+
 /* Whether step i draws noise from the generators. */
 int sched_draws_noise(const sdc_scheduler *s, int i, float eta);
 /* Whether step accepts eta (diffusers' DDIM and TCD; the pipeline passes it). */

@@ -231,8 +231,9 @@ static sdc_status unipc_step(sdc_scheduler *s, int i, const float *mo, float *x,
         else model_t[q] = eps ? mo[q] : v ? a_i * mo[q] + s_i * x[q] : (x[q] - a_i * mo[q]) / s_i;
     }
 
-    /* UniC: the sample that arrived at sigma_i, corrected through model_t */
-    if (i > 0 && !in_list(&o.disable_corrector, i - 1)) {
+    /* UniC: the sample that arrived at sigma_i, corrected through model_t. Only once a prediction made it
+     * (diffusers' last_sample is not None): img2img's first call is past 0 but has none */
+    if (i > 0 && d->this_order > 0 && !in_list(&o.disable_corrector, i - 1)) {
         const int order = d->this_order;
         float older[MAX_ORDER];
         const float *m[MAX_ORDER];

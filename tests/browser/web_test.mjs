@@ -1,7 +1,9 @@
 // web_test.mjs - `sdc serve`'s web page in a real browser: Debian's chromium,
 // headless, driven by playwright-core. Starts the server with the tiny model on
 // a free loopback port, loads the page, types a prompt, clicks Generate, waits
-// for the images, checks their captions and download links, that the page asked
+// for the images, checks their captions and download links, paints a mask over
+// a start image in the img2img tab and checks the inpaint kept the unpainted
+// pixels (A1111's overlay) and changed painted ones, that the page asked
 // nothing of any other host and fits a phone-width screen, saves a screenshot to
 // build/screenshot-web.png (SDC_SCREENSHOT overrides; docs/ keeps a copy for README), and stops the server (which must exit 0).
 // Prints one "browser test: PASS|FAIL ..." line; exits non-zero on failure.
@@ -18,7 +20,8 @@ const sdcBin = path.resolve(root, process.env.SDC_BIN || "build/sdc");
 const chromiumBin = process.env.CHROMIUM || "/usr/bin/chromium";
 // no -m: the server runs the demo model the program finds beside itself
 const screenshotPath = process.env.SDC_SCREENSHOT || path.join(root, "build/screenshot-web.png");
-const TIMEOUT_MS = 240000;
+const TIMEOUT_MS = 360000;
+const initPng = path.join(root, "tests/fixtures2/cases/inpaint-sd4-euler_init.png"); // 64x64, the demo model's size
 
 function startServer() {
   return new Promise((resolve, reject) => {
@@ -127,6 +130,48 @@ async function run() {
       await page.screenshot({ path: process.env.SDC_PHONE_SHOT, fullPage: true });
     }
 
+    // the img2img / inpaint tab: a start image, a painted mask, the answer keeps the unpainted pixels
+    await page.click("#tab-img2img");
+    await page.setInputFiles("#init-file", initPng);
+    await page.waitForSelector("#paint canvas");
+    await page.fill("#brush", "16");
+    const box = await page.$eval("#paint canvas", (c) => { const r = c.getBoundingClientRect(); return { x: r.left, y: r.top, w: r.width, h: r.height }; });
+    await page.mouse.move(box.x + box.w * 0.3, box.y + box.h * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.w * 0.7, box.y + box.h * 0.5, { steps: 8 });
+    await page.mouse.up();
+    await page.fill("#strength", "0.75");
+    await page.fill("#batch", "1");
+    await page.click("#generate");
+    await page.waitForFunction(() => {
+      const f = document.querySelectorAll("#results figure");
+      return f.length === 1 && f[0].querySelector("pre").textContent.includes("Denoising strength: 0.75") &&
+             f[0].querySelector("img").complete && f[0].querySelector("img").naturalWidth > 0;
+    }, null, { timeout: 180000 });
+    const err2 = (await page.textContent("#error")).trim();
+    if (err2) throw new Error(`inpaint: the page shows an error: ${err2}`);
+    const inpaint = await page.evaluate(() => {
+      const px = (el) => {
+        const c = document.createElement("canvas");
+        c.width = el.naturalWidth || el.width; c.height = el.naturalHeight || el.height;
+        c.getContext("2d").drawImage(el, 0, 0);
+        return c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      };
+      const init = px(document.querySelector("#paint img")), mask = px(document.querySelector("#paint canvas"));
+      const img = document.querySelector("#results img"), out = px(img);
+      let kept = 0, keptSame = 0, painted = 0, changed = 0;
+      for (let i = 0; i < out.length; i += 4) {
+        const same = out[i] === init[i] && out[i + 1] === init[i + 1] && out[i + 2] === init[i + 2];
+        if (mask[i + 3] === 0) { kept++; if (same) keptSame++; }
+        else if (mask[i + 3] === 255) { painted++; if (!same) changed++; }
+      }
+      return { w: img.naturalWidth, h: img.naturalHeight, kept, keptSame, painted, changed };
+    });
+    if (inpaint.w !== 64 || inpaint.h !== 64) throw new Error(`inpaint image is ${inpaint.w}x${inpaint.h}, want 64x64`);
+    if (!inpaint.painted || inpaint.kept !== inpaint.keptSame || inpaint.changed === 0)
+      throw new Error(`inpaint: ${inpaint.keptSame} of ${inpaint.kept} unpainted pixels kept, ${inpaint.changed} of ${inpaint.painted} painted ones changed`);
+    await page.click("#tab-txt2img");
+
     // a phone-width screen: nothing wider than the viewport
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -149,7 +194,7 @@ const timer = setTimeout(() => {
 const t0 = Date.now();
 run().then(() => {
   clearTimeout(timer);
-  console.log(`browser test: PASS page loaded, 2 images generated and shown, screenshot ${path.relative(root, screenshotPath)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(`browser test: PASS page loaded, 2 images generated and shown, an inpaint painted and kept outside its mask, screenshot ${path.relative(root, screenshotPath)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }, (e) => {
   clearTimeout(timer);
   console.log(`browser test: FAIL ${e.message}`);

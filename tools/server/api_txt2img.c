@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_img2img.h"
 #include "json_util.h"
 #include "sampler_map.h"
 #include "server.h"
@@ -269,7 +270,10 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
     cJSON_AddNullToObject(o, "sd_vae_hash");
     cJSON_AddNumberToObject(o, "seed_resize_from_w", -1);
     cJSON_AddNumberToObject(o, "seed_resize_from_h", -1);
-    cJSON_AddNullToObject(o, "denoising_strength");
+    if (j->req.init_image || j->req.hires_strength > 0)
+        cJSON_AddNumberToObject(o, "denoising_strength", j->req.init_image ? j->req.strength : j->req.hires_strength);
+    else
+        cJSON_AddNullToObject(o, "denoising_strength");
     cJSON *extra = cJSON_AddObjectToObject(o, "extra_generation_params");
     if (t->schedule) cJSON_AddStringToObject(extra, "Schedule type", t->schedule->label);
     if (j->taesd_decoded) cJSON_AddStringToObject(extra, "VAE Decoder", "TAESD");
@@ -286,7 +290,8 @@ static cJSON *info_object(const api_ctx *a, const t2i_request *t, const jq_job *
 }
 
 /* the finished job -> A1111's response (PNG encoding happens here, off the worker) */
-static void build_response(const api_ctx *a, const cJSON *req, const t2i_request *t, jq_job *j, http_reply *r) {
+static void build_response(const api_ctx *a, const cJSON *req, const t2i_request *t, jq_job *j, const i2i_prep *ip,
+                           http_reply *r) {
     char *infotexts[64];
     int nimg = 0;
     cJSON *out = cJSON_CreateObject(), *images = out ? cJSON_AddArrayToObject(out, "images") : NULL;
@@ -295,6 +300,7 @@ static void build_response(const api_ctx *a, const cJSON *req, const t2i_request
         for (int k = 0; k < j->nimages[it]; k++) {
             const sdc_image *im = &j->images[it][k];
             infotexts[nimg++] = im->infotext;
+            if (ip && !i2i_finish(ip, &j->images[it][k])) goto oom; /* A1111's overlay outside the mask */
             if (!t->send_images) continue;
             void *png;
             size_t png_n;
@@ -312,6 +318,7 @@ static void build_response(const api_ctx *a, const cJSON *req, const t2i_request
         }
     cJSON *params = echo_parameters(req);
     if (params) cJSON_ReplaceItemInObjectCaseSensitive(params, "cfg_scale", python_float(t->cfg_json));
+    if (params) i2i_echo(params, req, ip != NULL);
     cJSON_AddItemToObject(out, "parameters", params);
     cJSON *info = info_object(a, t, j, nimg, infotexts, j->job_timestamp);
     char *info_s = info ? cJSON_PrintUnformatted(info) : NULL;
@@ -326,7 +333,8 @@ oom:
     reply_error(r, 500, "MemoryError", "out of memory while building the response");
 }
 
-void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
+/* txt2img, or img2img (ip: its init image, mask and overlay) */
+static void generate(api_ctx *a, const char *body, size_t len, i2i_prep *ip, http_reply *r) {
     cJSON *req;
     if (!req_body_parse(body, len, NULL, &req, r)) return;
     t2i_request t;
@@ -355,6 +363,11 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     q->vae_decode = t.vae_decode;
     q->lora_dir = a->cfg->lora_dir;
     j->n_iter = t.n_iter;
+    if (ip ? !i2i_parse(req, t.width, t.height, q, ip, r) : !hires_parse(req, q, r)) {
+        free(j);
+        cJSON_Delete(req);
+        return;
+    }
     /* the model: override_settings' checkpoint, else the option's; checked now
      * when it is the resident one, else by the worker once it is loaded */
     char title[1024];
@@ -378,6 +391,7 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
                           "override_settings.sd_model_checkpoint: model '%.200s' not found (see /sdapi/v1/sd-models)",
                           t.checkpoint);
         free(j);
+        if (ip) i2i_free(ip);
         cJSON_Delete(req);
         return;
     }
@@ -392,7 +406,7 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
         int client = j->st == SDC_ERR_ARG || j->st == SDC_ERR_UNSUPPORTED;
         reply_error(r, client ? 422 : 500, client ? "HTTPException" : "RuntimeError", "%s", j->error);
     } else {
-        build_response(a, req, &t, j, r);
+        build_response(a, req, &t, j, ip, r);
         if (e && !t.restore_afterwards) { /* the override stays the option, as in A1111 */
             chosen.path = j->model_path, chosen.title = title;
             api_set_option_checkpoint(a, &chosen);
@@ -400,5 +414,14 @@ void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
     }
     jq_job_free_images(j);
     free(j);
+    if (ip) i2i_free(ip);
     cJSON_Delete(req);
+}
+
+void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r) { generate(a, body, len, NULL, r); }
+
+void api_img2img(api_ctx *a, const char *body, size_t len, http_reply *r) {
+    i2i_prep p;
+    memset(&p, 0, sizeof p);
+    generate(a, body, len, &p, r);
 }

@@ -84,6 +84,7 @@ typedef struct {
 static const route k_routes[] = {
     {"/", M_GET},
     {"/sdapi/v1/txt2img", M_POST},
+    {"/sdapi/v1/img2img", M_POST},
     {"/sdapi/v1/sd-models", M_GET},
     {"/sdapi/v1/samplers", M_GET},
     {"/sdapi/v1/schedulers", M_GET},
@@ -145,6 +146,8 @@ static void dispatch(server *s, struct MHD_Connection *c, const char *url_in, co
         r->content_type = "text/html; charset=utf-8";
     } else if (!strcmp(url, "/sdapi/v1/txt2img")) {
         api_txt2img(a, body, len, r);
+    } else if (!strcmp(url, "/sdapi/v1/img2img")) {
+        api_img2img(a, body, len, r);
     } else if (!strcmp(url, "/sdapi/v1/sd-models")) {
         api_sd_models(a, r);
     } else if (!strcmp(url, "/sdapi/v1/samplers")) {

@@ -3,7 +3,9 @@
  *   conn_guard.c   slow clients cut off, free slots kept, request memory budgeted
  *   job_queue.c    the one worker thread that owns the model, a bounded queue
  *   live_preview.c the live preview of the running job as a base64 PNG (/progress)
- *   api_txt2img.c  POST /sdapi/v1/txt2img (A1111 request -> job -> response)
+ *   api_txt2img.c  POST /sdapi/v1/txt2img and img2img (A1111 request -> job -> response)
+ *   api_img2img.c  img2img / inpainting fields, A1111's overlay; txt2img's hires fix fields
+ *   inpaint_prep.c A1111's pixel work: resize modes, mask blur, crop, fill, overlay
  *   api_misc.c     the small endpoints (models, samplers, progress, png-info (the library's
  *                  sdc_infotext_parse) ...)
  *   api_extra.c    what clients call besides (skip, loras, memory, cmd-flags ...)
@@ -140,6 +142,8 @@ void api_option_checkpoint(api_ctx *a, char *path, size_t np, char *title, size_
 void api_set_option_checkpoint(api_ctx *a, const ms_entry *e);
 
 void api_txt2img(api_ctx *a, const char *body, size_t len, http_reply *r);
+/* POST /sdapi/v1/img2img: txt2img's request plus A1111's img2img fields (api_img2img.c) */
+void api_img2img(api_ctx *a, const char *body, size_t len, http_reply *r);
 void api_sd_models(api_ctx *a, http_reply *r);
 void api_samplers(api_ctx *a, http_reply *r);
 void api_schedulers(api_ctx *a, http_reply *r);
