@@ -125,7 +125,8 @@ int connect_to(int port) {
     return fd;
 }
 
-void send_all(int fd, const char *p, size_t n) {
+void send_all(int fd, const void *data, size_t n) {
+    const char *p = data;
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w <= 0) return; /* the server may refuse early (413): read its answer anyway */

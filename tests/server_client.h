@@ -32,7 +32,7 @@ long server_rss_kb(const server_proc *s);
 
 void resp_free(http_resp *r);
 int connect_to(int port);
-void send_all(int fd, const char *p, size_t n);
+void send_all(int fd, const void *data, size_t n);
 /* send a request (Connection: close) with extra header lines ("Name: v\r\n");
  * the answer is read by http_read */
 int http_send(int port, const char *method, const char *path, const char *body, const char *extra_headers);

@@ -24,6 +24,7 @@
 
 #include "harness.h"
 #include "hostile_util.h"
+#include "server_client.h"
 #include "sdc.h"
 
 static double now_s(void) {
@@ -32,78 +33,7 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* ---- the server ---- */
-
-typedef struct {
-    pid_t pid;
-    int port;
-    char log[512];
-} srv;
-
-static int srv_start(srv *s, const char *extra, char *why, size_t n) {
-    memset(s, 0, sizeof *s);
-    snprintf(s->log, sizeof s->log, "%s", tmp_path("hostile-server.log"));
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s' --port 0 --threads 2 --quiet %s 2>'%s'", sdc_binary(),
-             fixture_path("models/tiny-sd"), extra, s->log);
-    int fd[2];
-    if (pipe(fd)) return snprintf(why, n, "pipe failed"), 0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]), close(fd[1]);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    s->pid = pid;
-    char line[512];
-    size_t k = 0;
-    struct pollfd p = {.fd = fd[0], .events = POLLIN};
-    while (k + 1 < sizeof line && poll(&p, 1, 120000) == 1) {
-        char c;
-        if (read(fd[0], &c, 1) != 1 || c == '\n') break;
-        line[k++] = c;
-    }
-    line[k] = 0;
-    close(fd[0]);
-    const char *at = strstr(line, "127.0.0.1:");
-    if (!at || (s->port = atoi(at + 10)) <= 0) {
-        snprintf(why, n, "server did not start: '%s' (log %s)", line, s->log);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return 0;
-    }
-    return 1;
-}
-
-static int srv_stop(srv *s) {
-    if (s->pid <= 0) return -1;
-    kill(s->pid, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 1200; i++) { /* 120 s at most */
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        usleep(100000);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-    return -1;
-}
-
-static long srv_rss_kb(const srv *s) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb;
-}
+/* ---- the server: server_client.c's server_start / server_stop ---- */
 
 /* ---- a raw HTTP client ---- */
 
@@ -120,15 +50,6 @@ static int dial(int port, int timeout_s) {
         return -1;
     }
     return fd;
-}
-
-static void send_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w <= 0) return; /* the server may answer (and close) before the body is in */
-        c += w, n -= (size_t)w;
-    }
 }
 
 typedef struct {
@@ -272,9 +193,9 @@ static char *text_png_body(const char *type, const void *text, size_t n) {
 /* `{"prompt": "x"}` alone ran A1111's defaults (50 steps, 512x512) past
  * --max-steps 2 --max-size 64; the limits now hold for the values used */
 TEST(server_limits_cover_defaults) {
-    srv s;
+    server_proc s;
     char why[1024], d[1024];
-    CHECK(srv_start(&s, "--max-size 64 --max-steps 2 --max-images 1", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "--max-size 64 --max-steps 2 --max-images 1", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0};
     struct {
@@ -300,7 +221,7 @@ TEST(server_limits_cover_defaults) {
     }
 out:
     reply_free(&r);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -310,23 +231,23 @@ out:
  * once leave RSS flat; a PNG that claims 100000 x 100000 pixels has its text
  * read without decoding them (it was refused, or decoded) */
 TEST(server_png_info_text_capped) {
-    srv s;
+    server_proc s;
     char why[1024], d[1024];
-    CHECK(srv_start(&s, "", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0};
     char *bomb = bomb_body(60u << 20), *small = bomb_body(1000);
     post(s.port, "/sdapi/v1/png-info", small, &r, 30); /* warm: the handler's buffers exist once */
     FAIL_IF(r.status != 200, "small zTXt: %d %.200s", r.status, r.body ? r.body : "");
     reply_free(&r);
-    long rss0 = srv_rss_kb(&s);
+    long rss0 = server_rss_kb(&s);
     for (int round = 0; round < 4; round++) {
         post(s.port, "/sdapi/v1/png-info", bomb, &r, 30);
         FAIL_IF(r.status != 422 || !strstr(detail(&r, d, sizeof d), "262144") || r.len > 4096,
                 "60 MB zTXt: %d, %zu bytes: %.200s", r.status, r.len, r.body ? r.body : "");
         reply_free(&r);
     }
-    long rss1 = srv_rss_kb(&s);
+    long rss1 = server_rss_kb(&s);
     if (!getenv("SDC_SANITIZED")) FAIL_IF(rss1 - rss0 > 32 * 1024, "RSS %ld -> %ld KiB over 4 bombs", rss0, rss1);
     /* 100000 x 100000, text read from the chunks */
     static const char text[] = "parameters\0a cat\nSteps: 2, Sampler: Euler, Seed: 5, Size: 8x8";
@@ -348,7 +269,7 @@ TEST(server_png_info_text_capped) {
 out:
     reply_free(&r);
     free(bomb), free(small);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -357,9 +278,9 @@ out:
  * here; now milliseconds. The 10 s bound is a guard against that, not a
  * timing. */
 TEST(server_png_info_long_text_linear) {
-    srv s;
+    server_proc s;
     char why[1024];
-    CHECK(srv_start(&s, "", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0};
     size_t n = 11 + SDC_PNG_TEXT_MAX;
@@ -375,7 +296,7 @@ TEST(server_png_info_long_text_linear) {
 out:
     free(text), free(body);
     reply_free(&r);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -385,9 +306,9 @@ out:
  * server writes is valid UTF-8 even when a message is cut inside a
  * character or the text comes from a PNG (Latin-1 tEXt, broken iTXt) */
 TEST(server_replies_valid_utf8) {
-    srv s;
+    server_proc s;
     char why[1024], d[1024];
-    CHECK(srv_start(&s, "", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0};
     char *b1 = NULL, *b2 = NULL;
@@ -426,7 +347,7 @@ TEST(server_replies_valid_utf8) {
 out:
     reply_free(&r);
     free(b1), free(b2);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -473,9 +394,9 @@ static void trickle_close(trickle *t) {
  * oldest waiting ones are cut for newcomers and every one is cut once it is
  * --client-timeout late */
 TEST(server_slow_clients_do_not_starve_progress) {
-    srv s;
+    server_proc s;
     char why[1024];
-    CHECK(srv_start(&s, "--max-connections 16 --client-timeout 2", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "--max-connections 16 --client-timeout 2", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0};
     trickle t = {0};
@@ -504,7 +425,7 @@ TEST(server_slow_clients_do_not_starve_progress) {
 out:
     trickle_close(&t);
     reply_free(&r);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -513,9 +434,9 @@ out:
 /* bodies reserve 3x their size + 8 MiB from --max-request-memory-mb: a
  * second 1 MB body while the first is in flight does not fit 16 MiB (503) */
 TEST(server_request_memory_budget) {
-    srv s;
+    server_proc s;
     char why[1024], d[1024];
-    CHECK(srv_start(&s, "--max-body-mb 1 --max-request-memory-mb 16", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "--max-body-mb 1 --max-request-memory-mb 16", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0};
     char *body = NULL;
@@ -548,7 +469,7 @@ TEST(server_request_memory_budget) {
 out:
     free(body);
     reply_free(&r);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -557,9 +478,9 @@ out:
 /* HEAD is GET without the body: the same status and Content-Length, no body
  * bytes, and the connection stays open for the next request */
 TEST(server_head_keeps_connection) {
-    srv s;
+    server_proc s;
     char why[1024];
-    CHECK(srv_start(&s, "", why, sizeof why), "%s", why);
+    CHECK(server_start(&s, "", why, sizeof why), "%s", why);
     int failed = 0;
     reply r = {0}, g = {0};
     const char *paths[] = {"/", "/sdapi/v1/samplers", "/sdapi/v1/progress", "/sdapi/v1/nothing", "/sdapi/v1/txt2img"};
@@ -586,7 +507,7 @@ TEST(server_head_keeps_connection) {
     }
 out:
     reply_free(&r), reply_free(&g);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
 
@@ -720,11 +641,11 @@ static int hammer_load(int port, trickle *t, int *failed_round, char *why, size_
 }
 
 TEST(server_hardening_rss_flat) {
-    srv s;
+    server_proc s;
     char why[1024];
     /* --max-steps and --max-size: a body that is a valid txt2img request by accident (A1111
      * ignores unknown fields) is refused for its defaults instead of running a long job */
-    CHECK(srv_start(&s, "--max-body-mb 16 --max-connections 32 --client-timeout 2 --max-steps 2 --max-size 64", why,
+    CHECK(server_start(&s, "--max-body-mb 16 --max-connections 32 --client-timeout 2 --max-steps 2 --max-size 64", why,
                     sizeof why),
           "%s", why);
     int failed = 0;
@@ -735,20 +656,20 @@ TEST(server_hardening_rss_flat) {
     FAIL_IF(r.status != 200, "txt2img: %d", r.status);
     reply_free(&r);
     FAIL_IF(!hammer_load(s.port, &t, NULL, why, sizeof why), "first round: %s", why);
-    long rss0 = srv_rss_kb(&s);
+    long rss0 = server_rss_kb(&s);
     double t0 = now_s();
     for (int round = 0; round < 3; round++)
         FAIL_IF(!hammer_load(s.port, &t, NULL, why, sizeof why), "round %d: %s", round, why);
     request(s.port, "GET", "/sdapi/v1/progress", NULL, 0, &r, 10);
     FAIL_IF(r.status != 200, "/progress after the rounds: %d", r.status);
     reply_free(&r);
-    long rss1 = srv_rss_kb(&s);
+    long rss1 = server_rss_kb(&s);
     printf("     hardening: 3 rounds of 4 hostile clients + 12 slow ones in %.1f s; server RSS %ld -> %ld KiB\n",
            now_s() - t0, rss0, rss1);
     if (!getenv("SDC_SANITIZED")) FAIL_IF(rss1 - rss0 > 48 * 1024, "server RSS grew from %ld to %ld KiB", rss0, rss1);
 out:
     trickle_close(&t);
     reply_free(&r);
-    int rc = srv_stop(&s);
+    int rc = server_stop(&s);
     if (!failed) CHECK(rc == 0, "server exited %d (log %s)", rc, s.log);
 }
