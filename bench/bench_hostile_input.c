@@ -2,7 +2,7 @@
  * input, each against a budget it prints beside the time (never an
  * assertion): the CLIP tokenizer on 1 MB prompts of several shapes (one run
  * of letters is one BPE word: quadratic before the heap merge), and the
- * server's infotext parser on 1 MB texts (one run of letters: quadratic
+ * infotext parser (src/pipeline) on 1 MB texts (one run of letters: quadratic
  * before the key-run skip). A quadratic parser takes minutes here.
  *
  *   build/bench_hostile_input [--tokenizer DIR] [--mb N]
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../tools/server/infotext_parse.h"
+#include "pipeline/infotext_parse.h"
 #include "bench_common.h"
 #include "text/clip_tokenizer.h"
 

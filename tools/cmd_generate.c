@@ -180,7 +180,7 @@ static void help(void) {
         "      --taesd PATH          decode with TAESD (diffusers' AutoencoderTiny) instead of the KL VAE:\n"
         "                            a diffusers folder (madebyollin/taesd for SD 1.x/2.x, taesdxl for\n"
         "                            SDXL) or a .safetensors file (e.g. taesd_decoder.safetensors);\n"
-        "                            about 18x less arithmetic (512x512 on 2 cores: ~0.9 s against ~5.9 s),\n"
+        "                            about 18x less arithmetic (512x512 on 2 cores: ~0.3 s against ~4.2 s),\n"
         "                            slightly softer pixels; infotexts say \"VAE Decoder: TAESD\"\n"
         "      --threads N           CPU threads (default: all cores)\n"
         "      --quiet               no progress lines\n"
