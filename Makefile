@@ -181,7 +181,8 @@ FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recov
 FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
             -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wno-unknown-warning-option
 # the server handlers a harness calls (libmicrohttpd, the job queue and the page stay out)
-FUZZ_TOOL_OBJ := $(addprefix $(B)/obj/tools/server/,api_txt2img.o api_misc.o json_util.o sampler_map.o infotext_parse.o)
+FUZZ_TOOL_OBJ := $(addprefix $(B)/obj/tools/server/,api_txt2img.o api_img2img.o api_misc.o api_extra.o inpaint_prep.o \
+                   json_util.o sampler_map.o model_set.o live_preview.o)
 FUZZ_RUN = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
 
 fuzz-build:
@@ -236,8 +237,8 @@ test-browser: $(B)/sdc
 
 bench: $(BENCH_PROGS)
 
-# the server's infotext parser (tools/server) is timed by bench_hostile_input
-BENCH_TOOL_OBJ := $(B)/obj/tools/server/infotext_parse.o $(B)/obj/tools/server/json_util.o
+# the infotext parser (src/pipeline, in libsdc.a) is timed by bench_hostile_input
+BENCH_TOOL_OBJ := $(B)/obj/tools/server/json_util.o
 $(BENCH_PROGS): $(B)/%: $(B)/obj/bench/%.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(BENCH_TOOL_OBJ) $(B)/libsdc.a
 	$(CC) $(LDFLAGS) -o $@ $(B)/obj/bench/$*.o $(BENCH_LIB:%.c=$(B)/obj/%.o) $(BENCH_TOOL_OBJ) $(B)/libsdc.a $(LDLIBS)
 

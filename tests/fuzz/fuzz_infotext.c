@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tools/server/infotext_parse.h"
+#include "pipeline/infotext_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     char *s = malloc(n + 1);

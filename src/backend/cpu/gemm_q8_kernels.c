@@ -3,6 +3,9 @@
  * kernel computes, per block and per tile element, the exact integer
  * sum_k xq * (wq + 128) + corr = sum_k xq * wq, then acc += float(sum) *
  * (sw * sx) as one fused multiply-add: the same bits on every path. */
+#ifdef __x86_64__
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,15 +182,28 @@ static const q8_arch arch_avx512vnni = {"avx512vnni", 16, kernel_avx512vnni, qua
 static const q8_arch arch_avxvnni = {"avxvnni", 4, kernel_avxvnni, q8_quantize_rows};
 #endif
 
+#ifdef SDC_X86
+/* f16c and AVX-VNNI straight from cpuid: clang 14's __builtin_cpu_supports
+ * knows neither name (the fuzz build compiles this file with clang) */
+static int cpu_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+static int cpu_avxvnni(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+}
+#endif
+
 const q8_arch *q8_arch_named(const char *name) {
     if (!strcmp(name, "generic")) return &arch_generic;
 #ifdef SDC_X86
     __builtin_cpu_init();
     if (!strcmp(name, "avx512vnni") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("avx512vnni") && cpu_f16c())
         return &arch_avx512vnni;
-    if (!strcmp(name, "avxvnni") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avxvnni"))
+    if (!strcmp(name, "avxvnni") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c() &&
+        cpu_avxvnni())
         return &arch_avxvnni;
 #endif
     return NULL;
