@@ -225,7 +225,10 @@ static int write_component(const char *cfg_dir, const char *out_dir, const char 
         }
     } else if (!strcmp(comp, "vae")) {
         vae_config c;
-        if (!(st = vae_config_load(&c, cfgp))) st = vae_load_weights(&va, NULL, &c, &w);
+        if (!(st = vae_config_load(&c, cfgp))) {
+            c.load_encoder = 2; /* the encoder too: img2img benchmarks need it */
+            st = vae_load_weights(&va, NULL, &c, &w);
+        }
     } else {
         clip_text_config c;
         if (!(st = clip_text_config_load(&c, cfgp))) {

@@ -194,7 +194,7 @@ static sdc_status load_params(sdc_vae *v, weights *w) {
     int L = c->latent_channels;
     if (c->use_post_quant_conv) SDC_TRY(conv2d_load(w, &v->post_quant_conv, L, L, 1, 1, 0, "post_quant_conv"));
     SDC_TRY(load_decoder(w, c, &v->dec));
-    if (c->load_encoder && weights_has(w, "encoder.conv_in.weight")) {
+    if (c->load_encoder == 2 || (c->load_encoder && weights_has(w, "encoder.conv_in.weight"))) {
         if (c->use_quant_conv) SDC_TRY(conv2d_load(w, &v->quant_conv, 2 * L, 2 * L, 1, 1, 0, "quant_conv"));
         v->has_encoder = 1; /* before loading, so that vae_free releases a partial encoder */
         SDC_TRY(load_encoder(w, c, &v->enc));

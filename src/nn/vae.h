@@ -19,7 +19,8 @@ typedef struct {
     int mid_attention;             /* mid_block_add_attention */
     float scaling_factor;          /* default 0.18215 */
     float shift_factor;            /* null -> 0 */
-    int load_encoder;              /* 0: decoder only; 1: also the encoder when its tensors exist (default) */
+    int load_encoder;              /* 0: decoder only; 1: also the encoder when its tensors exist (default);
+                                      2: the encoder always (make_random_model writes it) */
     int fp16_safe;                 /* config force_upcast: false (default 0: the VAE needs float32 activations
                                       on a device that runs the rest in f16, as diffusers upcasts it) */
 } vae_config;
