@@ -1,8 +1,10 @@
 #!/bin/sh
-# Install what `make fuzz` builds with: Debian's clang and its compiler-rt
-# (libFuzzer, the sanitizer runtimes). Skips apt when they are there.
+# Install what `make fuzz` builds with: the libraries sdc links (install-deps.sh),
+# Debian's clang and its compiler-rt (libFuzzer, the sanitizer runtimes).
+# Skips apt when they are there.
 # `make test` does not call this: without clang its fuzz step skips itself.
 set -e
+"$(dirname "$0")/install-deps.sh"
 PKGS="clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
