@@ -154,6 +154,12 @@ int main(int argc, char **argv) {
     bench_conv("conv3x3 SD1.5 L3 1280->1280 16x16 B2", 2, 1280, 16, 16, 1280, 3, 1, 1);
     bench_conv("conv3x3 SD1.5 L2 640->640 32x32 B1", 1, 640, 32, 32, 640, 3, 1, 1);
     bench_conv("conv3x3 VAE 512->512 64x64", 1, 512, 64, 64, 512, 3, 1, 1);
+    /* TAESD's decoder: 64 channels at every resolution (memory-bound at the large ones) */
+    bench_conv("conv3x3 TAESD 64->64 512x512", 1, 64, 512, 512, 64, 3, 1, 1);
+    bench_conv("conv3x3 TAESD 64->64 256x256", 1, 64, 256, 256, 64, 3, 1, 1);
+    bench_conv("conv3x3 TAESD 64->64 128x128", 1, 64, 128, 128, 64, 3, 1, 1);
+    bench_conv("conv3x3 TAESD 64->64 64x64", 1, 64, 64, 64, 64, 3, 1, 1);
+    bench_conv("conv3x3 TAESD 64->3 512x512", 1, 64, 512, 512, 3, 3, 1, 1);
     bench_conv("conv1x1 SD1.5 proj 320->320 64x64", 1, 320, 64, 64, 320, 1, 1, 0);
     bench_gn("groupnorm+silu 320x64x64", 1, 320, 4096, 1);
     bench_gn("groupnorm+silu VAE 128x256x256", 1, 128, 65536, 1);

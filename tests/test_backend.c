@@ -382,6 +382,44 @@ TEST(backend_conv3x3_winograd_tiles) {
     }
 }
 
+/* F(4x4)'s AVX-512 transforms (tile rows of a multiple of 16 tiles) give the
+ * portable transforms' bits, and the fused residual + ReLU the bits of the
+ * separate ops; shapes with partial tiles at the bottom and the right. */
+TEST(backend_winograd_vector_transforms_bit_identical) {
+    op_ctx *cx = test_cx();
+    if (!winograd_vector_transforms(1)) {
+        SKIP("this CPU has no AVX-512 (the portable transforms are the only ones)");
+    }
+    /* tile rows of 16, 32, 64 and 48 tiles (runs of 1 to 4 groups of 16), and long runs (C + O > 128) */
+    static const int cases[][5] = {{1, 64, 61, 64, 64},  {2, 24, 29, 125, 40}, {1, 16, 128, 128, 16},
+                                   {1, 8, 20, 256, 8},   {1, 8, 24, 190, 16},  {1, 72, 8, 510, 72}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int B = cases[t][0], C = cases[t][1], H = cases[t][2], W = cases[t][3], O = cases[t][4];
+        int64_t nx = (int64_t)B * C * H * W, nw = (int64_t)O * C * 9, ny = (int64_t)B * O * H * W;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *bias = malloc(O * 4), *res = malloc(ny * 4);
+        float *yv = malloc(ny * 4), *yp = malloc(ny * 4), *ys = malloc(ny * 4);
+        fill(x, nx, 91), fill(w, nw, 92), fill(bias, O, 93), fill(res, ny, 94);
+        sdc_status st = conv3x3_winograd(cx, x, B, C, H, W, w, OP_F32, bias, O, yv, res, 1);
+        winograd_vector_transforms(0);
+        if (!st) st = conv3x3_winograd(cx, x, B, C, H, W, w, OP_F32, bias, O, yp, res, 1);
+        if (!st) st = conv3x3_winograd_m(cx, x, B, C, H, W, w, OP_F32, bias, O, ys, 4);
+        winograd_vector_transforms(1);
+        int negative = 0;
+        for (int64_t i = 0; i < ny; i++) {
+            ys[i] += res[i];
+            negative += ys[i] < 0.0f;
+            ys[i] = ys[i] < 0.0f ? 0.0f : ys[i];
+        }
+        int same_vp = !memcmp(yv, yp, ny * 4), same_ps = !memcmp(yp, ys, ny * 4);
+        free(x), free(w), free(bias), free(res), free(yv), free(yp), free(ys);
+        CHECK_OK(st);
+        CHECK(negative > ny / 4, "case %zu: the test should clamp many outputs (%d of %lld)", t, negative,
+              (long long)ny);
+        CHECK(same_vp, "case %zu: AVX-512 transforms differ from the portable ones", t);
+        CHECK(same_ps, "case %zu: the fused residual + ReLU differ from the separate ops", t);
+    }
+}
+
 /* Weights kept as f16 / bf16 give exactly the results of widening them first
  * (the packed panels hold the same floats). */
 TEST(backend_16bit_weights_match_widened) {

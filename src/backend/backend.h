@@ -59,6 +59,10 @@ struct op_backend {
                            const float *b, int64_t N, float *y);
     sdc_status (*conv2d_t)(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
                            const float *b, int O, int k, int stride, int pad, float *y);
+    /* conv2d_t + residual + ReLU in one pass (NULL: op_conv2d_fused runs the three ops) */
+    sdc_status (*conv2d_fused)(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                               const float *b, int O, int k, int stride, int pad, float *y, const float *res,
+                               int relu);
     void (*group_norm)(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps,
                        const float *gamma, const float *beta, int silu);
     void (*layer_norm)(op_ctx *cx, const float *x, float *y, int64_t rows, int D, float eps, const float *gamma,

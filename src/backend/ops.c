@@ -291,6 +291,20 @@ sdc_status op_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, c
              st = cx->be->conv2d_t(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y));
     return st;
 }
+sdc_status op_conv2d_fused(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                           const float *b, int O, int k, int stride, int pad, float *y, const float *res, int relu) {
+    if (!cx->be->conv2d_fused || (!res && !relu)) {
+        SDC_TRY(op_conv2d_t(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y));
+        int64_t n = (int64_t)B * O * ((H + 2 * pad - k) / stride + 1) * ((W + 2 * pad - k) / stride + 1);
+        if (res) op_add(cx, y, res, n);
+        if (relu) op_relu(cx, y, n);
+        return SDC_OK;
+    }
+    sdc_status st;
+    DISPATCH(conv_kind(k, stride, pad), conv_flops(B, C, H, W, O, k, stride, pad),
+             st = cx->be->conv2d_fused(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y, res, relu));
+    return st;
+}
 void op_group_norm(op_ctx *cx, const float *x, float *y, int B, int C, int64_t HW, int G, float eps,
                    const float *gamma, const float *beta, int silu) {
     DISPATCH(PROF_GROUP_NORM, 0, cx->be->group_norm(cx, x, y, B, C, HW, G, eps, gamma, beta, silu));

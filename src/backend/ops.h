@@ -86,6 +86,12 @@ sdc_status op_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const v
                  float *y);
 sdc_status op_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y);
+/* op_conv2d_t, then y += res (res shaped as y; NULL: none), then op_relu
+ * when relu is set. Backends that can do the two in the convolution's own
+ * output pass (the CPU's Winograd path: no extra trips through memory) do;
+ * the others run the three ops. Results equal the three ops'. */
+sdc_status op_conv2d_fused(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                           const float *b, int O, int k, int stride, int pad, float *y, const float *res, int relu);
 
 /* Opt-in reduced precision (--dtype bf16): with OP_BF16 every GEMM-backed op
  * (linear, conv, attention) rounds its operands to bfloat16 and accumulates

@@ -79,6 +79,11 @@ sdc_status conv2d_fwd_into(op_ctx *cx, const conv2d *c, const float *x, int B, i
     return op_conv2d_t(cx, x, B, c->cin, H, W, c->w, c->wt, c->b, c->cout, c->k, c->stride, c->pad, y);
 }
 
+sdc_status conv2d_fwd_fused(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float *y,
+                            const float *res, int relu) {
+    return op_conv2d_fused(cx, x, B, c->cin, H, W, c->w, c->wt, c->b, c->cout, c->k, c->stride, c->pad, y, res, relu);
+}
+
 sdc_status conv2d_fwd(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho,
                       int *Wo) {
     int ho = (H + 2 * c->pad - c->k) / c->stride + 1, wo = (W + 2 * c->pad - c->k) / c->stride + 1;

@@ -26,6 +26,9 @@ sdc_status layer_norm_load(weights *w, layer_norm *n, int D, float eps, const ch
 sdc_status linear_fwd(op_ctx *cx, const linear *l, const float *x, int64_t M, float *y);
 /* x[B, cin, H, W] -> y[B, cout, Ho, Wo] (caller-owned) */
 sdc_status conv2d_fwd_into(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float *y);
+/* The same, then y += res (NULL: none) and ReLU when relu is set (op_conv2d_fused). */
+sdc_status conv2d_fwd_fused(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float *y,
+                            const float *res, int relu);
 /* the same into a new *y (op_alloc; release with op_free) */
 sdc_status conv2d_fwd(op_ctx *cx, const conv2d *c, const float *x, int B, int H, int W, float **y, int *Ho, int *Wo);
 void group_norm_fwd(op_ctx *cx, const group_norm *n, const float *x, float *y, int B, int64_t HW, int silu);

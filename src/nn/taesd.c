@@ -247,14 +247,9 @@ sdc_status taesd_to_device(sdc_taesd *t, op_dtype dt) {
  * x, a, b are [C, H, W] activation buffers; the result is left in *x and
  * the other two stay scratch. */
 static sdc_status block_fwd(op_ctx *cx, const taesd_block *blk, float **x, float **a, float **b, int H, int W) {
-    int64_t n = (int64_t)blk->conv[0].cout * H * W;
-    SDC_TRY(conv2d_fwd_into(cx, &blk->conv[0], *x, 1, H, W, *a));
-    op_relu(cx, *a, n);
-    SDC_TRY(conv2d_fwd_into(cx, &blk->conv[1], *a, 1, H, W, *b));
-    op_relu(cx, *b, n);
-    SDC_TRY(conv2d_fwd_into(cx, &blk->conv[2], *b, 1, H, W, *a));
-    op_add(cx, *a, *x, n);
-    op_relu(cx, *a, n);
+    SDC_TRY(conv2d_fwd_fused(cx, &blk->conv[0], *x, 1, H, W, *a, NULL, 1));
+    SDC_TRY(conv2d_fwd_fused(cx, &blk->conv[1], *a, 1, H, W, *b, NULL, 1));
+    SDC_TRY(conv2d_fwd_fused(cx, &blk->conv[2], *b, 1, H, W, *a, *x, 1));
     float *t = *x;
     *x = *a;
     *a = t;
@@ -289,9 +284,8 @@ static sdc_status decode_one(const sdc_taesd *t, const float *z, int h, int w, f
     SDC_TRY(act_from_host(cx, &in, z, (int64_t)c->latent_channels * H * W));
     op_tanh_clamp(cx, in, TAESD_CLAMP, (int64_t)c->latent_channels * H * W);
     sdc_status st = op_alloc(cx, &s.x, (int64_t)C * H * W);
-    if (!st) st = conv2d_fwd_into(cx, &d->conv_first, in, 1, H, W, s.x);
+    if (!st) st = conv2d_fwd_fused(cx, &d->conv_first, in, 1, H, W, s.x, NULL, 1);
     op_free(cx, in);
-    if (!st) op_relu(cx, s.x, (int64_t)C * H * W);
     for (int i = 0; i < c->n_dec && !st; i++) {
         int last = i == c->n_dec - 1;
         if ((st = run_blocks(cx, d->blocks + nb, c->dec_blocks[i], &s, (int64_t)C * H * W, H, W))) break;

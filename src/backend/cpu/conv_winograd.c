@@ -18,36 +18,8 @@
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/winograd.h"
+#include "backend/cpu/winograd_job.h"
 #include "backend/ops.h"
-
-/* A run of consecutive tiles of one tile row: chunk columns [k0, k0+cnt). */
-typedef struct {
-    int k0, cnt, ty, tx0;
-    int64_t b;
-} tile_run;
-
-typedef struct wino_job wino_job;
-
-typedef struct {
-    int m, n, nxi; /* output tile m x m, input tile n x n = (m+2)^2 = nxi transformed positions */
-    void (*weights)(const wino_job *J, const void *w, op_dtype wt);
-    void (*input)(const wino_job *J, const tile_run *runs, int nruns, float *vp, int64_t vstride, float *tmp);
-    void (*output)(const wino_job *J, const tile_run *runs, int nruns, int n, const float *m, int64_t mstride,
-                   float *tmp);
-} wino_variant;
-
-struct wino_job {
-    const float *x, *bias;
-    float *y;
-    int B, C, H, W, O;
-    int th, tw;      /* tiles per image: ceil(H/m) x ceil(W/m) */
-    int64_t T;       /* tiles in the batch */
-    const float *up; /* [nxi][O rounded up to mr][C] packed A */
-    int64_t up_stride;
-    const gemm_arch *ar;
-    const wino_variant *v;
-    int threads; /* the op's context's */
-};
 
 static int tile_runs(const wino_job *J, int64_t t0, int n, tile_run *runs) {
     int64_t Ti = (int64_t)J->th * J->tw;
@@ -62,34 +34,38 @@ static int tile_runs(const wino_job *J, int64_t t0, int n, tile_run *runs) {
 }
 
 /* Kernel transforms U = G g G^T into packed A panels (row o, k = c), panel by
- * panel and c by c, so each destination matrix is written sequentially.
- * rows(g3, t) computes the n x 3 product G g3 for one kernel column set. */
-static void weights_common(const wino_job *J, const void *w, op_dtype wt, void (*gg)(const float *g, float *u)) {
+ * panel and c by c: gg transforms the panel's MR kernels at once, lane r of
+ * g[9][GL] / u[nxi][GL] being row r (loops over r vectorise; a kernel at a
+ * time cost TAESD 7 % of its decode), and each transformed position's MR
+ * values are one contiguous run of the destination. */
+#define GL 16 /* lanes: every gemm_arch's mr is at most 16 */
+typedef void (*gg_fn)(float (*g)[GL], float (*u)[GL], int R);
+
+static void weights_common(const wino_job *J, const void *w, op_dtype wt, gg_fn gg) {
     int MR = J->ar->mr, C = J->C, npanels = (J->O + MR - 1) / MR, nxi = J->v->nxi;
 #pragma omp parallel for schedule(static) num_threads(J->threads)
     for (int p = 0; p < npanels; p++) {
         float *base = (float *)J->up + (int64_t)p * MR * C;
-        float u[36];
+        float g[9][GL], u[36][GL];
         for (int c = 0; c < C; c++) {
-            float *d = base + (int64_t)c * MR;
             for (int r = 0; r < MR; r++) {
                 int o = p * MR + r;
-                if (o >= J->O) {
-                    memset(u, 0, sizeof u);
-                } else if (wt == OP_F32) {
-                    gg((const float *)w + ((int64_t)o * C + c) * 9, u);
-                } else {
-                    const uint16_t *h = (const uint16_t *)w + ((int64_t)o * C + c) * 9;
-                    float g[9];
-                    for (int e = 0; e < 9; e++) {
-                        uint32_t bits = (uint32_t)h[e] << 16;
-                        if (wt == OP_BF16) memcpy(&g[e], &bits, 4);
-                        else g[e] = gemm_half_to_float(h[e]);
+                for (int e = 0; e < 9; e++) {
+                    if (o >= J->O) {
+                        g[e][r] = 0.0f;
+                    } else if (wt == OP_F32) {
+                        g[e][r] = ((const float *)w)[((int64_t)o * C + c) * 9 + e];
+                    } else {
+                        uint16_t h = ((const uint16_t *)w)[((int64_t)o * C + c) * 9 + e];
+                        uint32_t bits = (uint32_t)h << 16;
+                        if (wt == OP_BF16) memcpy(&g[e][r], &bits, 4);
+                        else g[e][r] = gemm_half_to_float(h);
                     }
-                    gg(g, u);
                 }
-                for (int xi = 0; xi < nxi; xi++) d[xi * J->up_stride + r] = u[xi];
             }
+            gg(g, u, MR);
+            float *d = base + (int64_t)c * MR;
+            for (int xi = 0; xi < nxi; xi++) memcpy(d + xi * J->up_stride, u[xi], sizeof(float) * (size_t)MR);
         }
     }
 }
@@ -99,20 +75,22 @@ static void weights_common(const wino_job *J, const void *w, op_dtype wt, void (
  * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  * A^T = [1 1 1 0; 0 1 -1 -1] */
 
-static void gg2(const float *g, float *u) {
-    float t[4][3]; /* G g */
-    for (int j = 0; j < 3; j++) {
-        t[0][j] = g[j];
-        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; i++) {
-        u[i * 4 + 0] = t[i][0];
-        u[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        u[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        u[i * 4 + 3] = t[i][2];
-    }
+static void gg2(float (*g)[GL], float (*u)[GL], int R) {
+    float t[4][3][GL]; /* G g */
+    for (int j = 0; j < 3; j++)
+        for (int r = 0; r < R; r++) {
+            t[0][j][r] = g[j][r];
+            t[1][j][r] = 0.5f * (g[j][r] + g[3 + j][r] + g[6 + j][r]);
+            t[2][j][r] = 0.5f * (g[j][r] - g[3 + j][r] + g[6 + j][r]);
+            t[3][j][r] = g[6 + j][r];
+        }
+    for (int i = 0; i < 4; i++)
+        for (int r = 0; r < R; r++) {
+            u[i * 4 + 0][r] = t[i][0][r];
+            u[i * 4 + 1][r] = 0.5f * (t[i][0][r] + t[i][1][r] + t[i][2][r]);
+            u[i * 4 + 2][r] = 0.5f * (t[i][0][r] - t[i][1][r] + t[i][2][r]);
+            u[i * 4 + 3][r] = t[i][2][r];
+        }
 }
 static void weights2(const wino_job *J, const void *w, op_dtype wt) { weights_common(J, w, wt, gg2); }
 
@@ -201,6 +179,15 @@ static void out2_row(const float *restrict a, const float *restrict b, const flo
     }
 }
 
+/* The fused epilogue on n outputs just written at y (plane offset off): the
+ * residual added after the bias, then ReLU as cpu_relu. */
+static void epilogue(const wino_job *J, float *y, int64_t off, int n) {
+    if (J->res)
+        for (int e = 0; e < n; e++) y[e] += J->res[off + e];
+    if (J->relu)
+        for (int e = 0; e < n; e++) y[e] = y[e] < 0.0f ? 0.0f : y[e];
+}
+
 /* Y = A^T M A + bias from m[xi][O][n] (xi stride mstride). */
 static void output2(const wino_job *J, const tile_run *runs, int nruns, int n, const float *m, int64_t mstride,
                     float *tmp) {
@@ -223,6 +210,7 @@ static void output2(const wino_job *J, const tile_run *runs, int nruns, int n, c
                 int full = x0 + 2 * cnt <= W ? cnt : cnt - 1; /* the last tile may stick out on the right */
                 out2_row(a, a + L, a + 2 * L, a + 3 * L, bo, yr, full);
                 if (full < cnt) yr[2 * full] = a[full] + a[L + full] + a[2 * L + full] + bo;
+                if (J->res || J->relu) epilogue(J, yr, yr - J->y, 2 * cnt < W - x0 ? 2 * cnt : W - x0);
             }
         }
     }
@@ -233,20 +221,22 @@ static void output2(const wino_job *J, const tile_run *runs, int nruns, int n, c
  * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
  * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
 
-static void g6(const float *g, int s, float *t, int ts) { /* t = G g for a 3-vector g (stride s) */
-    float a = g[0], b = g[s], c = g[2 * s];
-    t[0] = 0.25f * a;
-    t[ts] = -(a + b + c) / 6.0f;
-    t[2 * ts] = -(a - b + c) / 6.0f;
-    t[3 * ts] = a / 24.0f + b / 12.0f + c / 6.0f;
-    t[4 * ts] = a / 24.0f - b / 12.0f + c / 6.0f;
-    t[5 * ts] = c;
+/* t[i] = (G (a, b, c))[i] for each lane r < R; t rows ts lanes apart */
+static void g6(const float *a, const float *b, const float *c, float *t, int ts, int R) {
+    for (int r = 0; r < R; r++) {
+        t[r] = 0.25f * a[r];
+        t[ts + r] = -(a[r] + b[r] + c[r]) / 6.0f;
+        t[2 * ts + r] = -(a[r] - b[r] + c[r]) / 6.0f;
+        t[3 * ts + r] = a[r] / 24.0f + b[r] / 12.0f + c[r] / 6.0f;
+        t[4 * ts + r] = a[r] / 24.0f - b[r] / 12.0f + c[r] / 6.0f;
+        t[5 * ts + r] = c[r];
+    }
 }
 
-static void gg4(const float *g, float *u) {
-    float t[6][3];
-    for (int j = 0; j < 3; j++) g6(g + j, 3, &t[0][j], 3);
-    for (int i = 0; i < 6; i++) g6(t[i], 1, u + i * 6, 1);
+static void gg4(float (*g)[GL], float (*u)[GL], int R) {
+    float t[6][3][GL]; /* G g */
+    for (int j = 0; j < 3; j++) g6(g[j], g[3 + j], g[6 + j], t[0][j], 3 * GL, R);
+    for (int i = 0; i < 6; i++) g6(t[i][0], t[i][1], t[i][2], u[i * 6], GL, R);
 }
 static void weights4(const wino_job *J, const void *w, op_dtype wt) { weights_common(J, w, wt, gg4); }
 
@@ -363,6 +353,7 @@ static void output4(const wino_job *J, const tile_run *runs, int nruns, int n, c
                              a + 5 * L + full, bo, t, 1);
                     for (int e = 0; x0 + 4 * full + e < W; e++) yr[4 * full + e] = t[e];
                 }
+                if (J->res || J->relu) epilogue(J, yr, yr - J->y, 4 * cnt < W - x0 ? 4 * cnt : W - x0);
             }
         }
     }
@@ -395,6 +386,16 @@ static int usable(const wino_variant *v, int B, int C, int H, int W, int O) {
     return tiles >= 256 && C >= 8 && O >= 8 && (int64_t)v->nxi * O * C <= (16 << 20);
 }
 
+#define WINO_PAD 16 /* floats: one cache line */
+
+static int g_wino_vec = 1; /* tests: 0 runs the portable transforms */
+
+int winograd_vector_transforms(int on) {
+    g_wino_vec = on;
+    const gemm_arch *ar = gemm_arch_get();
+    return ar->vec == 2 && ar->nr == 32 && __builtin_cpu_supports("avx512f");
+}
+
 static int g_wino_max = -1; /* largest tile allowed: SDC_WINOGRAD = 0 (off), 2, or 4 (default) */
 
 static const wino_variant *pick(const op_ctx *cx, int B, int C, int H, int W, int O) {
@@ -411,17 +412,22 @@ static const wino_variant *pick(const op_ctx *cx, int B, int C, int H, int W, in
 
 int winograd_worthwhile(const op_ctx *cx, int B, int C, int H, int W, int O) { return pick(cx, B, C, H, W, O) != NULL; }
 
-sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
-                              const float *bias, int O, float *y, int m) {
+static sdc_status winograd_run(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                               const float *bias, int O, float *y, int m, const float *res, int relu) {
     const wino_variant *v = m == 4 ? &F4 : m == 2 ? &F2 : pick(cx, B, C, H, W, O);
     if (!v) v = &F2;
-    const gemm_arch *ar = gemm_arch_get();
+    /* a row tile that divides O: no edge tiles (64 channels: 8 rows, not 12) */
+    const gemm_arch *ar = gemm_arch_for_rows(gemm_arch_get(), O);
     int MR = ar->mr, NR = ar->nr, nxi = v->nxi;
-    wino_job J = {x, bias, y, B, C, H, W, O, (H + v->m - 1) / v->m, (W + v->m - 1) / v->m, 0, NULL, 0, ar, v,
+    wino_job J = {x, bias, y, res, relu, B, C, H, W, O, (H + v->m - 1) / v->m, (W + v->m - 1) / v->m, 0, NULL, 0, ar, v,
                   cx->threads};
     J.T = (int64_t)B * J.th * J.tw;
+    int vec = g_wino_vec && wino4_avx512_usable(&J);
     int64_t Op = (O + MR - 1) / MR * MR;
-    J.up_stride = Op * C;
+    /* the nxi matrices of U, V and M are each a cache line more than a
+     * multiple of 4 KiB apart: the transforms touch all nxi at one offset,
+     * which at 64 channels (16 KiB matrices) hit one L1 set and thrashed */
+    J.up_stride = Op * C + WINO_PAD;
     /* kept between calls up to 64 MiB (fresh pages cost a fault each) */
     int64_t nup = nxi * J.up_stride;
     float *up = nup <= (16 << 20) ? cpu_scratch(6, nup) : malloc((size_t)nup * sizeof(float));
@@ -437,7 +443,7 @@ sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, i
     if (nthr > nchunks) nthr = (int)nchunks;
 #pragma omp parallel num_threads(nthr) reduction(| : failed)
     {
-        int64_t vstride = (int64_t)n * C, mstride = (int64_t)n * O;
+        int64_t vstride = (int64_t)n * C + WINO_PAD, mstride = (int64_t)n * O + WINO_PAD;
         int64_t ntmp = 24 * ((int64_t)J.tw + 1);
         float *vp = cpu_scratch(4, nxi * vstride + ntmp);
         float *mb = cpu_scratch(5, nxi * mstride);
@@ -453,14 +459,17 @@ sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, i
                 for (int xi = 0; xi < nxi; xi++)
                     memset(vp + xi * vstride + (int64_t)(cntp - NR) * C, 0, sizeof(float) * (size_t)NR * C);
             int nruns = tile_runs(&J, t0, cnt, runs);
-            v->input(&J, runs, nruns, vp, vstride, vp + nxi * vstride);
+            if (vec) wino4_avx512_input(&J, runs, nruns, vp, vstride);
+            else v->input(&J, runs, nruns, vp, vstride, vp + nxi * vstride);
             for (int xi = 0; xi < nxi && !failed; xi++) {
                 gemm_desc d = {.M = O, .N = cnt, .K = C, .a_packed = up + xi * J.up_stride,
-                               .b_packed = vp + xi * vstride, .C = mb + xi * (int64_t)O * cnt, .ldc = cnt,
+                               .b_packed = vp + xi * vstride, .C = mb + xi * mstride, .ldc = cnt,
                                .f32_only = 1};
                 if (gemm_serial(&d, ar, 0, O, 0, cnt)) failed = 1;
             }
-            if (!failed) v->output(&J, runs, nruns, cnt, mb, (int64_t)O * cnt, vp + nxi * vstride);
+            if (failed) continue;
+            if (vec) wino4_avx512_output(&J, runs, nruns, cnt, mb, mstride);
+            else v->output(&J, runs, nruns, cnt, mb, mstride, vp + nxi * vstride);
         }
         free(runs);
     }
@@ -469,7 +478,12 @@ sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, i
     return SDC_OK;
 }
 
+sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                              const float *bias, int O, float *y, int m) {
+    return winograd_run(cx, x, B, C, H, W, w, wt, bias, O, y, m, NULL, 0);
+}
+
 sdc_status conv3x3_winograd(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
-                            const float *bias, int O, float *y) {
-    return conv3x3_winograd_m(cx, x, B, C, H, W, w, wt, bias, O, y, 0);
+                            const float *bias, int O, float *y, const float *res, int relu) {
+    return winograd_run(cx, x, B, C, H, W, w, wt, bias, O, y, 0, res, relu);
 }

@@ -15,6 +15,8 @@ sdc_status cpu_linear_t(op_ctx *cx, const float *x, int64_t M, int64_t K, const 
                  float *y);
 sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y);
+sdc_status cpu_conv2d_fused(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                            const float *b, int O, int k, int stride, int pad, float *y, const float *res, int relu);
 /* int8 convolution whose kernel has its columns in (ky, kx, c) order (conv_q8.c) */
 sdc_status cpu_conv2d_q8_taps(op_ctx *cx, const float *x, int B, int C, int H, int W, const q8_matrix *w,
                               const float *bias, int O, int k, int stride, int pad, float *y);

@@ -121,13 +121,26 @@ sdc_status cpu_conv2d(op_ctx *cx, const float *x, int B, int C, int H, int W, co
 
 sdc_status cpu_conv2d_t(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt, const float *b, int O,
                        int k, int stride, int pad, float *y) {
+    return cpu_conv2d_fused(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y, NULL, 0);
+}
+
+sdc_status cpu_conv2d_fused(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
+                            const float *b, int O, int k, int stride, int pad, float *y, const float *res, int relu) {
+    if ((res || relu) && !(wt != OP_Q8 && k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(cx, B, C, H, W, O))) {
+        /* only Winograd's output pass takes the epilogue */
+        SDC_TRY(cpu_conv2d_fused(cx, x, B, C, H, W, w, wt, b, O, k, stride, pad, y, NULL, 0));
+        int64_t n = (int64_t)B * O * ((H + 2 * pad - k) / stride + 1) * ((W + 2 * pad - k) / stride + 1);
+        if (res) cpu_add(cx, y, res, n);
+        if (relu) cpu_relu(cx, y, n);
+        return SDC_OK;
+    }
     PROF_BEGIN();
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     int64_t HWo = (int64_t)Ho * Wo, CK = (int64_t)C * k * k;
     double flops = 2.0 * B * (double)O * (double)HWo * (double)CK;
     op_flops_add(flops);
     if (wt != OP_Q8 && k == 3 && stride == 1 && pad == 1 && winograd_worthwhile(cx, B, C, H, W, O)) {
-        sdc_status st = conv3x3_winograd(cx, x, B, C, H, W, w, wt, b, O, y);
+        sdc_status st = conv3x3_winograd(cx, x, B, C, H, W, w, wt, b, O, y, res, relu);
         PROF_END(PROF_CONV3, flops);
         return st;
     }

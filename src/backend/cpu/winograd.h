@@ -10,11 +10,17 @@
 /* Whether a Winograd variant beats the direct implicit GEMM for this shape. */
 int winograd_worthwhile(const op_ctx *cx, int B, int C, int H, int W, int O);
 /* y[B,O,H,W] = conv3x3(x[B,C,H,W], w[O,C,3,3] of type wt, pad 1) + bias[O]
- * (bias may be NULL) */
+ * (bias may be NULL), + res[B,O,H,W] when res is not NULL, then ReLU when
+ * relu is set: the epilogue runs on each tile while it is in cache. */
 sdc_status conv3x3_winograd(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
-                            const float *bias, int O, float *y);
+                            const float *bias, int O, float *y, const float *res, int relu);
 /* The same with the output tile forced: m = 2 or 4 (tests). */
 sdc_status conv3x3_winograd_m(op_ctx *cx, const float *x, int B, int C, int H, int W, const void *w, op_dtype wt,
                               const float *bias, int O, float *y, int m);
+
+/* Tests: on = 0 makes F(4x4) use its portable transforms even where the
+ * AVX-512 ones apply (1: back to the automatic choice). Returns whether this
+ * CPU runs the AVX-512 ones at all. */
+int winograd_vector_transforms(int on);
 
 #endif
