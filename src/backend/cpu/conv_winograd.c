@@ -392,8 +392,7 @@ static int g_wino_vec = 1; /* tests: 0 runs the portable transforms */
 
 int winograd_vector_transforms(int on) {
     g_wino_vec = on;
-    const gemm_arch *ar = gemm_arch_get();
-    return ar->vec == 2 && ar->nr == 32 && __builtin_cpu_supports("avx512f");
+    return wino4_avx512_arch(gemm_arch_get());
 }
 
 static int g_wino_max = -1; /* largest tile allowed: SDC_WINOGRAD = 0 (off), 2, or 4 (default) */

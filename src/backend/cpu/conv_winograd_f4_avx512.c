@@ -21,10 +21,9 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
-int wino4_avx512_usable(const wino_job *J) {
-    return J->v->m == 4 && J->ar->vec == 2 && J->ar->nr == 32 && J->tw % 16 == 0 &&
-           __builtin_cpu_supports("avx512f");
-}
+int wino4_avx512_arch(const gemm_arch *ar) { return ar->vec == 2 && ar->nr == 32; }
+
+int wino4_avx512_usable(const wino_job *J) { return J->v->m == 4 && wino4_avx512_arch(J->ar) && J->tw % 16 == 0; }
 
 /* How many channels (input) or output channels ahead the transforms
  * prefetch: a group takes ~100 cycles, DRAM answers in a few hundred. */
@@ -198,6 +197,7 @@ void wino4_avx512_output(const wino_job *J, const tile_run *runs, int nruns, int
 }
 
 #else /* not x86-64: never usable */
+int wino4_avx512_arch(const gemm_arch *ar) { return 0; }
 int wino4_avx512_usable(const wino_job *J) { return 0; }
 void wino4_avx512_input(const wino_job *J, const tile_run *runs, int nruns, float *vp, int64_t vstride) {}
 void wino4_avx512_output(const wino_job *J, const tile_run *runs, int nruns, int n, const float *m,

@@ -44,6 +44,9 @@ struct wino_job {
  * B panels are 32 tiles wide. Same operations in the same order as the
  * portable ones in conv_winograd.c, so the results are bit-identical. */
 int wino4_avx512_usable(const wino_job *J);
+/* Whether GEMM kernel set ar can take them at all (its AVX-512 sets, which
+ * gemm_arch_named hands out only where cpuid has avx512f). */
+int wino4_avx512_arch(const gemm_arch *ar);
 void wino4_avx512_input(const wino_job *J, const tile_run *runs, int nruns, float *vp, int64_t vstride);
 void wino4_avx512_output(const wino_job *J, const tile_run *runs, int nruns, int n, const float *m,
                          int64_t mstride);
