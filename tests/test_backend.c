@@ -388,7 +388,7 @@ TEST(backend_conv3x3_winograd_tiles) {
 TEST(backend_winograd_vector_transforms_bit_identical) {
     op_ctx *cx = test_cx();
     if (!winograd_vector_transforms(1)) {
-        SKIP("this CPU has no AVX-512 (the portable transforms are the only ones)");
+        SKIP("the GEMM kernels in use are not AVX-512 (no AVX-512 here, or SDC_GEMM_ISA): only the portable transforms run");
     }
     /* tile rows of 16, 32, 64 and 48 tiles (runs of 1 to 4 groups of 16), and long runs (C + O > 128) */
     static const int cases[][5] = {{1, 64, 61, 64, 64},  {2, 24, 29, 125, 40}, {1, 16, 128, 128, 16},
